@@ -1,0 +1,53 @@
+# clipsafety: the commands the README names.
+#   make book                 set up .venv, execute every chapter (papermill, cached), build the site
+#   make test                 set up .venv, run the test suite
+#   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
+#   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
+#   make bench                run the speed/memory benchmarks under bench/
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Published upstream files are read from a mirror when one exists (../shared/external here),
+# downloaded by pinned URL into the cache otherwise.
+ifeq ($(origin CLIPSAFETY_MIRROR), undefined)
+  CLIPSAFETY_MIRROR := $(shell [ -d ../shared/external ] && cd ../shared/external && pwd)
+endif
+export CLIPSAFETY_MIRROR
+export PYTHONUNBUFFERED := 1
+
+.PHONY: book test chapter zoo bench venv clean lint
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@echo "== setting up $(VENV) (pinned in requirements.lock; first time takes a few minutes)"
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+book: $(STAMP)
+	$(PY) -m clipsafety.book build
+
+chapter: $(STAMP)
+	@[ -n "$(NAME)" ] || { echo "usage: make chapter NAME=<chapter> PARAMS='-p key value ...'"; exit 2; }
+	$(PY) -m clipsafety.book chapter $(NAME) $(PARAMS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+zoo: $(STAMP)
+	$(PY) -m clipsafety.zoo.train $(ZOO_ARGS)
+
+bench: $(STAMP)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: $(STAMP)
+	$(PY) -m ruff check lib tests bench analyses
+
+clean:
+	rm -rf book/_build book/chapters .cache

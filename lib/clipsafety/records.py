@@ -1,0 +1,77 @@
+"""The two records every part of clipsafety agrees on.
+
+``LoadedModel`` is what :func:`clipsafety.load` returns: a module that maps a batch of
+preprocessed images to logits over the model's label space, plus everything needed to feed
+it and to interpret its logits (transform, class names, logit-scale policy, manifest).
+
+``PredictionRecord`` is what :func:`clipsafety.predict` returns and the store keeps: per-sample
+logits over the model's *full* label space, targets as indices into that same label space
+(``-1`` for OOD samples), sample ids, an optional per-sample metadata table, and a manifest.
+Label subsets (ImageNet-R's 200 classes, ObjectNet's 113, ...) are recorded in
+``manifest["label_subset"]`` as the sorted column indices the dataset allows; metrics restrict
+logits to those columns before argmax and before softmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference.
+
+    Attributes
+    ----------
+    model_id: the id the user typed, e.g. ``openclip:ViT-B-32@laion2b_s34b_b79k``.
+    module: ``torch.nn.Module`` mapping images ``[B, 3, H, W]`` to logits ``[B, C]``.
+        For zero-shot CLIP the head is part of it: ``logits = scale * img @ W (+ bias)``.
+    transform: callable mapping a ``PIL.Image`` (RGB) to a ``[3, H, W]`` float tensor.
+    classes: the ``C`` class names of the label space, in logit order.
+    logit_policy: how logits were scaled, e.g. ``{"kind": "clip", "scale": 100.0,
+        "bias": None}`` for CLIP (cosine = logits / scale when bias is None) or
+        ``{"kind": "classifier"}`` for a plain classifier.
+    manifest: everything that determines the logits (model id, weights hash,
+        preprocessing, head and template hash, logit policy); part of the cache key.
+    label_space: name of the label space (``"imagenet-1k"``, ``"synth"``, ...).
+    """
+
+    model_id: str
+    module: Any
+    transform: Callable[[Any], Any]
+    classes: list[str]
+    logit_policy: dict
+    manifest: dict
+    label_space: str = "imagenet-1k"
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class PredictionRecord:
+    """Per-sample predictions of one model on one dataset with one head.
+
+    logits: float array ``[N, C]`` over the model's full label space.
+    targets: int array ``[N]``, indices into the same label space; ``-1`` for OOD samples.
+    ids: str array ``[N]``, stable sample ids (file names relative to the dataset root,
+        or generator ids for the synthetic world).
+    manifest: dict, the cache key's source (see :mod:`clipsafety.store`); includes
+        ``label_subset`` (sorted list of allowed columns, or ``None`` for all).
+    meta: optional ``pandas.DataFrame`` with one row per sample, aligned with ``ids``
+        (factor annotations, texture class of a cue-conflict image, ...).
+    """
+
+    logits: np.ndarray
+    targets: np.ndarray
+    ids: np.ndarray
+    manifest: dict
+    meta: Any = None
+
+    @property
+    def label_subset(self) -> list[int] | None:
+        return self.manifest.get("label_subset")
+
+    def __len__(self) -> int:
+        return int(self.logits.shape[0])
