@@ -75,3 +75,36 @@ class PredictionRecord:
 
     def __len__(self) -> int:
         return int(self.logits.shape[0])
+
+
+class DatasetSpec:
+    """An evaluation set, declared separately from how a model classifies (imagenet-testbed).
+
+    Subclasses set the attributes and implement ``__len__``, ``__getitem__`` and
+    ``manifest``. The inference code never knows dataset names: it only reads these.
+
+    dataset_id: the id a user typed (``imagenet:val``, ``synth:id-test``, ``folder:/data/x``).
+    label_space: the space the targets index (``"imagenet-1k"``, ``"synth"``, ``"cue-conflict-16"``).
+    label_subset: sorted allowed columns of that space (ImageNet-R's 200), or ``None`` for all.
+    classes: class names of ``label_space`` (all of them, not only the subset).
+    """
+
+    dataset_id: str = ""
+    label_space: str = "imagenet-1k"
+    label_subset: list[int] | None = None
+    classes: list[str] = []
+
+    def __len__(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __getitem__(self, i: int):  # -> (PIL.Image RGB, int target or -1 for OOD, str sample id)
+        raise NotImplementedError
+
+    def manifest(self) -> dict:
+        """JSON-able description that identifies the data exactly (part of the cache key)."""
+        raise NotImplementedError
+
+    def meta(self):
+        """Optional ``pandas.DataFrame`` of per-sample annotations, indexed like the samples
+        (column ``id`` first; ImageNet-X's 16 factor columns where known)."""
+        return None
