@@ -1,0 +1,342 @@
+"""Accuracy and calibration from logits.
+
+Conventions (see METHODS.md sections 2 and 6)
+---------------------------------------------
+- ``logits``: float array ``[N, C]`` over the model's *full* label space (float16 is upcast to
+  float32; float32 and float64 are kept).
+- ``targets``: int array ``[N]`` indexing the same label space. ``-1`` marks OOD samples and is an
+  error here (accuracy and calibration are defined on ID samples only).
+- ``label_subset``: ``None`` (all columns) or the sorted column indices a dataset allows
+  (ImageNet-R's 200). Logits are restricted to those columns *before* argmax and *before*
+  softmax; targets are mapped to their position in the subset, and a target outside the subset
+  is an error.
+- Non-finite logits (NaN, +inf, -inf) raise ``ValueError`` naming the first offending rows.
+- ``temperature``: logits are divided by it before the softmax (1.0 leaves them unchanged).
+- Rows are processed in chunks so memory stays at a few tens of MB over the input.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterator, Sequence
+
+import numpy as np
+
+CHUNK = 4096
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_subset(label_subset, n_cols: int) -> np.ndarray | None:
+    if label_subset is None:
+        return None
+    sub = np.asarray(label_subset)
+    if sub.ndim != 1 or sub.size == 0 or not np.issubdtype(sub.dtype, np.integer):
+        raise ValueError(
+            f"label_subset must be a non-empty 1-D list of integer column indices, got {label_subset!r:.80}."
+        )
+    if np.any(np.diff(sub) <= 0):
+        raise ValueError("label_subset must be sorted and without repeats (e.g. sorted(set(subset))).")
+    if sub[0] < 0 or sub[-1] >= n_cols:
+        raise ValueError(
+            f"label_subset indexes columns {sub[0]}..{sub[-1]} but the logits have {n_cols} columns."
+        )
+    return sub.astype(np.intp)
+
+
+def check_logits(logits, name: str = "logits") -> np.ndarray:
+    """Return ``logits`` as a 2-D float32/float64 array; raise on bad shape or non-finite rows."""
+    L = np.asarray(logits)
+    if L.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [samples, classes], got shape {L.shape}.")
+    if not np.issubdtype(L.dtype, np.floating):
+        L = L.astype(np.float32)
+    elif L.dtype == np.float16:
+        L = L.astype(np.float32)
+    # One cheap pass: a row sum is non-finite iff the row holds a NaN/inf (or overflows, which the
+    # exact isfinite check on the flagged rows then clears).
+    with np.errstate(over="ignore", invalid="ignore"):
+        rs = L.sum(axis=1)
+    flagged = np.flatnonzero(~np.isfinite(rs))
+    if flagged.size:
+        bad = flagged[~np.isfinite(L[flagged]).all(axis=1)]
+        if bad.size:
+            raise ValueError(
+                f"{name} contain NaN or inf in {bad.size} row(s), first rows {bad[:5].tolist()}. "
+                "Check the inference run for those samples (overflow in float16? a broken image?) "
+                "and re-run or drop them before computing metrics."
+            )
+    return L
+
+
+def prepare(logits, targets=None, label_subset=None, *, allow_ood: bool = False):
+    """Validated ``(logits_restricted, targets_mapped)``; see the module conventions.
+
+    ``targets_mapped`` is ``None`` when ``targets`` is ``None``. With ``allow_ood`` targets of -1
+    are kept as -1 (for OOD scoring), otherwise they are an error.
+    """
+    L = check_logits(logits)
+    sub = _check_subset(label_subset, L.shape[1])
+    if sub is not None and sub.size != L.shape[1]:
+        L = L[:, sub]
+    if targets is None:
+        return L, None
+    t = np.asarray(targets)
+    if t.ndim != 1 or t.shape[0] != L.shape[0]:
+        raise ValueError(f"targets must be 1-D with one entry per logits row ({L.shape[0]}), got {t.shape}.")
+    if not np.issubdtype(t.dtype, np.integer):
+        if np.issubdtype(t.dtype, np.floating) and np.all(t == np.round(t)):
+            t = t.astype(np.int64)
+        else:
+            raise ValueError(f"targets must be integer class indices, got dtype {t.dtype}.")
+    ood = t == -1
+    if ood.any() and not allow_ood:
+        raise ValueError(
+            f"targets hold {int(ood.sum())} OOD samples (-1), first at rows {np.flatnonzero(ood)[:5].tolist()}; "
+            "accuracy and calibration need ID samples only: select rows with targets >= 0 first."
+        )
+    if sub is None:
+        badm = (~ood) & ((t < 0) | (t >= L.shape[1]))
+        if badm.any():
+            r = np.flatnonzero(badm)[:5]
+            raise ValueError(
+                f"targets {t[r].tolist()} at rows {r.tolist()} are outside the label space 0..{L.shape[1] - 1}."
+            )
+        return L, t.astype(np.intp)
+    pos = np.searchsorted(sub, t)
+    pos_c = np.minimum(pos, sub.size - 1)
+    inside = sub[pos_c] == t
+    badm = (~ood) & ~inside
+    if badm.any():
+        r = np.flatnonzero(badm)[:5]
+        raise ValueError(
+            f"targets {t[r].tolist()} at rows {r.tolist()} are not in label_subset "
+            f"({sub.size} classes, {sub[:3].tolist()}...). Check that the record's label subset "
+            "matches the dataset's targets."
+        )
+    return L, np.where(ood, -1, pos_c).astype(np.intp)
+
+
+def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
+    for s in range(0, n, size):
+        yield slice(s, min(s + size, n))
+
+
+# ----------------------------------------------------------------------------- softmax family
+def softmax(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
+    """Row softmax of ``logits / temperature`` over the subset's columns ``[N, len(subset)]``."""
+    L, _ = prepare(logits, None, label_subset)
+    out = np.empty(L.shape, dtype=L.dtype)
+    for sl in _chunks(L.shape[0]):
+        z = L[sl] / temperature if temperature != 1.0 else L[sl]
+        e = np.exp(z - z.max(1, keepdims=True))
+        out[sl] = e / e.sum(1, keepdims=True)
+    return out
+
+
+def row_stats(logits, targets=None, label_subset=None, temperature: float = 1.0) -> dict:
+    """One chunked pass over the logits: per-row quantities every metric needs.
+
+    Returns float64 arrays ``max_logit``, ``logsumexp`` (of ``logits / T``), ``confidence`` (max
+    softmax probability), ``pred`` (argmax position, ties to the lowest index) and, when
+    targets are given, ``correct``, ``log_p_true`` and ``brier`` (sum over classes of
+    ``(p_k - 1[k = y])**2``).
+    """
+    L, t = prepare(logits, targets, label_subset)
+    n = L.shape[0]
+    out = {k: np.empty(n) for k in ("max_logit", "logsumexp", "confidence")}
+    out["pred"] = np.empty(n, dtype=np.intp)
+    if t is not None:
+        for k in ("log_p_true", "brier"):
+            out[k] = np.empty(n)
+    inv_t = 1.0 / float(temperature)
+    if not (np.isfinite(inv_t) and inv_t > 0):
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}.")
+    for sl in _chunks(n):
+        x = L[sl]
+        am = x.argmax(1)
+        m = np.take_along_axis(x, am[:, None], 1)
+        d = x - m
+        if inv_t != 1.0:
+            d *= L.dtype.type(inv_t)
+        e = np.exp(d)
+        s = e.sum(1, dtype=np.float64)
+        logs = np.log(s)
+        out["max_logit"][sl] = m[:, 0]
+        out["logsumexp"][sl] = m[:, 0] * inv_t + logs
+        out["confidence"][sl] = 1.0 / s
+        out["pred"][sl] = am
+        if t is not None:
+            ty = t[sl]
+            dy = np.take_along_axis(d, ty[:, None], 1)[:, 0].astype(np.float64)
+            out["log_p_true"][sl] = dy - logs
+            sq = np.einsum("ij,ij->i", e, e, dtype=np.float64) / (s * s)
+            out["brier"][sl] = sq - 2.0 * np.exp(dy - logs) + 1.0
+    if t is not None:
+        out["correct"] = out["pred"] == t
+    return out
+
+
+def confidences(logits, targets=None, label_subset=None, temperature: float = 1.0):
+    """``(confidence, correct)``: max softmax probability and whether argmax equals the target.
+
+    ``correct`` is ``None`` without targets.
+    """
+    st = row_stats(logits, targets, label_subset, temperature)
+    return st["confidence"], st.get("correct")
+
+
+def accuracy(logits, targets, label_subset=None) -> float:
+    """Top-1 accuracy as a fraction in [0, 1] (argmax over the subset's columns; ties go to the
+    lowest column index, as ``numpy.argmax``)."""
+    L, t = prepare(logits, targets, label_subset)
+    if L.shape[0] == 0:
+        raise ValueError("accuracy of an empty set is undefined (0 samples).")
+    return float(np.mean(L.argmax(1) == t))
+
+
+def _conf_correct(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
+    c = np.asarray(confidence, dtype=np.float64)
+    k = np.asarray(correct).astype(np.float64)
+    if c.ndim != 1 or c.shape != k.shape:
+        raise ValueError(f"confidence and correct must be 1-D of equal length, got {c.shape} and {k.shape}.")
+    if c.size == 0:
+        raise ValueError("calibration error of an empty set is undefined (0 samples).")
+    if not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 1:
+        raise ValueError("confidence must hold finite probabilities in [0, 1] (the max softmax probability).")
+    return c, k
+
+
+def ece(confidence, correct, n_bins: int = 15) -> float:
+    """Top-label expected calibration error with ``n_bins`` equal-width bins.
+
+    Bins are ``(lo, hi]`` with the first bin closed at 0 (``[0, 1/15]``), so confidences of exactly
+    0 and exactly 1 are counted. ECE = sum over bins of ``(n_b / N) * |acc_b - conf_b|``.
+    torchmetrics' ``MulticlassCalibrationError`` uses ``[lo, hi)`` bins and puts confidence 1.0 in an
+    extra bin; the two agree when no confidence lies exactly on an inner edge or at 1.0.
+    """
+    c, k = _conf_correct(confidence, correct)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    b = np.searchsorted(edges[1:-1], c, side="left")
+    sc = np.bincount(b, weights=c, minlength=n_bins)
+    sk = np.bincount(b, weights=k, minlength=n_bins)
+    return float(np.sum(np.abs(sk - sc)) / c.size)
+
+
+def adaptive_ece(confidence, correct, n_bins: int = 15) -> float:
+    """Equal-mass ECE: samples sorted by confidence (stable) and split into ``n_bins`` groups of
+    sizes differing by at most one (``numpy.array_split``); weighted mean of ``|acc_b - conf_b|``."""
+    c, k = _conf_correct(confidence, correct)
+    order = np.argsort(c, kind="stable")
+    total = 0.0
+    for g in np.array_split(order, min(n_bins, c.size)):
+        total += abs(k[g].sum() - c[g].sum())
+    return float(total / c.size)
+
+
+def ece_from_logits(logits, targets, label_subset=None, temperature: float = 1.0, n_bins: int = 15) -> float:
+    """:func:`ece` of the softmax of ``logits / temperature`` restricted to ``label_subset``."""
+    st = row_stats(logits, targets, label_subset, temperature)
+    return ece(st["confidence"], st["correct"], n_bins)
+
+
+def nll(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood ``-log p(y | x)`` (natural log) of softmax(logits / T)."""
+    st = row_stats(logits, targets, label_subset, temperature)
+    return float(-np.mean(st["log_p_true"]))
+
+
+def brier(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
+    """Multi-class Brier score: mean over samples of ``sum_k (p_k - 1[k = y])**2`` (range [0, 2])."""
+    st = row_stats(logits, targets, label_subset, temperature)
+    return float(np.mean(st["brier"]))
+
+
+def apply_temperature(logits, temperature: float) -> np.ndarray:
+    """``logits / temperature`` (the scaled logits to feed any metric)."""
+    return np.asarray(logits) / temperature
+
+
+# ----------------------------------------------------------------------------- temperature
+def _temp_moments(D: np.ndarray, beta: float) -> tuple[float, float, float]:
+    """Mean log-sum-exp, E_p[d] and Var_p[d] of ``beta * D`` rows (D = logits - row max <= 0)."""
+    n = D.shape[0]
+    lse = e1 = var = 0.0
+    b = D.dtype.type(beta)
+    for sl in _chunks(n):
+        d = D[sl]
+        e = np.exp(d * b)
+        s0 = e.sum(1, dtype=np.float64)
+        ed = e * d
+        s1 = ed.sum(1, dtype=np.float64)
+        s2 = np.einsum("ij,ij->i", ed, d, dtype=np.float64)
+        m1 = s1 / s0
+        lse += float(np.log(s0).sum())
+        e1 += float(m1.sum())
+        var += float(np.maximum(s2 / s0 - m1 * m1, 0.0).sum())
+    return lse / n, e1 / n, var / n
+
+
+def fit_temperature(
+    logits, targets, label_subset=None, *, bounds: tuple[float, float] = (1e-3, 1e3), tol: float = 1e-7
+) -> float:
+    """The scalar ``T`` minimising the NLL of ``softmax(logits / T)`` on these samples.
+
+    Written for speed rather than calling a generic optimiser: the NLL is convex in ``beta = 1/T``
+    with gradient ``mean(E_p[l] - l_y)`` and curvature ``mean(Var_p[l])``, so a safeguarded Newton
+    iteration (bisection fallback inside a sign-change bracket) converges in a handful of passes
+    over the logits. ``T`` is confined to ``bounds``; hitting a bound (e.g. all samples correct and
+    separable, where the NLL keeps falling as ``T -> 0``) warns.
+    """
+    L, t = prepare(logits, targets, label_subset)
+    if L.shape[0] == 0:
+        raise ValueError("cannot fit a temperature on 0 samples.")
+    m = L.max(1, keepdims=True)
+    D = L - m
+    dy = np.take_along_axis(D, t[:, None], 1)[:, 0].astype(np.float64).mean()
+    b_lo, b_hi = 1.0 / bounds[1], 1.0 / bounds[0]
+    lo, hi = b_lo, b_hi  # bracket for the root of the gradient in beta
+    beta = 1.0
+    for _ in range(100):
+        _, e1, var = _temp_moments(D, beta)
+        g = e1 - dy
+        if g > 0:
+            hi = beta
+        else:
+            lo = beta
+        step = g / var if var > 0 else np.inf
+        new = beta - step
+        if not (lo < new < hi) or not np.isfinite(new):
+            new = np.sqrt(lo * hi)
+        if abs(new - beta) <= tol * beta or hi / lo < 1 + tol:
+            beta = new
+            break
+        beta = new
+    beta = float(np.clip(beta, b_lo, b_hi))
+    if beta <= b_lo * (1 + 1e-6) or beta >= b_hi * (1 - 1e-6):
+        warnings.warn(
+            f"fit_temperature hit the bound T={1 / beta:g} (bounds {bounds}); the NLL has no interior "
+            "minimum on these samples (all correct and separable, or worse than chance).",
+            stacklevel=2,
+        )
+    return 1.0 / beta
+
+
+def stratified_split(targets, frac: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(idx_a, idx_b)``: a stratified random split of sample indices, ``frac`` of each class in
+    ``idx_a`` (scikit-learn ``train_test_split(stratify=targets, random_state=seed)``); both sorted.
+
+    The calibration protocol fits the temperature on ``idx_a`` and reports on ``idx_b``.
+    Each class needs at least 2 samples.
+    """
+    from sklearn.model_selection import train_test_split
+
+    t = np.asarray(targets)
+    idx = np.arange(t.shape[0])
+    a, b = train_test_split(idx, train_size=frac, stratify=t, random_state=seed, shuffle=True)
+    return np.sort(a), np.sort(b)
+
+
+__all__: Sequence[str] = (
+    "accuracy", "adaptive_ece", "apply_temperature", "brier", "check_logits", "confidences", "ece",
+    "ece_from_logits", "fit_temperature", "nll", "prepare", "row_stats", "softmax", "stratified_split",
+)

@@ -1,0 +1,144 @@
+"""Accuracy-on-the-line trends and effective robustness (Taori et al. 2020 convention).
+
+Conventions
+-----------
+- Accuracies are fractions in [0, 1].
+- ``scale`` is ``"linear"``, ``"logit"`` (default) or ``"probit"``. Before the logit or probit
+  transform, accuracies are clipped to ``[1e-4, 1 - 1e-4]`` so that 0 and 1 stay finite
+  (the linear scale is not clipped).
+- A trend is an ordinary least-squares line of ``T(y)`` on ``T(x)`` where ``T`` is the scale's
+  transform; predictions are mapped back to accuracy with ``T``'s inverse, so residuals such
+  as effective robustness are in accuracy units (fractions; multiply by 100 for points).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+SCALES = ("linear", "logit", "probit")
+CLIP_EPS = 1e-4
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} is not known; expected one of {SCALES}.")
+
+
+def _as_acc(a, name: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = arr[None]
+    if not np.all(np.isfinite(arr)):
+        bad = np.flatnonzero(~np.isfinite(arr))[:5].tolist()
+        raise ValueError(f"{name} has non-finite accuracies at positions {bad}; drop those models first.")
+    if np.any((arr < 0) | (arr > 1)):
+        bad = np.flatnonzero((arr < 0) | (arr > 1))[:5].tolist()
+        raise ValueError(
+            f"{name} must be accuracies as fractions in [0, 1]; positions {bad} are outside "
+            f"(e.g. {arr[bad[0]]!r}). Divide percentages by 100."
+        )
+    return arr
+
+
+def transform(acc, scale: str = "logit") -> np.ndarray:
+    """Map accuracies (fractions) to the fitting scale; logit/probit clip to [1e-4, 1-1e-4]."""
+    _check_scale(scale)
+    a = np.asarray(acc, dtype=np.float64)
+    if scale == "linear":
+        return a
+    a = np.clip(a, CLIP_EPS, 1 - CLIP_EPS)
+    return special.logit(a) if scale == "logit" else special.ndtri(a)
+
+
+def inverse_transform(z, scale: str = "logit") -> np.ndarray:
+    """Inverse of :func:`transform` (back to accuracy fractions)."""
+    _check_scale(scale)
+    z = np.asarray(z, dtype=np.float64)
+    if scale == "linear":
+        return z
+    return special.expit(z) if scale == "logit" else special.ndtr(z)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A fitted line ``T(y) = slope * T(x) + intercept`` on the scale ``scale``."""
+
+    slope: float
+    intercept: float
+    scale: str = "logit"
+    n: int = 0
+
+    def predict(self, x_acc) -> np.ndarray:
+        """Predicted y accuracy (fraction) at x accuracies (fractions)."""
+        z = self.slope * transform(x_acc, self.scale) + self.intercept
+        return inverse_transform(z, self.scale)
+
+
+def _ols(tx: np.ndarray, ty: np.ndarray) -> tuple[float, float]:
+    xm, ym = tx.mean(), ty.mean()
+    sxx = np.sum((tx - xm) ** 2)
+    if sxx <= 0:
+        raise ValueError(
+            "cannot fit a trend: all baseline models have the same x accuracy; "
+            "use at least two models with different accuracies."
+        )
+    slope = float(np.sum((tx - xm) * (ty - ym)) / sxx)
+    return slope, float(ym - slope * xm)
+
+
+def fit_trend(x_acc, y_acc, scale: str = "logit") -> Trend:
+    """Least-squares trend of y accuracy on x accuracy on the given scale (see module notes)."""
+    _check_scale(scale)
+    x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
+    if x.shape != y.shape:
+        raise ValueError(f"x_acc and y_acc must have the same shape, got {x.shape} and {y.shape}.")
+    if x.size < 2:
+        raise ValueError(f"cannot fit a trend on {x.size} model(s); need at least 2.")
+    slope, intercept = _ols(transform(x, scale), transform(y, scale))
+    return Trend(slope, intercept, scale, int(x.size))
+
+
+def effective_robustness(x_acc, y_acc, baseline_mask=None, scale: str = "logit") -> np.ndarray:
+    """Effective robustness of every model: ``y - trend(x)`` as a fraction of accuracy.
+
+    The trend is fitted on the models selected by the boolean ``baseline_mask`` (all models when
+    ``None``), e.g. the standard ImageNet models, and evaluated at every model's x accuracy.
+    """
+    x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
+    if x.shape != y.shape:
+        raise ValueError(f"x_acc and y_acc must have the same shape, got {x.shape} and {y.shape}.")
+    mask = np.ones(x.shape, bool) if baseline_mask is None else np.asarray(baseline_mask, bool)
+    if mask.shape != x.shape:
+        raise ValueError(f"baseline_mask must have shape {x.shape} (one flag per model), got {mask.shape}.")
+    trend = fit_trend(x[mask], y[mask], scale)
+    return y - trend.predict(x)
+
+
+def trend_band(
+    x_acc, y_acc, grid, scale: str = "logit", n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Trend line on ``grid`` (``mid``, the fit on all models) and a percentile bootstrap band.
+
+    Models are resampled with replacement ``n_boot`` times (``numpy.random.default_rng(seed)``);
+    resamples whose x accuracies are all equal are skipped. ``lo``/``hi`` are the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the predicted accuracy per grid point.
+    """
+    x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
+    g = np.asarray(grid, dtype=np.float64)
+    mid = fit_trend(x, y, scale).predict(g)
+    tx, ty, tg = transform(x, scale), transform(y, scale), transform(g, scale)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    bx, by = tx[idx], ty[idx]
+    xm, ym = bx.mean(1, keepdims=True), by.mean(1, keepdims=True)
+    sxx = np.sum((bx - xm) ** 2, 1)
+    ok = sxx > 1e-12 * max(1.0, float(np.var(tx)) * x.size)
+    slope = np.sum((bx - xm) * (by - ym), 1)[ok] / sxx[ok]
+    inter = ym[ok, 0] - slope * xm[ok, 0]
+    pred = inverse_transform(slope[:, None] * tg[None, :] + inter[:, None], scale)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    lo, hi = np.quantile(pred, q, axis=0)
+    return lo, mid, hi
