@@ -1,0 +1,164 @@
+"""Zero-shot heads for CLIP models: label spaces, template sets, and the head module.
+
+Conventions (METHODS.md section 2):
+
+- A head embeds every template filled with every class name, L2-normalises each text
+  embedding, averages over templates and L2-normalises again (open_clip's
+  ``build_zero_shot_classifier`` does exactly this; we call it, we do not re-implement it).
+- Logits are ``scale * normalize(image_embedding) @ W + bias``. ``scale`` is the model's
+  own ``exp(logit_scale)`` and ``bias`` its ``logit_bias`` (SigLIP) unless a fixed scale is
+  asked for; the policy is recorded in :attr:`ZeroShotHead.logit_policy`.
+- Class names and template sets come from ``open_clip.zero_shot_metadata``: ``"openai"``
+  (80 templates), ``"simple"`` (7), ``"single"`` (``"a photo of a {}."``), a list of
+  strings containing ``{}``, or the path of a text file with one such template per line.
+- The head is built lazily (on the first forward or :meth:`ZeroShotHead.build`) so that a
+  cache hit in the store never pays for encoding 1000 x 80 prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+#: The 16 cue-conflict categories of Geirhos et al. (2019), in their (alphabetical) order.
+CUE_CONFLICT_16 = [
+    "airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat",
+    "chair", "clock", "dog", "elephant", "keyboard", "knife", "oven", "truck",
+]
+
+
+def imagenet_classnames() -> list[str]:
+    """The 1000 ImageNet class names open_clip ships (``IMAGENET_CLASSNAMES``), in index order."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    return list(IMAGENET_CLASSNAMES)
+
+
+def label_space_classes(name: str) -> list[str]:
+    """Class names of a named label space: ``"imagenet-1k"`` or ``"cue-conflict-16"``."""
+    if name == "imagenet-1k":
+        return imagenet_classnames()
+    if name == "cue-conflict-16":
+        return list(CUE_CONFLICT_16)
+    raise KeyError(
+        f"unknown label space {name!r}; expected one of ['imagenet-1k', 'cue-conflict-16'] "
+        "or pass the class names as a list (classnames=[...])."
+    )
+
+
+def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str], str]:
+    """``(class names, label-space name)``; ``None`` means ImageNet-1k.
+
+    A list of names gets the label space ``"custom-<8 hex of its sha256>"``.
+    """
+    if classnames is None:
+        classnames = "imagenet-1k"
+    if isinstance(classnames, str):
+        return label_space_classes(classnames), classnames
+    names = [str(c) for c in classnames]
+    if not names:
+        raise ValueError("classnames is empty; expected at least one class name")
+    digest = hashlib.sha256(json.dumps(names).encode()).hexdigest()[:8]
+    return names, f"custom-{digest}"
+
+
+def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = "openai"
+                      ) -> tuple[list[str], str]:
+    """``(templates as format strings with one '{}', name)``.
+
+    Names: ``"openai"`` (80), ``"simple"`` (7), ``"single"``; a list of strings or callables
+    (callables are rendered with ``"{}"`` to get their string form); or a text file path.
+    """
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
+
+    named = {
+        "openai": OPENAI_IMAGENET_TEMPLATES,
+        "simple": SIMPLE_IMAGENET_TEMPLATES,
+        "single": ("a photo of a {}.",),
+    }
+    if isinstance(templates, (str, os.PathLike)) and str(templates) in named:
+        name = str(templates)
+        raw = named[name]
+    elif isinstance(templates, (str, os.PathLike)):
+        path = Path(templates)
+        if not path.is_file():
+            raise ValueError(
+                f"templates={str(templates)!r} is neither a named set {sorted(named)} nor a "
+                "file; pass a name, a list of strings with '{}', or a text file with one "
+                "template per line."
+            )
+        raw = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+        name = f"file:{path.name}"
+    else:
+        raw = list(templates)
+        name = "custom"
+    out = [t("{}") if callable(t) else str(t) for t in raw]
+    bad = [t for t in out if t.count("{}") != 1]
+    if not out or bad:
+        raise ValueError(
+            f"each template must contain exactly one '{{}}' for the class name; got {bad[:3] or out}"
+        )
+    if name == "custom" or name.startswith("file:"):
+        name = f"{name}-{hashlib.sha256(json.dumps(out).encode()).hexdigest()[:8]}"
+    return out, name
+
+
+def head_spec(classnames: Sequence[str], templates: Sequence[str]) -> dict:
+    """What determines a head's weights besides the model: hashes of names and templates."""
+    h = lambda x: hashlib.sha256(json.dumps(list(x)).encode()).hexdigest()  # noqa: E731
+    return {"n_classes": len(classnames), "classnames_sha256": h(classnames),
+            "n_templates": len(templates), "templates_sha256": h(templates)}
+
+
+class ZeroShotHead(nn.Module):
+    """A CLIP image tower plus a zero-shot text head: images ``[B,3,H,W]`` -> logits ``[B,C]``.
+
+    ``logit_scale=None`` uses the model's own ``exp(logit_scale)`` and ``logit_bias``;
+    a float uses that fixed scale and no bias (the "x100" convention of other tools).
+    """
+
+    def __init__(self, clip_model: nn.Module, tokenizer, classnames: Sequence[str],
+                 templates: Sequence[str], logit_scale: float | None = None):
+        super().__init__()
+        self.clip = clip_model
+        self.tokenizer = tokenizer
+        self.classnames = list(classnames)
+        self.templates = list(templates)
+        if logit_scale is None:
+            scale = float(clip_model.logit_scale.exp().item())
+            bias = getattr(clip_model, "logit_bias", None)
+            bias = None if bias is None else float(bias.detach().reshape(-1)[0].item())
+            kind = "clip"
+        else:
+            scale, bias, kind = float(logit_scale), None, "clip-fixed"
+        self.logit_policy = {"kind": kind, "scale": scale, "bias": bias}
+        self.register_buffer("weights", torch.empty(0), persistent=False)
+
+    @torch.no_grad()
+    def build(self, progress: bool = False) -> torch.Tensor:
+        """Encode the prompts (once) with ``open_clip.build_zero_shot_classifier``."""
+        if self.weights.numel() == 0:
+            from open_clip import build_zero_shot_classifier
+
+            device = next(self.clip.parameters()).device
+            w = build_zero_shot_classifier(
+                self.clip, tokenizer=self.tokenizer, classnames=self.classnames,
+                templates=self.templates, num_classes_per_batch=10, device=device,
+                use_tqdm=progress,
+            )
+            self.weights = w.float()
+        return self.weights
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        w = self.build()
+        feats = self.clip.encode_image(images, normalize=True)
+        logits = self.logit_policy["scale"] * (feats.float() @ w.to(feats.device))
+        if self.logit_policy["bias"] is not None:
+            logits = logits + self.logit_policy["bias"]
+        return logits
