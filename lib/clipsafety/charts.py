@@ -1,0 +1,217 @@
+"""Chart builders for the factor and shape-bias chapters (altair, interactive, shared styles).
+
+Built on :mod:`clipsafety.plots` (renderer, group colours and markers, trend bands). Every
+builder takes a tidy table from :mod:`clipsafety.tables` and returns an altair chart; the
+legend is clickable (a click on a group highlights it) and tooltips name the model and values.
+Accuracies and effective robustness are fractions in the tables and shown in percent points.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from clipsafety import plots
+from clipsafety.style import GROUPS, group_label
+
+HIGHLIGHT = "clip-zeroshot"
+
+
+def _alt():
+    import altair as alt
+
+    return alt
+
+
+def _legend_selection():
+    alt = _alt()
+    return alt.selection_point(fields=["group_label"], bind="legend")
+
+
+def _groups_in(df: pd.DataFrame) -> list[str]:
+    return list(df["group"].dropna().unique())
+
+
+def _pct(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    out = df.copy()
+    for c in cols:
+        if c in out:
+            out[c] = out[c] * 100.0
+    return out
+
+
+def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str] | None = None,
+                  columns: int = 5, width: int = 150, height: int = 150,
+                  highlight: str | None = HIGHLIGHT):
+    """Factor accuracy against overall accuracy, one small panel per factor, with the baseline
+    fit and its bootstrap band (``grid`` from :func:`tables.trend_grid`).
+
+    ``long``: model, group, factor, factor_acc, overall_acc (fractions). Points of the
+    ``highlight`` group are drawn larger with a black outline.
+    """
+    alt = _alt()
+    factors = list(factors or long["factor"].drop_duplicates())
+    data = plots.with_group_labels(_pct(long, ["factor_acc", "overall_acc", "eff_rob",
+                                               "expected_acc"]))
+    grid = _pct(grid, ["x", "lo", "mid", "hi"])
+    sel = _legend_selection()
+    groups = _groups_in(long)
+    panels = []
+    for f in factors:
+        d = data[data["factor"] == f]
+        if d.empty:
+            continue
+        tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+                   alt.Tooltip("overall_acc:Q", format=".1f", title="overall acc (%)"),
+                   alt.Tooltip("factor_acc:Q", format=".1f", title=f"{f} acc (%)")]
+        if "eff_rob" in d:
+            tooltip.append(alt.Tooltip("eff_rob:Q", format="+.1f", title="eff. robustness (pts)"))
+        pts = plots.scatter_by_group(d, "overall_acc", "factor_acc", tooltip,
+                                     x_title="overall accuracy (%)", y_title=f"{f} accuracy (%)",
+                                     groups=groups, size=45)
+        pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1))).add_params(sel)
+        layers = [pts]
+        g = grid[grid["factor"] == f] if "factor" in grid else grid.iloc[0:0]
+        if not g.empty:
+            layers.insert(0, plots.trend_band(g))
+        if highlight is not None and (d["group"] == highlight).any():
+            hl = d[d["group"] == highlight]
+            layers.append(alt.Chart(hl).mark_point(size=140, color="black", filled=False,
+                                                   strokeWidth=1.5)
+                          .encode(x="overall_acc:Q", y="factor_acc:Q", tooltip=tooltip))
+        panels.append(alt.layer(*layers).properties(title=f, width=width, height=height))
+    if not panels:
+        return alt.Chart(pd.DataFrame()).mark_text().properties(title="no factor data")
+    return alt.concat(*panels, columns=columns).resolve_scale(color="shared", shape="shared")
+
+
+def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor",
+                                  title: str = "factor-level effective robustness",
+                                  height: int = 260):
+    """Mean effective robustness per group and category with bootstrap intervals (points and
+    error bars, percent points); ``summary`` from :func:`tables.group_summary`."""
+    alt = _alt()
+    d = plots.with_group_labels(_pct(summary.dropna(subset=["mean"]), ["mean", "lo", "hi"]))
+    groups = _groups_in(summary)
+    enc = plots.group_encodings(groups)
+    sel = _legend_selection()
+    order = list(summary[category].drop_duplicates())
+    base = alt.Chart(d).encode(
+        x=alt.X(f"{category}:N", sort=order, title=category),
+        xOffset=alt.XOffset("group_label:N"),
+        color=enc["color"],
+        opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
+    )
+    tooltip = [alt.Tooltip(f"{category}:N"), alt.Tooltip("group_label:N", title="group"),
+               alt.Tooltip("n_models:Q", title="models"),
+               alt.Tooltip("mean:Q", format="+.2f", title="mean (pts)"),
+               alt.Tooltip("lo:Q", format="+.2f", title="95% CI low"),
+               alt.Tooltip("hi:Q", format="+.2f", title="95% CI high")]
+    bars = base.mark_rule(strokeWidth=2).encode(y=alt.Y("lo:Q", title="effective robustness "
+                                                        "(accuracy points)"), y2="hi:Q")
+    pts = base.mark_point(filled=True, size=70).encode(y="mean:Q", shape=enc["shape"],
+                                                       tooltip=tooltip).add_params(sel)
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="grey", strokeDash=[4, 4]).encode(
+        y="y:Q")
+    return alt.layer(zero, bars, pts).properties(title=title, height=height, width=alt.Step(14))
+
+
+def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
+                                 category: str = "factor",
+                                 title: str = "effective robustness of every model"):
+    """One row per model (sorted by group), one column per category, colour = value in points
+    (diverging around 0); tooltips name model, group and value."""
+    alt = _alt()
+    d = plots.with_group_labels(_pct(long.dropna(subset=[value]), [value]))
+    order = [group_label(g) for g in GROUPS]
+    d["_g"] = d["group_label"].map({g: i for i, g in enumerate(order)}).fillna(len(order))
+    models = list(d.sort_values(["_g", "model"])["model"].drop_duplicates())
+    lim = float(max(1e-9, d[value].abs().quantile(0.98)))
+    return alt.Chart(d.drop(columns="_g")).mark_rect().encode(
+        x=alt.X(f"{category}:N", sort=list(long[category].drop_duplicates()), title=category),
+        y=alt.Y("model:N", sort=models, title=None, axis=alt.Axis(labelFontSize=8)),
+        color=alt.Color(f"{value}:Q", title="eff. rob. (pts)",
+                        scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True)),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+                 alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format="+.2f")],
+    ).properties(title=title, height=alt.Step(9))
+
+
+def strip_by_group(df: pd.DataFrame, value: str = "shape_bias", title: str = "",
+                   band: tuple[float, float, float] | None = None,
+                   band_label: str = "human observers (range, mean)",
+                   x_title: str = "shape bias (fraction of shape decisions)",
+                   tooltip_extra: Sequence[str] = ()):
+    """One point per model on a 0..1 axis, one row per group; an optional reference band
+    ``(lo, mid, hi)`` (e.g. the human observers) shaded behind. Tooltips name model and value."""
+    alt = _alt()
+    d = plots.with_group_labels(df.dropna(subset=[value]))
+    groups = _groups_in(df)
+    enc = plots.group_encodings(groups)
+    sel = _legend_selection()
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+               alt.Tooltip(f"{value}:Q", format=".3f")] + [alt.Tooltip(c) for c in tooltip_extra]
+    pts = alt.Chart(d).mark_point(filled=True, size=80).encode(
+        x=alt.X(f"{value}:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("group_label:N", title=None, sort=[group_label(g) for g in GROUPS]),
+        yOffset=alt.YOffset("jitter:Q"),
+        opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)),
+        tooltip=tooltip, **enc,
+    ).transform_calculate(jitter="random()*16-8").add_params(sel)
+    layers = [pts]
+    if band is not None:
+        lo, mid, hi = band
+        b = pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid], "what": [band_label]})
+        rect = alt.Chart(b).mark_rect(opacity=0.18, color=GROUPS["human"][1]).encode(
+            x="lo:Q", x2="hi:Q", tooltip=[alt.Tooltip("what:N", title=""),
+                                          alt.Tooltip("lo:Q", format=".3f"),
+                                          alt.Tooltip("mid:Q", format=".3f", title="mean"),
+                                          alt.Tooltip("hi:Q", format=".3f")])
+        rule = alt.Chart(b).mark_rule(color=GROUPS["human"][1], strokeDash=[4, 3]).encode(x="mid:Q")
+        layers = [rect, rule, pts]
+    return alt.layer(*layers).properties(title=title, width=480)
+
+
+def versus_accuracy(df: pd.DataFrame, x: str = "id_acc", y: str = "shape_bias",
+                    x_title: str = "ID accuracy (%)", y_title: str = "shape bias",
+                    title: str = "", tooltip_extra: Sequence[str] = (), x_pct: bool = True):
+    """A per-model scatter of ``y`` against an accuracy, in group colours and markers."""
+    alt = _alt()
+    d = _pct(df, [x]) if x_pct else df.copy()
+    d = plots.with_group_labels(d.dropna(subset=[x, y]))
+    sel = _legend_selection()
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+               alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{y}:Q", format=".3f")]
+    tooltip += [alt.Tooltip(c) for c in tooltip_extra]
+    ch = plots.scatter_by_group(d, x, y, tooltip, x_title=x_title, y_title=y_title,
+                                groups=_groups_in(df), size=80)
+    return ch.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1))).add_params(
+        sel).properties(title=title, width=420, height=300).interactive()
+
+
+def paired_change(pairs: pd.DataFrame, before: str = "before", after: str = "after",
+                  pair: str = "pair", value_title: str = "shape bias",
+                  labels: tuple[str, str] = ("zero-shot", "fine-tuned"), title: str = ""):
+    """Slope chart: one line per pair from ``before`` to ``after`` (e.g. a zero-shot CLIP and
+    the same CLIP fine-tuned); points coloured by the group of each end."""
+    alt = _alt()
+    rows = []
+    for r in pairs.itertuples(index=False):
+        r = r._asdict()
+        rows.append({pair: r[pair], "stage": labels[0], "value": r[before],
+                     "model": r.get("model_before", r[pair]),
+                     "group": r.get("group_before", "clip-zeroshot")})
+        rows.append({pair: r[pair], "stage": labels[1], "value": r[after],
+                     "model": r.get("model_after", r[pair]),
+                     "group": r.get("group_after", "clip-ft-direct")})
+    d = plots.with_group_labels(pd.DataFrame(rows))
+    enc = plots.group_encodings(_groups_in(d))
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+               alt.Tooltip("value:Q", format=".3f", title=value_title)]
+    x = alt.X("stage:N", sort=list(labels), title=None)
+    lines = alt.Chart(d).mark_line(color="grey", opacity=0.6).encode(
+        x=x, y=alt.Y("value:Q", title=value_title), detail=f"{pair}:N")
+    pts = alt.Chart(d).mark_point(filled=True, size=80).encode(
+        x=x, y="value:Q", tooltip=tooltip, **enc)
+    return alt.layer(lines, pts).properties(title=title, width=260, height=300)

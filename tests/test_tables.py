@@ -1,0 +1,183 @@
+"""tables.py: tidy tables checked against independent references (csv module, scikit-learn,
+published values, hand constructions)."""
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit
+from sklearn.linear_model import LinearRegression
+
+from clipsafety import tables as T
+
+MIRROR = Path(os.environ.get("CLIPSAFETY_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "external")
+needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason="no published-data mirror here")
+
+
+@pytest.fixture(autouse=True)
+def _mirror(monkeypatch):
+    if MIRROR.is_dir():
+        monkeypatch.setenv("CLIPSAFETY_MIRROR", str(MIRROR))
+
+
+def test_resolve_factors():
+    assert T.resolve_factors(None) == ["pose", "background", "pattern", "color", "smaller",
+                                       "shape", "partial_view", "subcategory", "texture", "larger"]
+    assert len(T.resolve_factors("all")) == 16 and "multiple_objects" in T.resolve_factors("all")
+    assert T.resolve_factors("pose, style") == ["pose", "style"]
+    with pytest.raises(ValueError, match="unknown factor"):
+        T.resolve_factors(["posture"])
+
+
+def test_resolve_models_lists_and_strings():
+    assert T.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
+    assert T.resolve_models(["zoo:1", "zoo:2"]) == ["zoo:1", "zoo:2"]
+    with pytest.raises(ValueError, match="empty"):
+        T.resolve_models([])
+
+
+@pytest.mark.parametrize("mid, group", [
+    ("openclip:ViT-B-32@random", "clip-zeroshot"),
+    ("openclip:ViT-B-32@laion2b_s34b_b79k", "clip-zeroshot"),
+    ("timm:vit_base_patch16_clip_224.openai_ft_in1k", "clip-ft-direct"),
+    ("timm:vit_base_patch16_clip_224.laion2b_ft_in12k_in1k", "clip-ft-2stage"),
+    ("timm:vit_base_patch16_224.augreg_in21k_ft_in1k", "more-data"),
+    ("timm:resnet50.fb_swsl_ig1b_ft_in1k", "more-data"),
+    ("timm:resnet18@random", "standard"),
+    ("timm:resnet50.a1_in1k", "standard"),
+])
+def test_infer_group_rules(mid, group):
+    assert T.infer_group(mid) == group
+
+
+def test_model_metadata_falls_back_to_id_rules():
+    md = T.model_metadata(["openclip:ViT-B-32@random", "timm:resnet18@random"])
+    assert list(md["group"]) == ["clip-zeroshot", "standard"]
+    assert list(md["family"]) == ["ViT", "ResNet"]
+
+
+# ------------------------------------------------------------------ published ImageNet-X tables
+
+def _raw_rows(collection, which="top"):
+    p = MIRROR / "facebookresearch/imagenetx/results/val" / f"{which}_factor" / collection / \
+        "class/accuracies_per_factor.csv"
+    with open(p, newline="") as fh:
+        return {r["model"]: r for r in csv.DictReader(fh)}
+
+
+@needs_mirror
+@pytest.mark.parametrize("collection, clip_models", [
+    ("imagenet_testbed", {"resnet50_clip_zeroshot", "vit_b_32_clip_zeroshot"}),
+    ("modelvshuman", {"clip", "clipRN50"}),
+])
+def test_published_factor_table_matches_file(collection, clip_models):
+    raw = _raw_rows(collection)
+    long = T.published_factor_table(collection, which="top", factors="all")
+    assert set(long.loc[long.group == "clip-zeroshot", "model"]) == clip_models
+    # self-supervised models are excluded by rule; everything kept has a group
+    assert "simclr_resnet50x1" not in set(long["model"]) and long["group"].notna().all()
+    assert long.groupby("model").size().eq(16).all()
+    for m in list(clip_models) + ["resnet50" if collection == "imagenet_testbed" else "bagnet33"]:
+        rows = long[long.model == m].set_index("factor")
+        for f in ("pose", "texture", "multiple_objects"):
+            assert rows.loc[f, "factor_acc"] == pytest.approx(float(raw[m][f]), abs=1e-12)
+        assert rows["overall_acc"].iloc[0] == pytest.approx(float(raw[m]["average"]), abs=1e-12)
+
+
+@needs_mirror
+def test_published_groups_follow_imagenet_x_types():
+    assert T.published_group("resnet50")[0] == "standard"
+    assert T.published_group("instagram-resnext101_32x8d")[0] == "more-data"
+    assert T.published_group("resnet50_augmix")[0] == "other-robust"
+    assert T.published_group("resnet18_50k_3_epochs")[0] is None  # low-accuracy CNN: excluded
+    assert T.published_group("MoCoV2")[0] is None
+    assert T.published_group("resnet50_clip_hard_labels")[0] == "other-robust"  # not zero-shot
+    with pytest.raises(ValueError, match="collection"):
+        T.published_factor_table("timm")
+
+
+# ------------------------------------------------------------------ effective robustness
+
+def _toy_long(seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f, shift in (("pose", -0.4), ("texture", 0.4)):
+        for i in range(12):
+            g = ["standard", "clip-zeroshot", "more-data"][i % 3]
+            x = rng.uniform(0.4, 0.85)
+            y = expit(1.1 * logit(x) - 0.3 + (shift if g == "clip-zeroshot" else 0)
+                      + rng.normal(0, 0.03))
+            rows.append({"model": f"m{i}", "group": g, "factor": f, "overall_acc": x,
+                         "factor_acc": y})
+    return pd.DataFrame(rows)
+
+
+def test_effective_robustness_matches_sklearn_logit_fit():
+    long = T.with_effective_robustness(_toy_long(), scale="logit")
+    for f, part in long.groupby("factor"):
+        base = part[part.group == "standard"]
+        reg = LinearRegression().fit(logit(base[["overall_acc"]].to_numpy()),
+                                     logit(base["factor_acc"].to_numpy()))
+        expected = expit(reg.predict(logit(part[["overall_acc"]].to_numpy())))
+        np.testing.assert_allclose(part["expected_acc"], expected, atol=1e-10)
+        np.testing.assert_allclose(part["eff_rob"], part["factor_acc"] - expected, atol=1e-10)
+        # baseline residuals of an OLS fit on the logit scale sum to ~0 there
+        resid = logit(base["factor_acc"].to_numpy()) - reg.predict(logit(base[["overall_acc"]].to_numpy()))
+        assert abs(resid.sum()) < 1e-9
+
+
+def test_effective_robustness_needs_two_baseline_models():
+    long = _toy_long()
+    long = long[~((long.group == "standard") & (long.model != "m0"))]
+    out = T.with_effective_robustness(long)
+    assert out["eff_rob"].isna().all()
+
+
+def test_group_summary_and_difference_against_pandas():
+    long = T.with_effective_robustness(_toy_long())
+    s = T.group_summary(long, "eff_rob", n_boot=200, seed=1)
+    ref = long.groupby(["factor", "group"])["eff_rob"].mean()
+    for r in s.itertuples():
+        assert r.mean == pytest.approx(ref[(r.factor, r.group)], abs=1e-12)
+        assert r.lo <= r.mean <= r.hi and r.n_models == 4
+    cmp = T.compare_to_groups(long, "eff_rob", n_boot=200)
+    for r in cmp.itertuples():
+        exp = ref[(r.factor, "clip-zeroshot")] - ref[(r.factor, r.group)]
+        assert r.diff == pytest.approx(exp, abs=1e-12)
+        assert r.lo <= r.diff <= r.hi
+    # the constructed shifts are recovered with the right sign on pose and texture
+    pose = cmp[(cmp.factor == "pose") & (cmp.group == "standard")].iloc[0]
+    tex = cmp[(cmp.factor == "texture") & (cmp.group == "standard")].iloc[0]
+    assert pose.hi < 0 < tex.lo
+
+
+def test_bootstrap_difference_degenerate_cases():
+    assert np.isnan(T.bootstrap_difference([], [1.0])[0])
+    est, lo, hi = T.bootstrap_difference([1.0], [0.0, 0.5])
+    assert est == pytest.approx(0.75) and np.isnan(lo) and np.isnan(hi)
+    est, lo, hi = T.bootstrap_difference([2.0, 2.0, 2.0], [1.0, 1.0], n_boot=50)
+    assert (est, lo, hi) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_factor_leaders_hand_case():
+    s = pd.DataFrame({
+        "factor": ["pose"] * 3 + ["texture"] * 3,
+        "group": ["clip-zeroshot", "standard", "more-data"] * 2,
+        "mean": [-0.02, 0.0, 0.01, 0.05, 0.0, 0.03],
+    })
+    lead = T.factor_leaders(s).set_index("factor")
+    assert not lead.loc["pose", "target_leads"] and lead.loc["pose", "target_last"]
+    assert lead.loc["texture", "target_leads"] and lead.loc["texture", "best_other_group"] == "more-data"
+
+
+def test_trend_grid_spans_all_models_and_brackets_fit():
+    long = _toy_long()
+    g = T.trend_grid(long, n_boot=100, n_points=10)
+    assert set(g["factor"]) == {"pose", "texture"}
+    for f, part in g.groupby("factor"):
+        xs = long.loc[long.factor == f, "overall_acc"]
+        assert part["x"].min() == pytest.approx(xs.min()) and part["x"].max() == pytest.approx(xs.max())
+        assert (part["lo"] <= part["mid"] + 1e-12).all() and (part["mid"] <= part["hi"] + 1e-12).all()
