@@ -181,3 +181,58 @@ def test_trend_grid_spans_all_models_and_brackets_fit():
         xs = long.loc[long.factor == f, "overall_acc"]
         assert part["x"].min() == pytest.approx(xs.min()) and part["x"].max() == pytest.approx(xs.max())
         assert (part["lo"] <= part["mid"] + 1e-12).all() and (part["mid"] <= part["hi"] + 1e-12).all()
+
+
+# ------------------------------------------------------------------ records -> factor table
+
+def _record(ids, targets, preds, n_classes, meta=None, model_id="m"):
+    from clipsafety.records import PredictionRecord
+
+    logits = np.zeros((len(ids), n_classes), np.float32)
+    logits[np.arange(len(ids)), preds] = 5.0
+    return PredictionRecord(logits=logits, targets=np.asarray(targets), ids=np.asarray(ids),
+                            manifest={"model_id": model_id, "label_subset": None}, meta=meta)
+
+
+def test_factor_long_on_synthetic_meta_matches_hand_count():
+    from clipsafety.factors import FACTORS
+
+    rng = np.random.default_rng(3)
+    n = 200
+    targets = rng.integers(0, 10, n)
+    preds = np.where(rng.random(n) < 0.6, targets, (targets + 1) % 10)
+    meta = pd.DataFrame({"id": [f"synth/{i:05d}" for i in range(n)]})
+    for f in FACTORS:
+        meta[f] = rng.random(n) < 0.3
+    recs = {"zoo:a": _record(meta["id"], targets, preds, 10, meta, "zoo:a")}
+    long = T.factor_long(recs, factors="all").set_index("factor")
+    correct = preds == targets
+    assert long["overall_acc"].iloc[0] == pytest.approx(correct.mean())
+    for f in FACTORS:
+        flag = meta[f].to_numpy()
+        assert long.loc[f, "factor_acc"] == pytest.approx(correct[flag].mean())
+        assert long.loc[f, "n_flagged"] == flag.sum()
+        assert long.loc[f, "error_ratio"] == pytest.approx((1 - correct[flag].mean()) / (1 - correct.mean()))
+
+
+def test_factor_long_on_imagenet_ids_uses_imagenet_x_annotations():
+    from clipsafety.factors import imagenet_x_annotations
+
+    ann = imagenet_x_annotations("top").iloc[:300]
+    rng = np.random.default_rng(0)
+    targets = ann["class"].to_numpy()
+    preds = np.where(rng.random(len(ann)) < 0.5, targets, (targets + 7) % 1000)
+    ids = [f"val/{c}/{fn}" for c, fn in zip(targets, ann["file_name"])]
+    long = T.factor_long({"timm:resnet18@random": _record(ids, targets, preds, 1000)}, factors=["pose", "background"])
+    correct = preds == targets
+    for f in ("pose", "background"):
+        row = long[long.factor == f].iloc[0]
+        flag = ann[f].to_numpy().astype(bool)
+        assert row.factor_acc == pytest.approx(correct[flag].mean())
+        assert row.group == "standard"
+
+
+def test_factor_annotations_error_names_the_problem():
+    rec = _record(["a.png", "b.png"], [0, 1], [0, 1], 2, meta=pd.DataFrame({"id": ["a.png", "b.png"]}))
+    with pytest.raises(ValueError, match="factor annotations"):
+        T.factor_annotations(rec)

@@ -406,49 +406,66 @@ def published_factor_table(collection: str = "imagenet_testbed", which: str = "t
 
 # ---- synthetic / real predictions -> per-factor table
 
+def factor_annotations(record) -> pd.DataFrame | None:
+    """Annotations for :func:`factors.factor_table` of one record.
+
+    ImageNet val records (sample ids ending in ``ILSVRC2012_val_*.JPEG``) use ImageNet-X's own
+    annotations from the package (``None``: ``which`` picks top/multi). Any other record uses
+    its own per-sample ``meta`` (the 16 factor columns, as the synthetic world writes them),
+    with ``file_name`` = the sample id's last path component and ``class`` = the target.
+    """
+    ids = [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)]
+    if ids and all(i.startswith("ILSVRC2012_val_") for i in ids[:20]):
+        return None
+    meta = record.meta
+    from clipsafety.factors import FACTORS
+
+    if meta is None or any(f not in meta.columns for f in FACTORS):
+        have = [] if meta is None else list(meta.columns)
+        raise ValueError(
+            f"record of {record.manifest.get('model_id', '?')!r} has no factor annotations: "
+            f"expected ImageNet val ids or meta with ImageNet-X's 16 factor columns, meta has "
+            f"{have}. Use a dataset that annotates factors (imagenet:val, synth:id-test).")
+    ann = pd.DataFrame({"file_name": ids, "class": np.asarray(record.targets, dtype=np.int64)})
+    for f in FACTORS:
+        ann[f] = np.asarray(meta[f]).astype(int)
+    return ann
+
+
 def factor_long(records: dict, factors: Sequence[str] | None = None,
                 which: str = "top") -> pd.DataFrame:
     """Per-model per-factor accuracies from prediction records (:func:`factors.factor_table`).
 
-    Columns: model, factor, factor_acc, overall_acc, n (images with the factor), then the
-    catalog metadata. Factors a dataset does not annotate are left out.
+    Columns: model, factor, factor_acc, overall_acc (the table's ``average``), error_ratio,
+    n_flagged (images with the factor), then the catalog metadata (:func:`model_metadata`).
     """
-    from clipsafety.factors import factor_table
+    from clipsafety.factors import factor_long as _tidy
+    from clipsafety.factors import factor_table, predictions_from_record
 
     factors = resolve_factors(factors)
     rows = []
     for mid, rec in records.items():
-        ft = factor_table(rec, which=which)
-        ft = _factor_table_long(ft)
-        ft = ft[ft["factor"].isin(factors)]
-        ft.insert(0, "model", mid)
-        rows.append(ft)
+        ann = factor_annotations(rec)
+        table = factor_table({mid: predictions_from_record(rec)}, which=which, annotations=ann,
+                             worst_k=min(100, max(1, len(rec) // 10)))
+        long = _tidy(table).rename(columns={"accuracy": "factor_acc", "average": "overall_acc"})
+        flagged = (ann if ann is not None else _imagenet_x_flags(which, rec))[factors].sum()
+        long = long[long["factor"].isin(factors)].copy()
+        long["n_flagged"] = long["factor"].map(flagged).astype(int)
+        rows.append(long)
     if not rows:
-        return pd.DataFrame(columns=["model", "factor", "factor_acc", "overall_acc", "n"])
+        return pd.DataFrame(columns=["model", "factor", "factor_acc", "overall_acc", "error_ratio",
+                                     "n_flagged"])
     long = pd.concat(rows, ignore_index=True)
     return long.merge(model_metadata(list(records)), on="model", how="left")
 
 
-def _factor_table_long(ft: pd.DataFrame) -> pd.DataFrame:
-    """Normalise :func:`factors.factor_table`'s output to factor, factor_acc, overall_acc, n."""
-    ft = ft.reset_index() if "factor" not in ft.columns else ft.copy()
-    if "factor" not in ft.columns:
-        ft = ft.rename(columns={ft.columns[0]: "factor"})
-    ren = {}
-    for want, cands in (("factor_acc", ("factor_acc", "accuracy", "acc")),
-                        ("overall_acc", ("overall_acc", "overall", "average")),
-                        ("n", ("n", "count", "n_images", "support"))):
-        for c in cands:
-            if c in ft.columns:
-                ren[c] = want
-                break
-    ft = ft.rename(columns=ren)
-    missing = [c for c in ("factor_acc", "overall_acc") if c not in ft.columns]
-    if missing:
-        raise KeyError(f"factor_table output lacks {missing}; columns are {list(ft.columns)}.")
-    if "n" not in ft.columns:
-        ft["n"] = np.nan
-    return ft[["factor", "factor_acc", "overall_acc", "n"]]
+def _imagenet_x_flags(which: str, record) -> pd.DataFrame:
+    from clipsafety.factors import imagenet_x_annotations
+
+    ann = imagenet_x_annotations(which)
+    ids = {str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)}
+    return ann[ann["file_name"].isin(ids)]
 
 
 # --------------------------------------------------------------------------- shape bias
