@@ -1,0 +1,536 @@
+"""Execute the chapters with papermill and build the site with Jupyter Book 1.x.
+
+``python -m clipsafety.book build``            every chapter at its default parameters, then the site
+``python -m clipsafety.book chapter NAME -p key value ...``   one chapter with new parameters
+
+Chapters are jupytext percent-format files ``analyses/<name>.py`` with a cell tagged
+``parameters``. Executed notebooks land in ``book/chapters/<name>.ipynb``; Jupyter Book's own
+execution is off (``_config.yml``), papermill is the executor.
+
+Execution cache. A chapter re-executes only when its key changes. The key hashes the chapter
+source, its parameters, the library code (every file under ``lib/clipsafety``), the input data
+(every file under ``data/``) and which published upstream files are reachable. Jupyter Book's
+own cache hashes code cells only, which misses library and data changes.
+
+A chapter that fails keeps its previous executed notebook (the new one is written to a
+temporary file and moved into place only on success); the site is still built and the
+command exits non-zero naming the failed chapters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ANALYSES = ROOT / "analyses"
+BOOK = ROOT / "book"
+CHAPTERS = BOOK / "chapters"
+STATE = CHAPTERS / ".state"
+STATIC = BOOK / "_static"
+LIB = Path(__file__).resolve().parent
+DATA = ROOT / "data"
+
+
+class ParameterError(ValueError):
+    """A chapter parameter that the chapter does not declare, or of the wrong type."""
+
+
+# --------------------------------------------------------------------------------------------
+# chapters and their parameters
+
+
+@dataclass
+class Chapter:
+    name: str
+    source: Path
+
+    def notebook(self):
+        import jupytext
+
+        nb = jupytext.read(self.source)
+        for cell in nb.cells:  # papermill expects every cell to carry a tags list
+            cell.metadata.setdefault("tags", [])
+        return nb
+
+    def parameters(self) -> dict[str, dict]:
+        """Declared parameters: name -> {"default": value, "type": type name, "help": str}."""
+        from papermill.inspection import _infer_parameters
+
+        nb = self.notebook()
+        out = {}
+        for p in _infer_parameters(nb):
+            try:
+                default = yaml.safe_load(p.default) if p.default is not None else None
+            except yaml.YAMLError:
+                default = p.default
+            out[p.name] = {"default": default, "type": p.inferred_type_name, "help": p.help}
+        return out
+
+
+def toc_chapters() -> list[str]:
+    """Chapter names in the order of ``book/_toc.yml`` (entries ``chapters/<name>``)."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    names: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            f = node.get("file")
+            if isinstance(f, str) and f.startswith("chapters/"):
+                names.append(f.split("/", 1)[1])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(toc)
+    return [n for n in names if n != "provenance"]
+
+
+def chapters() -> list[Chapter]:
+    """All chapters: the table of contents' order first, then any other analyses/*.py."""
+    found = {p.stem: p for p in sorted(ANALYSES.glob("*.py")) if not p.name.startswith("_")}
+    order = [n for n in toc_chapters() if n in found]
+    order += [n for n in found if n not in order]
+    return [Chapter(n, found[n]) for n in order]
+
+
+def get_chapter(name: str) -> Chapter:
+    for ch in chapters():
+        if ch.name == name:
+            return ch
+    valid = ", ".join(c.name for c in chapters())
+    raise ParameterError(f"no chapter named {name!r} in analyses/. Valid chapters: {valid}.")
+
+
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
+
+
+def parse_cli_params(pairs: list[tuple[str, str]]) -> dict:
+    """``-p key value`` pairs to Python values (YAML: 3 -> int, 0.5 -> float, [a, b] -> list)."""
+    out = {}
+    for key, raw in pairs:
+        try:
+            out[key] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            out[key] = raw
+        if out[key] is None and raw.strip() not in ("null", "None", "~", ""):
+            out[key] = raw
+    return out
+
+
+def validate_params(chapter: Chapter, params: dict) -> dict:
+    """Check names and types against the chapter's declared parameters; coerce what is safe.
+
+    Raises :class:`ParameterError` naming the parameter and listing the valid ones.
+    """
+    declared = chapter.parameters()
+    listing = "\n".join(
+        f"  {k} ({v['type']}, default {v['default']!r}){'  # ' + v['help'] if v['help'] else ''}"
+        for k, v in declared.items()
+    )
+    out = {}
+    for key, value in params.items():
+        if key not in declared:
+            import difflib
+
+            near = difflib.get_close_matches(key, declared, n=1)
+            hint = f" Did you mean {near[0]!r}?" if near else ""
+            raise ParameterError(
+                f"chapter {chapter.name!r} has no parameter {key!r}.{hint}\n"
+                f"Valid parameters of {chapter.name}:\n{listing}"
+            )
+        tname = declared[key]["type"]
+        default = declared[key]["default"]
+        if tname in ("None", "NoneType") or default is None:
+            out[key] = value
+            continue
+        ok = _TYPES.get(tname)
+        if ok is None:
+            out[key] = value
+            continue
+        if tname == "list" and isinstance(value, str):
+            # a single string where a list is expected: a catalog name or one model id
+            out[key] = value
+            continue
+        if tname in ("int", "float") and isinstance(value, bool):
+            ok = ()
+        if not isinstance(value, ok):
+            raise ParameterError(
+                f"parameter {key!r} of chapter {chapter.name!r} expects {tname} "
+                f"(default {default!r}), got {value!r} ({type(value).__name__}).\n"
+                f"Valid parameters of {chapter.name}:\n{listing}"
+            )
+        out[key] = float(value) if tname == "float" else value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the execution cache key
+
+
+def _hash_tree(root: Path, patterns=("*",)) -> str:
+    h = hashlib.sha256()
+    if root.exists():
+        files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
+        for p in files:
+            if "__pycache__" in p.parts or p.suffix == ".pyc":
+                continue
+            h.update(str(p.relative_to(root)).encode())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def environment_fingerprint() -> dict:
+    """The parts of the key shared by all chapters: library code, input data, upstream reach."""
+    from clipsafety import external
+
+    mirror = external.mirror_dir()
+    return {
+        "library": _hash_tree(LIB),
+        "data": _hash_tree(DATA),
+        "mirror": bool(mirror and mirror.is_dir()),
+    }
+
+
+def chapter_key(chapter: Chapter, params: dict, env: dict) -> str:
+    payload = {
+        "source": hashlib.sha256(chapter.source.read_bytes()).hexdigest(),
+        "params": params,
+        **env,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# execution
+
+
+def _state_path(name: str) -> Path:
+    return STATE / f"{name}.json"
+
+
+def read_state(name: str) -> dict | None:
+    p = _state_path(name)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
+            index: str = "") -> tuple[str, float]:
+    """Execute one chapter unless its key is cached. Returns (status, seconds)."""
+    import nbformat
+    import papermill as pm
+
+    key = chapter_key(chapter, params, env)
+    out_nb = CHAPTERS / f"{chapter.name}.ipynb"
+    state = read_state(chapter.name)
+    if not force and state and state.get("key") == key and out_nb.exists():
+        print(f"{index} {chapter.name}: cached (executed {state['executed_at']}, "
+              f"{state['seconds']:.1f} s)", flush=True)
+        return "cached", 0.0
+    print(f"{index} {chapter.name}: executing with "
+          f"{json.dumps(params) if params else 'default parameters'}", flush=True)
+    CHAPTERS.mkdir(parents=True, exist_ok=True)
+    STATE.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix=f"clipsafety-{chapter.name}-") as tmp:
+        src = Path(tmp) / f"{chapter.name}.ipynb"
+        dst = Path(tmp) / f"{chapter.name}.out.ipynb"
+        nb = chapter.notebook()
+        nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                              "language": "python"})
+        nbformat.write(nb, src)
+        try:
+            pm.execute_notebook(
+                str(src), str(dst), parameters=params, kernel_name="python3",
+                progress_bar=sys.stderr.isatty() or bool(os.environ.get("CLIPSAFETY_PROGRESS")),
+                log_output=False, cwd=str(ROOT), report_mode=False,
+            )
+        except Exception as exc:  # keep the previous notebook; report and carry on
+            seconds = time.time() - t0
+            kept = "the previous executed notebook is kept" if out_nb.exists() else "no notebook"
+            print(f"{index} {chapter.name}: FAILED after {seconds:.1f} s ({kept}).\n"
+                  f"{_short_error(exc)}", flush=True)
+            failed = Path(tmp) / "failed.ipynb"
+            if dst.exists():
+                keep = STATE / f"{chapter.name}.failed.ipynb"
+                shutil.copyfile(dst, keep)
+                print(f"    the failed run is saved as {keep.relative_to(ROOT)}", flush=True)
+            del failed
+            return "failed", seconds
+        os.replace(dst, out_nb)
+    seconds = time.time() - t0
+    _state_path(chapter.name).write_text(json.dumps({
+        "key": key, "params": params, "seconds": seconds,
+        "executed_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "defaults": {k: v["default"] for k, v in chapter.parameters().items()},
+    }, indent=1, default=str))
+    (STATE / f"{chapter.name}.failed.ipynb").unlink(missing_ok=True)
+    print(f"{index} {chapter.name}: done in {seconds:.1f} s", flush=True)
+    return "executed", seconds
+
+
+def _short_error(exc: Exception) -> str:
+    text = str(exc)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join("    " + ln for ln in lines[-25:])
+
+
+# --------------------------------------------------------------------------------------------
+# static assets: vega bundle and MathJax, served from the site
+
+
+def write_static_assets() -> None:
+    """Write the vega/vega-lite/vega-embed bundle and MathJax into book/_static (once)."""
+    STATIC.mkdir(parents=True, exist_ok=True)
+    from clipsafety.plots import VL_VERSION
+
+    bundle = STATIC / "vega-bundle.js"
+    stamp = STATIC / "vega-bundle.version"
+    import vl_convert as vlc
+
+    version = f"vl{VL_VERSION}-vlc{getattr(vlc, '__version__', '')}"
+    if not bundle.exists() or not stamp.exists() or stamp.read_text() != version:
+        print("writing the vega JavaScript bundle (vl-convert-python)", flush=True)
+        bundle.write_text(vlc.javascript_bundle(vl_version=VL_VERSION))
+        stamp.write_text(version)
+    mj = STATIC / "mathjax"
+    if not (mj / "tex-chtml.js").exists():
+        import mathjax  # the django-static-mathjax distribution: MathJax 3 static files
+
+        src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+        shutil.copytree(src, mj, dirs_exist_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# provenance
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 2**20:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+    except Exception:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "gpu": gpu,
+            "platform": platform.platform(), "python": platform.python_version()}
+
+
+PACKAGES = ["clipsafety", "torch", "torchvision", "open_clip_torch", "timm", "numpy", "pandas",
+            "scipy", "scikit-learn", "altair", "papermill", "jupytext", "jupyter-book",
+            "vl-convert-python", "imagenet-x", "safetensors", "pyarrow"]
+
+
+def write_provenance() -> Path:
+    """book/chapters/provenance.md: versions, commit, hardware, each chapter's run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = []
+    for ch in chapters():
+        st = read_state(ch.name)
+        if not st:
+            rows.append(f"| {ch.name} | not executed | | |")
+            continue
+        changed = {k: v for k, v in st["params"].items() if st["defaults"].get(k) != v}
+        params = ", ".join(f"`{k}={v!r}`" for k, v in changed.items()) or "defaults"
+        rows.append(f"| {ch.name} | {params} | {st['seconds']:.1f} | {st['executed_at']} |")
+    vers = []
+    for pkg in PACKAGES:
+        try:
+            vers.append(f"| {pkg} | {version(pkg)} |")
+        except PackageNotFoundError:
+            vers.append(f"| {pkg} | not installed |")
+    hw = hardware()
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--untracked-files=no") else ""
+    from clipsafety import external
+
+    mirror = external.mirror_dir()
+    text = "\n".join([
+        "# Provenance",
+        "",
+        "How this copy of the book was made. Every chapter was executed by papermill; the",
+        "table lists the parameters that differ from the chapter's defaults.",
+        "",
+        f"- Built: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        f"- Git commit: `{commit}`{dirty}",
+        f"- Published upstream files: {'mirror ' + str(mirror) if mirror else 'download cache'}"
+        " (each checked against its pinned sha256)",
+        f"- Hardware: {hw['cpu']}, {hw['cores']} cores, {hw['memory']} memory, GPU: {hw['gpu']}",
+        f"- Platform: {hw['platform']}, Python {hw['python']}",
+        "",
+        "## Chapters",
+        "",
+        "| chapter | parameters | seconds | executed at |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+        "## Packages",
+        "",
+        "| package | version |",
+        "|---|---|",
+        *vers,
+        "",
+    ])
+    CHAPTERS.mkdir(parents=True, exist_ok=True)
+    out = CHAPTERS / "provenance.md"
+    out.write_text(text)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the site
+
+
+def effective_toc() -> Path:
+    """book/_toc.yml without the entries whose page does not exist (with a warning each)."""
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+
+    def exists(f: str) -> bool:
+        return any((BOOK / f"{f}{ext}").exists() for ext in ("", ".md", ".ipynb", ".rst"))
+
+    def prune(node):
+        if isinstance(node, list):
+            kept = []
+            for item in node:
+                if isinstance(item, dict) and "file" in item and not exists(item["file"]):
+                    print(f"warning: {item['file']} is in book/_toc.yml but was not built; "
+                          "left out of the site", flush=True)
+                    continue
+                item = prune(item)
+                if isinstance(item, dict) and "chapters" in item and not item["chapters"]:
+                    continue  # a part whose chapters were all left out
+                kept.append(item)
+            return kept
+        if isinstance(node, dict):
+            return {k: prune(v) for k, v in node.items()}
+        return node
+
+    out = BOOK / "_build" / "_toc.effective.yml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(prune(toc), sort_keys=False))
+    return out
+
+
+def build_site() -> int:
+    write_static_assets()
+    write_provenance()
+    print("building the site with Jupyter Book (execution off: papermill executed the chapters)",
+          flush=True)
+    t0 = time.time()
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(BOOK),
+           "--config", str(ROOT / "_config.yml"), "--toc", str(effective_toc()),
+           "--path-output", str(BOOK), "--quiet"]
+    rc = subprocess.run(cmd, cwd=ROOT).returncode
+    print(f"site built in {time.time() - t0:.1f} s: {BOOK / '_build' / 'html' / 'index.html'}"
+          if rc == 0 else f"jupyter-book build failed (exit {rc})", flush=True)
+    return rc
+
+
+def build(force: bool = False, only: list[str] | None = None) -> int:
+    os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
+    chs = [c for c in chapters() if not only or c.name in only]
+    env = environment_fingerprint()
+    failed, t0 = [], time.time()
+    for i, ch in enumerate(chs, 1):
+        defaults = {k: v["default"] for k, v in ch.parameters().items()}
+        status, _ = execute(ch, defaults, env, force=force, index=f"[{i}/{len(chs)}]")
+        if status == "failed":
+            failed.append(ch.name)
+    print(f"chapters: {len(chs) - len(failed)}/{len(chs)} ok in {time.time() - t0:.1f} s", flush=True)
+    rc = build_site()
+    if failed:
+        print(f"FAILED chapters: {', '.join(failed)} (their previous notebooks, if any, are kept)")
+        return 1
+    return rc
+
+
+def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> int:
+    os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
+    try:
+        ch = get_chapter(name)
+        given = validate_params(ch, parse_cli_params(pairs))
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    params = {k: v["default"] for k, v in ch.parameters().items()}
+    params.update(given)
+    status, _ = execute(ch, params, environment_fingerprint(), force=force, index="[1/1]")
+    rc = build_site()
+    return 1 if status == "failed" else rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m clipsafety.book", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="execute every chapter (cached) and build the site")
+    b.add_argument("--force", action="store_true", help="re-execute even cached chapters")
+    b.add_argument("--only", nargs="*", help="chapter names to execute")
+    c = sub.add_parser("chapter", help="re-execute one chapter with parameters, rebuild site")
+    c.add_argument("name")
+    c.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                   metavar=("KEY", "VALUE"), help="a parameter (YAML value)")
+    sub.add_parser("params", help="list each chapter's parameters").add_argument("name", nargs="?")
+    args = ap.parse_args(argv)
+    if args.cmd == "build":
+        return build(force=args.force, only=args.only)
+    if args.cmd == "chapter":
+        return run_chapter(args.name, [tuple(p) for p in args.parameter])
+    for ch in chapters():
+        if args.name and ch.name != args.name:
+            continue
+        print(ch.name)
+        for k, v in ch.parameters().items():
+            print(f"  {k} ({v['type']}) = {v['default']!r}  {v['help']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

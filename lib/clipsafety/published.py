@@ -1,0 +1,258 @@
+"""Published accuracy tables of upstream projects, as tidy DataFrames.
+
+Three sources, read through :mod:`clipsafety.external` (pinned commit, checked sha256):
+
+- timm's ``results/results-*.csv``: ImageNet and its shifts for every timm weight. Traps
+  handled here: ``param_count`` is written with thousands separators ("1,014.45"); a model
+  name can appear at several image sizes, so rows are keyed by ``(model, img_size)``;
+  ImageNet-R and ImageNet-A results are accuracies over their 200 classes.
+- open_clip's ``docs/openclip_results.csv``: zero-shot accuracies (fractions) of open_clip
+  models on 38 datasets, ImageNet and its shifts among them.
+- imagenet-testbed's ``robustness_top1s.csv``: ~340 models on ImageNet, V2, Sketch, R, A,
+  ObjectNet (percent).
+
+Every accuracy returned here is a fraction in [0, 1]. Groups follow :mod:`clipsafety.style`
+and are assigned by the explicit, documented rules of :func:`timm_group` and
+:func:`testbed_group`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import external
+
+TIMM = "huggingface/pytorch-image-models/results/results-{}.csv"
+TIMM_FILES = {
+    "imagenet": "imagenet",
+    "v2": "imagenetv2-matched-frequency",
+    "sketch": "sketch",
+    "r": "imagenet-r",
+    "a": "imagenet-a",
+}
+OPENCLIP = "mlfoundations/open_clip/docs/openclip_results.csv"
+OPENCLIP_COLUMNS = {
+    "ImageNet 1k": "imagenet",
+    "ImageNet v2": "v2",
+    "ImageNet Sketch": "sketch",
+    "ImageNet-R": "r",
+    "ImageNet-A": "a",
+    "ObjectNet": "objectnet",
+}
+TESTBED = "modestyachts/imagenet-testbed/robustness_top1s.csv"
+TESTBED_COLUMNS = {
+    "val": "imagenet",
+    "imagenetv2-matched-frequency-format-val": "v2",
+    "imagenet-sketch": "sketch",
+    "imagenet-r": "r",
+    "imagenet-a": "a",
+    "objectnet-1.0-beta": "objectnet",
+}
+
+#: the shifts of the landscape, with their label spaces
+SHIFTS = {
+    "v2": "ImageNet-V2 (matched frequency; 1000 classes)",
+    "sketch": "ImageNet-Sketch (1000 classes)",
+    "r": "ImageNet-R (200 classes)",
+    "a": "ImageNet-A (200 classes)",
+    "objectnet": "ObjectNet (113 overlapping classes)",
+}
+
+# -------------------------------------------------------------------------------------------
+# group rules
+
+_CLIP_TAG = re.compile(r"(^|_)(clip|openai|laion\w*|dfn\w*|metaclip\w*|datacomp\w*|webli|siglip)")
+_MORE_DATA_TAG = re.compile(
+    r"in22k|in21k|in12k|ig1b|\big\b|(^|_)ig(_|$)|jft|m38m|m30m|swsl|(^|_)ssl(_|$)|(^|_)sw(_|$)"
+    r"|seer|lvd|swag|yfcc|merged2b|laion|(^|_)wsl|in22ft1k|21k|12k|ns(_|$)|(^|_)ns_|semi|"
+    r"(^|_)fb_ssl|(^|_)fb_swsl|mim|dino|mae|fcmae|bt_in1k|laion2b|ssld|cvnets"
+)
+
+
+def timm_group(model: str) -> str:
+    """Group of a timm weight ``arch.tag`` from its pretrained tag.
+
+    Rules, in order:
+    1. the architecture or tag names image-text pretraining (clip, openai, laion*, dfn*,
+       metaclip*, datacomp*, webli, siglip) and the tag ends in ``ft_in1k``: ``clip-ft-2stage``
+       when the tag contains ``in12k`` (fine-tuned on ImageNet-12k, then 1k), else
+       ``clip-ft-direct``; other image-text tags: ``more-data``;
+    2. the tag names extra data or self-supervised pretraining (in22k, in21k, in12k, ig1b,
+       jft, m38m, swsl, ssl, sw, seer, lvd, swag, yfcc, mim, mae, fcmae, dino, ssld, ...):
+       ``more-data``;
+    3. timm's tiny ``test_*`` networks: ``excluded``;
+    4. otherwise (ImageNet-1k only: in1k, tv_in1k, a1_in1k, ra2_in1k, ...): ``standard``.
+    Distillation from a teacher trained on more data counts as standard here (say so where
+    it matters).
+    """
+    arch, _, tag = model.partition(".")
+    if arch.startswith("test_"):
+        return "excluded"  # timm's tiny test networks
+    if _CLIP_TAG.search(tag) or "siglip" in arch or "_clip_" in arch:
+        if "ft_in12k" in tag and "in1k" in tag:
+            return "clip-ft-2stage"
+        if "ft_in1k" in tag:
+            return "clip-ft-direct"
+        return "more-data"
+    if _MORE_DATA_TAG.search(tag):
+        return "more-data"
+    return "standard"
+
+
+_TESTBED_ZEROSHOT = re.compile(r"_clip_zeroshot$")
+_TESTBED_MORE_DATA = re.compile(
+    r"^instagram-|^FixResNeXt101_32x48d|^BiT-M-.*-ILSVRC2012$|^vit_|noisystudent|_swsl$|_ssl$|"
+    r"jft-300M|tencent-ml-images|imagenet11k|imagenet21k"
+)
+_TESTBED_ROBUST = re.compile(
+    r"adv|eps|robust|smoothing|denoise|augmix|deepaugment|SIN|cutmix|mixup|cutout|_lpf\d|"
+    r"_aws$|rotation|greyscale"
+)
+_TESTBED_EXCLUDED = re.compile(
+    r"subsample|_epochs$|identity32|lstsq|linear_probe|nonfinetuned|vtab|swav|simsiam|"
+    r"simclr|random_forests|one_nn|FixResNet50_no_adaptation|resnet18_100k"
+)
+
+
+def testbed_group(model: str) -> str:
+    """Group of an imagenet-testbed model name (the testbed CSV carries no metadata).
+
+    ``clip-zeroshot`` for ``*_clip_zeroshot``; ``more-data`` for Instagram, BiT-M (21k),
+    ViT (21k), Noisy Student (JFT), SWSL/SSL, JFT-300M, Tencent ML-Images, ImageNet-11k/21k
+    models; ``other-robust`` for adversarial training, randomized smoothing, data
+    augmentation interventions (AugMix, DeepAugment, Stylized-ImageNet, CutMix, Mixup,
+    Cutout, corruption-trained ``*_aws``, rotation), anti-aliasing (lpf); ``excluded`` for
+    training-curve checkpoints, subsampled ImageNet, linear probes of self-supervised
+    models and non-neural baselines; ``standard`` otherwise.
+    """
+    if _TESTBED_ZEROSHOT.search(model):
+        return "clip-zeroshot"
+    if _TESTBED_EXCLUDED.search(model):
+        return "excluded"
+    if _TESTBED_MORE_DATA.search(model):
+        return "more-data"
+    if _TESTBED_ROBUST.search(model):
+        return "other-robust"
+    return "standard"
+
+
+# open_clip pretrained tag -> training source (for marker shapes); samples seen from _sNNb_
+_OPENCLIP_SOURCES = [
+    ("openai", "WIT"), ("laion400m", "LAION-400M"), ("laion2b", "LAION-2B"),
+    ("laion5b", "LAION-5B"), ("laion_aesthetic", "LAION-2B"), ("datacomp", "DataComp"),
+    ("commonpool", "CommonPool"), ("dfn", "DFN"), ("metaclip", "MetaCLIP"), ("webli", "WebLI"),
+    ("yfcc", "YFCC"), ("cc12m", "CC12M"), ("merged2b", "Merged-2B"),
+    ("mscoco_finetuned_laion2b", "LAION-2B"),
+]
+
+
+def openclip_source(tag: str) -> str:
+    """Training source of an open_clip pretrained tag (``laion2b_s34b_b79k`` -> LAION-2B)."""
+    for key, src in _OPENCLIP_SOURCES:
+        if tag.startswith(key):
+            return src
+    return "other"
+
+
+def samples_seen(tag: str) -> float:
+    """Samples seen in training parsed from a tag's ``_sNN{b,m}_`` part (NaN if absent)."""
+    m = re.search(r"(?:^|_)s(\d+(?:\.\d+)?)([bm])(?:_|$)", tag)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * (1e9 if m.group(2) == "b" else 1e6)
+
+
+# -------------------------------------------------------------------------------------------
+# readers
+
+
+def _read(key: str) -> pd.DataFrame:
+    return pd.read_csv(external.fetch(key), thousands=",")
+
+
+def timm_results() -> pd.DataFrame:
+    """One row per timm weight and image size, with accuracy on ImageNet and each shift.
+
+    Columns: ``source="timm"``, ``model`` (``timm:arch.tag``), ``name``, ``img_size``,
+    ``param_count`` (millions, float), ``group``, ``imagenet``, ``v2``, ``sketch``, ``r``, ``a``
+    (fractions; NaN where timm has no result).
+    """
+    base = None
+    for short, stem in TIMM_FILES.items():
+        df = _read(TIMM.format(stem))
+        df["param_count"] = pd.to_numeric(df["param_count"], errors="coerce")
+        part = df[["model", "img_size", "top1", "param_count"]].rename(columns={"top1": short})
+        part[short] = part[short] / 100.0
+        if base is None:
+            base = part
+        else:
+            base = base.merge(part.drop(columns="param_count"), on=["model", "img_size"],
+                              how="left")
+    base = base.rename(columns={"model": "name"})
+    base.insert(0, "model", "timm:" + base["name"])
+    base.insert(0, "source", "timm")
+    base["group"] = base["name"].map(timm_group)
+    return base.reset_index(drop=True)
+
+
+def openclip_results() -> pd.DataFrame:
+    """Zero-shot open_clip models: ``model`` (``openclip:ARCH@TAG``), ``arch``, ``tag``,
+    ``train_source``, ``samples_seen``, ``params`` (millions), accuracies (fractions),
+    ``group="clip-zeroshot"``."""
+    df = _read(OPENCLIP)
+    out = pd.DataFrame({
+        "source": "open_clip",
+        "model": "openclip:" + df["name"] + "@" + df["pretrained"],
+        "arch": df["name"],
+        "tag": df["pretrained"],
+        "params": pd.to_numeric(df["params (M)"], errors="coerce"),
+        "group": "clip-zeroshot",
+    })
+    for col, short in OPENCLIP_COLUMNS.items():
+        out[short] = pd.to_numeric(df[col], errors="coerce")
+    out["train_source"] = out["tag"].map(openclip_source)
+    out["samples_seen"] = out["tag"].map(samples_seen)
+    return out
+
+
+def testbed_results() -> pd.DataFrame:
+    """imagenet-testbed models: ``model`` (``testbed:NAME``), ``group`` (:func:`testbed_group`),
+    accuracies (fractions) on ImageNet, V2, Sketch, R, A, ObjectNet."""
+    df = _read(TESTBED)
+    out = pd.DataFrame({"source": "imagenet-testbed", "model": "testbed:" + df["model"],
+                        "name": df["model"], "group": df["model"].map(testbed_group)})
+    for col, short in TESTBED_COLUMNS.items():
+        out[short] = pd.to_numeric(df[col], errors="coerce") / 100.0
+    return out
+
+
+def landscape_long(sources=("timm", "open_clip", "imagenet-testbed")) -> pd.DataFrame:
+    """All sources stacked in long format: one row per (model, shift).
+
+    Columns: ``source, model, group, imagenet, shift, shift_acc`` plus ``train_source`` and
+    ``samples_seen`` for zero-shot CLIP. Rows without both accuracies are dropped.
+    """
+    readers = {"timm": timm_results, "open_clip": openclip_results,
+               "imagenet-testbed": testbed_results}
+    unknown = set(sources) - set(readers)
+    if unknown:
+        raise ValueError(f"unknown published source(s) {sorted(unknown)}; "
+                         f"expected some of {sorted(readers)}")
+    frames = []
+    for s in sources:
+        wide = readers[s]()
+        keep = [c for c in ("source", "model", "group", "img_size", "train_source",
+                            "samples_seen", "imagenet") if c in wide]
+        for shift in SHIFTS:
+            if shift not in wide:
+                continue
+            part = wide[keep].copy()
+            part["shift"] = shift
+            part["shift_acc"] = wide[shift]
+            frames.append(part)
+    long = pd.concat(frames, ignore_index=True)
+    long = long[np.isfinite(long["imagenet"]) & np.isfinite(long["shift_acc"])]
+    return long.reset_index(drop=True)
