@@ -236,3 +236,56 @@ def test_factor_annotations_error_names_the_problem():
     rec = _record(["a.png", "b.png"], [0, 1], [0, 1], 2, meta=pd.DataFrame({"id": ["a.png", "b.png"]}))
     with pytest.raises(ValueError, match="factor annotations"):
         T.factor_annotations(rec)
+
+
+# ------------------------------------------------------------------ shape bias
+
+@needs_mirror
+def test_published_shape_bias_matches_reference_values():
+    obs = T.shape_bias_by_observer(T.published_shape_decisions()).set_index("observer")
+    # METHODS.md section 4 reference values from the published raw decisions
+    assert obs.loc["AlexNet (torchvision)", "shape_bias"] == pytest.approx(0.2531, abs=5e-5)
+    assert obs.loc["VGG-16 (torchvision)", "shape_bias"] == pytest.approx(0.0921, abs=5e-5)
+    lo, mid, hi = T.human_band(obs.reset_index())
+    assert (lo, hi) == pytest.approx((0.919, 0.987), abs=5e-4) and mid == pytest.approx(0.958, abs=1e-3)
+    assert (obs["trials"] == 1200).all()
+
+
+def test_shape_bias_of_record_1000_way_uses_member_mean():
+    from clipsafety.shape import IMAGENET_INDICES_16
+
+    names = ["cue/airplane/airplane1-bicycle2.png", "cue/bear/bear1-airplane3.png",
+             "cue/car/car1-car2.png", "cue/cat/cat1-airplane1.png"]
+    logits = np.zeros((4, 1000), np.float32)
+    logits[0, IMAGENET_INDICES_16["airplane"][0]] = 8  # shape hit
+    logits[1, IMAGENET_INDICES_16["airplane"][0]] = 8  # texture hit
+    logits[2, 0] = 1  # same-class stimulus: dropped
+    # cat: one strong "bird" member against one cat member; the mean over 49 bird members is
+    # lower than over 6 cat members at equal logits, so the decision is cat (shape)
+    logits[3, IMAGENET_INDICES_16["bird"][0]] = 4
+    logits[3, IMAGENET_INDICES_16["cat"][0]] = 4
+    rec = _record(names, [-1] * 4, [0] * 4, 1000)
+    rec.logits = logits
+    out = T.shape_bias_of_record(rec)
+    assert out["reading"] == "1000->16 mapping"
+    assert (out["shape_hits"], out["texture_hits"], out["trials"]) == (2, 1, 3)
+    assert out["shape_bias"] == pytest.approx(2 / 3)
+
+
+def test_shape_bias_of_record_direct_16_and_synthetic():
+    from clipsafety.shape import CUE_CONFLICT_CLASSES as C16
+
+    names = ["airplane1-bicycle2.png", "bear1-airplane3.png", "boat1-bear1.png"]
+    preds = [C16.index("bicycle"), C16.index("bear"), C16.index("bear")]
+    out = T.shape_bias_of_record(_record(names, [-1] * 3, preds, 16))
+    assert out["reading"] == "direct 16-way head"
+    assert (out["shape_hits"], out["texture_hits"]) == (1, 2)
+    # synthetic: targets are shapes, meta texture names in the label space
+    classes = ["circle", "square", "star"]
+    meta = pd.DataFrame({"id": ["s0", "s1", "s2", "s3"], "texture": ["square", "circle", "circle", "star"]})
+    rec = _record(meta["id"], [0, 1, 2, 2], [0, 0, 2, 1], 3, meta)
+    rec.manifest["classes"] = classes
+    out = T.shape_bias_of_record(rec)
+    assert out["reading"] == "native label space"
+    assert (out["shape_hits"], out["texture_hits"], out["trials"]) == (2, 1, 3)
+    assert out["shape_bias"] == pytest.approx(2 / 3)

@@ -490,60 +490,125 @@ PUBLISHED_SHAPE_FILES = [
 
 
 def published_shape_decisions() -> pd.DataFrame:
-    """The texture-vs-shape raw decisions of humans and CNNs as one tidy table.
+    """The texture-vs-shape raw decisions of humans and CNNs as one table in the published
+    format (``subj, session, trial, rt, object_response, category, condition, imagename``)
+    plus ``observer``, ``group`` (``human`` / ``standard``) and ``note``.
 
-    Columns: observer, group (``human`` / ``standard``), note, imagename, shape, texture,
-    response. Shape and texture come from the stimulus name (:func:`shape.parse_cue_conflict_name`).
     Raises :class:`clipsafety.external.ExternalUnavailable` when a file cannot be had.
     """
     from clipsafety.external import fetch
-    from clipsafety.shape import parse_cue_conflict_name
 
     frames = []
     for path, observer, group, note in PUBLISHED_SHAPE_FILES:
         raw = pd.read_csv(fetch(TEXTURE_VS_SHAPE + path))
-        parsed = [parse_cue_conflict_name(n) for n in raw["imagename"]]
-        frames.append(pd.DataFrame({
-            "observer": observer, "group": group, "note": note,
-            "imagename": raw["imagename"].to_numpy(),
-            "shape": [_get(p, "shape", 0) for p in parsed],
-            "texture": [_get(p, "texture", 1) for p in parsed],
-            "response": raw["object_response"].astype(str).to_numpy(),
-        }))
+        raw["observer"], raw["group"], raw["note"] = observer, group, note
+        frames.append(raw)
     return pd.concat(frames, ignore_index=True)
 
 
-def _get(parsed, key: str, pos: int):
-    if isinstance(parsed, dict):
-        return parsed[key]
-    if hasattr(parsed, key):
-        return getattr(parsed, key)
-    return parsed[pos]
-
-
 def shape_bias_by_observer(decisions: pd.DataFrame,
-                           by: Sequence[str] = ("observer", "group")) -> pd.DataFrame:
-    """Shape bias per observer from a decisions table (:func:`shape.shape_bias_from_decisions`).
+                           by: Sequence[str] = ("observer", "group", "note")) -> pd.DataFrame:
+    """Shape bias per observer (:func:`shape.shape_bias_table`): ``by`` columns, shape_hits,
+    texture_hits, trials (same-class trials dropped), shape_bias."""
+    from clipsafety.shape import shape_bias_table
 
-    Columns: ``by`` columns, shape_bias, and whatever counts the metric reports."""
-    from clipsafety.shape import shape_bias_from_decisions
-
-    rows = []
-    for key, part in decisions.groupby(list(by), sort=False):
-        res = shape_bias_from_decisions(part["response"].to_numpy(), part["shape"].to_numpy(),
-                                        part["texture"].to_numpy())
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-        row.update(_shape_result(res))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return shape_bias_table(decisions, by=list(by)).reset_index()
 
 
-def _shape_result(res) -> dict:
-    """A dict with at least ``shape_bias`` from the metric's return value (float or mapping)."""
-    if isinstance(res, dict):
-        return dict(res)
-    if hasattr(res, "_asdict"):
-        return dict(res._asdict())
-    if hasattr(res, "__dataclass_fields__"):
-        return {k: getattr(res, k) for k in res.__dataclass_fields__}
-    return {"shape_bias": float(res)}
+def human_band(observers: pd.DataFrame, value: str = "shape_bias") -> tuple[float, float, float]:
+    """``(min, mean, max)`` of ``value`` over the human observers (``group == "human"``)."""
+    h = observers.loc[observers["group"] == "human", value].dropna()
+    if h.empty:
+        return (np.nan, np.nan, np.nan)
+    return float(h.min()), float(h.mean()), float(h.max())
+
+
+def shape_reading(record) -> str:
+    """How a cue-conflict record's logits become decisions: ``"1000->16 mapping"`` for
+    ImageNet-1k logits, ``"direct 16-way head"`` for 16 logits on the cue-conflict stimuli,
+    ``"native label space"`` otherwise (the synthetic world, whose shape and texture classes
+    are classes of the model's own label space)."""
+    n = record.logits.shape[1]
+    if n == 1000:
+        return "1000->16 mapping"
+    if n == 16 and _is_cue_conflict(record):
+        return "direct 16-way head"
+    return "native label space"
+
+
+def _is_cue_conflict(record) -> bool:
+    from clipsafety.shape import parse_cue_conflict_name
+
+    try:
+        parse_cue_conflict_name(str(np.asarray(record.ids)[0]))
+        return True
+    except ValueError:
+        return False
+
+
+def shape_bias_of_record(record) -> dict:
+    """Shape bias of one cue-conflict prediction record, with its reading (:func:`shape_reading`).
+
+    - ImageNet-1k logits: softmax over all 1000 classes (:func:`metrics.softmax`), then the
+      model-vs-human 1000->16 mapping (:func:`shape.decisions_from_probs`).
+    - 16 logits in :data:`shape.CUE_CONFLICT_CLASSES` order (a direct zero-shot head): argmax.
+    - otherwise (synthetic world): argmax over the record's label subset; shape = target,
+      texture = ``meta["texture"]`` (class index, or class name looked up in
+      ``manifest["classes"]``).
+
+    Returns ``{"shape_bias", "shape_hits", "texture_hits", "trials", "reading"}``.
+    """
+    from clipsafety import metrics
+    from clipsafety.shape import CUE_CONFLICT_CLASSES, decisions_from_probs, shape_bias_table
+
+    reading = shape_reading(record)
+    names = [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)]
+    if reading != "native label space":
+        if reading == "1000->16 mapping":
+            dec = decisions_from_probs(metrics.softmax(record.logits), names)
+        else:
+            idx = np.asarray(record.logits).argmax(1)
+            dec = pd.DataFrame({"imagename": names,
+                                "object_response": [CUE_CONFLICT_CLASSES[i] for i in idx]})
+        dec["_all"] = 0
+        row = shape_bias_table(dec, by="_all").iloc[0]
+        return {"shape_bias": float(row["shape_bias"]), "shape_hits": int(row["shape_hits"]),
+                "texture_hits": int(row["texture_hits"]), "trials": int(row["trials"]),
+                "reading": reading}
+    L, _ = metrics.prepare(record.logits, None, record.label_subset)
+    pred = L.argmax(1)
+    if record.label_subset is not None:
+        pred = np.asarray(record.label_subset)[pred]
+    if record.meta is None or "texture" not in record.meta.columns:
+        raise ValueError(
+            f"record of {record.manifest.get('model_id', '?')!r} is not a cue-conflict record: "
+            "expected cue-conflict stimulus ids, or meta with a 'texture' column (synth:cue-conflict).")
+    shape = np.asarray(record.targets)
+    texture = _as_index(record.meta["texture"], record.manifest.get("classes"))
+    keep = shape != texture
+    sh = int(np.count_nonzero(pred[keep] == shape[keep]))
+    tx = int(np.count_nonzero(pred[keep] == texture[keep]))
+    from clipsafety.shape import shape_bias
+
+    return {"shape_bias": shape_bias(pred, shape, texture), "shape_hits": sh, "texture_hits": tx,
+            "trials": int(keep.sum()), "reading": reading}
+
+
+def _as_index(col, classes) -> np.ndarray:
+    v = np.asarray(col)
+    if v.dtype.kind in "iu":
+        return v.astype(np.int64)
+    if classes is None:
+        raise ValueError("texture classes are names but the record's manifest has no 'classes' "
+                         "to map them to indices.")
+    pos = {c: i for i, c in enumerate(classes)}
+    return np.array([pos.get(str(x), -1) for x in v], dtype=np.int64)
+
+
+def shape_table(records: dict) -> pd.DataFrame:
+    """One row per model: shape bias and hit counts (:func:`shape_bias_of_record`), with the
+    catalog metadata joined."""
+    rows = [{"model": mid, **shape_bias_of_record(rec)} for mid, rec in records.items()]
+    df = pd.DataFrame(rows, columns=["model", "shape_bias", "shape_hits", "texture_hits", "trials",
+                                     "reading"])
+    return df.merge(model_metadata(list(records)), on="model", how="left")
