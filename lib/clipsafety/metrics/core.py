@@ -292,8 +292,23 @@ def fit_temperature(
         raise ValueError("cannot fit a temperature on 0 samples.")
     m = L.max(1, keepdims=True)
     D = L - m
-    dy = np.take_along_axis(D, t[:, None], 1)[:, 0].astype(np.float64).mean()
+    Dy = np.take_along_axis(D, t[:, None], 1)[:, 0].astype(np.float64)
+    dy = Dy.mean()
     b_lo, b_hi = 1.0 / bounds[1], 1.0 / bounds[0]
+    if np.all(Dy == 0):  # every target is a row maximum: the NLL falls monotonically as T -> 0
+        warnings.warn(
+            f"fit_temperature hit the bound T={bounds[0]:g}: every sample's target has the top logit, "
+            "so the NLL has no interior minimum (it keeps falling as T -> 0).",
+            stacklevel=2,
+        )
+        return float(bounds[0])
+    if float(D.mean(dtype=np.float64)) - dy >= 0:  # gradient at beta = 0 is >= 0: no better than chance
+        warnings.warn(
+            f"fit_temperature hit the bound T={bounds[1]:g}: the logits rank targets no better than chance, "
+            "so the NLL is minimised as T -> infinity.",
+            stacklevel=2,
+        )
+        return float(bounds[1])
     lo, hi = b_lo, b_hi  # bracket for the root of the gradient in beta
     beta = 1.0
     for _ in range(100):
@@ -307,7 +322,7 @@ def fit_temperature(
         new = beta - step
         if not (lo < new < hi) or not np.isfinite(new):
             new = np.sqrt(lo * hi)
-        if abs(new - beta) <= tol * beta or hi / lo < 1 + tol:
+        if abs(new - beta) <= tol * beta or hi / lo < 1 + tol or (var > 0 and g * g / var < 1e-16):
             beta = new
             break
         beta = new
