@@ -1,0 +1,480 @@
+"""Evaluation sets by id: ``get_dataset("imagenet:r", data_root=...) -> DatasetSpec``.
+
+Each spec declares its label space, label subset and classes; inference never knows
+dataset names (records.py). The on-disk layouts are documented in
+``book/appendix_datasets.md``; a wrong layout raises :class:`LayoutError` saying what was
+found and what was expected.
+
+Conventions:
+
+- Class index of an ImageNet synset = its position in timm's ``imagenet_synsets.txt``
+  (sorted WordNet ids, the standard 1000-way order); ImageNet-R/A subsets come from timm's
+  ``imagenet_{r,a}_indices.txt``.
+- ``data_root`` (or ``$CLIPSAFETY_DATA_ROOT``) may be the folder that holds the dataset
+  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself.
+- Sample ids are POSIX paths relative to the dataset folder.
+- OOD sets (ImageNet-O, iNaturalist, SUN, Places, Textures) have target ``-1``.
+- ObjectNet: targets index its 113 ImageNet-overlapping classes (``target_space``
+  ``"objectnet-113"``); ``label_map[k]`` lists the ImageNet columns of ObjectNet class ``k``
+  and ``label_subset`` is their union (:func:`project_logits` maps 1000 -> 113). Images are
+  cropped by 2 pixels on each side to remove ObjectNet's 1-pixel red border (the convention
+  of the model-soups / WiSE-FT evaluation code).
+- Cue-conflict: label space ``"cue-conflict-16"``, target = shape class; ``meta()`` has the
+  texture class and a ``same_class`` flag (kept in the data, excluded from shape bias).
+- Unreadable images are not this module's concern beyond :func:`load_rgb`: it decodes
+  grayscale, CMYK, RGBA and palette images to RGB and raises :class:`BadImage` for corrupt or
+  truncated files; :func:`clipsafety.predict` skips those and lists them in the manifest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from clipsafety.heads import CUE_CONFLICT_16, imagenet_classnames
+from clipsafety.records import DatasetSpec
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
+OBJECTNET_BORDER = 2
+
+#: dataset id -> (folder names tried under data_root, short description)
+REAL_DATASETS: dict[str, tuple[list[str], str]] = {
+    "imagenet:val": (["imagenet/val", "ILSVRC2012_img_val", "val"], "ImageNet-1k validation (50,000)"),
+    "imagenet:v2": (["imagenetv2-matched-frequency-format-val", "imagenet-v2"],
+                    "ImageNet-V2 matched-frequency (10,000)"),
+    "imagenet:sketch": (["imagenet-sketch/sketch", "sketch", "imagenet-sketch"], "ImageNet-Sketch (50,889)"),
+    "imagenet:r": (["imagenet-r"], "ImageNet-R, 200 classes (30,000)"),
+    "imagenet:a": (["imagenet-a"], "ImageNet-A, 200 classes (7,500)"),
+    "objectnet": (["objectnet-1.0"], "ObjectNet, 113 ImageNet-overlapping classes"),
+    "imagenet:o": (["imagenet-o"], "ImageNet-O (OOD, 2,000)"),
+    "ood:inaturalist": (["iNaturalist"], "iNaturalist OOD subset of Huang & Li 2021 (10,000)"),
+    "ood:sun": (["SUN"], "SUN OOD subset of Huang & Li 2021 (10,000)"),
+    "ood:places": (["Places"], "Places OOD subset of Huang & Li 2021 (10,000)"),
+    "ood:textures": (["dtd", "Textures"], "Describable Textures (5,640)"),
+    "cue-conflict": (["cue-conflict", "style-transfer-preprocessed-512"],
+                     "Geirhos et al. cue-conflict stimuli (1,280)"),
+}
+
+
+class LayoutError(FileNotFoundError):
+    """A dataset folder does not have the expected layout."""
+
+
+class UnknownDataset(ValueError):
+    """A dataset id that matches no known dataset."""
+
+
+class BadImage(OSError):
+    """An image file that cannot be decoded (corrupt, truncated, not an image)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+@lru_cache(maxsize=None)
+def _timm_info(name: str) -> list[str]:
+    import timm.data
+
+    path = Path(timm.data.__file__).parent / "_info" / name
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def imagenet_synsets() -> list[str]:
+    """The 1000 ImageNet WordNet ids in class-index order (timm's ``imagenet_synsets.txt``)."""
+    return _timm_info("imagenet_synsets.txt")
+
+
+def wnid_to_index() -> dict[str, int]:
+    return {w: i for i, w in enumerate(imagenet_synsets())}
+
+
+def subset_indices(which: str) -> list[int]:
+    """Sorted ImageNet indices of ImageNet-R (``"r"``) or ImageNet-A (``"a"``) (timm's lists)."""
+    return sorted(int(x) for x in _timm_info(f"imagenet_{which}_indices.txt"))
+
+
+def load_rgb(path: str | os.PathLike, crop: int = 0):
+    """Decode an image file to an RGB ``PIL.Image`` (grayscale/CMYK/RGBA/palette converted;
+    transparency dropped). ``crop`` removes that many pixels from every side.
+    Raises :class:`BadImage` for corrupt or truncated files."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                im = im.point(lambda v: v / 256).convert("L")
+            rgb = im.convert("RGB") if im.mode != "RGB" else im.copy()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise BadImage(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if crop:
+        w, h = rgb.size
+        if w > 2 * crop and h > 2 * crop:
+            rgb = rgb.crop((crop, crop, w - crop, h - crop))
+    return rgb
+
+
+def _list_images(folder: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        out += [Path(dirpath) / f for f in sorted(filenames)
+                if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith(".")]
+    return out
+
+
+def _subdirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _describe(folder: Path, n: int = 8) -> str:
+    if not folder.exists():
+        return f"{folder} does not exist"
+    items = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+    more = f" ... ({len(items)} entries)" if len(items) > n else ""
+    return f"{folder} contains {items[:n]}{more}"
+
+
+# ----------------------------------------------------------------------------- the spec
+class FolderSpec(DatasetSpec):
+    """A list of image files under ``root`` with integer targets; the one concrete spec."""
+
+    def __init__(self, dataset_id: str, root: Path, files: Sequence[Path], targets: Sequence[int],
+                 *, label_space: str, classes: list[str], label_subset: list[int] | None = None,
+                 layout: str = "", crop: int = 0, meta=None, target_space: str | None = None,
+                 label_map: list[list[int]] | None = None, extra_manifest: dict | None = None):
+        self.dataset_id = dataset_id
+        self.root = Path(root)
+        self.files = [Path(f) for f in files]
+        self.ids = [f.relative_to(self.root).as_posix() for f in self.files]
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.label_space = label_space
+        self.classes = classes
+        self.label_subset = None if label_subset is None else sorted(int(i) for i in label_subset)
+        self.layout = layout
+        self.crop = crop
+        self.target_space = target_space or label_space
+        self.label_map = label_map
+        self._meta = meta
+        self._extra = extra_manifest or {}
+        if not self.files:
+            raise LayoutError(f"{dataset_id}: no images found under {self.root} "
+                              f"(expected layout: {layout}). {_describe(self.root)}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        return load_rgb(self.files[i], crop=self.crop), int(self.targets[i]), self.ids[i]
+
+    def manifest(self) -> dict:
+        """Identifies the data exactly: ids, targets and file sizes hashed, label space, crop."""
+        h = hashlib.sha256()
+        for rel, t, f in zip(self.ids, self.targets.tolist(), self.files):
+            h.update(f"{rel}\t{t}\t{f.stat().st_size}\n".encode())
+        return {"dataset_id": self.dataset_id, "layout": self.layout, "n": len(self),
+                "label_space": self.label_space, "target_space": self.target_space,
+                "label_subset": self.label_subset, "crop": self.crop,
+                "label_map_sha256": None if self.label_map is None else
+                hashlib.sha256(json.dumps(self.label_map).encode()).hexdigest(),
+                "files_sha256": h.hexdigest(), **self._extra}
+
+    def meta(self):
+        import pandas as pd
+
+        if self._meta is None:
+            return None
+        return self._meta if isinstance(self._meta, pd.DataFrame) else self._meta()
+
+
+def project_logits(logits: np.ndarray, label_map: Sequence[Sequence[int]], reduce: str = "max") -> np.ndarray:
+    """Map ``[N, C]`` logits to ``[N, K]`` target classes, ``label_map[k]`` = columns of class k.
+
+    ``reduce="max"``: the largest logit among the members (ObjectNet convention: a prediction
+    of any member class counts). ``"mean"``: their mean."""
+    fn = {"max": np.max, "mean": np.mean}[reduce]
+    return np.stack([fn(logits[:, list(cols)], axis=1) for cols in label_map], axis=1)
+
+
+# ----------------------------------------------------------------------------- builders
+def _wnid_folders(dataset_id: str, root: Path, allowed: set[str] | None, layout: str) -> tuple[list, list]:
+    w2i = wnid_to_index()
+    subs = _subdirs(root)
+    bad = [s for s in subs if s not in w2i or (allowed is not None and s not in allowed)]
+    if not subs or bad:
+        raise LayoutError(
+            f"{dataset_id}: expected {layout} with ImageNet WordNet-id folders"
+            f"{' of its ' + str(len(allowed)) + ' classes' if allowed else ''} (e.g. n01443537/); "
+            f"found {'no class folders' if not subs else 'unexpected folders ' + str(bad[:5])}. "
+            f"{_describe(root)}")
+    files, targets = [], []
+    for s in subs:
+        imgs = _list_images(root / s)
+        files += imgs
+        targets += [w2i[s]] * len(imgs)
+    return files, targets
+
+
+def _imagenet_x_meta(ids: list[str]):
+    """ImageNet-X factor annotations joined by file name (multi-factor flags + top factor)."""
+    import pandas as pd
+    from imagenet_x.utils import get_annotation_path
+
+    ann = get_annotation_path()
+    multi = pd.read_json(ann / "imagenet_x_val_multi_factor.jsonl", lines=True)
+    top = pd.read_json(ann / "imagenet_x_val_top_factor.jsonl", lines=True)
+    factors = [c for c in multi.columns if c not in ("file_name", "class", "justification", "one_word")]
+    top_factor = top.set_index("file_name")[factors].idxmax(axis=1).rename("top_factor")
+    protos = set(pd.read_csv(ann / "prototypical_paths.csv")["file_name"])
+    df = pd.DataFrame({"id": ids, "file_name": [Path(i).name for i in ids]})
+    df = df.merge(multi[["file_name", *factors]], on="file_name", how="left")
+    df = df.merge(top_factor, left_on="file_name", right_index=True, how="left")
+    df["annotated"] = df[factors[0]].notna()
+    df["is_prototype"] = df["file_name"].isin(protos)
+    return df
+
+
+def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
+    layout = "<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (or all files flat in <root>)"
+    if any(p.is_dir() for p in root.iterdir()):
+        files, targets = _wnid_folders(dataset_id, root, None, layout)
+    else:
+        import pandas as pd
+        from imagenet_x.utils import get_annotation_path
+
+        labels = pd.read_csv(get_annotation_path() / "filename_label.csv").set_index("file_name")["label"]
+        files = [f for f in _list_images(root) if f.name in labels.index]
+        if not files:
+            raise LayoutError(f"{dataset_id}: expected {layout}; found no ILSVRC2012_val_*.JPEG files. "
+                              f"{_describe(root)}")
+        targets = [int(labels[f.name]) for f in files]
+    ids = [f.relative_to(root).as_posix() for f in files]
+    return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout,
+                      meta=lambda: _imagenet_x_meta(ids))
+
+
+def _imagenet_v2(dataset_id: str, root: Path) -> FolderSpec:
+    layout = "<root>/<class index 0..999>/<hash>.jpeg"
+    subs = _subdirs(root)
+    bad = [s for s in subs if not (s.isdigit() and 0 <= int(s) < 1000)]
+    if not subs or bad:
+        raise LayoutError(f"{dataset_id}: expected {layout}; found "
+                          f"{'no class folders' if not subs else 'non-numeric folders ' + str(bad[:5])}. "
+                          f"{_describe(root)}")
+    files, targets = [], []
+    for s in sorted(subs, key=int):
+        imgs = _list_images(root / s)
+        files += imgs
+        targets += [int(s)] * len(imgs)
+    return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout)
+
+
+def _wnid_dataset(which: str | None, layout: str):
+    def build(dataset_id: str, root: Path) -> FolderSpec:
+        subset = subset_indices(which) if which else None
+        allowed = {imagenet_synsets()[i] for i in subset} if subset else None
+        files, targets = _wnid_folders(dataset_id, root, allowed, layout)
+        return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
+                          classes=imagenet_classnames(), label_subset=subset, layout=layout)
+    return build
+
+
+def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = "<root>/<wnid>/*.jpg (all samples are OOD: target -1)"
+    files, wn = _wnid_folders(dataset_id, root, None, layout)
+    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files],
+                         "nearest_class": wn})
+    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout, meta=meta)
+
+
+def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = "<root>/images/**/*.jpg (all samples are OOD: target -1)"
+    img_dir = root / "images"
+    if not img_dir.is_dir():
+        raise LayoutError(f"{dataset_id}: expected {layout}; found no 'images' folder. {_describe(root)}")
+    files = _list_images(img_dir)
+    rel = [f.relative_to(root) for f in files]
+    meta = pd.DataFrame({"id": [r.as_posix() for r in rel],
+                         "subclass": [r.parts[1] if len(r.parts) > 2 else "" for r in rel]})
+    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout, meta=meta)
+
+
+def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = ("<root>/images/<objectnet folder>/*.png and <root>/mappings/{folder_to_objectnet_label.json,"
+              " objectnet_to_imagenet_1k.json, pytorch_to_imagenet_2012_id.json, imagenet_to_label_2012_v2}")
+    m = root / "mappings"
+    need = ["folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json",
+            "pytorch_to_imagenet_2012_id.json", "imagenet_to_label_2012_v2"]
+    missing = [n for n in need if not (m / n).is_file()]
+    if missing or not (root / "images").is_dir():
+        raise LayoutError(f"{dataset_id}: expected {layout}; missing "
+                          f"{missing + ([] if (root / 'images').is_dir() else ['images/'])}. {_describe(root)}")
+    folder_to_label = json.loads((m / "folder_to_objectnet_label.json").read_text())
+    on_to_in = json.loads((m / "objectnet_to_imagenet_1k.json").read_text())
+    pt_to_line = json.loads((m / "pytorch_to_imagenet_2012_id.json").read_text())
+    lines = [ln.strip() for ln in (m / "imagenet_to_label_2012_v2").read_text().splitlines()]
+    line_to_pt = {int(line): int(pt) for pt, line in pt_to_line.items()}
+    name_to_pt = {name: line_to_pt[i] for i, name in enumerate(lines) if i in line_to_pt}
+    on_classes = sorted(on_to_in)
+    label_map = []
+    for c in on_classes:
+        names = [n.strip() for n in on_to_in[c].split(";") if n.strip()]
+        unknown = [n for n in names if n not in name_to_pt]
+        if unknown:
+            raise LayoutError(f"{dataset_id}: objectnet_to_imagenet_1k.json maps {c!r} to "
+                              f"{unknown}, not found in mappings/imagenet_to_label_2012_v2.")
+        label_map.append(sorted(name_to_pt[n] for n in names))
+    cls_index = {c: k for k, c in enumerate(on_classes)}
+    files, targets, folders = [], [], []
+    for folder in _subdirs(root / "images"):
+        label = folder_to_label.get(folder)
+        if label not in cls_index:  # one of ObjectNet's classes without an ImageNet counterpart
+            continue
+        imgs = _list_images(root / "images" / folder)
+        files += imgs
+        targets += [cls_index[label]] * len(imgs)
+        folders += [folder] * len(imgs)
+    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files], "folder": folders})
+    subset = sorted({i for cols in label_map for i in cols})
+    return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
+                      classes=imagenet_classnames(), label_subset=subset, layout=layout,
+                      crop=OBJECTNET_BORDER, meta=meta, target_space=f"objectnet-{len(on_classes)}",
+                      label_map=label_map, extra_manifest={"objectnet_classes": on_classes})
+
+
+_CUE_RE = re.compile(r"^([a-z]+)(\d+)-([a-z]+)(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
+
+
+def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = "<root>/<shape class>/<shape><n>-<texture><m>.png (16 class folders)"
+    subs = _subdirs(root)
+    bad = [s for s in subs if s not in CUE_CONFLICT_16]
+    if not subs or bad:
+        raise LayoutError(f"{dataset_id}: expected {layout} with folders from {CUE_CONFLICT_16}; "
+                          f"found {'no folders' if not subs else 'unexpected ' + str(bad[:5])}. {_describe(root)}")
+    idx = {c: i for i, c in enumerate(CUE_CONFLICT_16)}
+    files, rows = [], []
+    for s in subs:
+        for f in _list_images(root / s):
+            m = _CUE_RE.match(f.name)
+            if not m or m.group(1) not in idx or m.group(3) not in idx:
+                raise LayoutError(f"{dataset_id}: file name {f.name!r} does not encode "
+                                  "'<shape><n>-<texture><m>.png' with the 16 class names.")
+            files.append(f)
+            rows.append({"id": f.relative_to(root).as_posix(), "shape": m.group(1),
+                         "texture": m.group(3), "texture_target": idx[m.group(3)],
+                         "same_class": m.group(1) == m.group(3)})
+    meta = pd.DataFrame(rows)
+    return FolderSpec(dataset_id, root, files, [idx[r["shape"]] for r in rows],
+                      label_space="cue-conflict-16", classes=list(CUE_CONFLICT_16), layout=layout,
+                      meta=meta)
+
+
+def _user_folder(dataset_id: str, root: Path) -> FolderSpec:
+    layout = "<PATH>/<class name or ImageNet wnid>/*.jpg"
+    if not root.is_dir():
+        raise LayoutError(f"{dataset_id}: {root} is not a folder; expected {layout}.")
+    subs = _subdirs(root)
+    if not subs:
+        raise LayoutError(f"{dataset_id}: expected {layout}; found no class folders. {_describe(root)}")
+    w2i = wnid_to_index()
+    if all(s in w2i for s in subs):
+        files, targets = _wnid_folders(dataset_id, root, None, layout)
+        return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
+                          classes=imagenet_classnames(), label_subset=[w2i[s] for s in subs],
+                          layout=layout)
+    names = [s.replace("_", " ") for s in subs]
+    space = "folder-" + hashlib.sha256(json.dumps(names).encode()).hexdigest()[:8]
+    files, targets = [], []
+    for k, s in enumerate(subs):
+        imgs = _list_images(root / s)
+        files += imgs
+        targets += [k] * len(imgs)
+    return FolderSpec(dataset_id, root, files, targets, label_space=space, classes=names, layout=layout)
+
+
+_BUILDERS = {
+    "imagenet:val": _imagenet_val,
+    "imagenet:v2": _imagenet_v2,
+    "imagenet:sketch": _wnid_dataset(None, "<root>/<wnid>/*.JPEG"),
+    "imagenet:r": _wnid_dataset("r", "<root>/<wnid of the 200 ImageNet-R classes>/*.jpg"),
+    "imagenet:a": _wnid_dataset("a", "<root>/<wnid of the 200 ImageNet-A classes>/*.jpg"),
+    "objectnet": _objectnet,
+    "imagenet:o": _imagenet_o,
+    "ood:inaturalist": _ood_images,
+    "ood:sun": _ood_images,
+    "ood:places": _ood_images,
+    "ood:textures": _ood_images,
+    "cue-conflict": _cue_conflict,
+}
+
+
+def list_datasets(include_synth: bool = True) -> list[str]:
+    """All dataset ids: the real ones, ``folder:PATH``, and the synthetic world's."""
+    ids = list(REAL_DATASETS) + ["folder:PATH"]
+    if include_synth:
+        try:
+            from clipsafety import synth
+
+            ids += [d if d.startswith("synth:") else f"synth:{d}" for d in synth.list_datasets()]
+        except Exception:  # the synthetic world may not be installed yet
+            pass
+    return ids
+
+
+def _resolve_root(dataset_id: str, data_root) -> tuple[Path, list[str]]:
+    base = data_root or os.environ.get("CLIPSAFETY_DATA_ROOT")
+    if not base:
+        raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
+                          f"holds {REAL_DATASETS[dataset_id][0][0]}/) or set CLIPSAFETY_DATA_ROOT.")
+    base = Path(base).expanduser()
+    tried = [base / s for s in REAL_DATASETS[dataset_id][0]] + [base]
+    return base, [str(t) for t in tried]
+
+
+def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **kw) -> DatasetSpec:
+    """The :class:`DatasetSpec` for ``dataset_id`` (see module docstring and the appendix)."""
+    if isinstance(dataset_id, DatasetSpec):
+        return dataset_id
+    if dataset_id.startswith("synth:"):
+        from clipsafety import synth  # written by the synthetic-world issue; imported lazily
+
+        return synth.get_dataset(dataset_id.split(":", 1)[1], **kw)
+    if dataset_id.startswith("folder:"):
+        return _user_folder(dataset_id, Path(dataset_id.split(":", 1)[1]).expanduser())
+    if dataset_id not in _BUILDERS:
+        near = difflib.get_close_matches(dataset_id, list_datasets(), n=5, cutoff=0.4)
+        raise UnknownDataset(f"unknown dataset id {dataset_id!r}."
+                             f"{' Did you mean ' + ', '.join(near) + '?' if near else ''} "
+                             f"Known ids: {', '.join(list_datasets())}.")
+    _, tried = _resolve_root(dataset_id, data_root)
+    errors = []
+    for cand in map(Path, tried):
+        if cand.is_dir():
+            try:
+                return _BUILDERS[dataset_id](dataset_id, cand)
+            except LayoutError as e:
+                errors.append(str(e))
+    found = "; ".join(errors) if errors else "none of these folders exist"
+    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: {found}. "
+                      "See the book's appendix 'Datasets on disk' for each layout.")

@@ -1,0 +1,244 @@
+"""Inference with caching: ``predict(model, dataset) -> PredictionRecord``.
+
+The one place where models meet data. Conventions:
+
+- Logits are stored over the model's full label space (float32). ``manifest["label_subset"]``
+  is the dataset's subset when the model's label space is the dataset's (else ``None``).
+  Targets stay in the dataset's target space; ``manifest["label_space"]`` (the logits') and
+  ``manifest["target_space"]`` (the targets') are both recorded, with ``label_map`` when the
+  dataset has one (ObjectNet: target class -> ImageNet columns).
+- GPU: DataLoader workers, pinned memory, channels_last and bf16 autocast (precision is part
+  of the key). CPU: fp32, ``num_workers=0`` by default (the forward uses the cores).
+- Unreadable images (:class:`clipsafety.datasets.BadImage`) are skipped and listed in
+  ``manifest["skipped"]`` as ``{index, id, reason}``; the record has no row for them.
+- Fast path: when the dataset has ``arrays()`` (returning ``uint8 [N,H,W,3]``, targets
+  ``[N]``, ids ``[N]``) and the model has ``extra["batch_transform"]`` (a callable mapping a
+  ``uint8`` tensor ``[B,H,W,3]`` to the model's input ``[B,3,H',W']`` float tensor, identical
+  to applying ``transform`` per image), batches are sliced from the arrays without PIL or a
+  DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
+- Results are written in shards of ``shard_size`` samples; a killed run resumes from them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+import clipsafety
+from clipsafety.records import DatasetSpec, LoadedModel, PredictionRecord
+
+RECORD_FORMAT = 1
+
+
+def resolve_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def normalize_batch_transform(mean: Sequence[float], std: Sequence[float]) -> Callable:
+    """``uint8 [B,H,W,3]`` -> ``float [B,3,H,W]``, ``(x/255 - mean)/std``: ToTensor + Normalize."""
+    import torch
+
+    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    def fn(batch: torch.Tensor) -> torch.Tensor:
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - m.to(x.device)) / s.to(x.device)
+
+    fn.description = f"uint8->float/255, normalize(mean={list(mean)}, std={list(std)})"
+    return fn
+
+
+class _Samples:
+    """Map-style dataset over selected indices of a spec: ``(tensor|None, target, index, id, error)``."""
+
+    def __init__(self, spec: DatasetSpec, transform, indices: np.ndarray):
+        self.spec, self.transform, self.indices = spec, transform, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int):
+        from clipsafety.datasets import BadImage
+
+        i = int(self.indices[j])
+        try:
+            img, target, sid = self.spec[i]
+            return self.transform(img), int(target), i, str(sid), None
+        except BadImage as e:
+            ids = getattr(self.spec, "ids", None)
+            return None, -1, i, str(ids[i]) if ids is not None else str(i), str(e)
+
+
+def _collate(items):
+    import torch
+
+    ok = [it for it in items if it[0] is not None]
+    bad = [{"index": it[2], "id": it[3], "reason": it[4]} for it in items if it[0] is None]
+    x = torch.stack([it[0] for it in ok]) if ok else None
+    return (x, np.array([it[1] for it in ok], np.int64), np.array([it[2] for it in ok], np.int64),
+            [it[3] for it in ok], bad)
+
+
+def _resolve_classnames(classnames, spec: DatasetSpec):
+    if isinstance(classnames, str) and classnames == "dataset":
+        from clipsafety.heads import label_space_classes
+
+        try:
+            label_space_classes(spec.label_space)
+            return spec.label_space
+        except KeyError:
+            return list(spec.classes)
+    return classnames
+
+
+def key_manifest(loaded: LoadedModel, spec: DatasetSpec, precision: str) -> dict:
+    """Everything that determines the logits; its hash is the store key."""
+    dman = spec.manifest()
+    target_space = getattr(spec, "target_space", None) or spec.label_space
+    same = loaded.label_space == spec.label_space
+    return {
+        "record_format": RECORD_FORMAT,
+        "library_version": clipsafety.__version__,
+        "model": loaded.manifest,
+        "dataset": dman,
+        "label_space": loaded.label_space,
+        "target_space": target_space,
+        "label_subset": spec.label_subset if same else None,
+        "precision": precision,
+    }
+
+
+def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=None, store=None,
+            device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
+            templates="openai", classnames=None, progress: bool = True, shard_size: int | None = None,
+            logit_scale: float | None = None, image_size: int | None = None,
+            recompute: bool = False) -> PredictionRecord:
+    """Per-sample logits of ``model`` on ``dataset``, from the store or computed and stored.
+
+    model / dataset: ids (``clipsafety.load`` / ``clipsafety.datasets.get_dataset``) or objects.
+    classnames / templates / logit_scale / image_size: passed to :func:`clipsafety.load` for
+    CLIP heads; ``classnames="dataset"`` uses the dataset's classes (``folder:`` data).
+    store: a :class:`~clipsafety.store.Store`, a path, or ``None`` (default root).
+    batch_size: default 256 on GPU, 128 on CPU. num_workers: default ``min(8, cpus)`` on
+    GPU, 0 on CPU. shard_size: samples per resumable shard (default ``max(4 * batch, 2048)``).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from clipsafety.datasets import get_dataset
+    from clipsafety.models import load
+    from clipsafety.store import Store, manifest_key
+
+    device = resolve_device(device)
+    cuda = device.startswith("cuda")
+    spec = get_dataset(dataset, data_root=data_root) if isinstance(dataset, str) else dataset
+    if isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        loaded = load(model, device=device, classnames=_resolve_classnames(classnames, spec),
+                      templates=templates, logit_scale=logit_scale, image_size=image_size)
+    store = store if isinstance(store, Store) else Store(store)
+    precision = "bf16-autocast" if cuda else "fp32"
+    kman = key_manifest(loaded, spec, precision)
+    key = manifest_key(kman)
+    if not recompute:
+        rec = store.get(key)
+        if rec is not None:
+            return rec
+
+    batch_size = batch_size or (256 if cuda else 128)
+    if num_workers is None:
+        num_workers = min(8, os.cpu_count() or 1) if cuda else 0
+    shard_size = shard_size or max(4 * batch_size, 2048)
+    run = store.partial(key, kman)
+    done = run.done_indices()
+    n = len(spec)
+    todo = np.array([i for i in range(n) if i not in done], dtype=np.int64)
+
+    module = loaded.module.to(device).eval()
+    if cuda:
+        module = module.to(memory_format=torch.channels_last)
+    if hasattr(module, "build"):
+        module.build(progress=progress)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=n, initial=n - len(todo), unit="img", unit_scale=True, disable=not progress,
+               desc=f"{loaded.model_id} | {spec.dataset_id}", dynamic_ncols=True)
+    buf: dict[str, list] = {"idx": [], "logits": [], "targets": [], "ids": [], "skipped": []}
+
+    def flush():
+        if buf["idx"] or buf["skipped"]:
+            run.write_shard(np.concatenate(buf["idx"]) if buf["idx"] else np.zeros(0, np.int64),
+                            np.concatenate(buf["logits"]) if buf["logits"] else
+                            np.zeros((0, len(loaded.classes)), np.float32),
+                            np.concatenate(buf["targets"]) if buf["targets"] else np.zeros(0, np.int64),
+                            buf["ids"], buf["skipped"])
+            for v in buf.values():
+                v.clear()
+
+    def forward(x):
+        x = x.to(device, non_blocking=True)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            return module(x).float().cpu().numpy()
+
+    arrays = getattr(spec, "arrays", None)
+    batch_transform = (loaded.extra or {}).get("batch_transform")
+    if arrays is not None and batch_transform is not None:
+        X, Y, IDS = arrays()
+        IDS = np.asarray(IDS, dtype=str)
+        batches = ((batch_transform(torch.from_numpy(np.ascontiguousarray(X[b]))), np.asarray(Y[b], np.int64),
+                    b, IDS[b].tolist(), []) for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
+        batches = (b for b in batches if len(b[2]))
+    else:
+        loader = torch.utils.data.DataLoader(
+            _Samples(spec, loaded.transform, todo), batch_size=batch_size, shuffle=False,
+            num_workers=num_workers, collate_fn=_collate, pin_memory=cuda,
+            persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
+        batches = iter(loader)
+    pending = 0
+    for x, y, idx, ids, bad in batches:
+        if x is not None:
+            buf["logits"].append(forward(x))
+            buf["targets"].append(y)
+            buf["idx"].append(idx)
+            buf["ids"] += ids
+        buf["skipped"] += bad
+        k = len(idx) + len(bad)
+        pending += k
+        bar.update(k)
+        if pending >= shard_size:
+            flush()
+            pending = 0
+    flush()
+    bar.close()
+    seconds = time.perf_counter() - t0
+
+    idx, logits, targets, ids, skipped = run.load()
+    order = np.argsort(idx, kind="stable")
+    idx, targets = idx[order], targets[order]
+    logits = logits[order] if logits is not None else np.zeros((0, len(loaded.classes)), np.float32)
+    ids = np.asarray(ids, dtype=str)[order]
+    skipped = sorted(skipped, key=lambda s: s["index"])
+    meta = spec.meta()
+    if meta is not None:
+        meta = meta.iloc[idx].reset_index(drop=True)
+    manifest = {**kman, "n": int(len(idx)), "n_skipped": len(skipped), "skipped": skipped,
+                "resumed_samples": int(n - len(todo)), "device": device,
+                "seconds": round(seconds, 3), "logit_policy": loaded.logit_policy,
+                "images_per_second": round(len(todo) / seconds, 2) if seconds > 0 else None}
+    if getattr(spec, "label_map", None) is not None:
+        manifest["label_map"] = spec.label_map
+    rec = PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
+    store.put(key, rec)
+    run.cleanup()
+    return store.get(key) or rec

@@ -1,0 +1,154 @@
+"""Dataset specs read fixture folders laid out like the real releases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipsafety import datasets as D
+from fixtures_real import (CUE_FILES, OBJECTNET_EXPECTED, make_bad_images, make_cue_conflict,
+                           make_imagenet_v2, make_imagenet_val, make_objectnet, make_ood,
+                           make_wnid_dataset, synsets, timm_subset)
+
+
+def test_imagenet_val_class_folders_and_imagenet_x_join(tmp_path):
+    folder, truth = make_imagenet_val(tmp_path, classes=(0, 1, 2), per_class=2)
+    spec = D.get_dataset("imagenet:val", data_root=tmp_path)
+    assert len(spec) == 6 and spec.label_space == "imagenet-1k" and spec.label_subset is None
+    names = [i.split("/")[-1] for i in spec.ids]
+    assert [int(t) for t in spec.targets] == [truth[n] for n in names]
+    img, t, sid = spec[0]
+    assert img.mode == "RGB" and sid == spec.ids[0] and sid.startswith(synsets()[t] + "/")
+    # the join, checked against imagenet-x's own loader
+    from imagenet_x.utils import load_annotations
+
+    ref = load_annotations("multi", filter_prototypes=False).set_index("file_name")
+    meta = spec.meta()
+    assert list(meta["id"]) == spec.ids
+    for _, row in meta.iterrows():
+        for f in ("pose", "background", "texture", "partial_view"):
+            assert row[f] == ref.loc[row["file_name"], f]
+    assert meta["annotated"].all()
+
+
+def test_imagenet_val_flat_layout_uses_shipped_labels(tmp_path):
+    folder, truth = make_imagenet_val(tmp_path, classes=(5, 999), per_class=2, flat=True)
+    spec = D.get_dataset("imagenet:val", data_root=folder)  # the dataset folder itself
+    assert {i: int(t) for i, t in zip(spec.ids, spec.targets)} == truth
+
+
+def test_imagenet_v2_numeric_folders(tmp_path):
+    make_imagenet_v2(tmp_path, classes=(0, 7, 999))
+    spec = D.get_dataset("imagenet:v2", data_root=tmp_path)
+    assert sorted(set(spec.targets.tolist())) == [0, 7, 999]
+    assert all(i.split("/")[0] == str(t) for i, t in zip(spec.ids, spec.targets))
+
+
+@pytest.mark.parametrize("ds,which,name", [("imagenet:r", "r", "imagenet-r"),
+                                            ("imagenet:a", "a", "imagenet-a")])
+def test_r_and_a_map_wnid_folders_to_1000_and_declare_200_subset(tmp_path, ds, which, name):
+    sub = timm_subset(which)
+    chosen = [sub[0], sub[57], sub[-1]]
+    make_wnid_dataset(tmp_path, name, chosen)
+    spec = D.get_dataset(ds, data_root=tmp_path)
+    assert spec.label_subset == sub and len(sub) == 200
+    assert sorted(set(spec.targets.tolist())) == chosen
+    assert spec.manifest()["label_subset"] == sub
+
+
+def test_r_rejects_a_class_outside_its_200(tmp_path):
+    outside = next(i for i in range(1000) if i not in set(timm_subset("r")))
+    make_wnid_dataset(tmp_path, "imagenet-r", [outside])
+    with pytest.raises(D.LayoutError, match="unexpected folders") as e:
+        D.get_dataset("imagenet:r", data_root=tmp_path)
+    assert synsets()[outside] in str(e.value) and "expected" in str(e.value)
+
+
+def test_objectnet_mapping_border_crop_and_projection(tmp_path):
+    make_objectnet(tmp_path)
+    spec = D.get_dataset("objectnet", data_root=tmp_path)
+    assert spec.target_space == "objectnet-2"
+    classes = spec.manifest()["objectnet_classes"]
+    assert classes == sorted(OBJECTNET_EXPECTED)
+    assert spec.label_map == [OBJECTNET_EXPECTED[c] for c in classes]
+    assert spec.label_subset == [409, 530, 954]
+    assert len(spec) == 4  # air freshener (no ImageNet class) dropped
+    img, t, sid = spec[0]
+    assert img.size == (26, 16)  # 30x20 minus 2 px per side
+    a = np.asarray(img)
+    assert (a[..., 0] == 0).all() and (a[..., 2] == 255).all()  # no red border left
+    logits = np.zeros((2, 1000))
+    logits[0, 530] = 5.0  # digital clock -> Alarm clock
+    logits[1, 954] = 3.0
+    proj = D.project_logits(logits, spec.label_map)
+    assert proj.argmax(1).tolist() == [0, 1]
+
+
+def test_ood_sets_have_minus_one_targets(tmp_path):
+    make_ood(tmp_path, "iNaturalist", n=3)
+    make_ood(tmp_path, "dtd", n=2, subclasses=["banded", "zigzagged"])
+    make_wnid_dataset(tmp_path, "imagenet-o", [3, 4], per_class=1)
+    nat = D.get_dataset("ood:inaturalist", data_root=tmp_path)
+    tex = D.get_dataset("ood:textures", data_root=tmp_path)
+    o = D.get_dataset("imagenet:o", data_root=tmp_path)
+    assert (nat.targets == -1).all() and len(nat) == 3
+    assert (tex.targets == -1).all() and sorted(set(tex.meta()["subclass"])) == ["banded", "zigzagged"]
+    assert (o.targets == -1).all() and len(o) == 2
+
+
+def test_cue_conflict_shape_targets_texture_meta(tmp_path):
+    make_cue_conflict(tmp_path)
+    spec = D.get_dataset("cue-conflict", data_root=tmp_path)
+    assert spec.label_space == "cue-conflict-16"
+    meta = spec.meta().set_index("id")
+    for rel in CUE_FILES:
+        shape, texture = rel.split("/")[1][:-4].split("-")
+        shape, texture = shape.rstrip("0123456789"), texture.rstrip("0123456789")
+        i = spec.ids.index(rel)
+        assert spec.classes[spec.targets[i]] == shape
+        assert meta.loc[rel, "texture"] == texture
+        assert bool(meta.loc[rel, "same_class"]) == (shape == texture)
+
+
+def test_folder_dataset_with_plain_class_names(tmp_path):
+    from fixtures_real import _save
+
+    for c in ("dog", "cat"):
+        for k in range(2):
+            _save(tmp_path / "mine" / c / f"{k}.jpg", seed=k)
+    spec = D.get_dataset(f"folder:{tmp_path / 'mine'}")
+    assert spec.classes == ["cat", "dog"] and spec.label_space.startswith("folder-")
+    assert spec.targets.tolist() == [0, 0, 1, 1]
+
+
+def test_wrong_layout_says_what_was_found_and_expected(tmp_path):
+    (tmp_path / "imagenet-a" / "not_a_wnid").mkdir(parents=True)
+    with pytest.raises(D.LayoutError) as e:
+        D.get_dataset("imagenet:a", data_root=tmp_path)
+    msg = str(e.value)
+    assert "not_a_wnid" in msg and "expected" in msg and "WordNet" in msg
+
+
+def test_unknown_dataset_suggests_nearest():
+    with pytest.raises(D.UnknownDataset, match="imagenet:sketch"):
+        D.get_dataset("imagenet:skecth")
+
+
+def test_awkward_images_decode_or_raise_badimage(tmp_path):
+    kinds = make_bad_images(tmp_path / "x")
+    for name, expect in kinds.items():
+        if expect == "ok":
+            img = D.load_rgb(tmp_path / "x" / name)
+            assert img.mode == "RGB" and img.size == (24, 24)
+        else:
+            with pytest.raises(D.BadImage, match=name):
+                D.load_rgb(tmp_path / "x" / name)
+
+
+def test_manifest_changes_when_a_file_changes(tmp_path):
+    make_wnid_dataset(tmp_path, "imagenet-sketch/sketch", [0, 1])
+    a = D.get_dataset("imagenet:sketch", data_root=tmp_path).manifest()
+    p = next((tmp_path / "imagenet-sketch" / "sketch").rglob("*.jpg"))
+    p.write_bytes(p.read_bytes() + b"\0")
+    b = D.get_dataset("imagenet:sketch", data_root=tmp_path).manifest()
+    assert a["files_sha256"] != b["files_sha256"] and a["n"] == b["n"] == 4
