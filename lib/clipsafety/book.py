@@ -39,7 +39,8 @@ ANALYSES = ROOT / "analyses"
 BOOK = ROOT / "book"
 CHAPTERS = BOOK / "chapters"
 STATE = CHAPTERS / ".state"
-STATIC = BOOK / "_static"
+# not "_static": Jupyter Book 1 adds a script tag for every .js file found under _static
+STATIC = BOOK / "_assets"
 LIB = Path(__file__).resolve().parent
 DATA = ROOT / "data"
 
@@ -189,12 +190,12 @@ def validate_params(chapter: Chapter, params: dict) -> dict:
 # the execution cache key
 
 
-def _hash_tree(root: Path, patterns=("*",)) -> str:
+def _hash_tree(root: Path, patterns=("*",), skip=()) -> str:
     h = hashlib.sha256()
     if root.exists():
         files = sorted({p for pat in patterns for p in root.rglob(pat) if p.is_file()})
         for p in files:
-            if "__pycache__" in p.parts or p.suffix == ".pyc":
+            if "__pycache__" in p.parts or p.suffix == ".pyc" or p in skip:
                 continue
             h.update(str(p.relative_to(root)).encode())
             h.update(hashlib.sha256(p.read_bytes()).digest())
@@ -207,7 +208,8 @@ def environment_fingerprint() -> dict:
 
     mirror = external.mirror_dir()
     return {
-        "library": _hash_tree(LIB),
+        # the runner itself (this file) does not change what a chapter computes
+        "library": _hash_tree(LIB, skip={Path(__file__).resolve()}),
         "data": _hash_tree(DATA),
         "mirror": bool(mirror and mirror.is_dir()),
     }
@@ -278,6 +280,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
                 print(f"    the failed run is saved as {keep.relative_to(ROOT)}", flush=True)
             del failed
             return "failed", seconds
+        _hide_code(dst)
         os.replace(dst, out_nb)
     seconds = time.time() - t0
     _state_path(chapter.name).write_text(json.dumps({
@@ -288,6 +291,19 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     (STATE / f"{chapter.name}.failed.ipynb").unlink(missing_ok=True)
     print(f"{index} {chapter.name}: done in {seconds:.1f} s", flush=True)
     return "executed", seconds
+
+
+def _hide_code(path: Path) -> None:
+    """Collapse code cells on the site (readers see outputs; code is one click away)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            tags = cell.metadata.setdefault("tags", [])
+            if not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
+                tags.append("hide-input")
+    nbformat.write(nb, path)
 
 
 def _short_error(exc: Exception) -> str:
@@ -309,10 +325,13 @@ def write_static_assets() -> None:
     stamp = STATIC / "vega-bundle.version"
     import vl_convert as vlc
 
-    version = f"vl{VL_VERSION}-vlc{getattr(vlc, '__version__', '')}"
+    version = f"vl{VL_VERSION}-vlc{getattr(vlc, '__version__', '')}-scoped"
     if not bundle.exists() or not stamp.exists() or stamp.read_text() != version:
         print("writing the vega JavaScript bundle (vl-convert-python)", flush=True)
-        bundle.write_text(vlc.javascript_bundle(vl_version=VL_VERSION))
+        # wrapped in a function scope: the bundle's top-level names (e.g. `_`) would clash
+        # with Sphinx's globals; it publishes vegaEmbed, vega and vegaLite on window.
+        js = vlc.javascript_bundle(vl_version=VL_VERSION)
+        bundle.write_text("(function(){\n" + js + "\n})();\n")
         stamp.write_text(version)
     mj = STATIC / "mathjax"
     if not (mj / "tex-chtml.js").exists():
