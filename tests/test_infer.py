@@ -1,0 +1,201 @@
+"""predict(): batched inference into the store, with subsets, skips, misses and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import clipsafety
+from clipsafety import datasets as D
+from clipsafety.infer import normalize_batch_transform, predict
+from clipsafety.store import Store
+from fixtures_real import (make_bad_images, make_cue_conflict, make_imagenet_val, make_objectnet,
+                           make_wnid_dataset, timm_subset)
+
+torch.set_num_threads(2)
+RESNET = "timm:resnet18@random"
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    return clipsafety.load(RESNET, image_size=32)
+
+
+def _reference_logits(loaded, spec, indices=None):
+    """Plain per-image forward, independent of predict's batching and store."""
+    idx = range(len(spec)) if indices is None else indices
+    x = torch.stack([loaded.transform(spec[i][0]) for i in idx])
+    with torch.no_grad():
+        return loaded.module(x).numpy()
+
+
+def test_round_trip_with_subset_and_meta(tmp_path, resnet):
+    sub = timm_subset("r")
+    make_wnid_dataset(tmp_path / "data", "imagenet-r", [sub[0], sub[1]], per_class=2)
+    spec = D.get_dataset("imagenet:r", data_root=tmp_path / "data")
+    rec = predict(resnet, spec, store=tmp_path / "store", progress=False, batch_size=3)
+    assert rec.logits.shape == (4, 1000) and rec.logits.dtype == np.float32
+    np.testing.assert_allclose(rec.logits, _reference_logits(resnet, spec), rtol=1e-4, atol=1e-4)
+    assert rec.targets.tolist() == spec.targets.tolist() and list(rec.ids) == spec.ids
+    assert rec.label_subset == sub and rec.manifest["label_space"] == "imagenet-1k"
+    assert rec.manifest["model"]["weights"] == {"source": "random", "seed": 0}
+    again = predict(resnet, spec, store=tmp_path / "store", progress=False)
+    np.testing.assert_array_equal(again.logits, rec.logits)
+    assert len(Store(tmp_path / "store").keys()) == 1
+    assert not list((tmp_path / "store").glob("partial/*"))  # shards removed after success
+
+
+def test_imagenet_x_meta_travels_with_the_record(tmp_path, resnet):
+    make_imagenet_val(tmp_path / "data", classes=(0, 1), per_class=2)
+    rec = predict(resnet, "imagenet:val", data_root=tmp_path / "data", store=tmp_path / "s",
+                  progress=False)
+    from imagenet_x.utils import load_annotations
+
+    ref = load_annotations("multi", filter_prototypes=False).set_index("file_name")
+    names = [i.split("/")[-1] for i in rec.ids]
+    assert rec.meta["pose"].tolist() == ref.loc[names, "pose"].tolist()
+
+
+def test_objectnet_targets_in_their_own_space(tmp_path, resnet):
+    make_objectnet(tmp_path / "data")
+    rec = predict(resnet, "objectnet", data_root=tmp_path / "data", store=tmp_path / "s",
+                  progress=False)
+    assert rec.manifest["target_space"] == "objectnet-2"
+    assert rec.manifest["label_map"] == [[409, 530], [954]]
+    assert rec.label_subset == [409, 530, 954] and rec.targets.tolist() == [0, 0, 1, 1]
+
+
+def test_corrupt_images_are_skipped_and_listed(tmp_path, resnet):
+    kinds = make_bad_images(tmp_path / "mine" / "n01440764")
+    rec = predict(resnet, f"folder:{tmp_path / 'mine'}", store=tmp_path / "s", progress=False)
+    skipped = {Path(s["id"]).name for s in rec.manifest["skipped"]}
+    assert skipped == {k for k, v in kinds.items() if v == "skip"}
+    assert sorted(Path(i).name for i in rec.ids) == sorted(k for k, v in kinds.items() if v == "ok")
+    assert rec.manifest["n_skipped"] == 2 and len(rec) == 5
+    assert all("cannot decode" in s["reason"] for s in rec.manifest["skipped"])
+
+
+@pytest.mark.slow
+def test_template_change_is_a_miss_and_same_templates_a_hit(tmp_path):
+    make_cue_conflict(tmp_path / "data")
+    kw = dict(data_root=tmp_path / "data", store=tmp_path / "s", progress=False, image_size=32,
+              classnames="cue-conflict-16")
+    m = "openclip:ViT-B-32@random"
+    a = predict(m, "cue-conflict", templates=["a photo of a {}."], **kw)
+    assert a.manifest["label_space"] == "cue-conflict-16" and a.logits.shape == (5, 16)
+    assert a.manifest["logit_policy"]["kind"] == "clip"
+    scale = a.manifest["logit_policy"]["scale"]
+    assert scale == pytest.approx(1 / 0.07, rel=1e-5)  # open_clip's init: exp(log(1/0.07))
+    b = predict(m, "cue-conflict", templates=["a drawing of a {}."], **kw)
+    assert b.manifest["key"] != a.manifest["key"]
+    assert not np.allclose(a.logits, b.logits)
+    c = predict(m, "cue-conflict", templates="single", **kw)  # same strings as `a`
+    np.testing.assert_allclose(c.logits, a.logits, rtol=1e-5, atol=1e-5)  # same prompt strings
+    # the cached record answers without recomputing: same bytes
+    a2 = predict(m, "cue-conflict", templates=["a photo of a {}."], **kw)
+    np.testing.assert_array_equal(a2.logits, a.logits)
+    # and the logits follow the recorded policy: scale * cosine, |logit| <= scale
+    assert np.abs(a.logits).max() <= scale + 1e-4
+
+
+class _ArraySpec(D.DatasetSpec):
+    """An in-memory spec with the optional fast path (like the synthetic world's)."""
+
+    def __init__(self, n=10, size=32):
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        self.X = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        self.y = rng.integers(0, 1000, n)
+        self.dataset_id, self.label_space, self.classes = "arrays:test", "imagenet-1k", []
+        self._img = lambda i: Image.fromarray(self.X[i])
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self._img(i), int(self.y[i]), f"s{i}"
+
+    def manifest(self):
+        return {"dataset_id": self.dataset_id, "n": len(self)}
+
+    def arrays(self):
+        return self.X, self.y, [f"s{i}" for i in range(len(self))]
+
+
+def test_fast_array_path_matches_pil_path(tmp_path):
+    from dataclasses import replace
+
+    import torchvision.transforms as T
+
+    m = clipsafety.load(RESNET)
+    mean, std = m.extra["data_config"]["mean"], m.extra["data_config"]["std"]
+    plain = replace(m, transform=T.Compose([T.ToTensor(), T.Normalize(mean, std)]),
+                    manifest={**m.manifest, "preprocessing": "totensor-normalize"})
+    fast = replace(plain, extra={"batch_transform": normalize_batch_transform(mean, std)})
+    spec = _ArraySpec()
+    a = predict(plain, spec, store=tmp_path / "a", progress=False, batch_size=4)
+    b = predict(fast, spec, store=tmp_path / "b", progress=False, batch_size=4)
+    np.testing.assert_allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+    assert list(a.ids) == list(b.ids) and a.targets.tolist() == b.targets.tolist()
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time, torch
+    torch.set_num_threads(1)
+    import clipsafety
+    from clipsafety import datasets as D
+    from clipsafety.infer import predict
+
+    class Slow(D.DatasetSpec):
+        def __init__(self, spec):
+            self.s = spec
+            for a in ("dataset_id", "label_space", "label_subset", "classes", "ids"):
+                setattr(self, a, getattr(spec, a))
+        def __len__(self): return len(self.s)
+        def __getitem__(self, i):
+            time.sleep(0.15)
+            return self.s[i]
+        def manifest(self): return self.s.manifest()
+
+    spec = Slow(D.get_dataset(sys.argv[1]))
+    predict("timm:resnet18@random", spec, store=sys.argv[2], image_size=32, batch_size=2,
+            shard_size=2, progress=False)
+    print("FINISHED")
+""")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(tmp_path):
+    make_wnid_dataset(tmp_path / "data", "mine", [1, 2, 3, 4, 5], per_class=4)  # 20 images
+    ds = f"folder:{tmp_path / 'data' / 'mine'}"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    store = tmp_path / "store"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), ds, str(store)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 90
+    while time.time() < deadline and len(list(store.glob("partial/*/shard-*.safetensors"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    shards = list(store.glob("partial/*/shard-*.safetensors"))
+    assert 2 <= len(shards) < 10 and not Store(store).keys()  # killed mid-run, no record yet
+    rec = predict(RESNET, ds, store=store, image_size=32, batch_size=2, shard_size=2,
+                  progress=False)
+    assert rec.manifest["resumed_samples"] >= 4 and len(rec) == 20
+    ref = predict(RESNET, ds, store=tmp_path / "fresh", image_size=32, progress=False)
+    np.testing.assert_allclose(rec.logits, ref.logits, rtol=1e-4, atol=1e-4)
+    assert list(rec.ids) == list(ref.ids) and rec.targets.tolist() == ref.targets.tolist()
+    assert rec.manifest["key"] == ref.manifest["key"]
