@@ -62,6 +62,8 @@ class Chapter:
         import jupytext
 
         nb = jupytext.read(self.source)
+        nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
+                                              "language": "python"})
         for cell in nb.cells:  # papermill expects every cell to carry a tags list
             cell.metadata.setdefault("tags", [])
         return nb
@@ -77,7 +79,10 @@ class Chapter:
                 default = yaml.safe_load(p.default) if p.default is not None else None
             except yaml.YAMLError:
                 default = p.default
-            out[p.name] = {"default": default, "type": p.inferred_type_name, "help": p.help}
+            tname = p.inferred_type_name  # from an annotation (n: int = 3), else the default's
+            if tname in (None, "None") and default is not None:
+                tname = type(default).__name__
+            out[p.name] = {"default": default, "type": tname, "help": p.help}
         return out
 
 
@@ -258,10 +263,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     with tempfile.TemporaryDirectory(prefix=f"clipsafety-{chapter.name}-") as tmp:
         src = Path(tmp) / f"{chapter.name}.ipynb"
         dst = Path(tmp) / f"{chapter.name}.out.ipynb"
-        nb = chapter.notebook()
-        nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
-                                              "language": "python"})
-        nbformat.write(nb, src)
+        nbformat.write(chapter.notebook(), src)
         try:
             pm.execute_notebook(
                 str(src), str(dst), parameters=params, kernel_name="python3",
@@ -273,12 +275,10 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
             kept = "the previous executed notebook is kept" if out_nb.exists() else "no notebook"
             print(f"{index} {chapter.name}: FAILED after {seconds:.1f} s ({kept}).\n"
                   f"{_short_error(exc)}", flush=True)
-            failed = Path(tmp) / "failed.ipynb"
             if dst.exists():
                 keep = STATE / f"{chapter.name}.failed.ipynb"
                 shutil.copyfile(dst, keep)
-                print(f"    the failed run is saved as {keep.relative_to(ROOT)}", flush=True)
-            del failed
+                print(f"    the failed run is saved as {os.path.relpath(keep)}", flush=True)
             return "failed", seconds
         _hide_code(dst)
         os.replace(dst, out_nb)

@@ -1,0 +1,127 @@
+"""The chapter runner: parameter checks, the execution cache key, failure keeps the old page."""
+
+import json
+
+import pytest
+
+from clipsafety import book
+
+CHAPTER = '''# %% [markdown]
+# # A tiny chapter
+
+# %% tags=["parameters"]
+n = 3  # how many
+scale = 0.5
+label = "x"
+models = ["zoo:a", "zoo:b"]
+fail = False
+
+# %%
+assert not fail, "asked to fail"
+print(label * n, scale * n, len(models))
+'''
+
+
+@pytest.fixture
+def tiny_book(tmp_path, monkeypatch):
+    analyses = tmp_path / "analyses"
+    bk = tmp_path / "book"
+    analyses.mkdir()
+    bk.mkdir()
+    (analyses / "tiny.py").write_text(CHAPTER)
+    (bk / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/tiny\n")
+    monkeypatch.setattr(book, "ANALYSES", analyses)
+    monkeypatch.setattr(book, "BOOK", bk)
+    monkeypatch.setattr(book, "CHAPTERS", bk / "chapters")
+    monkeypatch.setattr(book, "STATE", bk / "chapters" / ".state")
+    return tmp_path
+
+
+def test_parameters_are_read_with_types(tiny_book):
+    ch = book.get_chapter("tiny")
+    params = ch.parameters()
+    assert list(params) == ["n", "scale", "label", "models", "fail"]
+    assert params["n"] == {"default": 3, "type": "int", "help": "how many"}
+    assert params["models"]["type"] == "list" and params["models"]["default"] == ["zoo:a", "zoo:b"]
+
+
+def test_cli_values_parse_as_yaml():
+    got = book.parse_cli_params([("n", "5"), ("scale", "0.25"), ("label", "abc"),
+                                 ("models", "[zoo:c, zoo:d]"), ("fail", "true")])
+    assert got == {"n": 5, "scale": 0.25, "label": "abc", "models": ["zoo:c", "zoo:d"],
+                   "fail": True}
+
+
+def test_unknown_parameter_names_it_and_lists_valid_ones(tiny_book):
+    ch = book.get_chapter("tiny")
+    with pytest.raises(book.ParameterError) as err:
+        book.validate_params(ch, {"nn": 3})
+    msg = str(err.value)
+    assert "'nn'" in msg and "Did you mean 'n'" in msg
+    for name in ("n (int", "scale (float", "label (str", "models (list"):
+        assert name in msg
+
+
+def test_wrong_type_is_rejected_and_safe_coercions_accepted(tiny_book):
+    ch = book.get_chapter("tiny")
+    with pytest.raises(book.ParameterError, match="'n' of chapter 'tiny' expects int"):
+        book.validate_params(ch, {"n": "three"})
+    with pytest.raises(book.ParameterError, match="expects int"):
+        book.validate_params(ch, {"n": True})
+    assert book.validate_params(ch, {"scale": 2}) == {"scale": 2.0}
+    assert book.validate_params(ch, {"models": "zoo"}) == {"models": "zoo"}  # a catalog name
+
+
+def test_unknown_chapter_lists_chapters(tiny_book):
+    with pytest.raises(book.ParameterError, match="Valid chapters: tiny"):
+        book.get_chapter("tinny")
+
+
+def test_key_depends_on_source_params_library_and_data(tiny_book):
+    ch = book.get_chapter("tiny")
+    env = {"library": "L", "data": "D", "mirror": True}
+    k = book.chapter_key(ch, {"n": 3}, env)
+    assert k == book.chapter_key(ch, {"n": 3}, dict(env))
+    assert k != book.chapter_key(ch, {"n": 4}, env)
+    assert k != book.chapter_key(ch, {"n": 3}, {**env, "library": "L2"})
+    assert k != book.chapter_key(ch, {"n": 3}, {**env, "data": "D2"})
+    assert k != book.chapter_key(ch, {"n": 3}, {**env, "mirror": False})
+    ch.source.write_text(CHAPTER.replace("label * n", "label * (n + 1)"))
+    assert k != book.chapter_key(ch, {"n": 3}, env)
+
+
+def test_library_and_data_hashes_see_content_changes(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    h1 = book._hash_tree(tmp_path)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert book._hash_tree(tmp_path) != h1
+
+
+@pytest.mark.slow
+def test_execute_cache_and_failure_keeps_previous_page(tiny_book):
+    ch = book.get_chapter("tiny")
+    env = {"library": "L", "data": "D", "mirror": True}
+    defaults = {k: v["default"] for k, v in ch.parameters().items()}
+    status, _ = book.execute(ch, defaults, env)
+    assert status == "executed"
+    out = book.CHAPTERS / "tiny.ipynb"
+    nb = json.loads(out.read_text())
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "xxx 1.5 2" in text
+    assert all("hide-input" in c["metadata"]["tags"] for c in nb["cells"] if c["cell_type"] == "code")
+    assert book.execute(ch, defaults, env)[0] == "cached"
+    before = out.read_bytes()
+    status, _ = book.execute(ch, {**defaults, "fail": True}, env)
+    assert status == "failed"
+    assert out.read_bytes() == before  # the previous page survives a failed run
+    assert (book.STATE / "tiny.failed.ipynb").exists()
+    state = book.read_state("tiny")
+    assert state["params"]["fail"] is False
+
+
+def test_bad_parameter_on_the_command_line_exits_2_and_builds_nothing(tiny_book, capsys):
+    rc = book.main(["chapter", "tiny", "-p", "n", "many"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "expects int" in err and "Valid parameters of tiny" in err
+    assert not (book.CHAPTERS / "tiny.ipynb").exists()
