@@ -13,7 +13,8 @@ CHAPTER = '''# %% [markdown]
 n = 3  # how many
 scale = 0.5
 label = "x"
-models = ["zoo:a", "zoo:b"]
+models: list | str = ["zoo:a", "zoo:b"]  # ids or a catalog name
+root = ""  # "" = none, or a "folder"
 fail = False
 
 # %%
@@ -40,9 +41,12 @@ def tiny_book(tmp_path, monkeypatch):
 def test_parameters_are_read_with_types(tiny_book):
     ch = book.get_chapter("tiny")
     params = ch.parameters()
-    assert list(params) == ["n", "scale", "label", "models", "fail"]
+    assert list(params) == ["n", "scale", "label", "models", "root", "fail"]
     assert params["n"] == {"default": 3, "type": "int", "help": "how many"}
-    assert params["models"]["type"] == "list" and params["models"]["default"] == ["zoo:a", "zoo:b"]
+    assert params["models"]["type"] == "list | str"
+    assert params["models"]["default"] == ["zoo:a", "zoo:b"]
+    # a line papermill's own inspection cannot parse
+    assert params["root"] == {"default": "", "type": "str", "help": '"" = none, or a "folder"'}
 
 
 def test_cli_values_parse_as_yaml():
@@ -58,7 +62,7 @@ def test_unknown_parameter_names_it_and_lists_valid_ones(tiny_book):
         book.validate_params(ch, {"nn": 3})
     msg = str(err.value)
     assert "'nn'" in msg and "Did you mean 'n'" in msg
-    for name in ("n (int", "scale (float", "label (str", "models (list"):
+    for name in ("n (int", "scale (float", "label (str", "models (list | str", "root (str"):
         assert name in msg
 
 
@@ -70,6 +74,11 @@ def test_wrong_type_is_rejected_and_safe_coercions_accepted(tiny_book):
         book.validate_params(ch, {"n": True})
     assert book.validate_params(ch, {"scale": 2}) == {"scale": 2.0}
     assert book.validate_params(ch, {"models": "zoo"}) == {"models": "zoo"}  # a catalog name
+    assert book.validate_params(ch, {"models": ["timm:x"]}) == {"models": ["timm:x"]}
+    with pytest.raises(book.ParameterError, match="expects list | str"):
+        book.validate_params(ch, {"models": 3})
+    with pytest.raises(book.ParameterError, match="expects str"):
+        book.validate_params(ch, {"label": ["a"]})
 
 
 def test_unknown_chapter_lists_chapters(tiny_book):

@@ -69,21 +69,50 @@ class Chapter:
         return nb
 
     def parameters(self) -> dict[str, dict]:
-        """Declared parameters: name -> {"default": value, "type": type name, "help": str}."""
-        from papermill.inspection import _infer_parameters
+        """Declared parameters: name -> {"default": value, "type": type name, "help": str}.
 
+        Read with Python's own parser from the cell tagged ``parameters`` (papermill's
+        regex-based inspection misreads lines such as ``x = ""  # "" = none``). The type is
+        the annotation's (``n: int = 3``) or the default's; the help is the line's comment.
+        """
         nb = self.notebook()
-        out = {}
-        for p in _infer_parameters(nb):
-            try:
-                default = yaml.safe_load(p.default) if p.default is not None else None
-            except yaml.YAMLError:
-                default = p.default
-            tname = p.inferred_type_name  # from an annotation (n: int = 3), else the default's
-            if tname in (None, "None") and default is not None:
-                tname = type(default).__name__
-            out[p.name] = {"default": default, "type": tname, "help": p.help}
-        return out
+        cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        if not cells:
+            return {}
+        return parse_parameters(cells[0].source)
+
+
+def parse_parameters(source: str) -> dict[str, dict]:
+    """Parameters declared in a parameters cell's source (see :meth:`Chapter.parameters`)."""
+    import ast
+    import io
+    import tokenize
+
+    comments = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, annotation = node.targets[0], None
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, annotation = node.target, node.annotation
+        else:
+            continue
+        if not isinstance(target, ast.Name):
+            continue
+        try:
+            default = ast.literal_eval(node.value)
+        except ValueError:
+            default = ast.get_source_segment(source, node.value)
+        if annotation is not None:
+            tname = ast.get_source_segment(source, annotation)
+        else:
+            tname = type(default).__name__ if default is not None else "None"
+        help_ = comments.get(node.end_lineno, "")
+        out[target.id] = {"default": default, "type": tname, "help": help_}
+    return out
 
 
 def toc_chapters() -> list[str]:
@@ -168,26 +197,27 @@ def validate_params(chapter: Chapter, params: dict) -> dict:
             )
         tname = declared[key]["type"]
         default = declared[key]["default"]
-        if tname in ("None", "NoneType") or default is None:
+        names = [t.strip() for t in str(tname).replace("Optional[", "").rstrip("]").split("|")]
+        if "None" in names and value is None:
             out[key] = value
             continue
-        ok = _TYPES.get(tname)
-        if ok is None:
-            out[key] = value
+        names = [n for n in names if n != "None"]
+        if not names or any(n not in _TYPES for n in names):
+            out[key] = value  # an annotation we do not check (Any, a class, ...)
             continue
-        if tname == "list" and isinstance(value, str):
-            # a single string where a list is expected: a catalog name or one model id
-            out[key] = value
-            continue
-        if tname in ("int", "float") and isinstance(value, bool):
-            ok = ()
-        if not isinstance(value, ok):
+        if isinstance(value, bool) and "bool" not in names:
+            ok = False
+        else:
+            ok = any(isinstance(value, _TYPES[n]) for n in names)
+        if not ok:
             raise ParameterError(
                 f"parameter {key!r} of chapter {chapter.name!r} expects {tname} "
                 f"(default {default!r}), got {value!r} ({type(value).__name__}).\n"
                 f"Valid parameters of {chapter.name}:\n{listing}"
             )
-        out[key] = float(value) if tname == "float" else value
+        if names == ["float"]:
+            value = float(value)
+        out[key] = value
     return out
 
 
