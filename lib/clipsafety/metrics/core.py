@@ -43,7 +43,7 @@ def _check_subset(label_subset, n_cols: int) -> np.ndarray | None:
     return sub.astype(np.intp)
 
 
-def check_logits(logits, name: str = "logits") -> np.ndarray:
+def check_logits(logits, name: str = "logits", check: bool = True) -> np.ndarray:
     """Return ``logits`` as a 2-D float32/float64 array; raise on bad shape or non-finite rows."""
     L = np.asarray(logits)
     if L.ndim != 2:
@@ -52,6 +52,8 @@ def check_logits(logits, name: str = "logits") -> np.ndarray:
         L = L.astype(np.float32)
     elif L.dtype == np.float16:
         L = L.astype(np.float32)
+    if not check:
+        return L
     # One cheap pass: a row sum is non-finite iff the row holds a NaN/inf (or overflows, which the
     # exact isfinite check on the flagged rows then clears).
     with np.errstate(over="ignore", invalid="ignore"):
@@ -60,21 +62,18 @@ def check_logits(logits, name: str = "logits") -> np.ndarray:
     if flagged.size:
         bad = flagged[~np.isfinite(L[flagged]).all(axis=1)]
         if bad.size:
-            raise ValueError(
-                f"{name} contain NaN or inf in {bad.size} row(s), first rows {bad[:5].tolist()}. "
-                "Check the inference run for those samples (overflow in float16? a broken image?) "
-                "and re-run or drop them before computing metrics."
-            )
+            _raise_nonfinite(bad, name)
     return L
 
 
-def prepare(logits, targets=None, label_subset=None, *, allow_ood: bool = False):
+def prepare(logits, targets=None, label_subset=None, *, allow_ood: bool = False, check: bool = True):
     """Validated ``(logits_restricted, targets_mapped)``; see the module conventions.
 
     ``targets_mapped`` is ``None`` when ``targets`` is ``None``. With ``allow_ood`` targets of -1
-    are kept as -1 (for OOD scoring), otherwise they are an error.
+    are kept as -1 (for OOD scoring), otherwise they are an error. ``check=False`` skips the
+    finiteness pass (for callers that detect non-finite rows themselves).
     """
-    L = check_logits(logits)
+    L = check_logits(logits, check=check)
     sub = _check_subset(label_subset, L.shape[1])
     if sub is not None and sub.size != L.shape[1]:
         L = L[:, sub]
@@ -133,47 +132,84 @@ def softmax(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
     return out
 
 
-def row_stats(logits, targets=None, label_subset=None, temperature: float = 1.0) -> dict:
+ALL_STATS = ("max_logit", "logsumexp", "confidence", "pred", "log_p_true", "brier")
+
+
+def _raise_nonfinite(bad: np.ndarray, name: str = "logits") -> None:
+    raise ValueError(
+        f"{name} contain NaN or inf in {bad.size} row(s), first rows {bad[:5].tolist()}. "
+        "Check the inference run for those samples (overflow in float16? a broken image?) "
+        "and re-run or drop them before computing metrics."
+    )
+
+
+def row_stats(logits, targets=None, label_subset=None, temperature: float = 1.0, need=ALL_STATS) -> dict:
     """One chunked pass over the logits: per-row quantities every metric needs.
 
     Returns float64 arrays ``max_logit``, ``logsumexp`` (of ``logits / T``), ``confidence`` (max
     softmax probability), ``pred`` (argmax position, ties to the lowest index) and, when
     targets are given, ``correct``, ``log_p_true`` and ``brier`` (sum over classes of
-    ``(p_k - 1[k = y])**2``).
+    ``(p_k - 1[k = y])**2``). ``need`` limits the work to the named quantities.
+    Written by hand rather than with torch/scipy because one fused, cache-sized pass (the row
+    max, one exp, float32 pairwise sums) is what makes the suite fit in well under a second.
     """
-    L, t = prepare(logits, targets, label_subset)
-    n = L.shape[0]
-    out = {k: np.empty(n) for k in ("max_logit", "logsumexp", "confidence")}
-    out["pred"] = np.empty(n, dtype=np.intp)
-    if t is not None:
-        for k in ("log_p_true", "brier"):
-            out[k] = np.empty(n)
+    L, t = prepare(logits, targets, label_subset, check=False)
+    n, c = L.shape
+    need = set(need)
+    if t is None:
+        need -= {"log_p_true", "brier"}
     inv_t = 1.0 / float(temperature)
     if not (np.isfinite(inv_t) and inv_t > 0):
         raise ValueError(f"temperature must be a positive finite number, got {temperature!r}.")
-    for sl in _chunks(n):
-        x = L[sl]
-        am = x.argmax(1)
-        m = np.take_along_axis(x, am[:, None], 1)
-        d = x - m
-        if inv_t != 1.0:
-            d *= L.dtype.type(inv_t)
-        e = np.exp(d)
-        s = e.sum(1, dtype=np.float64)
-        logs = np.log(s)
-        out["max_logit"][sl] = m[:, 0]
-        out["logsumexp"][sl] = m[:, 0] * inv_t + logs
-        out["confidence"][sl] = 1.0 / s
-        out["pred"][sl] = am
-        if t is not None:
-            ty = t[sl]
-            dy = np.take_along_axis(d, ty[:, None], 1)[:, 0].astype(np.float64)
-            out["log_p_true"][sl] = dy - logs
-            sq = np.einsum("ij,ij->i", e, e, dtype=np.float64) / (s * s)
-            out["brier"][sl] = sq - 2.0 * np.exp(dy - logs) + 1.0
-    if t is not None:
+    out = {k: np.empty(n, dtype=np.intp if k == "pred" else np.float64) for k in need}
+    chunk = max(1, min(n, (1 << 19) // max(c, 1)))  # ~2 MB of float32 per chunk: stays in cache
+    buf = np.empty((chunk, c), dtype=L.dtype)
+    bad = []
+    rows = np.arange(chunk)
+    with np.errstate(over="ignore", invalid="ignore"):
+        _row_pass(L, t, need, inv_t, out, buf, rows, bad)
+    if bad:
+        _raise_nonfinite(np.concatenate(bad))
+    if t is not None and "pred" in need:
         out["correct"] = out["pred"] == t
     return out
+
+
+def _row_pass(L, t, need, inv_t, out, buf, rows, bad) -> None:
+    n, chunk = L.shape[0], buf.shape[0]
+    for s0 in range(0, n, chunk):
+        x = L[s0 : s0 + chunk]
+        k = x.shape[0]
+        b = buf[:k]
+        am = x.argmax(1)
+        m = x[rows[:k], am]
+        mn = x.min(1)
+        np.subtract(x, m[:, None], out=b)
+        if inv_t != 1.0:
+            b *= L.dtype.type(inv_t)
+        if t is not None:
+            dy = b[rows[:k], t[s0 : s0 + k]].astype(np.float64)
+        np.exp(b, out=b)
+        ssum = b.sum(1).astype(np.float64)
+        fin = np.isfinite(m) & np.isfinite(mn) & np.isfinite(ssum)
+        if not fin.all():
+            bad.append(s0 + np.flatnonzero(~fin))
+            continue
+        logs = np.log(ssum)
+        sl = slice(s0, s0 + k)
+        if "max_logit" in need:
+            out["max_logit"][sl] = m
+        if "logsumexp" in need:
+            out["logsumexp"][sl] = m * inv_t + logs
+        if "confidence" in need:
+            out["confidence"][sl] = 1.0 / ssum
+        if "pred" in need:
+            out["pred"][sl] = am
+        if "log_p_true" in need:
+            out["log_p_true"][sl] = dy - logs
+        if "brier" in need:
+            sq = np.einsum("ij,ij->i", b, b).astype(np.float64) / (ssum * ssum)
+            out["brier"][sl] = sq - 2.0 * np.exp(dy - logs) + 1.0
 
 
 def confidences(logits, targets=None, label_subset=None, temperature: float = 1.0):
@@ -181,7 +217,7 @@ def confidences(logits, targets=None, label_subset=None, temperature: float = 1.
 
     ``correct`` is ``None`` without targets.
     """
-    st = row_stats(logits, targets, label_subset, temperature)
+    st = row_stats(logits, targets, label_subset, temperature, need=("confidence", "pred"))
     return st["confidence"], st.get("correct")
 
 
@@ -235,19 +271,19 @@ def adaptive_ece(confidence, correct, n_bins: int = 15) -> float:
 
 def ece_from_logits(logits, targets, label_subset=None, temperature: float = 1.0, n_bins: int = 15) -> float:
     """:func:`ece` of the softmax of ``logits / temperature`` restricted to ``label_subset``."""
-    st = row_stats(logits, targets, label_subset, temperature)
+    st = row_stats(logits, targets, label_subset, temperature, need=("confidence", "pred"))
     return ece(st["confidence"], st["correct"], n_bins)
 
 
 def nll(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood ``-log p(y | x)`` (natural log) of softmax(logits / T)."""
-    st = row_stats(logits, targets, label_subset, temperature)
+    st = row_stats(logits, targets, label_subset, temperature, need=("log_p_true",))
     return float(-np.mean(st["log_p_true"]))
 
 
 def brier(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
     """Multi-class Brier score: mean over samples of ``sum_k (p_k - 1[k = y])**2`` (range [0, 2])."""
-    st = row_stats(logits, targets, label_subset, temperature)
+    st = row_stats(logits, targets, label_subset, temperature, need=("brier",))
     return float(np.mean(st["brier"]))
 
 
@@ -257,23 +293,28 @@ def apply_temperature(logits, temperature: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- temperature
-def _temp_moments(D: np.ndarray, beta: float) -> tuple[float, float, float]:
-    """Mean log-sum-exp, E_p[d] and Var_p[d] of ``beta * D`` rows (D = logits - row max <= 0)."""
-    n = D.shape[0]
-    lse = e1 = var = 0.0
+def _temp_moments(D: np.ndarray, beta: float) -> tuple[float, float]:
+    """Mean E_p[d] and mean Var_p[d] under ``softmax(beta * D)`` (D = logits - row max <= 0),
+    in cache-sized chunks with float32 pairwise row sums."""
+    n, c = D.shape
+    e1 = var = 0.0
     b = D.dtype.type(beta)
-    for sl in _chunks(n):
-        d = D[sl]
-        e = np.exp(d * b)
-        s0 = e.sum(1, dtype=np.float64)
-        ed = e * d
-        s1 = ed.sum(1, dtype=np.float64)
-        s2 = np.einsum("ij,ij->i", ed, d, dtype=np.float64)
-        m1 = s1 / s0
-        lse += float(np.log(s0).sum())
+    chunk = max(1, min(n, (1 << 19) // max(c, 1)))
+    e = np.empty((chunk, c), D.dtype)
+    ed = np.empty((chunk, c), D.dtype)
+    for s0 in range(0, n, chunk):
+        d = D[s0 : s0 + chunk]
+        k = d.shape[0]
+        np.multiply(d, b, out=e[:k])
+        np.exp(e[:k], out=e[:k])
+        s0_ = e[:k].sum(1).astype(np.float64)
+        np.multiply(e[:k], d, out=ed[:k])
+        s1 = ed[:k].sum(1).astype(np.float64)
+        s2 = np.einsum("ij,ij->i", ed[:k], d).astype(np.float64)
+        m1 = s1 / s0_
         e1 += float(m1.sum())
-        var += float(np.maximum(s2 / s0 - m1 * m1, 0.0).sum())
-    return lse / n, e1 / n, var / n
+        var += float(np.maximum(s2 / s0_ - m1 * m1, 0.0).sum())
+    return e1 / n, var / n
 
 
 def fit_temperature(
@@ -312,7 +353,7 @@ def fit_temperature(
     lo, hi = b_lo, b_hi  # bracket for the root of the gradient in beta
     beta = 1.0
     for _ in range(100):
-        _, e1, var = _temp_moments(D, beta)
+        e1, var = _temp_moments(D, beta)
         g = e1 - dy
         if g > 0:
             hi = beta

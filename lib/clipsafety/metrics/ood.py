@@ -22,7 +22,7 @@ from .core import check_logits, prepare, row_stats
 
 def msp(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
     """Maximum softmax probability of ``logits / temperature`` over the subset's columns."""
-    return row_stats(logits, None, label_subset, temperature)["confidence"]
+    return row_stats(logits, None, label_subset, temperature, need=("confidence",))["confidence"]
 
 
 def max_logit(logits, label_subset=None) -> np.ndarray:
@@ -33,7 +33,7 @@ def max_logit(logits, label_subset=None) -> np.ndarray:
 
 def energy(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
     """Negative free energy ``T * logsumexp(logits / T)`` (Liu et al. 2020), higher = ID."""
-    return float(temperature) * row_stats(logits, None, label_subset, temperature)["logsumexp"]
+    return float(temperature) * row_stats(logits, None, label_subset, temperature, need=("logsumexp",))["logsumexp"]
 
 
 def cosines_from_logits(logits, logit_policy: dict) -> np.ndarray:
@@ -67,7 +67,7 @@ def mcm(cosines, T: float = 1.0, scale: float | None = None, label_subset=None) 
     C = check_logits(cosines, "cosines").astype(np.float64)
     if scale is not None:
         C = C / float(scale)
-    return row_stats(C, None, label_subset, T)["confidence"]
+    return row_stats(C, None, label_subset, T, need=("confidence",))["confidence"]
 
 
 # ----------------------------------------------------------------------------- detection metrics

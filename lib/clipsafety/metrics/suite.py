@@ -38,7 +38,7 @@ def summary(
     if fit_T:
         out["T_fit"] = fit_temperature(logits, targets, label_subset)
     if ood_logits is not None:
-        so = row_stats(ood_logits, None, label_subset, temperature)
+        so = row_stats(ood_logits, None, label_subset, temperature, need=("confidence", "max_logit", "logsumexp"))
         id_sc = {"msp": st["confidence"], "maxlogit": st["max_logit"], "energy": temperature * st["logsumexp"]}
         od_sc = {"msp": so["confidence"], "maxlogit": so["max_logit"], "energy": temperature * so["logsumexp"]}
         for k in id_sc:
