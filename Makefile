@@ -18,7 +18,7 @@ endif
 export CLIPSAFETY_MIRROR
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test chapter zoo bench venv clean lint
+.PHONY: book test chapter zoo bench venv clean lint lock
 
 venv: $(STAMP)
 
@@ -51,3 +51,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf book/_build book/chapters .cache
+
+# refresh the pins from the current .venv (after adding a dependency), then environment.yml
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	$(PY) -m clipsafety.envfile
+	@touch $(STAMP)
