@@ -1,0 +1,87 @@
+"""The zoo as data: one dict per model (what :mod:`clipsafety.zoo.train` trains, in order).
+
+Kinds: ``clip`` (contrastive, open_clip ``ClipLoss``), ``sup`` (cross-entropy), ``ft``
+(a CLIP image tower fine-tuned with cross-entropy on the labelled set, head initialised from
+the zero-shot head), ``ft2`` (two stages: the 30 sub-types first, then the 10 categories).
+``samples_seen`` is the training budget in images; seeds are fixed per model.
+"""
+
+from __future__ import annotations
+
+FAMILIES = ["resnet", "convnext", "vit"]
+SOURCE_NAMES = {"labelled": "labelled", "wit": "wit-like", "laion": "laion-like"}
+CLIP_BUDGET = {"10k": 16_000, "30k": 22_000, "100k": 28_000}
+SUP_BUDGET = {"10k": 12_000, "30k": 16_000, "100k": 20_000}
+FT_BUDGET = 8_000
+FT2_BUDGET = (5_000, 5_000)
+N_TRAIN = {"10k": 10_000, "30k": 30_000, "100k": 100_000}
+
+
+def _arch(fam: str, width: str = "xs") -> str:
+    return f"synth_{fam}_{width}"
+
+
+def build_plan() -> list[dict]:
+    plan: list[dict] = []
+    seed = 1000
+
+    def add(**kw):
+        nonlocal seed
+        seed += 1
+        kw.setdefault("seed", seed)
+        kw.setdefault("reference", 0)
+        kw.setdefault("matched_pair", "")
+        kw.setdefault("parent", "")
+        plan.append(kw)
+
+    # held-out reference model for the A-like filter (not in any group)
+    add(id="ref-resnet-labelled", kind="sup", group="reference", family="resnet",
+        arch=_arch("resnet"), train_set="train-labelled-30k", samples_seen=SUP_BUDGET["30k"],
+        reference=1, seed=7)
+    for fam in FAMILIES:
+        for src in ("wit", "laion"):
+            for size in ("10k", "30k", "100k"):
+                mp = f"data:wit-vs-laion:{fam}:{size}"
+                if src == "laion" and size == "100k":
+                    mp += f";objective:laion-100k:{fam}"
+                add(id=f"clip-{fam}-{src}-{size}", kind="clip", group="clip-zeroshot", family=fam,
+                    arch=_arch(fam), train_set=f"train-{src}-{size}",
+                    samples_seen=CLIP_BUDGET[size], matched_pair=mp)
+        add(id=f"clip-{fam}-labelled-30k", kind="clip", group="clip-zeroshot", family=fam,
+            arch=_arch(fam), train_set="train-labelled-30k", samples_seen=CLIP_BUDGET["30k"],
+            matched_pair=f"objective:labelled-30k:{fam}")
+        add(id=f"sup-{fam}-labelled-30k", kind="sup", group="standard", family=fam,
+            arch=_arch(fam), train_set="train-labelled-30k", samples_seen=SUP_BUDGET["30k"],
+            matched_pair=f"objective:labelled-30k:{fam}")
+        add(id=f"sup-{fam}-s-labelled-30k", kind="sup", group="standard", family=fam,
+            arch=_arch(fam, "s"), train_set="train-labelled-30k", samples_seen=SUP_BUDGET["30k"])
+        add(id=f"sup-{fam}-labelled-10k", kind="sup", group="standard", family=fam,
+            arch=_arch(fam), train_set="train-labelled-10k", samples_seen=SUP_BUDGET["10k"])
+        add(id=f"sup-{fam}-labelled-100k", kind="sup", group="more-data", family=fam,
+            arch=_arch(fam), train_set="train-labelled-100k", samples_seen=SUP_BUDGET["100k"])
+        add(id=f"sup-{fam}-laion-100k", kind="sup", group="more-data", family=fam,
+            arch=_arch(fam), train_set="train-laion-100k", samples_seen=SUP_BUDGET["100k"],
+            matched_pair=f"objective:laion-100k:{fam}")
+        for src in ("wit", "laion"):
+            parent = f"clip-{fam}-{src}-100k"
+            add(id=f"ft-{fam}-{src}-100k", kind="ft", group="clip-ft-direct", family=fam,
+                arch=_arch(fam), train_set="train-labelled-30k", samples_seen=FT_BUDGET,
+                parent=parent)
+            add(id=f"ft2-{fam}-{src}-100k", kind="ft2", group="clip-ft-2stage", family=fam,
+                arch=_arch(fam), train_set="train-labelled-100k>train-labelled-30k",
+                samples_seen=sum(FT2_BUDGET), parent=parent)
+    # parents before children; reference first
+    order = {"sup": 0, "clip": 0, "ft": 1, "ft2": 1}
+    plan.sort(key=lambda m: (m["reference"] == 0, order[m["kind"]]))
+    return plan
+
+
+PLAN: list[dict] = build_plan()
+
+
+def source_of(train_set: str) -> str:
+    """Catalog ``source`` of a training set id (``train-laion-30k`` -> ``laion-like``)."""
+    last = train_set.split(">")[-1] if ">" in train_set else train_set
+    first = train_set.split(">")[0]
+    src = (first if ">" not in train_set else last).split("-")[1]
+    return SOURCE_NAMES[src]

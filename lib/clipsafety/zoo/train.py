@@ -1,0 +1,384 @@
+"""Retrain the zoo from seeds: ``python -m clipsafety.zoo.train`` (``make zoo``).
+
+Determinism: each model seeds torch and numpy from its plan seed, batches are drawn from a
+seeded numpy generator, ``torch.use_deterministic_algorithms(True)`` is on and torch runs
+single-threaded by default; on the same machine, library versions and thread count the
+weights are bit-identical (across CPUs or thread counts, floating-point order may differ).
+Writes ``data/zoo/weights/<id>.safetensors`` (float16), ``data/zoo/cards/<id>.md``,
+``data/zoo/catalog.csv`` and ``data/zoo/eval.csv`` (accuracy of every model on the ID test
+set and the 8 test conditions, label subsets applied).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from clipsafety.zoo.plan import FT2_BUDGET, PLAN, source_of
+
+EVAL_SETS = ["id-test", "shift-v2", "shift-sketch", "shift-rendition", "shift-adversarial",
+             "shift-objectnet", "shift-stylized", "shift-corrupt", "shift-occlusion"]
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _batches(n: int, batch: int, steps: int, seed: int):
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    pos = 0
+    for _ in range(steps):
+        if pos + batch > n:
+            perm = rng.permutation(n)
+            pos = 0
+        yield perm[pos:pos + batch]
+        pos += batch
+
+
+def _lr(step: int, steps: int, base: float) -> float:
+    warm = max(1, steps // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, steps - warm)
+    return base * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
+                     lr: float = 3e-3, batch: int = 128, desc: str = "", progress: bool = True):
+    """Cross-entropy training; returns the per-step losses (list of floats)."""
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    from clipsafety.zoo import array_transform
+
+    torch = _torch()
+    torch.manual_seed(seed)
+    steps = max(1, samples_seen // batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    model.train()
+    y_all = torch.from_numpy(labels.astype(np.int64))
+    losses = []
+    it = tqdm(_batches(len(images), batch, steps, seed), total=steps, desc=desc, disable=not progress,
+              mininterval=5, leave=False)
+    for step, idx in enumerate(it):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        x = array_transform(images[idx])
+        loss = F.cross_entropy(model(x), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr: float = 2e-3,
+               batch: int = 256, desc: str = "", progress: bool = True):
+    """Contrastive training with open_clip's ``ClipLoss``; returns the per-step losses."""
+    from open_clip.loss import ClipLoss
+    from tqdm import tqdm
+
+    from clipsafety.zoo import array_transform
+
+    torch = _torch()
+    torch.manual_seed(seed)
+    steps = max(1, samples_seen // batch)
+    loss_fn = ClipLoss()
+    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+    clip.train()
+    losses = []
+    it = tqdm(_batches(len(images), batch, steps, seed), total=steps, desc=desc, disable=not progress,
+              mininterval=5, leave=False)
+    for step, idx in enumerate(it):
+        for g in opt.param_groups:
+            g["lr"] = _lr(step, steps, lr)
+        img_f, txt_f, scale = clip(array_transform(images[idx]), texts[idx])[:3]
+        loss = loss_fn(img_f, txt_f, scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            clip.logit_scale.clamp_(0, math.log(100))
+        losses.append(float(loss.detach()))
+    clip.eval()
+    return losses
+
+
+# ---------------------------------------------------------------------------- driver
+class _Data:
+    """Training sets rendered once per run and kept in memory."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def get(self, name: str):
+        if name not in self.cache:
+            from clipsafety.synth import get_dataset
+
+            t = time.time()
+            ds = get_dataset(name)
+            imgs, y, _ = ds.arrays()
+            sub = ds.attributes()["subtype"].to_numpy()
+            self.cache[name] = (ds, imgs, y, sub)
+            print(f"   rendered {name}: {len(imgs)} images in {time.time() - t:.1f}s", flush=True)
+        return self.cache[name]
+
+    def tokens(self, name: str):
+        key = name + "#tok"
+        if key not in self.cache:
+            from clipsafety.synth import WordTokenizer
+
+            ds = self.get(name)[0]
+            self.cache[key] = WordTokenizer(16)(ds.captions())
+        return self.cache[key]
+
+
+def _save(model_id: str, module, meta: dict, out: Path) -> str:
+    from safetensors.torch import save_file
+
+    torch = _torch()
+    state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
+             for k, v in module.state_dict().items()}
+    path = out / "weights" / f"{model_id}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata={"clipsafety": json.dumps(meta)})
+    from clipsafety.zoo import _sha256
+
+    return _sha256(path)
+
+
+def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict:
+    """Train one plan entry, save it, return its catalog row (without accuracies)."""
+    import timm
+
+    import clipsafety.zoo.arch  # noqa: F401
+    from clipsafety.synth import CATEGORIES, VOCAB
+    from clipsafety.zoo import _read, zero_shot_head
+    from clipsafety.zoo.arch import clip_config
+
+    torch = _torch()
+    torch.manual_seed(spec["seed"])
+    kind, arch = spec["kind"], spec["arch"]
+    lr = 1e-3 if "vit" in arch else 3e-3
+    t0 = time.time()
+    meta = {"id": spec["id"], "kind": kind, "arch": arch, "n_classes": 10,
+            "train_set": spec["train_set"], "seed": spec["seed"], "samples_seen": spec["samples_seen"]}
+    losses = []
+    if kind == "sup":
+        _, imgs, y, _ = data.get(spec["train_set"])
+        module = timm.create_model(arch, num_classes=10)
+        losses = train_classifier(module, imgs, y, spec["samples_seen"], spec["seed"], lr=lr,
+                                  desc=spec["id"], progress=progress)
+    elif kind == "clip":
+        _, imgs, _, _ = data.get(spec["train_set"])
+        cfg = clip_config(arch, vocab_size=len(VOCAB))
+        module = build_clip_seeded(cfg, spec["seed"])
+        losses = train_clip(module, imgs, data.tokens(spec["train_set"]), spec["samples_seen"],
+                            spec["seed"], lr=lr, desc=spec["id"], progress=progress)
+        meta["clip_config"] = cfg
+    else:
+        pstate, pmeta, _ = _read(spec["parent"])
+        cfg = pmeta["clip_config"]
+        meta["clip_config"] = cfg
+        meta["parent"] = spec["parent"]
+        clip, _ = _clip_from(pmeta, pstate)
+        _, FT = _ft_class()
+        ft_lr = lr / 3
+        if kind == "ft2":
+            from clipsafety.synth import SUBTYPES
+
+            sub_names = [f"{s} {c}" for c in CATEGORIES for s in SUBTYPES[c]]
+            _, imgs1, y1, sub1 = data.get("train-labelled-100k")
+            m1 = FT(clip.visual, 30, cfg["embed_dim"])
+            _init_head(m1, zero_shot_head(clip, "default", sub_names), float(clip.logit_scale.detach().exp()))
+            losses = train_classifier(m1, imgs1, y1 * 3 + sub1, FT2_BUDGET[0], spec["seed"], lr=ft_lr,
+                                      desc=spec["id"] + " (sub-types)", progress=progress)
+        module = FT(clip.visual, 10, cfg["embed_dim"])
+        _init_head(module, zero_shot_head(clip, "default"), float(clip.logit_scale.detach().exp()))
+        _, imgs, y, _ = data.get("train-labelled-30k")
+        n2 = spec["samples_seen"] - (FT2_BUDGET[0] if kind == "ft2" else 0)
+        losses += train_classifier(module, imgs, y, n2, spec["seed"] + 1, lr=ft_lr,
+                                   desc=spec["id"], progress=progress)
+    meta["loss_first"] = float(np.mean(losses[:10]))
+    meta["loss_last"] = float(np.mean(losses[-10:]))
+    meta["train_seconds"] = round(time.time() - t0, 1)
+    sha = _save(spec["id"], module, meta, out)
+    params = sum(p.numel() for p in module.parameters())
+    print(f"   {spec['id']}: loss {meta['loss_first']:.3f} -> {meta['loss_last']:.3f}, "
+          f"{meta['train_seconds']}s", flush=True)
+    src = source_of(spec["train_set"]) if kind in ("sup", "clip") else None
+    if src is None:
+        src = source_of(PLAN_BY_ID[spec["parent"]]["train_set"])
+    n_samples = int(_n_of(spec["train_set"]))
+    return {"id": spec["id"], "group": spec["group"], "family": spec["family"], "source": src,
+            "samples": n_samples, "resolution": 32, "objective": "contrastive" if kind == "clip" else "cross-entropy",
+            "kind": kind, "arch": arch, "train_set": spec["train_set"], "samples_seen": spec["samples_seen"],
+            "seed": spec["seed"], "matched_pair": spec["matched_pair"], "parent": spec["parent"],
+            "reference": spec["reference"], "params": params, "weights_sha256": sha,
+            "loss_first": meta["loss_first"], "loss_last": meta["loss_last"],
+            "train_seconds": meta["train_seconds"]}
+
+
+PLAN_BY_ID = {m["id"]: m for m in PLAN}
+
+
+def _n_of(train_set: str) -> int:
+    from clipsafety.zoo.plan import N_TRAIN
+
+    return sum(N_TRAIN[t.split("-")[-1]] for t in train_set.split(">"))
+
+
+def build_clip_seeded(cfg: dict, seed: int):
+    from clipsafety.zoo import build_clip
+
+    torch = _torch()
+    torch.manual_seed(seed)
+    return build_clip(cfg)
+
+
+def _clip_from(meta, state):
+    from clipsafety.zoo import build_clip
+
+    clip = build_clip(meta["clip_config"])
+    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    return clip.eval(), None
+
+
+def _ft_class():
+    from clipsafety.zoo import _modules
+
+    _, Z, F = _modules()
+    return Z, F
+
+
+def _init_head(module, W, scale: float):
+    torch = _torch()
+    with torch.no_grad():
+        module.head.weight.copy_(scale * W.T)
+        module.head.bias.zero_()
+
+
+def evaluate(model_id: str, sets=EVAL_SETS) -> dict:
+    """Accuracy of a saved zoo model on each set, logits restricted to the set's label subset."""
+    from clipsafety.synth import get_dataset
+    from clipsafety.zoo import load, predict_arrays
+
+    m = load(model_id)
+    out = {}
+    for s in sets:
+        ds = get_dataset(s)
+        imgs, y, _ = ds.arrays()
+        logits = predict_arrays(m, imgs)
+        if ds.label_subset is not None:
+            mask = np.full(logits.shape[1], -np.inf)
+            mask[ds.label_subset] = 0
+            logits = logits + mask
+        out[s] = float((logits.argmax(1) == y).mean())
+    return out
+
+
+def write_card(row: dict, acc: dict, out: Path) -> None:
+    lines = [f"# zoo:{row['id']}", "",
+             f"- group: {row['group']}; family: {row['family']}; architecture: `{row['arch']}` "
+             f"({row['params']:,} parameters)",
+             f"- objective: {row['objective']} ({row['kind']}); training set: `{row['train_set']}` "
+             f"(source {row['source']}, {row['samples']:,} samples, {row['samples_seen']:,} seen)",
+             f"- seed: {row['seed']}; resolution: 32x32; weights sha256: `{row['weights_sha256']}`"]
+    if row["parent"]:
+        lines.append(f"- fine-tuned from: zoo:{row['parent']}")
+    if row["matched_pair"]:
+        lines.append(f"- matched pairs: {row['matched_pair']}")
+    if row["reference"]:
+        lines.append("- reference model (held out; used to filter synth:shift-adversarial; "
+                     "excluded from the groups)")
+    lines.append(f"- training loss: {row['loss_first']:.3f} -> {row['loss_last']:.3f} "
+                 f"in {row['train_seconds']} s")
+    lines += ["", "| set | accuracy |", "|---|---|"]
+    lines += [f"| synth:{k} | {v:.3f} |" for k, v in acc.items()]
+    (out / "cards").mkdir(parents=True, exist_ok=True)
+    (out / "cards" / f"{row['id']}.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Retrain the tiny model zoo from seeds.")
+    ap.add_argument("--only", nargs="*", help="train only these ids (others keep their files)")
+    ap.add_argument("--out", default=None, help="output directory (default data/zoo)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--skip-existing", action="store_true", help="keep models already trained")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply every training budget (for quick trials; the zoo uses 1)")
+    args = ap.parse_args(argv)
+    torch = _torch()
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    import os
+
+    from clipsafety.zoo import zoo_dir
+
+    if args.out:
+        os.environ["CLIPSAFETY_ZOO"] = str(Path(args.out).resolve())
+    out = zoo_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [dict(m, samples_seen=int(m["samples_seen"] * args.scale)) for m in PLAN
+            if not args.only or m["id"] in args.only]
+    cat_path, eval_path = out / "catalog.csv", out / "eval.csv"
+    rows = {r["id"]: r for r in pd.read_csv(cat_path).to_dict("records")} if cat_path.exists() else {}
+    evals = pd.read_csv(eval_path) if eval_path.exists() else pd.DataFrame(columns=["id", "dataset", "accuracy"])
+    data = _Data()
+    t_all = time.time()
+    for i, spec in enumerate(plan):
+        wpath = out / "weights" / f"{spec['id']}.safetensors"
+        if args.skip_existing and wpath.exists() and spec["id"] in rows:
+            continue
+        print(f"[{i + 1}/{len(plan)}] {spec['id']} ({spec['kind']}, {spec['arch']}, "
+              f"{spec['train_set']}, {spec['samples_seen']} samples seen) "
+              f"t={time.time() - t_all:.0f}s", flush=True)
+        row = train_one(spec, data, out, progress=not args.no_progress)
+        from clipsafety.zoo import _read
+
+        _read.cache_clear()
+        acc = evaluate(spec["id"])
+        row["id_acc"] = acc["id-test"]
+        rows[spec["id"]] = row
+        write_card(row, acc, out)
+        evals = evals[evals["id"] != spec["id"]]
+        evals = pd.concat([evals, pd.DataFrame({"id": spec["id"], "dataset": [f"synth:{k}" for k in acc],
+                                                "accuracy": list(acc.values())})])
+        order = [m["id"] for m in PLAN]
+        cat = pd.DataFrame([rows[k] for k in order if k in rows])
+        first = ["id", "group", "family", "source", "samples", "resolution", "objective", "arch",
+                 "train_set", "id_acc", "seed", "matched_pair", "parent", "reference"]
+        cat = cat[first + [c for c in cat.columns if c not in first]]
+        cat.to_csv(cat_path, index=False, float_format="%.4f")
+        evals.to_csv(eval_path, index=False, float_format="%.4f")
+        print(f"   acc: " + ", ".join(f"{k}={v:.3f}" for k, v in acc.items()), flush=True)
+    summary(out)
+    print(f"done in {time.time() - t_all:.0f}s", flush=True)
+    return 0
+
+
+def summary(out: Path) -> pd.DataFrame:
+    """Print the zoo's mean accuracy per set and the drop against the ID test set."""
+    ev = pd.read_csv(out / "eval.csv")
+    cat = pd.read_csv(out / "catalog.csv")
+    ev = ev[ev["id"].isin(cat.loc[cat["reference"] == 0, "id"])]
+    mean = ev.groupby("dataset")["accuracy"].mean()
+    idm = mean.get("synth:id-test", np.nan)
+    tab = pd.DataFrame({"mean_accuracy": mean, "drop_vs_id": idm - mean})
+    print(tab.round(3).to_string(), flush=True)
+    return tab
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
