@@ -311,3 +311,19 @@ def test_summary_equals_individual_metrics():
     assert s["T_fit"] == pytest.approx(M.fit_temperature(L, t))
     assert s["auroc_msp"] == pytest.approx(M.auroc(M.msp(L), M.msp(Lo)))
     assert s["fpr95_energy"] == pytest.approx(M.fpr_at_tpr(M.energy(L), M.energy(Lo)))
+
+
+def test_many_chunks_match_references_and_name_rows_across_chunks():
+    import torch
+
+    L, t = _logits(1500, 1000, seed=8)  # ~524 rows per internal chunk: three chunks
+    ref = torch.nn.functional.cross_entropy(torch.from_numpy(L).double(), torch.from_numpy(t)).item()
+    assert M.nll(L, t) == pytest.approx(ref, rel=1e-6)
+    P = special.softmax(L.astype(np.float64), 1)
+    np.testing.assert_allclose(M.msp(L), P.max(1), rtol=1e-5)
+    assert M.accuracy(L, t) == pytest.approx(np.mean(P.argmax(1) == t))
+    L16 = L.astype(np.float16)
+    assert M.accuracy(L16, t) == pytest.approx(np.mean(L16.astype(np.float32).argmax(1) == t))
+    L[[5, 900, 1400], [0, 1, 2]] = [np.nan, -np.inf, np.inf]
+    with pytest.raises(ValueError, match=r"3 row\(s\), first rows \[5, 900, 1400\]"):
+        M.nll(L, t)
