@@ -337,9 +337,15 @@ def _hide_code(path: Path) -> None:
 
 
 def _short_error(exc: Exception) -> str:
-    text = str(exc)
+    """The error's own line first (papermill keeps it as ename/evalue), then the traceback end."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return "\n".join("    " + ln for ln in lines[-25:])
+    head = ""
+    if getattr(exc, "ename", None):
+        head = f"    {exc.ename}: {exc.evalue}\n"
+    return head + "\n".join("    " + ln for ln in lines[-15:])
 
 
 # --------------------------------------------------------------------------------------------
