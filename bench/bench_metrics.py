@@ -40,11 +40,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from clipsafety import metrics as M
     from scipy import optimize
     from sklearn.metrics import roc_auc_score, roc_curve
     from torchmetrics.classification import MulticlassCalibrationError
-
-    from clipsafety import metrics as M
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)

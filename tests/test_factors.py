@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from clipsafety import external, factors
 from clipsafety.records import PredictionRecord
 

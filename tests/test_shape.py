@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from clipsafety import external, shape
 
 RAW = "rgeirhos/texture-vs-shape/raw-data/"

@@ -20,8 +20,8 @@ Conventions, identical to ImageNet-X's own ``aggregate.py`` (its published
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

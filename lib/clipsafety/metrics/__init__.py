@@ -26,10 +26,28 @@ from .core import (
     softmax,
     stratified_split,
 )
-from .ood import aupr_in, aupr_out, auroc, cosines_from_logits, energy, fpr_at_tpr, max_logit, mcm, msp
+from .ood import (
+    aupr_in,
+    aupr_out,
+    auroc,
+    cosines_from_logits,
+    energy,
+    fpr_at_tpr,
+    max_logit,
+    mcm,
+    msp,
+)
 from .stats import bootstrap_ci, correlation
 from .suite import summary, summary_record
-from .trend import SCALES, Trend, effective_robustness, fit_trend, inverse_transform, transform, trend_band
+from .trend import (
+    SCALES,
+    Trend,
+    effective_robustness,
+    fit_trend,
+    inverse_transform,
+    transform,
+    trend_band,
+)
 
 __all__ = [
     "SCALES", "Trend", "accuracy", "adaptive_ece", "apply_temperature", "aupr_in", "aupr_out", "auroc",

@@ -18,7 +18,7 @@ Conventions (see METHODS.md sections 2 and 6)
 from __future__ import annotations
 
 import warnings
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -48,9 +48,7 @@ def check_logits(logits, name: str = "logits", check: bool = True) -> np.ndarray
     L = np.asarray(logits)
     if L.ndim != 2:
         raise ValueError(f"{name} must be 2-D [samples, classes], got shape {L.shape}.")
-    if not np.issubdtype(L.dtype, np.floating):
-        L = L.astype(np.float32)
-    elif L.dtype == np.float16:
+    if not np.issubdtype(L.dtype, np.floating) or L.dtype == np.float16:
         L = L.astype(np.float32)
     if not check:
         return L

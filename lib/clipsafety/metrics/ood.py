@@ -142,5 +142,13 @@ def aupr_out(id_scores, ood_scores) -> float:
 
 
 __all__ = [
-    "auroc", "aupr_in", "aupr_out", "cosines_from_logits", "energy", "fpr_at_tpr", "max_logit", "mcm", "msp",
+    "aupr_in",
+    "aupr_out",
+    "auroc",
+    "cosines_from_logits",
+    "energy",
+    "fpr_at_tpr",
+    "max_logit",
+    "mcm",
+    "msp",
 ]

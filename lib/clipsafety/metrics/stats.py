@@ -7,7 +7,7 @@ Conventions: percentile bootstrap; rows of all arrays are resampled jointly with
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats

@@ -41,11 +41,12 @@ def summary(
         so = row_stats(ood_logits, None, label_subset, temperature, need=("confidence", "max_logit", "logsumexp"))
         id_sc = {"msp": st["confidence"], "maxlogit": st["max_logit"], "energy": temperature * st["logsumexp"]}
         od_sc = {"msp": so["confidence"], "maxlogit": so["max_logit"], "energy": temperature * so["logsumexp"]}
-        for k in id_sc:
-            out[f"auroc_{k}"] = auroc(id_sc[k], od_sc[k])
-            out[f"fpr95_{k}"] = fpr_at_tpr(id_sc[k], od_sc[k], 0.95)
-            out[f"aupr_in_{k}"] = aupr_in(id_sc[k], od_sc[k])
-            out[f"aupr_out_{k}"] = aupr_out(id_sc[k], od_sc[k])
+        for k, a in id_sc.items():
+            b = od_sc[k]
+            out[f"auroc_{k}"] = auroc(a, b)
+            out[f"fpr95_{k}"] = fpr_at_tpr(a, b, 0.95)
+            out[f"aupr_in_{k}"] = aupr_in(a, b)
+            out[f"aupr_out_{k}"] = aupr_out(a, b)
     return out
 
 
