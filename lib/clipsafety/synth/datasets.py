@@ -100,14 +100,20 @@ class SynthDataset(DatasetSpec):
         return Image.fromarray(self.images()[i], "RGB"), int(self.targets[i]), f"{self.name}/{i}"
 
     def meta(self) -> pd.DataFrame:
-        """``id``, ``file_name`` (= id), ImageNet-X's 16 factors (0/1), then the raw attributes."""
+        """``id``, ``file_name`` (= id), ImageNet-X's 16 factors (0/1), then the raw attributes
+        (``attr_pattern`` is the fill pattern id; cue-conflict adds ``shape``/``texture`` names)."""
         a = self.attributes()
         ids = self.ids
         out = pd.concat([pd.DataFrame({"id": ids, "file_name": ids}), factor_flags(a)], axis=1)
-        extra = a.drop(columns=[c for c in a.columns if c in out.columns])
+        # raw attributes whose names are factor names (``pattern``) are kept as ``attr_<name>``
+        extra = a.rename(columns={c: f"attr_{c}" for c in a.columns if c in out.columns})
         out = pd.concat([out, extra], axis=1)
-        if "texture_class" in a:  # cue-conflict: class names of both cues
+        if "texture_class" in a:
+            # cue-conflict: ``shape`` and ``texture`` hold the class names of the two cues (as
+            # in the real stimuli's tables), replacing ImageNet-X's factor columns of the same
+            # names, which the cue-conflict set does not use; indices in *_class columns.
             names = np.array(CATEGORIES)
+            out["shape_class"] = a["category"].to_numpy()
             out["shape"] = names[a["category"].to_numpy()]
             out["texture"] = names[a["texture_class"].to_numpy()]
             out["same_class"] = out["shape"] == out["texture"]

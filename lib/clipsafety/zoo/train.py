@@ -53,7 +53,7 @@ def _lr(step: int, steps: int, base: float) -> float:
 
 
 def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
-                     lr: float = 3e-3, batch: int = 128, desc: str = "", progress: bool = True):
+                     lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True):
     """Cross-entropy training; returns the per-step losses (list of floats)."""
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -83,7 +83,7 @@ def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen
 
 
 def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr: float = 2e-3,
-               batch: int = 256, desc: str = "", progress: bool = True):
+               batch: int = 128, desc: str = "", progress: bool = True):
     """Contrastive training with open_clip's ``ClipLoss``; returns the per-step losses."""
     from open_clip.loss import ClipLoss
     from tqdm import tqdm
