@@ -1,0 +1,99 @@
+"""The tiny zoo: a short training run converges; every catalogued model loads and predicts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from clipsafety.synth import CATEGORIES, get_dataset
+
+
+def test_small_supervised_run_loss_falls():
+    import timm
+
+    import clipsafety.zoo.arch  # noqa: F401
+    from clipsafety.zoo.train import train_classifier
+
+    torch.set_num_threads(1)
+    ds = get_dataset("train-labelled-10k", n=1024)
+    x, y, _ = ds.arrays()
+    torch.manual_seed(0)
+    m = timm.create_model("synth_convnext_xs", num_classes=10)
+    losses = train_classifier(m, x, y, samples_seen=2048, seed=0, lr=3e-3, progress=False)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.2
+
+
+def test_small_contrastive_run_loss_falls_and_zero_shot_head_is_normalised():
+    from clipsafety.synth import VOCAB, WordTokenizer
+    from clipsafety.zoo import zero_shot_head
+    from clipsafety.zoo.arch import clip_config
+    from clipsafety.zoo.train import build_clip_seeded, train_clip
+
+    torch.set_num_threads(1)
+    ds = get_dataset("train-wit-10k", n=1024)
+    x = ds.arrays()[0]
+    tok = WordTokenizer(16)(ds.captions())
+    clip = build_clip_seeded(clip_config("synth_convnext_xs", vocab_size=len(VOCAB)), 0)
+    losses = train_clip(clip, x, tok, samples_seen=2048, seed=0, batch=64, progress=False)
+    assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.1
+    W = zero_shot_head(clip, "simple")
+    assert W.shape == (64, len(CATEGORIES))
+    assert torch.allclose(W.norm(dim=0), torch.ones(len(CATEGORIES)), atol=1e-5)
+
+
+def test_training_is_deterministic():
+    import timm
+
+    import clipsafety.zoo.arch  # noqa: F401
+    from clipsafety.zoo.train import train_classifier
+
+    x, y, _ = get_dataset("train-labelled-10k", n=256).arrays()
+    out = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        m = timm.create_model("synth_resnet_xs", num_classes=10)
+        train_classifier(m, x, y, samples_seen=256, seed=5, progress=False)
+        out.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
+    assert torch.equal(out[0], out[1])
+
+
+def _catalog():
+    from clipsafety.zoo import list_zoo
+
+    return list_zoo(include_reference=True)
+
+
+def test_catalog_columns_and_groups():
+    from clipsafety.style import GROUPS
+
+    cat = _catalog()
+    assert list(cat.columns[:6]) == ["id", "group", "family", "source", "samples", "resolution"]
+    groups = set(cat.loc[cat["reference"] == 0, "group"])
+    assert groups <= set(GROUPS)
+    assert set(cat["family"]) <= {"resnet", "convnext", "vit"}
+
+
+@pytest.mark.slow
+def test_every_zoo_model_loads_and_predicts_on_id_test():
+    from clipsafety.zoo import load, predict_arrays
+
+    ds = get_dataset("synth:id-test")
+    x, y, _ = ds.arrays()
+    x, y = x[:300], y[:300]
+    cat = _catalog()
+    ev = pd.read_csv(__import__("clipsafety.zoo", fromlist=["zoo_dir"]).zoo_dir() / "eval.csv")
+    for row in cat.itertuples():
+        m = load(f"zoo:{row.id}")
+        assert m.label_space == "synth" and m.classes == CATEGORIES
+        logits = predict_arrays(m, x)
+        assert logits.shape == (300, 10) and np.isfinite(logits).all()
+        acc = float((logits.argmax(1) == y).mean())
+        full = ev.loc[(ev["id"] == row.id) & (ev["dataset"] == "synth:id-test"), "accuracy"].item()
+        assert abs(acc - full) < 0.12, (row.id, acc, full)  # 300-sample estimate of the table
+        # the PIL path agrees with the batched path
+        img, _, _ = ds[0]
+        with torch.no_grad():
+            one = m.module(m.transform(img)[None]).numpy()
+        np.testing.assert_allclose(one[0], logits[0], rtol=1e-3, atol=1e-3)
+        if row.kind == "clip":
+            assert m.logit_policy["kind"] == "clip" and 1.0 <= m.logit_policy["scale"] <= 100.0
