@@ -1,0 +1,55 @@
+"""Model catalogs: which models a study runs, with their metadata (group, family, source, ...).
+
+- ``"real"``: ``data/catalog/models.csv`` (built by ``data/catalog/build_catalog.py`` from
+  ``open_clip.list_pretrained()`` and ``timm.list_models(pretrained=True)``).
+- ``"zoo"``: ``data/zoo/catalog.csv`` (the project's tiny models, written by the zoo code).
+- any other value: the path of a CSV with at least the columns ``id`` and ``group``.
+
+Group ids are those of :mod:`clipsafety.style`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOGS = {"real": REPO / "data" / "catalog" / "models.csv", "zoo": REPO / "data" / "zoo" / "catalog.csv"}
+REQUIRED = ["id", "group"]
+
+
+def catalog_path(name: str) -> Path:
+    """The CSV behind a catalog name (``"real"``, ``"zoo"``) or a path."""
+    if name in CATALOGS:
+        return CATALOGS[name]
+    p = Path(os.path.expanduser(name))
+    if p.suffix == ".csv":
+        return p
+    raise KeyError(f"unknown catalog {name!r}; expected one of {sorted(CATALOGS)} or the path of a .csv "
+                   "with columns id, group.")
+
+
+def read_catalog(name: str = "real") -> pd.DataFrame:
+    """The catalog as a DataFrame, one row per model (``id`` unique)."""
+    path = catalog_path(name)
+    if not path.is_file():
+        hint = " (run `make zoo`, or pull the committed zoo)" if name == "zoo" else ""
+        raise FileNotFoundError(f"catalog {name!r}: {path} does not exist{hint}.")
+    df = pd.read_csv(path, keep_default_na=True)
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"catalog {name!r} ({path}) lacks columns {missing}; found {list(df.columns)}.")
+    if name == "zoo":
+        df["id"] = [i if str(i).startswith("zoo:") else f"zoo:{i}" for i in df["id"]]
+    return df
+
+
+def list_models(catalog: str = "real", group: str | list[str] | None = None) -> list[str]:
+    """Model ids of a catalog, optionally only those of some groups."""
+    df = read_catalog(catalog)
+    if group is not None:
+        groups = [group] if isinstance(group, str) else list(group)
+        df = df[df["group"].isin(groups)]
+    return df["id"].tolist()
