@@ -12,10 +12,10 @@ The one place where models meet data. Conventions:
 - Unreadable images (:class:`clipsafety.datasets.BadImage`) are skipped and listed in
   ``manifest["skipped"]`` as ``{index, id, reason}``; the record has no row for them.
 - Fast path: when the dataset has ``arrays()`` (returning ``uint8 [N,H,W,3]``, targets
-  ``[N]``, ids ``[N]``) and the model has ``extra["batch_transform"]`` (a callable mapping a
-  ``uint8`` tensor ``[B,H,W,3]`` to the model's input ``[B,3,H',W']`` float tensor, identical
-  to applying ``transform`` per image), batches are sliced from the arrays without PIL or a
-  DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
+  ``[N]``, ids ``[N]``) and the model has ``extra["batch_transform"]`` or
+  ``extra["array_transform"]`` (a callable mapping a ``uint8`` numpy array ``[B,H,W,3]`` to
+  the model's input, a float tensor ``[B,3,H',W']``, equivalent to applying ``transform`` per
+  image), batches are sliced from the arrays without PIL or a DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
 - Results are written in shards of ``shard_size`` samples; a killed run resumes from them.
 """
 
@@ -48,8 +48,8 @@ def normalize_batch_transform(mean: Sequence[float], std: Sequence[float]) -> Ca
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
-    def fn(batch: torch.Tensor) -> torch.Tensor:
-        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    def fn(batch) -> torch.Tensor:
+        x = torch.as_tensor(batch).permute(0, 3, 1, 2).float().div_(255.0)
         return (x - m.to(x.device)) / s.to(x.device)
 
     fn.description = f"uint8->float/255, normalize(mean={list(mean)}, std={list(std)})"
@@ -152,6 +152,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     if not recompute:
         rec = store.get(key)
         if rec is not None:
+            rec.cache_hit = True  # not part of the record; tells callers (the CLI) it was read
             return rec
 
     batch_size = batch_size or (256 if cuda else 128)
@@ -192,11 +193,12 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             return module(x).float().cpu().numpy()
 
     arrays = getattr(spec, "arrays", None)
-    batch_transform = (loaded.extra or {}).get("batch_transform")
+    extra = loaded.extra or {}
+    batch_transform = extra.get("batch_transform") or extra.get("array_transform")
     if arrays is not None and batch_transform is not None:
         X, Y, IDS = arrays()
         IDS = np.asarray(IDS, dtype=str)
-        batches = ((batch_transform(torch.from_numpy(np.ascontiguousarray(X[b]))), np.asarray(Y[b], np.int64),
+        batches = ((batch_transform(np.ascontiguousarray(X[b])), np.asarray(Y[b], np.int64),
                     b, IDS[b].tolist(), []) for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
         batches = (b for b in batches if len(b[2]))
     else:
@@ -241,4 +243,6 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     rec = PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
     store.put(key, rec)
     run.cleanup()
-    return store.get(key) or rec
+    out = store.get(key) or rec
+    out.cache_hit = False
+    return out
