@@ -1,0 +1,219 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Shape bias (paper section 4.2)
+#
+# Geirhos et al. (2019) showed ImageNet-trained CNNs images whose **shape** belongs to one
+# class and whose **texture** belongs to another (a cat silhouette filled with elephant
+# skin). Humans answer by shape almost always; ImageNet CNNs mostly by texture. Tu, Deng &
+# Gedeon report that zero-shot CLIP is more shape-biased than ImageNet models, and that
+# fine-tuning CLIP on ImageNet reduces its shape bias.
+#
+# **Method.** Shape bias = shape decisions / (shape decisions + texture decisions), over the
+# cue-conflict images whose shape and texture classes differ; answers that are neither do
+# not count. Real ImageNet models answer in 1000 classes, mapped to the 16 cue-conflict
+# classes by averaging the probabilities of each class's ImageNet members (model-vs-human's
+# mapping); zero-shot CLIP can also answer directly with a 16-way head (a second reading).
+# Groups are compared by mean shape bias with percentile bootstrap intervals over models;
+# fine-tuning by the paired change from each fine-tuned model's own zero-shot parent.
+
+# %% tags=["parameters"]
+models = "zoo"  # model ids, or a catalog name: "zoo" (synthetic world) or "real"
+dataset = ""  # "" = synth:cue-conflict for zoo models, cue-conflict for real models
+id_dataset = ""  # ID accuracy set: "" = synth:id-test for zoo models, none for real models
+data_root = ""  # folder holding real datasets (cue-conflict/<class>/*.png, ...); "" = none
+store = ""  # prediction store; "" = the default location
+device = "auto"
+batch_size = 256
+templates = "openai"  # zero-shot templates for CLIP heads: "openai" (80), "simple" (7), "single"
+seed = 0
+n_boot = 1000  # bootstrap resamples for intervals
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from clipsafety import charts, claims, metrics, plots, tables
+from clipsafety.external import ExternalUnavailable
+from clipsafety.style import group_label
+
+plots.setup()
+model_ids = tables.resolve_models(models)
+real = tables.is_real_path(model_ids)
+live_source = claims.SOURCES[2] if real else claims.SOURCES[0]
+cue_id = dataset or ("cue-conflict" if real else "synth:cue-conflict")
+acc_id = id_dataset or ("" if real else "synth:id-test")
+verdicts = []
+display(Markdown(
+    f"This run: **{len(model_ids)} models** ({'real' if real else 'zoo'}) on `{cue_id}`"
+    + (f", ID accuracy on `{acc_id}`" if acc_id else "") + f", {n_boot} bootstrap resamples."))
+
+# %% [markdown]
+# ## 1. Published evidence: humans and ImageNet CNNs
+#
+# The raw decisions of Geirhos et al.'s ten human observers and of ImageNet-trained CNNs
+# (AlexNet, GoogLeNet, VGG; Caffe models of the original study and torchvision's AlexNet and
+# VGG-16), read from the texture-vs-shape repository at a pinned commit. No CLIP model is
+# among them: this panel sets the reference band (humans) and the ImageNet range.
+
+# %%
+try:
+    observers = tables.shape_bias_by_observer(tables.published_shape_decisions())
+    band = tables.human_band(observers)
+    have_pub = True
+except ExternalUnavailable as exc:
+    have_pub, band = False, None
+    display(plots.unavailable_note(exc, "The published shape-bias panel"))
+
+# %%
+if have_pub:
+    display(charts.strip_by_group(observers.rename(columns={"observer": "model"}), band=band,
+                                  title="published cue-conflict decisions",
+                                  tooltip_extra=["trials", "note"]))
+    cnn = observers[observers.group != "human"]
+    display(Markdown(
+        f"The ten humans' shape bias spans {band[0]:.3f} to {band[2]:.3f} (mean {band[1]:.3f}); "
+        f"the {len(cnn)} ImageNet CNNs span {cnn.shape_bias.min():.3f} "
+        f"({cnn.loc[cnn.shape_bias.idxmin(), 'observer']}) to {cnn.shape_bias.max():.3f} "
+        f"({cnn.loc[cnn.shape_bias.idxmax(), 'observer']})."))
+    verdicts += claims.assess_shape_claims(observers.rename(columns={"observer": "model"}),
+                                           claims.SOURCES[1], n_boot=n_boot, seed=seed)
+
+# %% [markdown]
+# ## 2. Live evidence: the models of this run
+#
+# With the default parameters: the zoo's models on the synthetic cue-conflict set (the shape
+# of one category filled with another category's characteristic texture and colour), with
+# their accuracy on the synthetic ID test set. With real model ids and a `data_root`: the
+# real cue-conflict stimuli, 1000 -> 16 mapping, and for CLIP a direct 16-way head as well.
+
+# %%
+live_ok = not (real and not data_root)
+if live_ok:
+    records = tables.collect(model_ids, cue_id, data_root=data_root, store=store, device=device,
+                             batch_size=batch_size, templates=templates)
+    shape = tables.shape_table(records)
+    if acc_id:
+        id_recs = tables.collect(model_ids, acc_id, data_root=data_root, store=store,
+                                 device=device, batch_size=batch_size, templates=templates)
+        shape["id_acc"] = shape["model"].map(
+            {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in id_recs.items()})
+    display(shape.drop(columns=[c for c in ("meta_from",) if c in shape]).round(3))
+else:
+    display(Markdown(
+        "Real models were named but no `data_root` was given, so this section is skipped. "
+        "To run it: `make chapter NAME=shape_bias PARAMS='-p models [\"openclip:ViT-B-32@openai\","
+        "\"timm:resnet50.a1_in1k\"] -p data_root /data'` with the stimuli under "
+        "`/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`."))
+
+# %% [markdown]
+# A second reading for zero-shot CLIP on the real stimuli: a head over the 16 cue-conflict
+# class names instead of the 1000 ImageNet names and the mapping.
+
+# %%
+if live_ok and real and (shape.group == "clip-zeroshot").any():
+    clip_ids = list(shape.loc[shape.group == "clip-zeroshot", "model"])
+    direct = tables.shape_table(tables.collect(
+        clip_ids, cue_id, data_root=data_root, store=store, device=device,
+        batch_size=batch_size, templates=templates, classnames="cue-conflict-16"))
+    both = shape[shape.model.isin(clip_ids)][["model", "shape_bias", "reading"]].merge(
+        direct[["model", "shape_bias", "reading"]], on="model", suffixes=("", "_direct"))
+    display(both.round(3))
+
+# %%
+if live_ok:
+    display(charts.strip_by_group(shape, band=band, title=f"shape bias ({live_source})",
+                                  tooltip_extra=["reading", "trials"]))
+
+# %%
+if live_ok and "id_acc" in shape:
+    display(charts.versus_accuracy(shape, "id_acc", "shape_bias", x_title="ID accuracy (%)",
+                                   title="shape bias against ID accuracy",
+                                   tooltip_extra=["family", "source"]))
+
+# %% [markdown]
+# Zero-shot CLIP against the same CLIP fine-tuned: one line per fine-tuned model, from its
+# zero-shot parent (the zoo catalog's `parent` column) to the fine-tuned model.
+
+# %%
+pairs = claims.paired_changes(shape) if live_ok else pd.DataFrame()
+if len(pairs):
+    display(charts.paired_change(pairs, title="fine-tuning and shape bias"))
+    d_mean, d_lo, d_hi = tables.bootstrap_mean(pairs["after"] - pairs["before"], n_boot=n_boot,
+                                               seed=seed)
+    display(Markdown(
+        f"Over {len(pairs)} fine-tuned models, fine-tuning changes shape bias by "
+        f"{d_mean:+.3f} on average (95% interval [{d_lo:+.3f}, {d_hi:+.3f}]); "
+        f"{int((pairs.after < pairs.before).sum())} of {len(pairs)} decrease."))
+elif live_ok:
+    display(Markdown("No fine-tuned model with its zero-shot parent in this run, so there is "
+                     "no paired comparison."))
+
+# %%
+if live_ok:
+    summary = tables.group_summary(shape.assign(all="all"), "shape_bias", by=["all"],
+                                   n_boot=n_boot, seed=seed).drop(columns="all")
+    summary["group"] = summary["group"].map(group_label)
+    display(summary.round(3))
+    verdicts += claims.assess_shape_claims(shape, live_source, n_boot=n_boot, seed=seed)
+else:
+    verdicts += [claims.not_testable(c, live_source, "no data_root given")
+                 for c in claims.SHAPE_CLAIMS.values()]
+other = claims.SOURCES[0] if real else claims.SOURCES[2]
+verdicts += [claims.not_testable(c, other, "not run here: " + (
+    "this run uses real models; run with the default models='zoo'" if real else
+    "no real models and data (see the command in section 3)")) for c in claims.SHAPE_CLAIMS.values()]
+
+# %% [markdown]
+# ## 3. Real models on real data
+#
+# Run the chapter with real model ids and a `data_root` holding the 1,280 cue-conflict
+# stimuli in their published layout (`cue-conflict/<shape class>/<shape><n>-<texture><m>.png`,
+# as in texture-vs-shape's `stimuli/style-transfer-preprocessed-512`).
+
+# %%
+if real and live_ok:
+    display(Markdown(f"This run used real models on `{cue_id}` under `{data_root}` (section 2)."))
+else:
+    display(Markdown(
+        "No real models ran here (the book's machines have neither pretrained weights nor the "
+        "stimuli folder). To run it:\n\n```\nmake chapter NAME=shape_bias PARAMS='-p models "
+        "[\"openclip:ViT-B-32@openai\",\"openclip:ViT-B-32@laion2b_s34b_b79k\","
+        "\"timm:resnet50.a1_in1k\",\"timm:vit_base_patch16_clip_224.openai_ft_in1k\"] "
+        "-p data_root /data -p device cuda'\n```"))
+
+# %% [markdown]
+# ## The paper's claims, per evidence source
+#
+# Rules (`clipsafety.claims`): *CLIP more shape-biased* is reproduced when the bootstrap
+# interval of mean shape bias, zero-shot CLIP minus ImageNet models (standard and more
+# data), lies above zero; *fine-tuning reduces it* when the interval of the mean paired change
+# (fine-tuned minus its zero-shot parent; unpaired group means when parents are unknown) lies
+# below zero.
+
+# %%
+claims_tab = claims.claims_table(verdicts)
+display(claims.claims_matrix(claims_tab))
+display(Markdown(claims.claims_sentences(claims_tab)))
+
+# %%
+dis = claims.disagreements(claims_tab, claims.SOURCES[0])
+if len(dis):
+    display(Markdown(
+        "**Where the synthetic world disagrees with the paper.** " + " ".join(
+            f"The claim *{r.claim}* does not reproduce on the synthetic world ({r.evidence})."
+            for r in dis.itertuples()) + " The world makes the claim testable, not true by "
+        "construction; a disagreement says the zoo's models do not share the property."))
+else:
+    display(Markdown("Where the synthetic world tested a claim, it agrees with the paper."))
