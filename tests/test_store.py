@@ -1,0 +1,78 @@
+"""The prediction store: keys, round trip, atomicity, shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clipsafety.records import PredictionRecord
+from clipsafety.store import Store, canonical_json, manifest_key
+
+
+def _rec(n=5, c=7, seed=0):
+    rng = np.random.default_rng(seed)
+    meta = pd.DataFrame({"id": [f"x/{i}.jpg" for i in range(n)], "pose": rng.integers(0, 2, n),
+                         "texture": [f"t{i}" for i in range(n)]})
+    return PredictionRecord(logits=rng.normal(size=(n, c)).astype(np.float32),
+                            targets=rng.integers(-1, c, n), ids=np.array(meta["id"]),
+                            manifest={"model": {"model_id": "m"}, "dataset": {"dataset_id": "d"},
+                                      "label_subset": [1, 3], "n": n}, meta=meta)
+
+
+def test_key_is_sha256_of_canonical_json():
+    m = {"b": 1, "a": {"y": [1, 2], "x": np.int64(3)}}
+    assert canonical_json(m) == '{"a":{"x":3,"y":[1,2]},"b":1}'
+    assert manifest_key(m) == hashlib.sha256(b'{"a":{"x":3,"y":[1,2]},"b":1}').hexdigest()[:32]
+    assert manifest_key(m) == manifest_key({"a": {"x": 3, "y": [1, 2]}, "b": 1})
+    assert manifest_key(m) != manifest_key({**m, "b": 2})
+    with pytest.raises(TypeError, match="not JSON-able"):
+        canonical_json({"f": object()})
+
+
+def test_round_trip(tmp_path):
+    s, r = Store(tmp_path), _rec()
+    assert s.get("k" * 32) is None
+    s.put("k" * 32, r)
+    g = s.get("k" * 32)
+    np.testing.assert_array_equal(g.logits, r.logits)
+    np.testing.assert_array_equal(g.targets, r.targets)
+    assert list(g.ids) == list(r.ids) and g.label_subset == [1, 3]
+    pd.testing.assert_frame_equal(g.meta[["pose", "texture"]], r.meta[["pose", "texture"]],
+                                  check_dtype=False)
+    assert g.manifest["key"] == "k" * 32 and s.keys() == ["k" * 32]
+    assert s.manifests()["model_id"].tolist() == ["m"]
+    assert not list((tmp_path / "tmp").glob("*"))  # no leftovers
+
+
+def test_put_keeps_an_existing_record(tmp_path):
+    s = Store(tmp_path)
+    s.put("a" * 32, _rec(seed=1))
+    s.put("a" * 32, _rec(seed=2))
+    np.testing.assert_array_equal(s.get("a" * 32).logits, _rec(seed=1).logits)
+
+
+def test_half_written_record_is_invisible(tmp_path):
+    s = Store(tmp_path)
+    d = tmp_path / "tmp" / ("b" * 32 + "-dead")  # what a killed writer leaves behind
+    d.mkdir(parents=True)
+    (d / "arrays.safetensors").write_bytes(b"garbage")
+    assert s.get("b" * 32) is None and s.keys() == []
+
+
+def test_shards_round_trip_and_ignore_temporary_files(tmp_path):
+    run = Store(tmp_path).partial("c" * 32, {"x": 1})
+    run.write_shard(np.array([0, 1]), np.ones((2, 3)), np.array([2, 0]), ["a", "b"], [])
+    run.write_shard(np.array([3]), np.zeros((1, 3)), np.array([1]), ["d"],
+                    [{"index": 2, "id": "c", "reason": "corrupt"}])
+    (run.folder / ".shard-0000000004.safetensors.x.tmp").write_bytes(b"partial")
+    idx, lg, tg, ids, skipped = run.load()
+    assert idx.tolist() == [0, 1, 3] and ids == ["a", "b", "d"] and tg.tolist() == [2, 0, 1]
+    assert lg.shape == (3, 3) and skipped == [{"index": 2, "id": "c", "reason": "corrupt"}]
+    assert run.done_indices() == {0, 1, 2, 3}
+    assert json.loads((run.folder / "manifest.json").read_text()) == {"x": 1}
+    run.cleanup()
+    assert not run.folder.exists()
