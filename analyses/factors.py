@@ -33,20 +33,20 @@
 # real ImageNet when the reader supplies the data.
 
 # %% tags=["parameters"]
-models = "zoo"  # model ids, or a catalog name: "zoo" (synthetic world) or "real"
-dataset = ""  # "" = synth:id-test for zoo models, imagenet:val for real models
-data_root = ""  # folder holding real datasets (imagenet/val, ...); "" = none
-store = ""  # prediction store; "" = the default location
+models = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
+dataset = ""  # empty = synth:id-test for zoo models, imagenet:val for real models
+data_root = ""  # folder holding real datasets (imagenet/val, ...); empty = none
+store = ""  # prediction store; empty = the default location
 device = "auto"
 batch_size = 256
-templates = "openai"  # zero-shot templates for CLIP heads: "openai" (80), "simple" (7), "single"
+templates = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
 seed = 0
 n_boot = 1000  # bootstrap resamples for bands and intervals
-factors = "paper"  # "paper" (the 10), "all" (ImageNet-X's 16) or a list of factor names
-scale = "logit"  # fitting scale: "logit", "probit" or "linear"
-which = "top"  # ImageNet-X annotations: "top" (one factor per image) or "multi"
+factors = "paper"  # paper (the 10), all (the 16 of ImageNet-X) or a list of factor names
+scale = "logit"  # fitting scale: logit, probit or linear
+which = "top"  # ImageNet-X annotations: top (one factor per image) or multi
 baseline_group = "standard"  # the group whose trend defines effective robustness
-published = ["imagenet_testbed", "modelvshuman"]  # ImageNet-X's published collections
+published = ["imagenet_testbed", "modelvshuman"]  # published ImageNet-X collections
 
 # %%
 import numpy as np

@@ -85,6 +85,7 @@ def test_shape_chapter_published_and_note_without_data_root(tmp_path):
     assert _charts(text) >= 1
 
 
+@pytest.mark.slow
 def test_factors_chapter_real_path_timm(tmp_path, fixture_root):
     text = run_chapter("factors", tmp_path, models=["timm:resnet18@random"],
                        data_root=str(fixture_root), store=str(tmp_path / "store"),
@@ -95,6 +96,7 @@ def test_factors_chapter_real_path_timm(tmp_path, fixture_root):
     assert "real models on real data" in text
 
 
+@pytest.mark.slow
 def test_shape_chapter_real_path_timm(tmp_path, fixture_root):
     text = run_chapter("shape_bias", tmp_path, models=["timm:resnet18@random"],
                        data_root=str(fixture_root), store=str(tmp_path / "store"),

@@ -226,7 +226,7 @@ def group_summary(df: pd.DataFrame, value: str, by: Sequence[str] = ("factor",),
         mean, lo, hi = bootstrap_mean(part[value], n_boot=n_boot, seed=seed)
         rows.append(dict(zip(keys, key if isinstance(key, tuple) else (key,)),
                          n_models=int(part[value].notna().sum()), mean=mean, lo=lo, hi=hi))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=keys + ["n_models", "mean", "lo", "hi"])
 
 
 def compare_to_groups(df: pd.DataFrame, value: str, target: str = CLIP_GROUP,
@@ -246,7 +246,8 @@ def compare_to_groups(df: pd.DataFrame, value: str, target: str = CLIP_GROUP,
             if by is not None:
                 row = {by: level, **row}
             rows.append(row)
-    return pd.DataFrame(rows)
+    cols = ([by] if by is not None else []) + ["group", "diff", "lo", "hi", "n_target", "n_other"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # --------------------------------------------------------------------------- factors
@@ -311,7 +312,8 @@ def factor_leaders(summary: pd.DataFrame, target: str = CLIP_GROUP,
                      "best_other_group": best["group"], "best_other_mean": float(best[value]),
                      "target_leads": bool(t.iloc[0] > best[value]),
                      "target_last": bool(t.iloc[0] < others[value].min())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["factor", "target_mean", "best_other_group",
+                                       "best_other_mean", "target_leads", "target_last"])
 
 
 # ---- published ImageNet-X per-factor tables
