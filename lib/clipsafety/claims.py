@@ -283,6 +283,8 @@ def paired_changes(df: pd.DataFrame, value: str = "shape_bias") -> pd.DataFrame:
     rows = []
     for r in df[df["group"].isin(FT_GROUPS)].itertuples(index=False):
         parent = getattr(r, "parent", None)
+        if isinstance(parent, str) and parent not in by_id.index and f"zoo:{parent}" in by_id.index:
+            parent = f"zoo:{parent}"  # the zoo catalog names parents without the prefix
         if not isinstance(parent, str) or parent not in by_id.index:
             continue
         rows.append({"pair": f"{parent} -> {r.model}", "model_before": parent,

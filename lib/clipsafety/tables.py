@@ -53,13 +53,16 @@ def resolve_factors(factors: str | Sequence[str] | None) -> list[str]:
 
 
 def resolve_models(models: str | Sequence[str]) -> list[str]:
-    """Model ids from a parameter: a catalog name (``"zoo"``, ``"real"``), a comma-separated
-    string, or a list of ids (returned unchanged, duplicates dropped)."""
+    """Model ids from a parameter: a catalog name (``"zoo"``, ``"real"``: its models whose group
+    is one of the paper's, :data:`style.GROUPS`; the zoo's reference models are left out), a
+    comma-separated string, or a list of ids (returned unchanged, duplicates dropped)."""
     if isinstance(models, str):
         if models in ("zoo", "real"):
             from clipsafety.catalog import read_catalog
+            from clipsafety.style import GROUPS
 
-            return list(dict.fromkeys(read_catalog(models)["id"].astype(str)))
+            cat = read_catalog(models)
+            return list(dict.fromkeys(cat.loc[cat["group"].isin(list(GROUPS)), "id"].astype(str)))
         models = [m.strip() for m in models.split(",") if m.strip()]
     if not models:
         raise ValueError("models is empty; pass model ids, or 'zoo' / 'real' for a catalog.")
@@ -555,8 +558,8 @@ def shape_bias_of_record(record) -> dict:
       model-vs-human 1000->16 mapping (:func:`shape.decisions_from_probs`).
     - 16 logits in :data:`shape.CUE_CONFLICT_CLASSES` order (a direct zero-shot head): argmax.
     - otherwise (synthetic world): argmax over the record's label subset; shape = target,
-      texture = ``meta["texture"]`` (class index, or class name looked up in
-      ``manifest["classes"]``).
+      texture = ``meta["texture_class"]`` / ``meta["texture_target"]`` (class index) or
+      ``meta["texture"]`` (class index, or class name looked up in ``manifest["classes"]``).
 
     Returns ``{"shape_bias", "shape_hits", "texture_hits", "trials", "reading"}``.
     """
@@ -586,7 +589,10 @@ def shape_bias_of_record(record) -> dict:
             f"record of {record.manifest.get('model_id', '?')!r} is not a cue-conflict record: "
             "expected cue-conflict stimulus ids, or meta with a 'texture' column (synth:cue-conflict).")
     shape = np.asarray(record.targets)
-    texture = _as_index(record.meta["texture"], record.manifest.get("classes"))
+    meta = record.meta
+    idx_col = next((c for c in ("texture_class", "texture_target") if c in meta.columns), None)
+    texture = (meta[idx_col].to_numpy().astype(np.int64) if idx_col is not None else
+               _as_index(meta["texture"], record.manifest.get("classes")))
     keep = shape != texture
     sh = int(np.count_nonzero(pred[keep] == shape[keep]))
     tx = int(np.count_nonzero(pred[keep] == texture[keep]))
