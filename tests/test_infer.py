@@ -30,6 +30,11 @@ def resnet():
     return clipsafety.load(RESNET, image_size=32)
 
 
+@pytest.fixture(scope="module")
+def clip():
+    return clipsafety.load("openclip:ViT-B-32@random", image_size=32)
+
+
 def _reference_logits(loaded, spec, indices=None):
     """Plain per-image forward, independent of predict's batching and store."""
     idx = range(len(spec)) if indices is None else indices
@@ -84,27 +89,38 @@ def test_corrupt_images_are_skipped_and_listed(tmp_path, resnet):
     assert all("cannot decode" in s["reason"] for s in rec.manifest["skipped"])
 
 
-@pytest.mark.slow
-def test_template_change_is_a_miss_and_same_templates_a_hit(tmp_path):
+def test_template_change_is_a_miss_and_same_templates_a_hit(tmp_path, clip):
+    from clipsafety.models import with_head
+
     make_cue_conflict(tmp_path / "data")
-    kw = dict(data_root=tmp_path / "data", store=tmp_path / "s", progress=False, image_size=32,
-              classnames="cue-conflict-16")
-    m = "openclip:ViT-B-32@random"
-    a = predict(m, "cue-conflict", templates=["a photo of a {}."], **kw)
-    assert a.manifest["label_space"] == "cue-conflict-16" and a.logits.shape == (5, 16)
-    assert a.manifest["logit_policy"]["kind"] == "clip"
+    kw = dict(data_root=tmp_path / "data", store=tmp_path / "s", progress=False)
+    names = ["airplane", "cat", "truck"]
+    a = predict(with_head(clip, names, ["a photo of a {}."]), "cue-conflict", **kw)
+    assert a.logits.shape == (5, 3) and a.manifest["logit_policy"]["kind"] == "clip"
+    assert a.manifest["target_space"] == "cue-conflict-16" != a.manifest["label_space"]
     scale = a.manifest["logit_policy"]["scale"]
     assert scale == pytest.approx(1 / 0.07, rel=1e-5)  # open_clip's init: exp(log(1/0.07))
-    b = predict(m, "cue-conflict", templates=["a drawing of a {}."], **kw)
-    assert b.manifest["key"] != a.manifest["key"]
-    assert not np.allclose(a.logits, b.logits)
-    c = predict(m, "cue-conflict", templates="single", **kw)  # same strings as `a`
-    np.testing.assert_allclose(c.logits, a.logits, rtol=1e-5, atol=1e-5)  # same prompt strings
-    # the cached record answers without recomputing: same bytes
-    a2 = predict(m, "cue-conflict", templates=["a photo of a {}."], **kw)
+    b = predict(with_head(clip, names, ["a drawing of a {}."]), "cue-conflict", **kw)
+    assert b.manifest["key"] != a.manifest["key"] and not np.allclose(a.logits, b.logits)
+    c = predict(with_head(clip, names, "single"), "cue-conflict", **kw)  # same strings as `a`
+    np.testing.assert_allclose(c.logits, a.logits, rtol=1e-5, atol=1e-5)
+    a2 = predict(with_head(clip, names, ["a photo of a {}."]), "cue-conflict", **kw)
+    assert a2.cache_hit and a2.manifest["key"] == a.manifest["key"]
     np.testing.assert_array_equal(a2.logits, a.logits)
-    # and the logits follow the recorded policy: scale * cosine, |logit| <= scale
-    assert np.abs(a.logits).max() <= scale + 1e-4
+    # a fixed x100 scale is another policy, hence another record, with logits = 100 * cosine
+    d = predict(with_head(clip, names, ["a photo of a {}."], logit_scale=100.0), "cue-conflict", **kw)
+    assert d.manifest["key"] != a.manifest["key"]
+    np.testing.assert_allclose(d.logits, a.logits * 100.0 / scale, rtol=1e-4, atol=1e-4)
+    assert len(Store(tmp_path / "s").keys()) == 4
+
+
+def test_clip_id_through_predict_with_named_label_space(tmp_path):
+    make_cue_conflict(tmp_path / "data")
+    rec = predict("openclip:ViT-B-32@random", "cue-conflict", data_root=tmp_path / "data",
+                  store=tmp_path / "s", progress=False, image_size=32, classnames="dataset",
+                  templates="single")
+    assert rec.manifest["label_space"] == rec.manifest["target_space"] == "cue-conflict-16"
+    assert rec.logits.shape == (5, 16) and rec.manifest["model"]["head"]["templates"] == "single"
 
 
 class _ArraySpec(D.DatasetSpec):

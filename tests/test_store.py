@@ -76,3 +76,20 @@ def test_shards_round_trip_and_ignore_temporary_files(tmp_path):
     assert json.loads((run.folder / "manifest.json").read_text()) == {"x": 1}
     run.cleanup()
     assert not run.folder.exists()
+
+
+def test_duplicate_shard_rows_are_kept_once(tmp_path):
+    run = Store(tmp_path).partial("d" * 32, {"x": 1})
+    run.write_shard(np.array([0, 1]), np.array([[1.0], [2.0]]), np.array([0, 0]), ["a", "b"], [])
+    run.write_shard(np.array([1, 2]), np.array([[9.0], [3.0]]), np.array([0, 0]), ["b", "c"], [])
+    idx, lg, _, ids, _ = run.load()
+    assert idx.tolist() == [0, 1, 2] and ids == ["a", "b", "c"] and lg[:, 0].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_delete_then_put_replaces(tmp_path):
+    s = Store(tmp_path)
+    s.put("e" * 32, _rec(seed=1))
+    s.delete("e" * 32)
+    assert s.get("e" * 32) is None
+    s.put("e" * 32, _rec(seed=2))
+    np.testing.assert_array_equal(s.get("e" * 32).logits, _rec(seed=2).logits)

@@ -205,7 +205,7 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
     online = _prepare_hub()
     import open_clip
 
-    from clipsafety.heads import ZeroShotHead, head_spec, resolve_classnames, resolve_templates
+    from clipsafety.heads import resolve_classnames, resolve_templates
 
     if arch not in open_clip.list_models():
         raise UnknownModel(f"{model_id}: open_clip has no architecture {arch!r}.{_suggest_text(model_id)}")
@@ -213,8 +213,7 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
         tags = open_clip.list_pretrained_tags_by_model(arch)
         raise UnknownModel(f"{model_id}: give weights after '@': a pretrained tag {tags[:8]}, "
                            "'random', or a checkpoint path.")
-    names, label_space = resolve_classnames(classnames)
-    tmpl, tmpl_name = resolve_templates(templates)
+    resolve_classnames(classnames), resolve_templates(templates)  # bad input fails before loading
     kw = {"force_image_size": image_size} if image_size else {}
     if tag == "random":
         weights = {"source": "random", "seed": 0}
@@ -238,18 +237,38 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
         except Exception as e:  # noqa: BLE001 - any fetch failure becomes one clear message
             raise _unavailable(model_id, "openclip", arch, e, online) from e
     model = model.to(device).eval()
-    tokenizer = open_clip.get_tokenizer(arch)
-    head = ZeroShotHead(model, tokenizer, names, tmpl, logit_scale=logit_scale).to(device)
-    manifest = {
-        "model_id": model_id, "family": "openclip", "arch": arch, "weights": weights,
-        "preprocessing": describe_transform(preprocess),
-        "head": {"kind": "zero-shot", "label_space": label_space, "templates": tmpl_name,
-                 **head_spec(names, tmpl)},
-        "logit_policy": head.logit_policy,
-    }
-    return LoadedModel(model_id=model_id, module=head, transform=preprocess, classes=names,
-                       logit_policy=head.logit_policy, manifest=manifest, label_space=label_space,
-                       extra={"tokenizer": tokenizer, "templates": tmpl, "arch": arch})
+    base = LoadedModel(model_id=model_id, module=None, transform=preprocess, classes=[],
+                       logit_policy={}, manifest={"model_id": model_id, "family": "openclip",
+                                                  "arch": arch, "weights": weights,
+                                                  "preprocessing": describe_transform(preprocess)},
+                       extra={"tokenizer": open_clip.get_tokenizer(arch), "arch": arch, "clip": model})
+    return with_head(base, classnames=classnames, templates=templates, logit_scale=logit_scale)
+
+
+def with_head(loaded: LoadedModel, classnames: str | Sequence[str] | None = None,
+              templates: str | Sequence[str] = "openai", logit_scale: float | None = None) -> LoadedModel:
+    """The same open_clip model with another zero-shot head (no reloading of weights).
+
+    For prompt and label-space ablations: ``with_head(m, templates="simple")``. The head is
+    built lazily; the manifest (and so the store key) records names, templates and policy."""
+    from clipsafety.heads import ZeroShotHead, head_spec, resolve_classnames, resolve_templates
+
+    clip = loaded.extra.get("clip")
+    if clip is None:
+        raise TypeError(f"{loaded.model_id}: with_head needs an open_clip model loaded by "
+                        "clipsafety.load('openclip:...'); this one has no CLIP text tower.")
+    names, label_space = resolve_classnames(classnames)
+    tmpl, tmpl_name = resolve_templates(templates)
+    tokenizer = loaded.extra["tokenizer"]
+    head = ZeroShotHead(clip, tokenizer, names, tmpl, logit_scale=logit_scale)
+    manifest = {k: v for k, v in loaded.manifest.items() if k not in ("head", "logit_policy")}
+    manifest["head"] = {"kind": "zero-shot", "label_space": label_space, "templates": tmpl_name,
+                        **head_spec(names, tmpl)}
+    manifest["logit_policy"] = head.logit_policy
+    return LoadedModel(model_id=loaded.model_id, module=head, transform=loaded.transform,
+                       classes=names, logit_policy=head.logit_policy, manifest=manifest,
+                       label_space=label_space,
+                       extra={**loaded.extra, "templates": tmpl})
 
 
 def _load_timm(model_id, name, tag, device, image_size):

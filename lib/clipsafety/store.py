@@ -138,7 +138,13 @@ class Store:
         return final
 
     def delete(self, key: str) -> None:
-        shutil.rmtree(self.record_dir(key), ignore_errors=True)
+        """Remove a record: renamed away first (readers see a miss, never half a record)."""
+        d = self.record_dir(key)
+        if d.exists():
+            trash = self.root / "tmp" / f"{key}-deleted-{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(d, trash)
+            shutil.rmtree(trash, ignore_errors=True)
 
     def keys(self) -> list[str]:
         d = self.root / "records"
@@ -201,7 +207,18 @@ class PartialRun:
             skipped += json.loads(md["skipped"])
         if not idx:
             return np.zeros(0, np.int64), None, np.zeros(0, np.int64), [], []
-        return np.concatenate(idx), np.concatenate(lg), np.concatenate(tg), ids, skipped
+        idx, lg, tg = np.concatenate(idx), np.concatenate(lg), np.concatenate(tg)
+        # two runs of the same key at once may both have saved an index: keep its first copy
+        _, first = np.unique(idx, return_index=True)
+        if len(first) < len(idx):
+            first.sort()
+            idx, lg, tg, ids = idx[first], lg[first], tg[first], [ids[i] for i in first]
+        seen, uniq = set(idx.tolist()), []
+        for s in skipped:
+            if s["index"] not in seen:
+                seen.add(s["index"])
+                uniq.append(s)
+        return idx, lg, tg, ids, uniq
 
     def done_indices(self) -> set[int]:
         idx, _, _, _, skipped = self.load()
