@@ -251,5 +251,8 @@ if len(dis):
             for r in dis.itertuples()) + " The synthetic world makes the claims testable, not "
         "true by construction; a disagreement says the zoo's CLIP models do not share the "
         "property, not that the paper is wrong."))
+elif (claims_tab[claims_tab.source == claims.SOURCES[0]].verdict == claims.NOT_TESTABLE).all():
+    display(Markdown("The synthetic world could not test these claims in this run; the reasons "
+                     "are in the table above."))
 else:
     display(Markdown("Where the synthetic world tested a claim, it agrees with the paper."))

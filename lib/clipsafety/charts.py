@@ -70,7 +70,9 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
         pts = plots.scatter_by_group(d, "overall_acc", "factor_acc", tooltip,
                                      x_title="overall accuracy (%)", y_title=f"{f} accuracy (%)",
                                      groups=groups, size=45)
-        pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1))).add_params(sel)
+        pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)))
+        if not panels:  # define the legend selection once; the other panels use it
+            pts = pts.add_params(sel)
         layers = [pts]
         g = grid[grid["factor"] == f] if "factor" in grid else grid.iloc[0:0]
         if not g.empty:

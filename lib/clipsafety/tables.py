@@ -153,10 +153,12 @@ def collect(models: Sequence[str], dataset: str, *, data_root: str = "", store: 
     """
     if predict is None:
         from clipsafety.infer import predict
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     out = {}
     kwargs = dict(predict_kwargs)
+    # per-image bars only where inference is long (real models); the zoo shows one bar
+    kwargs.setdefault("progress", bool(progress and is_real_path(list(models))))
     if data_root:
         kwargs["data_root"] = data_root
     if store:
