@@ -105,7 +105,7 @@ def test_factor_claims_reproduced_on_constructed_pattern():
 
 def test_factor_claims_not_reproduced_and_not_testable():
     shifts = {f: (0.02 if k < 4 else -0.02) for k, f in enumerate(FACTORS10)}  # leads on 3, plus pose
-    rows = C.assess_factor_claims(_er_table(shifts, pose_shift=0.03), "s", n_boot=200)
+    rows = C.assess_factor_claims(_er_table(shifts, pose_shift=0.03, n=12), "s", n_boot=400)
     by = {r["claim_id"]: r for r in rows}
     assert by["factors-majority"]["verdict"] == C.NOT_REPRODUCED and "4 of 10" in by["factors-majority"]["detail"]
     assert by["factors-pose"]["verdict"] == C.NOT_REPRODUCED

@@ -166,7 +166,8 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
     *pose* — zero-shot CLIP minus all other models on pose, bootstrap interval below zero.
     *source* — for the two CLIP training sources with the most models (at least
     ``min_models`` each), reproduced when the interval of their difference excludes zero on at
-    least one factor (the factor with the largest absolute difference is reported).
+    least one factor, with intervals at level ``1 - 0.05 / n_factors`` (Bonferroni over the
+    factors); the factor with the largest absolute difference is reported.
     """
     from clipsafety import tables as T
 
@@ -212,10 +213,11 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
         a, b = counts.index[:2]
         best = None
         n_sig = 0
+        level = 1 - 0.05 / max(1, clip["factor"].nunique())
         for f, part in clip.groupby("factor", sort=False):
             est, lo, hi = T.bootstrap_difference(part.loc[part["source"] == a, "eff_rob"],
                                                  part.loc[part["source"] == b, "eff_rob"],
-                                                 n_boot=n_boot, seed=seed)
+                                                 n_boot=n_boot, seed=seed, level=level)
             sig = np.isfinite(lo) and (lo > 0 or hi < 0)
             n_sig += int(sig)
             if best is None or abs(est) > abs(best[1]):

@@ -200,7 +200,8 @@ def _mean_difference(values: np.ndarray, in_a: np.ndarray) -> float:
     return float(a.mean() - b.mean())
 
 
-def bootstrap_difference(a, b, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_difference(a, b, n_boot: int = 1000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float, float]:
     """``mean(a) - mean(b)`` with a percentile bootstrap interval.
 
     The two groups' models are pooled and resampled jointly with their group flags
@@ -219,7 +220,8 @@ def bootstrap_difference(a, b, n_boot: int = 1000, seed: int = 0) -> tuple[float
         return est, np.nan, np.nan
     values = np.concatenate([a, b])
     in_a = np.concatenate([np.ones(a.size, bool), np.zeros(b.size, bool)])
-    return metrics.bootstrap_ci(_mean_difference, values, in_a, n_boot=n_boot, seed=seed)
+    return metrics.bootstrap_ci(_mean_difference, values, in_a, n_boot=n_boot, seed=seed,
+                                level=level)
 
 
 def group_summary(df: pd.DataFrame, value: str, by: Sequence[str] = ("factor",),
