@@ -8,7 +8,6 @@ import open_clip
 import pandas as pd
 import pytest
 import timm
-
 from clipsafety.catalog import list_models, read_catalog
 from clipsafety.style import GROUPS
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from clipsafety import datasets as D
-from fixtures_real import (CUE_FILES, OBJECTNET_EXPECTED, make_bad_images, make_cue_conflict,
-                           make_imagenet_v2, make_imagenet_val, make_objectnet, make_ood,
-                           make_wnid_dataset, synsets, timm_subset)
+from fixtures_real import (
+    CUE_FILES,
+    OBJECTNET_EXPECTED,
+    make_bad_images,
+    make_cue_conflict,
+    make_imagenet_v2,
+    make_imagenet_val,
+    make_objectnet,
+    make_ood,
+    make_wnid_dataset,
+    synsets,
+    timm_subset,
+)
 
 
 def test_imagenet_val_class_folders_and_imagenet_x_join(tmp_path):
-    folder, truth = make_imagenet_val(tmp_path, classes=(0, 1, 2), per_class=2)
+    _, truth = make_imagenet_val(tmp_path, classes=(0, 1, 2), per_class=2)
     spec = D.get_dataset("imagenet:val", data_root=tmp_path)
     assert len(spec) == 6 and spec.label_space == "imagenet-1k" and spec.label_subset is None
     names = [i.split("/")[-1] for i in spec.ids]
@@ -73,7 +82,7 @@ def test_objectnet_mapping_border_crop_and_projection(tmp_path):
     assert spec.label_map == [OBJECTNET_EXPECTED[c] for c in classes]
     assert spec.label_subset == [409, 530, 954]
     assert len(spec) == 4  # air freshener (no ImageNet class) dropped
-    img, t, sid = spec[0]
+    img, _, _ = spec[0]
     assert img.size == (26, 16)  # 30x20 minus 2 px per side
     a = np.asarray(img)
     assert (a[..., 0] == 0).all() and (a[..., 2] == 255).all()  # no red border left

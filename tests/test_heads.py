@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import clipsafety
 import pytest
 import torch
 import torch.nn.functional as F
-from open_clip.zero_shot_metadata import (IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES,
-                                          SIMPLE_IMAGENET_TEMPLATES)
-
-import clipsafety
-from clipsafety.heads import (ZeroShotHead, label_space_classes, resolve_classnames,
-                              resolve_templates)
+from clipsafety.heads import (
+    ZeroShotHead,
+    label_space_classes,
+    resolve_classnames,
+    resolve_templates,
+)
+from open_clip.zero_shot_metadata import (
+    IMAGENET_CLASSNAMES,
+    OPENAI_IMAGENET_TEMPLATES,
+    SIMPLE_IMAGENET_TEMPLATES,
+)
 
 torch.set_num_threads(2)
 

@@ -10,16 +10,21 @@ import textwrap
 import time
 from pathlib import Path
 
+import clipsafety
 import numpy as np
 import pytest
 import torch
-
-import clipsafety
 from clipsafety import datasets as D
 from clipsafety.infer import normalize_batch_transform, predict
 from clipsafety.store import Store
-from fixtures_real import (make_bad_images, make_cue_conflict, make_imagenet_val, make_objectnet,
-                           make_wnid_dataset, timm_subset)
+from fixtures_real import (
+    make_bad_images,
+    make_cue_conflict,
+    make_imagenet_val,
+    make_objectnet,
+    make_wnid_dataset,
+    timm_subset,
+)
 
 torch.set_num_threads(2)
 RESNET = "timm:resnet18@random"
@@ -93,7 +98,7 @@ def test_template_change_is_a_miss_and_same_templates_a_hit(tmp_path, clip):
     from clipsafety.models import with_head
 
     make_cue_conflict(tmp_path / "data")
-    kw = dict(data_root=tmp_path / "data", store=tmp_path / "s", progress=False)
+    kw = {"data_root": tmp_path / "data", "store": tmp_path / "s", "progress": False}
     names = ["airplane", "cat", "truck"]
     a = predict(with_head(clip, names, ["a photo of a {}."]), "cue-conflict", **kw)
     assert a.logits.shape == (5, 3) and a.manifest["logit_policy"]["kind"] == "clip"

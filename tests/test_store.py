@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from clipsafety.records import PredictionRecord
 from clipsafety.store import Store, canonical_json, manifest_key
 

@@ -93,18 +93,18 @@ ADVERSARIAL = re.compile(r"(^|_)(adv|ens_adv|ap)_in1k")
 CLIP_TAG = re.compile(r"^(openai|laion|clip_|dfn|metaclip|datacomp)")
 
 FAMILIES = [
-    (r"^(RN|resnet|resnext|wide_resnet|seresnet|seresnext|ecaresnet|resnetrs|resnetv2|skresnet|gcresnet|"
-     r"resnest|res2net|ig_resnext|ssl_resnext|swsl_resnext|legacy_seresnet|inception_resnet)", "ResNet"),
+    ((r"^(RN|resnet|resnext|wide_resnet|seresnet|seresnext|ecaresnet|resnetrs|resnetv2|skresnet|gcresnet|"
+      r"resnest|res2net|ig_resnext|ssl_resnext|swsl_resnext|legacy_seresnet|inception_resnet)"), "ResNet"),
     (r"^convnext", "ConvNeXt"),
-    (r"^(ViT|vit|deit|beit|eva|EVA|coca_ViT|PE-Core|roberta-ViT|xlm-roberta|nllb|flexivit|cait|"
-     r"xcit|vitamin|ViTamin)", "ViT"),
+    ((r"^(ViT|vit|deit|beit|eva|EVA|coca_ViT|PE-Core|roberta-ViT|xlm-roberta|nllb|flexivit|cait|"
+      r"xcit|vitamin|ViTamin)"), "ViT"),
     (r"^swin", "Swin"),
-    (r"^(efficientnet|tf_efficientnet|mobilenet|tf_mobilenet|mnasnet|fbnet|mixnet|tf_mixnet|"
-     r"efficientnetv2|tinynet|lcnet|ghostnet)", "EfficientNet/MobileNet"),
+    ((r"^(efficientnet|tf_efficientnet|mobilenet|tf_mobilenet|mnasnet|fbnet|mixnet|tf_mixnet|"
+      r"efficientnetv2|tinynet|lcnet|ghostnet)"), "EfficientNet/MobileNet"),
     (r"^(regnet|nf_regnet|nfnet|dm_nfnet|nf_resnet)", "RegNet/NFNet"),
     (r"^(MobileCLIP|mobileclip|fastvit)", "MobileCLIP/FastViT"),
-    (r"^(densenet|vgg|alexnet|inception|googlenet|dpn|xception|dla|hrnet|cspnet|cs3|darknet|"
-     r"csp|rexnet|repvgg|mobileone|hgnet)", "other CNN"),
+    ((r"^(densenet|vgg|alexnet|inception|googlenet|dpn|xception|dla|hrnet|cspnet|cs3|darknet|"
+      r"csp|rexnet|repvgg|mobileone|hgnet)"), "other CNN"),
     (r"^(mixer|gmlp|resmlp)", "MLP"),
 ]
 

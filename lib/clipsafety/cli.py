@@ -85,7 +85,6 @@ def _check_datasets(ids: list[str]) -> list[str]:
 
 def _summary(rec) -> dict:
     """Top-1 accuracy for the table (over the label subset; ObjectNet via its label map)."""
-    import numpy as np
 
     from clipsafety.datasets import project_logits
     from clipsafety.metrics.core import accuracy

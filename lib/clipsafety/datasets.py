@@ -33,9 +33,9 @@ import hashlib
 import json
 import os
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class BadImage(OSError):
 
 
 # ----------------------------------------------------------------------------- helpers
-@lru_cache(maxsize=None)
+@cache
 def _timm_info(name: str) -> list[str]:
     import timm.data
 
@@ -437,7 +437,7 @@ def list_datasets(include_synth: bool = True) -> list[str]:
             from clipsafety import synth
 
             ids += [d if d.startswith("synth:") else f"synth:{d}" for d in synth.list_datasets()]
-        except Exception:  # the synthetic world may not be installed yet
+        except ImportError:  # the synthetic world is optional here
             pass
     return ids
 

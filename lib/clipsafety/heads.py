@@ -111,7 +111,7 @@ def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = 
 
 def head_spec(classnames: Sequence[str], templates: Sequence[str]) -> dict:
     """What determines a head's weights besides the model: hashes of names and templates."""
-    h = lambda x: hashlib.sha256(json.dumps(list(x)).encode()).hexdigest()  # noqa: E731
+    h = lambda x: hashlib.sha256(json.dumps(list(x)).encode()).hexdigest()
     return {"n_classes": len(classnames), "classnames_sha256": h(classnames),
             "n_templates": len(templates), "templates_sha256": h(templates)}
 

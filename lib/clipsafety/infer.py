@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -237,7 +237,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     meta = spec.meta()
     if meta is not None:
         meta = meta.iloc[idx].reset_index(drop=True)
-    manifest = {**kman, "n": int(len(idx)), "n_skipped": len(skipped), "skipped": skipped,
+    manifest = {**kman, "n": len(idx), "n_skipped": len(skipped), "skipped": skipped,
                 "resumed_samples": int(n - len(todo)), "device": device,
                 "seconds": round(seconds, 3), "logit_policy": loaded.logit_policy,
                 "images_per_second": round(len(todo) / seconds, 2) if seconds > 0 else None}

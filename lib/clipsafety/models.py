@@ -30,8 +30,8 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from clipsafety.records import LoadedModel
 
@@ -112,7 +112,7 @@ def candidate_ids(include_zoo: bool = True) -> list[str]:
             from clipsafety.catalog import list_models
 
             ids += [m if m.startswith("zoo:") else f"zoo:{m}" for m in list_models("zoo")]
-        except Exception:  # the zoo catalog may not exist yet
+        except (FileNotFoundError, ValueError):  # no zoo catalog (yet): nothing to suggest from it
             pass
     return ids
 
@@ -234,7 +234,7 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
                    "url": cfg.get("url", "")}
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, **kw)
-        except Exception as e:  # noqa: BLE001 - any fetch failure becomes one clear message
+        except Exception as e:
             raise _unavailable(model_id, "openclip", arch, e, online) from e
     model = model.to(device).eval()
     base = LoadedModel(model_id=model_id, module=None, transform=preprocess, classes=[],
@@ -303,7 +303,7 @@ def _load_timm(model_id, name, tag, device, image_size):
                    "hf_hub_id": getattr(pcfg, "hf_hub_id", None) if pcfg else None}
         try:
             model = timm.create_model(name, pretrained=True, **kw)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise _unavailable(model_id, "timm", name, e, online) from e
         weights["pretrained_cfg"] = {k: v for k, v in model.pretrained_cfg.items()
                                      if k in ("hf_hub_id", "tag", "url", "file")}

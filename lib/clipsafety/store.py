@@ -162,7 +162,7 @@ class Store:
                          "n": m.get("n"), "n_skipped": m.get("n_skipped")})
         return pd.DataFrame(rows, columns=["key", "model_id", "dataset_id", "n", "n_skipped"])
 
-    def partial(self, key: str, manifest: dict) -> "PartialRun":
+    def partial(self, key: str, manifest: dict) -> PartialRun:
         return PartialRun(self.root / "partial" / key, manifest)
 
 
