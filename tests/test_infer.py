@@ -220,3 +220,22 @@ def test_resume_after_kill_9(tmp_path):
     np.testing.assert_allclose(rec.logits, ref.logits, rtol=1e-4, atol=1e-4)
     assert list(rec.ids) == list(ref.ids) and rec.targets.tolist() == ref.targets.tolist()
     assert rec.manifest["key"] == ref.manifest["key"]
+
+
+def test_zoo_model_on_synthetic_world_takes_the_array_path(tmp_path):
+    """Integration with the zoo and synthetic-world code: same logits as the zoo's own batched
+    helper, without PIL (arrays() + the model's array transform)."""
+    zoo = pytest.importorskip("clipsafety.zoo")
+    synth = pytest.importorskip("clipsafety.synth")
+    from clipsafety.catalog import list_models
+
+    try:
+        zid = list_models("zoo")[0]
+        clipsafety.load(zid)
+    except (FileNotFoundError, KeyError, IndexError) as e:
+        pytest.skip(f"no zoo model on disk yet ({e})")
+    spec = synth.get_dataset("id-test")
+    rec = predict(zid, spec, store=tmp_path / "s", progress=False)
+    ref = zoo.predict_arrays(clipsafety.load(zid), spec.arrays()[0])
+    np.testing.assert_allclose(rec.logits, ref, rtol=1e-4, atol=1e-4)
+    assert rec.manifest["label_space"] == "synth" and list(rec.ids) == list(spec.ids)

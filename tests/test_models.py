@@ -122,3 +122,13 @@ def test_offline_mode_is_set_before_huggingface_hub_is_imported(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=False).stdout.split()
     assert out == ["True", "False", "None", "False"]
+
+
+def test_is_known_id():
+    from clipsafety.models import is_known_id
+
+    assert is_known_id("openclip:ViT-B-32@laion2b_s34b_b79k") and is_known_id("openclip:RN50@random")
+    assert is_known_id("timm:resnet50") and is_known_id("timm:resnet50.a1_in1k")
+    assert is_known_id("timm:resnet18@random") and is_known_id("timm:resnet18@/x/w.safetensors")
+    assert not is_known_id("timm:resnet50.b9_in1k") and not is_known_id("openclip:RN50@laion9b")
+    assert not is_known_id("openclip:ViT-B-23@random") and not is_known_id("resnet50")

@@ -42,30 +42,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_models(ids: list[str]) -> list[str]:
     """Messages for ids that cannot be right, with suggestions (no weights are loaded)."""
-    from clipsafety.models import UnknownModel, candidate_ids, parse_model_id, suggest
+    from clipsafety.models import is_known_id, suggest
 
-    valid = set(candidate_ids())
     errors = []
     for mid in ids:
-        try:
-            kind, name, tag = parse_model_id(mid)
-        except UnknownModel as e:
-            errors.append(str(e))
-            continue
-        if tag in ("random",) or (tag and ("/" in tag or tag.endswith((".pt", ".pth", ".bin", ".safetensors")))):
-            import open_clip
-            import timm
-
-            ok = name in open_clip.list_models() if kind == "openclip" else timm.is_model(name.split(".")[0])
-        elif kind == "timm":
-            import timm
-
-            ok = mid in valid or name in timm.list_pretrained(name)
-        else:
-            ok = mid in valid
-        if not ok:
+        if not is_known_id(mid):
             near = suggest(mid)
-            errors.append(f"unknown model id {mid!r}." + (f" Did you mean {', '.join(near)}?" if near else ""))
+            errors.append(f"unknown model id {mid!r}." + (f" Did you mean {', '.join(near)}?" if near else
+                          " Expected openclip:ARCH@TAG, openclip:ARCH@/path, timm:NAME[@random|@/path] "
+                          "or zoo:ID."))
     return errors
 
 

@@ -296,7 +296,7 @@ def _load_timm(model_id, name, tag, device, image_size):
         raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
                            f"pretrained tags go after a dot, e.g. timm:{base}.a1_in1k.")
     else:
-        if name not in timm.list_models(pretrained=True) and name not in timm.list_pretrained(base + ".*"):
+        if not _timm_pretrained_exists(name):
             raise UnknownModel(f"{model_id}: timm has no pretrained weights {name!r}.{_suggest_text(model_id)}")
         pcfg = timm.models.get_pretrained_cfg(name) if "." in name else None
         weights = {"source": "timm", "name": name,
@@ -322,6 +322,36 @@ def _load_timm(model_id, name, tag, device, image_size):
     return LoadedModel(model_id=model_id, module=model, transform=transform, classes=classes,
                        logit_policy=policy, manifest=manifest, label_space=label_space,
                        extra={"data_config": cfg})
+
+
+def _timm_pretrained_exists(name: str) -> bool:
+    """``resnet50.a1_in1k`` is listed; ``resnet50`` means timm's default tag of that model."""
+    import timm
+
+    if "." in name:
+        return name in set(timm.list_pretrained(name.split(".")[0] + ".*"))
+    return bool(timm.list_pretrained(name + ".*"))
+
+
+def is_known_id(model_id: str) -> bool:
+    """Whether an id names something that exists (no weights are loaded or fetched)."""
+    try:
+        kind, name, tag = parse_model_id(model_id)
+    except UnknownModel:
+        return False
+    if kind == "zoo":
+        return model_id in set(candidate_ids())
+    if kind == "openclip":
+        import open_clip
+
+        if name not in open_clip.list_models():
+            return False
+        return tag == "random" or _is_path(tag) or tag in open_clip.list_pretrained_tags_by_model(name)
+    import timm
+
+    if tag == "random" or _is_path(tag):
+        return timm.is_model(name.split(".")[0])
+    return tag is None and _timm_pretrained_exists(name)
 
 
 def _timm_classes(model) -> tuple[list[str], str]:
