@@ -253,12 +253,16 @@ DESCRIPTIONS: dict[str, str] = {
 
 def _dedup_pool(a: pd.DataFrame, rng) -> pd.DataFrame:
     """Make 20% of the raw pool exact duplicates of earlier rows (for de-duplication)."""
-    a = a.copy()
     n = len(a)
     dup = np.flatnonzero(rng.random(n) < 0.2)
     dup = dup[dup > 0]
     src = (rng.random(len(dup)) * dup).astype(int)
-    a.iloc[dup] = a.iloc[src].to_numpy()
+    # ``src < dup``: resolve chains in ascending order so a copy of a copy holds the same
+    # attributes as the row it names (``duplicate_of``); assigned per column (dtypes kept)
+    root = np.arange(n)
+    for d, s in zip(dup, src):
+        root[d] = root[s]
+    a = a.iloc[root].reset_index(drop=True)
     a["duplicate_of"] = -1
     a.loc[dup, "duplicate_of"] = src
     return a

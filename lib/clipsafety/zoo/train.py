@@ -52,6 +52,15 @@ def _lr(step: int, steps: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def _param_groups(model, weight_decay: float = 0.05) -> list[dict]:
+    """AdamW groups as in open_clip's training: no weight decay on gains, biases, embeddings
+    of rank < 2 and ``logit_scale`` (decaying the temperature keeps it from learning)."""
+    dec, nodec = [], []
+    for name, p in model.named_parameters():
+        (dec if p.ndim >= 2 and "logit_scale" not in name else nodec).append(p)
+    return [{"params": dec, "weight_decay": weight_decay}, {"params": nodec, "weight_decay": 0.0}]
+
+
 def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
                      lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True):
     """Cross-entropy training; returns the per-step losses (list of floats)."""
@@ -63,7 +72,7 @@ def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen
     torch = _torch()
     torch.manual_seed(seed)
     steps = max(1, samples_seen // batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    opt = torch.optim.AdamW(_param_groups(model), lr=lr)
     model.train()
     y_all = torch.from_numpy(labels.astype(np.int64))
     losses = []
@@ -94,7 +103,7 @@ def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr
     torch.manual_seed(seed)
     steps = max(1, samples_seen // batch)
     loss_fn = ClipLoss()
-    opt = torch.optim.AdamW(clip.parameters(), lr=lr, weight_decay=0.05)
+    opt = torch.optim.AdamW(_param_groups(clip), lr=lr)
     clip.train()
     losses = []
     it = tqdm(_batches(len(images), batch, steps, seed), total=steps, desc=desc, disable=not progress,
@@ -115,32 +124,60 @@ def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr
 
 
 # ---------------------------------------------------------------------------- driver
-class _Data:
-    """Training sets rendered once per run and kept in memory."""
+def data_cache_dir() -> Path:
+    """Where rendered training sets are kept between runs (``.cache/zoo-data``, git-ignored;
+    ``CLIPSAFETY_ZOO_DATA`` overrides). Files are named by generator version, so a changed
+    generator never reuses stale images."""
+    import os
 
-    def __init__(self):
+    from clipsafety.zoo import ZOO_DIR
+
+    env = os.environ.get("CLIPSAFETY_ZOO_DATA")
+    return Path(env) if env else ZOO_DIR.parents[1] / ".cache" / "zoo-data"
+
+
+class _Data:
+    """Training sets rendered once (kept in memory, and on disk under :func:`data_cache_dir`)."""
+
+    def __init__(self, disk: bool = True):
         self.cache = {}
+        self.disk = disk
+
+    def _path(self, name: str) -> Path:
+        from clipsafety.synth import GENERATOR_VERSION
+
+        return data_cache_dir() / f"{name}.v{GENERATOR_VERSION}.npz"
 
     def get(self, name: str):
         if name not in self.cache:
-            from clipsafety.synth import get_dataset
+            path = self._path(name)
+            if self.disk and path.exists():
+                with np.load(path) as z:
+                    self.cache[name] = (None, z["images"], z["targets"], z["subtype"])
+                    self.cache[name + "#tok"] = _torch().from_numpy(z["tokens"].astype(np.int64))
+                return self.cache[name]
+            from clipsafety.synth import WordTokenizer, get_dataset
 
             t = time.time()
             ds = get_dataset(name)
             imgs, y, _ = ds.arrays()
             sub = ds.attributes()["subtype"].to_numpy()
             self.cache[name] = (ds, imgs, y, sub)
+            self.cache[name + "#tok"] = WordTokenizer(16)(ds.captions())
             print(f"   rendered {name}: {len(imgs)} images in {time.time() - t:.1f}s", flush=True)
+            if self.disk:
+                import os
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+                np.savez(tmp, images=imgs, targets=y, subtype=sub,
+                         tokens=self.cache[name + "#tok"].numpy().astype(np.int16))
+                os.replace(tmp, path)  # atomic: a parallel worker never reads a partial file
         return self.cache[name]
 
     def tokens(self, name: str):
-        key = name + "#tok"
-        if key not in self.cache:
-            from clipsafety.synth import WordTokenizer
-
-            ds = self.get(name)[0]
-            self.cache[key] = WordTokenizer(16)(ds.captions())
-        return self.cache[key]
+        self.get(name)
+        return self.cache[name + "#tok"]
 
 
 def _save(model_id: str, module, meta: dict, out: Path) -> str:
@@ -184,7 +221,7 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
         cfg = clip_config(arch, vocab_size=len(VOCAB))
         module = build_clip_seeded(cfg, spec["seed"])
         losses = train_clip(module, imgs, data.tokens(spec["train_set"]), spec["samples_seen"],
-                            spec["seed"], lr=lr, desc=spec["id"], progress=progress)
+                            spec["seed"], lr=lr, batch=256, desc=spec["id"], progress=progress)
         meta["clip_config"] = cfg
     else:
         pstate, pmeta, _ = _read(spec["parent"])
@@ -201,12 +238,13 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
             _, imgs1, y1, sub1 = data.get("train-labelled-100k")
             m1 = FT(clip.visual, 30, cfg["embed_dim"])
             _init_head(m1, zero_shot_head(clip, "default", sub_names), float(clip.logit_scale.detach().exp()))
-            losses = train_classifier(m1, imgs1, y1 * 3 + sub1, FT2_BUDGET[0], spec["seed"], lr=ft_lr,
+            n1 = int(spec["samples_seen"] * FT2_BUDGET[0] / sum(FT2_BUDGET))
+            losses = train_classifier(m1, imgs1, y1 * 3 + sub1, n1, spec["seed"], lr=ft_lr,
                                       desc=spec["id"] + " (sub-types)", progress=progress)
         module = FT(clip.visual, 10, cfg["embed_dim"])
         _init_head(module, zero_shot_head(clip, "default"), float(clip.logit_scale.detach().exp()))
         _, imgs, y, _ = data.get("train-labelled-30k")
-        n2 = spec["samples_seen"] - (FT2_BUDGET[0] if kind == "ft2" else 0)
+        n2 = spec["samples_seen"] - (n1 if kind == "ft2" else 0)
         losses += train_classifier(module, imgs, y, n2, spec["seed"] + 1, lr=ft_lr,
                                    desc=spec["id"], progress=progress)
     meta["loss_first"] = float(np.mean(losses[:10]))
@@ -309,20 +347,63 @@ def write_card(row: dict, acc: dict, out: Path) -> None:
     (out / "cards" / f"{row['id']}.md").write_text("\n".join(lines) + "\n")
 
 
+# ------------------------------------------------------------------ parallel workers
+_WORKER_DATA: _Data | None = None
+
+
+def _worker_init(threads: int, zoo: str) -> None:
+    import os
+
+    os.environ["CLIPSAFETY_ZOO"] = zoo
+    torch = _torch()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+
+
+def _render_job(name: str) -> str:
+    global _WORKER_DATA
+    if _WORKER_DATA is None:
+        _WORKER_DATA = _Data()
+    _WORKER_DATA.get(name)
+    _WORKER_DATA.cache.clear()  # the training jobs read it back from disk
+    return name
+
+
+def _train_job(spec: dict, progress: bool) -> tuple[dict, dict]:
+    """Train, save and evaluate one model in a worker (single-threaded, seeded per model)."""
+    global _WORKER_DATA
+    from clipsafety.zoo import _read, zoo_dir
+
+    if _WORKER_DATA is None:
+        _WORKER_DATA = _Data()
+    row = train_one(spec, _WORKER_DATA, zoo_dir(), progress=progress)
+    _read.cache_clear()
+    acc = evaluate(spec["id"])
+    return row, acc
+
+
+def _sets_of(spec: dict) -> list[str]:
+    if spec["kind"] in ("sup", "clip"):
+        return [spec["train_set"]]
+    return ["train-labelled-30k"] + (["train-labelled-100k"] if spec["kind"] == "ft2" else [])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Retrain the tiny model zoo from seeds.")
     ap.add_argument("--only", nargs="*", help="train only these ids (others keep their files)")
     ap.add_argument("--out", default=None, help="output directory (default data/zoo)")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="worker processes (each model is trained by one single-threaded, "
+                         "seeded worker, so the weights do not depend on --jobs)")
     ap.add_argument("--skip-existing", action="store_true", help="keep models already trained")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every training budget (for quick trials; the zoo uses 1)")
     args = ap.parse_args(argv)
-    torch = _torch()
-    torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)
+    import multiprocessing as mp
     import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from clipsafety.zoo import zoo_dir
 
@@ -335,25 +416,23 @@ def main(argv=None) -> int:
     cat_path, eval_path = out / "catalog.csv", out / "eval.csv"
     rows = {r["id"]: r for r in pd.read_csv(cat_path).to_dict("records")} if cat_path.exists() else {}
     evals = pd.read_csv(eval_path) if eval_path.exists() else pd.DataFrame(columns=["id", "dataset", "accuracy"])
-    data = _Data()
+    if args.skip_existing:
+        plan = [m for m in plan if not ((out / "weights" / f"{m['id']}.safetensors").exists() and m["id"] in rows)]
+    todo = {m["id"]: m for m in plan}
+    # the reference model filters synth:shift-adversarial, which every evaluation uses: it
+    # trains first; a fine-tuned model waits for its CLIP parent
+    ref_ids = [k for k, m in todo.items() if m["reference"]]
     t_all = time.time()
-    for i, spec in enumerate(plan):
-        wpath = out / "weights" / f"{spec['id']}.safetensors"
-        if args.skip_existing and wpath.exists() and spec["id"] in rows:
-            continue
-        print(f"[{i + 1}/{len(plan)}] {spec['id']} ({spec['kind']}, {spec['arch']}, "
-              f"{spec['train_set']}, {spec['samples_seen']} samples seen) "
-              f"t={time.time() - t_all:.0f}s", flush=True)
-        row = train_one(spec, data, out, progress=not args.no_progress)
-        from clipsafety.zoo import _read
+    n_total, n_done = len(plan), 0
 
-        _read.cache_clear()
-        acc = evaluate(spec["id"])
+    def record(row: dict, acc: dict) -> None:
+        nonlocal evals, n_done
+        n_done += 1
         row["id_acc"] = acc["id-test"]
-        rows[spec["id"]] = row
+        rows[row["id"]] = row
         write_card(row, acc, out)
-        evals = evals[evals["id"] != spec["id"]]
-        evals = pd.concat([evals, pd.DataFrame({"id": spec["id"], "dataset": [f"synth:{k}" for k in acc],
+        evals = evals[evals["id"] != row["id"]]
+        evals = pd.concat([evals, pd.DataFrame({"id": row["id"], "dataset": [f"synth:{k}" for k in acc],
                                                 "accuracy": list(acc.values())})])
         order = [m["id"] for m in PLAN]
         cat = pd.DataFrame([rows[k] for k in order if k in rows])
@@ -361,10 +440,61 @@ def main(argv=None) -> int:
                  "train_set", "id_acc", "seed", "matched_pair", "parent", "reference"]
         cat = cat[first + [c for c in cat.columns if c not in first]]
         cat.to_csv(cat_path, index=False, float_format="%.4f")
-        evals.to_csv(eval_path, index=False, float_format="%.4f")
-        print(f"   acc: " + ", ".join(f"{k}={v:.3f}" for k, v in acc.items()), flush=True)
+        evals.sort_values(["id", "dataset"]).to_csv(eval_path, index=False, float_format="%.4f")
+        print(f"[{n_done}/{n_total}] {row['id']}: {row['train_seconds']}s, loss "
+              f"{row['loss_first']:.3f} -> {row['loss_last']:.3f}; acc "
+              + ", ".join(f"{k}={v:.3f}" for k, v in acc.items())
+              + f"  (t={time.time() - t_all:.0f}s)", flush=True)
+
+    failed: list[str] = []
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(args.threads, str(out))) as pool:
+        running = {}
+        for k in ref_ids:
+            running[pool.submit(_train_job, todo.pop(k), not args.no_progress)] = k
+        sets = []
+        for m in todo.values():
+            sets += [s for s in _sets_of(m) if s not in sets]
+        for s in sets:
+            running[pool.submit(_render_job, s)] = "render:" + s
+        # longest first among the ready ones (CLIP parents early, then supervised, then fine-tunes)
+        prio = {"clip": 0, "sup": 1, "ft2": 2, "ft": 3}
+        queue = sorted(todo.values(), key=lambda m: (prio[m["kind"]], -m["samples_seen"]))
+        while running or queue:
+            ready_refs = not any(v in ref_ids for v in running.values())
+            while ready_refs and queue and sum(not v.startswith("render:") for v in running.values()) < args.jobs:
+                # a spec leaves ``todo`` when recorded: a parent not in ``todo`` is trained
+                nxt = next((m for m in queue if not m["parent"] or m["parent"] not in todo), None)
+                if nxt is None:
+                    break
+                queue.remove(nxt)
+                print(f"   start {nxt['id']} ({nxt['kind']}, {nxt['arch']}, {nxt['train_set']}, "
+                      f"{nxt['samples_seen']} samples seen) t={time.time() - t_all:.0f}s", flush=True)
+                running[pool.submit(_train_job, nxt, not args.no_progress)] = nxt["id"]
+            if not running:
+                raise RuntimeError(f"zoo plan cannot proceed: waiting on {[m['id'] for m in queue]}")
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in done:
+                name = running.pop(f)
+                try:
+                    res = f.result()
+                except Exception as err:  # one failed model loses nothing already trained
+                    failed.append(name)
+                    todo.pop(name, None)
+                    queue[:] = [m for m in queue if m["parent"] != name]
+                    print(f"   FAILED {name}: {type(err).__name__}: {err}", flush=True)
+                    continue
+                if name.startswith("render:"):
+                    print(f"   cached {name[7:]} t={time.time() - t_all:.0f}s", flush=True)
+                    continue
+                record(*res)
+                todo.pop(name, None)
     summary(out)
     print(f"done in {time.time() - t_all:.0f}s", flush=True)
+    if failed:
+        print(f"failed: {failed} (rerun with --only {' '.join(failed)})", flush=True)
+        return 1
     return 0
 
 

@@ -1,0 +1,234 @@
+"""Curation filters over the raw pool ``synth:train-raw-100k`` (the data-curation question).
+
+Each filter takes the pool (a :class:`~clipsafety.synth.SynthDataset` or its name) and
+returns a :class:`Curated`: the kept row positions in the pool (sorted, ``int64``) and a
+manifest (filter, parameters, pool id, sizes, seed, reference model and its weights hash), so
+a chapter can train on ``curated_arrays(c)`` and cite exactly what was kept.
+
+Filters:
+
+- :func:`deduplicate`: drop exact duplicates (the pool marks them in ``duplicate_of``; the
+  first occurrence is kept);
+- :func:`balance_classes`: cap every class at the same count, the class read from the
+  caption's category word (as metadata-matching curation does; captions naming no category
+  are dropped) or, with ``by="label"``, from the ground-truth category;
+- :func:`filter_alignment`: keep the top fraction of image-caption pairs by cosine
+  similarity under a reference CLIP of the zoo (:func:`alignment_scores`);
+- :func:`random_subset` and :func:`match_size`: random subsets of a given size, the baseline
+  every filter is compared with at equal size.
+
+Conventions: positions index the pool's rows (``pool.ids[positions]`` are the sample ids);
+randomness comes from ``numpy.random.default_rng(seed)``; ties in scores are broken by
+position (stable sort), so every filter is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clipsafety.synth.world import CATEGORIES
+
+POOL = "train-raw-100k"
+
+
+@dataclass(frozen=True)
+class Curated:
+    """Kept positions in the pool (sorted ``int64``) and the manifest describing them."""
+
+    indices: np.ndarray
+    manifest: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _pool(pool):
+    from clipsafety.synth import get_dataset
+
+    return get_dataset(pool) if isinstance(pool, str) else pool
+
+
+def _result(pool, kept: np.ndarray, name: str, start: np.ndarray | None = None, **params) -> Curated:
+    kept = np.sort(np.asarray(kept, dtype=np.int64))
+    n_in = pool.n if start is None else len(start)
+    manifest = {"filter": name, "pool": pool.dataset_id, "pool_n": pool.n, "n_in": int(n_in),
+                "n_out": int(len(kept)), **params}
+    return Curated(kept, manifest)
+
+
+def _check_start(pool, start) -> np.ndarray:
+    if start is None:
+        return np.arange(pool.n, dtype=np.int64)
+    idx = np.asarray(start.indices if isinstance(start, Curated) else start, dtype=np.int64)
+    if idx.size and (idx.min() < 0 or idx.max() >= pool.n):
+        raise IndexError(f"positions must lie in [0, {pool.n}) for {pool.dataset_id}; "
+                         f"got min {idx.min()}, max {idx.max()}")
+    return idx
+
+
+def deduplicate(pool=POOL, start=None) -> Curated:
+    """Drop exact duplicates: keep rows whose ``duplicate_of`` is -1 (first occurrences).
+
+    ``start`` (positions or a :class:`Curated`) restricts the filter to an earlier selection;
+    a duplicate whose original is not in ``start`` is then kept (it is the first seen).
+    """
+    pool = _pool(pool)
+    a = pool.attributes()
+    if "duplicate_of" not in a:
+        raise KeyError(f"{pool.dataset_id} has no 'duplicate_of' column; de-duplication needs "
+                       f"the raw pool ({POOL!r})")
+    idx = _check_start(pool, start)
+    dup_of = a["duplicate_of"].to_numpy()
+    # the root (first occurrence) of every row; duplicates always point to earlier rows
+    root = np.arange(pool.n)
+    for i in np.flatnonzero(dup_of >= 0):
+        root[i] = root[dup_of[i]]
+    _, first = np.unique(root[idx], return_index=True)
+    return _result(pool, idx[first], "deduplicate", start=idx)
+
+
+def caption_classes(captions: list[str]) -> np.ndarray:
+    """Category index named by each caption (first category word in it), -1 if none."""
+    index = {c: i for i, c in enumerate(CATEGORIES)}
+    out = np.full(len(captions), -1, np.int64)
+    for k, text in enumerate(captions):
+        for w in re.findall(r"[a-z]+", text.lower()):
+            if w in index:
+                out[k] = index[w]
+                break
+    return out
+
+
+def balance_classes(pool=POOL, per_class: int | None = None, by: str = "caption", seed: int = 0,
+                    start=None) -> Curated:
+    """Keep at most ``per_class`` samples of every class (default: the rarest class's count).
+
+    ``by="caption"`` reads the class from the caption (rows without a category word are
+    dropped), ``by="label"`` from the ground-truth category. Which rows of a larger class are
+    kept is a seeded random draw.
+    """
+    pool = _pool(pool)
+    idx = _check_start(pool, start)
+    if by == "caption":
+        cls = caption_classes(pool.captions())[idx]
+    elif by == "label":
+        cls = pool.targets[idx]
+    else:
+        raise ValueError(f"by must be 'caption' or 'label', got {by!r}")
+    counts = np.bincount(cls[cls >= 0], minlength=len(CATEGORIES))
+    cap = int(counts.min()) if per_class is None else int(per_class)
+    if cap < 0:
+        raise ValueError(f"per_class must be >= 0, got {per_class}")
+    rng = np.random.default_rng(seed)
+    kept = []
+    for c in range(len(CATEGORIES)):
+        members = idx[cls == c]
+        if len(members) > cap:
+            members = rng.choice(members, size=cap, replace=False)
+        kept.append(members)
+    return _result(pool, np.concatenate(kept), "balance_classes", start=idx, by=by,
+                   per_class=cap, seed=seed)
+
+
+def alignment_scores(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", batch_size: int = 500,
+                     progress: bool = True) -> np.ndarray:
+    """Cosine similarity ``float32 [N]`` of each image with its own caption under a zoo CLIP.
+
+    Images and captions are encoded with the CLIP's ``encode_image`` / ``encode_text``
+    (captions tokenized with the world's :class:`~clipsafety.synth.WordTokenizer`) and
+    L2-normalised; the score is their dot product.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from clipsafety.synth import WordTokenizer
+    from clipsafety.zoo import _read, array_transform, build_module
+
+    pool = _pool(pool)
+    zoo_id = model[4:] if model.startswith("zoo:") else model
+    state, meta, _ = _read(zoo_id)
+    if meta["kind"] != "clip":
+        raise ValueError(f"alignment scores need a contrastive zoo model (kind 'clip'); "
+                         f"{model!r} is kind {meta['kind']!r}")
+    from clipsafety.zoo import build_clip
+
+    clip = build_clip(meta["clip_config"])
+    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    clip.eval()
+    imgs = pool.images()
+    tok = WordTokenizer(meta["clip_config"]["text_cfg"]["context_length"])
+    caps = pool.captions()
+    out = np.empty(pool.n, np.float32)
+    with torch.no_grad():
+        for i in tqdm(range(0, pool.n, batch_size), desc=f"alignment {pool.name}", disable=not progress,
+                      mininterval=5):
+            fi = torch.nn.functional.normalize(clip.encode_image(array_transform(imgs[i:i + batch_size])), dim=-1)
+            ft = torch.nn.functional.normalize(clip.encode_text(tok(caps[i:i + batch_size])), dim=-1)
+            out[i:i + batch_size] = (fi * ft).sum(-1).numpy()
+    return out
+
+
+def filter_alignment(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", keep_fraction: float = 0.5,
+                     scores: np.ndarray | None = None, start=None) -> Curated:
+    """Keep the ``keep_fraction`` of pairs with the highest alignment score.
+
+    ``scores`` (one per pool row, e.g. from :func:`alignment_scores`) skips the scoring; the
+    manifest then names ``model`` as given. The threshold is the lowest kept score.
+    """
+    pool = _pool(pool)
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    idx = _check_start(pool, start)
+    if scores is None:
+        scores = alignment_scores(pool, model)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (pool.n,):
+        raise ValueError(f"scores must have one value per pool row ({pool.n}); got shape {scores.shape}")
+    k = int(round(keep_fraction * len(idx)))
+    order = np.argsort(-scores[idx], kind="stable")[:k]
+    kept = idx[order]
+    sha = None
+    try:
+        from clipsafety.zoo import _read
+
+        sha = _read(model[4:] if model.startswith("zoo:") else model)[2]
+    except KeyError:
+        pass
+    return _result(pool, kept, "filter_alignment", start=idx, model=model, weights_sha256=sha,
+                   keep_fraction=keep_fraction,
+                   threshold=float(scores[kept].min()) if k else None)
+
+
+def random_subset(pool=POOL, size: int = 10_000, seed: int = 0, start=None) -> Curated:
+    """A seeded uniform random subset of ``size`` rows (of ``start`` if given)."""
+    pool = _pool(pool)
+    idx = _check_start(pool, start)
+    if not 0 <= size <= len(idx):
+        raise ValueError(f"size must be in [0, {len(idx)}] for this selection, got {size}")
+    rng = np.random.default_rng(seed)
+    return _result(pool, rng.choice(idx, size=size, replace=False), "random_subset", start=idx,
+                   size=size, seed=seed)
+
+
+def match_size(curated: Curated, size: int, seed: int = 0, pool=POOL) -> Curated:
+    """Randomly trim a curated selection to ``size`` rows (to compare filters at equal size)."""
+    pool = _pool(pool)
+    sub = random_subset(pool, size, seed, start=curated)
+    return Curated(sub.indices, {**curated.manifest, "matched_size": size, "match_seed": seed,
+                                 "n_out": int(size)})
+
+
+def curated_arrays(curated: Curated, pool=POOL):
+    """``(uint8 images [K, H, W, 3], int64 targets [K], captions list[K])`` of a selection,
+    captions as in the pool (the same text a model trained on the pool would see)."""
+    pool = _pool(pool)
+    idx = curated.indices
+    caps = pool.captions()
+    return pool.images()[idx], pool.targets[idx], [caps[i] for i in idx]
+
+
+__all__ = ["Curated", "POOL", "alignment_scores", "balance_classes", "caption_classes",
+           "curated_arrays", "deduplicate", "filter_alignment", "match_size", "random_subset"]

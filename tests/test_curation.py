@@ -1,0 +1,110 @@
+"""Curation filters over the raw pool, checked against independent constructions."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from clipsafety.synth import CATEGORIES, get_dataset
+from clipsafety.synth import curation as C
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return get_dataset("train-raw-100k", n=2000)
+
+
+def test_deduplicate_keeps_one_of_each_distinct_image(pool):
+    imgs = pool.images()
+    digests = [hashlib.sha256(x.tobytes()).hexdigest() for x in imgs]
+    cur = C.deduplicate(pool)
+    kept = [digests[i] for i in cur.indices]
+    # independent reference: hashing the rendered images
+    assert len(set(kept)) == len(kept) == len(set(digests))
+    # the first occurrence of every image is the one kept
+    first = {}
+    for i, d in enumerate(digests):
+        first.setdefault(d, i)
+    assert sorted(first.values()) == cur.indices.tolist()
+    assert cur.manifest["n_out"] == len(cur) < pool.n
+    # on a restricted start, duplicates whose original was left out are kept
+    some = np.flatnonzero(pool.attributes()["duplicate_of"].to_numpy() >= 0)[:5]
+    sub = C.deduplicate(pool, start=some)
+    expect = {}
+    for i in some:
+        expect.setdefault(first[digests[i]], i)
+    assert sub.indices.tolist() == sorted(expect.values())
+
+
+def test_balance_classes_by_caption_and_label(pool):
+    caps = pool.captions()
+    cur = C.balance_classes(pool, seed=3)
+    cls = C.caption_classes([caps[i] for i in cur.indices])
+    counts = np.bincount(cls, minlength=10)
+    assert (cls >= 0).all() and (counts == counts[0]).all() and counts[0] > 0
+    # every kept caption names its class; a hand-written caption parses as expected
+    assert all(CATEGORIES[c] in caps[i].split() for c, i in zip(cls, cur.indices))
+    assert C.caption_classes(["free star vector", "image", "a photo of a moon."]).tolist() == [3, -1, 7]
+    lab = C.balance_classes(pool, per_class=50, by="label", seed=3)
+    assert np.bincount(pool.targets[lab.indices], minlength=10).tolist() == [50] * 10
+    assert np.array_equal(lab.indices, C.balance_classes(pool, per_class=50, by="label", seed=3).indices)
+    with pytest.raises(ValueError, match="caption"):
+        C.balance_classes(pool, by="colour")
+
+
+def test_random_subset_and_match_size(pool):
+    a = C.random_subset(pool, 300, seed=1)
+    assert len(np.unique(a.indices)) == 300 and np.all(np.diff(a.indices) > 0)
+    assert np.array_equal(a.indices, C.random_subset(pool, 300, seed=1).indices)
+    assert not np.array_equal(a.indices, C.random_subset(pool, 300, seed=2).indices)
+    d = C.deduplicate(pool)
+    m = C.match_size(d, 300, seed=0, pool=pool)
+    assert len(m) == 300 and set(m.indices) <= set(d.indices)
+    assert m.manifest["filter"] == "deduplicate" and m.manifest["matched_size"] == 300
+    with pytest.raises(ValueError, match="size"):
+        C.random_subset(pool, pool.n + 1)
+
+
+def test_filter_alignment_keeps_top_scores(pool):
+    rng = np.random.default_rng(0)
+    scores = rng.random(pool.n)
+    cur = C.filter_alignment(pool, model="zoo:none", keep_fraction=0.25, scores=scores)
+    ref = np.sort(np.argsort(-scores)[:500])
+    assert np.array_equal(cur.indices, ref)
+    assert cur.manifest["threshold"] == pytest.approx(np.sort(scores)[-500])
+    with pytest.raises(ValueError, match="one value per pool row"):
+        C.filter_alignment(pool, model="zoo:none", scores=scores[:10])
+
+
+def test_alignment_scores_match_manual_cosine(pool, tmp_path, monkeypatch):
+    """Scores of a (randomly initialised, saved) CLIP equal sklearn's cosine of its embeddings."""
+    import json
+
+    from safetensors.torch import save_file
+    from sklearn.metrics.pairwise import cosine_similarity
+
+    from clipsafety.synth import VOCAB, WordTokenizer
+    from clipsafety.zoo import _read, array_transform
+    from clipsafety.zoo.arch import clip_config
+    from clipsafety.zoo.train import build_clip_seeded
+
+    torch.set_num_threads(1)
+    cfg = clip_config("synth_convnext_xs", vocab_size=len(VOCAB))
+    clip = build_clip_seeded(cfg, 0).eval()
+    (tmp_path / "weights").mkdir()
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()},
+              str(tmp_path / "weights" / "tiny.safetensors"),
+              metadata={"clipsafety": json.dumps({"kind": "clip", "arch": "synth_convnext_xs",
+                                                  "clip_config": cfg})})
+    monkeypatch.setenv("CLIPSAFETY_ZOO", str(tmp_path))
+    _read.cache_clear()
+    small = get_dataset("train-raw-100k", n=64)
+    s = C.alignment_scores(small, "zoo:tiny", batch_size=20, progress=False)
+    with torch.no_grad():
+        fi = clip.encode_image(array_transform(small.images())).numpy()
+        ft = clip.encode_text(WordTokenizer(16)(small.captions())).numpy()
+    np.testing.assert_allclose(s, np.diag(cosine_similarity(fi, ft)), atol=1e-5)
+    _read.cache_clear()
+    with pytest.raises(KeyError, match="not found"):
+        C.alignment_scores(small, "zoo:missing")
