@@ -108,3 +108,20 @@ def test_alignment_scores_match_manual_cosine(pool, tmp_path, monkeypatch):
     _read.cache_clear()
     with pytest.raises(KeyError, match="not found"):
         C.alignment_scores(small, "zoo:missing")
+
+
+def test_curated_dataset_ids(pool):
+    ds = get_dataset("synth:train-raw-100k@dedup+balanced-label", n=2000)
+    ref = C.balance_classes(pool, by="label", start=C.deduplicate(pool))
+    assert ds.dataset_id == "synth:train-raw-100k@dedup+balanced-label" and len(ds) == len(ref)
+    assert list(ds.ids) == [f"train-raw-100k/{i}" for i in ref.indices]
+    x, y, ids = ds.arrays()
+    np.testing.assert_array_equal(x, pool.images()[ref.indices])
+    np.testing.assert_array_equal(y, pool.targets[ref.indices])
+    caps = pool.captions()
+    assert ds.captions() == [caps[i] for i in ref.indices]
+    assert ds[3][2] == ids[3] and ds.manifest()["curation"]["spec"] == "dedup+balanced-label"
+    r = get_dataset("train-raw-100k@random-100", n=2000)
+    assert len(r) == 100 and set(r.ids) <= set(pool.ids)
+    with pytest.raises(ValueError, match="unknown curation filter"):
+        get_dataset("train-raw-100k@sharpest", n=2000)

@@ -230,5 +230,73 @@ def curated_arrays(curated: Curated, pool=POOL):
     return pool.images()[idx], pool.targets[idx], [caps[i] for i in idx]
 
 
-__all__ = ["Curated", "POOL", "alignment_scores", "balance_classes", "caption_classes",
+# ------------------------------------------------------------ registered dataset ids
+#: filters usable in a dataset id ``synth:<pool>@<f1>+<f2>...`` (applied left to right);
+#: ``random-<n>`` draws ``n`` rows with seed 0. Alignment filtering needs a model, so it is a
+#: function only (:func:`filter_alignment`).
+ID_FILTERS = {
+    "dedup": lambda pool, start: deduplicate(pool, start=start),
+    "balanced": lambda pool, start: balance_classes(pool, by="caption", start=start),
+    "balanced-label": lambda pool, start: balance_classes(pool, by="label", start=start),
+}
+
+
+def curate(pool, spec: str) -> Curated:
+    """Apply the ``+``-separated filters of ``spec`` (``"dedup+balanced"``) in order."""
+    pool = _pool(pool)
+    cur, steps = None, []
+    for part in spec.split("+"):
+        if part in ID_FILTERS:
+            cur = ID_FILTERS[part](pool, cur)
+        elif re.fullmatch(r"random-\d+", part):
+            cur = random_subset(pool, int(part.split("-")[1]), seed=0, start=cur)
+        else:
+            raise ValueError(f"unknown curation filter {part!r} in {spec!r}; expected "
+                           f"{sorted(ID_FILTERS)} or random-<n>, joined by '+'")
+        steps.append(cur.manifest)
+    return Curated(cur.indices, {"spec": spec, "steps": steps, "n_out": int(len(cur))})
+
+
+def curated_dataset(name: str, **kw):
+    """The dataset ``<pool>@<spec>`` (e.g. ``train-raw-100k@dedup``): the pool's rows at the
+    kept positions, with the pool's sample ids, captions and images (``kw`` goes to the pool)."""
+    from clipsafety.synth import get_dataset
+    from clipsafety.synth.datasets import SynthDataset
+
+    base, spec = name.split("@", 1)
+    pool = get_dataset(base, **kw)
+    cur = curate(pool, spec)
+
+    class CuratedDataset(SynthDataset):
+        """A curated subset of a pool (sample ids are the pool's)."""
+
+        def attributes(self):
+            if self._attrs is None:
+                self._attrs = pool.attributes().iloc[cur.indices].reset_index(drop=True)
+            return self._attrs
+
+        def images(self):
+            if self._images is None:
+                self._images = pool.images()[cur.indices]
+            return self._images
+
+        @property
+        def ids(self):
+            return pool.ids[cur.indices]
+
+        def captions(self):
+            caps = pool.captions()
+            return [caps[i] for i in cur.indices]
+
+        def __getitem__(self, i):
+            img, y, _ = super().__getitem__(i)
+            return img, y, str(self.ids[i % self.n])
+
+        def manifest(self):
+            return {**super().manifest(), "pool": pool.dataset_id, "curation": cur.manifest}
+
+    return CuratedDataset(name, pool.cfg, len(cur), seed=pool.seed, size=pool.size)
+
+
+__all__ = ["Curated", "ID_FILTERS", "curate", "curated_dataset", "POOL", "alignment_scores", "balance_classes", "caption_classes",
            "curated_arrays", "deduplicate", "filter_alignment", "match_size", "random_subset"]

@@ -248,6 +248,9 @@ DESCRIPTIONS: dict[str, str] = {
     "train-<source>-<size>": "training sources labelled / wit / laion at 10k, 30k, 100k "
                              "(targets = category; captions() in the source's style)",
     "train-raw-100k": "raw pool for curation (LAION-like, noisier captions, 20% duplicates)",
+    "train-raw-100k@<filters>": "a curated subset of the raw pool: filters dedup, balanced "
+                                "(class word of the caption), balanced-label, random-<n>, "
+                                "joined by '+' (clipsafety.synth.curation)",
 }
 
 
@@ -269,6 +272,10 @@ def _dedup_pool(a: pd.DataFrame, rng) -> pd.DataFrame:
 
 
 def _build(name: str, **kw) -> SynthDataset:
+    if "@" in name:  # a curated subset of a pool: ``train-raw-100k@dedup+balanced``
+        from clipsafety.synth.curation import curated_dataset
+
+        return curated_dataset(name, **kw)
     L = S.LABELLED
     if name == "id-test":
         return SynthDataset(name, L, kw.get("n", EVAL_N))
