@@ -24,6 +24,7 @@ work as usual.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -165,6 +166,24 @@ def _unavailable(model_id: str, kind: str, name: str, err: Exception, online: bo
     )
 
 
+@contextlib.contextmanager
+def _fetch_errors(model_id: str, kind: str, name: str, online: bool, what: str = "weights"):
+    """Turn a hub fetch failure (tokenizer, HF text tower, config) into WeightsUnavailable;
+    any other error passes through unchanged."""
+    try:
+        yield
+    except Exception as e:
+        mod = type(e).__module__ or ""
+        fetch = mod.startswith(("huggingface_hub", "requests", "urllib", "httpx")) or (
+            isinstance(e, OSError) and not isinstance(e, FileNotFoundError)) or "offline" in str(e).lower()
+        if not fetch:
+            raise
+        err = _unavailable(model_id, kind, name, e, online)
+        if what != "weights":
+            err = WeightsUnavailable(str(err).replace("pretrained weights are", f"the {what} files are"))
+        raise err from e
+
+
 def load(model_id: str, device: str = "cpu", *, classnames: str | Sequence[str] | None = None,
          templates: str | Sequence[str] = "openai", logit_scale: float | None = None,
          image_size: int | None = None) -> LoadedModel:
@@ -217,14 +236,17 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
     kw = {"force_image_size": image_size} if image_size else {}
     if tag == "random":
         weights = {"source": "random", "seed": 0}
-        model, _, preprocess = _seeded(lambda: open_clip.create_model_and_transforms(arch, pretrained=None, **kw))
+        with _fetch_errors(model_id, "openclip", arch, online):  # HF text towers/configs
+            model, _, preprocess = _seeded(
+                lambda: open_clip.create_model_and_transforms(arch, pretrained=None, **kw))
     elif _is_path(tag):
         path = Path(tag).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
                                     "file saved by open_clip (state dict, .pt/.bin/.safetensors).")
         weights = {"source": "checkpoint", "file": path.name, "sha256": file_sha256(path)}
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), **kw)
+        with _fetch_errors(model_id, "openclip", arch, online):
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), **kw)
     else:
         if tag not in open_clip.list_pretrained_tags_by_model(arch):
             raise UnknownModel(f"{model_id}: open_clip has no pretrained tag {tag!r} for {arch}."
@@ -237,11 +259,13 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
         except Exception as e:
             raise _unavailable(model_id, "openclip", arch, e, online) from e
     model = model.to(device).eval()
+    with _fetch_errors(model_id, "openclip", arch, online, what="tokenizer"):
+        tokenizer = open_clip.get_tokenizer(arch)
     base = LoadedModel(model_id=model_id, module=None, transform=preprocess, classes=[],
                        logit_policy={}, manifest={"model_id": model_id, "family": "openclip",
                                                   "arch": arch, "weights": weights,
                                                   "preprocessing": describe_transform(preprocess)},
-                       extra={"tokenizer": open_clip.get_tokenizer(arch), "arch": arch, "clip": model})
+                       extra={"tokenizer": tokenizer, "arch": arch, "clip": model})
     return with_head(base, classnames=classnames, templates=templates, logit_scale=logit_scale)
 
 
