@@ -33,16 +33,16 @@
 # real ImageNet when the reader supplies the data.
 
 # %% tags=["parameters"]
-models = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
+models: str | list = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
 dataset = ""  # empty = synth:id-test for zoo models, imagenet:val for real models
 data_root = ""  # folder holding real datasets (imagenet/val, ...); empty = none
 store = ""  # prediction store; empty = the default location
 device = "auto"
 batch_size = 256
-templates = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
+templates: str | list = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
 seed = 0
 n_boot = 1000  # bootstrap resamples for bands and intervals
-factors = "paper"  # paper (the 10), all (the 16 of ImageNet-X) or a list of factor names
+factors: str | list = "paper"  # paper (the 10), all (the 16 of ImageNet-X) or a list of factor names
 scale = "logit"  # fitting scale: logit, probit or linear
 which = "top"  # ImageNet-X annotations: top (one factor per image) or multi
 baseline_group = "standard"  # the group whose trend defines effective robustness

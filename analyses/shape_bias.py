@@ -28,14 +28,14 @@
 # fine-tuning by the paired change from each fine-tuned model's own zero-shot parent.
 
 # %% tags=["parameters"]
-models = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
+models: str | list = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
 dataset = ""  # empty = synth:cue-conflict for zoo models, cue-conflict for real models
 id_dataset = ""  # ID accuracy set: empty = synth:id-test for zoo models, none for real models
 data_root = ""  # folder holding real datasets (cue-conflict/<class>/*.png, ...); empty = none
 store = ""  # prediction store; empty = the default location
 device = "auto"
 batch_size = 256
-templates = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
+templates: str | list = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
 seed = 0
 n_boot = 1000  # bootstrap resamples for intervals
 
