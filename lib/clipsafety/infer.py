@@ -9,8 +9,8 @@ The one place where models meet data. Conventions:
   dataset has one (ObjectNet: target class -> ImageNet columns).
 - GPU: DataLoader workers (default ``min(8, cpus)``), pinned memory, channels_last and bf16
   autocast (precision is part of the key). CPU: fp32 and ``num_workers=0``: the forward
-  already uses the cores, and a decoding worker competing with it measured slower
-  (bench/bench_throughput.py: ratio 0.97 with 0 workers vs 0.90 with 1, 2 shared cores).
+  already uses the cores; images are decoded and transformed in-process with one torch
+  thread (see :func:`_single_threaded_fetch`), the forward with all of them.
 - Unreadable images (:class:`clipsafety.datasets.BadImage`) are skipped and listed in
   ``manifest["skipped"]`` as ``{index, id, reason}``; the record has no row for them.
 - Fast path: when the dataset has ``arrays()`` (returning ``uint8 [N,H,W,3]``, targets
@@ -77,6 +77,27 @@ class _Samples:
         except BadImage as e:
             ids = getattr(self.spec, "ids", None)
             return None, -1, i, str(ids[i]) if ids is not None else str(i), str(e)
+
+
+def _single_threaded_fetch(loader):
+    """Iterate an in-process DataLoader with one torch thread while decoding/transforming.
+
+    Per-image transforms are tiny tensor ops; with several intra-op threads each op pays a
+    thread-pool synchronisation that dominates (measured: timm's eval transform of a 500x375
+    JPEG, 48 ms of CPU with 2 threads vs 3.2 ms with 1). The forward keeps its threads."""
+    import torch
+
+    it = iter(loader)
+    while True:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        finally:
+            torch.set_num_threads(threads)
+        yield batch
 
 
 def _collate(items):
@@ -207,7 +228,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             _Samples(spec, loaded.transform, todo), batch_size=batch_size, shuffle=False,
             num_workers=num_workers, collate_fn=_collate, pin_memory=cuda,
             persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
-        batches = iter(loader)
+        batches = _single_threaded_fetch(loader) if num_workers == 0 else iter(loader)
     pending = 0
     for x, y, idx, ids, bad in batches:
         if x is not None:
