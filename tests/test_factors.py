@@ -94,3 +94,23 @@ def test_record_and_errors():
         factors.factor_table(pred.assign(file_name="zzz" + pred.file_name), annotations=ann)
     with pytest.raises(ValueError, match="predicted_class"):
         factors.factor_table(pred.drop(columns="predicted_class"), annotations=ann)
+
+
+def test_factor_with_every_flagged_image_wrong_is_zero_not_nan():
+    import numpy as np
+    import pandas as pd
+
+    from clipsafety.factors import FACTORS, factor_table
+
+    n = 40
+    ann = pd.DataFrame({"file_name": [f"img{i}.png" for i in range(n)], "class": np.arange(n) % 4})
+    for f in FACTORS:
+        ann[f] = 0
+    ann.loc[:9, "pose"] = 1  # 10 pose images, all predicted wrongly below
+    ann.loc[10:, "background"] = 1
+    pred = pd.DataFrame({"file_name": ann["file_name"], "predicted_class": ann["class"]})
+    pred.loc[:9, "predicted_class"] = (ann.loc[:9, "class"] + 1) % 4
+    t = factor_table(pred, annotations=ann, worst_k=2)
+    assert t["pose"].iloc[0] == 0.0
+    assert t["background"].iloc[0] == 1.0
+    assert np.isnan(t["texture"].iloc[0])  # no texture image at all

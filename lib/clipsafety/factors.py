@@ -92,7 +92,7 @@ def factor_table(
     ``file_name``, ``class`` and the 16 factor columns (e.g. the synthetic world's).
     Columns: the 16 factors, ``worst_factor``, ``average``, ``worst_{k}_classes`` (ImageNet-X's
     names and order), then ``error_ratio_<factor>`` for the 16 factors when ``error_ratio``.
-    A factor with no flagged image gets NaN.
+    A factor with no flagged image gets NaN; one whose flagged images are all misclassified, 0.
     """
     from imagenet_x.aggregate import compute_factor_accuracies, worst_k_class_acc
 
@@ -119,6 +119,10 @@ def factor_table(
     all_df = pd.concat(parts, ignore_index=True)
     all_df["is_correct"] = all_df["predicted_class"].to_numpy() == all_df["class"].to_numpy()
     table = compute_factor_accuracies(all_df, list(FACTORS), "is_correct")
+    # ImageNet-X averages over the correct rows only, so a factor whose flagged images are all
+    # wrong comes back NaN; its accuracy is 0. NaN stays only where no image is flagged.
+    flagged = all_df.groupby("model")[list(FACTORS)].sum().reindex(table.index) > 0
+    table[list(FACTORS)] = table[list(FACTORS)].mask(flagged & table[list(FACTORS)].isna(), 0.0)
     table[f"worst_{worst_k}_classes"] = worst_k_class_acc(all_df, k=worst_k, error_type="is_correct")
     table.index.name = "model"
     if error_ratio:
