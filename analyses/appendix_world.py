@@ -56,6 +56,25 @@ display(Markdown(f"Generator version {GENERATOR_VERSION}; {len(card)} evaluation
 card
 
 # %% [markdown]
+# ## The raw pool and its curation filters
+# `synth:train-raw-100k` is a LAION-like pool with noisier captions and exact duplicates. The
+# curation filters of `clipsafety.synth.curation` select from it; the deterministic ones also
+# have dataset ids (`synth:train-raw-100k@dedup+balanced`). Sizes after each filter:
+
+# %%
+from clipsafety.synth import curation
+
+raw = get_dataset("train-raw-100k")
+dedup = curation.deduplicate(raw)
+steps = {"raw pool": raw.n, "de-duplicated": len(dedup),
+         "class-balanced (caption word)": len(curation.balance_classes(raw)),
+         "de-duplicated, then class-balanced": len(curation.balance_classes(raw, start=dedup))}
+named = (curation.caption_classes(raw.captions()) >= 0).mean()
+display(Markdown(f"{named:.1%} of the pool's captions name a category; "
+                 f"{1 - len(dedup) / raw.n:.1%} of its rows are duplicates."))
+pd.DataFrame({"selection": list(steps), "samples": list(steps.values())})
+
+# %% [markdown]
 # ## Example images of every set
 
 # %%
@@ -105,6 +124,12 @@ display(Markdown(
     f"{cat['id_acc'].max():.1%} (median {cat['id_acc'].median():.1%})."))
 cat[["id", "group", "family", "source", "samples", "objective", "train_set", "id_acc",
      "matched_pair", "parent"]]
+
+# %% [markdown]
+# ID test accuracy per group: range and median.
+
+# %%
+cat.groupby("group")["id_acc"].agg(["count", "min", "median", "max"]).round(3)
 
 # %% [markdown]
 # ID test accuracy of every model, by group.

@@ -97,3 +97,56 @@ def test_every_zoo_model_loads_and_predicts_on_id_test():
         np.testing.assert_allclose(one[0], logits[0], rtol=1e-3, atol=1e-3)
         if row.kind == "clip":
             assert m.logit_policy["kind"] == "clip" and 1.0 <= m.logit_policy["scale"] <= 100.0
+
+
+def test_plan_meets_the_zoo_contract():
+    """>= 40 models in the paper's groups, 3 families, parents are CLIPs trained earlier in the
+    plan, unique seeds, and every matched pair names exactly two models."""
+    from collections import Counter
+
+    from clipsafety.style import GROUPS
+    from clipsafety.zoo.plan import PLAN
+
+    models = [m for m in PLAN if not m["reference"]]
+    assert len(models) >= 40
+    assert {m["group"] for m in models} == {"clip-zeroshot", "clip-ft-direct", "clip-ft-2stage",
+                                            "standard", "more-data"} <= set(GROUPS)
+    assert {m["family"] for m in models} == {"resnet", "convnext", "vit"}
+    assert len({m["seed"] for m in PLAN}) == len(PLAN)
+    ids = [m["id"] for m in PLAN]
+    for m in PLAN:
+        if m["parent"]:
+            parent = PLAN[ids.index(m["parent"])]
+            assert parent["kind"] == "clip" and ids.index(m["parent"]) < ids.index(m["id"])
+    pairs = Counter(k for m in PLAN for k in m["matched_pair"].split(";") if k)
+    assert pairs and set(pairs.values()) == {2}, pairs
+
+
+def test_weights_fit_the_size_budget_and_match_the_catalog():
+    from clipsafety.zoo import _sha256, zoo_dir
+
+    cat = _catalog()
+    files = sorted((zoo_dir() / "weights").glob("*.safetensors"))
+    assert sorted(p.stem for p in files) == sorted(cat["id"])
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+    row = cat.iloc[-1]
+    assert _sha256(zoo_dir() / "weights" / f"{row['id']}.safetensors") == row["weights_sha256"]
+
+
+@pytest.mark.slow
+def test_training_data_cache_round_trips(tmp_path, monkeypatch):
+    """A training set read back from the on-disk cache equals a fresh render."""
+    from clipsafety.synth import WordTokenizer
+    from clipsafety.zoo.train import _Data
+
+    monkeypatch.setenv("CLIPSAFETY_ZOO_DATA", str(tmp_path))
+    name = "train-wit-10k"
+    first = _Data()
+    _, x0, y0, s0 = first.get(name)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    _, x1, y1, s1 = _Data().get(name)
+    ds = get_dataset(name)
+    np.testing.assert_array_equal(x1, ds.images())
+    np.testing.assert_array_equal(y1, ds.targets)
+    np.testing.assert_array_equal(s1, ds.attributes()["subtype"].to_numpy())
+    assert torch.equal(_Data().tokens(name), WordTokenizer(16)(ds.captions()))
