@@ -243,16 +243,4 @@ display(claims.claims_matrix(claims_tab))
 display(Markdown(claims.claims_sentences(claims_tab)))
 
 # %%
-dis = claims.disagreements(claims_tab, claims.SOURCES[0])
-if len(dis):
-    display(Markdown(
-        "**Where the synthetic world disagrees with the paper.** " + " ".join(
-            f"The claim *{r.claim}* does not reproduce on the synthetic world ({r.evidence})."
-            for r in dis.itertuples()) + " The synthetic world makes the claims testable, not "
-        "true by construction; a disagreement says the zoo's CLIP models do not share the "
-        "property, not that the paper is wrong."))
-elif (claims_tab[claims_tab.source == claims.SOURCES[0]].verdict == claims.NOT_TESTABLE).all():
-    display(Markdown("The synthetic world could not test these claims in this run; the reasons "
-                     "are in the table above."))
-else:
-    display(Markdown("Where the synthetic world tested a claim, it agrees with the paper."))
+display(Markdown(claims.disagreement_note(claims_tab)))

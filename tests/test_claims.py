@@ -135,3 +135,17 @@ def test_shape_claims_paired_and_group_rules():
     by = {r["claim_id"]: r for r in C.assess_shape_claims(flipped, "s", n_boot=200)}
     assert by["shape-clip"]["verdict"] == C.NOT_REPRODUCED and "opposite" in by["shape-clip"]["detail"]
     assert by["shape-ft"]["verdict"] == C.NOT_REPRODUCED
+
+
+def test_disagreement_note_says_plainly_what_the_world_found():
+    world = C.SOURCES[0]
+
+    def row(verdict, cid="c1"):
+        return {"claim_id": cid, "claim": f"claim {cid}", "source": world, "verdict": verdict,
+                "detail": "", "evidence": f"evidence {cid}"}
+
+    note = C.disagreement_note(C.claims_table([row(C.NOT_REPRODUCED), row(C.REPRODUCED, "c2")]))
+    assert "disagrees" in note and "*claim c1*" in note and "evidence c1" in note
+    assert "claim c2" not in note
+    assert "could not test" in C.disagreement_note(C.claims_table([row(C.NOT_TESTABLE)]))
+    assert "agrees" in C.disagreement_note(C.claims_table([row(C.REPRODUCED)]))

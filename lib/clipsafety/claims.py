@@ -131,6 +131,22 @@ def disagreements(table: pd.DataFrame, source: str = SOURCES[0]) -> pd.DataFrame
     return table[(table["source"] == source) & (table["verdict"] == NOT_REPRODUCED)]
 
 
+def disagreement_note(table: pd.DataFrame, source: str = SOURCES[0]) -> str:
+    """One paragraph saying plainly where ``source`` (default: the synthetic world) disagrees
+    with the paper, that it tested nothing, or that it agrees where it tested."""
+    dis = disagreements(table, source)
+    if len(dis):
+        return ("**Where the synthetic world disagrees with the paper.** " + " ".join(
+            f"The claim *{r.claim}* does not reproduce on the synthetic world ({r.evidence})."
+            for r in dis.itertuples()) + " The synthetic world makes the claims testable, not "
+            "true by construction; a disagreement says the zoo's models do not share the "
+            "property, not that the paper is wrong.")
+    if (table[table["source"] == source]["verdict"] == NOT_TESTABLE).all():
+        return ("The synthetic world could not test these claims in this run; the reasons "
+                "are in the table above.")
+    return "Where the synthetic world tested a claim, it agrees with the paper."
+
+
 # --------------------------------------------------------------------------- the paper's claims
 
 FACTOR_CLAIMS = {
