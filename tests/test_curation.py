@@ -5,7 +5,6 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-
 from clipsafety.synth import CATEGORIES, get_dataset
 from clipsafety.synth import curation as C
 
@@ -81,13 +80,12 @@ def test_alignment_scores_match_manual_cosine(pool, tmp_path, monkeypatch):
     """Scores of a (randomly initialised, saved) CLIP equal sklearn's cosine of its embeddings."""
     import json
 
-    from safetensors.torch import save_file
-    from sklearn.metrics.pairwise import cosine_similarity
-
     from clipsafety.synth import VOCAB, WordTokenizer
     from clipsafety.zoo import _read, array_transform
     from clipsafety.zoo.arch import clip_config
     from clipsafety.zoo.train import build_clip_seeded
+    from safetensors.torch import save_file
+    from sklearn.metrics.pairwise import cosine_similarity
 
     torch.set_num_threads(1)
     cfg = clip_config("synth_convnext_xs", vocab_size=len(VOCAB))

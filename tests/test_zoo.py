@@ -4,14 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from clipsafety.synth import CATEGORIES, get_dataset
 
 
 def test_small_supervised_run_loss_falls():
-    import timm
-
     import clipsafety.zoo.arch  # noqa: F401
+    import timm
     from clipsafety.zoo.train import train_classifier
 
     torch.set_num_threads(1)
@@ -42,9 +40,8 @@ def test_small_contrastive_run_loss_falls_and_zero_shot_head_is_normalised():
 
 
 def test_training_is_deterministic():
-    import timm
-
     import clipsafety.zoo.arch  # noqa: F401
+    import timm
     from clipsafety.zoo.train import train_classifier
 
     x, y, _ = get_dataset("train-labelled-10k", n=256).arrays()
@@ -142,7 +139,7 @@ def test_training_data_cache_round_trips(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSAFETY_ZOO_DATA", str(tmp_path))
     name = "train-wit-10k"
     first = _Data()
-    _, x0, y0, s0 = first.get(name)
+    first.get(name)
     assert len(list(tmp_path.glob("*.npz"))) == 1
     _, x1, y1, s1 = _Data().get(name)
     ds = get_dataset(name)

@@ -55,7 +55,7 @@ def _result(pool, kept: np.ndarray, name: str, start: np.ndarray | None = None, 
     kept = np.sort(np.asarray(kept, dtype=np.int64))
     n_in = pool.n if start is None else len(start)
     manifest = {"filter": name, "pool": pool.dataset_id, "pool_n": pool.n, "n_in": int(n_in),
-                "n_out": int(len(kept)), **params}
+                "n_out": len(kept), **params}
     return Curated(kept, manifest)
 
 
@@ -145,10 +145,10 @@ def alignment_scores(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", batch
     from tqdm import tqdm
 
     from clipsafety.synth import WordTokenizer
-    from clipsafety.zoo import _read, array_transform, build_module
+    from clipsafety.zoo import _read, array_transform
 
     pool = _pool(pool)
-    zoo_id = model[4:] if model.startswith("zoo:") else model
+    zoo_id = model.removeprefix("zoo:")
     state, meta, _ = _read(zoo_id)
     if meta["kind"] != "clip":
         raise ValueError(f"alignment scores need a contrastive zoo model (kind 'clip'); "
@@ -187,14 +187,14 @@ def filter_alignment(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", keep_
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (pool.n,):
         raise ValueError(f"scores must have one value per pool row ({pool.n}); got shape {scores.shape}")
-    k = int(round(keep_fraction * len(idx)))
+    k = round(keep_fraction * len(idx))
     order = np.argsort(-scores[idx], kind="stable")[:k]
     kept = idx[order]
     sha = None
     try:
         from clipsafety.zoo import _read
 
-        sha = _read(model[4:] if model.startswith("zoo:") else model)[2]
+        sha = _read(model.removeprefix("zoo:"))[2]
     except KeyError:
         pass
     return _result(pool, kept, "filter_alignment", start=idx, model=model, weights_sha256=sha,
@@ -254,7 +254,7 @@ def curate(pool, spec: str) -> Curated:
             raise ValueError(f"unknown curation filter {part!r} in {spec!r}; expected "
                            f"{sorted(ID_FILTERS)} or random-<n>, joined by '+'")
         steps.append(cur.manifest)
-    return Curated(cur.indices, {"spec": spec, "steps": steps, "n_out": int(len(cur))})
+    return Curated(cur.indices, {"spec": spec, "steps": steps, "n_out": len(cur)})
 
 
 def curated_dataset(name: str, **kw):
@@ -298,5 +298,18 @@ def curated_dataset(name: str, **kw):
     return CuratedDataset(name, pool.cfg, len(cur), seed=pool.seed, size=pool.size)
 
 
-__all__ = ["Curated", "ID_FILTERS", "curate", "curated_dataset", "POOL", "alignment_scores", "balance_classes", "caption_classes",
-           "curated_arrays", "deduplicate", "filter_alignment", "match_size", "random_subset"]
+__all__ = [
+    "ID_FILTERS",
+    "POOL",
+    "Curated",
+    "alignment_scores",
+    "balance_classes",
+    "caption_classes",
+    "curate",
+    "curated_arrays",
+    "curated_dataset",
+    "deduplicate",
+    "filter_alignment",
+    "match_size",
+    "random_subset",
+]

@@ -69,8 +69,8 @@ def pil_transform():
 
 def _modules():
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
+    from torch import nn
 
     class ZeroShotCLIP(nn.Module):
         """Image tower + fixed zero-shot head: ``scale * normalize(visual(x)) @ W``."""
@@ -153,7 +153,7 @@ def build_module(meta: dict, state: dict | None = None, templates="default"):
 
     import clipsafety.zoo.arch  # noqa: F401
 
-    torch, ZeroShotCLIP, FineTunedCLIP = _modules()
+    _, ZeroShotCLIP, FineTunedCLIP = _modules()
     kind = meta["kind"]
     st = None if state is None else {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     if kind == "sup":
@@ -183,8 +183,7 @@ def load(zoo_id: str, device: str = "cpu", templates="default"):
     from clipsafety.records import LoadedModel
     from clipsafety.synth import CATEGORIES, TEMPLATES
 
-    if zoo_id.startswith("zoo:"):
-        zoo_id = zoo_id[4:]
+    zoo_id = zoo_id.removeprefix("zoo:")
     state, meta, sha = _read(zoo_id)
     module, scale = build_module(meta, state, templates)
     module = module.to(device)
@@ -219,4 +218,4 @@ def predict_arrays(model, images: np.ndarray, batch_size: int = 500) -> np.ndarr
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
-__all__ = ["load", "list_zoo", "predict_arrays", "array_transform", "zero_shot_head", "zoo_dir"]
+__all__ = ["array_transform", "list_zoo", "load", "predict_arrays", "zero_shot_head", "zoo_dir"]

@@ -11,11 +11,11 @@ pair share the image architecture exactly.
 
 from __future__ import annotations
 
-import torch.nn as nn
 from timm.models import register_model
 from timm.models.convnext import ConvNeXt
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
 
 WIDTHS = {"xs": 12, "s": 16}
 FAMILIES = {"resnet": "ResNet", "convnext": "ConvNeXt", "vit": "ViT"}

@@ -4,6 +4,11 @@ Determinism: each model seeds torch and numpy from its plan seed, batches are dr
 seeded numpy generator, ``torch.use_deterministic_algorithms(True)`` is on and torch runs
 single-threaded by default; on the same machine, library versions and thread count the
 weights are bit-identical (across CPUs or thread counts, floating-point order may differ).
+``--jobs N`` (default 2) trains N models at a time in worker processes, each model wholly in
+one single-threaded worker, so the weights do not depend on N; the reference model trains
+first (it filters ``synth:shift-adversarial``, which every evaluation uses) and fine-tuned
+models wait for their CLIP parent. Rendered training sets are cached under ``.cache/zoo-data``
+(:func:`data_cache_dir`), so a rerun skips rendering.
 Writes ``data/zoo/weights/<id>.safetensors`` (float16), ``data/zoo/cards/<id>.md``,
 ``data/zoo/catalog.csv`` and ``data/zoo/eval.csv`` (accuracy of every model on the ID test
 set and the 8 test conditions, label subsets applied).
@@ -327,10 +332,10 @@ def evaluate(model_id: str, sets=EVAL_SETS) -> dict:
 
 def write_card(row: dict, acc: dict, out: Path) -> None:
     lines = [f"# zoo:{row['id']}", "",
-             f"- group: {row['group']}; family: {row['family']}; architecture: `{row['arch']}` "
-             f"({row['params']:,} parameters)",
-             f"- objective: {row['objective']} ({row['kind']}); training set: `{row['train_set']}` "
-             f"(source {row['source']}, {row['samples']:,} samples, {row['samples_seen']:,} seen)",
+             (f"- group: {row['group']}; family: {row['family']}; architecture: `{row['arch']}` "
+              f"({row['params']:,} parameters)"),
+             (f"- objective: {row['objective']} ({row['kind']}); training set: `{row['train_set']}` "
+              f"(source {row['source']}, {row['samples']:,} samples, {row['samples_seen']:,} seen)"),
              f"- seed: {row['seed']}; resolution: 32x32; weights sha256: `{row['weights_sha256']}`"]
     if row["parent"]:
         lines.append(f"- fine-tuned from: zoo:{row['parent']}")
@@ -479,7 +484,7 @@ def main(argv=None) -> int:
                 name = running.pop(f)
                 try:
                     res = f.result()
-                except Exception as err:  # one failed model loses nothing already trained
+                except Exception as err:  # noqa: BLE001  (any failure of one model: report, go on)
                     failed.append(name)
                     todo.pop(name, None)
                     queue[:] = [m for m in queue if m["parent"] != name]
