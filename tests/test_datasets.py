@@ -161,3 +161,12 @@ def test_manifest_changes_when_a_file_changes(tmp_path):
     p.write_bytes(p.read_bytes() + b"\0")
     b = D.get_dataset("imagenet:sketch", data_root=tmp_path).manifest()
     assert a["files_sha256"] != b["files_sha256"] and a["n"] == b["n"] == 4
+
+
+def test_ood_flat_folder_is_accepted(tmp_path):
+    from fixtures_real import _save
+
+    for k in range(3):
+        _save(tmp_path / "SUN" / f"sun_{k}.jpg", seed=k, fmt="JPEG")
+    spec = D.get_dataset("ood:sun", data_root=tmp_path)
+    assert spec.ids == ["sun_0.jpg", "sun_1.jpg", "sun_2.jpg"] and (spec.targets == -1).all()

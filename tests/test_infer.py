@@ -222,6 +222,7 @@ def test_resume_after_kill_9(tmp_path):
     assert rec.manifest["key"] == ref.manifest["key"]
 
 
+@pytest.mark.slow
 def test_zoo_model_on_synthetic_world_takes_the_array_path(tmp_path):
     """Integration with the zoo and synthetic-world code: same logits as the zoo's own batched
     helper, without PIL (arrays() + the model's array transform)."""

@@ -303,11 +303,14 @@ def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
 def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
-    layout = "<root>/images/**/*.jpg (all samples are OOD: target -1)"
+    layout = "<root>/images/**/*.jpg, or *.jpg directly in <root> (all samples are OOD: target -1)"
     img_dir = root / "images"
-    if not img_dir.is_dir():
-        raise LayoutError(f"{dataset_id}: expected {layout}; found no 'images' folder. {_describe(root)}")
-    files = _list_images(img_dir)
+    if img_dir.is_dir():
+        files = _list_images(img_dir)
+    else:
+        files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise LayoutError(f"{dataset_id}: expected {layout}; found neither. {_describe(root)}")
     rel = [f.relative_to(root) for f in files]
     meta = pd.DataFrame({"id": [r.as_posix() for r in rel],
                          "subclass": [r.parts[1] if len(r.parts) > 2 else "" for r in rel]})
