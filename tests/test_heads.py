@@ -101,3 +101,32 @@ def test_fixed_scale_and_logit_bias(clip):
                                        rtol=1e-4, atol=1e-4)
         finally:
             base.clip.logit_bias = None
+
+
+def test_head_is_cached_on_disk_and_reused(tmp_path, monkeypatch):
+    """A second load builds no text embeddings: the head comes from the disk cache."""
+    import torch
+
+    import clipsafety.heads as heads
+    from clipsafety.models import load
+
+    monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path))
+    names = ["cat", "dog", "car"]
+    m1 = load("openclip:RN50@random", classnames=names, templates="single", image_size=64)
+    w1 = m1.module.build().clone()
+    files = list((tmp_path / "heads").glob("*.safetensors"))
+    assert len(files) == 1
+
+    calls = []
+    import open_clip
+
+    real = open_clip.build_zero_shot_classifier
+    monkeypatch.setattr(open_clip, "build_zero_shot_classifier",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    m2 = load("openclip:RN50@random", classnames=names, templates="single", image_size=64)
+    assert torch.equal(m2.module.build(), w1) and not calls
+    # other templates: another key, built afresh
+    m3 = load("openclip:RN50@random", classnames=names, templates="simple", image_size=64)
+    m3.module.build()
+    assert calls and len(list((tmp_path / "heads").glob("*.safetensors"))) == 2
+    assert heads.head_cache_key({"source": "hub-unknown"}, "RN50", {}) is None

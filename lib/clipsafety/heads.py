@@ -116,16 +116,58 @@ def head_spec(classnames: Sequence[str], templates: Sequence[str]) -> dict:
             "n_templates": len(templates), "templates_sha256": h(templates)}
 
 
+def head_cache_key(weights: dict, arch: str, spec: dict) -> str | None:
+    """Key of a head's text-embedding matrix on disk: the model's weights (pretrained tag,
+    checkpoint sha256, or seeded random init), its architecture, the class names and
+    templates (hashes) and the open_clip version. ``None`` when the weights are not identified."""
+    import open_clip
+
+    if weights.get("source") not in ("open_clip", "checkpoint", "random"):
+        return None
+    payload = {"weights": weights, "arch": arch, "head": spec,
+               "open_clip": getattr(open_clip, "__version__", "")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def head_cache_path(key: str | None):
+    """``$CLIPSAFETY_CACHE/heads/<key>.safetensors`` (default ``~/.cache/clipsafety``);
+    ``CLIPSAFETY_HEAD_CACHE=0`` turns the cache off."""
+    from pathlib import Path
+
+    if key is None or os.environ.get("CLIPSAFETY_HEAD_CACHE", "1") == "0":
+        return None
+    root = Path(os.environ.get("CLIPSAFETY_CACHE", "~/.cache/clipsafety")).expanduser()
+    return root / "heads" / f"{key}.safetensors"
+
+
+def _save_atomic(path, weights: torch.Tensor) -> None:
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    save_file({"weights": weights}, tmp)
+    os.replace(tmp, path)
+
+
 class ZeroShotHead(nn.Module):
     """A CLIP image tower plus a zero-shot text head: images ``[B,3,H,W]`` -> logits ``[B,C]``.
+
+    The text-embedding matrix is built once and, when ``cache_key`` identifies it (see
+    :func:`head_cache_key`), kept on disk: an 80-template, 1000-class head costs minutes on a
+    CPU, and every dataset of a model needs the same one.
 
     ``logit_scale=None`` uses the model's own ``exp(logit_scale)`` and ``logit_bias``;
     a float uses that fixed scale and no bias (the "x100" convention of other tools).
     """
 
     def __init__(self, clip_model: nn.Module, tokenizer, classnames: Sequence[str],
-                 templates: Sequence[str], logit_scale: float | None = None):
+                 templates: Sequence[str], logit_scale: float | None = None,
+                 cache_key: str | None = None):
         super().__init__()
+        self.cache_key = cache_key
         self.clip = clip_model
         self.tokenizer = tokenizer
         self.classnames = list(classnames)
@@ -144,6 +186,12 @@ class ZeroShotHead(nn.Module):
     def build(self, progress: bool = False) -> torch.Tensor:
         """Encode the prompts (once) with ``open_clip.build_zero_shot_classifier``."""
         if self.weights.numel() == 0:
+            cached = head_cache_path(self.cache_key)
+            if cached is not None and cached.is_file():
+                from safetensors.torch import load_file
+
+                self.weights = load_file(cached)["weights"]
+                return self.weights
             from open_clip import build_zero_shot_classifier
 
             device = next(self.clip.parameters()).device
@@ -153,6 +201,8 @@ class ZeroShotHead(nn.Module):
                 use_tqdm=progress,
             )
             self.weights = w.float()
+            if cached is not None:
+                _save_atomic(cached, self.weights.cpu().contiguous())
         return self.weights
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -265,7 +265,8 @@ def _load_openclip(model_id, arch, tag, device, classnames, templates, logit_sca
                        logit_policy={}, manifest={"model_id": model_id, "family": "openclip",
                                                   "arch": arch, "weights": weights,
                                                   "preprocessing": describe_transform(preprocess)},
-                       extra={"tokenizer": tokenizer, "arch": arch, "clip": model})
+                       extra={"tokenizer": tokenizer, "arch": arch, "clip": model,
+                              "image_size": image_size})
     return with_head(base, classnames=classnames, templates=templates, logit_scale=logit_scale)
 
 
@@ -275,7 +276,13 @@ def with_head(loaded: LoadedModel, classnames: str | Sequence[str] | None = None
 
     For prompt and label-space ablations: ``with_head(m, templates="simple")``. The head is
     built lazily; the manifest (and so the store key) records names, templates and policy."""
-    from clipsafety.heads import ZeroShotHead, head_spec, resolve_classnames, resolve_templates
+    from clipsafety.heads import (
+        ZeroShotHead,
+        head_cache_key,
+        head_spec,
+        resolve_classnames,
+        resolve_templates,
+    )
 
     clip = loaded.extra.get("clip")
     if clip is None:
@@ -284,7 +291,9 @@ def with_head(loaded: LoadedModel, classnames: str | Sequence[str] | None = None
     names, label_space = resolve_classnames(classnames)
     tmpl, tmpl_name = resolve_templates(templates)
     tokenizer = loaded.extra["tokenizer"]
-    head = ZeroShotHead(clip, tokenizer, names, tmpl, logit_scale=logit_scale)
+    key = head_cache_key(loaded.manifest.get("weights", {}), loaded.extra.get("arch", ""),
+                         {**head_spec(names, tmpl), "image_size": loaded.extra.get("image_size")})
+    head = ZeroShotHead(clip, tokenizer, names, tmpl, logit_scale=logit_scale, cache_key=key)
     manifest = {k: v for k, v in loaded.manifest.items() if k not in ("head", "logit_policy")}
     manifest["head"] = {"kind": "zero-shot", "label_space": label_space, "templates": tmpl_name,
                         **head_spec(names, tmpl)}
