@@ -19,6 +19,8 @@ fail = False
 
 # %%
 assert not fail, "asked to fail"
+import sys
+print("progress 50%", file=sys.stderr)
 print(label * n, scale * n, len(models))
 '''
 
@@ -117,6 +119,7 @@ def test_execute_cache_and_failure_keeps_previous_page(tiny_book):
     nb = json.loads(out.read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "xxx 1.5 2" in text
+    assert "progress 50%" not in text  # stderr (progress bars, warnings) stays off the site
     assert all("hide-input" in c["metadata"]["tags"] for c in nb["cells"] if c["cell_type"] == "code")
     assert book.execute(ch, defaults, env)[0] == "cached"
     before = out.read_bytes()

@@ -324,12 +324,16 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
 
 
 def _hide_code(path: Path) -> None:
-    """Collapse code cells on the site (readers see outputs; code is one click away)."""
+    """Tidy an executed notebook for the site: code cells collapse (readers see outputs, code
+    is one click away) and stderr streams (progress bars, library warnings: console matter)
+    are dropped."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
             tags = cell.metadata.setdefault("tags", [])
             if not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
                 tags.append("hide-input")
