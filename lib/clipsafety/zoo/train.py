@@ -193,7 +193,10 @@ def _save(model_id: str, module, meta: dict, out: Path) -> str:
              for k, v in module.state_dict().items()}
     path = out / "weights" / f"{model_id}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"clipsafety": json.dumps(meta)})
+    # wall-clock seconds live in the catalog, not the file: the file (and its sha256) is a
+    # function of the plan entry alone
+    file_meta = {k: v for k, v in meta.items() if k != "train_seconds"}
+    save_file(state, str(path), metadata={"clipsafety": json.dumps(file_meta)})
     from clipsafety.zoo import _sha256
 
     return _sha256(path)
