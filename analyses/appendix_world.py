@@ -24,13 +24,11 @@ n_factor_samples = 2000  # samples per source for the factor frequencies
 
 # %%
 import altair as alt
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-
 from clipsafety import plots
 from clipsafety.synth import DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
+from IPython.display import Markdown, display
 
 plots.setup()
 

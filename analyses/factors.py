@@ -49,13 +49,11 @@ baseline_group = "standard"  # the group whose trend defines effective robustnes
 published = ["imagenet_testbed", "modelvshuman"]  # published ImageNet-X collections
 
 # %%
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-
 from clipsafety import charts, claims, plots, tables
 from clipsafety.external import ExternalUnavailable
 from clipsafety.style import group_label
+from IPython.display import Markdown, display
 
 plots.setup()
 factor_list = tables.resolve_factors(factors)

@@ -42,15 +42,14 @@ seed = 0
 top_n = 15  # rows of the per-model table
 
 # %%
+import altair as alt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-
-import altair as alt
 from clipsafety import landscape, plots, published
 from clipsafety.external import ExternalUnavailable
 from clipsafety.metrics import bootstrap_ci
 from clipsafety.style import group_label
+from IPython.display import Markdown, display
 
 plots.setup()
 unknown = sorted(set(shifts) - set(published.SHIFTS))

@@ -40,13 +40,11 @@ seed = 0
 n_boot = 1000  # bootstrap resamples for intervals
 
 # %%
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-
 from clipsafety import charts, claims, metrics, plots, tables
 from clipsafety.external import ExternalUnavailable
 from clipsafety.style import group_label
+from IPython.display import Markdown, display
 
 plots.setup()
 model_ids = tables.resolve_models(models)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from clipsafety import book
 
 CHAPTER = '''# %% [markdown]

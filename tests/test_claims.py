@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from clipsafety import claims as C
 
 CLAIM = C.Claim("clip-shape", "zero-shot CLIP is more shape-biased than ImageNet models")

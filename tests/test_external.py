@@ -5,10 +5,8 @@ import http.server
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
 from clipsafety import external
 
 KEY = "mlfoundations/open_clip/docs/openclip_results.csv"

@@ -99,7 +99,6 @@ def test_record_and_errors():
 def test_factor_with_every_flagged_image_wrong_is_zero_not_nan():
     import numpy as np
     import pandas as pd
-
     from clipsafety.factors import FACTORS, factor_table
 
     n = 40

@@ -105,9 +105,8 @@ def test_fixed_scale_and_logit_bias(clip):
 
 def test_head_is_cached_on_disk_and_reused(tmp_path, monkeypatch):
     """A second load builds no text embeddings: the head comes from the disk cache."""
-    import torch
-
     import clipsafety.heads as heads
+    import torch
     from clipsafety.models import load
 
     monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path))

@@ -3,9 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import special
-
 from clipsafety import landscape
+from scipy import special
 
 
 def _constructed(slope=1.3, intercept=-0.7, n=200, seed=0):

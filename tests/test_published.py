@@ -4,7 +4,6 @@ import csv
 
 import numpy as np
 import pytest
-
 from clipsafety import external, published
 
 

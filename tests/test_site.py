@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from clipsafety import book
 
 pytestmark = [pytest.mark.book, pytest.mark.browser, pytest.mark.slow]

@@ -3,10 +3,17 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from clipsafety.synth import (
-    CATEGORIES, FACTORS, LABELLED, SynthDataset, WordTokenizer, corrupt, factor_flags,
-    get_dataset, list_datasets, render, sample_attributes,
+    CATEGORIES,
+    FACTORS,
+    LABELLED,
+    WordTokenizer,
+    corrupt,
+    factor_flags,
+    get_dataset,
+    list_datasets,
+    render,
+    sample_attributes,
 )
 
 

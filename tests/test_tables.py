@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from clipsafety import tables as T
 from scipy.special import expit, logit
 from sklearn.linear_model import LinearRegression
-
-from clipsafety import tables as T
 
 MIRROR = Path(os.environ.get("CLIPSAFETY_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "external")
 needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason="no published-data mirror here")
@@ -117,7 +116,7 @@ def _toy_long(seed=0):
 
 def test_effective_robustness_matches_sklearn_logit_fit():
     long = T.with_effective_robustness(_toy_long(), scale="logit")
-    for f, part in long.groupby("factor"):
+    for _f, part in long.groupby("factor"):
         base = part[part.group == "standard"]
         reg = LinearRegression().fit(logit(base[["overall_acc"]].to_numpy()),
                                      logit(base["factor_acc"].to_numpy()))

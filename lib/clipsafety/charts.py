@@ -8,7 +8,7 @@ Accuracies and effective robustness are fractions in the tables and shown in per
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 

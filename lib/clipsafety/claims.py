@@ -19,8 +19,8 @@ No metric lives here: intervals and counts come from :mod:`clipsafety.metrics` v
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -120,7 +120,7 @@ def claims_matrix(table: pd.DataFrame) -> pd.DataFrame:
 def claims_sentences(table: pd.DataFrame) -> str:
     """Markdown: one bullet per claim, naming the verdict of each source and its evidence."""
     lines = []
-    for cid, rows in table.groupby("claim_id", sort=False):
+    for _cid, rows in table.groupby("claim_id", sort=False):
         parts = [f"{r.source}: **{r.verdict}** ({r.evidence})" for r in rows.itertuples()]
         lines.append(f"- *{rows['claim'].iloc[0]}* — " + "; ".join(parts) + ".")
     return "\n".join(lines)

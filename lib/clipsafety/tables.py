@@ -14,8 +14,7 @@ numbers and on real models alike.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -5,12 +5,32 @@
 """
 
 from clipsafety.synth.datasets import (
-    DESCRIPTIONS, OOD_SETS, SHIFTS, SynthDataset, corrupt, get_dataset, list_datasets,
+    DESCRIPTIONS,
+    OOD_SETS,
+    SHIFTS,
+    SynthDataset,
+    corrupt,
+    get_dataset,
+    list_datasets,
 )
-from clipsafety.synth.sources import LABELLED, LAION, RAW_POOL, SOURCES, WIT, WorldConfig, sample_attributes
+from clipsafety.synth.sources import (
+    LABELLED,
+    LAION,
+    RAW_POOL,
+    SOURCES,
+    WIT,
+    WorldConfig,
+    sample_attributes,
+)
 from clipsafety.synth.text import TEMPLATES, VOCAB, WordTokenizer, captions
 from clipsafety.synth.world import (
-    CATEGORIES, FACTORS, GENERATOR_VERSION, SUBTYPES, THRESHOLDS, factor_flags, render,
+    CATEGORIES,
+    FACTORS,
+    GENERATOR_VERSION,
+    SUBTYPES,
+    THRESHOLDS,
+    factor_flags,
+    render,
 )
 
 __all__ = [

@@ -9,8 +9,8 @@ the fast batched path (``uint8 [N, H, W, 3]``, targets, ids).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,13 @@ import pandas as pd
 from clipsafety.records import DatasetSpec
 from clipsafety.synth import sources as S
 from clipsafety.synth.world import (
-    CATEGORIES, FACTORS, GENERATOR_VERSION, LEAF_CATEGORIES, NOVEL_CATEGORIES, PATTERNS,
-    factor_flags, render,
+    CATEGORIES,
+    GENERATOR_VERSION,
+    LEAF_CATEGORIES,
+    NOVEL_CATEGORIES,
+    PATTERNS,
+    factor_flags,
+    render,
 )
 
 SIZE = 32

@@ -15,7 +15,11 @@ import numpy as np
 import pandas as pd
 
 from clipsafety.synth.world import (
-    CATEGORIES, PATTERNS, STYLES, BACKGROUNDS, ATTRIBUTE_COLUMNS,
+    ATTRIBUTE_COLUMNS,
+    BACKGROUNDS,
+    CATEGORIES,
+    PATTERNS,
+    STYLES,
 )
 
 
@@ -55,7 +59,7 @@ class WorldConfig:
     p_misaligned: float = 0.05
     n_filler: int = 0
 
-    def replace(self, **kw) -> "WorldConfig":
+    def replace(self, **kw) -> WorldConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:
