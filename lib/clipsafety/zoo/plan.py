@@ -21,6 +21,9 @@ SUP_BUDGET = {"10k": 32_000, "30k": 64_000, "100k": 96_000}
 #: the best supervised models (more-data group on the labelled set) train longest: the pilot's
 #: ``resnet_s`` on labelled-100k was at 85% ID accuracy halfway through a 480k schedule
 MORE_DATA_BUDGET = 400_000
+#: the zoo's best model (the issue asks for >= 90% ID accuracy at the top): resnet_xs on
+#: labelled-100k reached 86% at 400k samples; it gets a longer schedule (about 20 min alone)
+BEST_BUDGET = {"resnet": 1_200_000}
 #: per-family scale of the budgets: ConvNeXt is the fastest per sample on CPU (and learns
 #: contrastively best), the ViT ~2x slower
 FAMILY_SCALE = {"resnet": 1.0, "convnext": 1.25, "vit": 0.75}
@@ -72,7 +75,8 @@ def build_plan() -> list[dict]:
         add(id=f"sup-{fam}-labelled-10k", kind="sup", group="standard", family=fam,
             arch=_arch(fam), train_set="train-labelled-10k", samples_seen=SUP_BUDGET["10k"])
         add(id=f"sup-{fam}-labelled-100k", kind="sup", group="more-data", family=fam,
-            arch=_arch(fam), train_set="train-labelled-100k", samples_seen=MORE_DATA_BUDGET)
+            arch=_arch(fam), train_set="train-labelled-100k",
+            samples_seen=BEST_BUDGET.get(fam, MORE_DATA_BUDGET))
         add(id=f"sup-{fam}-laion-100k", kind="sup", group="more-data", family=fam,
             arch=_arch(fam), train_set="train-laion-100k", samples_seen=SUP_BUDGET["100k"],
             matched_pair=f"objective:laion-100k:{fam}")
