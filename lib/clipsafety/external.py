@@ -81,7 +81,8 @@ def lookup(key: str) -> ExternalFile:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, streamed (the one helper the package uses for this)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -99,7 +100,7 @@ def cache_dir() -> Path:
 
 
 def _verified(path: Path, f: ExternalFile) -> Path:
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != f.sha256:
         raise ChecksumMismatch(
             f"{path} does not match the pinned sha256 of {f.key} at {f.commit[:10]} "

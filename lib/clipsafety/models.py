@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
 import os
 import re
 import socket
@@ -34,6 +33,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from clipsafety.external import sha256_file as file_sha256
 from clipsafety.records import LoadedModel
 
 HUB_HOST = ("huggingface.co", 443)
@@ -132,15 +132,6 @@ def suggest(model_id: str, n: int = 5) -> list[str]:
 def _suggest_text(model_id: str) -> str:
     near = suggest(model_id)
     return f" Did you mean {', '.join(near)}?" if near else ""
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes (streamed)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def describe_transform(transform) -> str:

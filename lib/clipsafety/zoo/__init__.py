@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipsafety.external import sha256_file as _sha256
+
 ZOO_DIR = Path(__file__).resolve().parents[3] / "data" / "zoo"
 MEAN, STD, RESOLUTION = 0.5, 0.25, 32
 
@@ -122,14 +124,6 @@ def zero_shot_head(clip_model, templates="default", classes=None):
     with torch.no_grad():
         return open_clip.build_zero_shot_classifier(
             clip_model, tok, list(classes or CATEGORIES), list(templates), num_classes_per_batch=None)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=128)
