@@ -219,12 +219,7 @@ if real and live_ok:
     display(Markdown(f"This run used real models on `{dataset_id}` under `{data_root}` "
                      "(section 1)."))
 else:
-    display(Markdown(
-        "No real models ran here (the book's machines have neither pretrained weights nor "
-        "ImageNet). To run this chapter on real models and ImageNet val:\n\n"
-        "```\nmake chapter NAME=factors PARAMS='-p models [\"openclip:ViT-B-32@openai\","
-        "\"openclip:ViT-B-32@laion2b_s34b_b79k\",\"timm:resnet50.a1_in1k\","
-        "\"timm:vit_base_patch16_clip_224.openai_ft_in1k\"] -p data_root /data -p device cuda'\n```"))
+    display(Markdown(tables.real_path_note("factors", "ImageNet val")))
 
 # %% [markdown]
 # ## The paper's claims, per evidence source

@@ -184,12 +184,7 @@ verdicts += [claims.not_testable(c, other, "not run here: " + (
 if real and live_ok:
     display(Markdown(f"This run used real models on `{cue_id}` under `{data_root}` (section 2)."))
 else:
-    display(Markdown(
-        "No real models ran here (the book's machines have neither pretrained weights nor the "
-        "stimuli folder). To run it:\n\n```\nmake chapter NAME=shape_bias PARAMS='-p models "
-        "[\"openclip:ViT-B-32@openai\",\"openclip:ViT-B-32@laion2b_s34b_b79k\","
-        "\"timm:resnet50.a1_in1k\",\"timm:vit_base_patch16_clip_224.openai_ft_in1k\"] "
-        "-p data_root /data -p device cuda'\n```"))
+    display(Markdown(tables.real_path_note("shape_bias", "the cue-conflict stimuli")))
 
 # %% [markdown]
 # ## The paper's claims, per evidence source

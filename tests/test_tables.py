@@ -288,3 +288,17 @@ def test_shape_bias_of_record_direct_16_and_synthetic():
     assert out["reading"] == "native label space"
     assert (out["shape_hits"], out["texture_hits"], out["trials"]) == (2, 1, 3)
     assert out["shape_bias"] == pytest.approx(2 / 3)
+
+
+def test_real_path_note_gives_a_command_the_runner_accepts():
+    import re
+
+    from clipsafety import book
+
+    note = T.real_path_note("factors", "ImageNet val")
+    cmd = re.search(r"make chapter NAME=(\w+) PARAMS='(.*)'", note)
+    assert cmd and cmd.group(1) == "factors"
+    args = cmd.group(2).split(" -p ")
+    pairs = [tuple(a.removeprefix("-p ").split(" ", 1)) for a in args]
+    params = book.validate_params(book.get_chapter("factors"), book.parse_cli_params(pairs))
+    assert params["models"] == T.REAL_EXAMPLE and params["data_root"] == "/data"

@@ -78,6 +78,19 @@ def is_real_path(models: Sequence[str]) -> bool:
 _META_COLS = ["model", "group", "family", "source", "samples", "resolution"]
 
 
+#: real models a reader would start with (two zero-shot CLIPs, an ImageNet model, a fine-tuned CLIP)
+REAL_EXAMPLE = ["openclip:ViT-B-32@openai", "openclip:ViT-B-32@laion2b_s34b_b79k",
+                "timm:resnet50.a1_in1k", "timm:vit_base_patch16_clip_224.openai_ft_in1k"]
+
+
+def real_path_note(chapter: str, needs: str) -> str:
+    """Markdown for a chapter run without real models: what is missing and the exact command."""
+    models = "[" + ",".join(f'"{m}"' for m in REAL_EXAMPLE) + "]"
+    return (f"No real models ran here (the book's machines have neither pretrained weights nor "
+            f"{needs}). To run this chapter on real models:\n\n```\nmake chapter NAME={chapter} "
+            f"PARAMS='-p models {models} -p data_root /data -p device cuda'\n```")
+
+
 def infer_group(model_id: str) -> str:
     """Group of a model that no catalog lists, by explicit id rules.
 
