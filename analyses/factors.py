@@ -154,9 +154,9 @@ elif real:
 # ## 2. Published evidence: ImageNet-X's per-factor tables
 #
 # ImageNet-X publishes per-factor accuracies for the imagenet-testbed models and the
-# model-vs-human models, among them four zero-shot CLIP models (OpenAI's ResNet-50 and
+# model-vs-human models, among them zero-shot CLIP models (OpenAI's ResNet-50 and
 # ViT-B/32, trained on WIT). Groups are assigned by explicit rules
-# (`clipsafety.tables.published_group`): the four CLIP models by name, then ImageNet-X's own
+# (`clipsafety.tables.published_group`): the CLIP models by name, then ImageNet-X's own
 # model types (standard, more data, robustness interventions), self-supervised and
 # low-accuracy models excluded. The same effective-robustness analysis runs on these real
 # numbers.

@@ -21,7 +21,7 @@
 # more of it under shift. The distance above the line is their **effective robustness**.
 #
 # Everything here is published evidence (no inference): timm's results tables, open_clip's
-# zero-shot results, and imagenet-testbed's ~340 models, each read from a file pinned to an
+# zero-shot results, and imagenet-testbed's model collection, each read from a file pinned to an
 # upstream commit and checked by sha256.
 #
 # **Conventions.** Accuracies are top-1. The x axis is ImageNet accuracy over all 1000
