@@ -139,32 +139,6 @@ def testbed_group(model: str) -> str:
     return "standard"
 
 
-# open_clip pretrained tag -> training source (for marker shapes); samples seen from _sNNb_
-_OPENCLIP_SOURCES = [
-    ("openai", "WIT"), ("laion400m", "LAION-400M"), ("laion2b", "LAION-2B"),
-    ("laion5b", "LAION-5B"), ("laion_aesthetic", "LAION-2B"), ("datacomp", "DataComp"),
-    ("commonpool", "CommonPool"), ("dfn", "DFN"), ("metaclip", "MetaCLIP"), ("webli", "WebLI"),
-    ("yfcc", "YFCC"), ("cc12m", "CC12M"), ("merged2b", "Merged-2B"),
-    ("mscoco_finetuned_laion2b", "LAION-2B"),
-]
-
-
-def openclip_source(tag: str) -> str:
-    """Training source of an open_clip pretrained tag (``laion2b_s34b_b79k`` -> LAION-2B)."""
-    for key, src in _OPENCLIP_SOURCES:
-        if tag.startswith(key):
-            return src
-    return "other"
-
-
-def samples_seen(tag: str) -> float:
-    """Samples seen in training parsed from a tag's ``_sNN{b,m}_`` part (NaN if absent)."""
-    m = re.search(r"(?:^|_)s(\d+(?:\.\d+)?)([bm])(?:_|$)", tag)
-    if not m:
-        return float("nan")
-    return float(m.group(1)) * (1e9 if m.group(2) == "b" else 1e6)
-
-
 # -------------------------------------------------------------------------------------------
 # readers
 
@@ -201,7 +175,9 @@ def timm_results() -> pd.DataFrame:
 def openclip_results() -> pd.DataFrame:
     """Zero-shot open_clip models: ``model`` (``openclip:ARCH@TAG``), ``arch``, ``tag``,
     ``train_source``, ``samples_seen``, ``params`` (millions), accuracies (fractions),
-    ``group="clip-zeroshot"``."""
+    ``group="clip-zeroshot"``. Training source and samples seen come from the model catalog
+    (``data/catalog/models.csv``, the one place that metadata is kept); models it does not
+    list get ``"other"`` and NaN."""
     df = _read(OPENCLIP)
     out = pd.DataFrame({
         "source": "open_clip",
@@ -213,8 +189,12 @@ def openclip_results() -> pd.DataFrame:
     })
     for col, short in OPENCLIP_COLUMNS.items():
         out[short] = pd.to_numeric(df[col], errors="coerce")
-    out["train_source"] = out["tag"].map(openclip_source)
-    out["samples_seen"] = out["tag"].map(samples_seen)
+    from clipsafety.catalog import read_catalog
+
+    cat = read_catalog("real").set_index("id")[["source", "samples_seen"]]
+    meta = cat.reindex(out["model"])
+    out["train_source"] = meta["source"].fillna("other").to_numpy()
+    out["samples_seen"] = pd.to_numeric(meta["samples_seen"], errors="coerce").to_numpy()
     return out
 
 
