@@ -75,7 +75,11 @@ def test_every_chart_renders_offline(site):
     for page in chapter_pages(site):
         html = page.read_text()
         expected = html.count('class="clipsafety-chart"')
-        assert expected >= 1, f"{page.name}: no chart on the page"
+        if expected == 0:
+            # without mirror or network a chapter made only of published data shows a note
+            # in place of its panels (clipsafety.plots.unavailable_note), never a broken chart
+            assert "not available here" in html, f"{page.name}: no chart and no note"
+            continue
         dom = dump_dom(browser, page)
         rendered = dom.count('role="graphics-document"')
         assert "chart error:" not in dom.replace("'chart error: '", "")
