@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import timm
 from clipsafety.catalog import list_models, read_catalog
-from clipsafety.style import GROUPS
+from clipsafety.groups import GROUPS
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def _catalog():
 
 
 def test_catalog_columns_and_groups():
-    from clipsafety.style import GROUPS
+    from clipsafety.groups import GROUPS
 
     cat = _catalog()
     assert list(cat.columns[:6]) == ["id", "group", "family", "source", "samples", "resolution"]
@@ -101,7 +101,7 @@ def test_plan_meets_the_zoo_contract():
     plan, unique seeds, and every matched pair names exactly two models."""
     from collections import Counter
 
-    from clipsafety.style import GROUPS
+    from clipsafety.groups import GROUPS
     from clipsafety.zoo.plan import PLAN
 
     models = [m for m in PLAN if not m["reference"]]

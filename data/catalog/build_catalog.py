@@ -8,10 +8,11 @@ Rows come from the libraries' own registries, never typed in:
 - clip-ft-direct / clip-ft-2stage: timm models whose weights are CLIP (image-text) pretrained
   and then fine-tuned on ImageNet-1k directly (``*_ft_in1k``) or via ImageNet-12k/22k
   (``*_ft_in12k_in1k``).
-- standard / more-data / other-robust: timm models with a 1000-class ImageNet head,
-  ``more-data`` when the tag names extra pretraining data (in12k/in21k/in22k, IG, JFT,
-  YFCC, LVD, ...), ``other-robust`` for adversarially trained weights. One row per
-  (architecture, group): timm's first listed tag for it.
+- standard / more-data / other-robust: timm models with a 1000-class ImageNet head. One row
+  per (architecture, group): timm's first listed tag for it.
+
+Groups and families come from :mod:`clipsafety.groups` (``timm_group``, ``family_of``), the
+rules every table of the book uses.
 
 ``source`` and ``samples`` (number of training images / image-text pairs of the pretraining
 set, not samples seen) follow the explicit rules below; where the size is not known to us it
@@ -25,6 +26,14 @@ import re
 from pathlib import Path
 
 import pandas as pd
+from clipsafety.groups import (
+    CLIP_ZEROSHOT,
+    EXCLUDED,
+    MORE_DATA,
+    family_of,
+    is_image_text,
+    timm_group,
+)
 
 OUT = Path(__file__).with_name("models.csv")
 
@@ -87,35 +96,6 @@ TIMM_SOURCES = [
     (r".*", "other", None),
 ]
 
-MORE_DATA = re.compile(r"in21k|in22k|inw21k|in12k|ig1b|wsl|swsl|ssl_yfcc|yfcc100m|jft|lvd|m38m|m30m"
-                       r"|seer|swag|sa1b|bamboo|ssld_6m|ssld_stage|ogvl|laion|webli")
-ADVERSARIAL = re.compile(r"(^|_)(adv|ens_adv|ap)_in1k")
-CLIP_TAG = re.compile(r"^(openai|laion|clip_|dfn|metaclip|datacomp)")
-
-FAMILIES = [
-    ((r"^(RN|resnet|resnext|wide_resnet|seresnet|seresnext|ecaresnet|resnetrs|resnetv2|skresnet|gcresnet|"
-      r"resnest|res2net|ig_resnext|ssl_resnext|swsl_resnext|legacy_seresnet|inception_resnet)"), "ResNet"),
-    (r"^convnext", "ConvNeXt"),
-    ((r"^(ViT|vit|deit|beit|eva|EVA|coca_ViT|PE-Core|roberta-ViT|xlm-roberta|nllb|flexivit|cait|"
-      r"xcit|vitamin|ViTamin)"), "ViT"),
-    (r"^swin", "Swin"),
-    ((r"^(efficientnet|tf_efficientnet|mobilenet|tf_mobilenet|mnasnet|fbnet|mixnet|tf_mixnet|"
-      r"efficientnetv2|tinynet|lcnet|ghostnet)"), "EfficientNet/MobileNet"),
-    (r"^(regnet|nf_regnet|nfnet|dm_nfnet|nf_resnet)", "RegNet/NFNet"),
-    (r"^(MobileCLIP|mobileclip|fastvit)", "MobileCLIP/FastViT"),
-    ((r"^(densenet|vgg|alexnet|inception|googlenet|dpn|xception|dla|hrnet|cspnet|cs3|darknet|"
-      r"csp|rexnet|repvgg|mobileone|hgnet)"), "other CNN"),
-    (r"^(mixer|gmlp|resmlp)", "MLP"),
-]
-
-
-def family(arch: str) -> str:
-    for pat, fam in FAMILIES:
-        if re.match(pat, arch):
-            return fam
-    return re.match(r"[A-Za-z]+", arch).group(0)
-
-
 def samples_seen(tag: str):
     m = re.search(r"(?:^|_)s(\d+)([mb])(?:_|$)", tag)
     return None if not m else float(m.group(1)) * (1e6 if m.group(2) == "m" else 1e9)
@@ -137,7 +117,7 @@ def clip_rows() -> list[dict]:
         vc = (open_clip.get_model_config(arch) or {}).get("vision_cfg", {})
         res = vc.get("image_size")
         res = res[0] if isinstance(res, (list, tuple)) else res
-        rows.append({"id": f"openclip:{arch}@{tag}", "group": "clip-zeroshot", "family": family(arch),
+        rows.append({"id": f"openclip:{arch}@{tag}", "group": CLIP_ZEROSHOT, "family": family_of(arch),
                      "source": source, "samples": n, "resolution": res, "arch": arch,
                      "pretrained_tag": tag, "samples_seen": samples_seen(tag),
                      "loss": "sigmoid" if "SigLIP" in arch else
@@ -159,24 +139,14 @@ def timm_rows() -> list[dict]:
         cfg = get_pretrained_cfg(name)
         if cfg is None or cfg.num_classes != 1000 or "in1k" not in tag:
             continue
-        is_clip = bool(CLIP_TAG.match(tag)) or ("siglip" in arch and "webli" in tag) or "_clip_" in arch
-        if is_clip and re.search(r"in12k_in1k|in22k_in1k", tag):
-            group = "clip-ft-2stage"
-        elif is_clip and "ft_in1k" in tag:
-            group = "clip-ft-direct"
-        elif is_clip:
-            continue
-        elif ADVERSARIAL.search(tag):
-            group = "other-robust"
-        elif MORE_DATA.search(tag):
-            group = "more-data"
-        else:
-            group = "standard"
+        group = timm_group(name)  # clipsafety.groups: the one set of group rules
+        if group == EXCLUDED or (group == MORE_DATA and is_image_text(arch, tag)):
+            continue  # image-text weights without an ImageNet fine-tune are not classifiers here
         if not group.startswith("clip") and (arch, group) in seen:
             continue  # one classifier per (architecture, group): timm's first listed tag
         seen.add((arch, group))
         source, n = _first(TIMM_SOURCES, tag)
-        rows.append({"id": f"timm:{name}", "group": group, "family": family(arch), "source": source,
+        rows.append({"id": f"timm:{name}", "group": group, "family": family_of(arch), "source": source,
                      "samples": n, "resolution": int(cfg.input_size[-1]), "arch": arch,
                      "pretrained_tag": tag, "samples_seen": None, "loss": "cross-entropy",
                      "library": "timm", "notes": "" if n else "training data size not recorded"})

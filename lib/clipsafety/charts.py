@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import pandas as pd
 
 from clipsafety import plots
-from clipsafety.style import GROUPS, group_label
+from clipsafety.groups import GROUPS, group_label
+from clipsafety.style import group_colour
 
 HIGHLIGHT = "clip-zeroshot"
 
@@ -165,12 +166,12 @@ def strip_by_group(df: pd.DataFrame, value: str = "shape_bias", title: str = "",
     if band is not None:
         lo, mid, hi = band
         b = pd.DataFrame({"lo": [lo], "hi": [hi], "mid": [mid], "what": [band_label]})
-        rect = alt.Chart(b).mark_rect(opacity=0.18, color=GROUPS["human"][1]).encode(
+        rect = alt.Chart(b).mark_rect(opacity=0.18, color=group_colour("human")).encode(
             x="lo:Q", x2="hi:Q", tooltip=[alt.Tooltip("what:N", title=""),
                                           alt.Tooltip("lo:Q", format=".3f"),
                                           alt.Tooltip("mid:Q", format=".3f", title="mean"),
                                           alt.Tooltip("hi:Q", format=".3f")])
-        rule = alt.Chart(b).mark_rule(color=GROUPS["human"][1], strokeDash=[4, 3]).encode(x="mid:Q")
+        rule = alt.Chart(b).mark_rule(color=group_colour("human"), strokeDash=[4, 3]).encode(x="mid:Q")
         layers = [rect, rule, pts]
     return alt.layer(*layers).properties(title=title, width=480)
 

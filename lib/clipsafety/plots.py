@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from clipsafety.style import GROUPS, group_colour_scale, group_label, group_shape_scale
+from clipsafety.groups import group_label
+from clipsafety.style import group_colour, group_colour_scale, group_shape_scale
 
 VL_VERSION = "6.4"  # the Vega-Lite version of the bundle; must match altair's schema major
 
@@ -77,7 +78,7 @@ def scatter_by_group(df, x: str, y: str, tooltip: list[str], x_title=None, y_tit
 
 
 def trend_band(grid_df, x: str = "x", lo: str = "lo", mid: str = "mid", hi: str = "hi",
-               colour: str = GROUPS["standard"][1]):
+               colour: str = group_colour("standard")):
     """A fitted trend line with its bootstrap band, from a table with x, lo, mid, hi columns."""
     import altair as alt
 

@@ -11,19 +11,18 @@ Three sources, read through :mod:`clipsafety.external` (pinned commit, checked s
 - imagenet-testbed's ``robustness_top1s.csv``: ~340 models on ImageNet, V2, Sketch, R, A,
   ObjectNet (percent).
 
-Every accuracy returned here is a fraction in [0, 1]. Groups follow :mod:`clipsafety.style`
-and are assigned by the explicit, documented rules of :func:`timm_group` and
-:func:`testbed_group`.
+Every accuracy returned here is a fraction in [0, 1]. Groups are assigned by the rules of
+:mod:`clipsafety.groups` (:func:`~clipsafety.groups.timm_group`,
+:func:`~clipsafety.groups.testbed_group`), the same rules that build the model catalog.
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
 
 from clipsafety import external
+from clipsafety.groups import CLIP_ZEROSHOT, testbed_group, timm_group
 
 TIMM = "huggingface/pytorch-image-models/results/results-{}.csv"
 TIMM_FILES = {
@@ -60,84 +59,6 @@ SHIFTS = {
     "a": "ImageNet-A (200 classes)",
     "objectnet": "ObjectNet (113 overlapping classes)",
 }
-
-# -------------------------------------------------------------------------------------------
-# group rules
-
-_CLIP_TAG = re.compile(r"(^|_)(clip|openai|laion\w*|dfn\w*|metaclip\w*|datacomp\w*|webli|siglip)")
-_MORE_DATA_TAG = re.compile(
-    r"in22k|in21k|in12k|ig1b|\big\b|(^|_)ig(_|$)|jft|m38m|m30m|swsl|(^|_)ssl(_|$)|(^|_)sw(_|$)"
-    r"|seer|lvd|swag|yfcc|merged2b|laion|(^|_)wsl|in22ft1k|21k|12k|ns(_|$)|(^|_)ns_|semi|"
-    r"(^|_)fb_ssl|(^|_)fb_swsl|mim|dino|mae|fcmae|bt_in1k|laion2b|ssld|cvnets"
-)
-
-
-def timm_group(model: str) -> str:
-    """Group of a timm weight ``arch.tag`` from its pretrained tag.
-
-    Rules, in order:
-    1. the architecture or tag names image-text pretraining (clip, openai, laion*, dfn*,
-       metaclip*, datacomp*, webli, siglip) and the tag ends in ``ft_in1k``: ``clip-ft-2stage``
-       when the tag contains ``in12k`` (fine-tuned on ImageNet-12k, then 1k), else
-       ``clip-ft-direct``; other image-text tags: ``more-data``;
-    2. the tag names extra data or self-supervised pretraining (in22k, in21k, in12k, ig1b,
-       jft, m38m, swsl, ssl, sw, seer, lvd, swag, yfcc, mim, mae, fcmae, dino, ssld, ...):
-       ``more-data``;
-    3. timm's tiny ``test_*`` networks: ``excluded``;
-    4. otherwise (ImageNet-1k only: in1k, tv_in1k, a1_in1k, ra2_in1k, ...): ``standard``.
-    Distillation from a teacher trained on more data counts as standard here (say so where
-    it matters).
-    """
-    arch, _, tag = model.partition(".")
-    if arch.startswith("test_"):
-        return "excluded"  # timm's tiny test networks
-    if _CLIP_TAG.search(tag) or "siglip" in arch or "_clip_" in arch:
-        if "ft_in12k" in tag and "in1k" in tag:
-            return "clip-ft-2stage"
-        if "ft_in1k" in tag:
-            return "clip-ft-direct"
-        return "more-data"
-    if _MORE_DATA_TAG.search(tag):
-        return "more-data"
-    return "standard"
-
-
-_TESTBED_ZEROSHOT = re.compile(r"_clip_zeroshot$")
-_TESTBED_MORE_DATA = re.compile(
-    r"^instagram-|^FixResNeXt101_32x48d|^BiT-M-.*-ILSVRC2012$|^vit_|noisystudent|_swsl$|_ssl$|"
-    r"jft-300M|tencent-ml-images|imagenet11k|imagenet21k"
-)
-_TESTBED_ROBUST = re.compile(
-    r"adv|eps|robust|smoothing|denoise|augmix|deepaugment|SIN|cutmix|mixup|cutout|_lpf\d|"
-    r"_aws$|rotation|greyscale"
-)
-_TESTBED_EXCLUDED = re.compile(
-    r"subsample|_epochs$|identity32|lstsq|linear_probe|nonfinetuned|vtab|swav|simsiam|"
-    r"simclr|random_forests|one_nn|FixResNet50_no_adaptation|resnet18_100k"
-)
-
-
-def testbed_group(model: str) -> str:
-    """Group of an imagenet-testbed model name (the testbed CSV carries no metadata).
-
-    ``clip-zeroshot`` for ``*_clip_zeroshot``; ``more-data`` for Instagram, BiT-M (21k),
-    ViT (21k), Noisy Student (JFT), SWSL/SSL, JFT-300M, Tencent ML-Images, ImageNet-11k/21k
-    models; ``other-robust`` for adversarial training, randomized smoothing, data
-    augmentation interventions (AugMix, DeepAugment, Stylized-ImageNet, CutMix, Mixup,
-    Cutout, corruption-trained ``*_aws``, rotation), anti-aliasing (lpf); ``excluded`` for
-    training-curve checkpoints, subsampled ImageNet, linear probes of self-supervised
-    models and non-neural baselines; ``standard`` otherwise.
-    """
-    if _TESTBED_ZEROSHOT.search(model):
-        return "clip-zeroshot"
-    if _TESTBED_EXCLUDED.search(model):
-        return "excluded"
-    if _TESTBED_MORE_DATA.search(model):
-        return "more-data"
-    if _TESTBED_ROBUST.search(model):
-        return "other-robust"
-    return "standard"
-
 
 # -------------------------------------------------------------------------------------------
 # readers
@@ -185,7 +106,7 @@ def openclip_results() -> pd.DataFrame:
         "arch": df["name"],
         "tag": df["pretrained"],
         "params": pd.to_numeric(df["params (M)"], errors="coerce"),
-        "group": "clip-zeroshot",
+        "group": CLIP_ZEROSHOT,
     })
     for col, short in OPENCLIP_COLUMNS.items():
         out[short] = pd.to_numeric(df[col], errors="coerce")

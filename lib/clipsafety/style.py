@@ -1,23 +1,31 @@
-"""Model groups, their colours and markers: defined once, used by every chapter.
+"""Colours and markers: defined once, used by every chart.
 
-Group ids are the values of the ``group`` column of every catalog
-(``data/catalog/models.csv``, ``data/zoo/catalog.csv``) and of every tidy table.
+Group ids and labels live in :mod:`clipsafety.groups`; this module only says how each group
+and each training source is drawn.
 """
 
 from __future__ import annotations
 
-#: group id -> (label shown in charts, colour, default marker)
-GROUPS: dict[str, tuple[str, str, str]] = {
-    "clip-zeroshot": ("zero-shot CLIP", "#d62728", "circle"),
-    "clip-ft-direct": ("CLIP fine-tuned (1k)", "#ff7f0e", "triangle-up"),
-    "clip-ft-2stage": ("CLIP fine-tuned (12k→1k)", "#8c564b", "triangle-down"),
-    "standard": ("standard ImageNet", "#1f77b4", "square"),
-    "more-data": ("more training data", "#2ca02c", "diamond"),
-    "other-robust": ("other robustness interventions", "#9467bd", "cross"),
-    "human": ("human observers", "#7f7f7f", "stroke"),
-}
+from clipsafety.groups import GROUP_ORDER, group_label
 
-GROUP_ORDER = list(GROUPS)
+#: group id -> (colour, default marker)
+GROUP_STYLE: dict[str, tuple[str, str]] = {
+    "clip-zeroshot": ("#d62728", "circle"),
+    "clip-ft-direct": ("#ff7f0e", "triangle-up"),
+    "clip-ft-2stage": ("#8c564b", "triangle-down"),
+    "standard": ("#1f77b4", "square"),
+    "more-data": ("#2ca02c", "diamond"),
+    "other-robust": ("#9467bd", "cross"),
+    "human": ("#7f7f7f", "stroke"),
+}
+#: colour of a group without a style of its own
+OTHER_COLOUR = "#bcbd22"
+
+
+def group_colour(group: str) -> str:
+    """Colour of a group id."""
+    return GROUP_STYLE.get(group, (OTHER_COLOUR, "circle"))[0]
+
 
 #: training source -> marker, for zero-shot CLIP (marker = source, size = samples seen)
 SOURCE_MARKERS: dict[str, str] = {
@@ -39,17 +47,12 @@ SOURCE_MARKERS: dict[str, str] = {
 }
 
 
-def group_label(group: str) -> str:
-    """Chart label of a group id (unknown ids are shown as they are)."""
-    return GROUPS.get(group, (group, "#bcbd22", "circle"))[0]
-
-
 def group_colour_scale(groups=None):
     """An ``altair.Scale`` mapping group labels to the shared colours, in the shared order."""
     import altair as alt
 
     ids = [g for g in GROUP_ORDER if groups is None or g in set(groups)]
-    return alt.Scale(domain=[GROUPS[g][0] for g in ids], range=[GROUPS[g][1] for g in ids])
+    return alt.Scale(domain=[group_label(g) for g in ids], range=[GROUP_STYLE[g][0] for g in ids])
 
 
 def group_shape_scale(groups=None):
@@ -57,7 +60,7 @@ def group_shape_scale(groups=None):
     import altair as alt
 
     ids = [g for g in GROUP_ORDER if groups is None or g in set(groups)]
-    return alt.Scale(domain=[GROUPS[g][0] for g in ids], range=[GROUPS[g][2] for g in ids])
+    return alt.Scale(domain=[group_label(g) for g in ids], range=[GROUP_STYLE[g][1] for g in ids])
 
 
 def source_shape_scale(sources):
