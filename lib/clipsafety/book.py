@@ -34,7 +34,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from clipsafety.files import REPO_ROOT as ROOT
+from clipsafety.files import atomic_write_text
+
 ANALYSES = ROOT / "analyses"
 BOOK = ROOT / "book"
 CHAPTERS = BOOK / "chapters"
@@ -313,7 +315,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
         _hide_code(dst)
         os.replace(dst, out_nb)
     seconds = time.time() - t0
-    _state_path(chapter.name).write_text(json.dumps({
+    atomic_write_text(_state_path(chapter.name), json.dumps({
         "key": key, "params": params, "seconds": seconds,
         "executed_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "defaults": {k: v["default"] for k, v in chapter.parameters().items()},

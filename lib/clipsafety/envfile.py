@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from clipsafety.files import REPO_ROOT as ROOT
+
 HEADER = [
     "# conda environment for clipsafety: the same pins as requirements.lock (make book / make test).",
     "# Regenerate with: python -m clipsafety.envfile  (a test checks the two agree)",

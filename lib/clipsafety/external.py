@@ -21,11 +21,12 @@ import csv
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from clipsafety.files import atomic_write
 
 REGISTRY = Path(__file__).with_name("external_registry.tsv")
 URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
@@ -121,26 +122,20 @@ def fetch(key: str, timeout: float = 20.0) -> Path:
     cached = cache_dir() / f.repo / f.commit / f.path
     if cached.is_file():
         return _verified(cached, f)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(f.url, timeout=timeout) as resp, tempfile.NamedTemporaryFile(
-            dir=cached.parent, delete=False
-        ) as tmp:
-            shutil.copyfileobj(resp, tmp)
-        tmp_path = Path(tmp.name)
-    except Exception as exc:  # network down, DNS failure, HTTP error
-        where = f"mirror {mirror}" if mirror else "no mirror (set CLIPSAFETY_MIRROR)"
-        raise ExternalUnavailable(
-            f"{f.key} is not available: {where}, and downloading {f.url} failed ({exc}). "
-            "Point CLIPSAFETY_MIRROR at a folder laid out as <owner>/<repo>/<path>, or connect."
-        ) from exc
-    try:
-        _verified(tmp_path, f)
-    except ChecksumMismatch:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    os.replace(tmp_path, cached)
-    return cached
+
+    def download(tmp: Path) -> None:
+        try:
+            with urllib.request.urlopen(f.url, timeout=timeout) as resp, open(tmp, "xb") as out:
+                shutil.copyfileobj(resp, out)
+        except Exception as exc:  # network down, DNS failure, HTTP error
+            where = f"mirror {mirror}" if mirror else "no mirror (set CLIPSAFETY_MIRROR)"
+            raise ExternalUnavailable(
+                f"{f.key} is not available: {where}, and downloading {f.url} failed ({exc}). "
+                "Point CLIPSAFETY_MIRROR at a folder laid out as <owner>/<repo>/<path>, or connect."
+            ) from exc
+        _verified(tmp, f)  # a mismatch raises; atomic_write removes the download
+
+    return atomic_write(cached, download)
 
 
 def available(key: str) -> bool:

@@ -171,13 +171,11 @@ class _Data:
             self.cache[name + "#tok"] = WordTokenizer(16)(ds.captions())
             print(f"   rendered {name}: {len(imgs)} images in {time.time() - t:.1f}s", flush=True)
             if self.disk:
-                import os
+                from clipsafety.files import atomic_write
 
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-                np.savez(tmp, images=imgs, targets=y, subtype=sub,
-                         tokens=self.cache[name + "#tok"].numpy().astype(np.int16))
-                os.replace(tmp, path)  # atomic: a parallel worker never reads a partial file
+                tokens = self.cache[name + "#tok"].numpy().astype(np.int16)
+                atomic_write(path, lambda tmp: np.savez(tmp, images=imgs, targets=y, subtype=sub,
+                                                        tokens=tokens), suffix=".npz")
         return self.cache[name]
 
     def tokens(self, name: str):
