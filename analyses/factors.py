@@ -50,20 +50,22 @@ published = ["imagenet_testbed", "modelvshuman"]  # published ImageNet-X collect
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, plots, tables
+from clipsafety import charts, claims, evidence, plots, summaries
 from clipsafety.external import ExternalUnavailable
-from clipsafety.style import group_label
+from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.studies import factors as study
 from IPython.display import Markdown, display
 
 plots.setup()
-factor_list = tables.resolve_factors(factors)
-model_ids = tables.resolve_models(models)
-real = tables.is_real_path(model_ids)
-live_source = claims.SOURCES[2] if real else claims.SOURCES[0]
-dataset_id = dataset or ("imagenet:val" if real else "synth:id-test")
-verdicts = []  # one row per (claim, evidence source)
+factor_list = study.resolve_factors(factors)
+run = evidence.chapter_run("factors", models, zoo_dataset="synth:id-test",
+                           real_dataset="imagenet:val", dataset=dataset, data_root=data_root,
+                           store=store, device=device, batch_size=batch_size,
+                           templates=templates, needs="ImageNet val")
+live_source = run.live_source
+verdicts = run.not_run_rows(study.CLAIMS)  # one row per (claim, evidence source)
 display(Markdown(
-    f"This run: **{len(model_ids)} models** ({'real' if real else 'zoo'}) on `{dataset_id}`, "
+    f"This run: **{len(run.models)} models** ({run.kind}) on `{run.dataset}`, "
     f"{len(factor_list)} factors ({', '.join(factor_list)}), ImageNet-X `{which}` annotations, "
     f"{scale} scale, baseline group *{group_label(baseline_group)}*, {n_boot} bootstrap resamples."))
 
@@ -77,21 +79,15 @@ display(Markdown(
 # ImageNet-X's own annotations.
 
 # %%
-live_ok = not (real and not data_root)
+live_ok = run.live_ok
 if live_ok:
-    records = tables.collect(model_ids, dataset_id, data_root=data_root, store=store,
-                             device=device, batch_size=batch_size, templates=templates)
-    live = tables.with_effective_robustness(
-        tables.factor_long(records, factor_list, which=which), baseline_group, scale)
-    live_grid = tables.trend_grid(live, baseline_group, scale, n_boot=n_boot, seed=seed)
+    live = study.with_effective_robustness(
+        study.factor_long(run.collect(), factor_list, which=which), baseline_group, scale)
+    live_grid = study.trend_grid(live, baseline_group, scale, n_boot=n_boot, seed=seed)
     display(live.drop_duplicates("model").groupby("group").size().rename("models")
             .to_frame().rename(index=group_label))
 else:
-    display(Markdown(
-        "Real models were named but no `data_root` was given, so this section is skipped. "
-        "To run it: `make chapter NAME=factors PARAMS='-p models [\"openclip:ViT-B-32@openai\","
-        "\"timm:resnet50.a1_in1k\"] -p data_root /data'` with ImageNet val under "
-        "`/data/imagenet/val`."))
+    display(Markdown(run.skipped_note("ImageNet val under `/data/imagenet/val`")))
 
 # %% [markdown]
 # Factor accuracy against overall accuracy, one panel per factor. The blue line and band are
@@ -108,7 +104,7 @@ if live_ok:
 
 # %%
 if live_ok:
-    live_summary = tables.group_summary(live.dropna(subset=["eff_rob"]), "eff_rob",
+    live_summary = summaries.group_summary(live.dropna(subset=["eff_rob"]), "eff_rob",
                                         n_boot=n_boot, seed=seed)
     display(charts.effective_robustness_by_group(
         live_summary, title=f"effective robustness by group ({live_source})"))
@@ -119,10 +115,10 @@ if live_ok:
 
 # %%
 if live_ok:
-    verdicts += claims.assess_factor_claims(live, live_source, n_boot=n_boot, seed=seed)
-    lead = tables.factor_leaders(live_summary) if len(live_summary) else pd.DataFrame()
+    verdicts += study.assess_factor_claims(live, live_source, n_boot=n_boot, seed=seed)
+    lead = study.factor_leaders(live_summary) if len(live_summary) else pd.DataFrame()
     if len(lead):
-        pose = live_summary[(live_summary.factor == "pose") & (live_summary.group == "clip-zeroshot")]
+        pose = live_summary[(live_summary.factor == "pose") & (live_summary.group == CLIP_ZEROSHOT)]
         pose_txt = (f"On pose, zero-shot CLIP's mean effective robustness is "
                     f"{pose['mean'].iloc[0] * 100:+.2f} points [{pose['lo'].iloc[0] * 100:+.2f}, "
                     f"{pose['hi'].iloc[0] * 100:+.2f}]." if len(pose) else "")
@@ -136,19 +132,6 @@ if live_ok:
         display(Markdown(f"**Finding ({live_source}).** Effective robustness needs at least two "
                          f"*{group_label(baseline_group)}* models and one zero-shot CLIP model; "
                          "this run has too few, so only the tables above are shown."))
-else:
-    verdicts += [claims.not_testable(c, live_source, "no data_root given")
-                 for c in claims.FACTOR_CLAIMS.values()]
-
-# %%
-if live_ok and not real:
-    verdicts += [claims.not_testable(c, claims.SOURCES[2], "no real models and data in this run "
-                                     "(see the command in section 3)")
-                 for c in claims.FACTOR_CLAIMS.values()]
-elif real:
-    verdicts += [claims.not_testable(c, claims.SOURCES[0], "this run uses real models; run with "
-                                     "the default models='zoo' for the synthetic world")
-                 for c in claims.FACTOR_CLAIMS.values()]
 
 # %% [markdown]
 # ## 2. Published evidence: ImageNet-X's per-factor tables
@@ -156,7 +139,7 @@ elif real:
 # ImageNet-X publishes per-factor accuracies for the imagenet-testbed models and the
 # model-vs-human models, among them zero-shot CLIP models (OpenAI's ResNet-50 and
 # ViT-B/32, trained on WIT). Groups are assigned by explicit rules
-# (`clipsafety.tables.published_group`): the CLIP models by name, then ImageNet-X's own
+# (`clipsafety.groups.imagenetx_group`): the CLIP models by name, then ImageNet-X's own
 # model types (standard, more data, robustness interventions), self-supervised and
 # low-accuracy models excluded. The same effective-robustness analysis runs on these real
 # numbers.
@@ -165,8 +148,8 @@ elif real:
 pub = {}
 for coll in published:
     try:
-        pub[coll] = tables.with_effective_robustness(
-            tables.published_factor_table(coll, which=which, factors=factor_list),
+        pub[coll] = study.with_effective_robustness(
+            study.published_factor_table(coll, which=which, factors=factor_list),
             baseline_group, scale)
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, f"The published panel for {coll}"))
@@ -178,33 +161,33 @@ if pub:
 # %%
 if "imagenet_testbed" in pub:
     tb = pub["imagenet_testbed"]
-    display(charts.factor_trends(tb, tables.trend_grid(tb, baseline_group, scale, n_boot=n_boot,
-                                                       seed=seed), factor_list))
+    display(charts.factor_trends(tb, study.trend_grid(tb, baseline_group, scale, n_boot=n_boot,
+                                                      seed=seed), factor_list))
 
 # %%
 pub_summaries = {}
 for coll, er in pub.items():
-    pub_summaries[coll] = tables.group_summary(er, "eff_rob", n_boot=n_boot, seed=seed)
+    pub_summaries[coll] = summaries.group_summary(er, "eff_rob", n_boot=n_boot, seed=seed)
     display(charts.effective_robustness_by_group(
         pub_summaries[coll], title=f"effective robustness by group: "
-                                   f"{tables.PUBLISHED_COLLECTIONS[coll]}"))
+                                   f"{study.PUBLISHED_COLLECTIONS[coll]}"))
 
 # %%
 for coll, er in pub.items():
     src = f"{claims.SOURCES[1]} ({coll})"
-    verdicts += claims.assess_factor_claims(er, src, n_boot=n_boot, seed=seed)
-    lead = tables.factor_leaders(pub_summaries[coll])
-    cmp = tables.compare_to_groups(er, "eff_rob", n_boot=n_boot, seed=seed)
+    verdicts += study.assess_factor_claims(er, src, n_boot=n_boot, seed=seed)
+    lead = study.factor_leaders(pub_summaries[coll])
+    cmp = summaries.compare_to_groups(er, "eff_rob", n_boot=n_boot, seed=seed)
     std = cmp[cmp.group == baseline_group].set_index("factor")
     parts = [f"{f} {std.loc[f, 'diff'] * 100:+.1f} [{std.loc[f, 'lo'] * 100:+.1f}, "
              f"{std.loc[f, 'hi'] * 100:+.1f}]" for f in factor_list if f in std.index]
     display(Markdown(
-        f"**Finding ({tables.PUBLISHED_COLLECTIONS[coll]}).** The "
-        f"{er.loc[er.group == 'clip-zeroshot', 'model'].nunique()} zero-shot CLIP models lead "
+        f"**Finding ({study.PUBLISHED_COLLECTIONS[coll]}).** The "
+        f"{er.loc[er.group == CLIP_ZEROSHOT, 'model'].nunique()} zero-shot CLIP models lead "
         f"every other group on {int(lead.target_leads.sum())} of {len(lead)} factors and trail "
         f"every group on {', '.join(lead.loc[lead.target_last, 'factor']) or 'none'}. CLIP minus "
         f"standard models, points [95% interval]: {'; '.join(parts)}. With only "
-        f"{er.loc[er.group == 'clip-zeroshot', 'model'].nunique()} CLIP models the intervals "
+        f"{er.loc[er.group == CLIP_ZEROSHOT, 'model'].nunique()} CLIP models the intervals "
         "reflect the spread of the comparison groups more than that of CLIP."))
 
 # %% [markdown]
@@ -215,25 +198,18 @@ for coll, er in pub.items():
 # layout); the factor annotations are ImageNet-X's own, read from the `imagenet-x` package.
 
 # %%
-if real and live_ok:
-    display(Markdown(f"This run used real models on `{dataset_id}` under `{data_root}` "
-                     "(section 1)."))
-else:
-    display(Markdown(tables.real_path_note("factors", "ImageNet val")))
+display(Markdown(run.real_section()))
 
 # %% [markdown]
 # ## The paper's claims, per evidence source
 #
-# Rules (`clipsafety.claims`): *6 of 10* is reproduced when zero-shot CLIP's mean effective
+# Rules (`clipsafety.studies.factors`): *6 of 10* is reproduced when zero-shot CLIP's mean effective
 # robustness is above every other group's on at least 6 of the 10 factors; *pose* when the
 # bootstrap interval of CLIP minus all other models on pose lies below zero; *training
 # source* when two CLIP training sources with at least two models each differ on at least
 # one factor (interval excluding zero).
 
 # %%
-claims_tab = claims.claims_table(verdicts)
-display(claims.claims_matrix(claims_tab))
-display(Markdown(claims.claims_sentences(claims_tab)))
-
-# %%
-display(Markdown(claims.disagreement_note(claims_tab)))
+claims_tab, ending = evidence.chapter_ending(verdicts)
+for obj in ending:
+    display(obj)

@@ -41,20 +41,22 @@ n_boot = 1000  # bootstrap resamples for intervals
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, metrics, plots, tables
+from clipsafety import charts, claims, evidence, metrics, plots, summaries
 from clipsafety.external import ExternalUnavailable
-from clipsafety.style import group_label
+from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.studies import shape_bias as study
 from IPython.display import Markdown, display
 
 plots.setup()
-model_ids = tables.resolve_models(models)
-real = tables.is_real_path(model_ids)
-live_source = claims.SOURCES[2] if real else claims.SOURCES[0]
-cue_id = dataset or ("cue-conflict" if real else "synth:cue-conflict")
+run = evidence.chapter_run("shape_bias", models, zoo_dataset="synth:cue-conflict",
+                           real_dataset="cue-conflict", dataset=dataset, data_root=data_root,
+                           store=store, device=device, batch_size=batch_size,
+                           templates=templates, needs="the cue-conflict stimuli")
+live_source, real, cue_id = run.live_source, run.real, run.dataset
 acc_id = id_dataset or ("" if real else "synth:id-test")
-verdicts = []
+verdicts = run.not_run_rows(study.CLAIMS)  # one row per (claim, evidence source)
 display(Markdown(
-    f"This run: **{len(model_ids)} models** ({'real' if real else 'zoo'}) on `{cue_id}`"
+    f"This run: **{len(run.models)} models** ({run.kind}) on `{cue_id}`"
     + (f", ID accuracy on `{acc_id}`" if acc_id else "") + f", {n_boot} bootstrap resamples."))
 
 # %% [markdown]
@@ -67,8 +69,8 @@ display(Markdown(
 
 # %%
 try:
-    observers = tables.shape_bias_by_observer(tables.published_shape_decisions())
-    band = tables.human_band(observers)
+    observers = study.shape_bias_by_observer(study.published_shape_decisions())
+    band = study.human_band(observers)
     have_pub = True
 except ExternalUnavailable as exc:
     have_pub, band = False, None
@@ -85,8 +87,8 @@ if have_pub:
         f"the {len(cnn)} ImageNet CNNs span {cnn.shape_bias.min():.3f} "
         f"({cnn.loc[cnn.shape_bias.idxmin(), 'observer']}) to {cnn.shape_bias.max():.3f} "
         f"({cnn.loc[cnn.shape_bias.idxmax(), 'observer']})."))
-    verdicts += claims.assess_shape_claims(observers.rename(columns={"observer": "model"}),
-                                           claims.SOURCES[1], n_boot=n_boot, seed=seed)
+    verdicts += study.assess_shape_claims(observers.rename(columns={"observer": "model"}),
+                                          claims.SOURCES[1], n_boot=n_boot, seed=seed)
 
 # %% [markdown]
 # ## 2. Live evidence: the models of this run
@@ -97,34 +99,26 @@ if have_pub:
 # real cue-conflict stimuli, 1000 -> 16 mapping, and for CLIP a direct 16-way head as well.
 
 # %%
-live_ok = not (real and not data_root)
+live_ok = run.live_ok
 if live_ok:
-    records = tables.collect(model_ids, cue_id, data_root=data_root, store=store, device=device,
-                             batch_size=batch_size, templates=templates)
-    shape = tables.shape_table(records)
+    shape = study.shape_table(run.collect())
     if acc_id:
-        id_recs = tables.collect(model_ids, acc_id, data_root=data_root, store=store,
-                                 device=device, batch_size=batch_size, templates=templates)
+        id_recs = run.collect(acc_id)
         shape["id_acc"] = shape["model"].map(
             {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in id_recs.items()})
     display(shape.drop(columns=[c for c in ("meta_from",) if c in shape]).round(3))
 else:
-    display(Markdown(
-        "Real models were named but no `data_root` was given, so this section is skipped. "
-        "To run it: `make chapter NAME=shape_bias PARAMS='-p models [\"openclip:ViT-B-32@openai\","
-        "\"timm:resnet50.a1_in1k\"] -p data_root /data'` with the stimuli under "
-        "`/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`."))
+    display(Markdown(run.skipped_note(
+        "the stimuli under `/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`")))
 
 # %% [markdown]
 # A second reading for zero-shot CLIP on the real stimuli: a head over the 16 cue-conflict
 # class names instead of the 1000 ImageNet names and the mapping.
 
 # %%
-if live_ok and real and (shape.group == "clip-zeroshot").any():
-    clip_ids = list(shape.loc[shape.group == "clip-zeroshot", "model"])
-    direct = tables.shape_table(tables.collect(
-        clip_ids, cue_id, data_root=data_root, store=store, device=device,
-        batch_size=batch_size, templates=templates, classnames="cue-conflict-16"))
+if live_ok and real and (shape.group == CLIP_ZEROSHOT).any():
+    clip_ids = list(shape.loc[shape.group == CLIP_ZEROSHOT, "model"])
+    direct = study.shape_table(run.collect(models=clip_ids, classnames="cue-conflict-16"))
     both = shape[shape.model.isin(clip_ids)][["model", "shape_bias", "reading"]].merge(
         direct[["model", "shape_bias", "reading"]], on="model", suffixes=("", "_direct"))
     display(both.round(3))
@@ -145,11 +139,11 @@ if live_ok and "id_acc" in shape:
 # zero-shot parent (the zoo catalog's `parent` column) to the fine-tuned model.
 
 # %%
-pairs = claims.paired_changes(shape) if live_ok else pd.DataFrame()
+pairs = summaries.paired_changes(shape) if live_ok else pd.DataFrame()
 if len(pairs):
     display(charts.paired_change(pairs, title="fine-tuning and shape bias"))
-    d_mean, d_lo, d_hi = tables.bootstrap_mean(pairs["after"] - pairs["before"], n_boot=n_boot,
-                                               seed=seed)
+    d_mean, d_lo, d_hi = summaries.bootstrap_mean(pairs["after"] - pairs["before"],
+                                                  n_boot=n_boot, seed=seed)
     display(Markdown(
         f"Over {len(pairs)} fine-tuned models, fine-tuning changes shape bias by "
         f"{d_mean:+.3f} on average (95% interval [{d_lo:+.3f}, {d_hi:+.3f}]); "
@@ -160,18 +154,11 @@ elif live_ok:
 
 # %%
 if live_ok:
-    summary = tables.group_summary(shape.assign(all="all"), "shape_bias", by=["all"],
-                                   n_boot=n_boot, seed=seed).drop(columns="all")
+    summary = summaries.group_summary(shape.assign(all="all"), "shape_bias", by=["all"],
+                                      n_boot=n_boot, seed=seed).drop(columns="all")
     summary["group"] = summary["group"].map(group_label)
     display(summary.round(3))
-    verdicts += claims.assess_shape_claims(shape, live_source, n_boot=n_boot, seed=seed)
-else:
-    verdicts += [claims.not_testable(c, live_source, "no data_root given")
-                 for c in claims.SHAPE_CLAIMS.values()]
-other = claims.SOURCES[0] if real else claims.SOURCES[2]
-verdicts += [claims.not_testable(c, other, "not run here: " + (
-    "this run uses real models; run with the default models='zoo'" if real else
-    "no real models and data (see the command in section 3)")) for c in claims.SHAPE_CLAIMS.values()]
+    verdicts += study.assess_shape_claims(shape, live_source, n_boot=n_boot, seed=seed)
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -181,24 +168,18 @@ verdicts += [claims.not_testable(c, other, "not run here: " + (
 # as in texture-vs-shape's `stimuli/style-transfer-preprocessed-512`).
 
 # %%
-if real and live_ok:
-    display(Markdown(f"This run used real models on `{cue_id}` under `{data_root}` (section 2)."))
-else:
-    display(Markdown(tables.real_path_note("shape_bias", "the cue-conflict stimuli")))
+display(Markdown(run.real_section()))
 
 # %% [markdown]
 # ## The paper's claims, per evidence source
 #
-# Rules (`clipsafety.claims`): *CLIP more shape-biased* is reproduced when the bootstrap
+# Rules (`clipsafety.studies.shape_bias`): *CLIP more shape-biased* is reproduced when the bootstrap
 # interval of mean shape bias, zero-shot CLIP minus ImageNet models (standard and more
 # data), lies above zero; *fine-tuning reduces it* when the interval of the mean paired change
 # (fine-tuned minus its zero-shot parent; unpaired group means when parents are unknown) lies
 # below zero.
 
 # %%
-claims_tab = claims.claims_table(verdicts)
-display(claims.claims_matrix(claims_tab))
-display(Markdown(claims.claims_sentences(claims_tab)))
-
-# %%
-display(Markdown(claims.disagreement_note(claims_tab)))
+claims_tab, ending = evidence.chapter_ending(verdicts)
+for obj in ending:
+    display(obj)

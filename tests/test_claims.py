@@ -1,9 +1,12 @@
-"""claims.py: verdict rules on hand-constructed evidence."""
+"""claims.py (verdict machinery) and the studies' claim rules, on hand-constructed evidence."""
 
 import math
 
 import pytest
 from clipsafety import claims as C
+from clipsafety import summaries
+from clipsafety.studies import factors as FS
+from clipsafety.studies import shape_bias as SS
 
 CLAIM = C.Claim("clip-shape", "zero-shot CLIP is more shape-biased than ImageNet models")
 SRC = C.SOURCES[0]
@@ -36,7 +39,7 @@ def test_bad_direction_and_verdict_raise():
     with pytest.raises(ValueError, match="direction"):
         C.verdict_from_interval(CLAIM, SRC, 0.1, 0.0, 0.2, direction="up")
     with pytest.raises(ValueError, match="verdict"):
-        C._row(CLAIM, SRC, "maybe", "", "")
+        C.judgement(CLAIM, SRC, "maybe", "", "")
 
 
 def test_count_verdicts():
@@ -94,7 +97,7 @@ FACTORS10 = ["pose", "background", "pattern", "color", "smaller", "shape", "part
 
 def test_factor_claims_reproduced_on_constructed_pattern():
     shifts = {f: (0.02 if k < 7 else -0.02) for k, f in enumerate(FACTORS10)}  # leads on 6 + pose below
-    rows = C.assess_factor_claims(_er_table(shifts, source_gap=0.02), "s", n_boot=200)
+    rows = FS.assess_factor_claims(_er_table(shifts, source_gap=0.02), "s", n_boot=200)
     by = {r["claim_id"]: r for r in rows}
     assert by["factors-majority"]["verdict"] == C.REPRODUCED
     assert "6 of 10" in by["factors-majority"]["detail"]
@@ -104,16 +107,16 @@ def test_factor_claims_reproduced_on_constructed_pattern():
 
 def test_factor_claims_not_reproduced_and_not_testable():
     shifts = {f: (0.02 if k < 4 else -0.02) for k, f in enumerate(FACTORS10)}  # leads on 3, plus pose
-    rows = C.assess_factor_claims(_er_table(shifts, pose_shift=0.03, n=12), "s", n_boot=400)
+    rows = FS.assess_factor_claims(_er_table(shifts, pose_shift=0.03, n=12), "s", n_boot=400)
     by = {r["claim_id"]: r for r in rows}
     assert by["factors-majority"]["verdict"] == C.NOT_REPRODUCED and "4 of 10" in by["factors-majority"]["detail"]
     assert by["factors-pose"]["verdict"] == C.NOT_REPRODUCED
     assert by["factors-source"]["verdict"] == C.NOT_REPRODUCED  # no gap between the sources
     one_source = _er_table(shifts, sources=("WIT", "WIT"))
-    assert {r["claim_id"]: r for r in C.assess_factor_claims(one_source, "s", n_boot=50)}[
+    assert {r["claim_id"]: r for r in FS.assess_factor_claims(one_source, "s", n_boot=50)}[
         "factors-source"]["verdict"] == C.NOT_TESTABLE
     no_clip = _er_table(shifts).query("group != 'clip-zeroshot'")
-    assert all(r["verdict"] == C.NOT_TESTABLE for r in C.assess_factor_claims(no_clip, "s"))
+    assert all(r["verdict"] == C.NOT_TESTABLE for r in FS.assess_factor_claims(no_clip, "s"))
 
 
 def test_shape_claims_paired_and_group_rules():
@@ -123,15 +126,15 @@ def test_shape_claims_paired_and_group_rules():
         "parent": [None, None, None, "c1", "c2", "zoo:c3", None, None, None],
         "shape_bias": [0.60, 0.65, 0.70, 0.50, 0.52, 0.61, 0.20, 0.25, 0.30],
     })
-    pairs = C.paired_changes(df)
+    pairs = summaries.paired_changes(df)
     assert list(pairs["model_before"]) == ["zoo:c1", "zoo:c2", "zoo:c3"]
     np.testing.assert_allclose(pairs["after"] - pairs["before"], [-0.10, -0.13, -0.09])
-    by = {r["claim_id"]: r for r in C.assess_shape_claims(df, "s", n_boot=200)}
+    by = {r["claim_id"]: r for r in SS.assess_shape_claims(df, "s", n_boot=200)}
     assert by["shape-clip"]["verdict"] == C.REPRODUCED
     assert by["shape-clip"]["evidence"].startswith(f"{0.65 - 0.25:+.3g}")
     assert by["shape-ft"]["verdict"] == C.REPRODUCED and "paired" in by["shape-ft"]["evidence"]
     flipped = df.assign(shape_bias=[0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7])
-    by = {r["claim_id"]: r for r in C.assess_shape_claims(flipped, "s", n_boot=200)}
+    by = {r["claim_id"]: r for r in SS.assess_shape_claims(flipped, "s", n_boot=200)}
     assert by["shape-clip"]["verdict"] == C.NOT_REPRODUCED and "opposite" in by["shape-clip"]["detail"]
     assert by["shape-ft"]["verdict"] == C.NOT_REPRODUCED
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety import landscape
+from clipsafety.studies import landscape
 from scipy import special
 
 

@@ -1,7 +1,8 @@
-"""Chart builders for the factor and shape-bias chapters (altair, interactive, shared styles).
+"""Generic chart builders (altair, interactive, shared styles) for every chapter.
 
 Built on :mod:`clipsafety.plots` (renderer, group colours and markers, trend bands). Every
-builder takes a tidy table from :mod:`clipsafety.tables` and returns an altair chart; the
+builder takes a tidy table (from a study module) and returns an altair chart; no builder knows
+a chapter; the
 legend is clickable (a click on a group highlights it) and tooltips name the model and values.
 Accuracies and effective robustness are fractions in the tables and shown in percent points.
 """
@@ -13,10 +14,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from clipsafety import plots
-from clipsafety.groups import GROUPS, group_label
+from clipsafety.groups import CLIP_ZEROSHOT, GROUPS, group_label
 from clipsafety.style import group_colour
 
-HIGHLIGHT = "clip-zeroshot"
+HIGHLIGHT = CLIP_ZEROSHOT
 
 
 def _alt():
@@ -46,7 +47,7 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
                   columns: int = 5, width: int = 150, height: int = 150,
                   highlight: str | None = HIGHLIGHT):
     """Factor accuracy against overall accuracy, one small panel per factor, with the baseline
-    fit and its bootstrap band (``grid`` from :func:`tables.trend_grid`).
+    fit and its bootstrap band (``grid`` from :func:`clipsafety.studies.factors.trend_grid`).
 
     ``long``: model, group, factor, factor_acc, overall_acc (fractions). Points of the
     ``highlight`` group are drawn larger with a black outline.
@@ -93,7 +94,7 @@ def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor
                                   title: str = "factor-level effective robustness",
                                   height: int = 260):
     """Mean effective robustness per group and category with bootstrap intervals (points and
-    error bars, percent points); ``summary`` from :func:`tables.group_summary`."""
+    error bars, percent points); ``summary`` from :func:`clipsafety.summaries.group_summary`."""
     alt = _alt()
     d = plots.with_group_labels(_pct(summary.dropna(subset=["mean"]), ["mean", "lo", "hi"]))
     groups = _groups_in(summary)
@@ -204,7 +205,7 @@ def paired_change(pairs: pd.DataFrame, before: str = "before", after: str = "aft
         r = r._asdict()
         rows.append({pair: r[pair], "stage": labels[0], "value": r[before],
                      "model": r.get("model_before", r[pair]),
-                     "group": r.get("group_before", "clip-zeroshot")})
+                     "group": r.get("group_before", CLIP_ZEROSHOT)})
         rows.append({pair: r[pair], "stage": labels[1], "value": r[after],
                      "model": r.get("model_after", r[pair]),
                      "group": r.get("group_after", "clip-ft-direct")})
@@ -218,3 +219,70 @@ def paired_change(pairs: pd.DataFrame, before: str = "before", after: str = "aft
     pts = alt.Chart(d).mark_point(filled=True, size=80).encode(
         x=x, y="value:Q", tooltip=tooltip, **enc)
     return alt.layer(lines, pts).properties(title=title, width=260, height=300)
+
+
+def trend_panels(points: pd.DataFrame, bands: pd.DataFrame, panel: str, panels: Sequence[str],
+                 x: str, y: str, tooltip: list, titles: dict | None = None,
+                 x_title: str = "", y_title=None, columns: int = 2, width: int = 330,
+                 height: int = 280, size: int = 30):
+    """A grid of scatter panels (one per value of ``panel``), points by group over a trend
+    line with its band (``bands``: panel column, x, lo, mid, hi, in the points' units).
+    ``y_title``: a string, or a callable of the panel value."""
+    alt = _alt()
+    groups = points["group"].unique()
+    charts = []
+    for value in panels:
+        p = points.loc[points[panel] == value]
+        yt = y_title(value) if callable(y_title) else (y_title or y)
+        scatter = plots.scatter_by_group(p, x, y, size=size, tooltip=tooltip, x_title=x_title,
+                                         y_title=yt, groups=groups)
+        band = plots.trend_band(bands[bands[panel] == value])
+        charts.append((band + scatter).properties(width=width, height=height,
+                                                   title=(titles or {}).get(value, value)))
+    rows = [alt.hconcat(*charts[i:i + columns]) for i in range(0, len(charts), columns)]
+    return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
+
+
+def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
+                      panels: Sequence[str], value: str, median: str, tooltip: list,
+                      titles: dict | None = None, x_title: str = "", width: int = 520,
+                      height: int = 140):
+    """One row of ticks per group (one tick per model) with the group median as a thick mark
+    and a dashed zero line, one panel per value of ``panel``."""
+    alt = _alt()
+    enc = plots.group_encodings(points["group"].unique())
+    data = plots.with_group_labels(points)
+    med = alt.Chart(plots.with_group_labels(medians)).mark_tick(
+        thickness=4, size=18, color="black").encode(
+        x=f"{median}:Q", y="group_label:N",
+        tooltip=["group_label", alt.Tooltip(f"{median}:Q", format="+.2f", title="median"), "n"])
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    layers = []
+    for v in panels:
+        ticks = alt.Chart(data.loc[data[panel] == v]).mark_tick(opacity=0.4, thickness=1).encode(
+            x=alt.X(f"{value}:Q", title=x_title), y=alt.Y("group_label:N", title=None),
+            color=enc["color"], tooltip=tooltip)
+        layers.append(alt.layer(ticks, med.transform_filter(alt.datum[panel] == v), zero)
+                      .properties(width=width, height=height, title=(titles or {}).get(v, v)))
+    return alt.vconcat(*layers)
+
+
+def scatter_by_category(df: pd.DataFrame, x: str, y: str, category: str, size: str | None,
+                        tooltip: list, x_title: str = "", y_title: str = "",
+                        category_title: str = "", size_title: str = "", shapes=None,
+                        width: int = 560,
+                        height: int = 340):
+    """Points coloured and shaped by a category column (e.g. training source), sized by
+    ``size``; ``shapes``: an ``altair.Scale`` for the markers."""
+    alt = _alt()
+    enc = dict(
+        x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title),
+        shape=alt.Shape(f"{category}:N", title=category_title,
+                        **({"scale": shapes} if shapes is not None else {})),
+        color=alt.Color(f"{category}:N", title=category_title),
+        tooltip=tooltip)
+    if size:
+        enc["size"] = alt.Size(f"{size}:Q", title=size_title or size)
+    return alt.Chart(df).mark_point(filled=True, opacity=0.8).encode(**enc).properties(
+        width=width, height=height)

@@ -20,7 +20,7 @@ Conventions, identical to ImageNet-X's own ``aggregate.py`` (its published
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -33,6 +33,22 @@ FACTORS: tuple[str, ...] = (
 )  # ImageNet-X's order (imagenet_x.FACTORS), which is also its table's column order
 PAPER_FACTORS: tuple[str, ...] = FACTORS[:10]  # the 10 the CLIP robustness paper reports (unconfirmed)
 WORST_K = 100
+
+
+def resolve_factors(factors: str | Sequence[str] | None) -> list[str]:
+    """``None``/``"paper"`` -> the paper's 10 factors, ``"all"`` -> ImageNet-X's 16, or a list
+    (or comma-separated string) of ImageNet-X factor names."""
+    if factors is None or factors == "paper":
+        return list(PAPER_FACTORS)
+    if factors == "all":
+        return list(FACTORS)
+    if isinstance(factors, str):
+        factors = [f.strip() for f in factors.split(",") if f.strip()]
+    unknown = [f for f in factors if f not in FACTORS]
+    if unknown or not factors:
+        raise ValueError(f"unknown factor(s) {unknown or factors}; expected names from "
+                         f"ImageNet-X's {list(FACTORS)}, or 'paper' (10) / 'all' (16).")
+    return list(factors)
 
 
 @lru_cache(maxsize=4)

@@ -391,3 +391,37 @@ def _timm_classes(model) -> tuple[list[str], str]:
         info = ImageNetInfo(subset)
         return [info.index_to_description(i) for i in range(info.num_classes())], f"imagenet-{subset}"
     return [str(i) for i in range(n)], f"timm-{n}"
+
+
+def model_metadata(models: Sequence[str]):
+    """Catalog metadata for ``models`` (zoo and real catalogs); ids no catalog lists get their
+    group and family from :mod:`clipsafety.groups` and ``meta_from = "id rules"``."""
+    import numpy as np
+    import pandas as pd
+
+    from clipsafety.catalog import read_catalog
+    from clipsafety.groups import family_of_id, group_of_id
+
+    frames = []
+    for name in ("zoo", "real"):
+        try:
+            cat = read_catalog(name).copy()
+        except (FileNotFoundError, ValueError):  # a missing catalog: the id rules apply
+            continue
+        cat = cat.rename(columns={"id": "model"})
+        cat["meta_from"] = f"{name} catalog"
+        frames.append(cat)
+    cat = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model"])
+    cat = cat.drop_duplicates("model")
+    out = pd.DataFrame({"model": list(models)}).merge(cat, on="model", how="left")
+    for col in ("group", "family", "source", "samples", "resolution"):
+        if col not in out:
+            out[col] = np.nan
+    for col in ("group", "family", "meta_from"):
+        out[col] = out[col].astype(object) if col in out else pd.Series([None] * len(out), dtype=object)
+    missing = out["group"].isna()
+    out.loc[missing, "group"] = out.loc[missing, "model"].map(group_of_id)
+    out.loc[missing, "meta_from"] = "id rules"
+    fam = out["family"].isna()
+    out.loc[fam, "family"] = out.loc[fam, "model"].map(family_of_id)
+    return out

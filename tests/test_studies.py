@@ -1,4 +1,4 @@
-"""tables.py: tidy tables checked against independent references (csv module, scikit-learn,
+"""The studies' tables (factors, shape bias), the group summaries and the chapter run: tidy tables checked against independent references (csv module, scikit-learn,
 published values, hand constructions)."""
 
 import csv
@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety import tables as T
+from clipsafety import evidence, groups, models, summaries
+from clipsafety import factors as factor_vocab
+from clipsafety.studies import factors as FS
+from clipsafety.studies import shape_bias as SS
 from scipy.special import expit, logit
 from sklearn.linear_model import LinearRegression
 
@@ -23,19 +26,19 @@ def _mirror(monkeypatch):
 
 
 def test_resolve_factors():
-    assert T.resolve_factors(None) == ["pose", "background", "pattern", "color", "smaller",
+    assert factor_vocab.resolve_factors(None) == ["pose", "background", "pattern", "color", "smaller",
                                        "shape", "partial_view", "subcategory", "texture", "larger"]
-    assert len(T.resolve_factors("all")) == 16 and "multiple_objects" in T.resolve_factors("all")
-    assert T.resolve_factors("pose, style") == ["pose", "style"]
+    assert len(factor_vocab.resolve_factors("all")) == 16 and "multiple_objects" in factor_vocab.resolve_factors("all")
+    assert factor_vocab.resolve_factors("pose, style") == ["pose", "style"]
     with pytest.raises(ValueError, match="unknown factor"):
-        T.resolve_factors(["posture"])
+        factor_vocab.resolve_factors(["posture"])
 
 
 def test_resolve_models_lists_and_strings():
-    assert T.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
-    assert T.resolve_models(["zoo:1", "zoo:2"]) == ["zoo:1", "zoo:2"]
+    assert evidence.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
+    assert evidence.resolve_models(["zoo:1", "zoo:2"]) == ["zoo:1", "zoo:2"]
     with pytest.raises(ValueError, match="empty"):
-        T.resolve_models([])
+        evidence.resolve_models([])
 
 
 @pytest.mark.parametrize("mid, group", [
@@ -49,11 +52,11 @@ def test_resolve_models_lists_and_strings():
     ("timm:resnet50.a1_in1k", "standard"),
 ])
 def test_infer_group_rules(mid, group):
-    assert T.infer_group(mid) == group
+    assert groups.group_of_id(mid) == group
 
 
 def test_model_metadata_falls_back_to_id_rules():
-    md = T.model_metadata(["openclip:ViT-B-32@random", "timm:resnet18@random"])
+    md = models.model_metadata(["openclip:ViT-B-32@random", "timm:resnet18@random"])
     assert list(md["group"]) == ["clip-zeroshot", "standard"]
     assert list(md["family"]) == ["ViT", "ResNet"]
 
@@ -74,7 +77,7 @@ def _raw_rows(collection, which="top"):
 ])
 def test_published_factor_table_matches_file(collection, clip_models):
     raw = _raw_rows(collection)
-    long = T.published_factor_table(collection, which="top", factors="all")
+    long = FS.published_factor_table(collection, which="top", factors="all")
     assert set(long.loc[long.group == "clip-zeroshot", "model"]) == clip_models
     # self-supervised models are excluded by rule; everything kept has a group
     assert "simclr_resnet50x1" not in set(long["model"]) and long["group"].notna().all()
@@ -88,14 +91,14 @@ def test_published_factor_table_matches_file(collection, clip_models):
 
 @needs_mirror
 def test_published_groups_follow_imagenet_x_types():
-    assert T.published_group("resnet50")[0] == "standard"
-    assert T.published_group("instagram-resnext101_32x8d")[0] == "more-data"
-    assert T.published_group("resnet50_augmix")[0] == "other-robust"
-    assert T.published_group("resnet18_50k_3_epochs")[0] is None  # low-accuracy CNN: excluded
-    assert T.published_group("MoCoV2")[0] is None
-    assert T.published_group("resnet50_clip_hard_labels")[0] == "other-robust"  # not zero-shot
+    assert groups.imagenetx_group("resnet50")[0] == "standard"
+    assert groups.imagenetx_group("instagram-resnext101_32x8d")[0] == "more-data"
+    assert groups.imagenetx_group("resnet50_augmix")[0] == "other-robust"
+    assert groups.imagenetx_group("resnet18_50k_3_epochs")[0] is None  # low-accuracy CNN: excluded
+    assert groups.imagenetx_group("MoCoV2")[0] is None
+    assert groups.imagenetx_group("resnet50_clip_hard_labels")[0] == "other-robust"  # not zero-shot
     with pytest.raises(ValueError, match="collection"):
-        T.published_factor_table("timm")
+        FS.published_factor_table("timm")
 
 
 # ------------------------------------------------------------------ effective robustness
@@ -115,7 +118,7 @@ def _toy_long(seed=0):
 
 
 def test_effective_robustness_matches_sklearn_logit_fit():
-    long = T.with_effective_robustness(_toy_long(), scale="logit")
+    long = FS.with_effective_robustness(_toy_long(), scale="logit")
     for _f, part in long.groupby("factor"):
         base = part[part.group == "standard"]
         reg = LinearRegression().fit(logit(base[["overall_acc"]].to_numpy()),
@@ -131,18 +134,18 @@ def test_effective_robustness_matches_sklearn_logit_fit():
 def test_effective_robustness_needs_two_baseline_models():
     long = _toy_long()
     long = long[~((long.group == "standard") & (long.model != "m0"))]
-    out = T.with_effective_robustness(long)
+    out = FS.with_effective_robustness(long)
     assert out["eff_rob"].isna().all()
 
 
 def test_group_summary_and_difference_against_pandas():
-    long = T.with_effective_robustness(_toy_long())
-    s = T.group_summary(long, "eff_rob", n_boot=200, seed=1)
+    long = FS.with_effective_robustness(_toy_long())
+    s = summaries.group_summary(long, "eff_rob", n_boot=200, seed=1)
     ref = long.groupby(["factor", "group"])["eff_rob"].mean()
     for r in s.itertuples():
         assert r.mean == pytest.approx(ref[(r.factor, r.group)], abs=1e-12)
         assert r.lo <= r.mean <= r.hi and r.n_models == 4
-    cmp = T.compare_to_groups(long, "eff_rob", n_boot=200)
+    cmp = summaries.compare_to_groups(long, "eff_rob", n_boot=200)
     for r in cmp.itertuples():
         exp = ref[(r.factor, "clip-zeroshot")] - ref[(r.factor, r.group)]
         assert r.diff == pytest.approx(exp, abs=1e-12)
@@ -154,10 +157,10 @@ def test_group_summary_and_difference_against_pandas():
 
 
 def test_bootstrap_difference_degenerate_cases():
-    assert np.isnan(T.bootstrap_difference([], [1.0])[0])
-    est, lo, hi = T.bootstrap_difference([1.0], [0.0, 0.5])
+    assert np.isnan(summaries.bootstrap_difference([], [1.0])[0])
+    est, lo, hi = summaries.bootstrap_difference([1.0], [0.0, 0.5])
     assert est == pytest.approx(0.75) and np.isnan(lo) and np.isnan(hi)
-    est, lo, hi = T.bootstrap_difference([2.0, 2.0, 2.0], [1.0, 1.0], n_boot=50)
+    est, lo, hi = summaries.bootstrap_difference([2.0, 2.0, 2.0], [1.0, 1.0], n_boot=50)
     assert (est, lo, hi) == pytest.approx((1.0, 1.0, 1.0))
 
 
@@ -167,14 +170,14 @@ def test_factor_leaders_hand_case():
         "group": ["clip-zeroshot", "standard", "more-data"] * 2,
         "mean": [-0.02, 0.0, 0.01, 0.05, 0.0, 0.03],
     })
-    lead = T.factor_leaders(s).set_index("factor")
+    lead = FS.factor_leaders(s).set_index("factor")
     assert not lead.loc["pose", "target_leads"] and lead.loc["pose", "target_last"]
     assert lead.loc["texture", "target_leads"] and lead.loc["texture", "best_other_group"] == "more-data"
 
 
 def test_trend_grid_spans_all_models_and_brackets_fit():
     long = _toy_long()
-    g = T.trend_grid(long, n_boot=100, n_points=10)
+    g = FS.trend_grid(long, n_boot=100, n_points=10)
     assert set(g["factor"]) == {"pose", "texture"}
     for f, part in g.groupby("factor"):
         xs = long.loc[long.factor == f, "overall_acc"]
@@ -204,7 +207,7 @@ def test_factor_long_on_synthetic_meta_matches_hand_count():
     for f in FACTORS:
         meta[f] = rng.random(n) < 0.3
     recs = {"zoo:a": _record(meta["id"], targets, preds, 10, meta, "zoo:a")}
-    long = T.factor_long(recs, factors="all").set_index("factor")
+    long = FS.factor_long(recs, factors="all").set_index("factor")
     correct = preds == targets
     assert long["overall_acc"].iloc[0] == pytest.approx(correct.mean())
     for f in FACTORS:
@@ -222,7 +225,7 @@ def test_factor_long_on_imagenet_ids_uses_imagenet_x_annotations():
     targets = ann["class"].to_numpy()
     preds = np.where(rng.random(len(ann)) < 0.5, targets, (targets + 7) % 1000)
     ids = [f"val/{c}/{fn}" for c, fn in zip(targets, ann["file_name"])]
-    long = T.factor_long({"timm:resnet18@random": _record(ids, targets, preds, 1000)}, factors=["pose", "background"])
+    long = FS.factor_long({"timm:resnet18@random": _record(ids, targets, preds, 1000)}, factors=["pose", "background"])
     correct = preds == targets
     for f in ("pose", "background"):
         row = long[long.factor == f].iloc[0]
@@ -234,18 +237,18 @@ def test_factor_long_on_imagenet_ids_uses_imagenet_x_annotations():
 def test_factor_annotations_error_names_the_problem():
     rec = _record(["a.png", "b.png"], [0, 1], [0, 1], 2, meta=pd.DataFrame({"id": ["a.png", "b.png"]}))
     with pytest.raises(ValueError, match="factor annotations"):
-        T.factor_annotations(rec)
+        FS.factor_annotations(rec)
 
 
 # ------------------------------------------------------------------ shape bias
 
 @needs_mirror
 def test_published_shape_bias_matches_reference_values():
-    obs = T.shape_bias_by_observer(T.published_shape_decisions()).set_index("observer")
+    obs = SS.shape_bias_by_observer(SS.published_shape_decisions()).set_index("observer")
     # METHODS.md section 4 reference values from the published raw decisions
     assert obs.loc["AlexNet (torchvision)", "shape_bias"] == pytest.approx(0.2531, abs=5e-5)
     assert obs.loc["VGG-16 (torchvision)", "shape_bias"] == pytest.approx(0.0921, abs=5e-5)
-    lo, mid, hi = T.human_band(obs.reset_index())
+    lo, mid, hi = SS.human_band(obs.reset_index())
     assert (lo, hi) == pytest.approx((0.919, 0.987), abs=5e-4) and mid == pytest.approx(0.958, abs=1e-3)
     assert (obs["trials"] == 1200).all()
 
@@ -265,7 +268,7 @@ def test_shape_bias_of_record_1000_way_uses_member_mean():
     logits[3, IMAGENET_INDICES_16["cat"][0]] = 4
     rec = _record(names, [-1] * 4, [0] * 4, 1000)
     rec.logits = logits
-    out = T.shape_bias_of_record(rec)
+    out = SS.shape_bias_of_record(rec)
     assert out["reading"] == "1000->16 mapping"
     assert (out["shape_hits"], out["texture_hits"], out["trials"]) == (2, 1, 3)
     assert out["shape_bias"] == pytest.approx(2 / 3)
@@ -276,7 +279,7 @@ def test_shape_bias_of_record_direct_16_and_synthetic():
 
     names = ["airplane1-bicycle2.png", "bear1-airplane3.png", "boat1-bear1.png"]
     preds = [C16.index("bicycle"), C16.index("bear"), C16.index("bear")]
-    out = T.shape_bias_of_record(_record(names, [-1] * 3, preds, 16))
+    out = SS.shape_bias_of_record(_record(names, [-1] * 3, preds, 16))
     assert out["reading"] == "direct 16-way head"
     assert (out["shape_hits"], out["texture_hits"]) == (1, 2)
     # synthetic: targets are shapes, meta texture names in the label space
@@ -284,7 +287,7 @@ def test_shape_bias_of_record_direct_16_and_synthetic():
     meta = pd.DataFrame({"id": ["s0", "s1", "s2", "s3"], "texture": ["square", "circle", "circle", "star"]})
     rec = _record(meta["id"], [0, 1, 2, 2], [0, 0, 2, 1], 3, meta)
     rec.manifest["classes"] = classes
-    out = T.shape_bias_of_record(rec)
+    out = SS.shape_bias_of_record(rec)
     assert out["reading"] == "native label space"
     assert (out["shape_hits"], out["texture_hits"], out["trials"]) == (2, 1, 3)
     assert out["shape_bias"] == pytest.approx(2 / 3)
@@ -295,10 +298,10 @@ def test_real_path_note_gives_a_command_the_runner_accepts():
 
     from clipsafety import book
 
-    note = T.real_path_note("factors", "ImageNet val")
+    note = evidence.real_path_note("factors", "ImageNet val")
     cmd = re.search(r"make chapter NAME=(\w+) PARAMS='(.*)'", note)
     assert cmd and cmd.group(1) == "factors"
     args = cmd.group(2).split(" -p ")
     pairs = [tuple(a.removeprefix("-p ").split(" ", 1)) for a in args]
     params = book.validate_params(book.get_chapter("factors"), book.parse_cli_params(pairs))
-    assert params["models"] == T.REAL_EXAMPLE and params["data_root"] == "/data"
+    assert params["models"] == evidence.REAL_EXAMPLE and params["data_root"] == "/data"

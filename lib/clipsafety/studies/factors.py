@@ -1,0 +1,299 @@
+"""Study of the factor chapter (paper section 4.1): robustness to ImageNet-X's visual factors.
+
+Tables: per-model per-factor accuracy from prediction records (:func:`factor_long`, ImageNet-X's
+own aggregation via :mod:`clipsafety.factors`) or from ImageNet-X's published tables
+(:func:`published_factor_table`); factor-level effective robustness against the baseline
+group's trend (:func:`with_effective_robustness`, :func:`trend_grid`). Claims: the paper's
+three factor claims (:data:`CLAIMS`) and the rules that judge them (:func:`assess_factor_claims`).
+
+Convention (the book's "Methods and conventions" page): per factor, a line is fitted over the
+baseline models' factor accuracy against their overall accuracy on the chosen scale (logit by
+default); effective robustness is factor accuracy minus the line at the model's overall
+accuracy, as a fraction (charts and prose show points).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import metrics
+from clipsafety.claims import (
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Claim,
+    judgement,
+    not_testable,
+    verdict_from_count,
+    verdict_from_interval,
+)
+from clipsafety.external import fetch
+from clipsafety.factors import (
+    FACTORS,
+    factor_table,
+    imagenet_x_annotations,
+    predictions_from_record,
+    resolve_factors,
+)
+from clipsafety.factors import factor_long as _tidy
+from clipsafety.groups import (
+    BASELINE,
+    CLIP_ZEROSHOT,
+    IMAGENETX_CLIP,
+    MORE_DATA,
+    family_of,
+    imagenetx_group,
+)
+from clipsafety.models import model_metadata
+from clipsafety.summaries import bootstrap_difference, group_summary
+
+__all__ = ["CLAIMS", "PUBLISHED_COLLECTIONS", "assess_factor_claims", "factor_annotations",
+           "factor_leaders", "factor_long", "published_factor_table", "resolve_factors",
+           "trend_grid", "with_effective_robustness"]
+
+
+# --------------------------------------------------------------------------- effective robustness
+
+def with_effective_robustness(long: pd.DataFrame, baseline_group: str = BASELINE,
+                              scale: str = "logit", x: str = "overall_acc",
+                              y: str = "factor_acc", by: str = "factor") -> pd.DataFrame:
+    """Add ``expected_acc`` (the baseline fit at the model's overall accuracy) and
+    ``eff_rob`` (``y - expected``, fraction of accuracy) per ``by`` level, the fit running over
+    the ``baseline_group`` models (:func:`metrics.effective_robustness`, ``scale`` as given).
+    Levels with fewer than two baseline models get NaN."""
+    parts = []
+    for _, part in long.groupby(by, sort=False):
+        part = part.copy()
+        ok = part[x].notna() & part[y].notna()
+        mask = (part["group"] == baseline_group) & ok
+        part["eff_rob"] = np.nan
+        if mask.sum() >= 2 and part.loc[mask, x].nunique() >= 2:
+            er = metrics.effective_robustness(part.loc[ok, x].to_numpy(), part.loc[ok, y].to_numpy(),
+                                              mask[ok].to_numpy(), scale=scale)
+            part.loc[ok, "eff_rob"] = er
+        part["expected_acc"] = part[y] - part["eff_rob"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else long.assign(eff_rob=[], expected_acc=[])
+
+
+def trend_grid(long: pd.DataFrame, baseline_group: str = BASELINE, scale: str = "logit",
+               n_boot: int = 1000, seed: int = 0, x: str = "overall_acc", y: str = "factor_acc",
+               by: str = "factor", n_points: int = 40) -> pd.DataFrame:
+    """The baseline trend and its bootstrap band on a grid of x accuracies spanning all models,
+    per ``by`` level (:func:`metrics.trend_band`). Columns: [by], x, lo, mid, hi."""
+    rows = []
+    for level, part in long.groupby(by, sort=False):
+        base = part[(part["group"] == baseline_group) & part[x].notna() & part[y].notna()]
+        if len(base) < 2 or base[x].nunique() < 2:
+            continue
+        xs = part[x].dropna()
+        grid = np.linspace(xs.min(), xs.max(), n_points)
+        lo, mid, hi = metrics.trend_band(base[x].to_numpy(), base[y].to_numpy(), grid,
+                                         scale=scale, n_boot=n_boot, seed=seed)
+        rows.append(pd.DataFrame({by: level, "x": grid, "lo": lo, "mid": mid, "hi": hi}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=[by, "x", "lo", "mid", "hi"])
+
+
+def factor_leaders(summary: pd.DataFrame, target: str = CLIP_ZEROSHOT,
+                   value: str = "mean") -> pd.DataFrame:
+    """Per factor: whether ``target``'s mean effective robustness is above every other group's
+    (column ``target_leads``), and the best other group. Input: :func:`group_summary` output."""
+    rows = []
+    for factor, part in summary.groupby("factor", sort=False):
+        t = part.loc[part["group"] == target, value]
+        others = part[part["group"] != target].dropna(subset=[value])
+        if t.empty or others.empty or not np.isfinite(t.iloc[0]):
+            continue
+        best = others.loc[others[value].idxmax()]
+        rows.append({"factor": factor, "target_mean": float(t.iloc[0]),
+                     "best_other_group": best["group"], "best_other_mean": float(best[value]),
+                     "target_leads": bool(t.iloc[0] > best[value]),
+                     "target_last": bool(t.iloc[0] < others[value].min())})
+    return pd.DataFrame(rows, columns=["factor", "target_mean", "best_other_group",
+                                       "best_other_mean", "target_leads", "target_last"])
+
+
+# --------------------------------------------------------------------------- published tables
+
+IMAGENETX = "facebookresearch/imagenetx/results/val/{which}_factor/{collection}/class/accuracies_per_factor.csv"
+PUBLISHED_COLLECTIONS = {
+    "imagenet_testbed": "ImageNet-X on imagenet-testbed models",
+    "modelvshuman": "ImageNet-X on model-vs-human models",
+}
+
+def published_factor_table(collection: str = "imagenet_testbed", which: str = "top",
+                           factors: Sequence[str] | None = None) -> pd.DataFrame:
+    """ImageNet-X's published per-factor accuracies as a long table.
+
+    Columns: model, group, group_rule, family, source, collection, factor, factor_acc,
+    overall_acc (ImageNet-X's ``average``: accuracy on the prototype-filtered val set).
+    Excluded models (see :func:`clipsafety.groups.imagenetx_group`) are dropped. Raises
+    :class:`clipsafety.external.ExternalUnavailable` when the file cannot be had.
+    """
+    if collection not in PUBLISHED_COLLECTIONS:
+        raise ValueError(f"collection {collection!r} is not published; expected one of "
+                         f"{list(PUBLISHED_COLLECTIONS)}.")
+    if which not in ("top", "multi"):
+        raise ValueError(f"which={which!r}; expected 'top' or 'multi' (ImageNet-X variants).")
+    factors = resolve_factors(factors)
+    wide = pd.read_csv(fetch(IMAGENETX.format(which=which, collection=collection)))
+    groups = wide["model"].map(imagenetx_group)
+    wide["group"] = [g for g, _ in groups]
+    wide["group_rule"] = [r for _, r in groups]
+    wide = wide[wide["group"].notna()]
+    wide["family"] = wide["model"].map(lambda m: IMAGENETX_CLIP.get(m, (family_of(m),))[0])
+    wide["source"] = wide["model"].map(lambda m: IMAGENETX_CLIP.get(m, (None, "ImageNet"))[1])
+    wide.loc[wide["group"] == MORE_DATA, "source"] = "more data"
+    long = wide.melt(id_vars=["model", "group", "group_rule", "family", "source", "average"],
+                     value_vars=factors, var_name="factor", value_name="factor_acc")
+    long = long.rename(columns={"average": "overall_acc"})
+    long.insert(5, "collection", collection)
+    return long.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- prediction records
+
+def factor_annotations(record) -> pd.DataFrame | None:
+    """Annotations for :func:`factors.factor_table` of one record.
+
+    ImageNet val records (sample ids ending in ``ILSVRC2012_val_*.JPEG``) use ImageNet-X's own
+    annotations from the package (``None``: ``which`` picks top/multi). Any other record uses
+    its own per-sample ``meta`` (the 16 factor columns, as the synthetic world writes them),
+    with ``file_name`` = the sample id's last path component and ``class`` = the target.
+    """
+    ids = [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)]
+    if ids and all(i.startswith("ILSVRC2012_val_") for i in ids[:20]):
+        return None
+    meta = record.meta
+    if meta is None or any(f not in meta.columns for f in FACTORS):
+        have = [] if meta is None else list(meta.columns)
+        raise ValueError(
+            f"record of {record.manifest.get('model_id', '?')!r} has no factor annotations: "
+            f"expected ImageNet val ids or meta with ImageNet-X's 16 factor columns, meta has "
+            f"{have}. Use a dataset that annotates factors (imagenet:val, synth:id-test).")
+    ann = pd.DataFrame({"file_name": ids, "class": np.asarray(record.targets, dtype=np.int64)})
+    for f in FACTORS:
+        ann[f] = np.asarray(meta[f]).astype(int)
+    return ann
+
+
+def factor_long(records: dict, factors: Sequence[str] | None = None,
+                which: str = "top") -> pd.DataFrame:
+    """Per-model per-factor accuracies from prediction records (:func:`factors.factor_table`).
+
+    Columns: model, factor, factor_acc, overall_acc (the table's ``average``), error_ratio,
+    n_flagged (images with the factor), then the catalog metadata (:func:`model_metadata`).
+    """
+    factors = resolve_factors(factors)
+    rows = []
+    for mid, rec in records.items():
+        ann = factor_annotations(rec)
+        table = factor_table({mid: predictions_from_record(rec)}, which=which, annotations=ann,
+                             worst_k=min(100, max(1, len(rec) // 10)))
+        long = _tidy(table).rename(columns={"accuracy": "factor_acc", "average": "overall_acc"})
+        flagged = (ann if ann is not None else _imagenet_x_flags(which, rec))[factors].sum()
+        long = long[long["factor"].isin(factors)].copy()
+        long["n_flagged"] = long["factor"].map(flagged).astype(int)
+        rows.append(long)
+    if not rows:
+        return pd.DataFrame(columns=["model", "factor", "factor_acc", "overall_acc", "error_ratio",
+                                     "n_flagged"])
+    long = pd.concat(rows, ignore_index=True)
+    return long.merge(model_metadata(list(records)), on="model", how="left")
+
+
+def _imagenet_x_flags(which: str, record) -> pd.DataFrame:
+    ann = imagenet_x_annotations(which)
+    ids = {str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)}
+    return ann[ann["file_name"].isin(ids)]
+
+
+# --------------------------------------------------------------------------- claims
+
+#: the paper's factor claims (section 4.1)
+CLAIMS = {
+    "factors-majority": Claim(
+        "factors-majority",
+        "Zero-shot CLIP is more robust than the other model groups on 6 of the 10 factors", "4.1"),
+    "factors-pose": Claim(
+        "factors-pose", "Zero-shot CLIP is less robust than the other models on pose", "4.1"),
+    "factors-source": Claim(
+        "factors-source", "The training source of CLIP changes its factor-robustness pattern", "4.1"),
+}
+
+
+def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed: int = 0,
+                         claimed_fraction: float = 0.6, min_models: int = 2) -> list[dict]:
+    """Judge the three factor claims on one evidence source.
+
+    ``er``: :func:`with_effective_robustness` output (model, group, source, factor,
+    eff_rob). Rules: *majority* — count the factors on which zero-shot CLIP's mean effective
+    robustness is above every other group's mean (:func:`factor_leaders`); reproduced
+    when the count reaches ``claimed_fraction`` of the factors (6 of the paper's 10).
+    *pose* — zero-shot CLIP minus all other models on pose, bootstrap interval below zero.
+    *source* — for the two CLIP training sources with the most models (at least
+    ``min_models`` each), reproduced when the interval of their difference excludes zero on at
+    least one factor, with intervals at level ``1 - 0.05 / n_factors`` (Bonferroni over the
+    factors); the factor with the largest absolute difference is reported.
+    """
+    rows = []
+    c = CLAIMS
+    d = er.dropna(subset=["eff_rob"])
+    factors = list(er["factor"].drop_duplicates())
+    n_clip = d.loc[d["group"] == CLIP_ZEROSHOT, "model"].nunique()
+    n_other = d.loc[d["group"] != CLIP_ZEROSHOT, "model"].nunique()
+    if n_clip == 0 or n_other == 0:
+        why = ("no zero-shot CLIP model with an effective robustness" if n_clip == 0 else
+               "no other model group with an effective robustness")
+        why += " (the fit needs at least two standard models)"
+        return [not_testable(cl, source, why) for cl in c.values()]
+    summary = group_summary(d, "eff_rob", n_boot=n_boot, seed=seed)
+    lead = factor_leaders(summary)
+    n_lead = int(lead["target_leads"].sum()) if len(lead) else 0
+    names = ", ".join(lead.loc[lead["target_leads"], "factor"]) if len(lead) else ""
+    claimed = int(np.ceil(claimed_fraction * len(factors) - 1e-9))
+    rows.append(verdict_from_count(
+        c["factors-majority"], source, n_lead, len(lead), claimed,
+        evidence=f"CLIP leads on {n_lead} of {len(lead)} factors" + (f" ({names})" if names else "")
+        + f"; {n_clip} CLIP models"))
+    pose = d[d["factor"] == "pose"]
+    if pose.empty:
+        rows.append(not_testable(c["factors-pose"], source, "pose is not among the factors"))
+    else:
+        est, lo, hi = bootstrap_difference(pose.loc[pose["group"] == CLIP_ZEROSHOT, "eff_rob"],
+                                             pose.loc[pose["group"] != CLIP_ZEROSHOT, "eff_rob"],
+                                             n_boot=n_boot, seed=seed)
+        rows.append(verdict_from_interval(
+            c["factors-pose"], source, est * 100, lo * 100, hi * 100, direction="less",
+            evidence="CLIP minus other models, effective robustness on pose in points"))
+    clip = d[d["group"] == CLIP_ZEROSHOT]
+    counts = clip.drop_duplicates("model")["source"].value_counts() if "source" in clip else None
+    counts = counts[counts >= min_models] if counts is not None else []
+    if len(counts) < 2:
+        rows.append(not_testable(
+            c["factors-source"], source,
+            f"needs two CLIP training sources with at least {min_models} models each; "
+            f"found {({k: int(v) for k, v in clip.drop_duplicates('model')['source'].value_counts().items()} if 'source' in clip else {})}"))
+    else:
+        a, b = counts.index[:2]
+        best = None
+        n_sig = 0
+        level = 1 - 0.05 / max(1, clip["factor"].nunique())
+        for f, part in clip.groupby("factor", sort=False):
+            est, lo, hi = bootstrap_difference(part.loc[part["source"] == a, "eff_rob"],
+                                                 part.loc[part["source"] == b, "eff_rob"],
+                                                 n_boot=n_boot, seed=seed, level=level)
+            sig = np.isfinite(lo) and (lo > 0 or hi < 0)
+            n_sig += int(sig)
+            if best is None or abs(est) > abs(best[1]):
+                best = (f, est, lo, hi)
+        f, est, lo, hi = best
+        verdict = REPRODUCED if n_sig else NOT_REPRODUCED
+        detail = f"{n_sig} of {clip['factor'].nunique()} factors differ between {a} and {b}"
+        rows.append(judgement(c["factors-source"], source, verdict, detail,
+                         f"{detail}; largest on {f}: {est * 100:+.3g} [{lo * 100:+.3g}, "
+                         f"{hi * 100:+.3g}] points ({a} minus {b})"))
+    return rows

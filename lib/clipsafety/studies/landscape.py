@@ -1,0 +1,161 @@
+"""Study of the landscape chapter: accuracy under shift against ImageNet accuracy.
+
+Tables from the published results (:mod:`clipsafety.published`): per shift, the baseline trend
+and every model's effective robustness (:func:`fit_landscape`), per-model and per-group
+summaries, and the findings per shift with their verdict (:func:`shift_findings`,
+:func:`assess_landscape_claims`).
+
+Convention (Taori et al. 2020; the book's "Methods and conventions" page): per shift, a line is
+fitted to the *baseline* models' shift accuracy against their ImageNet accuracy on the chosen
+scale (default logit); a model's effective robustness is its shift accuracy minus the line's
+prediction at its ImageNet accuracy, in accuracy points (fractions here; charts show percent).
+The x axis is ImageNet top-1 over all 1000 classes for every source (the only x every source
+publishes), also for the 200-class ImageNet-R/A and the 113-class ObjectNet y axes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from clipsafety.claims import NOT_REPRODUCED, REPRODUCED, SOURCES, Claim, judgement, not_testable
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
+from clipsafety.metrics import bootstrap_ci, effective_robustness, fit_trend, trend_band
+from clipsafety.published import SHIFTS
+
+__all__ = ["CLAIMS", "assess_landscape_claims", "effective_robustness_table", "findings_markdown",
+           "fit_landscape", "group_summary", "resolve_shifts", "shift_findings"]
+
+
+def fit_landscape(long: pd.DataFrame, baseline_groups=(BASELINE,),
+                  baseline_sources=("timm", "imagenet-testbed"), scale: str = "logit",
+                  n_boot: int = 1000, seed: int = 0, grid_points: int = 60):
+    """Fit every shift's baseline trend; return ``(points, bands, fits)``.
+
+    points: ``long`` plus ``baseline`` (bool), ``predicted`` and ``eff_rob`` columns.
+    bands: per shift a grid of ImageNet accuracies with ``lo, mid, hi`` of the trend.
+    fits: per shift ``slope, intercept, n_baseline, scale``.
+    """
+    pts, bands, fits = [], [], []
+    for shift, df in long.groupby("shift", sort=False):
+        df = df.copy()
+        base = df["group"].isin(baseline_groups) & df["source"].isin(baseline_sources)
+        if base.sum() < 3:
+            raise ValueError(
+                f"shift {shift!r}: only {int(base.sum())} baseline models from "
+                f"{list(baseline_sources)} in groups {list(baseline_groups)}; need at least 3. "
+                "Add a baseline source that reports this shift."
+            )
+        x, y = df["imagenet"].to_numpy(), df["shift_acc"].to_numpy()
+        trend = fit_trend(x[base.to_numpy()], y[base.to_numpy()], scale)
+        df["baseline"] = base.to_numpy()
+        df["predicted"] = trend.predict(x)
+        df["eff_rob"] = effective_robustness(x, y, base.to_numpy(), scale)
+        pts.append(df)
+        lo_x, hi_x = np.quantile(x, [0.0, 1.0])
+        grid = np.linspace(max(lo_x, 0.02), min(hi_x, 0.98), grid_points)
+        lo, mid, hi = trend_band(x[base.to_numpy()], y[base.to_numpy()], grid, scale=scale,
+                                 n_boot=n_boot, seed=seed)
+        bands.append(pd.DataFrame({"shift": shift, "x": grid, "lo": lo, "mid": mid, "hi": hi}))
+        fits.append({"shift": shift, "slope": trend.slope, "intercept": trend.intercept,
+                     "n_baseline": trend.n, "scale": scale})
+    return (pd.concat(pts, ignore_index=True), pd.concat(bands, ignore_index=True),
+            pd.DataFrame(fits))
+
+
+def effective_robustness_table(points: pd.DataFrame, groups=None) -> pd.DataFrame:
+    """One row per model: ImageNet accuracy and effective robustness per shift (+ mean)."""
+    df = points if groups is None else points[points["group"].isin(groups)]
+    idx = ["source", "model", "group", "imagenet"]
+    wide = df.pivot_table(index=idx, columns="shift", values="eff_rob", aggfunc="first")
+    wide.columns = [f"ER {c}" for c in wide.columns]
+    wide["ER mean"] = wide.mean(axis=1)
+    return wide.reset_index().sort_values("ER mean", ascending=False, ignore_index=True)
+
+
+def group_summary(points: pd.DataFrame) -> pd.DataFrame:
+    """Median effective robustness per (shift, group) with the number of models."""
+    return (points.groupby(["shift", "group"])["eff_rob"]
+            .agg(median="median", n="size").reset_index())
+
+
+def resolve_shifts(shifts) -> list[str]:
+    """The shifts of a run, checked against :data:`clipsafety.published.SHIFTS`."""
+    shifts = [shifts] if isinstance(shifts, str) else list(shifts)
+    unknown = sorted(set(shifts) - set(SHIFTS))
+    if unknown or not shifts:
+        raise ValueError(f"unknown shift(s) {unknown or shifts}; valid shifts: {list(SHIFTS)}")
+    return shifts
+
+
+# --------------------------------------------------------------------------- findings and claims
+
+#: the landscape's premise, one claim per shift: zero-shot CLIP lies above the line
+CLAIMS = {s: Claim(f"landscape-{s}", f"Zero-shot CLIP is more effectively robust than standard "
+                   f"ImageNet models on {SHIFTS[s].split(' (')[0]}", "2")
+          for s in SHIFTS}
+
+
+def shift_findings(points: pd.DataFrame, shifts, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per shift: the median effective robustness of zero-shot CLIP and of the standard models,
+    each with a percentile bootstrap interval of the median over models, the share of CLIP
+    models above the line, and the reading of the two intervals.
+
+    Rule: ``reproduced`` when CLIP's interval lies entirely above the standard models' interval
+    (``lo_clip > hi_standard``); ``not reproduced`` when CLIP's upper end is at or below the
+    standard models' (``hi_clip <= hi_standard``); ``unclear`` otherwise (the intervals overlap
+    with CLIP's reaching higher). Shifts with fewer than two CLIP models: ``not testable``.
+    """
+    rows = []
+    for shift in shifts:
+        p = points[points["shift"] == shift]
+        zs = p.loc[p["group"] == CLIP_ZEROSHOT, "eff_rob"].to_numpy()
+        st = p.loc[p["group"] == BASELINE, "eff_rob"].to_numpy()
+        row = {"shift": shift, "n_clip": len(zs), "n_standard": len(st)}
+        if len(zs) < 2:
+            rows.append({**row, "reading": "not testable"})
+            continue
+        m, lo, hi = bootstrap_ci(np.median, zs, n_boot=n_boot, seed=seed)
+        ms, los, his = bootstrap_ci(np.median, st, n_boot=n_boot, seed=seed)
+        reading = "reproduced" if lo > his else ("not reproduced" if hi <= his else "unclear")
+        rows.append({**row, "clip_median": m, "clip_lo": lo, "clip_hi": hi, "standard_median": ms,
+                     "standard_lo": los, "standard_hi": his, "share_above": float((zs > 0).mean()),
+                     "reading": reading})
+    return pd.DataFrame(rows)
+
+
+def findings_markdown(findings: pd.DataFrame) -> list[str]:
+    """One Markdown bullet per shift of :func:`shift_findings` (numbers in points)."""
+    lines = []
+    for r in findings.itertuples(index=False):
+        if r.reading == "not testable":
+            lines.append(f"- **{r.shift}**: fewer than two zero-shot CLIP models; not testable.")
+            continue
+        lines.append(
+            f"- **{SHIFTS[r.shift]}**: median effective robustness of {r.n_clip} zero-shot "
+            f"CLIP models {100 * r.clip_median:+.1f} points (95% CI {100 * r.clip_lo:+.1f} to "
+            f"{100 * r.clip_hi:+.1f}) vs {100 * r.standard_median:+.1f} "
+            f"({100 * r.standard_lo:+.1f} to {100 * r.standard_hi:+.1f}) for {r.n_standard} "
+            f"standard models; {100 * r.share_above:.0f}% of the CLIP models lie above the line. "
+            f"CLIP more effectively robust than standard models: **{r.reading}**.")
+    return lines
+
+
+def assess_landscape_claims(findings: pd.DataFrame, source: str = SOURCES[1]) -> list[dict]:
+    """Verdict rows of the landscape's per-shift claims on one evidence source, from
+    :func:`shift_findings` (``unclear`` is *not reproduced*, detail: inconclusive)."""
+    rows = []
+    for r in findings.itertuples(index=False):
+        claim = CLAIMS[r.shift]
+        if r.reading == "not testable":
+            rows.append(not_testable(claim, source, "fewer than two zero-shot CLIP models"))
+            continue
+        detail = {"reproduced": "CLIP's interval lies above the standard models' interval",
+                  "not reproduced": "CLIP's interval does not reach above the standard models'",
+                  "unclear": "the intervals overlap (inconclusive)"}[r.reading]
+        evidence = (f"median {100 * r.clip_median:+.1f} [{100 * r.clip_lo:+.1f}, "
+                    f"{100 * r.clip_hi:+.1f}] points vs {100 * r.standard_median:+.1f} "
+                    f"[{100 * r.standard_lo:+.1f}, {100 * r.standard_hi:+.1f}] for standard models")
+        rows.append(judgement(claim, source, REPRODUCED if r.reading == "reproduced"
+                              else NOT_REPRODUCED, detail, evidence))
+    return rows
