@@ -1,4 +1,5 @@
-"""clipsafety.metrics: pure numpy metrics with stated conventions (METHODS.md).
+"""clipsafety.metrics: pure numpy metrics with stated conventions (the book's
+"Methods and conventions" page, book/methods.md).
 
 - :mod:`.core`: accuracy, softmax/confidences, ECE (15 equal-width bins, ``(lo, hi]``, first bin
   closed at 0), adaptive ECE, NLL, Brier, temperature fitting, stratified split.

@@ -1,7 +1,7 @@
 """Accuracy and calibration from logits.
 
-Conventions (see METHODS.md sections 2 and 6)
----------------------------------------------
+Conventions (the book's "Methods and conventions" page, book/methods.md: calibration)
+-------------------------------------------------------------------------------------
 - ``logits``: float array ``[N, C]`` over the model's *full* label space (float16 is upcast to
   float32; float32 and float64 are kept).
 - ``targets``: int array ``[N]`` indexing the same label space. ``-1`` marks OOD samples and is an

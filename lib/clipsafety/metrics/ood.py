@@ -1,7 +1,7 @@
 """OOD scores and detection metrics.
 
-Conventions (METHODS.md section 5)
-----------------------------------
+Conventions (the book's "Methods and conventions" page, book/methods.md: OOD detection)
+---------------------------------------------------------------------------------------
 - Every score is "higher = more in-distribution".
 - ID is the positive class: ``auroc`` is the probability that a random ID sample scores above a
   random OOD sample (ties count one half), equal to ``sklearn.metrics.roc_auc_score`` with ID
