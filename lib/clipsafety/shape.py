@@ -78,18 +78,37 @@ def parse_cue_conflict_name(name: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def shape_bias(shape_pred, shape_target, texture_target) -> float:
-    """Shape hits / (shape hits + texture hits) over trials whose shape and texture differ.
+def bias_ratio(shape_hits, texture_hits):
+    """Shape bias from hit counts: ``shape / (shape + texture)``, NaN where both are 0.
 
-    The three arrays align per trial and hold class names or class indices (any consistent labels).
-    """
+    The one place the ratio is computed; scalars give a float, arrays and Series elementwise."""
+    sh = np.asarray(shape_hits, dtype=np.float64)
+    tot = sh + np.asarray(texture_hits, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(tot > 0, sh / np.where(tot > 0, tot, 1.0), np.nan)
+    if isinstance(shape_hits, pd.Series):
+        return pd.Series(r, index=shape_hits.index)
+    return float(r) if r.ndim == 0 else r
+
+
+def shape_counts(shape_pred, shape_target, texture_target) -> dict:
+    """``{"shape_hits", "texture_hits", "trials", "shape_bias"}`` over the trials whose shape
+    and texture classes differ. The three arrays align per trial and hold class names or class
+    indices (any consistent labels)."""
     p, s, t = (np.asarray(a) for a in (shape_pred, shape_target, texture_target))
     if not (p.shape == s.shape == t.shape) or p.ndim != 1:
         raise ValueError(f"shape_pred, shape_target, texture_target must be 1-D of equal length, got {p.shape}, {s.shape}, {t.shape}.")
     keep = s != t
-    sh = np.count_nonzero(p[keep] == s[keep])
-    tx = np.count_nonzero(p[keep] == t[keep])
-    return float(sh / (sh + tx)) if sh + tx else float("nan")
+    sh = int(np.count_nonzero(p[keep] == s[keep]))
+    tx = int(np.count_nonzero(p[keep] == t[keep]))
+    return {"shape_hits": sh, "texture_hits": tx, "trials": int(keep.sum()),
+            "shape_bias": bias_ratio(sh, tx)}
+
+
+def shape_bias(shape_pred, shape_target, texture_target) -> float:
+    """Shape hits / (shape hits + texture hits) over trials whose shape and texture differ
+    (:func:`shape_counts`)."""
+    return shape_counts(shape_pred, shape_target, texture_target)["shape_bias"]
 
 
 def cue_conflict_trials(decisions: pd.DataFrame) -> pd.DataFrame:
@@ -114,9 +133,7 @@ def cue_conflict_trials(decisions: pd.DataFrame) -> pd.DataFrame:
 
 def shape_bias_from_decisions(decisions: pd.DataFrame) -> float:
     """Shape bias of one observer from a decision table in the published cue-conflict format."""
-    tr = cue_conflict_trials(decisions)
-    sh, tx = int(tr["shape_hit"].sum()), int(tr["texture_hit"].sum())
-    return float(sh / (sh + tx)) if sh + tx else float("nan")
+    return float(shape_bias_table(decisions.assign(_all=0), by="_all")["shape_bias"].iloc[0])
 
 
 def shape_bias_table(decisions: pd.DataFrame, by: str | Sequence[str] = "subj") -> pd.DataFrame:
@@ -126,8 +143,7 @@ def shape_bias_table(decisions: pd.DataFrame, by: str | Sequence[str] = "subj") 
     g = tr.groupby(by, sort=True)
     out = pd.DataFrame({"shape_hits": g["shape_hit"].sum(), "texture_hits": g["texture_hit"].sum(),
                         "trials": g.size()})
-    hits = out["shape_hits"] + out["texture_hits"]
-    out["shape_bias"] = (out["shape_hits"] / hits).where(hits > 0)
+    out["shape_bias"] = bias_ratio(out["shape_hits"], out["texture_hits"])
     return out
 
 

@@ -24,8 +24,8 @@ from clipsafety.shape import (
     CUE_CONFLICT_CLASSES,
     decisions_from_probs,
     parse_cue_conflict_name,
-    shape_bias,
     shape_bias_table,
+    shape_counts,
 )
 from clipsafety.summaries import bootstrap_difference, bootstrap_mean, paired_changes
 
@@ -127,8 +127,7 @@ def shape_bias_of_record(record) -> dict:
             idx = np.asarray(record.logits).argmax(1)
             dec = pd.DataFrame({"imagename": names,
                                 "object_response": [CUE_CONFLICT_CLASSES[i] for i in idx]})
-        dec["_all"] = 0
-        row = shape_bias_table(dec, by="_all").iloc[0]
+        row = shape_bias_table(dec.assign(_all=0), by="_all").iloc[0]
         return {"shape_bias": float(row["shape_bias"]), "shape_hits": int(row["shape_hits"]),
                 "texture_hits": int(row["texture_hits"]), "trials": int(row["trials"]),
                 "reading": reading}
@@ -140,16 +139,11 @@ def shape_bias_of_record(record) -> dict:
         raise ValueError(
             f"record of {record.manifest.get('model_id', '?')!r} is not a cue-conflict record: "
             "expected cue-conflict stimulus ids, or meta with a 'texture' column (synth:cue-conflict).")
-    shape = np.asarray(record.targets)
     meta = record.meta
     idx_col = next((c for c in ("texture_class", "texture_target") if c in meta.columns), None)
     texture = (meta[idx_col].to_numpy().astype(np.int64) if idx_col is not None else
                _as_index(meta["texture"], record.manifest.get("classes")))
-    keep = shape != texture
-    sh = int(np.count_nonzero(pred[keep] == shape[keep]))
-    tx = int(np.count_nonzero(pred[keep] == texture[keep]))
-    return {"shape_bias": shape_bias(pred, shape, texture), "shape_hits": sh, "texture_hits": tx,
-            "trials": int(keep.sum()), "reading": reading}
+    return {**shape_counts(pred, np.asarray(record.targets), texture), "reading": reading}
 
 
 def _as_index(col, classes) -> np.ndarray:
