@@ -213,3 +213,5 @@ display(Markdown(run.real_section()))
 claims_tab, ending = evidence.chapter_ending(verdicts)
 for obj in ending:
     display(obj)
+evidence.record_outputs("factors", claims_tab, live_summary=live_summary if live_ok else None,
+                        published_summaries=pub_summaries)

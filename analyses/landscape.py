@@ -189,3 +189,4 @@ verdicts += [claims.not_testable(landscape.CLAIMS[s], src, "this chapter reads p
 claims_tab, ending = evidence.chapter_ending(verdicts)
 for obj in ending[:2]:
     display(obj)
+evidence.record_outputs("landscape", claims_tab, findings=findings if have_data else None)

@@ -183,3 +183,5 @@ display(Markdown(run.real_section()))
 claims_tab, ending = evidence.chapter_ending(verdicts)
 for obj in ending:
     display(obj)
+evidence.record_outputs("shape_bias", claims_tab, observers=observers if have_pub else None,
+                        shape=shape if live_ok else None)

@@ -536,6 +536,7 @@ def build_site() -> int:
 
 def build(force: bool = False, only: list[str] | None = None) -> int:
     os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
+    os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))  # evidence.record_outputs
     chs = [c for c in chapters() if not only or c.name in only]
     env = environment_fingerprint()
     failed, t0 = [], time.time()
@@ -554,6 +555,7 @@ def build(force: bool = False, only: list[str] | None = None) -> int:
 
 def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> int:
     os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
+    os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))  # evidence.record_outputs
     try:
         ch = get_chapter(name)
         given = validate_params(ch, parse_cli_params(pairs))

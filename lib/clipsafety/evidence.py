@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from clipsafety import claims
 from clipsafety.groups import MODEL_GROUPS
@@ -189,6 +190,42 @@ def chapter_run(chapter: str, models: str | Sequence[str], *, zoo_dataset: str,
                       dataset=dataset or (real_dataset if real else zoo_dataset),
                       data_root=data_root, store=store, device=device, batch_size=batch_size,
                       templates=templates, needs=needs)
+
+
+OUTPUTS_ENV = "CLIPSAFETY_OUTPUTS"
+
+
+def record_outputs(chapter: str, claims_table, **tables) -> Path | None:
+    """Save a chapter's claims table and headline tables as JSON, for the pages and tests that
+    read a chapter's results without re-running it (the landing page's claims matrix, the
+    before/after comparison of a refactor).
+
+    Written to ``$CLIPSAFETY_OUTPUTS/<chapter>.json`` (the book runner points it at
+    ``book/chapters/.state/outputs``); nothing is written when the variable is unset.
+    ``tables``: DataFrames (stored as records) or plain JSON values.
+    """
+    import json
+    import os
+
+    import pandas as pd
+
+    from clipsafety.files import atomic_write_text
+
+    folder = os.environ.get(OUTPUTS_ENV)
+    if not folder:
+        return None
+
+    def plain(v):
+        if isinstance(v, pd.DataFrame):
+            return json.loads(v.to_json(orient="records", double_precision=15))
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return v
+
+    payload = {"chapter": chapter, "claims": plain(claims_table),
+               "tables": {k: plain(v) for k, v in tables.items()}}
+    return atomic_write_text(Path(folder) / f"{chapter}.json",
+                             json.dumps(payload, indent=1, default=str))
 
 
 def chapter_ending(verdicts: Sequence[dict]):
