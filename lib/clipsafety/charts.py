@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from clipsafety import plots
-from clipsafety.groups import CLIP_ZEROSHOT, GROUPS, group_label
+from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, GROUPS, group_label
 from clipsafety.style import group_colour
 
 HIGHLIGHT = CLIP_ZEROSHOT
@@ -208,7 +208,7 @@ def paired_change(pairs: pd.DataFrame, before: str = "before", after: str = "aft
                      "group": r.get("group_before", CLIP_ZEROSHOT)})
         rows.append({pair: r[pair], "stage": labels[1], "value": r[after],
                      "model": r.get("model_after", r[pair]),
-                     "group": r.get("group_after", "clip-ft-direct")})
+                     "group": r.get("group_after", CLIP_FT_DIRECT)})
     d = plots.with_group_labels(pd.DataFrame(rows))
     enc = plots.group_encodings(_groups_in(d))
     tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),

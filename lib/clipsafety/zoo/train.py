@@ -66,66 +66,70 @@ def _param_groups(model, weight_decay: float = 0.05) -> list[dict]:
     return [{"params": dec, "weight_decay": weight_decay}, {"params": nodec, "weight_decay": 0.0}]
 
 
-def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
-                     lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True):
-    """Cross-entropy training; returns the per-step losses (list of floats)."""
-    import torch.nn.functional as F
+def _optimise(model, n: int, samples_seen: int, seed: int, lr: float, batch: int,
+              loss_of_batch, after_step=None, desc: str = "", progress: bool = True) -> list[float]:
+    """The one training loop of the zoo: AdamW (:func:`_param_groups`) with the schedule of
+    :func:`_lr` over ``samples_seen // batch`` steps of seeded batches (:func:`_batches`);
+    ``loss_of_batch(idx)`` gives the loss of a batch of row indices, ``after_step()`` runs after
+    each optimiser step. Returns the per-step losses."""
     from tqdm import tqdm
-
-    from clipsafety.zoo import array_transform
 
     torch = _torch()
     torch.manual_seed(seed)
     steps = max(1, samples_seen // batch)
     opt = torch.optim.AdamW(_param_groups(model), lr=lr)
     model.train()
-    y_all = torch.from_numpy(labels.astype(np.int64))
     losses = []
-    it = tqdm(_batches(len(images), batch, steps, seed), total=steps, desc=desc, disable=not progress,
+    it = tqdm(_batches(n, batch, steps, seed), total=steps, desc=desc, disable=not progress,
               mininterval=5, leave=False)
     for step, idx in enumerate(it):
         for g in opt.param_groups:
             g["lr"] = _lr(step, steps, lr)
-        x = array_transform(images[idx])
-        loss = F.cross_entropy(model(x), y_all[idx])
+        loss = loss_of_batch(idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after_step is not None:
+            after_step()
         losses.append(float(loss.detach()))
     model.eval()
     return losses
 
 
+def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
+                     lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True):
+    """Cross-entropy training; returns the per-step losses (list of floats)."""
+    import torch.nn.functional as F
+
+    from clipsafety.zoo import array_transform
+
+    y_all = _torch().from_numpy(labels.astype(np.int64))
+    return _optimise(model, len(images), samples_seen, seed, lr, batch,
+                     lambda idx: F.cross_entropy(model(array_transform(images[idx])), y_all[idx]),
+                     desc=desc, progress=progress)
+
+
 def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr: float = 2e-3,
                batch: int = 128, desc: str = "", progress: bool = True):
-    """Contrastive training with open_clip's ``ClipLoss``; returns the per-step losses."""
+    """Contrastive training with open_clip's ``ClipLoss``; returns the per-step losses. The
+    logit scale is clamped to ``[0, log 100]`` after every step, as open_clip does."""
     from open_clip.loss import ClipLoss
-    from tqdm import tqdm
 
     from clipsafety.zoo import array_transform
 
     torch = _torch()
-    torch.manual_seed(seed)
-    steps = max(1, samples_seen // batch)
     loss_fn = ClipLoss()
-    opt = torch.optim.AdamW(_param_groups(clip), lr=lr)
-    clip.train()
-    losses = []
-    it = tqdm(_batches(len(images), batch, steps, seed), total=steps, desc=desc, disable=not progress,
-              mininterval=5, leave=False)
-    for step, idx in enumerate(it):
-        for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
+
+    def loss_of_batch(idx):
         img_f, txt_f, scale = clip(array_transform(images[idx]), texts[idx])[:3]
-        loss = loss_fn(img_f, txt_f, scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss_fn(img_f, txt_f, scale)
+
+    def clamp():
         with torch.no_grad():
             clip.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss.detach()))
-    clip.eval()
-    return losses
+
+    return _optimise(clip, len(images), samples_seen, seed, lr, batch, loss_of_batch,
+                     after_step=clamp, desc=desc, progress=progress)
 
 
 # ---------------------------------------------------------------------------- driver
