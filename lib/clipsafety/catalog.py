@@ -5,12 +5,15 @@
 - ``"zoo"``: ``data/zoo/catalog.csv`` (the project's tiny models, written by the zoo code).
 - any other value: the path of a CSV with at least the columns ``id`` and ``group``.
 
-Group ids are those of :mod:`clipsafety.style`.
+Group ids are those of :mod:`clipsafety.groups`. :func:`catalog_row` is the cached id lookup
+that :mod:`clipsafety.models` uses to attach a catalog row to a parsed model id.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -53,3 +56,40 @@ def list_models(catalog: str = "real", group: str | list[str] | None = None) -> 
         groups = [group] if isinstance(group, str) else list(group)
         df = df[df["group"].isin(groups)]
     return df["id"].tolist()
+
+
+def _plain(v):
+    """A CSV cell as a JSON-able Python value: NaN -> None, numpy scalars -> int/float/str."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+@lru_cache(maxsize=16)
+def _rows(path: str, mtime_ns: int, name: str) -> dict[str, dict]:
+    df = read_catalog(name)
+    return {str(r["id"]): {k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")}
+
+
+def catalog_row(model_id: str, name: str) -> dict | None:
+    """The row of ``model_id`` in catalog ``name`` as a dict of plain values (NaN -> None), or
+    ``None`` when the catalog does not list it or does not exist. Cached per file version
+    (path and modification time), so an edited catalog is read again."""
+    path = catalog_path(name)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    return _rows(str(path), mtime, name).get(model_id)
+
+
+def catalog_columns(name: str) -> list[str]:
+    """Column names of catalog ``name`` (``[]`` when it does not exist)."""
+    path = catalog_path(name)
+    try:
+        rows = _rows(str(path), path.stat().st_mtime_ns, name)
+    except (OSError, ValueError):
+        return []
+    return list(next(iter(rows.values())).keys()) if rows else []
