@@ -63,14 +63,22 @@ def test_unknown_ids_suggest_nearest():
 
 
 def test_zoo_ids_delegate_to_the_zoo(monkeypatch):
+    """zoo: ids go to clipsafety.zoo.load with the templates asked for (the zoo maps them);
+    the registry attaches the parsed spec to what comes back."""
+    from clipsafety.records import LoadedModel
+
     calls = []
     fake = types.ModuleType("clipsafety.zoo")
-    fake.load = lambda zid, device="cpu", **kw: calls.append((zid, device, kw)) or "loaded"
+    fake.load = lambda zid, device="cpu", **kw: calls.append((zid, device, kw)) or LoadedModel(
+        model_id=f"zoo:{zid}", module=None, transform=None, classes=[], logit_policy={}, manifest={})
     monkeypatch.setitem(sys.modules, "clipsafety.zoo", fake)
     monkeypatch.setattr(clipsafety, "zoo", fake, raising=False)
-    assert load("zoo:clip-rn-wit-30k", device="cpu") == "loaded"
-    assert load("zoo:x", templates="simple") == "loaded"
-    assert calls == [("clip-rn-wit-30k", "cpu", {}), ("x", "cpu", {"templates": "simple"})]
+    m = load("zoo:clip-rn-wit-30k", device="cpu")
+    assert m.model_id == "zoo:clip-rn-wit-30k" and m.spec.source == "zoo"
+    assert m.spec.name == "clip-rn-wit-30k" and m.spec.meta_from == "id rules"
+    load("zoo:x", templates="simple")
+    assert calls == [("clip-rn-wit-30k", "cpu", {"templates": "openai"}),
+                     ("x", "cpu", {"templates": "simple"})]
 
 
 OFFLINE = textwrap.dedent("""

@@ -1,6 +1,6 @@
 """Zero-shot heads for CLIP models: label spaces, template sets, and the head module.
 
-Conventions (METHODS.md section 2):
+Conventions (the book's page "Methods and conventions", ``book/methods.md``):
 
 - A head embeds every template filled with every class name, L2-normalises each text
   embedding, averages over templates and L2-normalises again (open_clip's
@@ -11,6 +11,8 @@ Conventions (METHODS.md section 2):
 - Class names and template sets come from ``open_clip.zero_shot_metadata``: ``"openai"``
   (80 templates), ``"simple"`` (7), ``"single"`` (``"a photo of a {}."``), a list of
   strings containing ``{}``, or the path of a text file with one such template per line.
+  A set a model cannot use raises :class:`TemplateSetError` naming the model, the set asked
+  for and the valid ones (the zoo world's sets are in :func:`clipsafety.zoo.resolve_templates`).
 - The head is built lazily (on the first forward or :meth:`ZeroShotHead.build`) so that a
   cache hit in the store never pays for encoding 1000 x 80 prompts.
 """
@@ -26,11 +28,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from clipsafety.models._registry import TemplateSetError
+
 #: The 16 cue-conflict categories of Geirhos et al. (2019), in their (alphabetical) order.
 CUE_CONFLICT_16 = [
     "airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat",
     "chair", "clock", "dog", "elephant", "keyboard", "knife", "oven", "truck",
 ]
+
+
+#: the named template sets of real CLIP heads (:func:`resolve_templates`)
+TEMPLATE_SETS = ("openai", "simple", "single")
 
 
 def imagenet_classnames() -> list[str]:
@@ -68,13 +76,16 @@ def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str
     return names, f"custom-{digest}"
 
 
-def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = "openai"
-                      ) -> tuple[list[str], str]:
+def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = "openai",
+                      model_id: str | None = None) -> tuple[list[str], str]:
     """``(templates as format strings with one '{}', name)``.
 
     Names: ``"openai"`` (80), ``"simple"`` (7), ``"single"``; a list of strings or callables
     (callables are rendered with ``"{}"`` to get their string form); or a text file path.
+    Anything else raises :class:`TemplateSetError` (a ``ValueError``); ``model_id`` names the
+    model in that message.
     """
+    who = f"{model_id}: " if model_id else ""
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
     named = {
@@ -88,8 +99,8 @@ def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = 
     elif isinstance(templates, (str, os.PathLike)):
         path = Path(templates)
         if not path.is_file():
-            raise ValueError(
-                f"templates={str(templates)!r} is neither a named set {sorted(named)} nor a "
+            raise TemplateSetError(
+                f"{who}templates={str(templates)!r} is neither a named set {sorted(named)} nor a "
                 "file; pass a name, a list of strings with '{}', or a text file with one "
                 "template per line."
             )
@@ -101,8 +112,9 @@ def resolve_templates(templates: str | Sequence[str | Callable] | os.PathLike = 
     out = [t("{}") if callable(t) else str(t) for t in raw]
     bad = [t for t in out if t.count("{}") != 1]
     if not out or bad:
-        raise ValueError(
-            f"each template must contain exactly one '{{}}' for the class name; got {bad[:3] or out}"
+        raise TemplateSetError(
+            f"{who}each template must contain exactly one '{{}}' for the class name; got "
+            f"{bad[:3] or out}; valid named sets: {sorted(named)}."
         )
     if name == "custom" or name.startswith("file:"):
         name = f"{name}-{hashlib.sha256(json.dumps(out).encode()).hexdigest()[:8]}"

@@ -38,6 +38,8 @@ class LoadedModel:
     manifest: everything that determines the logits (model id, weights hash,
         preprocessing, head and template hash, logit policy); part of the cache key.
     label_space: name of the label space (``"imagenet-1k"``, ``"synth"``, ...).
+    spec: the :class:`clipsafety.models.ModelSpec` the id was parsed into (set by
+        :func:`clipsafety.load`; ``None`` for a model built by hand). Not part of the cache key.
     """
 
     model_id: str
@@ -48,6 +50,13 @@ class LoadedModel:
     manifest: dict
     label_space: str = "imagenet-1k"
     extra: dict = field(default_factory=dict)
+    spec: Any = None
+
+    @property
+    def model_meta(self) -> dict | None:
+        """The catalog metadata of the model (group, family, source, samples, resolution,
+        meta_from, other catalog columns), or ``None`` without a spec."""
+        return self.spec.meta() if self.spec is not None else None
 
 
 @dataclass

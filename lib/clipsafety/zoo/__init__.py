@@ -4,12 +4,31 @@ Weights are float16 safetensors under ``data/zoo/weights``; ``data/zoo/catalog.c
 metadata (``id, group, family, source, samples, resolution`` plus extras). Three kinds:
 
 - zero-shot CLIP (``kind=clip``): open_clip ``CLIP`` built from the config stored in the
-  file; the head is built with ``open_clip.build_zero_shot_classifier`` over the world's
-  templates (``"default"``, ``"simple"``, ``"single"`` or a list of strings);
+  file; the head is built with ``open_clip.build_zero_shot_classifier`` over one of the
+  world's template sets (:func:`resolve_templates`);
   ``logits = exp(logit_scale) * normalize(img) @ W``, policy ``{"kind": "clip", ...}``.
 - supervised (``kind=sup``): a registered timm model with a 10-way head.
 - fine-tuned CLIP (``kind=ft``/``ft2``): the CLIP image tower plus a linear head on the
   normalised embedding (``{"kind": "classifier"}``).
+
+Template sets (:func:`resolve_templates`). The chapters name real CLIP template sets; the
+world has its own (:data:`clipsafety.synth.TEMPLATES`), and the mapping is explicit:
+
+=====================  ===============================================================
+``templates=``         zoo CLIP head built over
+=====================  ===============================================================
+``"openai"``           the world's ``"default"`` set (its analogue of the 80 ImageNet
+                       templates; the chapters' default, so default results are the zoo's)
+``"default"``          the same set, by the world's own name
+``"simple"``           the world's ``"simple"`` set (7 templates)
+``"single"``           the world's ``"single"`` set (``"a photo of a {}."``)
+a list of strings      the strings as given (each with one ``{}``)
+a text file path       one template per line
+=====================  ===============================================================
+
+Any other value is a :class:`clipsafety.heads.TemplateSetError` naming the model, the set
+asked for and the valid ones. Models without a text head (``sup``, ``ft``) check the value
+the same way and then ignore it.
 
 Images are normalised with mean 0.5 and std 0.25 per channel at 32x32.
 """
@@ -108,18 +127,62 @@ def build_clip(cfg: dict):
     return open_clip.CLIP(**cfg)
 
 
+#: the chapters' (real CLIP) template-set names -> the world's set used in their place
+TEMPLATE_ALIASES = {"openai": "default"}
+
+
+def template_sets() -> list[str]:
+    """The template-set names a zoo CLIP accepts: the world's sets and :data:`TEMPLATE_ALIASES`."""
+    from clipsafety.synth import TEMPLATES
+
+    return [*TEMPLATES, *(a for a in TEMPLATE_ALIASES if a not in TEMPLATES)]
+
+
+def resolve_templates(templates="openai", model_id: str = "zoo model") -> tuple[list[str], str]:
+    """``(templates, name)`` of a zoo CLIP head; the mapping is the module docstring's table.
+
+    ``name`` is the world's set name (``"openai"`` -> ``"default"``), ``"custom"`` for a list
+    or ``"file:<name>"`` for a file: what the manifest records. Raises
+    :class:`clipsafety.heads.TemplateSetError` for a set the zoo cannot use, naming
+    ``model_id``, the set asked for and the valid sets.
+    """
+    import os
+
+    from clipsafety.heads import TemplateSetError
+    from clipsafety.synth import TEMPLATES
+
+    valid = template_sets()
+    if isinstance(templates, (str, os.PathLike)):
+        key = TEMPLATE_ALIASES.get(str(templates), str(templates))
+        if key in TEMPLATES:
+            return list(TEMPLATES[key]), key
+        path = Path(templates).expanduser()
+        if not path.is_file():
+            raise TemplateSetError(
+                f"{model_id}: template set {str(templates)!r} is not one the zoo world has; "
+                f"valid sets: {valid} (\"openai\" means the world's \"default\"), a list of "
+                "strings with one '{}', or a text file with one template per line.")
+        out, name = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()], f"file:{path.name}"
+    else:
+        out, name = [str(t) for t in templates], "custom"
+    bad = [t for t in out if t.count("{}") != 1]
+    if not out or bad:
+        raise TemplateSetError(
+            f"{model_id}: each template must contain exactly one '{{}}' for the category name; "
+            f"got {bad[:3] or out}. Valid named sets: {valid}.")
+    return out, name
+
+
 def zero_shot_head(clip_model, templates="default", classes=None):
-    """``[D, C]`` zero-shot weights via ``open_clip.build_zero_shot_classifier``."""
+    """``[D, C]`` zero-shot weights via ``open_clip.build_zero_shot_classifier``
+    (``templates``: see :func:`resolve_templates`)."""
     import open_clip
     import torch
 
-    from clipsafety.synth import CATEGORIES, TEMPLATES, WordTokenizer
+    from clipsafety.synth import CATEGORIES, WordTokenizer
 
     if isinstance(templates, str):
-        if templates not in TEMPLATES:
-            raise KeyError(f"unknown template set {templates!r}; expected one of "
-                           f"{list(TEMPLATES)} or a list of strings with '{{}}'")
-        templates = TEMPLATES[templates]
+        templates, _ = resolve_templates(templates)
     tok = WordTokenizer(clip_model.context_length if hasattr(clip_model, "context_length") else 16)
     with torch.no_grad():
         return open_clip.build_zero_shot_classifier(
@@ -169,21 +232,28 @@ def build_module(meta: dict, state: dict | None = None, templates="default"):
     return m.eval(), None
 
 
-def load(zoo_id: str, device: str = "cpu", templates="default"):
+def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
     """A :class:`~clipsafety.records.LoadedModel` for ``zoo:<id>`` (prefix optional).
 
-    ``templates`` only matters for zero-shot CLIP: a set name or a list of strings.
+    ``templates`` builds the head of a zero-shot CLIP (the module docstring's table:
+    ``"openai"`` and ``"default"`` are the world's default set); other kinds check it and
+    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order (the
+    zoo's heads have no other label space).
     """
     from clipsafety.records import LoadedModel
-    from clipsafety.synth import CATEGORIES, TEMPLATES
+    from clipsafety.synth import CATEGORIES
 
     zoo_id = zoo_id.removeprefix("zoo:")
+    tl, tname = resolve_templates(templates, f"zoo:{zoo_id}")
+    if classnames is not None and classnames != "synth" and list(classnames) != list(CATEGORIES):
+        raise ValueError(f"zoo:{zoo_id}: classnames={classnames!r} is not the zoo's label space; "
+                         f"zoo models classify the world's {len(CATEGORIES)} categories {list(CATEGORIES)} "
+                         "(pass classnames=None or 'synth').")
     state, meta, sha = _read(zoo_id)
-    module, scale = build_module(meta, state, templates)
+    module, scale = build_module(meta, state, tl)
     module = module.to(device)
     if meta["kind"] == "clip":
-        tl = TEMPLATES[templates] if isinstance(templates, str) else list(templates)
-        head = {"kind": "zero-shot", "templates": templates if isinstance(templates, str) else "custom",
+        head = {"kind": "zero-shot", "templates": tname,
                 "template_hash": hashlib.sha256("\n".join(tl).encode()).hexdigest()[:16]}
         policy = {"kind": "clip", "scale": scale, "bias": None}
     else:

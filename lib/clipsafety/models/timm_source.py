@@ -1,0 +1,134 @@
+"""``timm:`` ids: timm image classifiers (the module is not named ``timm`` so as not to shadow it).
+
+- ``timm:NAME``         timm model with its pretrained weights (``resnet50.a1_in1k``;
+  ``resnet50`` means timm's default tag)
+- ``timm:NAME@random``  randomly initialised (seed 0)
+- ``timm:NAME@/path``   a local checkpoint
+
+Classifiers have no text head: ``classnames``, ``templates`` and ``logit_scale`` are ignored.
+Metadata comes from the real catalog (``data/catalog/models.csv``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipsafety.models._hub import (
+    _is_path,
+    _prepare_hub,
+    _seeded,
+    _unavailable,
+    describe_transform,
+    file_sha256,
+)
+from clipsafety.models._registry import (
+    ModelSource,
+    ModelSpec,
+    UnknownModel,
+    _suggest_text,
+    register_source,
+)
+from clipsafety.records import LoadedModel
+
+
+@register_source
+class TimmSource(ModelSource):
+    """timm models: pretrained weights by name, local checkpoints or seeded random init."""
+
+    prefix = "timm"
+    catalog = "real"
+    id_forms = ("timm:NAME", "timm:NAME@random", "timm:NAME@/path")
+
+    def candidates(self) -> list[str]:
+        import timm
+
+        return [f"timm:{n}" for n in timm.list_models(pretrained=True)]
+
+    def is_known(self, spec: ModelSpec) -> bool:
+        import timm
+
+        if spec.tag == "random" or _is_path(spec.tag):
+            return timm.is_model(spec.name.split(".")[0])
+        return spec.tag is None and _timm_pretrained_exists(spec.name)
+
+    def load(self, spec: ModelSpec, device: str = "cpu", *, classnames=None, templates="openai",
+             logit_scale=None, image_size=None) -> LoadedModel:
+        return _load_timm(spec, device, image_size)
+
+
+def _load_timm(spec: ModelSpec, device, image_size):
+    model_id, name, tag = spec.id, spec.name, spec.tag
+    online = _prepare_hub()
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    base = name.split(".")[0]
+    if not timm.is_model(base):
+        raise UnknownModel(f"{model_id}: timm has no model {base!r}.{_suggest_text(model_id)}")
+    kw = {}
+    if image_size and any(k in base for k in ("vit", "deit", "eva", "beit", "swin")):
+        kw["img_size"] = image_size
+    if tag == "random":
+        weights = {"source": "random", "seed": 0}
+        model = _seeded(lambda: timm.create_model(name, pretrained=False, **kw))
+    elif _is_path(tag):
+        path = Path(tag).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
+                                    "timm state dict (.pth/.safetensors).")
+        weights = {"source": "checkpoint", "file": path.name, "sha256": file_sha256(path)}
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
+    elif tag is not None:
+        raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
+                           f"pretrained tags go after a dot, e.g. timm:{base}.a1_in1k.")
+    else:
+        if not _timm_pretrained_exists(name):
+            raise UnknownModel(f"{model_id}: timm has no pretrained weights {name!r}.{_suggest_text(model_id)}")
+        pcfg = timm.models.get_pretrained_cfg(name) if "." in name else None
+        weights = {"source": "timm", "name": name,
+                   "hf_hub_id": getattr(pcfg, "hf_hub_id", None) if pcfg else None}
+        try:
+            model = timm.create_model(name, pretrained=True, **kw)
+        except Exception as e:
+            raise _unavailable(model_id, "timm", name, e, online) from e
+        weights["pretrained_cfg"] = {k: v for k, v in model.pretrained_cfg.items()
+                                     if k in ("hf_hub_id", "tag", "url", "file")}
+    model = model.to(device).eval()
+    cfg = resolve_data_config({}, model=model)
+    if image_size:
+        cfg["input_size"] = (3, image_size, image_size)
+    transform = create_transform(**cfg)
+    classes, label_space = _timm_classes(model)
+    policy = {"kind": "classifier"}
+    manifest = {"model_id": model_id, "family": "timm", "arch": base, "weights": weights,
+                "preprocessing": describe_transform(transform),
+                "head": {"kind": "classifier", "label_space": label_space,
+                         "n_classes": len(classes)},
+                "logit_policy": policy}
+    return LoadedModel(model_id=model_id, module=model, transform=transform, classes=classes,
+                       logit_policy=policy, manifest=manifest, label_space=label_space,
+                       extra={"data_config": cfg}, spec=spec)
+
+
+def _timm_pretrained_exists(name: str) -> bool:
+    """``resnet50.a1_in1k`` is listed; ``resnet50`` means timm's default tag of that model."""
+    import timm
+
+    if "." in name:
+        return name in set(timm.list_pretrained(name.split(".")[0] + ".*"))
+    return bool(timm.list_pretrained(name + ".*"))
+
+
+def _timm_classes(model) -> tuple[list[str], str]:
+    n = int(getattr(model, "num_classes", 0) or 0)
+    if n == 1000:
+        from clipsafety.heads import imagenet_classnames
+
+        return imagenet_classnames(), "imagenet-1k"
+    from timm.data import ImageNetInfo, infer_imagenet_subset
+
+    subset = infer_imagenet_subset(model)
+    if subset:
+        info = ImageNetInfo(subset)
+        return [info.index_to_description(i) for i in range(info.num_classes())], f"imagenet-{subset}"
+    return [str(i) for i in range(n)], f"timm-{n}"
