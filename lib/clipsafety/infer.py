@@ -19,6 +19,12 @@ The one place where models meet data. Conventions:
   the model's input, a float tensor ``[B,3,H',W']``, equivalent to applying ``transform`` per
   image), batches are sliced from the arrays without PIL or a DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
 - Results are written in shards of ``shard_size`` samples; a killed run resumes from them.
+- Descriptions outside the key (:data:`clipsafety.records.NON_KEY_FIELDS`):
+  ``manifest["model_meta"]``, the model's catalog metadata (its spec's, see
+  :mod:`clipsafety.models`), and ``manifest["annotations"]``, the dataset's annotation kind
+  (``spec.annotations``: ``"imagenet-x"``, ``"synth-factors"``, ``"cue-conflict"`` or
+  ``None``). Both are written on every call, a cache hit included, from the current catalog
+  and dataset spec: editing a catalog changes what a record says, never its key.
 """
 
 from __future__ import annotations
@@ -139,6 +145,21 @@ def key_manifest(loaded: LoadedModel, spec: DatasetSpec, precision: str) -> dict
     }
 
 
+def describe_manifest(loaded: LoadedModel, spec: DatasetSpec) -> dict:
+    """The manifest entries that describe a record without determining its logits:
+    ``model_meta`` (catalog metadata) and ``annotations`` (the dataset's annotation kind)."""
+    meta = getattr(loaded, "model_meta", None)
+    if meta is None:  # a LoadedModel built by hand: parse its id if a source knows the prefix
+        from clipsafety.models import SOURCES, UnknownModel, model_spec
+
+        if str(loaded.model_id).split(":", 1)[0] in SOURCES:
+            try:
+                meta = model_spec(loaded.model_id).meta()
+            except UnknownModel:
+                meta = None
+    return {"model_meta": meta, "annotations": getattr(spec, "annotations", None)}
+
+
 def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=None, store=None,
             device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
             templates="openai", classnames=None, progress: bool = True, shard_size: int | None = None,
@@ -171,9 +192,11 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     precision = "bf16-autocast" if cuda else "fp32"
     kman = key_manifest(loaded, spec, precision)
     key = manifest_key(kman)
+    described = describe_manifest(loaded, spec)
     if not recompute:
         rec = store.get(key)
         if rec is not None:
+            rec.manifest.update(described)  # today's catalog, even for a record stored before
             rec.cache_hit = True  # not part of the record; tells callers (the CLI) it was read
             return rec
 
@@ -262,11 +285,13 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
                 "images_per_second": round(len(todo) / seconds, 2) if seconds > 0 else None}
     if getattr(spec, "label_map", None) is not None:
         manifest["label_map"] = spec.label_map
+    manifest.update(described)
     rec = PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
     if recompute:
         store.delete(key)
     store.put(key, rec)
     run.cleanup()
     out = store.get(key) or rec
+    out.manifest.update(described)
     out.cache_hit = False
     return out

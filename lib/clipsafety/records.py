@@ -59,6 +59,12 @@ class LoadedModel:
         return self.spec.meta() if self.spec is not None else None
 
 
+#: manifest entries that describe a record but do not determine its logits: never hashed
+#: into the store key (:func:`clipsafety.store.manifest_key`), so editing a catalog or a
+#: dataset's annotation kind never turns an existing record into a miss
+NON_KEY_FIELDS = frozenset({"model_meta", "annotations"})
+
+
 @dataclass
 class PredictionRecord:
     """Per-sample predictions of one model on one dataset with one head.
@@ -68,7 +74,10 @@ class PredictionRecord:
     ids: str array ``[N]``, stable sample ids (file names relative to the dataset root,
         or generator ids for the synthetic world).
     manifest: dict, the cache key's source (see :mod:`clipsafety.store`); includes
-        ``label_subset`` (sorted list of allowed columns, or ``None`` for all).
+        ``label_subset`` (sorted list of allowed columns, or ``None`` for all). Besides the
+        key it holds run facts and descriptions that are not hashed (:data:`NON_KEY_FIELDS`):
+        ``model_meta`` (the catalog metadata of the model) and ``annotations`` (the dataset's
+        annotation kind).
     meta: optional ``pandas.DataFrame`` with one row per sample, aligned with ``ids``
         (factor annotations, texture class of a cue-conflict image, ...).
     """
@@ -82,6 +91,28 @@ class PredictionRecord:
     @property
     def label_subset(self) -> list[int] | None:
         return self.manifest.get("label_subset")
+
+    @property
+    def label_space(self) -> str | None:
+        """The label space of the logits' columns (``"imagenet-1k"``, ``"synth"``, ...)."""
+        return self.manifest.get("label_space")
+
+    @property
+    def target_space(self) -> str | None:
+        """The space the targets index (the dataset's; ``"cue-conflict-16"``, ...)."""
+        return self.manifest.get("target_space") or self.manifest.get("label_space")
+
+    @property
+    def model_meta(self) -> dict | None:
+        """Catalog metadata of the model: ``group, family, source, samples, resolution,
+        meta_from`` and the catalog's other columns; ``None`` for a record without it."""
+        return self.manifest.get("model_meta")
+
+    @property
+    def annotations(self) -> str | None:
+        """The dataset's annotation kind (``"imagenet-x"``, ``"synth-factors"``,
+        ``"cue-conflict"``) or ``None``."""
+        return self.manifest.get("annotations")
 
     def __len__(self) -> int:
         return int(self.logits.shape[0])

@@ -12,7 +12,9 @@ Conventions:
 
 - ``key = sha256(canonical JSON of the key manifest)[:32]``: model id and weights hash,
   preprocessing, head and template hash, logit policy, label subset, dataset manifest,
-  precision, library version. Any change is a miss, never a stale hit.
+  precision, library version. Any change is a miss, never a stale hit. Descriptions that do
+  not determine the logits (:data:`clipsafety.records.NON_KEY_FIELDS`: the model's catalog
+  metadata ``model_meta``, the dataset's ``annotations``) are left out of the hash.
 - Every write is atomic: files are written under a temporary name and ``os.replace``d;
   a record directory is assembled under ``tmp/`` and renamed into ``records/`` in one step,
   so a reader sees a whole record or none, even after ``kill -9``.
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsafety.records import PredictionRecord
+from clipsafety.records import NON_KEY_FIELDS, PredictionRecord
 
 FORMAT = 1
 
@@ -50,8 +52,14 @@ def canonical_json(obj) -> str:
 
 
 def manifest_key(manifest: dict) -> str:
-    """The store key of a key manifest: 32 hex digits of its canonical JSON's sha256."""
-    return hashlib.sha256(canonical_json(manifest).encode()).hexdigest()[:32]
+    """The store key of a key manifest: 32 hex digits of its canonical JSON's sha256.
+
+    :data:`~clipsafety.records.NON_KEY_FIELDS` are dropped first (at the top level and in
+    ``manifest["model"]``), so they never change a key."""
+    hashed = {k: v for k, v in manifest.items() if k not in NON_KEY_FIELDS}
+    if isinstance(hashed.get("model"), dict):
+        hashed["model"] = {k: v for k, v in hashed["model"].items() if k not in NON_KEY_FIELDS}
+    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:32]
 
 
 def default_root() -> Path:
