@@ -42,15 +42,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check_models(ids: list[str]) -> list[str]:
     """Messages for ids that cannot be right, with suggestions (no weights are loaded)."""
-    from clipsafety.models import is_known_id, suggest
+    from clipsafety.models import is_known_id, registry_table, suggest
 
+    forms = ", ".join(f for _, _, fs in registry_table() for f in fs)
     errors = []
     for mid in ids:
         if not is_known_id(mid):
             near = suggest(mid)
             errors.append(f"unknown model id {mid!r}." + (f" Did you mean {', '.join(near)}?" if near else
-                          " Expected openclip:ARCH@TAG, openclip:ARCH@/path, timm:NAME[@random|@/path] "
-                          "or zoo:ID."))
+                          f" Expected one of the registered forms: {forms}."))
     return errors
 
 
