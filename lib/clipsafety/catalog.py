@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[2]
+from clipsafety.files import REPO_ROOT as REPO
+
 CATALOGS = {"real": REPO / "data" / "catalog" / "models.csv", "zoo": REPO / "data" / "zoo" / "catalog.csv"}
 REQUIRED = ["id", "group"]
 

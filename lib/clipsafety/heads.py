@@ -29,12 +29,11 @@ import torch
 from torch import nn
 
 from clipsafety.models._registry import TemplateSetError
+from clipsafety.shape import CUE_CONFLICT_CLASSES
 
-#: The 16 cue-conflict categories of Geirhos et al. (2019), in their (alphabetical) order.
-CUE_CONFLICT_16 = [
-    "airplane", "bear", "bicycle", "bird", "boat", "bottle", "car", "cat",
-    "chair", "clock", "dog", "elephant", "keyboard", "knife", "oven", "truck",
-]
+#: The 16 cue-conflict categories of Geirhos et al. (2019), in their (alphabetical) order
+#: (defined once, in :mod:`clipsafety.shape`)
+CUE_CONFLICT_16 = list(CUE_CONFLICT_CLASSES)
 
 
 #: the named template sets of real CLIP heads (:func:`resolve_templates`)
@@ -153,15 +152,11 @@ def head_cache_path(key: str | None):
 
 
 def _save_atomic(path, weights: torch.Tensor) -> None:
-    import tempfile
-
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    save_file({"weights": weights}, tmp)
-    os.replace(tmp, path)
+    from clipsafety.files import atomic_write
+
+    atomic_write(path, lambda tmp: save_file({"weights": weights}, str(tmp)), suffix=".safetensors")
 
 
 class ZeroShotHead(nn.Module):

@@ -27,12 +27,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
 
+from clipsafety.files import atomic_write_bytes
 from clipsafety.records import NON_KEY_FIELDS, PredictionRecord
 
 FORMAT = 1
@@ -64,21 +64,6 @@ def manifest_key(manifest: dict) -> str:
 
 def default_root() -> Path:
     return Path(os.environ.get("CLIPSAFETY_STORE") or Path.cwd() / ".cache" / "store")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class Store:
@@ -182,7 +167,7 @@ class PartialRun:
         self.folder.mkdir(parents=True, exist_ok=True)
         mpath = folder / "manifest.json"
         if not mpath.exists():
-            _atomic_write_bytes(mpath, canonical_json(manifest).encode())
+            atomic_write_bytes(mpath, canonical_json(manifest).encode())
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.safetensors"))
@@ -198,7 +183,7 @@ class PartialRun:
                      "logits": np.ascontiguousarray(logits, dtype=np.float32),
                      "targets": np.ascontiguousarray(targets, dtype=np.int64)},
                     metadata={"ids": json.dumps(list(ids)), "skipped": json.dumps(skipped)})
-        _atomic_write_bytes(self.folder / f"shard-{start:010d}.safetensors", data)
+        atomic_write_bytes(self.folder / f"shard-{start:010d}.safetensors", data)
 
     def load(self):
         """``(indices, logits, targets, ids, skipped)`` concatenated over all shards."""

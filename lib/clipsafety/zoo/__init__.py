@@ -43,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from clipsafety.external import sha256_file as _sha256
+from clipsafety.files import REPO_ROOT
 
-ZOO_DIR = Path(__file__).resolve().parents[3] / "data" / "zoo"
+ZOO_DIR = REPO_ROOT / "data" / "zoo"
 MEAN, STD, RESOLUTION = 0.5, 0.25, 32
 
 
