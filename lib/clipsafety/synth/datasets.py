@@ -448,24 +448,24 @@ EVAL_N = 2000
 SHIFT_N = 1000
 OOD_N = 1000
 TRAIN_SIZES = {"10k": 10_000, "30k": 30_000, "100k": 100_000}
-L = S.LABELLED
+_L = S.LABELLED
 _RENDITION = tuple(CATEGORIES[:8])
 _OBJECTNET = ("square", "triangle", "star", "cross", "hexagon", "heart", "arrow")
-_CORRUPT = dict(n=SHIFT_N, cfg=L, family="shift-corrupt")
+_CORRUPT = dict(n=SHIFT_N, cfg=_L, family="shift-corrupt")
 
 #: every synthetic set, one row each (order = the order of listings)
 SYNTH_SETS: tuple[SynthSet, ...] = (
-    SynthSet("id-test", world, dict(n=EVAL_N, cfg=L),
+    SynthSet("id-test", world, dict(n=EVAL_N, cfg=_L),
              "fresh sample of the labelled (ImageNet-like) distribution", "id", True),
     SynthSet("shift-v2", world,
-             dict(n=SHIFT_N, cfg=_harder(L, 2.0).replace(
+             dict(n=SHIFT_N, cfg=_harder(_L, 2.0).replace(
                  cue_strength=0.65, class_probs=tuple(np.linspace(2.0, 0.5, 10)))),
              "V2-like: a re-sample with a small prior shift (skewed class prior, weaker cue, "
              "twice the nuisance rates)", "shift", True),
-    SynthSet("shift-sketch", world, dict(n=SHIFT_N, cfg=L.replace(style_probs=(0, 1, 0, 0))),
+    SynthSet("shift-sketch", world, dict(n=SHIFT_N, cfg=_L.replace(style_probs=(0, 1, 0, 0))),
              "Sketch-like: outline drawings on paper", "shift", True),
     SynthSet("shift-rendition", world,
-             dict(n=SHIFT_N, cfg=L.replace(style_probs=(0, 0, 0.4, 0.6), categories=_RENDITION,
+             dict(n=SHIFT_N, cfg=_L.replace(style_probs=(0, 0, 0.4, 0.6), categories=_RENDITION,
                                            background_probs=(0.5, 0.3, 0.2)),
                   label_subset=list(range(8))),
              "R-like: paintings and silhouettes; 8-class label subset", "shift", True),
@@ -475,7 +475,7 @@ SYNTH_SETS: tuple[SynthSet, ...] = (
              "A-like: hard samples kept only if the held-out reference model misclassifies them",
              "shift", True, options=("n", "reference")),
     SynthSet("shift-objectnet", world,
-             dict(n=SHIFT_N, cfg=L.replace(p_pose=0.9, background_probs=(0.0, 0.3, 0.7),
+             dict(n=SHIFT_N, cfg=_L.replace(p_pose=0.9, background_probs=(0.0, 0.3, 0.7),
                                            p_partial=0.25, p_occluder=0.2, p_small=0.25,
                                            p_large=0.15, cue_strength=0.5, categories=_OBJECTNET,
                                            p_dark=0.15),
@@ -483,35 +483,35 @@ SYNTH_SETS: tuple[SynthSet, ...] = (
              "ObjectNet-like: extreme poses, scene backgrounds, occlusion and partial views; "
              "7-class label subset", "shift", True),
     SynthSet("shift-stylized", world,
-             dict(n=SHIFT_N, cfg=L.replace(cue_strength=0.0, pattern_pool=(10, 11, 12, 13))),
+             dict(n=SHIFT_N, cfg=_L.replace(cue_strength=0.0, pattern_pool=(10, 11, 12, 13))),
              "Stylized-like: textures and colours replaced by non-characteristic ones", "shift",
              True),
     SynthSet("shift-corrupt", corrupted, dict(_CORRUPT, severity=3),
              "C-like: noise, blur, contrast and pixelation at a severity (kw severity, or "
              "shift-corrupt-<1..5>; default 3)", "shift", True, options=("n", "severity")),
     SynthSet("shift-occlusion", world,
-             dict(n=SHIFT_N, cfg=L.replace(p_occluder=0.6, p_person=0.4, p_partial=0.35,
+             dict(n=SHIFT_N, cfg=_L.replace(p_occluder=0.6, p_person=0.4, p_partial=0.35,
                                            p_multi=0.3, background_probs=(0.3, 0.6, 0.1))),
              "occlusion: occluding bars, people in front, partial views, clutter", "shift", True),
     SynthSet("ood-near", world,
-             dict(n=OOD_N, cfg=L.replace(categories=tuple(NOVEL_CATEGORIES), cue_strength=0.0),
+             dict(n=OOD_N, cfg=_L.replace(categories=tuple(NOVEL_CATEGORIES), cue_strength=0.0),
                   ood=True),
              "near-OOD: five novel shape categories with in-distribution nuisances", "ood"),
     SynthSet("ood-textures", world,
-             dict(n=OOD_N, cfg=L.replace(categories=("patch",), cue_strength=0.0,
+             dict(n=OOD_N, cfg=_L.replace(categories=("patch",), cue_strength=0.0,
                                          pattern_pool=tuple(range(len(PATTERNS)))), ood=True),
              "texture patches filling the frame, no object", "ood"),
     SynthSet("ood-scenes", world,
-             dict(n=OOD_N, cfg=L.replace(has_object=False, background_probs=(0, 0.4, 0.6)),
+             dict(n=OOD_N, cfg=_L.replace(has_object=False, background_probs=(0, 0.4, 0.6)),
                   ood=True),
              "object-free scenes and clutter backgrounds", "ood"),
     SynthSet("ood-finegrained", world,
-             dict(n=OOD_N, cfg=L.replace(categories=tuple(LEAF_CATEGORIES), cue_strength=0.0,
+             dict(n=OOD_N, cfg=_L.replace(categories=tuple(LEAF_CATEGORIES), cue_strength=0.0,
                                          pattern_pool=(9, 13, 3)), ood=True, attr_fn=_leafy),
              "a novel fine-grained domain: leaf shapes", "ood"),
     # the pictures are noise: meta's factor columns describe the object the noise replaced
     SynthSet("ood-noise", world,
-             dict(n=OOD_N, cfg=L, ood=True, post=partial(_noise_images, seed=_seed("ood-noise")),
+             dict(n=OOD_N, cfg=_L, ood=True, post=partial(_noise_images, seed=_seed("ood-noise")),
                   post_desc={"noise": True}),
              "noise images (white, coarse and gaussian)", "ood", annotations=None),
     SynthSet("cue-conflict", world, dict(n=1000, cfg=_canonical(), attr_fn=_cue_conflict_attrs),
