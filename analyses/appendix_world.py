@@ -37,9 +37,9 @@ plots.setup()
 # One row per dataset id (`synth:<name>`): what it is and how many samples it has.
 
 # %%
-SETS = ["id-test", "shift-v2", "shift-sketch", "shift-rendition", "shift-adversarial",
-        "shift-objectnet", "shift-stylized", "shift-corrupt", "shift-occlusion", "ood-near",
-        "ood-textures", "ood-scenes", "ood-finegrained", "ood-noise", "cue-conflict"]
+from clipsafety.synth import card_sets
+
+SETS = card_sets()  # the evaluation rows of clipsafety.synth.datasets.SYNTH_SETS
 rows = []
 for name in SETS:
     try:

@@ -81,7 +81,7 @@ def test_alignment_scores_match_manual_cosine(pool, tmp_path, monkeypatch):
     import json
 
     from clipsafety.synth import VOCAB, WordTokenizer
-    from clipsafety.zoo import _read, array_transform
+    from clipsafety.zoo import _read, alignment_scorer, array_transform
     from clipsafety.zoo.arch import clip_config
     from clipsafety.zoo.train import build_clip_seeded
     from safetensors.torch import save_file
@@ -98,14 +98,41 @@ def test_alignment_scores_match_manual_cosine(pool, tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPSAFETY_ZOO", str(tmp_path))
     _read.cache_clear()
     small = get_dataset("train-raw-100k", n=64)
-    s = C.alignment_scores(small, "zoo:tiny", batch_size=20, progress=False)
+    scorer = alignment_scorer("zoo:tiny")
+    s = C.alignment_scores(small, scorer, batch_size=20, progress=False)
     with torch.no_grad():
         fi = clip.encode_image(array_transform(small.images())).numpy()
         ft = clip.encode_text(WordTokenizer(16)(small.captions())).numpy()
     np.testing.assert_allclose(s, np.diag(cosine_similarity(fi, ft)), atol=1e-5)
+    # the filter scores with the scorer and records its model and weights hash
+    cur = C.filter_alignment(small, scorer, keep_fraction=0.25)
+    assert np.array_equal(cur.indices, np.sort(np.argsort(-s, kind="stable")[:16]))
+    assert cur.manifest["model"] == "zoo:tiny"
+    assert cur.manifest["weights_sha256"] == _read("tiny")[2] == scorer.weights_sha256
     _read.cache_clear()
     with pytest.raises(KeyError, match="not found"):
-        C.alignment_scores(small, "zoo:missing")
+        alignment_scorer("zoo:missing")
+
+
+def test_alignment_takes_any_scorer_callable_and_rejects_a_model_name(pool):
+    small = get_dataset("train-raw-100k", n=50)
+    calls = []
+
+    def by_red(images, captions):  # mean red channel, a stand-in for a CLIP
+        calls.append(len(images))
+        assert len(captions) == len(images)
+        return images[..., 0].mean(axis=(1, 2)) / 255.0
+
+    s = C.alignment_scores(small, by_red, batch_size=20, progress=False)
+    assert calls == [20, 20, 10]
+    np.testing.assert_allclose(s, small.images()[..., 0].mean(axis=(1, 2)) / 255.0, rtol=1e-6)
+    cur = C.filter_alignment(small, by_red, keep_fraction=0.1)
+    assert cur.indices.tolist() == sorted(np.argsort(-s, kind="stable")[:5].tolist())
+    assert cur.manifest["model"] is None and cur.manifest["weights_sha256"] is None
+    with pytest.raises(TypeError, match="alignment_scorer"):
+        C.alignment_scores(small, "zoo:clip-convnext-wit-100k")
+    with pytest.raises(ValueError, match="scorer="):
+        C.filter_alignment(small)
 
 
 def test_curated_dataset_ids(pool):

@@ -170,3 +170,107 @@ def test_ood_flat_folder_is_accepted(tmp_path):
         _save(tmp_path / "SUN" / f"sun_{k}.jpg", seed=k, fmt="JPEG")
     spec = D.get_dataset("ood:sun", data_root=tmp_path)
     assert spec.ids == ["sun_0.jpg", "sun_1.jpg", "sun_2.jpg"] and (spec.targets == -1).all()
+
+
+# ------------------------------------------------------------------ the registry
+def test_list_datasets_reads_the_registry_in_order():
+    real = ["imagenet:val", "imagenet:v2", "imagenet:sketch", "imagenet:r", "imagenet:a",
+            "objectnet", "imagenet:o", "ood:inaturalist", "ood:sun", "ood:places",
+            "ood:textures", "cue-conflict", "folder:PATH"]
+    from clipsafety.synth import list_datasets as synth_ids
+
+    assert D.list_datasets(include_synth=False) == real
+    assert D.list_datasets() == real + [f"synth:{n}" for n in synth_ids()]
+    assert D.list_datasets() == [e.id for e in D.REGISTRY.values() if e.listed]
+    assert D.list_datasets(kind="ood") == [
+        "imagenet:o", "ood:inaturalist", "ood:sun", "ood:places", "ood:textures", "synth:ood-near",
+        "synth:ood-textures", "synth:ood-scenes", "synth:ood-finegrained", "synth:ood-noise"]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        D.list_datasets(kind="odd")
+
+
+def test_entries_state_kind_spaces_annotations_and_folders():
+    info = D.dataset_info
+    assert info("imagenet:val").annotations == "imagenet-x" and info("imagenet:val").kind == "id"
+    assert info("imagenet:r").kind == "shift" and info("imagenet:r").folders == ("imagenet-r",)
+    assert info("objectnet").target_space == "objectnet-113"
+    assert info("objectnet").label_space == "imagenet-1k"
+    assert info("imagenet:v2").target_space == "imagenet-1k"  # default: the label space
+    assert (info("cue-conflict").label_space, info("cue-conflict").annotations) == (
+        "cue-conflict-16", "cue-conflict")
+    assert info("synth:cue-conflict").annotations == "cue-conflict"
+    assert info("synth:id-test").annotations == "synth-factors"
+    assert info("synth:ood-noise").annotations is None and info("imagenet:sketch").annotations is None
+    assert info("synth:train-raw-100k@dedup+balanced").id == "synth:train-raw-100k@<filters>"
+    assert info("folder:/any/where").kind == "custom"
+    assert info("ood:textures").folders == ("dtd", "Textures")
+    for e in D.REGISTRY.values():
+        assert e.kind in D.KINDS and e.annotations in D.ANNOTATIONS
+
+
+@pytest.mark.parametrize("case", ["imagenet:val", "imagenet:v2", "imagenet:r", "objectnet",
+                                  "imagenet:o", "ood:textures", "cue-conflict", "folder:names",
+                                  "folder:wnids"])
+def test_built_specs_agree_with_their_entry(case, tmp_path):
+    from dataset_golden import build_real
+
+    spec = build_real(case, tmp_path)
+    entry = D.dataset_info(spec.dataset_id)
+    assert spec.annotations == entry.annotations
+    if entry.label_space is not None:
+        assert spec.label_space == entry.label_space
+    if case == "objectnet":  # the fixture maps 2 of ObjectNet's classes
+        assert spec.target_space == "objectnet-2"
+    else:
+        assert spec.target_space == (entry.target_space or spec.label_space)
+    if case == "folder:names":
+        assert spec.label_space.startswith("folder-") and spec.annotations is None
+    if case == "folder:wnids":
+        assert spec.label_space == "imagenet-1k" and spec.label_subset == [3, 10]
+
+
+def test_synth_ids_go_through_the_registry():
+    spec = D.get_dataset("synth:shift-corrupt-2", n=12)
+    assert spec.dataset_id == "synth:shift-corrupt-2" and len(spec) == 12
+    assert spec.annotations == D.dataset_info("synth:shift-corrupt-2").annotations
+    with pytest.raises(D.UnknownDataset, match="synth:shift-sketch"):
+        D.get_dataset("synth:shift-sketchy")
+    with pytest.raises(KeyError):  # an UnknownDataset is a KeyError too, as synth's error
+        D.get_dataset("synth:nope")
+    with pytest.raises(TypeError, match="data_root"):
+        D.get_dataset("imagenet:r", data_root="/nonexistent", n=3)
+
+
+def test_registering_a_real_dataset_is_one_decorator(tmp_path):
+    from fixtures_real import make_wnid_dataset
+
+    make_wnid_dataset(tmp_path, "my-set", [5, 6], per_class=1)
+
+    @D.register("test:mine", folders=("my-set",), description="a test set", kind="shift",
+                label_space="imagenet-1k")
+    def _mine(dataset_id, root):
+        files = sorted(root.rglob("*.jpg"))
+        return D.FolderSpec(dataset_id, root, files, [D.wnid_to_index()[f.parent.name] for f in files],
+                            label_space="imagenet-1k", classes=["c"] * 1000, layout="<wnid>/*.jpg")
+
+    try:
+        assert "test:mine" in D.list_datasets()
+        spec = D.get_dataset("test:mine", data_root=tmp_path)
+        assert spec.targets.tolist() == [5, 6] and spec.annotations is None
+        with pytest.raises(D.UnknownDataset, match="Did you mean test:mine"):
+            D.get_dataset("test:mien")
+        with pytest.raises(ValueError, match="registered twice"):
+            D.register("test:mine", folders=("x",), description="", kind="shift",
+                       label_space="imagenet-1k")(_mine)
+        with pytest.raises(ValueError, match="folders"):
+            D.register("test:nofolder", folders=(), description="", kind="shift",
+                       label_space="imagenet-1k")(_mine)
+    finally:
+        D.REGISTRY.pop("test:mine", None)
+    assert "test:mine" not in D.list_datasets()
+
+
+def test_missing_data_root_names_the_first_folder(monkeypatch):
+    monkeypatch.delenv("CLIPSAFETY_DATA_ROOT", raising=False)
+    with pytest.raises(D.LayoutError, match="holds imagenet-sketch/sketch/"):
+        D.get_dataset("imagenet:sketch")

@@ -164,3 +164,141 @@ def test_sources_differ_in_caption_style_and_nuisances():
     t = tok(cw[:5])
     assert t.shape == (5, 16) and (t[:, 0] == 1).all() and (t == 2).sum() == 5
     assert names <= set(tok.index)
+
+
+# ------------------------------------------------------------- the table of sets
+def test_lists_derive_from_the_table_in_the_old_order():
+    from clipsafety.synth import OOD_SETS, SHIFTS, SYNTH_SETS, card_sets, eval_sets, synth_set
+    from clipsafety.zoo.train import EVAL_SETS
+
+    shifts = ["shift-v2", "shift-sketch", "shift-rendition", "shift-adversarial",
+              "shift-objectnet", "shift-stylized", "shift-corrupt", "shift-occlusion"]
+    oods = ["ood-near", "ood-textures", "ood-scenes", "ood-finegrained", "ood-noise"]
+    assert SHIFTS == shifts and OOD_SETS == oods
+    assert eval_sets() == EVAL_SETS == ["id-test", *shifts]
+    assert card_sets() == ["id-test", *shifts, *oods, "cue-conflict"]
+    assert list_datasets() == [r.id for r in SYNTH_SETS]
+    assert list_datasets()[15:20] == [f"shift-corrupt-{s}" for s in range(1, 6)]
+    assert synth_set("synth:shift-corrupt-4").variant_of == "shift-corrupt"
+    assert synth_set("train-wit-30k").kind == "train" and synth_set("train-wit-30k").params["n"] == 30_000
+    kinds = {r.id: r.kind for r in SYNTH_SETS}
+    assert kinds["id-test"] == "id" and kinds["cue-conflict"] == "cue-conflict"
+    assert [k for k, v in kinds.items() if v == "ood"] == oods
+
+
+def test_annotations_and_target_space_of_each_set():
+    assert get_dataset("id-test", n=8).annotations == "synth-factors"
+    assert get_dataset("shift-corrupt-2", n=8).annotations == "synth-factors"
+    assert get_dataset("cue-conflict", n=8).annotations == "cue-conflict"
+    assert get_dataset("ood-noise", n=8).annotations is None  # the pictures are noise
+    assert get_dataset("train-raw-100k@dedup", n=200).annotations == "synth-factors"
+    ds = get_dataset("shift-rendition", n=8)
+    assert ds.target_space == ds.label_space == "synth" and ds.label_subset == list(range(8))
+
+
+def test_a_new_set_is_one_row(monkeypatch):
+    from clipsafety.synth import datasets as sd
+
+    row = sd.SynthSet("shift-night", sd.world, dict(n=50, cfg=LABELLED.replace(p_dark=0.9)),
+                      "night-time", "shift", in_zoo_eval=True)
+    monkeypatch.setattr(sd, "SYNTH_SETS", (*sd.SYNTH_SETS, row))
+    monkeypatch.setitem(sd._ROWS, "shift-night", row)
+    ds = get_dataset("shift-night")
+    assert len(ds) == 50 and ds.dataset_id == "synth:shift-night"
+    assert ds.meta()["darker"].mean() > 0.6
+    assert sd.eval_sets()[-1] == "shift-night" and "shift-night" in sd.card_sets()
+
+
+def test_rows_are_validated_and_keywords_checked():
+    from clipsafety.synth import datasets as sd
+
+    with pytest.raises(ValueError, match="kind 'weird'"):
+        sd.SynthSet("x", sd.world, dict(n=1, cfg=LABELLED), "x", "weird")
+    with pytest.raises(ValueError, match="default size 'n'"):
+        sd.SynthSet("x", sd.world, dict(cfg=LABELLED), "x", "shift")
+    with pytest.raises(TypeError, match="severity"):
+        get_dataset("id-test", severity=2)
+    assert get_dataset("shift-corrupt", severity=5, n=8).dataset_id == "synth:shift-corrupt-5"
+
+
+# ------------------------------------------------------- A-like set without a model
+def test_adversarial_default_reads_the_committed_kept_ids():
+    import json
+
+    from clipsafety.synth import datasets as sd
+
+    rec = json.loads(sd.ADVERSARIAL_KEPT.read_text())
+    assert rec["reference"] == "ref-resnet-labelled" and rec["candidates"] == 10_000
+    ds = get_dataset("shift-adversarial")
+    assert len(ds) == len(rec["candidate_index"]) == 1000
+    assert ds.attributes()["candidate_index"].tolist() == rec["candidate_index"]
+    man = ds.manifest()["post"]
+    assert man["reference"] == "ref-resnet-labelled"
+    assert man["reference_sha256"] == rec["reference_sha256"]
+
+
+def test_adversarial_with_a_reference_callable():
+    from clipsafety.synth import ReferenceScorer
+
+    def always_zero(images):
+        s = np.zeros((len(images), 10))
+        s[:, 0] = 1.0
+        return s
+
+    ref = ReferenceScorer("always-zero", "abc", always_zero)
+    ds = get_dataset("shift-adversarial", n=20, reference=ref)
+    cand = ds.attributes()["candidate_index"].to_numpy()
+    from clipsafety.synth.datasets import SYNTH_SETS, SynthDataset
+
+    cfg = next(r for r in SYNTH_SETS if r.id == "shift-adversarial").params["cfg"]
+    all_t = SynthDataset("shift-adversarial-candidates", cfg, 200).targets
+    assert cand.tolist() == np.flatnonzero(all_t != 0)[:20].tolist()
+    assert (ds.targets != 0).all() and len(ds) == 20
+    assert ds.manifest()["post"] == {"filter": "misclassified by reference",
+                                     "reference": "always-zero", "reference_sha256": "abc",
+                                     "candidates": 200}
+    with pytest.raises(TypeError, match="reference_scorer"):
+        get_dataset("shift-adversarial", n=20, reference="ref-resnet-labelled")
+
+
+def test_adversarial_stale_or_missing_kept_ids_say_how_to_regenerate(tmp_path, monkeypatch):
+    import json
+
+    from clipsafety.synth import datasets as sd
+
+    with pytest.raises(ValueError, match="python -m clipsafety.zoo.reference"):
+        get_dataset("shift-adversarial", n=20)  # the committed ids are for n=1000
+    rec = json.loads(sd.ADVERSARIAL_KEPT.read_text())
+    bad = tmp_path / "kept.json"
+    bad.write_text(json.dumps({**rec, "candidates_sha256": "0" * 64}))
+    row = sd.synth_set("shift-adversarial")
+    monkeypatch.setitem(sd._ROWS, "shift-adversarial",
+                        sd.SynthSet(row.id, row.builder, {**row.params, "kept": bad}, row.description,
+                                    row.kind, row.in_zoo_eval, options=row.options))
+    sd._cached.cache_clear()
+    with pytest.raises(ValueError, match="candidates_sha256"):
+        sd._build("shift-adversarial")
+    bad.unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        sd._build("shift-adversarial")
+
+
+def test_synth_imports_nothing_from_zoo():
+    import ast
+    from pathlib import Path
+
+    import clipsafety.synth
+
+    offenders = []
+    for path in sorted(Path(clipsafety.synth.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                mod = node.module or ""
+                names = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names
+                          if n == "clipsafety.zoo" or n.startswith("clipsafety.zoo.")]
+    assert len(list(Path(clipsafety.synth.__file__).parent.glob("*.py"))) == 6
+    assert offenders == []

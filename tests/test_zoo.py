@@ -147,3 +147,38 @@ def test_training_data_cache_round_trips(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y1, ds.targets)
     np.testing.assert_array_equal(s1, ds.attributes()["subtype"].to_numpy())
     assert torch.equal(_Data().tokens(name), WordTokenizer(16)(ds.captions()))
+
+
+def test_committed_adversarial_ids_name_the_zoo_reference_and_its_weights():
+    import json
+
+    from clipsafety.external import sha256_file
+    from clipsafety.synth.datasets import ADVERSARIAL_KEPT
+    from clipsafety.zoo import zoo_dir
+    from clipsafety.zoo.reference import REFERENCE_MODEL
+
+    rec = json.loads(ADVERSARIAL_KEPT.read_text())
+    assert REFERENCE_MODEL == "ref-resnet-labelled" == rec["reference"]
+    assert rec["reference_sha256"] == sha256_file(zoo_dir() / "weights" / f"{REFERENCE_MODEL}.safetensors")
+    assert rec["generator"] == "python -m clipsafety.zoo.reference"
+    idx = rec["candidate_index"]
+    assert len(idx) == rec["n"] == 1000 and idx == sorted(set(idx)) and idx[-1] < rec["candidates"]
+    cat = _catalog().set_index("id")
+    assert cat.loc[REFERENCE_MODEL, "reference"] == 1
+
+
+@pytest.mark.slow
+def test_committed_adversarial_ids_equal_the_reference_models_errors():
+    import json
+
+    from clipsafety.synth.datasets import ADVERSARIAL_KEPT
+    from clipsafety.zoo import reference_scorer
+    from clipsafety.zoo.reference import adversarial_ids
+
+    assert adversarial_ids() == json.loads(ADVERSARIAL_KEPT.read_text())
+    # the live filter (the zoo's evaluation path) gives the same data as the committed ids
+    live = get_dataset("shift-adversarial", reference=reference_scorer())
+    committed = get_dataset("shift-adversarial")
+    np.testing.assert_array_equal(live.images(), committed.images())
+    assert live.manifest() == committed.manifest()
+    pd.testing.assert_frame_equal(live.meta(), committed.meta())

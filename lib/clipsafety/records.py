@@ -128,12 +128,16 @@ class DatasetSpec:
     label_space: the space the targets index (``"imagenet-1k"``, ``"synth"``, ``"cue-conflict-16"``).
     label_subset: sorted allowed columns of that space (ImageNet-R's 200), or ``None`` for all.
     classes: class names of ``label_space`` (all of them, not only the subset).
+    annotations: what ``meta()`` annotates: ``"imagenet-x"`` (ImageNet-X's annotations joined
+        by file name), ``"synth-factors"`` (the synthetic world's 16 ImageNet-X factor
+        columns), ``"cue-conflict"`` (shape and texture class of each stimulus), or ``None``.
     """
 
     dataset_id: str = ""
     label_space: str = "imagenet-1k"
     label_subset: list[int] | None = None
     classes: list[str] = []
+    annotations: str | None = None
 
     def __len__(self) -> int:  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,17 +1,27 @@
 """The synthetic world: generator, sources, captions and dataset ids ``synth:<name>``.
 
 ``get_dataset("id-test")`` returns a :class:`~clipsafety.records.DatasetSpec`;
-``list_datasets()`` names them all. See ``/data/synth`` and the appendix chapter for the card.
+``list_datasets()`` names them all; every set is one row of :data:`SYNTH_SETS`
+(``synth_set(name).kind``, ``eval_sets()``, ``card_sets()``). See the appendix chapter for
+the card. This package imports nothing from :mod:`clipsafety.zoo`: models come in as
+arguments (``reference=`` of the A-like set, ``scorer=`` of the alignment filter).
 """
 
 from clipsafety.synth.datasets import (
     DESCRIPTIONS,
     OOD_SETS,
     SHIFTS,
+    SYNTH_SETS,
+    ReferenceScorer,
     SynthDataset,
+    SynthSet,
+    card_sets,
     corrupt,
+    eval_sets,
     get_dataset,
     list_datasets,
+    select_sets,
+    synth_set,
 )
 from clipsafety.synth.sources import (
     LABELLED,
@@ -35,7 +45,8 @@ from clipsafety.synth.world import (
 
 __all__ = [
     "CATEGORIES", "DESCRIPTIONS", "FACTORS", "GENERATOR_VERSION", "LABELLED", "LAION", "OOD_SETS",
-    "RAW_POOL", "SHIFTS", "SOURCES", "SUBTYPES", "SynthDataset", "TEMPLATES", "THRESHOLDS", "VOCAB",
-    "WIT", "WordTokenizer", "WorldConfig", "captions", "corrupt", "factor_flags", "get_dataset",
-    "list_datasets", "render", "sample_attributes",
+    "RAW_POOL", "ReferenceScorer", "SHIFTS", "SOURCES", "SUBTYPES", "SYNTH_SETS", "SynthDataset",
+    "SynthSet", "TEMPLATES", "THRESHOLDS", "VOCAB", "WIT", "WordTokenizer", "WorldConfig",
+    "captions", "card_sets", "corrupt", "eval_sets", "factor_flags", "get_dataset",
+    "list_datasets", "render", "sample_attributes", "select_sets", "synth_set",
 ]

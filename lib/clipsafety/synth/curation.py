@@ -13,7 +13,9 @@ Filters:
   caption's category word (as metadata-matching curation does; captions naming no category
   are dropped) or, with ``by="label"``, from the ground-truth category;
 - :func:`filter_alignment`: keep the top fraction of image-caption pairs by cosine
-  similarity under a reference CLIP of the zoo (:func:`alignment_scores`);
+  similarity under a reference CLIP (:func:`alignment_scores`); the CLIP comes in as a
+  scorer argument (:func:`clipsafety.zoo.alignment_scorer` for a zoo model), so this
+  module never loads a model;
 - :func:`random_subset` and :func:`match_size`: random subsets of a given size, the baseline
   every filter is compared with at equal size.
 
@@ -25,6 +27,7 @@ position (stable sort), so every filter is deterministic.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -133,71 +136,82 @@ def balance_classes(pool=POOL, per_class: int | None = None, by: str = "caption"
                    per_class=cap, seed=seed)
 
 
-def alignment_scores(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", batch_size: int = 500,
-                     progress: bool = True) -> np.ndarray:
-    """Cosine similarity ``float32 [N]`` of each image with its own caption under a zoo CLIP.
+@dataclass(frozen=True, eq=False)
+class AlignmentScorer:
+    """A reference CLIP for :func:`alignment_scores`: ``scorer(images, captions) -> float32
+    [B]``, the cosine similarity of each image with its caption.
 
-    Images and captions are encoded with the CLIP's ``encode_image`` / ``encode_text``
-    (captions tokenized with the world's :class:`~clipsafety.synth.WordTokenizer`) and
-    L2-normalised; the score is their dot product.
+    ``model_id`` and ``weights_sha256`` go into the filter's manifest. The zoo supplies one
+    (:func:`clipsafety.zoo.alignment_scorer`); any callable with that signature works."""
+
+    model_id: str
+    weights_sha256: str | None
+    score: Callable[[np.ndarray, list[str]], np.ndarray] = field(repr=False)
+
+    def __call__(self, images: np.ndarray, captions: list[str]) -> np.ndarray:
+        return self.score(images, captions)
+
+
+def _check_scorer(scorer) -> None:
+    if isinstance(scorer, str) or not callable(scorer):
+        raise TypeError(f"scorer must be a callable (images, captions) -> cosine similarities, "
+                        f"e.g. clipsafety.zoo.alignment_scorer({scorer!r}); got {scorer!r}")
+
+
+def alignment_scores(pool=POOL, scorer=None, batch_size: int = 500,
+                     progress: bool = True) -> np.ndarray:
+    """Cosine similarity ``float32 [N]`` of each image with its own caption under ``scorer``.
+
+    ``scorer(uint8 images [B, H, W, 3], captions list[B]) -> [B]`` is called on batches of
+    ``batch_size`` rows in order; :func:`clipsafety.zoo.alignment_scorer` gives one for a zoo
+    CLIP (images and captions encoded, L2-normalised, dot product).
     """
-    import torch
     from tqdm import tqdm
 
-    from clipsafety.synth import WordTokenizer
-    from clipsafety.zoo import _read, array_transform
-
+    _check_scorer(scorer)
     pool = _pool(pool)
-    zoo_id = model.removeprefix("zoo:")
-    state, meta, _ = _read(zoo_id)
-    if meta["kind"] != "clip":
-        raise ValueError(f"alignment scores need a contrastive zoo model (kind 'clip'); "
-                         f"{model!r} is kind {meta['kind']!r}")
-    from clipsafety.zoo import build_clip
-
-    clip = build_clip(meta["clip_config"])
-    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
-    clip.eval()
     imgs = pool.images()
-    tok = WordTokenizer(meta["clip_config"]["text_cfg"]["context_length"])
     caps = pool.captions()
     out = np.empty(pool.n, np.float32)
-    with torch.no_grad():
-        for i in tqdm(range(0, pool.n, batch_size), desc=f"alignment {pool.name}", disable=not progress,
-                      mininterval=5):
-            fi = torch.nn.functional.normalize(clip.encode_image(array_transform(imgs[i:i + batch_size])), dim=-1)
-            ft = torch.nn.functional.normalize(clip.encode_text(tok(caps[i:i + batch_size])), dim=-1)
-            out[i:i + batch_size] = (fi * ft).sum(-1).numpy()
+    for i in tqdm(range(0, pool.n, batch_size), desc=f"alignment {pool.name}", disable=not progress,
+                  mininterval=5):
+        s = np.asarray(scorer(imgs[i:i + batch_size], caps[i:i + batch_size]), dtype=np.float32)
+        if s.shape != (min(batch_size, pool.n - i),):
+            raise ValueError(f"scorer returned shape {s.shape} for a batch of "
+                             f"{min(batch_size, pool.n - i)} pairs; expected one score per pair")
+        out[i:i + batch_size] = s
     return out
 
 
-def filter_alignment(pool=POOL, model: str = "zoo:clip-convnext-wit-100k", keep_fraction: float = 0.5,
-                     scores: np.ndarray | None = None, start=None) -> Curated:
+def filter_alignment(pool=POOL, scorer=None, keep_fraction: float = 0.5,
+                     scores: np.ndarray | None = None, start=None, model: str | None = None) -> Curated:
     """Keep the ``keep_fraction`` of pairs with the highest alignment score.
 
-    ``scores`` (one per pool row, e.g. from :func:`alignment_scores`) skips the scoring; the
-    manifest then names ``model`` as given. The threshold is the lowest kept score.
+    ``scorer`` (e.g. :func:`clipsafety.zoo.alignment_scorer`) scores the pool with
+    :func:`alignment_scores`; ``scores`` (one per pool row) skips the scoring. The manifest
+    names the model: ``model`` if given, else ``scorer.model_id``, and ``scorer``'s weights
+    hash. The threshold is the lowest kept score.
     """
     pool = _pool(pool)
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
     idx = _check_start(pool, start)
     if scores is None:
-        scores = alignment_scores(pool, model)
+        if scorer is None:
+            raise ValueError("filter_alignment needs scorer= (e.g. clipsafety.zoo.alignment_scorer"
+                             "('zoo:clip-convnext-wit-100k')) or precomputed scores=")
+        scores = alignment_scores(pool, scorer)
+    elif scorer is not None:
+        _check_scorer(scorer)
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (pool.n,):
         raise ValueError(f"scores must have one value per pool row ({pool.n}); got shape {scores.shape}")
     k = round(keep_fraction * len(idx))
     order = np.argsort(-scores[idx], kind="stable")[:k]
     kept = idx[order]
-    sha = None
-    try:
-        from clipsafety.zoo import _read
-
-        sha = _read(model.removeprefix("zoo:"))[2]
-    except KeyError:
-        pass
-    return _result(pool, kept, "filter_alignment", start=idx, model=model, weights_sha256=sha,
+    return _result(pool, kept, "filter_alignment", start=idx,
+                   model=model or getattr(scorer, "model_id", None),
+                   weights_sha256=getattr(scorer, "weights_sha256", None),
                    keep_fraction=keep_fraction,
                    threshold=float(scores[kept].min()) if k else None)
 
@@ -299,6 +313,7 @@ def curated_dataset(name: str, **kw):
 
 
 __all__ = [
+    "AlignmentScorer",
     "ID_FILTERS",
     "POOL",
     "Curated",

@@ -4,13 +4,32 @@ Every set is ``(WorldConfig, n, seed)`` plus an optional post-processing step (c
 cue-conflict texture swap, the adversarial filter). Sample ids are ``<name>/<index>``.
 Images are rendered lazily on first use and kept in memory; :meth:`SynthDataset.arrays` is
 the fast batched path (``uint8 [N, H, W, 3]``, targets, ids).
+
+The sets are declared as data: :data:`SYNTH_SETS` holds one :class:`SynthSet` row per set
+(id, builder, parameters, description, kind, whether the zoo evaluates on it, annotation
+kind). :func:`get_dataset`, :func:`list_datasets`, :data:`DESCRIPTIONS`, :func:`eval_sets`,
+:func:`select_sets`, :data:`SHIFTS` and :data:`OOD_SETS` all read that table, and so does
+the registry of :mod:`clipsafety.datasets`; a new synthetic set is one row.
+
+The A-like set (``shift-adversarial``) keeps the candidates a reference model misclassifies.
+This package never loads a model: by default the kept candidate positions come from
+``data/synth/shift-adversarial.json`` (written by ``python -m clipsafety.zoo.reference``,
+which records the reference model and its weights hash); a caller with another reference
+or size passes ``reference=`` (a callable from images to class scores, e.g.
+:func:`clipsafety.zoo.reference_scorer`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zlib
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,9 +55,15 @@ def _seed(name: str) -> int:
 
 
 class SynthDataset(DatasetSpec):
-    """One synthetic set; see the module notes. ``targets`` are category indices, -1 for OOD."""
+    """One synthetic set; see the module notes. ``targets`` are category indices, -1 for OOD.
+
+    ``annotations`` is ``"synth-factors"`` when :meth:`meta` carries ImageNet-X's 16 factor
+    columns describing the pictures, ``"cue-conflict"`` for the cue-conflict set (its
+    ``shape``/``texture`` columns name the two cues' classes), ``None`` otherwise; the table
+    row of a set says which (:data:`SYNTH_SETS`)."""
 
     label_space = "synth"
+    annotations: str | None = "synth-factors"
 
     def __init__(self, name: str, cfg: S.WorldConfig, n: int, seed: int | None = None,
                  post: Callable | None = None, post_desc: dict | None = None,
@@ -58,6 +83,11 @@ class SynthDataset(DatasetSpec):
         self.classes = list(CATEGORIES)
         self._attrs = None
         self._images = None
+
+    @property
+    def target_space(self) -> str:
+        """The space the targets index: the label space (``"synth"``)."""
+        return self.label_space
 
     # -- data
     def attributes(self) -> pd.DataFrame:
@@ -197,7 +227,7 @@ def _noise_images(images: np.ndarray, attrs: pd.DataFrame, seed: int) -> np.ndar
     return (x * 255 + 0.5).astype(np.uint8)
 
 
-# -------------------------------------------------------------- the registry of sets
+# ------------------------------------------------------------- configs and builders
 def _canonical() -> S.WorldConfig:
     return S.LABELLED.replace(p_pose=0, p_small=0, p_large=0, p_partial=0, p_deform=0, p_grain=0,
                               background_probs=(1, 0, 0), style_probs=(1, 0, 0, 0), p_dark=0,
@@ -215,6 +245,12 @@ def _cue_conflict_attrs(a: pd.DataFrame, rng) -> pd.DataFrame:
     return a
 
 
+def _leafy(a: pd.DataFrame, rng) -> pd.DataFrame:
+    a = a.copy()
+    a["hue"] = rng.uniform(0.05, 0.38, len(a))
+    return a
+
+
 def _harder(cfg: S.WorldConfig, k: float) -> S.WorldConfig:
     f = lambda p: min(0.9, p * k)  # noqa: E731
     return cfg.replace(p_pose=f(cfg.p_pose), p_small=f(cfg.p_small), p_large=f(cfg.p_large),
@@ -222,41 +258,6 @@ def _harder(cfg: S.WorldConfig, k: float) -> S.WorldConfig:
                        p_grain=f(cfg.p_grain), p_dark=f(cfg.p_dark), p_bright=f(cfg.p_bright),
                        p_occluder=f(cfg.p_occluder), p_person=f(cfg.p_person),
                        p_multi=f(cfg.p_multi))
-
-
-EVAL_N = 2000
-SHIFT_N = 1000
-OOD_N = 1000
-TRAIN_SIZES = {"10k": 10_000, "30k": 30_000, "100k": 100_000}
-#: what each set is, for list_datasets() and the dataset card
-DESCRIPTIONS: dict[str, str] = {
-    "id-test": "fresh sample of the labelled (ImageNet-like) distribution",
-    "shift-v2": "V2-like: a re-sample with a small prior shift (skewed class prior, "
-                "weaker cue, twice the nuisance rates)",
-    "shift-sketch": "Sketch-like: outline drawings on paper",
-    "shift-rendition": "R-like: paintings and silhouettes; 8-class label subset",
-    "shift-adversarial": "A-like: hard samples kept only if the held-out reference model "
-                         "misclassifies them",
-    "shift-objectnet": "ObjectNet-like: extreme poses, scene backgrounds, occlusion and "
-                       "partial views; 7-class label subset",
-    "shift-stylized": "Stylized-like: textures and colours replaced by non-characteristic ones",
-    "shift-corrupt": "C-like: noise, blur, contrast and pixelation at a severity (kw severity, "
-                     "or shift-corrupt-<1..5>; default 3)",
-    "shift-occlusion": "occlusion: occluding bars, people in front, partial views, clutter",
-    "ood-near": "near-OOD: five novel shape categories with in-distribution nuisances",
-    "ood-textures": "texture patches filling the frame, no object",
-    "ood-scenes": "object-free scenes and clutter backgrounds",
-    "ood-finegrained": "a novel fine-grained domain: leaf shapes",
-    "ood-noise": "noise images (white, coarse and gaussian)",
-    "cue-conflict": "shape of one category with the characteristic texture and colour of "
-                    "another (same-class pairs never drawn)",
-    "train-<source>-<size>": "training sources labelled / wit / laion at 10k, 30k, 100k "
-                             "(targets = category; captions() in the source's style)",
-    "train-raw-100k": "raw pool for curation (LAION-like, noisier captions, 20% duplicates)",
-    "train-raw-100k@<filters>": "a curated subset of the raw pool: filters dedup, balanced "
-                                "(class word of the caption), balanced-label, random-<n>, "
-                                "joined by '+' (clipsafety.synth.curation)",
-}
 
 
 def _dedup_pool(a: pd.DataFrame, rng) -> pd.DataFrame:
@@ -276,99 +277,325 @@ def _dedup_pool(a: pd.DataFrame, rng) -> pd.DataFrame:
     return a
 
 
+def world(name: str, *, n: int, cfg: S.WorldConfig, seed: int | None = None,
+          label_subset: list[int] | None = None, ood: bool = False, attr_fn: Callable | None = None,
+          post: Callable | None = None, post_desc: dict | None = None) -> SynthDataset:
+    """The plain builder: ``n`` samples of ``cfg`` (seed from the name unless given), with an
+    optional attribute rewrite ``attr_fn(attrs, rng)`` and image step ``post(images, attrs)``."""
+    return SynthDataset(name, cfg, n, seed=seed, post=post, post_desc=post_desc,
+                        label_subset=label_subset, ood=ood, attr_fn=attr_fn)
+
+
+def _corrupt_post(images: np.ndarray, attrs: pd.DataFrame, *, severity: int, seed: int) -> np.ndarray:
+    return corrupt(images, np.arange(len(images)) % 4, severity, seed)
+
+
+def corrupted(name: str, *, n: int, cfg: S.WorldConfig, severity, family: str) -> SynthDataset:
+    """C-like set: the four corruptions in turn at ``severity``; named ``<family>-<severity>``,
+    seeded from ``family`` (the same clean images at every severity)."""
+    sev = int(severity)
+    seed_base = _seed(family)
+    post = partial(_corrupt_post, severity=sev, seed=seed_base + sev)
+    return SynthDataset(f"{family}-{sev}", cfg, n, seed=seed_base, post=post,
+                        post_desc={"corruptions": CORRUPTIONS, "severity": sev})
+
+
+# --------------------------------------------------------- A-like: adversarial filter
+#: committed kept candidate positions of ``synth:shift-adversarial`` (see the module notes)
+DATA_DIR = Path(__file__).resolve().parents[3] / "data" / "synth"
+ADVERSARIAL_KEPT = DATA_DIR / "shift-adversarial.json"
+KEPT_GENERATOR = "python -m clipsafety.zoo.reference"
+
+
+def _candidates(name: str, n: int, cfg: S.WorldConfig, factor: int) -> SynthDataset:
+    return SynthDataset(f"{name}-candidates", cfg, factor * n)
+
+
+def misclassified(images: np.ndarray, targets: np.ndarray, reference: Callable, n: int) -> np.ndarray:
+    """Positions (ascending, at most ``n``) of the images ``reference`` misclassifies:
+    ``reference(uint8 images [N, H, W, 3]) -> scores [N, C]``, prediction = argmax."""
+    scores = np.asarray(reference(images))
+    if scores.ndim != 2 or len(scores) != len(images):
+        raise ValueError(f"reference must map {len(images)} images to scores [N, C]; got shape "
+                         f"{scores.shape}")
+    return np.flatnonzero(scores.argmax(1) != targets)[:n]
+
+
+def adversarial_record(reference: Callable, name: str = "shift-adversarial") -> dict:
+    """The content of a kept-ids file for the row ``name``: the candidates ``reference``
+    misclassifies (``reference.model_id`` / ``.weights_sha256`` are recorded if present)."""
+    row = synth_set(name)
+    p = row.params
+    cand = _candidates(name, p["n"], p["cfg"], p["factor"])
+    imgs, tg, _ = cand.arrays()
+    keep = misclassified(imgs, tg, reference, p["n"])
+    return {"dataset": f"synth:{name}", "generator": KEPT_GENERATOR,
+            "generator_version": GENERATOR_VERSION, "n": p["n"], "candidates": len(imgs),
+            "candidates_sha256": hashlib.sha256(np.ascontiguousarray(imgs).tobytes()).hexdigest(),
+            "reference": getattr(reference, "model_id", None),
+            "reference_sha256": getattr(reference, "weights_sha256", None),
+            "candidate_index": keep.tolist()}
+
+
+def _committed_kept(name: str, n: int, imgs: np.ndarray, path: Path) -> dict:
+    regen = (f"run `{KEPT_GENERATOR}` to recompute them from the zoo's reference model, or pass "
+             "reference=clipsafety.zoo.reference_scorer()")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"synth:{name}: the kept candidate ids {path} are missing; {regen}")
+    rec = json.loads(Path(path).read_text())
+    want = {"dataset": f"synth:{name}", "generator_version": GENERATOR_VERSION, "n": n,
+            "candidates": len(imgs)}
+    bad = {k: rec.get(k) for k, v in want.items() if rec.get(k) != v}
+    if bad:
+        raise ValueError(f"synth:{name}: {path} holds kept ids for {bad}, expected {want}; {regen}")
+    if hashlib.sha256(np.ascontiguousarray(imgs).tobytes()).hexdigest() != rec["candidates_sha256"]:
+        raise ValueError(f"synth:{name}: the rendered candidates differ from those {path} was "
+                         f"computed on (candidates_sha256); {regen}")
+    return rec
+
+
+def adversarial(name: str, *, n: int, cfg: S.WorldConfig, factor: int, kept: Path,
+                reference: Callable | None = None) -> SynthDataset:
+    """A-like set: ``factor * n`` candidates of ``cfg``, kept in order while the reference
+    model errs on them (at most ``n``). ``reference=None`` reads the kept positions from
+    ``kept`` (the committed file); else ``reference`` is called on the candidates
+    (:func:`misclassified`)."""
+    cand = _candidates(name, n, cfg, factor)
+    imgs, tg, _ = cand.arrays()
+    if reference is None:
+        rec = _committed_kept(name, n, imgs, kept)
+        keep = np.asarray(rec["candidate_index"], dtype=np.int64)
+        ref, sha = rec["reference"], rec["reference_sha256"]
+    elif isinstance(reference, str) or not callable(reference):
+        raise TypeError(f"synth:{name}: reference must be a callable from images to class scores "
+                        f"(e.g. clipsafety.zoo.reference_scorer({reference!r})), got {reference!r}; "
+                        "clipsafety.datasets.get_dataset(..., reference='zoo:<id>') accepts an id")
+    else:
+        keep = misclassified(imgs, tg, reference, n)
+        ref, sha = getattr(reference, "model_id", None), getattr(reference, "weights_sha256", None)
+    a = cand.attributes().iloc[keep].reset_index(drop=True)
+    ds = SynthDataset(name, cfg, len(keep), seed=cand.seed,
+                      post_desc={"filter": "misclassified by reference", "reference": ref,
+                                 "reference_sha256": sha, "candidates": factor * n})
+    ds._attrs = a.assign(candidate_index=keep)
+    ds._images = imgs[keep]
+    return ds
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceScorer:
+    """A reference model for :func:`adversarial`: ``scorer(images) -> scores [N, C]``.
+
+    ``model_id`` and ``weights_sha256`` go into the dataset's manifest. Equal (and hashing
+    alike) when both are equal, so a dataset built with it is cached per model weights."""
+
+    model_id: str
+    weights_sha256: str | None
+    scores: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.scores(images)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, ReferenceScorer) and other.model_id == self.model_id
+                and other.weights_sha256 == self.weights_sha256)
+
+    def __hash__(self) -> int:
+        return hash((self.model_id, self.weights_sha256))
+
+
+# ------------------------------------------------------------------ the table of sets
+KINDS = ("id", "shift", "ood", "cue-conflict", "train")
+ANNOTATIONS = ("synth-factors", "cue-conflict", None)
+
+
+@dataclass(frozen=True, eq=False)
+class SynthSet:
+    """One row of :data:`SYNTH_SETS`.
+
+    id: the name (dataset id ``synth:<id>``). builder: ``builder(id, **params)`` returns the
+    :class:`SynthDataset`. params: the builder's keyword arguments (``n`` among them).
+    description: one line for listings and the dataset card. kind: one of :data:`KINDS`.
+    in_zoo_eval: the zoo evaluates every model on it (:func:`eval_sets`). annotations: what
+    ``meta()`` annotates (``"synth-factors"``: ImageNet-X's 16 factor columns describe the
+    pictures; ``"cue-conflict"``; ``None``). options: the keywords a caller may override in
+    :func:`get_dataset`. variant_of: the set this one is a parameter variant of (listed, not
+    on the dataset card).
+    """
+
+    id: str
+    builder: Callable[..., SynthDataset]
+    params: Mapping[str, Any]
+    description: str
+    kind: str
+    in_zoo_eval: bool = False
+    annotations: str | None = "synth-factors"
+    options: tuple[str, ...] = ("n",)
+    variant_of: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"synth set {self.id!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.annotations not in ANNOTATIONS:
+            raise ValueError(f"synth set {self.id!r}: annotations {self.annotations!r} is not "
+                             f"one of {ANNOTATIONS}")
+        if "n" not in self.params:
+            raise ValueError(f"synth set {self.id!r}: params must give the default size 'n'")
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+
+EVAL_N = 2000
+SHIFT_N = 1000
+OOD_N = 1000
+TRAIN_SIZES = {"10k": 10_000, "30k": 30_000, "100k": 100_000}
+_L = S.LABELLED
+_RENDITION = tuple(CATEGORIES[:8])
+_OBJECTNET = ("square", "triangle", "star", "cross", "hexagon", "heart", "arrow")
+_CORRUPT = dict(n=SHIFT_N, cfg=_L, family="shift-corrupt")
+
+#: every synthetic set, one row each (order = the order of listings)
+SYNTH_SETS: tuple[SynthSet, ...] = (
+    SynthSet("id-test", world, dict(n=EVAL_N, cfg=_L),
+             "fresh sample of the labelled (ImageNet-like) distribution", "id", True),
+    SynthSet("shift-v2", world,
+             dict(n=SHIFT_N, cfg=_harder(_L, 2.0).replace(
+                 cue_strength=0.65, class_probs=tuple(np.linspace(2.0, 0.5, 10)))),
+             "V2-like: a re-sample with a small prior shift (skewed class prior, weaker cue, "
+             "twice the nuisance rates)", "shift", True),
+    SynthSet("shift-sketch", world, dict(n=SHIFT_N, cfg=_L.replace(style_probs=(0, 1, 0, 0))),
+             "Sketch-like: outline drawings on paper", "shift", True),
+    SynthSet("shift-rendition", world,
+             dict(n=SHIFT_N, cfg=_L.replace(style_probs=(0, 0, 0.4, 0.6), categories=_RENDITION,
+                                           background_probs=(0.5, 0.3, 0.2)),
+                  label_subset=list(range(8))),
+             "R-like: paintings and silhouettes; 8-class label subset", "shift", True),
+    SynthSet("shift-adversarial", adversarial,
+             dict(n=SHIFT_N, cfg=_harder(S.WIT, 1.6).replace(cue_strength=0.5), factor=10,
+                  kept=ADVERSARIAL_KEPT),
+             "A-like: hard samples kept only if the held-out reference model misclassifies them",
+             "shift", True, options=("n", "reference")),
+    SynthSet("shift-objectnet", world,
+             dict(n=SHIFT_N, cfg=_L.replace(p_pose=0.9, background_probs=(0.0, 0.3, 0.7),
+                                           p_partial=0.25, p_occluder=0.2, p_small=0.25,
+                                           p_large=0.15, cue_strength=0.5, categories=_OBJECTNET,
+                                           p_dark=0.15),
+                  label_subset=sorted(CATEGORIES.index(c) for c in _OBJECTNET)),
+             "ObjectNet-like: extreme poses, scene backgrounds, occlusion and partial views; "
+             "7-class label subset", "shift", True),
+    SynthSet("shift-stylized", world,
+             dict(n=SHIFT_N, cfg=_L.replace(cue_strength=0.0, pattern_pool=(10, 11, 12, 13))),
+             "Stylized-like: textures and colours replaced by non-characteristic ones", "shift",
+             True),
+    SynthSet("shift-corrupt", corrupted, dict(_CORRUPT, severity=3),
+             "C-like: noise, blur, contrast and pixelation at a severity (kw severity, or "
+             "shift-corrupt-<1..5>; default 3)", "shift", True, options=("n", "severity")),
+    SynthSet("shift-occlusion", world,
+             dict(n=SHIFT_N, cfg=_L.replace(p_occluder=0.6, p_person=0.4, p_partial=0.35,
+                                           p_multi=0.3, background_probs=(0.3, 0.6, 0.1))),
+             "occlusion: occluding bars, people in front, partial views, clutter", "shift", True),
+    SynthSet("ood-near", world,
+             dict(n=OOD_N, cfg=_L.replace(categories=tuple(NOVEL_CATEGORIES), cue_strength=0.0),
+                  ood=True),
+             "near-OOD: five novel shape categories with in-distribution nuisances", "ood"),
+    SynthSet("ood-textures", world,
+             dict(n=OOD_N, cfg=_L.replace(categories=("patch",), cue_strength=0.0,
+                                         pattern_pool=tuple(range(len(PATTERNS)))), ood=True),
+             "texture patches filling the frame, no object", "ood"),
+    SynthSet("ood-scenes", world,
+             dict(n=OOD_N, cfg=_L.replace(has_object=False, background_probs=(0, 0.4, 0.6)),
+                  ood=True),
+             "object-free scenes and clutter backgrounds", "ood"),
+    SynthSet("ood-finegrained", world,
+             dict(n=OOD_N, cfg=_L.replace(categories=tuple(LEAF_CATEGORIES), cue_strength=0.0,
+                                         pattern_pool=(9, 13, 3)), ood=True, attr_fn=_leafy),
+             "a novel fine-grained domain: leaf shapes", "ood"),
+    # the pictures are noise: meta's factor columns describe the object the noise replaced
+    SynthSet("ood-noise", world,
+             dict(n=OOD_N, cfg=_L, ood=True, post=partial(_noise_images, seed=_seed("ood-noise")),
+                  post_desc={"noise": True}),
+             "noise images (white, coarse and gaussian)", "ood", annotations=None),
+    SynthSet("cue-conflict", world, dict(n=1000, cfg=_canonical(), attr_fn=_cue_conflict_attrs),
+             "shape of one category with the characteristic texture and colour of another "
+             "(same-class pairs never drawn)", "cue-conflict", annotations="cue-conflict"),
+    *(SynthSet(f"shift-corrupt-{s}", corrupted, dict(_CORRUPT, severity=s),
+               f"C-like corruptions at severity {s}", "shift", options=("n", "severity"),
+               variant_of="shift-corrupt") for s in range(1, 6)),
+    *(SynthSet(f"train-{src}-{size}", world, dict(n=n, cfg=S.SOURCES[src]),
+               f"training source {src} at {size} samples (targets = category; captions() in "
+               "the source's style)", "train")
+      for src in ("labelled", "wit", "laion") for size, n in TRAIN_SIZES.items()),
+    SynthSet("train-raw-100k", world,
+             dict(n=TRAIN_SIZES["100k"], cfg=S.RAW_POOL, attr_fn=_dedup_pool),
+             "raw pool for curation (LAION-like, noisier captions, 20% duplicates)", "train"),
+)
+_ROWS: dict[str, SynthSet] = {r.id: r for r in SYNTH_SETS}
+if len(_ROWS) != len(SYNTH_SETS):
+    raise ValueError("SYNTH_SETS has duplicate ids")
+
+#: a curated subset of a pool, ``<pool>@<filters>`` (:mod:`clipsafety.synth.curation`)
+CURATED_PATTERN = "train-raw-100k@<filters>"
+CURATED_DESCRIPTION = ("a curated subset of the raw pool: filters dedup, balanced (class word of "
+                       "the caption), balanced-label, random-<n>, joined by '+' "
+                       "(clipsafety.synth.curation)")
+#: what each set is, for listings and the dataset card (read from :data:`SYNTH_SETS`)
+DESCRIPTIONS: dict[str, str] = {**{r.id: r.description for r in SYNTH_SETS},
+                                CURATED_PATTERN: CURATED_DESCRIPTION}
+
+
+def synth_set(name: str) -> SynthSet:
+    """The table row of ``synth:<name>`` (prefix optional)."""
+    name = name.removeprefix("synth:")
+    if name not in _ROWS:
+        raise KeyError(f"unknown synthetic dataset {name!r}; expected one of {list(_ROWS)} "
+                       "(the rows of clipsafety.synth.datasets.SYNTH_SETS)")
+    return _ROWS[name]
+
+
+def select_sets(kind: str | tuple[str, ...] | None = None, *, zoo_eval: bool | None = None,
+                variants: bool = True) -> list[str]:
+    """Names of the rows of :data:`SYNTH_SETS` (table order) of ``kind`` (one or a tuple),
+    in the zoo's evaluation or not (``zoo_eval``), with or without parameter variants."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    return [r.id for r in SYNTH_SETS
+            if (kinds is None or r.kind in kinds)
+            and (zoo_eval is None or r.in_zoo_eval == zoo_eval)
+            and (variants or r.variant_of is None)]
+
+
+def eval_sets() -> list[str]:
+    """The sets every zoo model is evaluated on (``in_zoo_eval`` rows: ID test + 8 shifts)."""
+    return select_sets(zoo_eval=True)
+
+
+def card_sets() -> list[str]:
+    """The evaluation sets of the dataset card: every row but training sets and variants."""
+    return select_sets(("id", "shift", "ood", "cue-conflict"), variants=False)
+
+
+def list_datasets() -> list[str]:
+    """All dataset names (without the ``synth:`` prefix), in table order."""
+    return list(_ROWS)
+
+
+#: the 8 test conditions used for the zoo's usefulness check
+SHIFTS: list[str] = select_sets("shift", variants=False)
+OOD_SETS: list[str] = select_sets("ood")
+
+
 def _build(name: str, **kw) -> SynthDataset:
     if "@" in name:  # a curated subset of a pool: ``train-raw-100k@dedup+balanced``
         from clipsafety.synth.curation import curated_dataset
 
         return curated_dataset(name, **kw)
-    L = S.LABELLED
-    if name == "id-test":
-        return SynthDataset(name, L, kw.get("n", EVAL_N))
-    if name == "shift-v2":
-        prior = tuple(np.linspace(2.0, 0.5, 10))
-        cfg = _harder(L, 2.0).replace(cue_strength=0.65, class_probs=prior)
-        return SynthDataset(name, cfg, kw.get("n", SHIFT_N))
-    if name == "shift-sketch":
-        return SynthDataset(name, L.replace(style_probs=(0, 1, 0, 0)), kw.get("n", SHIFT_N))
-    if name == "shift-rendition":
-        cats = tuple(CATEGORIES[:8])
-        cfg = L.replace(style_probs=(0, 0, 0.4, 0.6), categories=cats, background_probs=(0.5, 0.3, 0.2))
-        return SynthDataset(name, cfg, kw.get("n", SHIFT_N), label_subset=list(range(8)))
-    if name == "shift-objectnet":
-        cats = ("square", "triangle", "star", "cross", "hexagon", "heart", "arrow")
-        cfg = L.replace(p_pose=0.9, background_probs=(0.0, 0.3, 0.7), p_partial=0.25,
-                        p_occluder=0.2, p_small=0.25, p_large=0.15, cue_strength=0.5,
-                        categories=cats, p_dark=0.15)
-        return SynthDataset(name, cfg, kw.get("n", SHIFT_N),
-                            label_subset=sorted(CATEGORIES.index(c) for c in cats))
-    if name == "shift-stylized":
-        cfg = L.replace(cue_strength=0.0, pattern_pool=(10, 11, 12, 13))
-        return SynthDataset(name, cfg, kw.get("n", SHIFT_N))
-    if name.startswith("shift-corrupt"):
-        sev = int(kw.get("severity", name.rsplit("-", 1)[1] if name.count("-") == 2 else 3))
-        base = L
-        nm = f"shift-corrupt-{sev}"
-        seed_base = _seed("shift-corrupt")
-
-        def post(img, a, sev=sev):
-            return corrupt(img, np.arange(len(img)) % 4, sev, seed_base + sev)
-
-        return SynthDataset(nm, base, kw.get("n", SHIFT_N), seed=seed_base, post=post,
-                            post_desc={"corruptions": CORRUPTIONS, "severity": sev})
-    if name == "shift-occlusion":
-        cfg = L.replace(p_occluder=0.6, p_person=0.4, p_partial=0.35, p_multi=0.3,
-                        background_probs=(0.3, 0.6, 0.1))
-        return SynthDataset(name, cfg, kw.get("n", SHIFT_N))
-    if name == "shift-adversarial":
-        return _adversarial(kw.get("n", SHIFT_N), kw.get("reference"))
-    if name == "ood-near":
-        cfg = L.replace(categories=tuple(NOVEL_CATEGORIES), cue_strength=0.0)
-        return SynthDataset(name, cfg, kw.get("n", OOD_N), ood=True)
-    if name == "ood-textures":
-        cfg = L.replace(categories=("patch",), cue_strength=0.0, pattern_pool=tuple(range(len(PATTERNS))))
-        return SynthDataset(name, cfg, kw.get("n", OOD_N), ood=True)
-    if name == "ood-scenes":
-        cfg = L.replace(has_object=False, background_probs=(0, 0.4, 0.6))
-        return SynthDataset(name, cfg, kw.get("n", OOD_N), ood=True)
-    if name == "ood-finegrained":
-        cfg = L.replace(categories=tuple(LEAF_CATEGORIES), cue_strength=0.0,
-                        pattern_pool=(9, 13, 3))
-        def leafy(a, rng):
-            a = a.copy()
-            a["hue"] = rng.uniform(0.05, 0.38, len(a))
-            return a
-        return SynthDataset(name, cfg, kw.get("n", OOD_N), ood=True, attr_fn=leafy)
-    if name == "ood-noise":
-        s = _seed(name)
-        return SynthDataset(name, L, kw.get("n", OOD_N), ood=True,
-                            post=lambda img, a: _noise_images(img, a, s), post_desc={"noise": True})
-    if name == "cue-conflict":
-        return SynthDataset(name, _canonical(), kw.get("n", 1000), attr_fn=_cue_conflict_attrs)
-    if name.startswith("train-"):
-        parts = name.split("-")
-        if len(parts) != 3 or parts[1] not in S.SOURCES or parts[2] not in TRAIN_SIZES:
-            raise KeyError(name)
-        src = S.SOURCES[parts[1]]
-        n = kw.get("n", TRAIN_SIZES[parts[2]])
-        if parts[1] == "raw":
-            return SynthDataset(name, src, n, attr_fn=_dedup_pool)
-        return SynthDataset(name, src, n)
-    raise KeyError(name)
-
-
-def list_datasets() -> list[str]:
-    """All dataset names (without the ``synth:`` prefix)."""
-    names = [k for k in DESCRIPTIONS if "<" not in k and k != "train-raw-100k"]
-    names += [f"shift-corrupt-{s}" for s in range(1, 6)]
-    names += [f"train-{src}-{sz}" for src in ("labelled", "wit", "laion") for sz in TRAIN_SIZES]
-    names += ["train-raw-100k"]
-    return names
-
-
-#: the 8 test conditions used for the zoo's usefulness check
-SHIFTS: list[str] = ["shift-v2", "shift-sketch", "shift-rendition", "shift-adversarial",
-                     "shift-objectnet", "shift-stylized", "shift-corrupt", "shift-occlusion"]
-OOD_SETS: list[str] = ["ood-near", "ood-textures", "ood-scenes", "ood-finegrained", "ood-noise"]
+    row = _ROWS.get(name)
+    if row is None:
+        raise KeyError(name)
+    extra = sorted(set(kw) - set(row.options))
+    if extra:
+        raise TypeError(f"synth:{name} takes the keyword(s) {list(row.options)}; got {extra}")
+    ds = row.builder(name, **{**row.params, **kw})
+    ds.annotations = row.annotations
+    return ds
 
 
 @lru_cache(maxsize=64)
@@ -377,7 +604,10 @@ def _cached(name: str, kw_items: tuple) -> SynthDataset:
 
 
 def get_dataset(name: str, **kw) -> SynthDataset:
-    """The :class:`DatasetSpec` of ``synth:<name>`` (the prefix is optional; cached per kw)."""
+    """The :class:`DatasetSpec` of ``synth:<name>`` (the prefix is optional; cached per kw).
+
+    ``kw`` overrides the row's parameters named in its ``options`` (``n`` for every set,
+    ``severity`` for the C-like sets, ``reference`` for the A-like set)."""
     if name.startswith("synth:"):
         name = name[len("synth:"):]
     try:
@@ -385,29 +615,4 @@ def get_dataset(name: str, **kw) -> SynthDataset:
     except KeyError:
         raise KeyError(
             f"unknown synthetic dataset {name!r}; expected one of {list_datasets()} "
-            f"(see clipsafety.synth.DESCRIPTIONS)") from None
-
-
-# --------------------------------------------------------- A-like: adversarial filter
-REFERENCE_MODEL = "ref-resnet-labelled"
-
-
-def _adversarial(n: int, reference: str | None) -> SynthDataset:
-    """Candidates from a hard mix; kept in order while the reference model errs on them."""
-    ref = reference or REFERENCE_MODEL
-    cfg = _harder(S.WIT, 1.6).replace(cue_strength=0.5)
-    cand = SynthDataset("shift-adversarial-candidates", cfg, 10 * n)
-    imgs, tg, _ = cand.arrays()
-    from clipsafety.zoo import load, predict_arrays
-
-    m = load(ref)
-    pred = predict_arrays(m, imgs).argmax(1)
-    keep = np.flatnonzero(pred != tg)[:n]
-    a = cand.attributes().iloc[keep].reset_index(drop=True)
-    ds = SynthDataset("shift-adversarial", cfg, len(keep), seed=cand.seed,
-                      post_desc={"filter": "misclassified by reference", "reference": ref,
-                                 "reference_sha256": m.manifest.get("weights_sha256"),
-                                 "candidates": 10 * n})
-    ds._attrs = a.assign(candidate_index=keep)
-    ds._images = imgs[keep]
-    return ds
+            f"or <pool>@<filters> (see clipsafety.synth.DESCRIPTIONS)") from None

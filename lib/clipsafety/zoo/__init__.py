@@ -31,6 +31,10 @@ asked for and the valid ones. Models without a text head (``sup``, ``ft``) check
 the same way and then ignore it.
 
 Images are normalised with mean 0.5 and std 0.25 per channel at 32x32.
+
+The synthetic world gets its reference models from here as arguments
+(:func:`reference_scorer` for the A-like filter, :func:`alignment_scorer` for curation;
+:mod:`clipsafety.zoo.reference`); it never imports this package.
 """
 
 from __future__ import annotations
@@ -283,4 +287,14 @@ def predict_arrays(model, images: np.ndarray, batch_size: int = 500) -> np.ndarr
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
-__all__ = ["array_transform", "list_zoo", "load", "predict_arrays", "zero_shot_head", "zoo_dir"]
+def __getattr__(name: str):
+    # the scorers live in clipsafety.zoo.reference (imported on first use)
+    if name in ("alignment_scorer", "reference_scorer"):
+        from clipsafety.zoo import reference
+
+        return getattr(reference, name)
+    raise AttributeError(f"module 'clipsafety.zoo' has no attribute {name!r}")
+
+
+__all__ = ["alignment_scorer", "array_transform", "list_zoo", "load", "predict_arrays",
+           "reference_scorer", "zero_shot_head", "zoo_dir"]

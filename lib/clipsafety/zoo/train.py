@@ -7,7 +7,9 @@ weights are bit-identical (across CPUs or thread counts, floating-point order ma
 ``--jobs N`` (default 2) trains N models at a time in worker processes, each model wholly in
 one single-threaded worker, so the weights do not depend on N; the reference model trains
 first (it filters ``synth:shift-adversarial``, which every evaluation uses) and fine-tuned
-models wait for their CLIP parent. Rendered training sets are cached under ``.cache/zoo-data``
+models wait for their CLIP parent. Training the reference into ``data/zoo`` rewrites the
+committed kept ids of the A-like set (``data/synth/shift-adversarial.json``,
+:mod:`clipsafety.zoo.reference`). Rendered training sets are cached under ``.cache/zoo-data``
 (:func:`data_cache_dir`), so a rerun skips rendering.
 Writes ``data/zoo/weights/<id>.safetensors`` (float16), ``data/zoo/cards/<id>.md``,
 ``data/zoo/catalog.csv`` and ``data/zoo/eval.csv`` (accuracy of every model on the ID test
@@ -25,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipsafety.synth.datasets import eval_sets
 from clipsafety.zoo.plan import FT2_BUDGET, PLAN, source_of
 
-EVAL_SETS = ["id-test", "shift-v2", "shift-sketch", "shift-rendition", "shift-adversarial",
-             "shift-objectnet", "shift-stylized", "shift-corrupt", "shift-occlusion"]
+#: the sets every model is evaluated on: the ``in_zoo_eval`` rows of the synthetic table
+EVAL_SETS = eval_sets()
 
 
 def _torch():
@@ -319,12 +322,17 @@ def _init_head(module, W, scale: float):
 def evaluate(model_id: str, sets=EVAL_SETS) -> dict:
     """Accuracy of a saved zoo model on each set, logits restricted to the set's label subset."""
     from clipsafety.synth import get_dataset
+    from clipsafety.synth.datasets import synth_set
     from clipsafety.zoo import load, predict_arrays
+    from clipsafety.zoo.reference import reference_scorer
 
     m = load(model_id)
     out = {}
     for s in sets:
-        ds = get_dataset(s)
+        # a set filtered by a reference model gets this zoo's reference (``--out`` trials
+        # filter with their own), not the committed kept ids
+        ds = get_dataset(s, reference=reference_scorer()) if "reference" in synth_set(s).options \
+            else get_dataset(s)
         imgs, y, _ = ds.arrays()
         logits = predict_arrays(m, imgs)
         if ds.label_subset is not None:
@@ -382,13 +390,19 @@ def _render_job(name: str) -> str:
 def _train_job(spec: dict, progress: bool) -> tuple[dict, dict]:
     """Train, save and evaluate one model in a worker (single-threaded, seeded per model)."""
     global _WORKER_DATA
-    from clipsafety.zoo import _read, zoo_dir
+    from clipsafety.zoo import ZOO_DIR, _read, zoo_dir
 
     if _WORKER_DATA is None:
         _WORKER_DATA = _Data()
     row = train_one(spec, _WORKER_DATA, zoo_dir(), progress=progress)
     _read.cache_clear()
     acc = evaluate(spec["id"])
+    if spec["reference"] and zoo_dir().resolve() == ZOO_DIR.resolve():
+        # the committed kept ids of the A-like set follow the reference model of data/zoo
+        # (computed here, with the same threads as the evaluation above)
+        from clipsafety.zoo.reference import write_adversarial_ids
+
+        print(f"   wrote {write_adversarial_ids(spec['id'])}", flush=True)
     return row, acc
 
 

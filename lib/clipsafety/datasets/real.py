@@ -1,34 +1,13 @@
-"""Evaluation sets by id: ``get_dataset("imagenet:r", data_root=...) -> DatasetSpec``.
+"""Real datasets on disk: the builders, each registered where it is defined.
 
-Each spec declares its label space, label subset and classes; inference never knows
-dataset names (records.py). The on-disk layouts are documented in
-``book/appendix_datasets.md``; a wrong layout raises :class:`LayoutError` saying what was
-found and what was expected.
-
-Conventions:
-
-- Class index of an ImageNet synset = its position in timm's ``imagenet_synsets.txt``
-  (sorted WordNet ids, the standard 1000-way order); ImageNet-R/A subsets come from timm's
-  ``imagenet_{r,a}_indices.txt``.
-- ``data_root`` (or ``$CLIPSAFETY_DATA_ROOT``) may be the folder that holds the dataset
-  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself.
-- Sample ids are POSIX paths relative to the dataset folder.
-- OOD sets (ImageNet-O, iNaturalist, SUN, Places, Textures) have target ``-1``.
-- ObjectNet: targets index its 113 ImageNet-overlapping classes (``target_space``
-  ``"objectnet-113"``); ``label_map[k]`` lists the ImageNet columns of ObjectNet class ``k``
-  and ``label_subset`` is their union (:func:`project_logits` maps 1000 -> 113). Images are
-  cropped by 2 pixels on each side to remove ObjectNet's 1-pixel red border (the convention
-  of the model-soups / WiSE-FT evaluation code).
-- Cue-conflict: label space ``"cue-conflict-16"``, target = shape class; ``meta()`` has the
-  texture class and a ``same_class`` flag (kept in the data, excluded from shape bias).
-- Unreadable images are not this module's concern beyond :func:`load_rgb`: it decodes
-  grayscale, CMYK, RGBA and palette images to RGB and raises :class:`BadImage` for corrupt or
-  truncated files; :func:`clipsafety.predict` skips those and lists them in the manifest.
+A builder maps ``(dataset_id, root)`` to a :class:`FolderSpec`; ``@register(...)`` puts it in
+:data:`clipsafety.datasets.registry.REGISTRY` with its folder names, description, kind, label
+space and annotation kind. See :mod:`clipsafety.datasets` for the conventions.
 """
+
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -39,37 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from clipsafety.datasets.registry import register
 from clipsafety.heads import CUE_CONFLICT_16, imagenet_classnames
 from clipsafety.records import DatasetSpec
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 OBJECTNET_BORDER = 2
 
-#: dataset id -> (folder names tried under data_root, short description)
-REAL_DATASETS: dict[str, tuple[list[str], str]] = {
-    "imagenet:val": (["imagenet/val", "ILSVRC2012_img_val", "val"], "ImageNet-1k validation (50,000)"),
-    "imagenet:v2": (["imagenetv2-matched-frequency-format-val", "imagenet-v2"],
-                    "ImageNet-V2 matched-frequency (10,000)"),
-    "imagenet:sketch": (["imagenet-sketch/sketch", "sketch", "imagenet-sketch"], "ImageNet-Sketch (50,889)"),
-    "imagenet:r": (["imagenet-r"], "ImageNet-R, 200 classes (30,000)"),
-    "imagenet:a": (["imagenet-a"], "ImageNet-A, 200 classes (7,500)"),
-    "objectnet": (["objectnet-1.0"], "ObjectNet, 113 ImageNet-overlapping classes"),
-    "imagenet:o": (["imagenet-o"], "ImageNet-O (OOD, 2,000)"),
-    "ood:inaturalist": (["iNaturalist"], "iNaturalist OOD subset of Huang & Li 2021 (10,000)"),
-    "ood:sun": (["SUN"], "SUN OOD subset of Huang & Li 2021 (10,000)"),
-    "ood:places": (["Places"], "Places OOD subset of Huang & Li 2021 (10,000)"),
-    "ood:textures": (["dtd", "Textures"], "Describable Textures (5,640)"),
-    "cue-conflict": (["cue-conflict", "style-transfer-preprocessed-512"],
-                     "Geirhos et al. cue-conflict stimuli (1,280)"),
-}
-
-
 class LayoutError(FileNotFoundError):
     """A dataset folder does not have the expected layout."""
-
-
-class UnknownDataset(ValueError):
-    """A dataset id that matches no known dataset."""
 
 
 class BadImage(OSError):
@@ -242,6 +199,9 @@ def _imagenet_x_meta(ids: list[str]):
     return df
 
 
+@register("imagenet:val", folders=("imagenet/val", "ILSVRC2012_img_val", "val"),
+          description="ImageNet-1k validation (50,000)", kind="id", label_space="imagenet-1k",
+          annotations="imagenet-x")
 def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
     layout = "<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (or all files flat in <root>)"
     if any(p.is_dir() for p in root.iterdir()):
@@ -262,6 +222,9 @@ def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
                       meta=lambda: _imagenet_x_meta(ids))
 
 
+@register("imagenet:v2", folders=("imagenetv2-matched-frequency-format-val", "imagenet-v2"),
+          description="ImageNet-V2 matched-frequency (10,000)", kind="shift",
+          label_space="imagenet-1k")
 def _imagenet_v2(dataset_id: str, root: Path) -> FolderSpec:
     layout = "<root>/<class index 0..999>/<hash>.jpeg"
     subs = _subdirs(root)
@@ -289,35 +252,20 @@ def _wnid_dataset(which: str | None, layout: str):
     return build
 
 
-def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
-    import pandas as pd
-
-    layout = "<root>/<wnid>/*.jpg (all samples are OOD: target -1)"
-    files, wn = _wnid_folders(dataset_id, root, None, layout)
-    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files],
-                         "nearest_class": wn})
-    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
-                      classes=imagenet_classnames(), layout=layout, meta=meta)
-
-
-def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
-    import pandas as pd
-
-    layout = "<root>/images/**/*.jpg, or *.jpg directly in <root> (all samples are OOD: target -1)"
-    img_dir = root / "images"
-    if img_dir.is_dir():
-        files = _list_images(img_dir)
-    else:
-        files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-        if not files:
-            raise LayoutError(f"{dataset_id}: expected {layout}; found neither. {_describe(root)}")
-    rel = [f.relative_to(root) for f in files]
-    meta = pd.DataFrame({"id": [r.as_posix() for r in rel],
-                         "subclass": [r.parts[1] if len(r.parts) > 2 else "" for r in rel]})
-    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
-                      classes=imagenet_classnames(), layout=layout, meta=meta)
+register("imagenet:sketch", folders=("imagenet-sketch/sketch", "sketch", "imagenet-sketch"),
+         description="ImageNet-Sketch (50,889)", kind="shift", label_space="imagenet-1k")(
+    _wnid_dataset(None, "<root>/<wnid>/*.JPEG"))
+register("imagenet:r", folders=("imagenet-r",), description="ImageNet-R, 200 classes (30,000)",
+         kind="shift", label_space="imagenet-1k")(
+    _wnid_dataset("r", "<root>/<wnid of the 200 ImageNet-R classes>/*.jpg"))
+register("imagenet:a", folders=("imagenet-a",), description="ImageNet-A, 200 classes (7,500)",
+         kind="shift", label_space="imagenet-1k")(
+    _wnid_dataset("a", "<root>/<wnid of the 200 ImageNet-A classes>/*.jpg"))
 
 
+@register("objectnet", folders=("objectnet-1.0",),
+          description="ObjectNet, 113 ImageNet-overlapping classes", kind="shift",
+          label_space="imagenet-1k", target_space="objectnet-113")
 def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
@@ -363,9 +311,52 @@ def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
                       label_map=label_map, extra_manifest={"objectnet_classes": on_classes})
 
 
+@register("imagenet:o", folders=("imagenet-o",), description="ImageNet-O (OOD, 2,000)",
+          kind="ood", label_space="imagenet-1k")
+def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = "<root>/<wnid>/*.jpg (all samples are OOD: target -1)"
+    files, wn = _wnid_folders(dataset_id, root, None, layout)
+    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files],
+                         "nearest_class": wn})
+    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout, meta=meta)
+
+
+def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
+    import pandas as pd
+
+    layout = "<root>/images/**/*.jpg, or *.jpg directly in <root> (all samples are OOD: target -1)"
+    img_dir = root / "images"
+    if img_dir.is_dir():
+        files = _list_images(img_dir)
+    else:
+        files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise LayoutError(f"{dataset_id}: expected {layout}; found neither. {_describe(root)}")
+    rel = [f.relative_to(root) for f in files]
+    meta = pd.DataFrame({"id": [r.as_posix() for r in rel],
+                         "subclass": [r.parts[1] if len(r.parts) > 2 else "" for r in rel]})
+    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout, meta=meta)
+
+
+for _id, _folders, _desc in (
+        ("ood:inaturalist", ("iNaturalist",), "iNaturalist OOD subset of Huang & Li 2021 (10,000)"),
+        ("ood:sun", ("SUN",), "SUN OOD subset of Huang & Li 2021 (10,000)"),
+        ("ood:places", ("Places",), "Places OOD subset of Huang & Li 2021 (10,000)"),
+        ("ood:textures", ("dtd", "Textures"), "Describable Textures (5,640)")):
+    register(_id, folders=_folders, description=_desc, kind="ood", label_space="imagenet-1k")(
+        _ood_images)
+
+
 _CUE_RE = re.compile(r"^([a-z]+)(\d+)-([a-z]+)(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 
+@register("cue-conflict", folders=("cue-conflict", "style-transfer-preprocessed-512"),
+          description="Geirhos et al. cue-conflict stimuli (1,280)", kind="cue-conflict",
+          label_space="cue-conflict-16", annotations="cue-conflict")
 def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
@@ -393,7 +384,9 @@ def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
                       meta=meta)
 
 
-def _user_folder(dataset_id: str, root: Path) -> FolderSpec:
+def user_folder(dataset_id: str, root: Path) -> FolderSpec:
+    """``folder:PATH``: class folders named by ImageNet wnids (label space ``imagenet-1k``,
+    subset = those classes) or by plain class names (label space ``folder-<hash>``)."""
     layout = "<PATH>/<class name or ImageNet wnid>/*.jpg"
     if not root.is_dir():
         raise LayoutError(f"{dataset_id}: {root} is not a folder; expected {layout}.")
@@ -416,68 +409,3 @@ def _user_folder(dataset_id: str, root: Path) -> FolderSpec:
     return FolderSpec(dataset_id, root, files, targets, label_space=space, classes=names, layout=layout)
 
 
-_BUILDERS = {
-    "imagenet:val": _imagenet_val,
-    "imagenet:v2": _imagenet_v2,
-    "imagenet:sketch": _wnid_dataset(None, "<root>/<wnid>/*.JPEG"),
-    "imagenet:r": _wnid_dataset("r", "<root>/<wnid of the 200 ImageNet-R classes>/*.jpg"),
-    "imagenet:a": _wnid_dataset("a", "<root>/<wnid of the 200 ImageNet-A classes>/*.jpg"),
-    "objectnet": _objectnet,
-    "imagenet:o": _imagenet_o,
-    "ood:inaturalist": _ood_images,
-    "ood:sun": _ood_images,
-    "ood:places": _ood_images,
-    "ood:textures": _ood_images,
-    "cue-conflict": _cue_conflict,
-}
-
-
-def list_datasets(include_synth: bool = True) -> list[str]:
-    """All dataset ids: the real ones, ``folder:PATH``, and the synthetic world's."""
-    ids = list(REAL_DATASETS) + ["folder:PATH"]
-    if include_synth:
-        try:
-            from clipsafety import synth
-
-            ids += [d if d.startswith("synth:") else f"synth:{d}" for d in synth.list_datasets()]
-        except ImportError:  # the synthetic world is optional here
-            pass
-    return ids
-
-
-def _resolve_root(dataset_id: str, data_root) -> tuple[Path, list[str]]:
-    base = data_root or os.environ.get("CLIPSAFETY_DATA_ROOT")
-    if not base:
-        raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
-                          f"holds {REAL_DATASETS[dataset_id][0][0]}/) or set CLIPSAFETY_DATA_ROOT.")
-    base = Path(base).expanduser()
-    tried = [base / s for s in REAL_DATASETS[dataset_id][0]] + [base]
-    return base, [str(t) for t in tried]
-
-
-def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **kw) -> DatasetSpec:
-    """The :class:`DatasetSpec` for ``dataset_id`` (see module docstring and the appendix)."""
-    if isinstance(dataset_id, DatasetSpec):
-        return dataset_id
-    if dataset_id.startswith("synth:"):
-        from clipsafety import synth  # written by the synthetic-world issue; imported lazily
-
-        return synth.get_dataset(dataset_id.split(":", 1)[1], **kw)
-    if dataset_id.startswith("folder:"):
-        return _user_folder(dataset_id, Path(dataset_id.split(":", 1)[1]).expanduser())
-    if dataset_id not in _BUILDERS:
-        near = difflib.get_close_matches(dataset_id, list_datasets(), n=5, cutoff=0.4)
-        raise UnknownDataset(f"unknown dataset id {dataset_id!r}."
-                             f"{' Did you mean ' + ', '.join(near) + '?' if near else ''} "
-                             f"Known ids: {', '.join(list_datasets())}.")
-    _, tried = _resolve_root(dataset_id, data_root)
-    errors = []
-    for cand in map(Path, tried):
-        if cand.is_dir():
-            try:
-                return _BUILDERS[dataset_id](dataset_id, cand)
-            except LayoutError as e:
-                errors.append(str(e))
-    found = "; ".join(errors) if errors else "none of these folders exist"
-    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: {found}. "
-                      "See the book's appendix 'Datasets on disk' for each layout.")

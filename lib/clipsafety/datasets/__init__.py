@@ -1,0 +1,158 @@
+"""Evaluation sets by id: ``get_dataset("imagenet:r", data_root=...) -> DatasetSpec``.
+
+Each spec declares its label space, target space, label subset, classes and annotation kind
+(``annotations``); inference never knows dataset names (records.py). Every id is one entry
+of the registry (:data:`REGISTRY`, :func:`dataset_info`): real sets, ``folder:PATH`` and the
+synthetic world's ``synth:<name>``, each with its builder, the folder names tried under
+data_root, description, kind, label space, target space and annotation kind.
+:func:`get_dataset`, :func:`list_datasets` and the "did you mean" suggestions read only it;
+a new real dataset is one ``@register(...)`` on its builder (:mod:`clipsafety.datasets.real`),
+a new synthetic one a row of :data:`clipsafety.synth.datasets.SYNTH_SETS`. The on-disk
+layouts are documented in
+``book/appendix_datasets.md``; a wrong layout raises :class:`LayoutError` saying what was
+found and what was expected.
+
+Conventions:
+
+- Class index of an ImageNet synset = its position in timm's ``imagenet_synsets.txt``
+  (sorted WordNet ids, the standard 1000-way order); ImageNet-R/A subsets come from timm's
+  ``imagenet_{r,a}_indices.txt``.
+- ``data_root`` (or ``$CLIPSAFETY_DATA_ROOT``) may be the folder that holds the dataset
+  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself.
+- Sample ids are POSIX paths relative to the dataset folder.
+- OOD sets (ImageNet-O, iNaturalist, SUN, Places, Textures) have target ``-1``.
+- ObjectNet: targets index its 113 ImageNet-overlapping classes (``target_space``
+  ``"objectnet-113"``); ``label_map[k]`` lists the ImageNet columns of ObjectNet class ``k``
+  and ``label_subset`` is their union (:func:`project_logits` maps 1000 -> 113). Images are
+  cropped by 2 pixels on each side to remove ObjectNet's 1-pixel red border (the convention
+  of the model-soups / WiSE-FT evaluation code).
+- Cue-conflict: label space ``"cue-conflict-16"``, target = shape class; ``meta()`` has the
+  texture class and a ``same_class`` flag (kept in the data, excluded from shape bias).
+- Unreadable images are not this module's concern beyond :func:`load_rgb`: it decodes
+  grayscale, CMYK, RGBA and palette images to RGB and raises :class:`BadImage` for corrupt or
+  truncated files; :func:`clipsafety.predict` skips those and lists them in the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clipsafety.datasets.real import (
+    IMAGE_EXTS,
+    OBJECTNET_BORDER,
+    BadImage,
+    FolderSpec,
+    LayoutError,
+    imagenet_synsets,
+    load_rgb,
+    project_logits,
+    subset_indices,
+    user_folder,
+    wnid_to_index,
+)
+from clipsafety.datasets.registry import (
+    ANNOTATIONS,
+    KINDS,
+    REGISTRY,
+    DatasetEntry,
+    UnknownDataset,
+    add,
+    lookup,
+    register,
+)
+from clipsafety.records import DatasetSpec
+
+add(DatasetEntry("folder:PATH", lambda dataset_id: user_folder(
+    dataset_id, Path(dataset_id.split(":", 1)[1]).expanduser()),
+    "your own folder of class folders (ImageNet wnids or class names)", "custom", None,
+    source="folder", pattern=r"folder:.+"))
+
+
+def _synth_builder(dataset_id: str, **kw) -> DatasetSpec:
+    from clipsafety import synth
+
+    ref = kw.get("reference")
+    if isinstance(ref, str):  # the zoo supplies the reference model (synth never imports it)
+        from clipsafety.zoo import reference_scorer
+
+        kw["reference"] = reference_scorer(ref)
+    return synth.get_dataset(dataset_id.split(":", 1)[1], **kw)
+
+
+def _register_synth() -> None:
+    from clipsafety.synth import datasets as sd
+
+    for row in sd.SYNTH_SETS:
+        add(DatasetEntry(f"synth:{row.id}", _synth_builder, row.description, row.kind, "synth",
+                         annotations=row.annotations, source="synth"))
+    add(DatasetEntry(f"synth:{sd.CURATED_PATTERN}", _synth_builder, sd.CURATED_DESCRIPTION, "train",
+                     "synth", annotations="synth-factors", source="synth",
+                     pattern=r"synth:[^@]+@.+", listed=False))
+
+
+_register_synth()
+
+
+def list_datasets(include_synth: bool = True, kind: str | None = None) -> list[str]:
+    """All listed dataset ids in registry order: the real ones, ``folder:PATH``, and (unless
+    ``include_synth=False``) the synthetic world's; only those of ``kind`` if given."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return [e.id for e in REGISTRY.values() if e.listed
+            and (include_synth or e.source != "synth") and (kind is None or e.kind == kind)]
+
+
+def dataset_info(dataset_id: str) -> DatasetEntry:
+    """The registry entry of ``dataset_id`` (``dataset_info("imagenet:r").kind == "shift"``);
+    raises :class:`UnknownDataset` with the nearest ids."""
+    return lookup(dataset_id, list_datasets())
+
+
+def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root) -> list[str]:
+    base = data_root or os.environ.get("CLIPSAFETY_DATA_ROOT")
+    if not base:
+        raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
+                          f"holds {entry.folders[0]}/) or set CLIPSAFETY_DATA_ROOT.")
+    base = Path(base).expanduser()
+    return [str(t) for t in [base / s for s in entry.folders] + [base]]
+
+
+def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **kw) -> DatasetSpec:
+    """The :class:`DatasetSpec` for ``dataset_id`` (see module docstring and the appendix).
+
+    ``kw`` goes to a synthetic set (``n=``; ``reference="zoo:<id>"`` filters the A-like set
+    with that zoo model); real sets and folders take none."""
+    if isinstance(dataset_id, DatasetSpec):
+        return dataset_id
+    entry = dataset_info(dataset_id)
+    if entry.source == "synth":
+        return entry.builder(dataset_id, **kw)
+    if kw:
+        raise TypeError(f"{dataset_id}: unexpected keyword(s) {sorted(kw)}; real datasets and "
+                        "folders take only data_root")
+    if entry.source == "folder":
+        spec = entry.builder(dataset_id)
+        spec.annotations = entry.annotations
+        return spec
+    tried = _resolve_root(entry, dataset_id, data_root)
+    errors = []
+    for cand in map(Path, tried):
+        if cand.is_dir():
+            try:
+                spec = entry.builder(dataset_id, cand)
+            except LayoutError as e:
+                errors.append(str(e))
+                continue
+            spec.annotations = entry.annotations
+            return spec
+    found = "; ".join(errors) if errors else "none of these folders exist"
+    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: {found}. "
+                      "See the book's appendix 'Datasets on disk' for each layout.")
+
+
+__all__ = [
+    "ANNOTATIONS", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
+    "FolderSpec", "LayoutError", "UnknownDataset", "dataset_info", "get_dataset", "imagenet_synsets",
+    "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
+]
