@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -19,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from clipsafety.datasets.registry import register
-from clipsafety.heads import CUE_CONFLICT_16, imagenet_classnames
+from clipsafety.heads import imagenet_classnames
 from clipsafety.records import DatasetSpec
+from clipsafety.shape import CUE_CONFLICT_CLASSES, parse_cue_conflict_name
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"}
 OBJECTNET_BORDER = 2
@@ -351,7 +351,6 @@ for _id, _folders, _desc in (
         _ood_images)
 
 
-_CUE_RE = re.compile(r"^([a-z]+)(\d+)-([a-z]+)(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 
 @register("cue-conflict", folders=("cue-conflict", "style-transfer-preprocessed-512"),
@@ -362,25 +361,25 @@ def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
 
     layout = "<root>/<shape class>/<shape><n>-<texture><m>.png (16 class folders)"
     subs = _subdirs(root)
-    bad = [s for s in subs if s not in CUE_CONFLICT_16]
+    bad = [s for s in subs if s not in CUE_CONFLICT_CLASSES]
     if not subs or bad:
-        raise LayoutError(f"{dataset_id}: expected {layout} with folders from {CUE_CONFLICT_16}; "
+        raise LayoutError(f"{dataset_id}: expected {layout} with folders from {list(CUE_CONFLICT_CLASSES)}; "
                           f"found {'no folders' if not subs else 'unexpected ' + str(bad[:5])}. {_describe(root)}")
-    idx = {c: i for i, c in enumerate(CUE_CONFLICT_16)}
+    idx = {c: i for i, c in enumerate(CUE_CONFLICT_CLASSES)}
     files, rows = [], []
     for s in subs:
         for f in _list_images(root / s):
-            m = _CUE_RE.match(f.name)
-            if not m or m.group(1) not in idx or m.group(3) not in idx:
-                raise LayoutError(f"{dataset_id}: file name {f.name!r} does not encode "
-                                  "'<shape><n>-<texture><m>.png' with the 16 class names.")
+            try:  # the one parser of stimulus names (clipsafety.shape)
+                shape, texture = parse_cue_conflict_name(f.name)
+            except ValueError as e:
+                raise LayoutError(f"{dataset_id}: {e}") from e
             files.append(f)
-            rows.append({"id": f.relative_to(root).as_posix(), "shape": m.group(1),
-                         "texture": m.group(3), "texture_target": idx[m.group(3)],
-                         "same_class": m.group(1) == m.group(3)})
+            rows.append({"id": f.relative_to(root).as_posix(), "shape": shape,
+                         "texture": texture, "texture_target": idx[texture],
+                         "same_class": shape == texture})
     meta = pd.DataFrame(rows)
     return FolderSpec(dataset_id, root, files, [idx[r["shape"]] for r in rows],
-                      label_space="cue-conflict-16", classes=list(CUE_CONFLICT_16), layout=layout,
+                      label_space="cue-conflict-16", classes=list(CUE_CONFLICT_CLASSES), layout=layout,
                       meta=meta)
 
 
