@@ -174,8 +174,9 @@ def test_metadata_travels_from_catalog_to_record_and_stays_out_of_the_key(tmp_pa
     assert rec.manifest["key"] == manifest_key(kman)
     assert manifest_key({**kman, "model_meta": {"group": "x"}, "annotations": "y"}) == manifest_key(kman)
     # without annotations: same key, a hit, and the record says so
-    plain = predict(ZOO_CLIP, synth.get_dataset("id-test", n=64), store=tmp_path / "s",
-                    progress=False, device="cpu")
+    bare = copy.copy(synth.get_dataset("id-test", n=64))  # the spec is cached: change a copy
+    bare.annotations = None  # a spec that declares no annotation kind
+    plain = predict(ZOO_CLIP, bare, store=tmp_path / "s", progress=False, device="cpu")
     assert plain.cache_hit and plain.manifest["key"] == rec.manifest["key"]
     assert plain.annotations is None
     # a catalog edit changes what the record says, never its key: still a hit
