@@ -52,7 +52,7 @@ from clipsafety.summaries import bootstrap_difference, group_summary
 __all__ = ["CLAIMS", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS", "SCALES",
            "assess_across_scales", "assess_factor_claims", "degenerate_factors",
            "factor_annotations", "factor_leaders", "factor_long", "factor_mechanism",
-           "leader_agreement", "published_decision_factors", "published_factor_table",
+           "leader_agreement", "published_base_table", "published_decision_factors", "published_factor_table",
            "resolve_factors", "trend_grid", "with_effective_robustness", "world_nuisance_rates"]
 
 
@@ -499,3 +499,9 @@ def published_decision_factors(which: str = "top", factors: Sequence[str] | None
                          "factor": factors, "factor_acc": table.loc[name, factors].to_numpy(float),
                          "overall_acc": float(table.loc[name, "average"]), "chance": 1 / 1000})
     return table, long
+
+
+def published_base_table(which: str = "top") -> pd.DataFrame:
+    """ImageNet-X's published per-factor table of its base models (ResNet-50, ViT, DINO,
+    SimCLR), wide, one row per model (fractions)."""
+    return pd.read_csv(fetch(IMAGENETX.format(which=which, collection="base")))
