@@ -141,7 +141,9 @@ def with_mechanisms(rows, long, deg, world):
     for r in rows:
         if r["verdict"] == claims.NOT_REPRODUCED:
             f = "pose" if r["claim_id"] == "factors-pose" else None
-            if f is None:  # the factor the claim's evidence names, else every flagged one
+            if f is None and "disagrees with the paper on " in r["detail"]:
+                f = r["detail"].rsplit("disagrees with the paper on ", 1)[1].split(",")[0].strip()
+            if f is None:  # the factor the claim's evidence names
                 f = next((x for x in factor_list if f"on {x}:" in r["evidence"]), None)
             check = (study.factor_mechanism(long, f, degenerate=deg, world=world) if f else
                      "CLIP leads on fewer factors than claimed; see the per-factor table above")

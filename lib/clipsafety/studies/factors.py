@@ -459,9 +459,11 @@ def factor_mechanism(long: pd.DataFrame, factor: str, scale_table: pd.DataFrame 
         w = world_nuisance_rates([factor])
         if len(w):
             r = w.iloc[0]
+            more = min(r["wit-like"], r["laion-like"]) > r["labelled"]
             txt += (f"; the world renders it in {r['labelled']:.0%} of labelled (ImageNet-analogue) "
-                    f"images but {r['wit-like']:.0%} of WIT-like and {r['laion-like']:.0%} of "
-                    "LAION-like training images, so the zoo's CLIPs see it more often in training")
+                    f"images, {r['wit-like']:.0%} of WIT-like and {r['laion-like']:.0%} of "
+                    "LAION-like training images" + (", so the zoo's CLIPs see it more often in "
+                                                    "training" if more else ""))
     return txt
 
 
