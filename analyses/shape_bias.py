@@ -41,7 +41,7 @@ n_boot = 1000  # bootstrap resamples for intervals
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, evidence, metrics, plots, summaries
+from clipsafety import charts, claims, evidence, metrics, plots, shape, summaries
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
 from clipsafety.studies import shape_bias as study
@@ -65,7 +65,9 @@ display(Markdown(
 # The raw decisions of Geirhos et al.'s ten human observers and of ImageNet-trained CNNs
 # (AlexNet, GoogLeNet, VGG; Caffe models of the original study and torchvision's AlexNet and
 # VGG-16), read from the texture-vs-shape repository at a pinned commit. No CLIP model is
-# among them: this panel sets the reference band (humans) and the ImageNet range.
+# among them: this panel sets the reference band (humans) and the ImageNet range. Every
+# shape bias is read with its denominator, the *cue share*: the share of trials answered
+# with the shape or the texture class (answers near chance pull the ratio towards 0.5).
 
 # %%
 try:
@@ -89,6 +91,86 @@ if have_pub:
         f"({cnn.loc[cnn.shape_bias.idxmax(), 'observer']})."))
     verdicts += study.assess_shape_claims(observers.rename(columns={"observer": "model"}),
                                           claims.SOURCES[1], n_boot=n_boot, seed=seed)
+
+# %% [markdown]
+# ### Real CLIPs in published decisions
+#
+# Two forks of model-vs-human publish cue-conflict decisions of OpenAI's zero-shot CLIPs,
+# read with the same reader and the same arithmetic: TizianThieringer's (CLIP ViT-B/32, B/16
+# and L/14 beside supervised, self-supervised, Stylized-ImageNet-trained and more-data
+# networks) and kayburns' (CLIP ViT-B/16 beside ResNet-50 and ViT variants). The name `clip`
+# is a different checkpoint in each fork: ViT-B/32 in TizianThieringer's model zoo, ViT-B/16
+# in kayburns'. Intervals are percentile bootstrap intervals over the 1,200 stimuli (every
+# observer resampled with the same stimuli). Networks published twice under two names
+# (identical decisions on every stimulus) are shown once in group means.
+
+# %%
+mvh, mvh_obs = {}, {}
+for repo, short in study.MVH_SOURCES.items():
+    try:
+        mvh[short] = study.mvh_decisions(repo)
+    except ExternalUnavailable as exc:
+        display(plots.unavailable_note(exc, f"The {repo} panel"))
+        continue
+    res = shape.shape_bias_resamples(mvh[short], "observer", n_boot, seed)
+    mvh_obs[short] = study.published_shape_observers(mvh[short], resamples=res)
+    verdicts += study.assess_published_shape_claims(
+        mvh[short], mvh_obs[short], f"{claims.SOURCES[1]} ({repo})", resamples=res)
+if mvh_obs:
+    allobs = pd.concat(mvh_obs.values(), ignore_index=True)
+    nets = allobs[allobs.group != "human"]
+    display(charts.strip_by_group(nets[nets.duplicate_of == ""].rename(columns={"observer": "model"}),
+                                  band=band, title="published cue-conflict decisions, model-vs-human forks",
+                                  tooltip_extra=["training", "lo", "hi", "cue_share"]))
+    display(nets[["observer", "group", "training", "shape_bias", "lo", "hi", "cue_share",
+                  "duplicate_of"]].sort_values("shape_bias", ascending=False).round(3)
+            .reset_index(drop=True))
+
+# %% [markdown]
+# CLIP by model size, and each CLIP against the kinds of network beside it (mean shape bias
+# of each kind, duplicates left out).
+
+# %%
+if mvh_obs:
+    clips = nets[nets.group == CLIP_ZEROSHOT].set_index("observer")
+    display(clips[["source", "note", "shape_bias", "lo", "hi", "cue_share"]].round(3))
+    kinds = nets[(nets.duplicate_of == "") & (nets.group != CLIP_ZEROSHOT)].groupby(
+        ["source", "training"]).shape_bias.agg(["size", "mean", "min", "max"]).round(3)
+    display(kinds)
+    txt = "; ".join(f"{o} {r.shape_bias:.3f} [{r.lo:.3f}, {r.hi:.3f}], cue share {r.cue_share:.0%}"
+                    for o, r in clips.iterrows())
+    same = ""
+    if {"Thieringer", "Burns"} <= set(mvh):
+        both = pd.concat([mvh["Thieringer"], mvh["Burns"]])
+        ag = study.clip_agreement(both, "CLIP ViT-B/16 [Thieringer]", "CLIP ViT-B/16 [Burns]")
+        same = (f" The two forks' ViT-B/16 runs give the same answer on {ag['same_answer']:.1%} of "
+                f"{ag['stimuli']} stimuli, so they are the same architecture but not identical "
+                "runs (preprocessing, prompts or checkpoint differ)." if ag["same_answer"] < 1 else
+                f" The two forks' ViT-B/16 runs agree on all {ag['stimuli']} stimuli.")
+    cnn = observers[observers.group != "human"] if have_pub else nets
+    display(Markdown(
+        f"**Real CLIPs.** {txt}. Humans span {band[0]:.3f} to {band[2]:.3f}; the ImageNet CNNs "
+        f"of texture-vs-shape {cnn.shape_bias.min():.3f} to {cnn.shape_bias.max():.3f}. By size "
+        f"within TizianThieringer's fork: " + ", ".join(
+            f"{o.split(' [')[0]} {clips.loc[o, 'shape_bias']:.3f}" for o in clips.index
+            if o.endswith("[Thieringer]")) + "." + same if band else txt))
+
+# %% [markdown]
+# **At equal in-distribution accuracy, and single-model outliers.** TizianThieringer's fork
+# also publishes every network's accuracy on model-vs-human's *colour* set; its `cr`
+# condition (colour photographs, 16 classes) serves as the networks' in-distribution
+# accuracy. CLIP's shape bias is compared with the line of the ImageNet models' shape bias
+# on that accuracy, and each group mean is checked for one model that carries it.
+
+# %%
+if "Thieringer" in mvh_obs:
+    col = shape.accuracy_by_condition(study.mvh_decisions("TizianThieringer/model-vs-human", "colour"))
+    id_acc = col[col.condition == "cr"].set_index("observer")["accuracy"]
+    t_obs = mvh_obs["Thieringer"].rename(columns={"observer": "model"})
+    t_obs = t_obs[t_obs.duplicate_of == ""].assign(id_acc=lambda d: d.model.map(id_acc))
+    mech_pub = study.shape_mechanism(t_obs, "id_acc", n_boot=n_boot, seed=seed)
+    display(Markdown(f"**Check (TizianThieringer).** {mech_pub['text']}"))
+    display(summaries.group_outliers(t_obs[t_obs.group != "human"], "shape_bias").round(3))
 
 # %% [markdown]
 # ## 2. Live evidence: the models of this run
@@ -158,7 +240,50 @@ if live_ok:
                                       n_boot=n_boot, seed=seed).drop(columns="all")
     summary["group"] = summary["group"].map(group_label)
     display(summary.round(3))
-    verdicts += study.assess_shape_claims(shape, live_source, n_boot=n_boot, seed=seed)
+    outl = summaries.group_outliers(shape, "shape_bias")
+    display(outl.round(3))
+    mech = study.shape_mechanism(shape, "id_acc" if "id_acc" in shape else None,
+                                 n_boot=n_boot, seed=seed)
+    flagged = outl[outl.outlier]
+    display(Markdown(
+        f"**Check ({live_source}).** {mech['text']} " + " ".join(
+            f"In *{group_label(r.group)}*, {r.most_influential} ({r.value_of_it:.3f}) carries the "
+            f"mean: {r['mean']:.3f} with it, {r.mean_without:.3f} without it."
+            for _, r in flagged.iterrows())))
+    verdicts += study.mechanism_rows(
+        study.assess_shape_claims(shape, live_source, n_boot=n_boot, seed=seed), mech["text"])
+
+# %% [markdown]
+# ## Beyond the paper: model-vs-human's other datasets
+#
+# TizianThieringer's fork publishes the same networks' and humans' decisions on
+# model-vs-human's 16 other datasets (sketches, edges, silhouettes, stylised images, and
+# graded distortions: contrast, noise, blur, eidolon, rotation, ...). Top: accuracy per
+# distortion level (the three CLIPs thick). Bottom: error consistency with the humans
+# (Cohen's kappa of trial-by-trial correctness, per condition, averaged over conditions and
+# over humans; for humans, with the other humans).
+
+# %%
+try:
+    mvh_acc, mvh_ec = study.mvh_other_datasets()
+    clip_names = list(mvh_acc.loc[mvh_acc.group == CLIP_ZEROSHOT, "observer"].unique())
+    hum = mvh_acc[mvh_acc.group == "human"].groupby(["dataset", "condition", "order"]).accuracy.mean()
+    acc_plot = pd.concat([mvh_acc[mvh_acc.group != "human"],
+                          hum.reset_index().assign(observer="humans (mean)", group="human")])
+    display(charts.stack(
+        charts.level_curves(acc_plot, "dataset", "condition", "accuracy", "observer", "order",
+                            highlight=clip_names + ["humans (mean)"], y_title="accuracy"),
+        charts.points_by_category(mvh_ec, "dataset", "error_consistency", "observer",
+                                  highlight=clip_names, x_title="error consistency with humans"),
+        title="CLIP, other networks and humans on model-vs-human's other datasets"))
+    ec = mvh_ec.groupby("group").error_consistency.mean()
+    display(Markdown(
+        f"Averaged over the {mvh_ec.dataset.nunique()} datasets, error consistency with humans "
+        f"is {ec.get(CLIP_ZEROSHOT, float('nan')):.3f} for the zero-shot CLIPs, "
+        f"{ec.get('standard', float('nan')):.3f} for the standard networks and "
+        f"{ec.get('human', float('nan')):.3f} between humans."))
+except ExternalUnavailable as exc:
+    display(plots.unavailable_note(exc, "The model-vs-human datasets panel"))
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -175,7 +300,9 @@ display(Markdown(run.real_section()))
 #
 # Rules (`clipsafety.studies.shape_bias`): *CLIP more shape-biased* is reproduced when the bootstrap
 # interval of mean shape bias, zero-shot CLIP minus ImageNet models (standard and more
-# data), lies above zero; *fine-tuning reduces it* when the interval of the mean paired change
+# data), lies above zero (over models for the zoo, over stimuli for published decisions,
+# with the leave-one-out range named); every "not reproduced" carries the computed check
+# above (cue share, the comparison at equal ID accuracy, leave-one-out); *fine-tuning reduces it* when the interval of the mean paired change
 # (fine-tuned minus its zero-shot parent; unpaired group means when parents are unknown) lies
 # below zero.
 
@@ -184,4 +311,5 @@ claims_tab, ending = evidence.chapter_ending(verdicts)
 for obj in ending:
     display(obj)
 evidence.record_outputs("shape_bias", claims_tab, observers=observers if have_pub else None,
-                        shape=shape if live_ok else None)
+                        shape=shape if live_ok else None,
+                        mvh_observers=pd.concat(mvh_obs.values()) if mvh_obs else None)

@@ -72,16 +72,36 @@ def test_landscape_numbers_unchanged_with_the_old_groups_and_verdicts_unchanged_
     assert (now["clip_median"] - before["clip_median"]).abs().max() < 0.005
 
 
+#: verdicts changed on purpose by the claim rules of issue 17, with the new verdict and why
+CHANGED = {
+    # colour is a degenerate factor on the synthetic world (downward baseline trend, every
+    # standard model below chance) and is left out; CLIP leads on 6 of the 9 others, but one of
+    # them is pose, where the paper says CLIP is less robust: the sets disagree
+    ("factors-majority", "synthetic world + zoo"): "not reproduced",
+    # without colour the largest WIT-vs-LAION difference (smaller) has a Bonferroni interval
+    # that includes 0: not a finding
+    ("factors-source", "synthetic world + zoo"): "not reproduced",
+}
+#: rows added by issue 17 (published real CLIPs), checked in tests/test_model_vs_human.py
+ADDED_SOURCES = ("published upstream results (TizianThieringer/model-vs-human)",
+                 "published upstream results (kayburns/model-vs-human)")
+
+
 def _claims_equal(new: list[dict], old: list[dict]):
     """Same claims, sources and verdicts; the same evidence (numbers) wherever a claim was
-    tested (the wording of 'not testable' reasons was unified across chapters)."""
+    tested (the wording of 'not testable' reasons was unified across chapters). Issue 17's
+    rules append to the evidence (scale agreement, degenerate factors, mechanism checks), so
+    the old evidence must be its start; the verdicts in CHANGED changed on purpose."""
     key = lambda r: (r["claim_id"], r["source"])  # noqa: E731
     new, old = {key(r): r for r in new}, {key(r): r for r in old}
-    assert new.keys() == old.keys()
+    assert {k for k in new if k[1] not in ADDED_SOURCES} == old.keys()
     for k, o in old.items():
+        if k in CHANGED:
+            assert new[k]["verdict"] == CHANGED[k], (k, new[k])
+            continue
         assert new[k]["verdict"] == o["verdict"], k
         if o["verdict"] != "not testable":
-            assert new[k]["evidence"] == o["evidence"], k
+            assert new[k]["evidence"].startswith(o["evidence"]), (k, new[k]["evidence"])
             assert new[k]["detail"] == o["detail"], k
 
 
@@ -110,3 +130,7 @@ def test_factor_and_shape_chapters_unchanged_at_default_parameters(tmp_path, mon
     new_shape = pd.DataFrame(shp["tables"]["shape"])
     cols = list(GOLDEN["shape_bias"]["shape"][0])
     _frame_equal(new_shape[cols], GOLDEN["shape_bias"]["shape"], ["model"])
+    # issue 17: real CLIPs from both model-vs-human forks are judged on published data
+    for src in ADDED_SOURCES:
+        row = next(r for r in shp["claims"] if r["claim_id"] == "shape-clip" and r["source"] == src)
+        assert row["verdict"] == "reproduced", row

@@ -286,3 +286,54 @@ def scatter_by_category(df: pd.DataFrame, x: str, y: str, category: str, size: s
         enc["size"] = alt.Size(f"{size}:Q", title=size_title or size)
     return alt.Chart(df).mark_point(filled=True, opacity=0.8).encode(**enc).properties(
         width=width, height=height)
+
+
+def level_curves(df: pd.DataFrame, panel: str, x: str, y: str, series: str, order: str,
+                 highlight: Sequence[str] = (), columns: int = 4, width: int = 170,
+                 height: int = 120, y_title: str = "", title: str = ""):
+    """One small panel per value of ``panel``: ``y`` against an ordinal ``x`` (sorted by the
+    numeric ``order`` column), one line per ``series`` in its group colour; the ``highlight``
+    series drawn thick, the others thin. Tooltips name the series, group and value."""
+    alt = _alt()
+    d = plots.with_group_labels(df).assign(_hl=lambda t: t[series].isin(list(highlight)))
+    sel = _legend_selection()
+    enc = plots.group_encodings(_groups_in(df))
+    base = alt.Chart(d).encode(
+        x=alt.X(f"{x}:N", sort=alt.EncodingSortField(order, op="min"), title=None,
+                axis=alt.Axis(labelAngle=-45, labelFontSize=8)),
+        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=[0, 1])),
+        color=enc["color"], detail=f"{series}:N",
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.08)),
+        strokeWidth=alt.condition(alt.datum._hl, alt.value(2.5), alt.value(0.7)),
+        tooltip=[alt.Tooltip(f"{series}:N"), alt.Tooltip("group_label:N", title="group"),
+                 alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:Q", format=".3f")])
+    lines = base.mark_line(point=False).add_params(sel)
+    return lines.properties(width=width, height=height).facet(
+        facet=alt.Facet(f"{panel}:N", title=None), columns=columns).properties(title=title)
+
+
+def points_by_category(df: pd.DataFrame, category: str, value: str, series: str,
+                       highlight: Sequence[str] = (), x_title: str = "", title: str = "",
+                       width: int = 700, height: int = 220):
+    """One column per ``category``, one point per ``series`` in its group colour and marker
+    (``highlight`` series larger, outlined). Tooltips name the series, group and value."""
+    alt = _alt()
+    d = plots.with_group_labels(df.dropna(subset=[value])).assign(
+        _hl=lambda t: t[series].isin(list(highlight)))
+    sel = _legend_selection()
+    enc = plots.group_encodings(_groups_in(df))
+    return alt.Chart(d).mark_point(filled=True).encode(
+        x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=-45)),
+        y=alt.Y(f"{value}:Q", title=x_title or value),
+        size=alt.condition(alt.datum._hl, alt.value(120), alt.value(30)),
+        opacity=alt.condition(sel, alt.value(0.85), alt.value(0.08)),
+        tooltip=[alt.Tooltip(f"{series}:N"), alt.Tooltip("group_label:N", title="group"),
+                 alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format=".3f")],
+        **enc).add_params(sel).properties(width=width, height=height, title=title)
+
+
+def stack(*charts, title: str = ""):
+    """Charts one above the other as one chart (shared colour and marker legends)."""
+    alt = _alt()
+    return alt.vconcat(*charts).resolve_scale(color="shared", shape="shared").properties(
+        title=title)

@@ -118,3 +118,73 @@ def paired_changes(df: pd.DataFrame, value: str = "shape_bias") -> pd.DataFrame:
                      "after": float(getattr(r, value))})
     return pd.DataFrame(rows, columns=["pair", "model_before", "model_after", "group_before",
                                        "group_after", "before", "after"])
+
+
+def _controlled(values: np.ndarray, xs: np.ndarray, is_target: np.ndarray) -> float:
+    ref = ~is_target
+    if is_target.sum() == 0 or ref.sum() < 3 or np.unique(xs[ref]).size < 2:
+        return np.nan
+    slope, icpt = np.polyfit(xs[ref], values[ref], 1)
+    return float(np.mean(values[is_target] - (icpt + slope * xs[is_target])))
+
+
+def accuracy_controlled_difference(df: pd.DataFrame, x: str, value: str, target: str,
+                                   reference: Sequence[str], n_boot: int = 1000, seed: int = 0,
+                                   level: float = 0.95) -> tuple[float, float, float]:
+    """The ``target`` group's mean ``value`` minus the ``reference`` groups' least-squares line
+    of ``value`` on ``x`` at each target model's ``x`` (a comparison at equal accuracy), with a
+    percentile bootstrap interval resampling the pooled models jointly with their group flags.
+    NaN when the reference has fewer than three models or one x."""
+    from clipsafety import metrics
+
+    d = df[df["group"].isin([target, *reference])].dropna(subset=[x, value])
+    if d.empty:
+        return np.nan, np.nan, np.nan
+    return metrics.bootstrap_ci(_controlled, d[value].to_numpy(float), d[x].to_numpy(float),
+                                (d["group"] == target).to_numpy(), n_boot=n_boot, seed=seed,
+                                level=level)
+
+
+def leave_one_out(a: pd.Series, b: pd.Series) -> pd.DataFrame:
+    """``mean(a) - mean(b)`` with each single model (index value) of either side left out in
+    turn: columns left_out, side, estimate, full. Shows whether one model carries a group
+    difference (a single-model outlier)."""
+    a, b = a.dropna(), b.dropna()
+    if a.empty or b.empty:
+        return pd.DataFrame(columns=["left_out", "side", "estimate", "full"])
+    full = float(a.mean() - b.mean())
+    rows = []
+    for side, s, other in (("a", a, b), ("b", b, a)):
+        if len(s) < 2:
+            continue
+        for m in s.index:
+            rest = s.drop(m).mean()
+            est = rest - other.mean() if side == "a" else other.mean() - rest
+            rows.append({"left_out": m, "side": side, "estimate": float(est), "full": full})
+    return pd.DataFrame(rows, columns=["left_out", "side", "estimate", "full"])
+
+
+def group_outliers(df: pd.DataFrame, value: str, by: Sequence[str] = (), model: str = "model",
+                   threshold: float = 5.0) -> pd.DataFrame:
+    """Single-model outliers in group means. Per (``by``, group): the mean, the median, the
+    model whose removal moves the mean most, the mean without it, and ``outlier`` = True when
+    that model lies more than ``threshold`` scaled median absolute deviations (MAD x 1.4826, of
+    the other models) from the other models' median. Groups of fewer than three models are not
+    checked."""
+    rows = []
+    keys = list(by) + ["group"]
+    for key, part in df.dropna(subset=[value]).groupby(keys, sort=False):
+        v = part.set_index(model)[value]
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)), n_models=len(v),
+                   mean=float(v.mean()), median=float(v.median()), most_influential=None,
+                   value_of_it=np.nan, mean_without=np.nan, robust_z=np.nan, outlier=False)
+        if len(v) >= 3:
+            top = (v - v.mean()).abs().idxmax()
+            rest = v.drop(top)
+            mad = 1.4826 * float((rest - rest.median()).abs().median())
+            z = abs(float(v[top]) - float(rest.median())) / max(mad, 1e-9)
+            row.update(most_influential=top, value_of_it=float(v[top]),
+                       mean_without=float(rest.mean()), robust_z=z, outlier=bool(z > threshold))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=keys + ["n_models", "mean", "median", "most_influential",
+                                              "value_of_it", "mean_without", "robust_z", "outlier"])

@@ -16,22 +16,46 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import metrics
-from clipsafety.claims import Claim, not_testable, verdict_from_interval
-from clipsafety.external import fetch
-from clipsafety.groups import CLIP_ZEROSHOT, FT_GROUPS, IMAGENET_GROUPS
+from clipsafety.claims import NOT_REPRODUCED, Claim, not_testable, verdict_from_interval
+from clipsafety.external import fetch, keys
+from clipsafety.groups import (
+    CLIP_ZEROSHOT,
+    FT_GROUPS,
+    HUMAN,
+    IMAGENET_GROUPS,
+    MORE_DATA,
+    OTHER_ROBUST,
+    STANDARD,
+)
 from clipsafety.models import model_metadata
 from clipsafety.shape import (
     CUE_CONFLICT_CLASSES,
+    accuracy_by_condition,
     decisions_from_probs,
+    error_consistency_table,
     parse_cue_conflict_name,
+    parse_decision_file_name,
+    read_decisions,
+    shape_bias_intervals,
+    shape_bias_resamples,
     shape_bias_table,
     shape_counts,
+    stimulus_bootstrap_difference,
+    stimulus_key,
 )
-from clipsafety.summaries import bootstrap_difference, bootstrap_mean, paired_changes
+from clipsafety.summaries import (
+    accuracy_controlled_difference,
+    bootstrap_difference,
+    bootstrap_mean,
+    leave_one_out,
+    paired_changes,
+)
 
-__all__ = ["CLAIMS", "PUBLISHED_SHAPE_FILES", "assess_shape_claims", "human_band",
-           "published_shape_decisions", "shape_bias_by_observer", "shape_bias_of_record",
-           "shape_reading", "shape_table"]
+__all__ = ["CLAIMS", "MVH_NETWORKS", "MVH_SOURCES", "PUBLISHED_SHAPE_FILES",
+           "assess_published_shape_claims", "assess_shape_claims", "clip_agreement",
+           "human_band", "mvh_decisions", "mvh_other_datasets", "published_shape_decisions",
+           "published_shape_observers", "shape_bias_by_observer", "shape_bias_of_record",
+           "shape_mechanism", "shape_reading", "shape_table"]
 
 
 # --------------------------------------------------------------------------- published decisions
@@ -64,8 +88,8 @@ def published_shape_decisions() -> pd.DataFrame:
     """
     frames = []
     for path, observer, group, note in PUBLISHED_SHAPE_FILES:
-        raw = pd.read_csv(fetch(TEXTURE_VS_SHAPE + path))
-        raw["observer"], raw["group"], raw["note"] = observer, group, note
+        raw = read_decisions(fetch(TEXTURE_VS_SHAPE + path), observer=observer)
+        raw["group"], raw["note"] = group, note
         frames.append(raw)
     return pd.concat(frames, ignore_index=True)
 
@@ -130,7 +154,7 @@ def shape_bias_of_record(record) -> dict:
         row = shape_bias_table(dec.assign(_all=0), by="_all").iloc[0]
         return {"shape_bias": float(row["shape_bias"]), "shape_hits": int(row["shape_hits"]),
                 "texture_hits": int(row["texture_hits"]), "trials": int(row["trials"]),
-                "reading": reading}
+                "cue_share": float(row["cue_share"]), "reading": reading}
     L, _ = metrics.prepare(record.logits, None, record.label_subset)
     pred = L.argmax(1)
     if record.label_subset is not None:
@@ -162,7 +186,7 @@ def shape_table(records: dict) -> pd.DataFrame:
     catalog metadata joined."""
     rows = [{"model": mid, **shape_bias_of_record(rec)} for mid, rec in records.items()]
     df = pd.DataFrame(rows, columns=["model", "shape_bias", "shape_hits", "texture_hits", "trials",
-                                     "reading"])
+                                     "cue_share", "reading"])
     return df.merge(model_metadata(list(records)), on="model", how="left")
 
 
@@ -217,3 +241,255 @@ def assess_shape_claims(shape: pd.DataFrame, source: str, n_boot: int = 1000,
         ev = f"fine-tuned CLIP ({len(ft)}) minus zero-shot CLIP ({len(clip)}), unpaired"
     rows.append(verdict_from_interval(c["shape-ft"], source, est, lo, hi, "less", evidence=ev))
     return rows
+
+
+# --------------------------------------------------------------------------- model-vs-human raw data
+
+#: the two model-vs-human forks whose raw decisions the chapter reads: repo -> short name and
+#: what is known of their CLIPs. ``clip`` names a different checkpoint in each fork: the
+#: fork's ``modelvshuman/models/pytorch/model_zoo.py`` loads ``clip.load("ViT-B/32")`` in
+#: TizianThieringer's and ``clip.load("ViT-B/16")`` in kayburns' (at the pinned commit).
+MVH_SOURCES = {
+    "TizianThieringer/model-vs-human": "Thieringer",
+    "kayburns/model-vs-human": "Burns",
+}
+
+_SUP, _SSL, _SIN, _MORE, _IT = ("supervised (ImageNet-1k)", "self-supervised (ImageNet-1k)",
+                                "Stylized-ImageNet-trained", "more training data",
+                                "image-text (OpenAI WIT)")
+#: (repo, file observer) -> (label, group, training, note). Groups follow the methods page:
+#: self-supervised pretraining on ImageNet-1k counts as standard, Stylized-ImageNet training as
+#: a robustness intervention, ImageNet-21k / JFT / LVD-142M pretraining as more data.
+MVH_NETWORKS: dict[tuple[str, str], tuple[str, str, str, str]] = {
+    **{("TizianThieringer/model-vs-human", k): v for k, v in {
+        "clip": ("CLIP ViT-B/32", CLIP_ZEROSHOT, _IT, "OpenAI CLIP ViT-B/32, zero-shot"),
+        "clip-16": ("CLIP ViT-B/16", CLIP_ZEROSHOT, _IT, "OpenAI CLIP ViT-B/16, zero-shot"),
+        "clip-14": ("CLIP ViT-L/14", CLIP_ZEROSHOT, _IT, "OpenAI CLIP ViT-L/14, zero-shot"),
+        "autoencoder-vit-b": ("autoencoder ViT-B", STANDARD, _SSL, "masked-autoencoder ViT-B"),
+        "barlow-twins": ("Barlow Twins ResNet-50", STANDARD, _SSL, "linear probe"),
+        "dino-v8": ("DINO ViT-B/8", STANDARD, _SSL, "linear probe"),
+        "bagnet9": ("BagNet-9", STANDARD, _SUP, ""),
+        "inception-v1": ("Inception-v1", STANDARD, _SUP, ""),
+        "shufflenet-test": ("ShuffleNet v2", STANDARD, _SUP, "torchvision shufflenet_v2_x1_0"),
+        "mlp-mixer": ("MLP-Mixer", STANDARD, _SUP, ""),
+        "mlp-mixer-b": ("MLP-Mixer-B", STANDARD, _SUP, ""),
+        "mlp-mixer-l": ("MLP-Mixer-L", STANDARD, _SUP, ""),
+        "convnext-base": ("ConvNeXt-B", STANDARD, _SUP, "pretraining data not stated upstream"),
+        "convnext-large": ("ConvNeXt-L", STANDARD, _SUP, "pretraining data not stated upstream"),
+        "swin-base": ("Swin-B", STANDARD, _SUP, "pretraining data not stated upstream"),
+        "swin-large": ("Swin-L", STANDARD, _SUP, "pretraining data not stated upstream"),
+        "mlp-mixer-b-in21": ("MLP-Mixer-B (21k)", MORE_DATA, _MORE, "ImageNet-21k pretraining"),
+        "mlp-mixer-l-in21": ("MLP-Mixer-L (21k)", MORE_DATA, _MORE, "ImageNet-21k pretraining"),
+        "efficientnet-l2-noisy-student-475": ("EfficientNet-L2 NS", MORE_DATA, _MORE,
+                                              "Noisy Student, JFT-300M unlabelled images"),
+        "resnet50-trained-on-SIN": ("ResNet-50 SIN", OTHER_ROBUST, _SIN, ""),
+        "resnet50-trained-on-SIN-and-IN": ("ResNet-50 SIN+IN", OTHER_ROBUST, _SIN, ""),
+        "resnet50-trained-on-SIN-and-IN-then-finetuned-on-IN": (
+            "ResNet-50 SIN+IN ft IN", OTHER_ROBUST, _SIN, ""),
+    }.items()},
+    **{("kayburns/model-vs-human", k): v for k, v in {
+        "clip": ("CLIP ViT-B/16", CLIP_ZEROSHOT, _IT, "OpenAI CLIP ViT-B/16, zero-shot"),
+        "resnet50": ("ResNet-50", STANDARD, _SUP, "torchvision"),
+        "resnet50-sup": ("ResNet-50 (sup)", STANDARD, _SUP, "torchvision"),
+        "resnet50-insup": ("ResNet-50 (insup)", STANDARD, _SUP, ""),
+        "vits-sup": ("DeiT-S", STANDARD, _SUP, ""),
+        "deit-insup": ("DeiT-S (insup)", STANDARD, _SUP, ""),
+        "resnet50-dino": ("DINO ResNet-50", STANDARD, _SSL, "linear probe"),
+        "resnet50-moco": ("MoCo v3 ResNet-50", STANDARD, _SSL, "linear probe"),
+        "vits-dino": ("DINO ViT-S/16", STANDARD, _SSL, "linear probe"),
+        "vit-dino": ("DINO ViT-S/16 (vit)", STANDARD, _SSL, "linear probe"),
+        "vits-moco": ("MoCo v3 ViT-S", STANDARD, _SSL, "linear probe"),
+        "vitb-moco": ("MoCo v3 ViT-B", STANDARD, _SSL, "linear probe"),
+        "vits-dinov2": ("DINOv2 ViT-S/14", MORE_DATA, _MORE, "LVD-142M, linear probe"),
+        "vits-sinsup": ("DeiT-S SIN", OTHER_ROBUST, _SIN, ""),
+        "deit-sinsup": ("DeiT-S SIN (deit)", OTHER_ROBUST, _SIN, ""),
+    }.items()},
+}
+
+
+def mvh_decisions(repo: str, dataset: str = "cue-conflict", humans: bool = True) -> pd.DataFrame:
+    """All registered raw decisions of one model-vs-human fork on ``dataset``, read by
+    :func:`shape.read_decisions`. Adds ``source`` (the fork's short name), ``file_observer``,
+    ``observer`` (a label unique across sources), ``group``, ``training`` and ``note``.
+    A network the study does not know is an error naming it (add it to :data:`MVH_NETWORKS`)."""
+    if repo not in MVH_SOURCES:
+        raise ValueError(f"{repo!r} is not a model-vs-human source here; expected one of {list(MVH_SOURCES)}.")
+    short = MVH_SOURCES[repo]
+    frames = []
+    for key in keys(f"{repo}/raw-data/{dataset}/"):
+        who = parse_decision_file_name(key)["observer"]
+        is_human = who.startswith("subject-")
+        if is_human and not humans:
+            continue
+        if is_human:
+            label, group, training, note = f"{who} [{short}]", HUMAN, "human", "human observer"
+        elif (repo, who) in MVH_NETWORKS:
+            label, group, training, note = MVH_NETWORKS[(repo, who)]
+            label = f"{label} [{short}]"
+        else:
+            raise KeyError(f"{repo} raw-data/{dataset} has decisions of {who!r}, which "
+                           "MVH_NETWORKS does not describe; add its label, group and training.")
+        df = read_decisions(fetch(key), observer=label)
+        df["source"], df["file_observer"], df["group"] = short, who, group
+        df["training"], df["note"] = training, note
+        frames.append(df)
+    if not frames:
+        raise ValueError(f"no registered decisions of {repo} on {dataset!r}.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _duplicates(decisions: pd.DataFrame) -> dict[str, str]:
+    """observer -> the earlier observer of the same source whose decisions are identical on
+    every stimulus (the same network published twice under two names)."""
+    seen, dup = {}, {}
+    for (src, obs), part in decisions.groupby(["source", "observer"], sort=False):
+        sig = tuple(sorted(zip((stimulus_key(n) for n in part["imagename"]),
+                               part["object_response"].str.lower())))
+        k = (src, sig)
+        if k in seen:
+            dup[obs] = seen[k]
+        else:
+            seen[k] = obs
+    return dup
+
+
+def published_shape_observers(decisions: pd.DataFrame, n_boot: int = 1000,
+                              seed: int = 0, resamples=None) -> pd.DataFrame:
+    """One row per published observer: source, observer, group, training, note, shape_hits,
+    texture_hits, trials, shape_bias with its interval over stimuli (lo, hi), cue_share, and
+    ``duplicate_of`` (the observer with identical decisions, or empty). Duplicates are shown
+    but left out of every group mean."""
+    meta = decisions.drop_duplicates("observer").set_index("observer")[
+        ["source", "group", "training", "note"]]
+    tab = shape_bias_table(decisions, by="observer")
+    ci = shape_bias_intervals(decisions, by="observer", n_boot=n_boot, seed=seed,
+                              resamples=resamples)
+    out = meta.join(tab).join(ci[["lo", "hi"]]).reset_index()
+    out["duplicate_of"] = out["observer"].map(_duplicates(decisions)).fillna("")
+    return out
+
+
+def clip_agreement(decisions: pd.DataFrame, a: str, b: str) -> dict:
+    """How often two observers give the same answer on the stimuli both saw:
+    ``{"stimuli", "same_answer"}`` (a fraction). Used to say whether two sources' CLIPs of one
+    architecture behave as the same checkpoint."""
+    def answers(o):
+        p = decisions[decisions["observer"] == o]
+        return pd.Series(p["object_response"].str.lower().to_numpy(),
+                         index=[stimulus_key(n) for n in p["imagename"]])
+    x, y = answers(a), answers(b)
+    common = x.index.intersection(y.index)
+    return {"stimuli": int(len(common)),
+            "same_answer": float((x[common] == y[common]).mean()) if len(common) else np.nan}
+
+
+def assess_published_shape_claims(decisions: pd.DataFrame, observers: pd.DataFrame, source: str,
+                                  n_boot: int = 1000, seed: int = 0,
+                                  resamples=None) -> list[dict]:
+    """Judge the shape claims on one published source's raw decisions.
+
+    Rule (*CLIP*): mean shape bias of the source's zero-shot CLIPs minus that of its ImageNet
+    models (standard and more data; duplicates left out), with a percentile interval over
+    stimuli (:func:`shape.stimulus_bootstrap_difference`); reproduced when the interval lies
+    above zero. The evidence adds the leave-one-out range (every single model dropped in turn:
+    does one network carry the difference?). *Fine-tuning*: not testable, no fine-tuned CLIP is
+    among the published decisions."""
+    obs = observers[observers["duplicate_of"] == ""]
+    clip = list(obs.loc[obs["group"] == CLIP_ZEROSHOT, "observer"])
+    imnet = list(obs.loc[obs["group"].isin(IMAGENET_GROUPS), "observer"])
+    c = CLAIMS
+    rows = []
+    if not clip or not imnet:
+        rows.append(not_testable(c["shape-clip"], source,
+                                 f"needs zero-shot CLIP and ImageNet models; found {len(clip)} "
+                                 f"CLIP and {len(imnet)} ImageNet models"))
+    else:
+        resamples = resamples or shape_bias_resamples(decisions, "observer", n_boot, seed)
+        est, lo, hi = stimulus_bootstrap_difference(decisions, clip, imnet, resamples=resamples)
+        loo = []
+        for drop in clip + imnet:
+            a = [o for o in clip if o != drop]
+            b = [o for o in imnet if o != drop]
+            if a and b:
+                loo.append((drop, *stimulus_bootstrap_difference(None, a, b,
+                                                                 resamples=resamples)))
+        flips = [d for d, _, lo_, _ in loo if not lo_ > 0] if lo > 0 else \
+                [d for d, _, lo_, _ in loo if lo_ > 0]
+        ests = [e for _, e, _, _ in loo]
+        ev = (f"mean shape bias, CLIP ({len(clip)}: {', '.join(clip)}) minus ImageNet models "
+              f"({len(imnet)}), interval over stimuli; leaving out any one model gives "
+              f"{min(ests):+.3f} to {max(ests):+.3f}" if ests else "")
+        ev += (f"; the verdict changes without {', '.join(flips)}" if flips else
+               "; no single model changes the verdict") if ests else ""
+        rows.append(verdict_from_interval(c["shape-clip"], source, est, lo, hi, "greater", evidence=ev))
+    rows.append(not_testable(c["shape-ft"], source, "no fine-tuned CLIP among the published decisions"))
+    return rows
+
+
+def mvh_other_datasets(repo: str = "TizianThieringer/model-vs-human") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Beyond the paper: every network and human of ``repo`` on model-vs-human's datasets other
+    than cue-conflict. Returns ``(accuracy, consistency)``: accuracy per dataset, observer and
+    condition (:func:`shape.accuracy_by_condition`, conditions in :func:`shape.condition_order`
+    via an ``order`` column), and error consistency with the humans per dataset and observer
+    (:func:`shape.error_consistency_table`), with group, training and source joined."""
+    datasets = sorted({k.split("/raw-data/")[1].split("/")[0] for k in keys(f"{repo}/raw-data/")}
+                      - {"cue-conflict", "performances"})
+    from clipsafety.shape import condition_order
+
+    acc_parts, ec_parts = [], []
+    for ds in datasets:
+        d = mvh_decisions(repo, ds)
+        d["dataset"] = ds
+        meta = d.drop_duplicates("observer").set_index("observer")[["group", "training", "source"]]
+        acc = accuracy_by_condition(d).join(meta, on="observer")
+        order = condition_order(acc.loc[acc["group"] == HUMAN, "condition"].unique()
+                                if (acc["group"] == HUMAN).any() else acc["condition"].unique())
+        acc = acc[acc["condition"].isin(order)]
+        acc["order"] = acc["condition"].map({c: i for i, c in enumerate(order)})
+        acc_parts.append(acc)
+        humans = list(meta.index[meta["group"] == HUMAN])
+        ec_parts.append(error_consistency_table(d, humans).join(meta, on="observer"))
+    return pd.concat(acc_parts, ignore_index=True), pd.concat(ec_parts, ignore_index=True)
+
+
+def shape_mechanism(shape: pd.DataFrame, x: str | None = "id_acc", n_boot: int = 1000,
+                    seed: int = 0) -> dict:
+    """A computed check of what drives the CLIP-vs-ImageNet shape comparison, for a verdict that
+    does not reproduce (rather than a sentence of boilerplate).
+
+    Returns ``cue_share`` per side (CLIP, ImageNet models: mean share of answers that are the
+    shape or the texture class), the controlled difference (:func:`summaries.
+    accuracy_controlled_difference`: CLIP's shape bias minus the ImageNet models' linear trend
+    in ``x``, when ``x`` is a column), the leave-one-out range of the group difference, and
+    ``text``, one sentence with the numbers."""
+    d = shape.dropna(subset=["shape_bias"])
+    clip = d[d["group"] == CLIP_ZEROSHOT]
+    imnet = d[d["group"].isin(IMAGENET_GROUPS)]
+    out = {"cue_share_clip": float(clip["cue_share"].mean()) if "cue_share" in d else np.nan,
+           "cue_share_imagenet": float(imnet["cue_share"].mean()) if "cue_share" in d else np.nan}
+    parts = []
+    if np.isfinite(out["cue_share_clip"]):
+        parts.append(f"CLIP's answers name the shape or the texture class on "
+                     f"{out['cue_share_clip']:.0%} of trials against "
+                     f"{out['cue_share_imagenet']:.0%} for ImageNet models (answers near chance "
+                     f"pull shape bias towards 0.5)")
+    if x and x in d and d[x].notna().any():
+        est, lo, hi = accuracy_controlled_difference(d, x, "shape_bias", CLIP_ZEROSHOT,
+                                                     list(IMAGENET_GROUPS), n_boot=n_boot, seed=seed)
+        out.update(controlled=est, controlled_lo=lo, controlled_hi=hi)
+        parts.append(f"at equal {x}, CLIP minus the ImageNet trend is {est:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+    loo = leave_one_out(clip.set_index("model")["shape_bias"], imnet.set_index("model")["shape_bias"])
+    if len(loo):
+        out["loo"] = loo
+        top = loo.iloc[(loo["estimate"] - loo["full"]).abs().argmax()]
+        parts.append(f"leaving one model out moves the difference from {top['full']:+.3f} to "
+                     f"{loo['estimate'].min():+.3f}..{loo['estimate'].max():+.3f} (largest without "
+                     f"{top['left_out']})")
+    out["text"] = "; ".join(parts) + "." if parts else "no mechanism check possible here."
+    return out
+
+
+def mechanism_rows(rows: list[dict], text: str) -> list[dict]:
+    """``rows`` with ``text`` appended to the evidence of each "not reproduced" row."""
+    return [{**r, "evidence": f"{r['evidence']}. Check: {text}"} if r["verdict"] == NOT_REPRODUCED
+            else r for r in rows]
