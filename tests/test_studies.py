@@ -187,13 +187,18 @@ def test_trend_grid_spans_all_models_and_brackets_fit():
 
 # ------------------------------------------------------------------ records -> factor table
 
-def _record(ids, targets, preds, n_classes, meta=None, model_id="m"):
+def _record(ids, targets, preds, n_classes, meta=None, model_id="m", annotations=None,
+            label_space=None):
+    """A record as infer.predict writes it: the manifest states the annotation kind and the
+    label space of the logits (the studies read those, never the ids or the logit width)."""
     from clipsafety.records import PredictionRecord
 
     logits = np.zeros((len(ids), n_classes), np.float32)
     logits[np.arange(len(ids)), preds] = 5.0
     return PredictionRecord(logits=logits, targets=np.asarray(targets), ids=np.asarray(ids),
-                            manifest={"model_id": model_id, "label_subset": None}, meta=meta)
+                            manifest={"model_id": model_id, "label_subset": None,
+                                      "annotations": annotations, "label_space": label_space},
+                            meta=meta)
 
 
 def test_factor_long_on_synthetic_meta_matches_hand_count():
@@ -206,7 +211,7 @@ def test_factor_long_on_synthetic_meta_matches_hand_count():
     meta = pd.DataFrame({"id": [f"synth/{i:05d}" for i in range(n)]})
     for f in FACTORS:
         meta[f] = rng.random(n) < 0.3
-    recs = {"zoo:a": _record(meta["id"], targets, preds, 10, meta, "zoo:a")}
+    recs = {"zoo:a": _record(meta["id"], targets, preds, 10, meta, "zoo:a", "synth-factors", "synth")}
     long = FS.factor_long(recs, factors="all").set_index("factor")
     correct = preds == targets
     assert long["overall_acc"].iloc[0] == pytest.approx(correct.mean())
@@ -225,7 +230,7 @@ def test_factor_long_on_imagenet_ids_uses_imagenet_x_annotations():
     targets = ann["class"].to_numpy()
     preds = np.where(rng.random(len(ann)) < 0.5, targets, (targets + 7) % 1000)
     ids = [f"val/{c}/{fn}" for c, fn in zip(targets, ann["file_name"])]
-    long = FS.factor_long({"timm:resnet18@random": _record(ids, targets, preds, 1000)}, factors=["pose", "background"])
+    long = FS.factor_long({"timm:resnet18@random": _record(ids, targets, preds, 1000, annotations="imagenet-x", label_space="imagenet-1k")}, factors=["pose", "background"])
     correct = preds == targets
     for f in ("pose", "background"):
         row = long[long.factor == f].iloc[0]
@@ -238,6 +243,19 @@ def test_factor_annotations_error_names_the_problem():
     rec = _record(["a.png", "b.png"], [0, 1], [0, 1], 2, meta=pd.DataFrame({"id": ["a.png", "b.png"]}))
     with pytest.raises(ValueError, match="factor annotations"):
         FS.factor_annotations(rec)
+
+
+def test_records_are_read_by_what_they_state_not_by_their_ids():
+    """ImageNet-val-looking ids do not make a record ImageNet-X-annotated, and 1000 logits do
+    not make a record a cue-conflict record: the manifest's annotation kind decides."""
+    ids = [f"n01440764/ILSVRC2012_val_{i:08d}.JPEG" for i in range(4)]
+    rec = _record(ids, [0, 1, 2, 3], [0, 1, 2, 3], 1000, label_space="imagenet-1k")
+    with pytest.raises(ValueError, match="annotation kind None"):
+        FS.factor_annotations(rec)
+    with pytest.raises(ValueError, match="not a cue-conflict record"):
+        SS.shape_reading(rec)
+    assert FS.factor_annotations(_record(ids, [0] * 4, [0] * 4, 1000,
+                                         annotations="imagenet-x")) is None
 
 
 # ------------------------------------------------------------------ shape bias
@@ -266,7 +284,7 @@ def test_shape_bias_of_record_1000_way_uses_member_mean():
     # lower than over 6 cat members at equal logits, so the decision is cat (shape)
     logits[3, IMAGENET_INDICES_16["bird"][0]] = 4
     logits[3, IMAGENET_INDICES_16["cat"][0]] = 4
-    rec = _record(names, [-1] * 4, [0] * 4, 1000)
+    rec = _record(names, [-1] * 4, [0] * 4, 1000, annotations="cue-conflict", label_space="imagenet-1k")
     rec.logits = logits
     out = SS.shape_bias_of_record(rec)
     assert out["reading"] == "1000->16 mapping"
@@ -279,13 +297,15 @@ def test_shape_bias_of_record_direct_16_and_synthetic():
 
     names = ["airplane1-bicycle2.png", "bear1-airplane3.png", "boat1-bear1.png"]
     preds = [C16.index("bicycle"), C16.index("bear"), C16.index("bear")]
-    out = SS.shape_bias_of_record(_record(names, [-1] * 3, preds, 16))
+    out = SS.shape_bias_of_record(_record(names, [-1] * 3, preds, 16, annotations="cue-conflict",
+                                          label_space="cue-conflict-16"))
     assert out["reading"] == "direct 16-way head"
     assert (out["shape_hits"], out["texture_hits"]) == (1, 2)
     # synthetic: targets are shapes, meta texture names in the label space
     classes = ["circle", "square", "star"]
     meta = pd.DataFrame({"id": ["s0", "s1", "s2", "s3"], "texture": ["square", "circle", "circle", "star"]})
-    rec = _record(meta["id"], [0, 1, 2, 2], [0, 0, 2, 1], 3, meta)
+    rec = _record(meta["id"], [0, 1, 2, 2], [0, 0, 2, 1], 3, meta, annotations="cue-conflict",
+                  label_space="synth")
     rec.manifest["classes"] = classes
     out = SS.shape_bias_of_record(rec)
     assert out["reading"] == "native label space"

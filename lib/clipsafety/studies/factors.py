@@ -160,23 +160,27 @@ def published_factor_table(collection: str = "imagenet_testbed", which: str = "t
 # --------------------------------------------------------------------------- prediction records
 
 def factor_annotations(record) -> pd.DataFrame | None:
-    """Annotations for :func:`factors.factor_table` of one record.
+    """Annotations for :func:`factors.factor_table` of one record, by the annotation kind the
+    record states (``record.annotations``, from its dataset's registry entry).
 
-    ImageNet val records (sample ids ending in ``ILSVRC2012_val_*.JPEG``) use ImageNet-X's own
-    annotations from the package (``None``: ``which`` picks top/multi). Any other record uses
-    its own per-sample ``meta`` (the 16 factor columns, as the synthetic world writes them),
-    with ``file_name`` = the sample id's last path component and ``class`` = the target.
+    ``"imagenet-x"`` (ImageNet val): ImageNet-X's own annotations from the package (``None``
+    is returned: ``which`` picks top/multi). ``"synth-factors"``: the record's own per-sample
+    ``meta`` (the 16 factor columns, as the synthetic world writes them), with ``file_name`` =
+    the sample id's last path component and ``class`` = the target. Any other kind is an error.
     """
+    kind = record.annotations
     ids = [str(i).replace("\\", "/").rsplit("/", 1)[-1] for i in np.asarray(record.ids)]
-    if ids and all(i.startswith("ILSVRC2012_val_") for i in ids[:20]):
+    if kind == "imagenet-x":
         return None
     meta = record.meta
-    if meta is None or any(f not in meta.columns for f in FACTORS):
+    if kind != "synth-factors" or meta is None or any(f not in meta.columns for f in FACTORS):
         have = [] if meta is None else list(meta.columns)
         raise ValueError(
-            f"record of {record.manifest.get('model_id', '?')!r} has no factor annotations: "
-            f"expected ImageNet val ids or meta with ImageNet-X's 16 factor columns, meta has "
-            f"{have}. Use a dataset that annotates factors (imagenet:val, synth:id-test).")
+            f"record of {record.manifest.get('model_id', '?')!r} on "
+            f"{record.manifest.get('dataset_id', '?')!r} has no factor annotations (annotation "
+            f"kind {kind!r}; meta columns {have[:8]}): expected a dataset annotated with "
+            "ImageNet-X's factors ('imagenet-x', e.g. imagenet:val, or 'synth-factors', e.g. "
+            "synth:id-test). Run the chapter on such a dataset.")
     ann = pd.DataFrame({"file_name": ids, "class": np.asarray(record.targets, dtype=np.int64)})
     for f in FACTORS:
         ann[f] = np.asarray(meta[f]).astype(int)

@@ -33,7 +33,6 @@ from clipsafety.shape import (
     accuracy_by_condition,
     decisions_from_probs,
     error_consistency_table,
-    parse_cue_conflict_name,
     parse_decision_file_name,
     read_decisions,
     shape_bias_intervals,
@@ -110,24 +109,22 @@ def human_band(observers: pd.DataFrame, value: str = "shape_bias") -> tuple[floa
 
 
 def shape_reading(record) -> str:
-    """How a cue-conflict record's logits become decisions: ``"1000->16 mapping"`` for
-    ImageNet-1k logits, ``"direct 16-way head"`` for 16 logits on the cue-conflict stimuli,
-    ``"native label space"`` otherwise (the synthetic world, whose shape and texture classes
-    are classes of the model's own label space)."""
-    n = record.logits.shape[1]
-    if n == 1000:
+    """How a cue-conflict record's logits become decisions, from what the record states: its
+    annotation kind must be ``"cue-conflict"``; logits in the ``imagenet-1k`` label space ->
+    ``"1000->16 mapping"``; in the ``cue-conflict-16`` space (a direct zero-shot head) ->
+    ``"direct 16-way head"``; otherwise ``"native label space"`` (the synthetic world, whose
+    shape and texture classes are classes of the model's own label space)."""
+    if record.annotations != "cue-conflict":
+        raise ValueError(
+            f"record of {record.manifest.get('model_id', '?')!r} on "
+            f"{record.manifest.get('dataset_id', '?')!r} is not a cue-conflict record "
+            f"(annotation kind {record.annotations!r}); expected the cue-conflict stimuli "
+            "(cue-conflict, synth:cue-conflict).")
+    if record.label_space == "imagenet-1k":
         return "1000->16 mapping"
-    if n == 16 and _is_cue_conflict(record):
+    if record.label_space == "cue-conflict-16":
         return "direct 16-way head"
     return "native label space"
-
-
-def _is_cue_conflict(record) -> bool:
-    try:
-        parse_cue_conflict_name(str(np.asarray(record.ids)[0]))
-        return True
-    except ValueError:
-        return False
 
 
 def shape_bias_of_record(record) -> dict:
