@@ -144,6 +144,11 @@ _TESTBED_EXCLUDED = re.compile(
 )
 
 
+#: imagenet-testbed name rules, in order: the first pattern that matches decides
+_TESTBED_RULES = [(_TESTBED_ZEROSHOT, CLIP_ZEROSHOT), (_TESTBED_EXCLUDED, EXCLUDED),
+                  (_TESTBED_MORE_DATA, MORE_DATA), (_TESTBED_ROBUST, OTHER_ROBUST)]
+
+
 def testbed_group(model: str) -> str:
     """Group of an imagenet-testbed model name (the testbed CSV carries no metadata).
 
@@ -155,14 +160,9 @@ def testbed_group(model: str) -> str:
     Stylized-ImageNet, CutMix, Mixup, Cutout, corruption-trained ``*_aws``, rotation) and
     anti-aliasing (lpf); ``standard`` otherwise.
     """
-    if _TESTBED_ZEROSHOT.search(model):
-        return CLIP_ZEROSHOT
-    if _TESTBED_EXCLUDED.search(model):
-        return EXCLUDED
-    if _TESTBED_MORE_DATA.search(model):
-        return MORE_DATA
-    if _TESTBED_ROBUST.search(model):
-        return OTHER_ROBUST
+    for pattern, group in _TESTBED_RULES:
+        if pattern.search(model):
+            return group
     return STANDARD
 
 

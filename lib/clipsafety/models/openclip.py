@@ -16,22 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from clipsafety.models._hub import (
-    _fetch_errors,
-    _is_path,
-    _prepare_hub,
-    _seeded,
-    _unavailable,
-    describe_transform,
-    file_sha256,
-)
-from clipsafety.models._registry import (
-    ModelSource,
-    ModelSpec,
-    UnknownModel,
-    _suggest_text,
-    register_source,
-)
+from clipsafety.models import _hub as hub
+from clipsafety.models._registry import ModelSource, ModelSpec, UnknownModel, register_source
+from clipsafety.models._registry import _suggest_text as suggest_text
 from clipsafety.records import LoadedModel
 
 
@@ -53,7 +40,7 @@ class OpenCLIPSource(ModelSource):
 
         if spec.name not in open_clip.list_models():
             return False
-        return (spec.tag == "random" or _is_path(spec.tag)
+        return (spec.tag == "random" or hub._is_path(spec.tag)
                 or spec.tag in open_clip.list_pretrained_tags_by_model(spec.name))
 
     def load(self, spec: ModelSpec, device: str = "cpu", *, classnames=None, templates="openai",
@@ -63,13 +50,13 @@ class OpenCLIPSource(ModelSource):
 
 def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, image_size):
     model_id, arch, tag = spec.id, spec.name, spec.tag
-    online = _prepare_hub()
+    online = hub._prepare_hub()
     import open_clip
 
     from clipsafety.heads import resolve_classnames, resolve_templates
 
     if arch not in open_clip.list_models():
-        raise UnknownModel(f"{model_id}: open_clip has no architecture {arch!r}.{_suggest_text(model_id)}")
+        raise UnknownModel(f"{model_id}: open_clip has no architecture {arch!r}.{suggest_text(model_id)}")
     if tag is None:
         tags = open_clip.list_pretrained_tags_by_model(arch)
         raise UnknownModel(f"{model_id}: give weights after '@': a pretrained tag {tags[:8]}, "
@@ -78,35 +65,35 @@ def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, 
     kw = {"force_image_size": image_size} if image_size else {}
     if tag == "random":
         weights = {"source": "random", "seed": 0}
-        with _fetch_errors(model_id, "openclip", arch, online):  # HF text towers/configs
-            model, _, preprocess = _seeded(
+        with hub._fetch_errors(model_id, "openclip", arch, online):  # HF text towers/configs
+            model, _, preprocess = hub._seeded(
                 lambda: open_clip.create_model_and_transforms(arch, pretrained=None, **kw))
-    elif _is_path(tag):
+    elif hub._is_path(tag):
         path = Path(tag).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
                                     "file saved by open_clip (state dict, .pt/.bin/.safetensors).")
-        weights = {"source": "checkpoint", "file": path.name, "sha256": file_sha256(path)}
-        with _fetch_errors(model_id, "openclip", arch, online):
+        weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
+        with hub._fetch_errors(model_id, "openclip", arch, online):
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), **kw)
     else:
         if tag not in open_clip.list_pretrained_tags_by_model(arch):
             raise UnknownModel(f"{model_id}: open_clip has no pretrained tag {tag!r} for {arch}."
-                               f"{_suggest_text(model_id)}")
+                               f"{suggest_text(model_id)}")
         cfg = open_clip.get_pretrained_cfg(arch, tag)
         weights = {"source": "open_clip", "tag": tag, "hf_hub": cfg.get("hf_hub", ""),
                    "url": cfg.get("url", "")}
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=tag, **kw)
         except Exception as e:
-            raise _unavailable(model_id, "openclip", arch, e, online) from e
+            raise hub._unavailable(model_id, "openclip", arch, e, online) from e
     model = model.to(device).eval()
-    with _fetch_errors(model_id, "openclip", arch, online, what="tokenizer"):
+    with hub._fetch_errors(model_id, "openclip", arch, online, what="tokenizer"):
         tokenizer = open_clip.get_tokenizer(arch)
     base = LoadedModel(model_id=model_id, module=None, transform=preprocess, classes=[],
                        logit_policy={}, manifest={"model_id": model_id, "family": "openclip",
                                                   "arch": arch, "weights": weights,
-                                                  "preprocessing": describe_transform(preprocess)},
+                                                  "preprocessing": hub.describe_transform(preprocess)},
                        extra={"tokenizer": tokenizer, "arch": arch, "clip": model,
                               "image_size": image_size}, spec=spec)
     return with_head(base, classnames=classnames, templates=templates, logit_scale=logit_scale)

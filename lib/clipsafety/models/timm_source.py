@@ -13,21 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipsafety.models._hub import (
-    _is_path,
-    _prepare_hub,
-    _seeded,
-    _unavailable,
-    describe_transform,
-    file_sha256,
-)
-from clipsafety.models._registry import (
-    ModelSource,
-    ModelSpec,
-    UnknownModel,
-    _suggest_text,
-    register_source,
-)
+from clipsafety.models import _hub as hub
+from clipsafety.models._registry import ModelSource, ModelSpec, UnknownModel, register_source
+from clipsafety.models._registry import _suggest_text as suggest_text
 from clipsafety.records import LoadedModel
 
 
@@ -47,7 +35,7 @@ class TimmSource(ModelSource):
     def is_known(self, spec: ModelSpec) -> bool:
         import timm
 
-        if spec.tag == "random" or _is_path(spec.tag):
+        if spec.tag == "random" or hub._is_path(spec.tag):
             return timm.is_model(spec.name.split(".")[0])
         return spec.tag is None and _timm_pretrained_exists(spec.name)
 
@@ -58,39 +46,39 @@ class TimmSource(ModelSource):
 
 def _load_timm(spec: ModelSpec, device, image_size):
     model_id, name, tag = spec.id, spec.name, spec.tag
-    online = _prepare_hub()
+    online = hub._prepare_hub()
     import timm
     from timm.data import create_transform, resolve_data_config
 
     base = name.split(".")[0]
     if not timm.is_model(base):
-        raise UnknownModel(f"{model_id}: timm has no model {base!r}.{_suggest_text(model_id)}")
+        raise UnknownModel(f"{model_id}: timm has no model {base!r}.{suggest_text(model_id)}")
     kw = {}
     if image_size and any(k in base for k in ("vit", "deit", "eva", "beit", "swin")):
         kw["img_size"] = image_size
     if tag == "random":
         weights = {"source": "random", "seed": 0}
-        model = _seeded(lambda: timm.create_model(name, pretrained=False, **kw))
-    elif _is_path(tag):
+        model = hub._seeded(lambda: timm.create_model(name, pretrained=False, **kw))
+    elif hub._is_path(tag):
         path = Path(tag).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
                                     "timm state dict (.pth/.safetensors).")
-        weights = {"source": "checkpoint", "file": path.name, "sha256": file_sha256(path)}
+        weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
         model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
     elif tag is not None:
         raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
                            f"pretrained tags go after a dot, e.g. timm:{base}.a1_in1k.")
     else:
         if not _timm_pretrained_exists(name):
-            raise UnknownModel(f"{model_id}: timm has no pretrained weights {name!r}.{_suggest_text(model_id)}")
+            raise UnknownModel(f"{model_id}: timm has no pretrained weights {name!r}.{suggest_text(model_id)}")
         pcfg = timm.models.get_pretrained_cfg(name) if "." in name else None
         weights = {"source": "timm", "name": name,
                    "hf_hub_id": getattr(pcfg, "hf_hub_id", None) if pcfg else None}
         try:
             model = timm.create_model(name, pretrained=True, **kw)
         except Exception as e:
-            raise _unavailable(model_id, "timm", name, e, online) from e
+            raise hub._unavailable(model_id, "timm", name, e, online) from e
         weights["pretrained_cfg"] = {k: v for k, v in model.pretrained_cfg.items()
                                      if k in ("hf_hub_id", "tag", "url", "file")}
     model = model.to(device).eval()
@@ -101,7 +89,7 @@ def _load_timm(spec: ModelSpec, device, image_size):
     classes, label_space = _timm_classes(model)
     policy = {"kind": "classifier"}
     manifest = {"model_id": model_id, "family": "timm", "arch": base, "weights": weights,
-                "preprocessing": describe_transform(transform),
+                "preprocessing": hub.describe_transform(transform),
                 "head": {"kind": "classifier", "label_space": label_space,
                          "n_classes": len(classes)},
                 "logit_policy": policy}
