@@ -105,14 +105,38 @@ def _min_count(n: int, tpr: float) -> int:
     return k
 
 
-def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95) -> float:
-    """Fraction of OOD samples with score >= t, where t is the highest threshold keeping at
-    least ``tpr`` of the ID samples (ID accepted when score >= t)."""
+#: FPR@95 conventions (:func:`fpr_at_tpr`)
+FPR_CONVENTIONS = ("id-recall", "ood-recall")
+
+
+def _kth_largest(x: np.ndarray, k: int) -> float:
+    return float(np.partition(x, x.size - k)[x.size - k])
+
+
+def fpr_at_tpr(id_scores, ood_scores, tpr: float = 0.95, convention: str = "id-recall") -> float:
+    """False-positive rate at ``tpr`` recall, in one of the two conventions peers use.
+
+    - ``"id-recall"`` (default; MCM's and Hendrycks et al.'s convention, ID positive): the
+      fraction of OOD samples accepted (score >= t), where t is the highest threshold that
+      keeps at least ``tpr`` of the ID samples. Exact on ties: every sample at the threshold
+      counts (Hendrycks' widely copied ``fpr_and_fdr_at_recall`` instead takes the recall
+      *nearest* ``tpr``, which differs where scores tie).
+    - ``"ood-recall"`` (OpenOOD's current ``auc_and_fpr_recall``, OOD positive): the fraction
+      of ID samples rejected (score <= t), where t is the lowest threshold that rejects at
+      least ``tpr`` of the OOD samples.
+
+    Numbers of the two conventions are not interchangeable.
+    """
     if not 0 < tpr <= 1:
         raise ValueError(f"tpr must be in (0, 1], got {tpr}.")
+    if convention not in FPR_CONVENTIONS:
+        raise ValueError(f"convention={convention!r}; expected one of {FPR_CONVENTIONS} "
+                         "('id-recall': OOD accepted at 95% ID kept, the default; 'ood-recall': "
+                         "ID rejected at 95% OOD caught, OpenOOD's).")
     a, b = _scores(id_scores, ood_scores)
-    k = max(_min_count(a.size, tpr), 1)
-    thr = np.partition(a, a.size - k)[a.size - k]  # k-th largest ID score
+    if convention == "ood-recall":
+        a, b = -b, -a  # OOD becomes the positive class of the negated score
+    thr = _kth_largest(a, max(_min_count(a.size, tpr), 1))  # k-th largest positive score
     return float(np.count_nonzero(b >= thr) / b.size)
 
 
@@ -129,19 +153,57 @@ def _average_precision(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def aupr_in(id_scores, ood_scores) -> float:
-    """Average precision with ID as the positive class (score as is)."""
-    a, b = _scores(id_scores, ood_scores)
-    return _average_precision(a, b)
+#: AUPR integration rules (:func:`aupr_in`, :func:`aupr_out`)
+AUPR_METHODS = ("step", "trapezoid")
 
 
-def aupr_out(id_scores, ood_scores) -> float:
-    """Average precision with OOD as the positive class (negated score)."""
+def _trapezoid_pr(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Trapezoid area under the precision-recall curve, as OpenOOD computes it
+    (``sklearn.metrics.auc`` over ``precision_recall_curve``: the curve's distinct-score points
+    plus the end point (recall 0, precision 1))."""
+    s = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(y)[last]
+    fps = (last + 1) - tps
+    precision = tps / (tps + fps)
+    recall = tps / pos.size
+    # sklearn stops the curve once full recall is reached
+    stop = int(np.searchsorted(tps, tps[-1])) + 1
+    precision = np.r_[1.0, precision[:stop]]
+    recall = np.r_[0.0, recall[:stop]]
+    return float(np.trapezoid(precision, recall))
+
+
+def _aupr(pos, neg, method: str) -> float:
+    if method not in AUPR_METHODS:
+        raise ValueError(f"method={method!r}; expected one of {AUPR_METHODS} ('step': average "
+                         "precision, the default; 'trapezoid': OpenOOD's area).")
+    return _average_precision(pos, neg) if method == "step" else _trapezoid_pr(pos, neg)
+
+
+def aupr_in(id_scores, ood_scores, method: str = "step") -> float:
+    """Area under the precision-recall curve with ID as the positive class (score as is).
+
+    ``method="step"`` (default): step-wise average precision, as
+    ``sklearn.metrics.average_precision_score``; ``"trapezoid"``: the trapezoid area OpenOOD
+    reports (they differ where scores tie or saturate)."""
     a, b = _scores(id_scores, ood_scores)
-    return _average_precision(-b, -a)
+    return _aupr(a, b, method)
+
+
+def aupr_out(id_scores, ood_scores, method: str = "step") -> float:
+    """Area under the precision-recall curve with OOD as the positive class (negated score);
+    ``method`` as :func:`aupr_in`."""
+    a, b = _scores(id_scores, ood_scores)
+    return _aupr(-b, -a, method)
 
 
 __all__ = [
+    "AUPR_METHODS",
+    "FPR_CONVENTIONS",
     "aupr_in",
     "aupr_out",
     "auroc",
