@@ -353,6 +353,26 @@ for _id, _folders, _desc in (
 
 
 
+@register("ood:ninco", folders=("NINCO/NINCO_OOD_classes", "NINCO_OOD_classes", "NINCO"),
+          description="NINCO, 64 OOD classes without ImageNet-1k objects (Bitterwolf et al. 2023, 5,879)",
+          kind="ood", label_space="imagenet-1k")
+def _ninco(dataset_id: str, root: Path) -> FolderSpec:
+    """NINCO's OOD classes: ``<root>/<class>/*.jpg`` (the release's ``NINCO_OOD_classes``
+    folder); every sample is OOD (target -1) and ``meta.subclass`` names its NINCO class."""
+    import pandas as pd
+
+    layout = "<root>/<NINCO class>/*.jpg (the release's NINCO_OOD_classes folder)"
+    subs = _subdirs(root)
+    files = [f for s in subs for f in _list_images(root / s)]
+    if not files:
+        raise LayoutError(f"{dataset_id}: expected {layout}; found no images in class folders. "
+                          f"{_describe(root)}")
+    rel = [f.relative_to(root) for f in files]
+    meta = pd.DataFrame({"id": [r.as_posix() for r in rel], "subclass": [r.parts[0] for r in rel]})
+    return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
+                      classes=imagenet_classnames(), layout=layout, meta=meta)
+
+
 @register("cue-conflict", folders=("cue-conflict", "style-transfer-preprocessed-512"),
           description="Geirhos et al. cue-conflict stimuli (1,280)", kind="cue-conflict",
           label_space="cue-conflict-16", annotations="cue-conflict")

@@ -209,7 +209,7 @@ def _read(zoo_id: str):
     return state, meta, _sha256(path)
 
 
-def build_module(meta: dict, state: dict | None = None, templates="default"):
+def build_module(meta: dict, state: dict | None = None, templates="default", classes=None):
     """The ``nn.Module`` for a weights file's metadata (and state, if given)."""
     import timm
 
@@ -228,7 +228,7 @@ def build_module(meta: dict, state: dict | None = None, templates="default"):
         if st is not None:
             clip.load_state_dict(st)
         clip.eval()
-        W = zero_shot_head(clip, templates)
+        W = zero_shot_head(clip, templates, classes)
         scale = float(clip.logit_scale.detach().exp())
         return ZeroShotCLIP(clip.visual, W, scale).eval(), scale
     m = FineTunedCLIP(clip.visual, meta["n_classes"], meta["clip_config"]["embed_dim"])
@@ -242,24 +242,36 @@ def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
 
     ``templates`` builds the head of a zero-shot CLIP (the module docstring's table:
     ``"openai"`` and ``"default"`` are the world's default set); other kinds check it and
-    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order (the
-    zoo's heads have no other label space).
+    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order; a
+    zero-shot CLIP also takes the categories followed by extra words (its head then scores
+    those too, label space ``synth+<n>-<hash>``: the negative labels of the OOD chapter).
     """
     from clipsafety.records import LoadedModel
     from clipsafety.synth import CATEGORIES
 
     zoo_id = zoo_id.removeprefix("zoo:")
     tl, tname = resolve_templates(templates, f"zoo:{zoo_id}")
-    if classnames is not None and classnames != "synth" and list(classnames) != list(CATEGORIES):
+    names = list(CATEGORIES) if classnames in (None, "synth") else [str(c) for c in classnames]
+    extended = names != list(CATEGORIES)
+    if extended and names[:len(CATEGORIES)] != list(CATEGORIES):
         raise ValueError(f"zoo:{zoo_id}: classnames={classnames!r} is not the zoo's label space; "
                          f"zoo models classify the world's {len(CATEGORIES)} categories {list(CATEGORIES)} "
-                         "(pass classnames=None or 'synth').")
+                         "(pass classnames=None or 'synth'); a zero-shot CLIP also accepts those "
+                         "categories followed by extra words (e.g. negative labels).")
     state, meta, sha = _read(zoo_id)
-    module, scale = build_module(meta, state, tl)
+    if extended and meta["kind"] != "clip":
+        raise ValueError(f"zoo:{zoo_id}: extra class names need a zero-shot CLIP (kind 'clip'); "
+                         f"this model is a {meta['kind']!r} classifier with a trained head.")
+    module, scale = build_module(meta, state, tl, classes=names)
     module = module.to(device)
+    label_space = "synth"
     if meta["kind"] == "clip":
         head = {"kind": "zero-shot", "templates": tname,
                 "template_hash": hashlib.sha256("\n".join(tl).encode()).hexdigest()[:16]}
+        if extended:
+            digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
+            label_space = f"synth+{len(names) - len(CATEGORIES)}-{digest}"
+            head["classes_hash"] = digest
         policy = {"kind": "clip", "scale": scale, "bias": None}
     else:
         head = {"kind": "trained"}
@@ -268,8 +280,8 @@ def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
                 "arch": meta["arch"], "head": head, "logit_policy": policy,
                 "preprocess": {"resolution": RESOLUTION, "mean": MEAN, "std": STD}}
     return LoadedModel(model_id=f"zoo:{zoo_id}", module=module, transform=pil_transform(),
-                       classes=list(CATEGORIES), logit_policy=policy, manifest=manifest,
-                       label_space="synth",
+                       classes=names, logit_policy=policy, manifest=manifest,
+                       label_space=label_space,
                        extra={"array_transform": array_transform, "meta": meta})
 
 

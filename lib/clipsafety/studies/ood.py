@@ -1,0 +1,420 @@
+"""Study of the OOD-detection chapter (paper section 5): does a model tell in-distribution
+images from images of other classes, and what decides how well?
+
+Tables: per (model, OOD set, score) the detection metrics computed from prediction records
+(:func:`detection_table`: AUROC, FPR@95, AUPR-in, AUPR-out from :mod:`clipsafety.metrics`),
+their averages over OOD sets with the model's ID accuracy (:func:`average_over_sets`), and the
+correlation of detection with ID accuracy per training source (:func:`correlations`);
+published real-model results of NINCO (:func:`ninco_results`) and of Galil et al.'s C-OOD
+benchmark (:func:`cood_results`). Claims: the paper's four OOD claims (:data:`CLAIMS`) and
+their rules (:func:`assess_ood_claims`).
+
+Scores (every score: higher = more in-distribution; the book's "Methods and conventions"):
+
+- ``mcm``: Maximum Concept Matching, ``max softmax(cos / T)`` over the image-text cosines
+  (zero-shot CLIP's default);
+- ``msp``: maximum softmax probability of the logits (every other model's default; as an
+  option for zero-shot CLIP it is MSP over CLIP's own scaled logits);
+- ``maxlogit``, ``energy`` (``T logsumexp(z / T)``);
+- ``neglabel``: negative-label scoring in the style of NegLabel (Jiang et al., ICLR 2024):
+  the image's softmax mass on the ID class names against a vocabulary of negative labels,
+  ``sum_id exp(cos/tau) / (sum_id exp(cos/tau) + sum_neg exp(cos/tau))`` with ``tau = 0.01``.
+  The negatives are the words of the synthetic world's caption vocabulary that are neither
+  category names nor template or filler words (zoo), or ImageNet-21k lemmas outside
+  ImageNet-1k (real path, from timm's lemma list). NegLabel's negative mining and grouping
+  are not done here (a simplification, stated in the chapter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import metrics
+from clipsafety.claims import (
+    NOT_REPRODUCED,
+    REPRODUCED,
+    Claim,
+    judgement,
+    not_testable,
+    verdict_from_count,
+    verdict_from_interval,
+)
+from clipsafety.external import fetch
+from clipsafety.groups import CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, FT_GROUPS, STANDARD
+from clipsafety.models import model_metadata
+from clipsafety.summaries import accuracy_controlled_difference, bootstrap_mean
+
+__all__ = ["CLAIMS", "SCORES", "METRICS", "assess_ood_claims", "average_over_sets",
+           "correlations", "cood_results", "detection_table", "negative_vocabulary",
+           "neglabel", "ninco_results", "record_scores", "resolve_scores", "two_stage_pairs"]
+
+SCORES = ("mcm", "msp", "maxlogit", "energy", "neglabel")
+METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+NEGLABEL_TAU = 0.01
+
+
+def resolve_scores(clip_score: str = "mcm", other_score: str = "msp") -> tuple[str, str]:
+    """Check the two score parameters: zero-shot CLIP's (any of :data:`SCORES`) and every other
+    model's (``msp``, ``maxlogit`` or ``energy``; MCM and NegLabel need a text head)."""
+    if clip_score not in SCORES:
+        raise ValueError(f"clip_score={clip_score!r}; expected one of {list(SCORES)}.")
+    if other_score not in ("msp", "maxlogit", "energy"):
+        raise ValueError(f"other_score={other_score!r}; expected 'msp', 'maxlogit' or 'energy' "
+                         "(MCM and NegLabel need the text head of a zero-shot CLIP).")
+    return clip_score, other_score
+
+
+def is_zero_shot(record) -> bool:
+    """Whether a record's logits come from a zero-shot (text-head) CLIP: its logit policy."""
+    return (record.manifest.get("logit_policy") or {}).get("kind") == "clip"
+
+
+# --------------------------------------------------------------------------- scores
+
+def neglabel(cosines, n_id: int, tau: float = NEGLABEL_TAU) -> np.ndarray:
+    """NegLabel-style score from cosines ``[N, n_id + n_neg]`` whose first ``n_id`` columns are
+    the ID class names: ``sum_id exp(c/tau) / sum_all exp(c/tau)``, higher = ID."""
+    C = np.asarray(cosines, dtype=np.float64)
+    if C.ndim != 2 or not 0 < n_id < C.shape[1]:
+        raise ValueError(f"cosines must be [N, n_id + n_neg] with n_id={n_id} ID columns and at "
+                         f"least one negative label; got shape {C.shape}.")
+    z = C / float(tau)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e[:, :n_id].sum(1) / e.sum(1)
+
+
+def record_scores(record, score: str, T: float = 1.0, neg_record=None) -> np.ndarray:
+    """Per-sample OOD scores of one record (higher = ID). ``neg_record``: for ``neglabel``,
+    the same model and images with a head over the ID class names followed by the negative
+    labels (its first columns are the record's classes)."""
+    sub = record.label_subset
+    if score == "msp":
+        return metrics.msp(record.logits, sub, temperature=T)
+    if score == "maxlogit":
+        return metrics.max_logit(record.logits, sub)
+    if score == "energy":
+        return metrics.energy(record.logits, sub, temperature=T)
+    if score in ("mcm", "neglabel") and not is_zero_shot(record):
+        raise ValueError(f"{score} needs the image-text cosines of a zero-shot CLIP; "
+                         f"{record.manifest.get('model_id', '?')!r} is a classifier. Use msp, "
+                         "maxlogit or energy for it.")
+    if score == "mcm":
+        cos = metrics.cosines_from_logits(record.logits, record.manifest["logit_policy"])
+        return metrics.mcm(cos, T=T, label_subset=sub)
+    if score == "neglabel":
+        if neg_record is None:
+            raise ValueError("neglabel needs the record with the negative-label head "
+                             "(neg_record); the chapter builds it with negative_vocabulary().")
+        cos = metrics.cosines_from_logits(neg_record.logits, neg_record.manifest["logit_policy"])
+        n_id = record.logits.shape[1]
+        if sub is not None:  # keep the dataset's ID classes and every negative
+            keep = np.r_[np.asarray(sub), np.arange(n_id, cos.shape[1])]
+            cos, n_id = cos[:, keep], len(sub)
+        return neglabel(cos, n_id)
+    raise ValueError(f"score={score!r}; expected one of {list(SCORES)}.")
+
+
+def negative_vocabulary(real: bool = False) -> list[str]:
+    """The negative labels of the NegLabel-style score (see the module docstring)."""
+    if real:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo("imagenet-22k")
+        names = {info.index_to_description(i).split(",")[0].strip().lower()
+                 for i in range(info.num_classes())}
+        from clipsafety.heads import imagenet_classnames
+
+        id_names = {n.lower() for n in imagenet_classnames()}
+        return sorted(names - id_names)
+    from clipsafety.synth import CATEGORIES, VOCAB
+    from clipsafety.synth import text as T
+
+    skip = set(CATEGORIES) | set(getattr(T, "TEMPLATE_WORDS", [])) | set(getattr(T, "FILLER", []))
+    return [w for w in VOCAB if not w.startswith("<") and w not in skip]
+
+
+# --------------------------------------------------------------------------- tables
+
+def _metric_row(id_s, ood_s, fpr_convention: str, aupr_method: str) -> dict:
+    return {"auroc": metrics.auroc(id_s, ood_s),
+            "fpr95": metrics.fpr_at_tpr(id_s, ood_s, 0.95, convention=fpr_convention),
+            "aupr_in": metrics.aupr_in(id_s, ood_s, method=aupr_method),
+            "aupr_out": metrics.aupr_out(id_s, ood_s, method=aupr_method)}
+
+
+def detection_table(id_records: dict, ood_records: dict, clip_score: str = "mcm",
+                    other_score: str = "msp", T: float = 1.0, fpr_convention: str = "id-recall",
+                    aupr_method: str = "step", neg_records: dict | None = None) -> pd.DataFrame:
+    """Detection metrics per (model, OOD set): the model's ID test records against each OOD
+    set's records, with the score of its kind (zero-shot CLIP: ``clip_score``; others:
+    ``other_score``).
+
+    ``id_records``: ``{model: record}``; ``ood_records``: ``{ood_set: {model: record}}``;
+    ``neg_records``: for ``neglabel``, ``{dataset: {model: record}}`` with the negative head on
+    the ID set and on every OOD set. Columns: model, ood_set, score, auroc, fpr95, aupr_in,
+    aupr_out, id_acc, then the catalog metadata.
+    """
+    clip_score, other_score = resolve_scores(clip_score, other_score)
+    rows = []
+    id_key = "__id__"
+    for mid, rid in id_records.items():
+        score = clip_score if is_zero_shot(rid) else other_score
+        neg = (neg_records or {}).get(id_key, {}).get(mid)
+        s_id = record_scores(rid, score, T, neg)
+        acc = metrics.accuracy(rid.logits, rid.targets, rid.label_subset)
+        for ood_set, recs in ood_records.items():
+            if mid not in recs:
+                continue
+            neg = (neg_records or {}).get(ood_set, {}).get(mid)
+            s_ood = record_scores(recs[mid], score, T, neg)
+            rows.append({"model": mid, "ood_set": ood_set, "score": score,
+                         **_metric_row(s_id, s_ood, fpr_convention, aupr_method),
+                         "id_acc": acc})
+    df = pd.DataFrame(rows, columns=["model", "ood_set", "score", *METRICS, "id_acc"])
+    return df.merge(model_metadata(list(id_records)), on="model", how="left")
+
+
+def average_over_sets(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the mean of each metric over the OOD sets (``n_sets`` of them), with
+    the model's ID accuracy and metadata."""
+    meta = [c for c in table.columns if c not in (*METRICS, "ood_set")]
+    out = table.groupby("model", sort=False)[list(METRICS)].mean().reset_index()
+    out["n_sets"] = table.groupby("model", sort=False)["ood_set"].nunique().to_numpy()
+    return out.merge(table[meta].drop_duplicates("model"), on="model", how="left")
+
+
+def correlations(avg: pd.DataFrame, metric: str = "auroc", by: str = "source",
+                 groups: Sequence[str] = (CLIP_ZEROSHOT,), min_models: int = 4,
+                 n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Pearson and Spearman correlation of ID accuracy with ``metric``, per value of ``by``
+    (the training source) among the models of ``groups``, each with a percentile bootstrap
+    interval over models (:func:`clipsafety.metrics.correlation`). Values of ``by`` with fewer
+    than ``min_models`` models are left out."""
+    rows = []
+    d = avg[avg["group"].isin(list(groups))].dropna(subset=["id_acc", metric])
+    for key, part in d.groupby(by, sort=True):
+        if len(part) < min_models or part["id_acc"].nunique() < 3:
+            continue
+        row = {by: key, "n_models": len(part)}
+        for method in ("pearson", "spearman"):
+            r, lo, hi = metrics.correlation(part["id_acc"].to_numpy(), part[metric].to_numpy(),
+                                            method=method, n_boot=n_boot, seed=seed)
+            row.update({method: r, f"{method}_lo": lo, f"{method}_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[by, "n_models", "pearson", "pearson_lo", "pearson_hi",
+                                       "spearman", "spearman_lo", "spearman_hi"])
+
+
+def two_stage_pairs(avg: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Two-stage and direct fine-tunes of the same zero-shot parent: one row per parent with
+    both, columns parent, direct, two_stage, value_direct, value_two_stage, diff."""
+    ft = avg[avg["group"].isin(FT_GROUPS)].dropna(subset=["parent"]) if "parent" in avg else avg.iloc[:0]
+    rows = []
+    for parent, part in ft.groupby("parent", sort=True):
+        d = part[part["group"] == CLIP_FT_DIRECT]
+        t = part[part["group"] == CLIP_FT_2STAGE]
+        if len(d) == 1 and len(t) == 1:
+            rows.append({"parent": parent, "direct": d["model"].iloc[0], "two_stage": t["model"].iloc[0],
+                         "value_direct": float(d[metric].iloc[0]),
+                         "value_two_stage": float(t[metric].iloc[0])})
+    out = pd.DataFrame(rows, columns=["parent", "direct", "two_stage", "value_direct",
+                                      "value_two_stage"])
+    out["diff"] = out["value_two_stage"] - out["value_direct"]
+    return out
+
+
+# --------------------------------------------------------------------------- published results
+
+NINCO = "j-cb/NINCO/model_outputs/df.pkl"
+COOD = "mdabbah/COOD_benchmarking/paper_results/all_paper_results.csv"
+
+#: NINCO's "unit tests" (synthetic noise images), kept apart from its real OOD classes
+NINCO_UNIT_TESTS = ("Gaussian", "Rademacher", "black", "blobs", "grey", "horizontal_stripes",
+                    "low_freq", "low_freq_channelfullscale", "low_freq_colorrange",
+                    "low_freq_pixel_perm", "monochrome", "pixel_perm", "tricolour",
+                    "tricolour_primary", "uni", "vertical_stripes", "white")
+
+#: NINCO's models, named as in its results: group, training source, zero-shot parent
+NINCO_MODELS = {
+    "clip-ViT-B16": (CLIP_ZEROSHOT, "WIT", None),
+    "clip-ViT-L14-336": (CLIP_ZEROSHOT, "WIT", None),
+    "vit_base_patch16_384_openai_in1k": (CLIP_FT_DIRECT, "WIT", "clip-ViT-B16"),
+    "vit_base_patch16_384_openai_in21k_in1k": (CLIP_FT_2STAGE, "WIT", "clip-ViT-B16"),
+    "vit_base_patch16_384_laion2b_in1k": (CLIP_FT_DIRECT, "LAION-2B", None),
+    "vit_base_patch16_384_laion2b_in21k_in1k": (CLIP_FT_2STAGE, "LAION-2B", None),
+}
+
+
+def _ninco_group(name: str) -> tuple[str, str, str | None]:
+    if name in NINCO_MODELS:
+        return NINCO_MODELS[name]
+    more = any(t in name for t in ("21k", "22k", "_ns", "BiT_m", "in21ft1k"))
+    return ("more-data" if more else STANDARD), ("more data" if more else "ImageNet"), None
+
+
+def ninco_results(score_clip: str = "mcm-clip", score_other: str = "MSP") -> pd.DataFrame:
+    """NINCO's published per-model results (Bitterwolf et al. 2023) as a tidy table.
+
+    The pickle is read only after its sha256 matched the registry (:func:`external.fetch`).
+    One row per (model, OOD set) with the zero-shot CLIPs' ``score_clip`` and every other
+    model's ``score_other``: model, method, ood_set, kind (``NINCO class``, ``cleaned subset``
+    or ``unit test``), auroc, fpr95 (NINCO's FPR at 95% TPR, ID positive), id_acc, group,
+    source, parent. Groups follow :data:`NINCO_MODELS` and, for the ImageNet models, their
+    names (``21k``/``22k``/``_ns``/BiT-M: more data).
+    """
+    df = pd.read_pickle(fetch(NINCO))
+    rows = df[((df["method"] == score_clip) & df["model"].isin(
+        [m for m, v in NINCO_MODELS.items() if v[0] == CLIP_ZEROSHOT]))
+              | ((df["method"] == score_other) & ~df["model"].isin(
+                  [m for m, v in NINCO_MODELS.items() if v[0] == CLIP_ZEROSHOT]))].copy()
+    rows = rows.rename(columns={"dataset": "ood_set", "fpr": "fpr95", "acc": "id_acc"})
+    rows["kind"] = np.where(rows["ood_set"].isin(NINCO_UNIT_TESTS), "unit test",
+                            np.where(rows["ood_set"].str.endswith(("_ood", "_full")),
+                                     "cleaned subset", "NINCO class"))
+    meta = rows["model"].map(_ninco_group)
+    rows["group"] = [m[0] for m in meta]
+    rows["source"] = [m[1] for m in meta]
+    rows["parent"] = [m[2] for m in meta]
+    return rows.reset_index(drop=True)
+
+
+def ninco_summary(ninco: pd.DataFrame) -> pd.DataFrame:
+    """Per model: mean AUROC and FPR@95 over NINCO's OOD classes (each class's AUROC against
+    ImageNet val, averaged; not the pooled AUROC), and on each cleaned subset (``*_ood``)."""
+    cls = ninco[ninco["kind"] == "NINCO class"].groupby("model").agg(
+        auroc=("auroc", "mean"), fpr95=("fpr95", "mean"), n_classes=("ood_set", "nunique"))
+    sub = ninco[ninco["ood_set"].str.endswith("_ood")].pivot_table(
+        index="model", columns="ood_set", values="auroc")
+    sub.columns = [f"auroc {c.removesuffix('_ood')}" for c in sub.columns]
+    keep = ["model", "method", "id_acc", "group", "source", "parent"]
+    out = ninco[keep].drop_duplicates("model").set_index("model").join(cls).join(sub)
+    return out.reset_index()
+
+
+#: Galil et al.'s CLIPs: ``CLIP_<arch>`` zero-shot (OpenAI, WIT), ``CLIP_finetuned_<arch>``
+_COOD_CLIP = "CLIP_"
+
+
+def cood_results(confidence: str = "softmax") -> pd.DataFrame:
+    """Galil et al.'s C-OOD benchmark (ICLR 2023): one row per model, its ID accuracy, the OOD
+    AUROC at each of the 11 severity levels and their mean (``auroc``), for one confidence
+    function (``softmax`` = MSP). Group: ``CLIP_*`` zero-shot CLIP (WIT), ``CLIP_finetuned_*``
+    fine-tuned on ImageNet-1k (parent: the zero-shot model of the same architecture), every
+    other model ``imagenet`` (ImageNet classifiers of all kinds; the file has no metadata to
+    split them by)."""
+    df = pd.read_csv(fetch(COOD))
+    if confidence not in set(df["confidence function"]):
+        raise ValueError(f"confidence={confidence!r}; C-OOD reports "
+                         f"{sorted(set(df['confidence function']))}.")
+    d = df[df["confidence function"] == confidence]
+    wide = d.pivot_table(index="model name", columns="severity level", values="ood-auroc")
+    wide.columns = [f"severity {int(c)}" for c in wide.columns]
+    out = wide.assign(auroc=wide.mean(axis=1)).reset_index().rename(columns={"model name": "model"})
+    acc = d.drop_duplicates("model name").set_index("model name")["id-acc"]
+    out["id_acc"] = out["model"].map(acc)
+    ft = out["model"].str.startswith(_COOD_CLIP + "finetuned_")
+    zs = out["model"].str.startswith(_COOD_CLIP) & ~ft
+    out["group"] = np.where(zs, CLIP_ZEROSHOT, np.where(ft, CLIP_FT_DIRECT, "imagenet"))
+    out["source"] = np.where(zs | ft, "WIT", "ImageNet")
+    out["parent"] = np.where(ft, _COOD_CLIP + out["model"].str.removeprefix(_COOD_CLIP + "finetuned_"),
+                             None)
+    return out
+
+
+# --------------------------------------------------------------------------- claims
+
+#: the paper's OOD-detection claims (section 5)
+CLAIMS = {
+    "ood-accuracy": Claim(
+        "ood-accuracy", "Within one training source, ID accuracy correlates strongly with OOD "
+        "detection", "5"),
+    "ood-source": Claim(
+        "ood-source", "The training source of CLIP strongly affects its OOD detection", "5"),
+    "ood-ft-worse": Claim(
+        "ood-ft-worse", "Some CLIPs fine-tuned on ImageNet detect OOD worse than zero-shot "
+        "CLIPs", "5"),
+    "ood-2stage": Claim(
+        "ood-2stage", "Fine-tuning on a larger label space first (12k/21k, then 1k) helps OOD "
+        "detection over direct fine-tuning", "5"),
+}
+STRONG = 0.5
+
+
+def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
+                      min_models: int = 4, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Judge the four OOD claims on one evidence source from per-model averages
+    (:func:`average_over_sets`: model, group, source, id_acc, ``metric``, parent).
+
+    Rules: *accuracy* — for every zero-shot-CLIP training source with at least
+    ``min_models`` models, Pearson's r of ID accuracy with ``metric`` is at least
+    :data:`STRONG` (0.5) and its 95% bootstrap interval lies above 0; *source* — the two
+    zero-shot-CLIP training sources with the most models (at least 3 each) differ in
+    ``metric`` at equal ID accuracy (:func:`clipsafety.summaries.accuracy_controlled_difference`
+    against the other source's line), interval excluding 0; *fine-tuned worse* — at least one
+    fine-tuned CLIP detects worse than its own zero-shot parent (paired; a counting claim),
+    and the mean paired change is reported; *two-stage* — over parents with both a direct and
+    a two-stage fine-tune, the mean of two-stage minus direct has an interval above 0.
+    ``metric`` must be higher-is-better (AUROC, AUPR).
+    """
+    c = CLAIMS
+    rows = []
+    d = avg.dropna(subset=[metric, "id_acc"])
+    corr = correlations(d, metric, min_models=min_models, n_boot=n_boot, seed=seed)
+    if corr.empty:
+        rows.append(not_testable(c["ood-accuracy"], source,
+                                 f"no training source with at least {min_models} zero-shot CLIPs"))
+    else:
+        strong = (corr["pearson"] >= STRONG) & (corr["pearson_lo"] > 0)
+        detail = "; ".join(f"{r.source}: r = {r.pearson:+.2f} [{r.pearson_lo:+.2f}, "
+                           f"{r.pearson_hi:+.2f}], rho = {r.spearman:+.2f} ({r.n_models} models)"
+                           for r in corr.itertuples())
+        rows.append(judgement(c["ood-accuracy"], source,
+                              REPRODUCED if strong.all() else NOT_REPRODUCED,
+                              f"{int(strong.sum())} of {len(corr)} training sources show r >= "
+                              f"{STRONG} with an interval above 0", detail))
+    clip = d[d["group"] == CLIP_ZEROSHOT]
+    counts = clip["source"].value_counts()
+    counts = counts[counts >= 3]
+    if len(counts) < 2:
+        rows.append(not_testable(c["ood-source"], source,
+                                 "needs two CLIP training sources with at least 3 models each; "
+                                 f"found {clip['source'].value_counts().to_dict()}"))
+    else:
+        a, b = counts.index[:2]
+        part = clip[clip["source"].isin([a, b])].assign(
+            group=lambda t: np.where(t["source"] == a, "A", "B"))
+        est, lo, hi = accuracy_controlled_difference(part, "id_acc", metric, "A", ["B"],
+                                                     n_boot=n_boot, seed=seed)
+        direction = "greater" if est >= 0 else "less"
+        rows.append(verdict_from_interval(
+            c["ood-source"], source, est, lo, hi, direction,
+            evidence=f"{a} minus {b} at equal ID accuracy, mean {metric}"))
+    pairs = d[d["group"].isin(FT_GROUPS)].dropna(subset=["parent"]) if "parent" in d else d.iloc[:0]
+    by_id = d.set_index("model")
+    changes = [(r.model, float(r[metric]) - float(by_id.loc[r.parent, metric]))
+               for _, r in pairs.iterrows() if r.parent in by_id.index]
+    if not changes:
+        rows.append(not_testable(c["ood-ft-worse"], source,
+                                 "no fine-tuned CLIP with its zero-shot parent in the evidence"))
+    else:
+        diffs = np.array([x for _, x in changes])
+        m, lo, hi = bootstrap_mean(diffs, n_boot=n_boot, seed=seed)
+        worse = int((diffs < 0).sum())
+        ev = (f"{worse} of {len(diffs)} fine-tuned CLIPs below their parent; mean paired "
+              f"change in {metric} {m:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else ""))
+        rows.append(verdict_from_count(c["ood-ft-worse"], source, worse, len(diffs), 1, evidence=ev))
+    ts = two_stage_pairs(d, metric)
+    if ts.empty:
+        rows.append(not_testable(c["ood-2stage"], source,
+                                 "no zero-shot parent with both a direct and a two-stage fine-tune"))
+    else:
+        m, lo, hi = bootstrap_mean(ts["diff"], n_boot=n_boot, seed=seed)
+        rows.append(verdict_from_interval(
+            c["ood-2stage"], source, m, lo, hi, "greater",
+            evidence=f"two-stage minus direct fine-tune of the same parent, mean {metric} over "
+                     f"{len(ts)} parents"))
+    return rows
