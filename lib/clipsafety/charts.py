@@ -337,3 +337,73 @@ def stack(*charts, title: str = ""):
     alt = _alt()
     return alt.vconcat(*charts).resolve_scale(color="shared", shape="shared").properties(
         title=title)
+
+
+def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
+                  metrics: Sequence[str], marker: str | None = None, x_title: str = "",
+                  titles: dict | None = None, width: int = 150, height: int = 140):
+    """A grid: one row per metric in ``metrics``, one column per value of ``panel``; per-model
+    points of the metric against ``x`` (a fraction, shown in percent), coloured by group and,
+    with ``marker``, shaped by that column (missing values shown as "unknown"). Legend click
+    highlights a group."""
+    alt = _alt()
+    d = plots.with_group_labels(_pct(df, [x]))
+    if marker:
+        d[marker] = d[marker].fillna("unknown").astype(str)
+    keep = ["model", "group", "group_label", panel, x, *metrics] + ([marker] if marker else [])
+    d = d[[c for c in dict.fromkeys(keep) if c in d]]
+    sel = _legend_selection()
+    colour = plots.group_encodings(_groups_in(df))["color"]
+    rows = []
+    for m in metrics:
+        cells = []
+        for i, v in enumerate(panels):
+            enc = dict(
+                x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+                y=alt.Y(f"{m}:Q", title=(titles or {}).get(m, m) if i == 0 else None,
+                        scale=alt.Scale(zero=False)),
+                color=colour, opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)),
+                tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+                         alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{m}:Q", format=".3f")]
+                + ([alt.Tooltip(f"{marker}:N")] if marker else []))
+            if marker:
+                enc["shape"] = alt.Shape(f"{marker}:N", title=marker)
+            cells.append(alt.Chart(d[d[panel] == v]).mark_point(filled=True, size=45).encode(**enc)
+                         .add_params(sel).properties(width=width, height=height,
+                                                     title=str(v) if m == metrics[0] else ""))
+        rows.append(alt.hconcat(*cells))
+    return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
+
+
+def interval_points(df: pd.DataFrame, category: str, estimates: Sequence[str], title: str = "",
+                    x_title: str = "correlation", width: int = 420):
+    """Estimates with their intervals (columns ``<e>``, ``<e>_lo``, ``<e>_hi``), one row per
+    value of ``category``, one colour per estimate, and a dashed zero line."""
+    alt = _alt()
+    long = pd.concat([pd.DataFrame({category: df[category].astype(str), "estimate": e,
+                                    "value": df[e], "lo": df[f"{e}_lo"], "hi": df[f"{e}_hi"]})
+                      for e in estimates], ignore_index=True)
+    base = alt.Chart(long).encode(y=alt.Y(f"{category}:N", title=None),
+                                  yOffset="estimate:N", color=alt.Color("estimate:N", title=None))
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title=x_title), x2="hi:Q")
+    pts = base.mark_point(filled=True, size=70).encode(
+        x="value:Q", tooltip=[f"{category}:N", "estimate:N",
+                              alt.Tooltip("value:Q", format="+.3f"),
+                              alt.Tooltip("lo:Q", format="+.3f"), alt.Tooltip("hi:Q", format="+.3f")])
+    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
+    return alt.layer(rule, pts, zero).properties(width=width, title=title)
+
+
+def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, title: str = "",
+                     width: int = 520, height: int = 240):
+    """Per value of ``category``, one point per (model, ``series``) and the series' mean as a
+    tick: e.g. two OOD scores of the same models on every OOD set."""
+    alt = _alt()
+    d = df[["model", category, value, series]].copy()
+    base = alt.Chart(d).encode(x=alt.X(f"{category}:N", title=None), xOffset=f"{series}:N",
+                               color=alt.Color(f"{series}:N", title="score"))
+    pts = base.mark_point(opacity=0.5, size=30).encode(
+        y=alt.Y(f"{value}:Q", title=value, scale=alt.Scale(zero=False)),
+        tooltip=["model:N", f"{series}:N", alt.Tooltip(f"{value}:Q", format=".3f")])
+    mean = base.mark_tick(thickness=3, size=16).encode(y=f"mean({value}):Q")
+    return alt.layer(pts, mean).properties(width=width, height=height, title=title)

@@ -45,11 +45,12 @@ from clipsafety.claims import (
 from clipsafety.external import fetch
 from clipsafety.groups import CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, FT_GROUPS, STANDARD
 from clipsafety.models import model_metadata
-from clipsafety.summaries import accuracy_controlled_difference, bootstrap_mean
+from clipsafety.summaries import accuracy_controlled_difference, bootstrap_mean, paired_changes
 
 __all__ = ["CLAIMS", "SCORES", "METRICS", "assess_ood_claims", "average_over_sets",
            "correlations", "cood_results", "detection_table", "negative_vocabulary",
-           "neglabel", "ninco_results", "record_scores", "resolve_scores", "two_stage_pairs"]
+           "fine_tuning_pairs", "id_classnames", "neglabel", "ninco_results", "ninco_summary",
+           "record_scores", "resolve_ood_sets", "resolve_scores", "two_stage_pairs"]
 
 SCORES = ("mcm", "msp", "maxlogit", "energy", "neglabel")
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
@@ -65,6 +66,53 @@ def resolve_scores(clip_score: str = "mcm", other_score: str = "msp") -> tuple[s
         raise ValueError(f"other_score={other_score!r}; expected 'msp', 'maxlogit' or 'energy' "
                          "(MCM and NegLabel need the text head of a zero-shot CLIP).")
     return clip_score, other_score
+
+
+#: the OOD sets of each path, in display order
+ZOO_OOD_SETS = ("synth:ood-near", "synth:ood-textures", "synth:ood-scenes", "synth:ood-finegrained",
+                "synth:ood-noise")
+REAL_OOD_SETS = ("ood:inaturalist", "ood:sun", "ood:places", "ood:textures", "imagenet:o",
+                 "ood:ninco")
+
+
+def resolve_ood_sets(ood_sets, real: bool) -> list[str]:
+    """The OOD sets of a run: the default set of its path (the world's five, or the six real
+    ones), or a list / comma-separated string of dataset ids whose registry kind is ``ood``."""
+    from clipsafety.datasets import dataset_info
+
+    if not ood_sets:
+        return list(REAL_OOD_SETS if real else ZOO_OOD_SETS)
+    sets = [s.strip() for s in ood_sets.split(",")] if isinstance(ood_sets, str) else list(ood_sets)
+    bad = []
+    for s in sets:
+        try:
+            if dataset_info(s).kind != "ood":
+                bad.append(f"{s} (kind {dataset_info(s).kind!r})")
+        except (KeyError, ValueError):
+            bad.append(f"{s} (unknown)")
+    if bad:
+        raise ValueError(f"ood_sets: {bad} are not OOD sets; expected ids of kind 'ood' such as "
+                         f"{list(ZOO_OOD_SETS[:2])} or {list(REAL_OOD_SETS[:2])}, or empty for the "
+                         "default sets.")
+    return sets
+
+
+def id_classnames(record, real: bool) -> list[str]:
+    """The ID class names of a record's zero-shot head, the columns a negative-label head
+    starts with: ImageNet's names (real path) or the world's categories (zoo)."""
+    if real:
+        from clipsafety.heads import imagenet_classnames
+
+        return list(imagenet_classnames())
+    from clipsafety.synth import CATEGORIES
+
+    return list(CATEGORIES)
+
+
+def fine_tuning_pairs(avg: pd.DataFrame, metric: str = "auroc") -> pd.DataFrame:
+    """Fine-tuned CLIPs with their zero-shot parent in ``avg``, with ``metric`` before and
+    after (:func:`clipsafety.summaries.paired_changes`)."""
+    return paired_changes(avg, metric)
 
 
 def is_zero_shot(record) -> bool:
@@ -175,7 +223,9 @@ def detection_table(id_records: dict, ood_records: dict, clip_score: str = "mcm"
                          **_metric_row(s_id, s_ood, fpr_convention, aupr_method),
                          "id_acc": acc})
     df = pd.DataFrame(rows, columns=["model", "ood_set", "score", *METRICS, "id_acc"])
-    return df.merge(model_metadata(list(id_records)), on="model", how="left")
+    meta = model_metadata(list(id_records))
+    meta = meta.drop(columns=[c for c in meta.columns if c in df.columns and c != "model"])
+    return df.merge(meta, on="model", how="left")
 
 
 def average_over_sets(table: pd.DataFrame) -> pd.DataFrame:
@@ -244,8 +294,10 @@ NINCO_MODELS = {
     "clip-ViT-L14-336": (CLIP_ZEROSHOT, "WIT", None),
     "vit_base_patch16_384_openai_in1k": (CLIP_FT_DIRECT, "WIT", "clip-ViT-B16"),
     "vit_base_patch16_384_openai_in21k_in1k": (CLIP_FT_2STAGE, "WIT", "clip-ViT-B16"),
-    "vit_base_patch16_384_laion2b_in1k": (CLIP_FT_DIRECT, "LAION-2B", None),
-    "vit_base_patch16_384_laion2b_in21k_in1k": (CLIP_FT_2STAGE, "LAION-2B", None),
+    # their LAION-2B parent is not among NINCO's models: named, so the two fine-tunes pair
+    "vit_base_patch16_384_laion2b_in1k": (CLIP_FT_DIRECT, "LAION-2B", "LAION-2B ViT-B/16 (not in NINCO)"),
+    "vit_base_patch16_384_laion2b_in21k_in1k": (CLIP_FT_2STAGE, "LAION-2B",
+                                                "LAION-2B ViT-B/16 (not in NINCO)"),
 }
 
 
@@ -393,15 +445,12 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
         rows.append(verdict_from_interval(
             c["ood-source"], source, est, lo, hi, direction,
             evidence=f"{a} minus {b} at equal ID accuracy, mean {metric}"))
-    pairs = d[d["group"].isin(FT_GROUPS)].dropna(subset=["parent"]) if "parent" in d else d.iloc[:0]
-    by_id = d.set_index("model")
-    changes = [(r.model, float(r[metric]) - float(by_id.loc[r.parent, metric]))
-               for _, r in pairs.iterrows() if r.parent in by_id.index]
-    if not changes:
+    pairs = fine_tuning_pairs(d, metric)
+    if pairs.empty:
         rows.append(not_testable(c["ood-ft-worse"], source,
                                  "no fine-tuned CLIP with its zero-shot parent in the evidence"))
     else:
-        diffs = np.array([x for _, x in changes])
+        diffs = (pairs["after"] - pairs["before"]).to_numpy(float)
         m, lo, hi = bootstrap_mean(diffs, n_boot=n_boot, seed=seed)
         worse = int((diffs < 0).sum())
         ev = (f"{worse} of {len(diffs)} fine-tuned CLIPs below their parent; mean paired "
