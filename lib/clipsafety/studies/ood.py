@@ -171,13 +171,13 @@ def negative_vocabulary(real: bool = False) -> list[str]:
     if real:
         from timm.data import ImageNetInfo
 
-        info = ImageNetInfo("imagenet-22k")
-        names = {info.index_to_description(i).split(",")[0].strip().lower()
-                 for i in range(info.num_classes())}
-        from clipsafety.heads import imagenet_classnames
+        from clipsafety.datasets import imagenet_synsets
 
-        id_names = {n.lower() for n in imagenet_classnames()}
-        return sorted(names - id_names)
+        info = ImageNetInfo("imagenet-22k")
+        in1k = set(imagenet_synsets())
+        names = {info.index_to_description(i).split(",")[0].strip().lower()
+                 for i in range(info.num_classes()) if info.index_to_label_name(i) not in in1k}
+        return sorted(names)
     from clipsafety.synth import CATEGORIES, VOCAB
     from clipsafety.synth import text as T
 
