@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,7 +221,214 @@ def validate_params(chapter: Chapter, params: dict) -> dict:
         if names == ["float"]:
             value = float(value)
         out[key] = value
+    check_values(chapter.name, {**{k: v["default"] for k, v in declared.items()}, **out}, given=out)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# parameter values: choices, ranges and ids, checked before anything runs
+#
+# Each rule maps a value to an error text (what is wrong, what was expected, what to do) or
+# None. CHAPTER_RULES names the rule of every parameter of every chapter; a test checks that
+# no parameter of a chapter in analyses/ is without one and that every default passes.
+
+
+def _ints(lo: int, what: str):
+    def rule(v, params):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            return f"expected an integer >= {lo} ({what})"
+        return None
+    return rule
+
+
+def _choice(*choices: str):
+    def rule(v, params):
+        return None if v in choices else f"expected one of {list(choices)}"
+    return rule
+
+
+def _as_list(v) -> list:
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    return list(v)
+
+
+def _subset(valid: tuple[str, ...] | Callable, what: str):
+    def rule(v, params):
+        allowed = tuple(valid()) if callable(valid) else valid
+        items = _as_list(v)
+        bad = [x for x in items if x not in allowed]
+        if bad or not items:
+            return (f"{'unknown ' + what + ' ' + repr(bad) if bad else 'an empty list'}; expected a "
+                    f"non-empty list of {list(allowed)}")
+        return None
+    return rule
+
+
+def _models_rule(v, params):
+    from clipsafety.evidence import REAL, ZOO, resolve_models
+    from clipsafety.models import is_known_id, suggest
+
+    if isinstance(v, str) and v in (ZOO, REAL):
+        return None
+    items = _as_list(v)
+    if not items:
+        return "an empty list; expected model ids, or the catalog name 'zoo' or 'real'"
+    not_str = [x for x in items if not isinstance(x, str)]
+    if not_str:
+        return (f"{not_str} {'is' if len(not_str) == 1 else 'are'} not model ids; expected strings "
+                "such as 'zoo:clip-resnet-wit-10k', 'openclip:ViT-B-32@openai' or "
+                "'timm:resnet50.a1_in1k', or the catalog name 'zoo' or 'real'")
+    unknown = [x for x in items if not is_known_id(x)]
+    if unknown:
+        hints = "; ".join(f"{x!r}: did you mean {', '.join(suggest(x)[:3]) or 'no close id'}?"
+                          for x in unknown[:3])
+        return (f"unknown model id(s) {unknown}; expected ids of the zoo (python -m clipsafety.cli "
+                f"models --catalog zoo), open_clip or timm ({hints})")
+    try:
+        resolve_models(items)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _dataset_rule(v, params):
+    if v == "":
+        return None
+    from clipsafety.datasets import UnknownDataset, dataset_info
+
+    try:
+        entry = dataset_info(v)
+    except UnknownDataset as exc:
+        return f"{exc} Expected '' (the chapter's default) or a dataset id"
+    if entry.source == "folder" and not Path(v.split(":", 1)[1].strip() or "/nonexistent").expanduser().is_dir():
+        return "expected folder:PATH with PATH an existing folder of class folders"
+    return None
+
+
+def _folder_rule(kind: str):
+    def rule(v, params):
+        if not isinstance(v, str):
+            return "expected a folder path or ''"
+        if v == "":
+            return None
+        p = Path(v).expanduser()
+        if kind == "data_root" and not p.is_dir():
+            return f"{v} is not a folder; expected '' (none) or the folder that holds the datasets"
+        if kind == "store" and p.exists() and not p.is_dir():
+            return f"{v} is a file; expected '' (the default store) or a folder (created if missing)"
+        return None
+    return rule
+
+
+def _device_rule(v, params):
+    from clipsafety.infer import DeviceUnavailable, resolve_device
+
+    try:
+        resolve_device(v)
+    except DeviceUnavailable as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _templates_rule(v, params):
+    from clipsafety.heads import TEMPLATE_SETS
+
+    if isinstance(v, str):
+        if v in TEMPLATE_SETS or Path(v).expanduser().is_file():
+            return None
+        return f"expected one of {list(TEMPLATE_SETS)}, a list of templates or a template file"
+    bad = [t for t in v if not isinstance(t, str) or t.count("{}") != 1]
+    if bad or not v:
+        return f"each template needs exactly one '{{}}' for the class name; got {bad[:3] or v}"
+    return None
+
+
+def _factors_rule(v, params):
+    from clipsafety.factors import FACTORS
+
+    if v in ("paper", "all"):
+        return None
+    return _subset(FACTORS, "factor(s)")(v, params)
+
+
+def _groups():
+    from clipsafety.groups import MODEL_GROUPS
+
+    return MODEL_GROUPS
+
+
+def _collections():
+    from clipsafety.studies.factors import PUBLISHED_COLLECTIONS
+
+    return tuple(PUBLISHED_COLLECTIONS)
+
+
+def _shifts():
+    from clipsafety.published import SHIFTS
+
+    return tuple(SHIFTS)
+
+
+#: the published tables of the landscape (the readers of clipsafety.published.landscape_long)
+LANDSCAPE_SOURCES = ("timm", "open_clip", "imagenet-testbed")
+
+
+def _baseline_sources(v, params):
+    err = _subset(LANDSCAPE_SOURCES, "source(s)")(v, params)
+    if err:
+        return err
+    missing = [x for x in _as_list(v) if x not in _as_list(params.get("sources", LANDSCAPE_SOURCES))]
+    if missing:
+        return f"{missing} {'is' if len(missing) == 1 else 'are'} not among sources; add them to sources"
+    return None
+
+
+_SCALES = _choice("logit", "probit", "linear")
+_LIVE = {
+    "models": _models_rule, "dataset": _dataset_rule, "data_root": _folder_rule("data_root"),
+    "store": _folder_rule("store"), "device": _device_rule,
+    "batch_size": _ints(1, "images per forward pass"), "templates": _templates_rule,
+    "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
+}
+
+#: chapter -> parameter -> rule; every declared parameter of every chapter has one
+CHAPTER_RULES: dict[str, dict[str, Callable]] = {
+    "landscape": {
+        "shifts": _subset(_shifts, "shift(s)"), "sources": _subset(LANDSCAPE_SOURCES, "source(s)"),
+        "baseline_sources": _baseline_sources, "scale": _SCALES,
+        "n_boot": _ints(1, "bootstrap resamples"), "seed": _ints(0, "the random seed"),
+        "top_n": _ints(1, "rows of the per-model table"),
+    },
+    "factors": {
+        **_LIVE, "factors": _factors_rule, "scale": _SCALES, "which": _choice("top", "multi"),
+        "baseline_group": lambda v, p: _choice(*_groups())(v, p),
+        "published": _subset(_collections, "collection(s)"),
+    },
+    "shape_bias": {**_LIVE, "id_dataset": _dataset_rule},
+    "appendix_world": {
+        "n_examples": _ints(1, "example images per set"),
+        "n_factor_samples": _ints(1, "samples per source"),
+    },
+}
+
+
+def check_values(chapter: str, params: dict, given: dict | None = None) -> None:
+    """Check the values of ``given`` (default: all of ``params``) against
+    :data:`CHAPTER_RULES`; ``params`` are all the run's values (for rules that look at two
+    parameters). Raises :class:`ParameterError` naming every bad parameter."""
+    rules = CHAPTER_RULES.get(chapter, {})
+    errors = []
+    for key, value in (params if given is None else given).items():
+        rule = rules.get(key)
+        if rule is None:
+            continue
+        err = rule(value, params)
+        if err:
+            errors.append(f"parameter {key!r} of chapter {chapter!r} = {value!r}: {err}.")
+    if errors:
+        raise ParameterError("\n".join(errors) + "\nNothing was run; the built page is kept. "
+                             f"`python -m clipsafety.book params {chapter}` lists the parameters.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,10 +544,23 @@ def _hide_code(path: Path) -> None:
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.get("outputs", [])
                             if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            if any(_has_directive(o) for o in cell.outputs):
+                # myst-nb renders text/markdown outputs as CommonMark unless a cell asks for
+                # MyST: without this a note's ```{note} fence shows as a code block
+                cell.metadata.setdefault("mystnb", {})["markdown_format"] = "myst"
             tags = cell.metadata.setdefault("tags", [])
             if not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
                 tags.append("hide-input")
     nbformat.write(nb, path)
+
+
+def _has_directive(output) -> bool:
+    """Whether a notebook output's Markdown holds a MyST directive (```{note}, :::{note})."""
+    import re
+
+    text = output.get("data", {}).get("text/markdown", "")
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return re.search(r"^(```+|:::+)\{[a-z-]+\}", text, flags=re.M) is not None
 
 
 def _short_error(exc: Exception) -> str:

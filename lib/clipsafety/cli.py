@@ -1,37 +1,66 @@
 """Command line: ``clipsafety eval --models ... --datasets ... [--catalog NAME]``.
 
 Runs every (model, dataset) pair through :func:`clipsafety.predict` (records already in the
-store are read, not recomputed) and prints a summary table. All ids are checked before any
-work starts; an unknown id stops the run with the nearest valid ids. A pair that fails
-(missing weights, wrong folder layout) is reported in the table and the rest still run;
-the exit status is 1 if any pair failed.
+store are read, not recomputed; ``--recompute`` replaces them) and prints a summary table.
+Every id and option is checked before any work starts: a bad one stops the run with exit
+status 2 and one message naming it, what was expected and what to do (nearest valid ids for
+an unknown id). A pair that fails (missing weights, wrong folder layout, label spaces that do
+not meet) is reported in the table, its full message below it, and the rest still run; the
+exit status is 1 if any pair failed. No traceback reaches the user (``CLIPSAFETY_DEBUG=1``
+shows it).
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
+import os
 import sys
 import time
+from pathlib import Path
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be right (exit status 2)."""
+
+
+def _int_at_least(minimum: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected an integer >= "
+                                             f"{minimum} ({what})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is not valid; expected an integer >= "
+                                             f"{minimum} ({what})")
+        return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
+    from clipsafety.infer import CLASSNAME_CHOICES
+
     p = argparse.ArgumentParser(prog="clipsafety", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("eval", help="predict a matrix of models x datasets into the store")
     e.add_argument("--models", nargs="*", default=[], help="model ids (openclip:..., timm:..., zoo:...)")
     e.add_argument("--catalog", help="take the models from a catalog: 'real', 'zoo' or a CSV path")
     e.add_argument("--groups", nargs="*", help="with --catalog: only these groups (style.py ids)")
-    e.add_argument("--limit", type=int, help="with --catalog: at most this many models")
+    e.add_argument("--limit", type=_int_at_least(1, "models taken from the catalog"),
+                   help="with --catalog: at most this many models")
     e.add_argument("--datasets", nargs="+", required=True, help="dataset ids (imagenet:val, synth:id-test, ...)")
     e.add_argument("--data-root", help="folder holding the datasets (default $CLIPSAFETY_DATA_ROOT)")
-    e.add_argument("--store", help="prediction store (default $CLIPSAFETY_STORE or .cache/store)")
-    e.add_argument("--device", default="auto")
-    e.add_argument("--batch-size", type=int)
-    e.add_argument("--num-workers", type=int)
+    e.add_argument("--store", help="prediction store folder (default $CLIPSAFETY_STORE or .cache/store)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    e.add_argument("--batch-size", type=_int_at_least(1, "images per forward pass"))
+    e.add_argument("--num-workers", type=_int_at_least(0, "DataLoader worker processes"))
     e.add_argument("--templates", default="openai", help="openai | simple | single | a text file")
-    e.add_argument("--classnames", help="label space of CLIP heads: imagenet-1k | cue-conflict-16 | dataset")
-    e.add_argument("--image-size", type=int, help="override input resolution (tests, benchmarks)")
+    e.add_argument("--classnames", choices=CLASSNAME_CHOICES,
+                   help="label space of CLIP heads (default: imagenet-1k; a folder: dataset's own classes)")
+    e.add_argument("--image-size", type=_int_at_least(16, "input resolution in pixels"),
+                   help="override input resolution (tests, benchmarks)")
+    e.add_argument("--recompute", action="store_true",
+                   help="ignore stored records of these pairs: compute and replace them")
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--out", help="also write the summary table to this CSV")
     sub.add_parser("datasets", help="list dataset ids")
@@ -47,66 +76,141 @@ def _check_models(ids: list[str]) -> list[str]:
     forms = ", ".join(f for _, _, fs in registry_table() for f in fs)
     errors = []
     for mid in ids:
-        if not is_known_id(mid):
-            near = suggest(mid)
+        if not isinstance(mid, str) or not is_known_id(mid):
+            near = suggest(mid) if isinstance(mid, str) else []
             errors.append(f"unknown model id {mid!r}." + (f" Did you mean {', '.join(near)}?" if near else
                           f" Expected one of the registered forms: {forms}."))
     return errors
 
 
-def _check_datasets(ids: list[str]) -> list[str]:
-    from clipsafety.datasets import list_datasets
+def _check_datasets(ids: list[str], data_root: str | None = None) -> list[str]:
+    """Messages for dataset ids the registry does not know (nearest ids suggested) and for
+    ``folder:`` paths that are not folders (checked here, before any work)."""
+    from clipsafety.datasets import UnknownDataset, dataset_info
 
-    known = list_datasets()
     errors = []
     for d in ids:
-        if d.startswith("folder:") or d in known:
+        try:
+            entry = dataset_info(d)
+        except UnknownDataset as exc:
+            errors.append(str(exc))
             continue
-        near = difflib.get_close_matches(d, known, n=5, cutoff=0.4)
-        errors.append(f"unknown dataset id {d!r}." + (f" Did you mean {', '.join(near)}?" if near else
-                                                     f" Known: {', '.join(known[:20])} ..."))
+        if entry.source == "folder":
+            path = d.split(":", 1)[1].strip()
+            if not path:
+                errors.append(f"dataset {d!r} has no path after 'folder:'; expected folder:PATH, "
+                              "e.g. folder:/data/my-classes (one sub-folder per class).")
+            elif not Path(path).expanduser().is_dir():
+                what = "does not exist" if not Path(path).expanduser().exists() else "is not a folder"
+                errors.append(f"dataset {d!r}: {path} {what}; expected a folder of class folders "
+                              "(PATH/<class>/*.jpg). Check the path after 'folder:'.")
     return errors
 
 
+def _check_options(args) -> list[str]:
+    """Messages for option values that cannot be right (before any work)."""
+    from clipsafety.heads import TEMPLATE_SETS
+    from clipsafety.infer import DeviceUnavailable, resolve_device
+    from clipsafety.store import Store, StoreError
+
+    errors = []
+    try:
+        resolve_device(args.device)
+    except DeviceUnavailable as exc:
+        errors.append(f"--device: {exc}")
+    try:
+        Store(args.store)
+    except StoreError as exc:
+        errors.append(f"--store: {exc}")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        errors.append(f"--data-root {args.data_root!r} is not a folder; expected the folder that "
+                      "holds the datasets (imagenet/val, imagenet-r, ...).")
+    t = args.templates
+    if t not in TEMPLATE_SETS and not Path(t).expanduser().is_file():
+        errors.append(f"--templates {t!r} is neither a named set {list(TEMPLATE_SETS)} nor an existing "
+                      "file; pass a name or a text file with one template containing '{}' per line.")
+    if args.out is not None:
+        out = Path(args.out).expanduser()
+        if out.is_dir():
+            errors.append(f"--out {args.out!r} is a folder; expected the path of a CSV file to write.")
+        elif not out.parent.is_dir():
+            errors.append(f"--out {args.out!r}: folder {str(out.parent)!r} does not exist; create it "
+                          "or write the CSV elsewhere.")
+    if args.groups is not None and not args.catalog:
+        errors.append("--groups selects rows of a catalog; pass --catalog NAME with it.")
+    if args.limit is not None and not args.catalog:
+        errors.append("--limit limits the models of a catalog; pass --catalog NAME with it.")
+    if args.groups:
+        from clipsafety.groups import GROUPS
+
+        bad = [g for g in args.groups if g not in GROUPS]
+        if bad:
+            errors.append(f"--groups: unknown group id(s) {bad}; expected some of {list(GROUPS)}.")
+    return errors
+
+
+def _catalog_models(args) -> list[str]:
+    from clipsafety.catalog import read_catalog
+
+    try:
+        cat = read_catalog(args.catalog)
+    except KeyError as exc:
+        raise UsageError(f"--catalog: {exc.args[0]}") from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(f"--catalog: {exc}") from None
+    if args.groups:
+        cat = cat[cat["group"].isin(args.groups)]
+    return cat["id"].tolist()[: args.limit]
+
+
 def _summary(rec) -> dict:
-    """Top-1 accuracy for the table (over the label subset; ObjectNet via its label map)."""
+    """Top-1 accuracy for the table: over the label subset; ObjectNet through its label map;
+    ImageNet-1k logits on cue-conflict through the 16 classes' members (shape accuracy).
+    Logits and targets of different label spaces without a mapping raise
+    :class:`clipsafety.records.LabelSpaceMismatch` (never a metric)."""
+    import numpy as np
 
     from clipsafety.datasets import project_logits
-    from clipsafety.metrics.core import accuracy
+    from clipsafety.metrics.core import accuracy, softmax
+    from clipsafety.records import check_label_spaces, label_spaces_match
 
     m = rec.manifest
     keep = rec.targets >= 0
     if not keep.any():
-        return {"top1": None}
-    if m.get("label_map") is not None and m["label_space"] != m["target_space"]:
-        return {"top1": accuracy(project_logits(rec.logits[keep], m["label_map"]), rec.targets[keep])}
-    if m["label_space"] != m["target_space"]:
-        return {"top1": None}
-    return {"top1": accuracy(rec.logits[keep], rec.targets[keep], m.get("label_subset"))}
+        return {"top1": None}  # an OOD set: no targets to score
+    check_label_spaces(rec.label_space, rec.target_space, label_map=m.get("label_map"),
+                       what=f"{m.get('model', {}).get('model_id')} on {m.get('dataset', {}).get('dataset_id')}")
+    logits, targets = rec.logits[keep], rec.targets[keep]
+    if label_spaces_match(rec.label_space, rec.target_space):
+        return {"top1": accuracy(logits, targets, m.get("label_subset"))}
+    if m.get("label_map") is not None:
+        return {"top1": accuracy(project_logits(logits, m["label_map"]), targets)}
+    from clipsafety.shape import imagenet_to_16
+
+    return {"top1": float(np.mean(imagenet_to_16(softmax(logits)).argmax(1) == targets))}
 
 
 def run_eval(args) -> int:
     import pandas as pd
 
-    from clipsafety.catalog import read_catalog
     from clipsafety.infer import predict
     from clipsafety.store import Store
 
+    errors = _check_options(args)
     models = list(args.models)
     if args.catalog:
-        cat = read_catalog(args.catalog)
-        if args.groups:
-            cat = cat[cat["group"].isin(args.groups)]
-        models += cat["id"].tolist()[: args.limit]
-    if not models:
-        print("clipsafety eval: no models; pass --models ID ... or --catalog NAME", file=sys.stderr)
-        return 2
-    errors = _check_models(models) + _check_datasets(args.datasets)
+        try:
+            models += _catalog_models(args)
+        except UsageError as exc:
+            errors.append(str(exc))
+    if not models and not errors:
+        errors.append("no models; pass --models ID ... or --catalog NAME (real, zoo or a CSV path)")
+    errors += _check_models(models) + _check_datasets(args.datasets, args.data_root)
     if errors:
         print("clipsafety eval: stopped before running anything:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
     store = Store(args.store)
-    rows, failed = [], 0
+    rows, failures = [], []
     for mid in models:
         for did in args.datasets:
             t0 = time.perf_counter()
@@ -115,26 +219,64 @@ def run_eval(args) -> int:
                 rec = predict(mid, did, data_root=args.data_root, store=store, device=args.device,
                               batch_size=args.batch_size, num_workers=args.num_workers,
                               templates=args.templates, classnames=args.classnames,
-                              image_size=args.image_size, progress=not args.no_progress)
+                              image_size=args.image_size, progress=not args.no_progress,
+                              recompute=args.recompute)
                 cached = getattr(rec, "cache_hit", False)
                 row.update(n=len(rec), skipped=rec.manifest.get("n_skipped", 0), **_summary(rec),
                            status="cached" if cached else "computed", key=rec.manifest.get("key", "")[:10])
+            except KeyboardInterrupt:
+                raise
             except Exception as e:  # noqa: BLE001 - one failing pair must not stop the matrix
-                failed += 1
-                row.update(status=f"error: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+                msg = " ".join(str(e).split()) or type(e).__name__
+                failures.append(f"{mid} | {did}: {type(e).__name__}: {msg}")
+                row.update(status=f"error: {type(e).__name__}", error=msg)
             row["seconds"] = round(time.perf_counter() - t0, 2)
             rows.append(row)
     table = pd.DataFrame(rows)
+    shown = table.drop(columns=["error"], errors="ignore")
     with pd.option_context("display.max_colwidth", 200, "display.width", 250):
-        print(table.to_string(index=False))
+        print(shown.to_string(index=False))
+    if failures:
+        print("errors (in full):")
+        for f in failures:
+            print(f"  {f}")
     if args.out:
         table.to_csv(args.out, index=False)
-    print(f"store: {store.root}  ({len(rows) - failed} ok, {failed} failed)")
-    return 1 if failed else 0
+    print(f"store: {store.root}  ({len(rows) - len(failures)} ok, {len(failures)} failed)")
+    return 1 if failures else 0
+
+
+def _one_line_warnings():
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    warnings.showwarning = show
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    import warnings
+
+    with warnings.catch_warnings():
+        _one_line_warnings()
+        try:
+            return _dispatch(args)
+        except KeyboardInterrupt:
+            print("clipsafety: interrupted; finished records are in the store, a rerun resumes.",
+                  file=sys.stderr)
+            return 130
+        except Exception as exc:  # noqa: BLE001 - one line for the user, never a traceback
+            if os.environ.get("CLIPSAFETY_DEBUG"):
+                raise
+            code = 2 if isinstance(exc, UsageError) else 1
+            print(f"clipsafety {args.command}: error: {type(exc).__name__}: {exc} "
+                  "(set CLIPSAFETY_DEBUG=1 for the traceback)", file=sys.stderr)
+            return code
+
+
+def _dispatch(args) -> int:
     if args.command == "eval":
         return run_eval(args)
     if args.command == "datasets":
@@ -145,7 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         from clipsafety.catalog import list_models
 
-        print("\n".join(list_models(args.catalog)))
+        try:
+            ids = list_models(args.catalog)
+        except KeyError as exc:
+            raise UsageError(f"--catalog: {exc.args[0]}") from None
+        except (FileNotFoundError, ValueError) as exc:
+            raise UsageError(f"--catalog: {exc}") from None
+        print("\n".join(ids))
         return 0
     return 2
 

@@ -59,10 +59,20 @@ def label_space_classes(name: str) -> list[str]:
     )
 
 
+class NamedClasses(list):
+    """A list of class names that carries the name of its label space (a ``folder:``
+    dataset's ``folder-<hash>``), so a head over a dataset's classes is in the dataset's space."""
+
+    def __init__(self, names, label_space: str):
+        super().__init__(names)
+        self.label_space = label_space
+
+
 def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str], str]:
     """``(class names, label-space name)``; ``None`` means ImageNet-1k.
 
-    A list of names gets the label space ``"custom-<8 hex of its sha256>"``.
+    A list of names gets the label space ``"custom-<8 hex of its sha256>"`` (a
+    :class:`NamedClasses` list keeps its own name).
     """
     if classnames is None:
         classnames = "imagenet-1k"
@@ -71,6 +81,8 @@ def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str
     names = [str(c) for c in classnames]
     if not names:
         raise ValueError("classnames is empty; expected at least one class name")
+    if getattr(classnames, "label_space", None):
+        return names, classnames.label_space
     digest = hashlib.sha256(json.dumps(names).encode()).hexdigest()[:8]
     return names, f"custom-{digest}"
 
@@ -201,6 +213,12 @@ class ZeroShotHead(nn.Module):
                 return self.weights
             from open_clip import build_zero_shot_classifier
 
+            if progress:
+                import sys
+
+                print(f"building the zero-shot head: {len(self.classnames)} classes x "
+                      f"{len(self.templates)} templates (once; cached afterwards)",
+                      file=sys.stderr, flush=True)
             device = next(self.clip.parameters()).device
             w = build_zero_shot_classifier(
                 self.clip, tokenizer=self.tokenizer, classnames=self.classnames,

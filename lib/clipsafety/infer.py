@@ -41,12 +41,46 @@ from clipsafety.records import DatasetSpec, LoadedModel, PredictionRecord
 RECORD_FORMAT = 1
 
 
+class DeviceUnavailable(ValueError):
+    """A device that is not a torch device name, or one this machine does not have."""
+
+
 def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+    ``"mps"``; a device this machine does not have raises :class:`DeviceUnavailable`."""
+    import re
+
     import torch
 
-    if device == "auto":
+    dev = str(device).strip().lower()
+    if dev == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", dev):
+        raise DeviceUnavailable(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', "
+                                "'cuda:N' or 'mps'; pass one of those (auto picks CUDA when present).")
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"device {device!r} was asked for but torch finds no CUDA GPU "
+                                    "on this machine (torch.cuda.is_available() is False); use "
+                                    "device 'cpu' or 'auto', or run on a machine with a GPU.")
+        n = torch.cuda.device_count()
+        if ":" in dev and int(dev.split(":")[1]) >= n:
+            raise DeviceUnavailable(f"device {device!r}: this machine has {n} CUDA device(s) "
+                                    f"(cuda:0..cuda:{n - 1}); pass one of those.")
+    if dev == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceUnavailable(f"device {device!r}: Apple MPS is not available here; use 'cpu' or 'auto'.")
+    return dev
+
+
+def check_positive_int(name: str, value, minimum: int = 1, allow_none: bool = True):
+    """``value`` if it is an integer >= ``minimum`` (or ``None`` when allowed), else a
+    ``ValueError`` naming the option, what is expected and what to do."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not valid: expected an integer >= {minimum}"
+                         f"{' (or leave it unset for the default)' if allow_none else ''}.")
+    return int(value)
 
 
 def normalize_batch_transform(mean: Sequence[float], std: Sequence[float]) -> Callable:
@@ -116,15 +150,28 @@ def _collate(items):
             [it[3] for it in ok], bad)
 
 
-def _resolve_classnames(classnames, spec: DatasetSpec):
-    if isinstance(classnames, str) and classnames == "dataset":
-        from clipsafety.heads import label_space_classes
+#: the ``classnames`` a user can name (besides a list of names)
+CLASSNAME_CHOICES = ("imagenet-1k", "cue-conflict-16", "dataset")
 
-        try:
-            label_space_classes(spec.label_space)
+
+def _resolve_classnames(classnames, spec: DatasetSpec):
+    """The head's classes: ``"dataset"`` = the dataset's label space (its named space, or its
+    own class names in its own space); ``None`` = ImageNet-1k, except on a ``folder:`` dataset
+    of plain class names, whose default is its own classes."""
+    from clipsafety.heads import NamedClasses
+
+    if classnames is None and str(spec.label_space).startswith("folder-"):
+        classnames = "dataset"
+    if isinstance(classnames, str) and classnames == "dataset":
+        if spec.label_space in ("imagenet-1k", "cue-conflict-16"):
             return spec.label_space
-        except KeyError:
-            return list(spec.classes)
+        if not list(spec.classes):
+            raise ValueError(f"classnames='dataset': {spec.dataset_id} has no class names to "
+                             "build a head over; pass classnames='imagenet-1k' or a list.")
+        return NamedClasses(list(spec.classes), spec.label_space)
+    if isinstance(classnames, str) and classnames not in CLASSNAME_CHOICES:
+        raise ValueError(f"classnames={classnames!r} is not a label space; expected one of "
+                         f"{list(CLASSNAME_CHOICES)} or a list of class names.")
     return classnames
 
 
@@ -171,6 +218,9 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     classnames / templates / logit_scale / image_size: passed to :func:`clipsafety.load` for
     CLIP heads; ``classnames="dataset"`` uses the dataset's classes (``folder:`` data).
     store: a :class:`~clipsafety.store.Store`, a path, or ``None`` (default root).
+    recompute: ignore a stored record and earlier shards; compute and replace the record.
+    A model whose label space cannot meet the dataset's targets raises
+    :class:`clipsafety.records.LabelSpaceMismatch` before any inference.
     batch_size: default 256 on GPU, 128 on CPU. num_workers: see the module docstring. shard_size: samples per resumable shard (default ``max(4 * batch, 2048)``).
     """
     import torch
@@ -178,17 +228,25 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
 
     from clipsafety.datasets import get_dataset
     from clipsafety.models import load
+    from clipsafety.records import check_label_spaces
     from clipsafety.store import Store, manifest_key
 
+    batch_size = check_positive_int("batch_size", batch_size)
+    num_workers = check_positive_int("num_workers", num_workers, minimum=0)
+    shard_size = check_positive_int("shard_size", shard_size)
+    image_size = check_positive_int("image_size", image_size)
     device = resolve_device(device)
     cuda = device.startswith("cuda")
+    store = store if isinstance(store, Store) else Store(store)
     spec = get_dataset(dataset, data_root=data_root) if isinstance(dataset, str) else dataset
     if isinstance(model, LoadedModel):
         loaded = model
     else:
         loaded = load(model, device=device, classnames=_resolve_classnames(classnames, spec),
                       templates=templates, logit_scale=logit_scale, image_size=image_size)
-    store = store if isinstance(store, Store) else Store(store)
+    check_label_spaces(loaded.label_space, getattr(spec, "target_space", None) or spec.label_space,
+                       label_map=getattr(spec, "label_map", None),
+                       what=f"{loaded.model_id} on {spec.dataset_id}")
     precision = "bf16-autocast" if cuda else "fp32"
     kman = key_manifest(loaded, spec, precision)
     key = manifest_key(kman)
@@ -205,6 +263,9 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         num_workers = min(8, os.cpu_count() or 1) if cuda else 0
     shard_size = shard_size or max(4 * batch_size, 2048)
     run = store.partial(key, kman)
+    if recompute:  # start afresh: no shards of an earlier run
+        run.cleanup()
+        run = store.partial(key, kman)
     done = run.done_indices()
     n = len(spec)
     todo = np.array([i for i in range(n) if i not in done], dtype=np.int64)

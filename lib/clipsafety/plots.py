@@ -89,10 +89,14 @@ def trend_band(grid_df, x: str = "x", lo: str = "lo", mid: str = "mid", hi: str 
 
 
 def unavailable_note(exc: Exception, what: str = "This panel"):
-    """A Markdown note that stands in place of a panel whose published data is unavailable."""
+    """A Markdown note that stands in place of a panel whose published data is unavailable.
+
+    A MyST ``{note}`` admonition; the book runner (:func:`clipsafety.book._hide_code`) marks
+    the cell's Markdown as MyST, so Jupyter Book renders it as a note box, not a code block."""
     from IPython.display import Markdown
 
+    text = " ".join(str(exc).split()).replace("`", "'")
     return Markdown(
         f"```{{note}}\n{what} needs published upstream data that is not available here: "
-        f"{exc}\n```"
+        f"{text}\n```"
     )

@@ -114,6 +114,14 @@ class PredictionRecord:
         ``"cue-conflict"``) or ``None``."""
         return self.manifest.get("annotations")
 
+    def check_label_space(self, mapped: bool = False) -> None:
+        """Raise :class:`LabelSpaceMismatch` unless the logits' label space is the targets'
+        (``mapped=True`` also accepts a ``label_map`` or a :data:`LABEL_SPACE_MAPS` pair)."""
+        check_label_spaces(self.label_space, self.target_space,
+                           label_map=self.manifest.get("label_map"), mapped=mapped,
+                           what=f"{self.manifest.get('model', {}).get('model_id', 'record')} on "
+                                f"{self.manifest.get('dataset', {}).get('dataset_id', '?')}")
+
     def __len__(self) -> int:
         return int(self.logits.shape[0])
 
@@ -153,3 +161,61 @@ class DatasetSpec:
         """Optional ``pandas.DataFrame`` of per-sample annotations, indexed like the samples
         (column ``id`` first; ImageNet-X's 16 factor columns where known)."""
         return None
+
+
+# ----------------------------------------------------------------------------- label spaces
+class LabelSpaceMismatch(ValueError):
+    """Logits over one label space met targets of another with no mapping between them."""
+
+
+#: (logit space, target space) pairs joined by a known mapping besides a dataset's
+#: ``label_map``: ImageNet-1k probabilities averaged over each cue-conflict class's members
+#: (:func:`clipsafety.shape.imagenet_to_16`)
+LABEL_SPACE_MAPS = {("imagenet-1k", "cue-conflict-16"): "clipsafety.shape.imagenet_to_16"}
+
+
+def _digest_of(space: str | None) -> str | None:
+    """``custom-<h>`` and ``folder-<h>`` hash the same class-name list the same way."""
+    for prefix in ("custom-", "folder-"):
+        if isinstance(space, str) and space.startswith(prefix):
+            return space[len(prefix):]
+    return None
+
+
+def label_spaces_match(label_space: str | None, target_space: str | None) -> bool:
+    """Whether logits over ``label_space`` can be scored directly against ``target_space``
+    targets (the same space, or the same list of class names)."""
+    if label_space == target_space:
+        return True
+    d = _digest_of(label_space)
+    return d is not None and d == _digest_of(target_space)
+
+
+def check_label_spaces(label_space: str | None, target_space: str | None, *, label_map=None,
+                       what: str = "", mapped: bool = True) -> None:
+    """Raise :class:`LabelSpaceMismatch` unless logits over ``label_space`` can meet targets
+    in ``target_space``: the same space, a dataset ``label_map`` (ObjectNet), or with
+    ``mapped`` a pair of :data:`LABEL_SPACE_MAPS`. The message names both spaces and the fix."""
+    if label_spaces_match(label_space, target_space):
+        return
+    if mapped and (label_map is not None or (label_space, target_space) in LABEL_SPACE_MAPS):
+        return
+    if mapped is False and (label_map is not None or (label_space, target_space) in LABEL_SPACE_MAPS):
+        via = ("the record's label_map (clipsafety.datasets.project_logits)" if label_map is not None
+               else LABEL_SPACE_MAPS[(label_space, target_space)])
+        fix = f"map the logits to the target space first with {via}, then compute the metric"
+    elif str(target_space).startswith("folder-"):
+        fix = ("for a CLIP model use classnames='dataset' (the default for folder: datasets) so "
+               "its zero-shot head is over the folder's classes; for a classifier, name the "
+               "class folders by ImageNet WordNet ids (n01440764/, ...) so the targets index "
+               "imagenet-1k")
+    elif str(target_space).startswith("imagenet-") and str(label_space).startswith(("imagenet-", "timm-")):
+        fix = (f"use a model whose head is over {target_space} (a timm weight with an "
+               f"ImageNet-1k head, e.g. a tag ending in _in1k), not one over {label_space}")
+    else:
+        fix = (f"use a model (or a CLIP head, classnames=...) whose label space is "
+               f"{target_space}, or a dataset whose targets index {label_space}")
+    who = f"{what}: " if what else ""
+    raise LabelSpaceMismatch(
+        f"{who}the logits are over label space {label_space!r} but the targets index "
+        f"{target_space!r}; no metric is computed across different label spaces. Fix: {fix}.")

@@ -19,6 +19,14 @@ Conventions:
   a record directory is assembled under ``tmp/`` and renamed into ``records/`` in one step,
   so a reader sees a whole record or none, even after ``kill -9``.
 - Shards of an unfinished run survive a kill; :func:`clipsafety.predict` resumes from them.
+- Integrity: ``manifest.json`` carries the sha256 of ``arrays.safetensors`` and
+  ``samples.parquet`` (``checksums``) and of its own canonical JSON (``manifest_sha256``).
+  :meth:`Store.get` verifies them (and that every file parses and the row counts agree); a
+  record that fails is named with its path, moved aside to ``corrupt/<key>-<stamp>/`` with a
+  :class:`CorruptRecordWarning`, and reported as a miss, so the next :func:`clipsafety.predict`
+  recomputes it. A shard that does not load is renamed ``*.corrupt`` and its samples recomputed.
+- Permissions: directories and files are created with the process umask (no fixed 0600 or
+  0700), so with ``umask 002`` a group shares a store (README: "Shared stores").
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +46,29 @@ from clipsafety.files import atomic_write_bytes
 from clipsafety.records import NON_KEY_FIELDS, PredictionRecord
 
 FORMAT = 1
+#: the data files of a record, whose sha256 the manifest carries
+RECORD_FILES = ("arrays.safetensors", "samples.parquet")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as given (its root is a file, ...)."""
+
+
+class CorruptRecord(StoreError):
+    """A stored record or shard whose files do not load or do not match their checksums."""
+
+    def __init__(self, path, why: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {why}")
+
+
+class CorruptRecordWarning(UserWarning):
+    """A corrupt record was moved aside and will be recomputed."""
+
+
+def _manifest_digest(manifest: dict) -> str:
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def canonical_json(obj) -> str:
@@ -70,7 +103,11 @@ class Store:
     """A directory of prediction records (see module docstring)."""
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root).expanduser() if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"prediction store {str(self.root)!r} is a file, not a folder; pass a "
+                             "folder for the store (it is created if missing), e.g. --store "
+                             f"{self.root.parent / 'store'}.")
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -81,21 +118,83 @@ class Store:
     def has(self, key: str) -> bool:
         return (self.record_dir(key) / "manifest.json").is_file()
 
-    def get(self, key: str) -> PredictionRecord | None:
-        """The stored record, or ``None`` on a miss."""
+    def get(self, key: str, on_corrupt: str = "move") -> PredictionRecord | None:
+        """The stored record, or ``None`` on a miss.
+
+        A corrupt record (see the module docstring) is moved aside with a
+        :class:`CorruptRecordWarning` naming its path and reported as a miss
+        (``on_corrupt="move"``), or raises :class:`CorruptRecord` (``on_corrupt="raise"``)."""
+        if on_corrupt not in ("move", "raise"):
+            raise ValueError(f"on_corrupt={on_corrupt!r}; expected 'move' or 'raise'.")
         d = self.record_dir(key)
         if not (d / "manifest.json").is_file():
             return None
+        try:
+            return self.read(key)
+        except CorruptRecord as exc:
+            if on_corrupt == "raise":
+                raise
+            moved = self.quarantine(key)
+            warnings.warn(f"corrupt record {exc}; moved aside to {moved}, it will be recomputed.",
+                          CorruptRecordWarning, stacklevel=2)
+            return None
+
+    def read(self, key: str) -> PredictionRecord:
+        """Read and verify the record ``key``; :class:`CorruptRecord` names the bad file."""
         import pyarrow.parquet as pq
         from safetensors.numpy import load_file
 
-        manifest = json.loads((d / "manifest.json").read_text())
-        arrays = load_file(str(d / "arrays.safetensors"))
-        table = pq.read_table(d / "samples.parquet").to_pandas()
-        ids = table["id"].to_numpy(dtype=str)
+        from clipsafety.files import content_digest
+
+        d = self.record_dir(key)
+        mpath = d / "manifest.json"
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise CorruptRecord(mpath, f"not a readable JSON manifest ({type(e).__name__}: {e}); "
+                                "the file is truncated or damaged") from e
+        if not isinstance(manifest, dict):
+            raise CorruptRecord(mpath, "the manifest is not a JSON object")
+        want = manifest.get("manifest_sha256")
+        if want is not None and want != _manifest_digest(manifest):
+            raise CorruptRecord(mpath, "the manifest does not match its manifest_sha256 (edited or damaged)")
+        if manifest.get("key", key) != key:
+            raise CorruptRecord(mpath, f"the manifest's key {manifest.get('key')!r} is not its folder's {key!r}")
+        for name, digest in (manifest.get("checksums") or {}).items():
+            f = d / name
+            if not f.is_file():
+                raise CorruptRecord(f, "missing")
+            if content_digest(f) != digest:
+                raise CorruptRecord(f, f"sha256 does not match the manifest's checksum "
+                                    f"({digest[:12]}...); the file is truncated or damaged")
+        try:
+            arrays = load_file(str(d / "arrays.safetensors"))
+            logits, targets = arrays["logits"], arrays["targets"]
+        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, KeyError: all corrupt
+            raise CorruptRecord(d / "arrays.safetensors", f"does not load ({type(e).__name__}: {e})") from e
+        try:
+            table = pq.read_table(d / "samples.parquet").to_pandas()
+            ids = table["id"].to_numpy(dtype=str)
+        except Exception as e:  # noqa: BLE001 - ArrowInvalid, OSError, KeyError: all corrupt
+            raise CorruptRecord(d / "samples.parquet", f"does not load ({type(e).__name__}: {e})") from e
+        n = manifest.get("n", logits.shape[0])
+        if not (logits.ndim == 2 and logits.shape[0] == targets.shape[0] == len(ids) == n):
+            raise CorruptRecord(d, f"row counts disagree: logits {logits.shape}, targets "
+                                f"{targets.shape}, ids {len(ids)}, manifest n={n}")
         meta = table if table.shape[1] > 1 else None
-        return PredictionRecord(logits=arrays["logits"], targets=arrays["targets"], ids=ids,
-                                manifest=manifest, meta=meta)
+        return PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
+
+    def quarantine(self, key: str) -> Path | None:
+        """Move the record ``key`` to ``corrupt/<key>-<stamp>`` (kept for inspection); its
+        key becomes a miss. Returns the new folder (``None`` if there was nothing to move)."""
+        d = self.record_dir(key)
+        dest = self.root / "corrupt" / f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(d, dest)
+        except FileNotFoundError:  # another process moved it first
+            return None
+        return dest
 
     def put(self, key: str, record: PredictionRecord) -> Path:
         """Write ``record`` under ``key`` atomically; an existing record is kept as it is."""
@@ -118,8 +217,11 @@ class Store:
                 meta = record.meta.reset_index(drop=True)
                 table = pd.concat([table, meta.drop(columns=[c for c in ("id",) if c in meta])], axis=1)
             pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp / "samples.parquet")
-            (tmp / "manifest.json").write_text(json.dumps({**record.manifest, "key": key}, indent=1,
-                                                          default=str))
+            sums = {name: _sha256(tmp / name) for name in RECORD_FILES}
+            manifest = json.loads(json.dumps({**record.manifest, "key": key, "checksums": sums},
+                                             default=str))
+            manifest["manifest_sha256"] = _manifest_digest(manifest)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(tmp, final)  # atomic for directories when `final` does not exist
@@ -149,7 +251,14 @@ class Store:
 
         rows = []
         for k in self.keys():
-            m = json.loads((self.record_dir(k) / "manifest.json").read_text())
+            path = self.record_dir(k) / "manifest.json"
+            try:
+                m = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                warnings.warn(f"{path}: not a readable JSON manifest ({e}); left out of the "
+                              "listing (the next predict of that pair moves it aside and "
+                              "recomputes it).", CorruptRecordWarning, stacklevel=2)
+                continue
             rows.append({"key": k, "model_id": m.get("model", {}).get("model_id"),
                          "dataset_id": m.get("dataset", {}).get("dataset_id"),
                          "n": m.get("n"), "n_skipped": m.get("n_skipped")})
@@ -157,6 +266,12 @@ class Store:
 
     def partial(self, key: str, manifest: dict) -> PartialRun:
         return PartialRun(self.root / "partial" / key, manifest)
+
+
+def _sha256(path: Path) -> str:
+    from clipsafety.files import _hash_file
+
+    return _hash_file(path)
 
 
 class PartialRun:
@@ -191,13 +306,28 @@ class PartialRun:
 
         idx, lg, tg, ids, skipped = [], [], [], [], []
         for p in self.shards():
-            with safe_open(str(p), framework="numpy") as f:
-                md = f.metadata()
-                idx.append(f.get_tensor("indices"))
-                lg.append(f.get_tensor("logits"))
-                tg.append(f.get_tensor("targets"))
-            ids += json.loads(md["ids"])
-            skipped += json.loads(md["skipped"])
+            try:
+                with safe_open(str(p), framework="numpy") as f:
+                    md = f.metadata()
+                    i, lo, t = f.get_tensor("indices"), f.get_tensor("logits"), f.get_tensor("targets")
+                sid, sk = json.loads(md["ids"]), json.loads(md["skipped"])
+                if not (len(i) == lo.shape[0] == len(t) == len(sid)):
+                    raise ValueError(f"row counts disagree ({len(i)}, {lo.shape[0]}, {len(t)}, {len(sid)})")
+            except Exception as e:  # noqa: BLE001 - a damaged shard: set it aside, redo its rows
+                bad = p.with_name(p.name + ".corrupt")
+                try:
+                    os.replace(p, bad)
+                except FileNotFoundError:
+                    continue
+                warnings.warn(f"corrupt shard {p} ({type(e).__name__}: {e}); moved aside to "
+                              f"{bad.name}, its samples will be recomputed.", CorruptRecordWarning,
+                              stacklevel=2)
+                continue
+            idx.append(i)
+            lg.append(lo)
+            tg.append(t)
+            ids += sid
+            skipped += sk
         if not idx:
             return np.zeros(0, np.int64), None, np.zeros(0, np.int64), [], []
         idx, lg, tg = np.concatenate(idx), np.concatenate(lg), np.concatenate(tg)

@@ -66,7 +66,7 @@ from clipsafety.records import DatasetSpec
 add(DatasetEntry("folder:PATH", lambda dataset_id: user_folder(
     dataset_id, Path(dataset_id.split(":", 1)[1]).expanduser()),
     "your own folder of class folders (ImageNet wnids or class names)", "custom", None,
-    source="folder", pattern=r"folder:.+"))
+    source="folder", pattern=r"folder:.*"))
 
 
 def _synth_builder(dataset_id: str, **kw) -> DatasetSpec:

@@ -133,16 +133,21 @@ class FolderSpec(DatasetSpec):
         return load_rgb(self.files[i], crop=self.crop), int(self.targets[i]), self.ids[i]
 
     def manifest(self) -> dict:
-        """Identifies the data exactly: ids, targets and file sizes hashed, label space, crop."""
+        """Identifies the data exactly: ids, targets and each file's content digest (sha256 of
+        its bytes, :func:`clipsafety.files.content_digests`: computed once per file and cached
+        by path, size, mtime, ctime and inode), label space, crop. An image whose bytes change,
+        even at the same size, changes the manifest and so the store key."""
+        from clipsafety.files import content_digests
+
         h = hashlib.sha256()
-        for rel, t, f in zip(self.ids, self.targets.tolist(), self.files):
-            h.update(f"{rel}\t{t}\t{f.stat().st_size}\n".encode())
+        for rel, t, d in zip(self.ids, self.targets.tolist(), content_digests(self.files)):
+            h.update(f"{rel}\t{t}\t{d}\n".encode())
         return {"dataset_id": self.dataset_id, "layout": self.layout, "n": len(self),
                 "label_space": self.label_space, "target_space": self.target_space,
                 "label_subset": self.label_subset, "crop": self.crop,
                 "label_map_sha256": None if self.label_map is None else
                 hashlib.sha256(json.dumps(self.label_map).encode()).hexdigest(),
-                "files_sha256": h.hexdigest(), **self._extra}
+                "files_sha256": h.hexdigest(), "files_digest": "sha256-content", **self._extra}
 
     def meta(self):
         import pandas as pd
@@ -407,11 +412,21 @@ def user_folder(dataset_id: str, root: Path) -> FolderSpec:
     """``folder:PATH``: class folders named by ImageNet wnids (label space ``imagenet-1k``,
     subset = those classes) or by plain class names (label space ``folder-<hash>``)."""
     layout = "<PATH>/<class name or ImageNet wnid>/*.jpg"
+    if not str(dataset_id).split(":", 1)[-1].strip():
+        raise LayoutError(f"{dataset_id!r}: no path after 'folder:'; expected folder:PATH with "
+                          f"{layout}, e.g. folder:/data/my-classes.")
     if not root.is_dir():
-        raise LayoutError(f"{dataset_id}: {root} is not a folder; expected {layout}.")
+        what = "does not exist" if not root.exists() else "is a file, not a folder"
+        raise LayoutError(f"{dataset_id}: {root} {what}; expected a folder laid out as {layout}. "
+                          "Check the path after 'folder:'.")
     subs = _subdirs(root)
     if not subs:
         raise LayoutError(f"{dataset_id}: expected {layout}; found no class folders. {_describe(root)}")
+    empty = [s for s in subs if not _list_images(root / s)]
+    if empty:
+        raise LayoutError(f"{dataset_id}: class folder(s) {empty[:5]} under {root} hold no images "
+                          f"(extensions {sorted(IMAGE_EXTS)}); an empty folder would still be a "
+                          "class of the label space. Add images to them or remove them.")
     w2i = wnid_to_index()
     if all(s in w2i for s in subs):
         files, targets = _wnid_folders(dataset_id, root, None, layout)

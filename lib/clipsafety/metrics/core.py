@@ -113,6 +113,18 @@ def prepare(logits, targets=None, label_subset=None, *, allow_ood: bool = False,
     return L, np.where(ood, -1, pos_c).astype(np.intp)
 
 
+def check_temperature(temperature) -> float:
+    """``temperature`` as a float; a ``ValueError`` unless it is a positive finite number."""
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not (np.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be a positive finite number (logits are divided by "
+                         f"it; 1.0 leaves them unchanged), got {temperature!r}.")
+    return t
+
+
 def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
     for s in range(0, n, size):
         yield slice(s, min(s + size, n))
@@ -121,6 +133,7 @@ def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
 # ----------------------------------------------------------------------------- softmax family
 def softmax(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
     """Row softmax of ``logits / temperature`` over the subset's columns ``[N, len(subset)]``."""
+    temperature = check_temperature(temperature)
     L, _ = prepare(logits, None, label_subset)
     out = np.empty(L.shape, dtype=L.dtype)
     for sl in _chunks(L.shape[0]):
@@ -151,6 +164,7 @@ def row_stats(logits, targets=None, label_subset=None, temperature: float = 1.0,
     Written by hand rather than with torch/scipy because one fused, cache-sized pass (the row
     max, one exp, float32 pairwise sums) is what makes the suite fit in well under a second.
     """
+    check_temperature(temperature)
     L, t = prepare(logits, targets, label_subset, check=False)
     n, c = L.shape
     need = set(need)
@@ -287,7 +301,7 @@ def brier(logits, targets, label_subset=None, temperature: float = 1.0) -> float
 
 def apply_temperature(logits, temperature: float) -> np.ndarray:
     """``logits / temperature`` (the scaled logits to feed any metric)."""
-    return np.asarray(logits) / temperature
+    return np.asarray(logits) / check_temperature(temperature)
 
 
 # ----------------------------------------------------------------------------- temperature

@@ -72,8 +72,12 @@ def mcm(cosines, T: float = 1.0, scale: float | None = None, label_subset=None) 
 
 # ----------------------------------------------------------------------------- detection metrics
 def _scores(id_scores, ood_scores) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(id_scores, dtype=np.float64).ravel()
-    b = np.asarray(ood_scores, dtype=np.float64).ravel()
+    a = np.asarray(id_scores, dtype=np.float64)
+    b = np.asarray(ood_scores, dtype=np.float64)
+    for name, x in (("id_scores", a), ("ood_scores", b)):
+        if x.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (one score per sample), got shape {x.shape}; "
+                             "reduce logits to a score first (msp, max_logit, energy or mcm).")
     if a.size == 0 or b.size == 0:
         raise ValueError(f"need ID and OOD scores, got {a.size} ID and {b.size} OOD.")
     for name, x in (("id_scores", a), ("ood_scores", b)):

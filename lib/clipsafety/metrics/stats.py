@@ -28,10 +28,22 @@ def bootstrap_ci(
 
     Resamples on which ``metric_fn`` returns NaN (e.g. a single class) are ignored.
     """
+    if not callable(metric_fn):
+        raise ValueError(f"bootstrap_ci's first argument must be the metric function (e.g. "
+                         f"np.mean), got {type(metric_fn).__name__}; call bootstrap_ci(fn, values).")
     if not arrays:
-        raise ValueError("bootstrap_ci needs at least one array to resample.")
+        raise ValueError("bootstrap_ci needs at least one array to resample: bootstrap_ci(fn, values).")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}.")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1) (0.95 for a 95% interval), got {level!r}.")
     arrs = [np.asarray(a) for a in arrays]
+    for i, a in enumerate(arrs):
+        if a.ndim == 0:
+            raise ValueError(f"array {i} is a scalar; bootstrap_ci resamples rows of arrays.")
     n = arrs[0].shape[0]
+    if n < 1:
+        raise ValueError("cannot bootstrap an empty sample (0 rows); pass at least one value.")
     for i, a in enumerate(arrs):
         if a.shape[0] != n:
             raise ValueError(f"array {i} has {a.shape[0]} rows, expected {n} like array 0.")

@@ -53,6 +53,13 @@ def summary(
 def summary_record(record, ood_record=None, *, temperature: float = 1.0, n_bins: int = 15) -> dict[str, float]:
     """:func:`summary` of a :class:`clipsafety.records.PredictionRecord` (ID rows: targets >= 0),
     using the record's ``label_subset``; OOD scores from ``ood_record`` (all its rows)."""
+    check = getattr(record, "check_label_space", None)
+    if check is not None:  # logits must be in the targets' own space (LabelSpaceMismatch)
+        check(mapped=False)
+    if ood_record is not None and getattr(ood_record, "label_space", None) != getattr(record, "label_space", None):
+        raise ValueError(f"the OOD record's logits are over {ood_record.label_space!r} but "
+                                 f"the ID record's over {record.label_space!r}; score both with the "
+                                 "same model and head.")
     t = np.asarray(record.targets)
     keep = t >= 0
     logits = record.logits if keep.all() else record.logits[keep]

@@ -47,6 +47,12 @@ def transform(acc, scale: str = "logit") -> np.ndarray:
     """Map accuracies (fractions) to the fitting scale; logit/probit clip to [1e-4, 1-1e-4]."""
     _check_scale(scale)
     a = np.asarray(acc, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = (a < 0) | (a > 1)
+    if np.any(out):
+        bad = np.flatnonzero(out)[:5].tolist()
+        raise ValueError(f"transform expects accuracies as fractions in [0, 1]; positions {bad} "
+                         f"are outside (e.g. {a.ravel()[bad[0]]!r}). Divide percentages by 100.")
     if scale == "linear":
         return a
     a = np.clip(a, CLIP_EPS, 1 - CLIP_EPS)

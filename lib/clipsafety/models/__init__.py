@@ -55,6 +55,7 @@ from clipsafety.models._hub import describe_transform, file_sha256, hub_online
 from clipsafety.models._registry import (
     META_FIELDS,
     SOURCES,
+    InvalidCheckpoint,
     ModelSource,
     ModelSpec,
     TemplateSetError,
@@ -85,7 +86,7 @@ _discover()
 
 from clipsafety.models.openclip import with_head  # noqa: E402  (after the sources registered)
 
-__all__ = ["META_FIELDS", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError",
+__all__ = ["META_FIELDS", "InvalidCheckpoint", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError",
            "UnknownModel", "WeightsUnavailable", "candidate_ids", "describe_transform",
            "file_sha256", "get_source", "hub_online", "is_known_id", "load", "model_metadata",
            "model_spec", "parse_model_id", "register_source", "registry_table", "suggest",

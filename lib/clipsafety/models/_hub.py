@@ -17,7 +17,7 @@ import socket
 import sys
 
 from clipsafety.external import sha256_file as file_sha256
-from clipsafety.models._registry import WeightsUnavailable
+from clipsafety.models._registry import InvalidCheckpoint, WeightsUnavailable
 
 HUB_HOST = ("huggingface.co", 443)
 _HUB_ONLINE: bool | None = None
@@ -98,6 +98,37 @@ def _fetch_errors(model_id: str, kind: str, name: str, online: bool, what: str =
         if what != "weights":
             err = WeightsUnavailable(str(err).replace("pretrained weights are", f"the {what} files are"))
         raise err from e
+
+
+@contextlib.contextmanager
+def _checkpoint_errors(model_id: str, path, arch: str):
+    """Turn a failure to load a user's checkpoint into :class:`InvalidCheckpoint` naming the
+    file. Files are read by torch with ``weights_only=True`` (open_clip's and timm's default);
+    clipsafety never retries with ``weights_only=False``, which can run code from the file,
+    so torch's advice to do that is not passed on."""
+    try:
+        yield
+    except (WeightsUnavailable, InvalidCheckpoint):
+        raise
+    except Exception as e:
+        text = str(e)
+        if "Error(s) in loading state_dict" in text:
+            missing = len(re.findall(r'"[^"]+"', text.split("Unexpected key(s)")[0]))
+            raise InvalidCheckpoint(
+                f"{model_id}: {path} is not a checkpoint of {arch}: its tensors do not fit that "
+                f"architecture (about {missing} missing or mismatched keys). Check that the "
+                "architecture before '@' is the one the checkpoint was trained with.") from None
+        if type(e).__name__ == "SafetensorError" or str(path).endswith(".safetensors"):
+            why = f"not a readable safetensors file ({text.splitlines()[0][:120] if text else type(e).__name__})"
+        elif "weights_only" in text or type(e).__name__ == "UnpicklingError":
+            why = "not a PyTorch state dict that torch.load can read safely (weights_only=True)"
+        else:
+            why = f"it does not load ({type(e).__name__}: {text.splitlines()[0][:160] if text else ''})"
+        raise InvalidCheckpoint(
+            f"{model_id}: {path} is not a valid checkpoint: {why}. Expected a state dict saved "
+            "with torch.save(model.state_dict(), path) or a .safetensors file of the same "
+            "architecture. clipsafety never loads a file with weights_only=False (that can run "
+            "code from the file); re-save the weights as a plain state dict or as safetensors.") from None
 
 
 def _seeded(fn):

@@ -20,6 +20,10 @@ class WeightsUnavailable(RuntimeError):
     """Pretrained weights could neither be found in the local cache nor downloaded."""
 
 
+class InvalidCheckpoint(ValueError):
+    """A local checkpoint file that is not a loadable state dict of the named architecture."""
+
+
 class UnknownModel(ValueError):
     """A model id that matches no registered source, or nothing that source knows."""
 
@@ -320,7 +324,7 @@ def registry_table() -> list[tuple[str, str, tuple[str, ...]]]:
     return [(p, type(s).__name__, s.id_forms) for p, s in SOURCES.items()]
 
 
-__all__ = ["META_FIELDS", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError", "UnknownModel",
+__all__ = ["InvalidCheckpoint", "META_FIELDS", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError", "UnknownModel",
            "WeightsUnavailable", "candidate_ids", "get_source", "is_known_id", "load",
            "model_metadata", "model_spec", "parse_model_id", "register_source",
            "registry_table", "suggest", "unregister_source"]

@@ -74,7 +74,7 @@ def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, 
             raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
                                     "file saved by open_clip (state dict, .pt/.bin/.safetensors).")
         weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
-        with hub._fetch_errors(model_id, "openclip", arch, online):
+        with hub._checkpoint_errors(model_id, path, arch), hub._fetch_errors(model_id, "openclip", arch, online):
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), **kw)
     else:
         if tag not in open_clip.list_pretrained_tags_by_model(arch):

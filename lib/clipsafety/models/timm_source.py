@@ -65,7 +65,8 @@ def _load_timm(spec: ModelSpec, device, image_size):
             raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
                                     "timm state dict (.pth/.safetensors).")
         weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
+        with hub._checkpoint_errors(model_id, path, base):
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
     elif tag is not None:
         raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
                            f"pretrained tags go after a dot, e.g. timm:{base}.a1_in1k.")
