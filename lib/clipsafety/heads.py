@@ -171,6 +171,45 @@ def _save_atomic(path, weights: torch.Tensor) -> None:
     atomic_write(path, lambda tmp: save_file({"weights": weights}, str(tmp)), suffix=".safetensors")
 
 
+def _trimmed_text(clip, tokenizer):
+    """``(model, tokenizer)`` for :func:`open_clip.build_zero_shot_classifier` that encode each
+    batch of prompts at its own length instead of the 77-token context.
+
+    Exact for open_clip's ``CLIP`` text tower with a causal attention mask and ``argmax``
+    (end-of-text) pooling: the pooled feature at the end-of-text token attends only to the
+    tokens before it, so the padding after it never changes it (only the float summation
+    order of the shorter matmuls differs, ~1e-7). Prompts are ~10-20 tokens, so a head costs
+    a fraction of the full-context one. Other towers (HF, SigLIP, CoCa, ...) are used as they are.
+    """
+    import open_clip.model as ocm
+
+    mask = getattr(clip, "attn_mask", None)
+    pe = getattr(clip, "positional_embedding", None)
+    if (type(clip) is not ocm.CLIP or getattr(clip, "text_pool_type", None) != "argmax"
+            or mask is None or pe is None or mask.ndim != 2
+            or not bool(torch.isinf(torch.triu(mask, 1)[torch.triu(torch.ones_like(mask, dtype=torch.bool), 1)]).all())
+            or bool((torch.tril(mask) != 0).any())):
+        return clip, tokenizer
+
+    def tok(texts):
+        t = tokenizer(texts)
+        n = int(t.argmax(dim=-1).max()) + 1  # end-of-text is each row's largest id
+        return t[:, :n]
+
+    class _Text:
+        def encode_text(self, text, normalize: bool = False):
+            n = text.shape[1]
+            cast = clip.transformer.get_cast_dtype()
+            x = clip.token_embedding(text).to(cast) + clip.positional_embedding[:n].to(cast)
+            x = clip.ln_final(clip.transformer(x, attn_mask=clip.attn_mask[:n, :n]))
+            x = ocm.text_global_pool(x, text, "argmax")
+            if clip.text_projection is not None:
+                x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
+            return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+
+    return _Text(), tok
+
+
 class ZeroShotHead(nn.Module):
     """A CLIP image tower plus a zero-shot text head: images ``[B,3,H,W]`` -> logits ``[B,C]``.
 
@@ -220,8 +259,9 @@ class ZeroShotHead(nn.Module):
                       f"{len(self.templates)} templates (once; cached afterwards)",
                       file=sys.stderr, flush=True)
             device = next(self.clip.parameters()).device
+            model, tokenizer = _trimmed_text(self.clip, self.tokenizer)
             w = build_zero_shot_classifier(
-                self.clip, tokenizer=self.tokenizer, classnames=self.classnames,
+                model, tokenizer=tokenizer, classnames=self.classnames,
                 templates=self.templates, num_classes_per_batch=10, device=device,
                 use_tqdm=progress,
             )
