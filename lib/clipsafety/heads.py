@@ -164,11 +164,12 @@ def head_cache_path(key: str | None):
 
 
 def _save_atomic(path, weights: torch.Tensor) -> None:
-    from safetensors.torch import save_file
+    # safetensors' save_file creates files 0600 whatever the umask; write the bytes ourselves
+    from safetensors.torch import save
 
-    from clipsafety.files import atomic_write
+    from clipsafety.files import atomic_write_bytes
 
-    atomic_write(path, lambda tmp: save_file({"weights": weights}, str(tmp)), suffix=".safetensors")
+    atomic_write_bytes(path, save({"weights": weights}))
 
 
 def _trimmed_text(clip, tokenizer):

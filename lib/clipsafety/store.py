@@ -201,7 +201,7 @@ class Store:
         import pandas as pd
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         final = self.record_dir(key)
         if self.has(key):
@@ -209,9 +209,12 @@ class Store:
         tmp = self.root / "tmp" / f"{key}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            save_file({"logits": np.ascontiguousarray(record.logits, dtype=np.float32),
-                       "targets": np.ascontiguousarray(record.targets, dtype=np.int64)},
-                      str(tmp / "arrays.safetensors"))
+            # safetensors' save_file creates its file 0600 whatever the umask: write the bytes
+            # ourselves (opened with the umask), so a group can share the store
+            data = save({"logits": np.ascontiguousarray(record.logits, dtype=np.float32),
+                         "targets": np.ascontiguousarray(record.targets, dtype=np.int64)})
+            with open(tmp / "arrays.safetensors", "xb") as fh:
+                fh.write(data)
             table = pd.DataFrame({"id": np.asarray(record.ids, dtype=str)})
             if record.meta is not None:
                 meta = record.meta.reset_index(drop=True)
