@@ -244,9 +244,14 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     else:
         loaded = load(model, device=device, classnames=_resolve_classnames(classnames, spec),
                       templates=templates, logit_scale=logit_scale, image_size=image_size)
-    check_label_spaces(loaded.label_space, getattr(spec, "target_space", None) or spec.label_space,
-                       label_map=getattr(spec, "label_map", None),
-                       what=f"{loaded.model_id} on {spec.dataset_id}")
+    # a head over some of the dataset's own class names (a prompt or label-set ablation) can be
+    # mapped by name later, so it is stored; metrics on it are refused until it is mapped
+    ablation = (str(loaded.label_space).startswith("custom-") and bool(loaded.classes)
+                and set(loaded.classes) <= set(getattr(spec, "classes", []) or []))
+    if not ablation:
+        check_label_spaces(loaded.label_space, getattr(spec, "target_space", None) or spec.label_space,
+                           label_map=getattr(spec, "label_map", None),
+                           what=f"{loaded.model_id} on {spec.dataset_id}")
     precision = "bf16-autocast" if cuda else "fp32"
     kman = key_manifest(loaded, spec, precision)
     key = manifest_key(kman)
