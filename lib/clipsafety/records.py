@@ -184,8 +184,12 @@ def _digest_of(space: str | None) -> str | None:
 
 def label_spaces_match(label_space: str | None, target_space: str | None) -> bool:
     """Whether logits over ``label_space`` can be scored directly against ``target_space``
-    targets (the same space, or the same list of class names)."""
+    targets: the same space, the same list of class names, or an extended space
+    ``<target_space>+<k>-<hash>`` (the target space's classes first, then ``k`` extra names,
+    e.g. a zoo CLIP's negative labels)."""
     if label_space == target_space:
+        return True
+    if isinstance(label_space, str) and isinstance(target_space, str) and label_space.startswith(target_space + "+"):
         return True
     d = _digest_of(label_space)
     return d is not None and d == _digest_of(target_space)
