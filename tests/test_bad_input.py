@@ -515,7 +515,7 @@ def pages(tmp_path, monkeypatch):
     run that passes validation writes a new page (and is seen to have happened)."""
     chapters = tmp_path / "chapters"
     chapters.mkdir()
-    for name in ("factors", "landscape", "shape_bias", "appendix_world"):
+    for name in ("factors", "landscape", "shape_bias", "appendix_world", "ood"):
         (chapters / f"{name}.ipynb").write_text(f"the built page of {name}")
     monkeypatch.setattr(book, "CHAPTERS", chapters)
     monkeypatch.setattr(book, "STATE", chapters / ".state")
@@ -559,6 +559,9 @@ CHAPTER_CASES = [
     ("shape_bias", [("id_dataset", "synth:id-tset")], ["'id_dataset'", "synth:id-test"]),
     ("shape_bias", [("store", "{afile}")], ["'store'", "is a file"]),
     ("appendix_world", [("n_examples", "0")], ["'n_examples'", "integer >= 1"]),
+    ("ood", [("clip_score", "mls")], ["'clip_score'", "'mcm'", "'neglabel'"]),
+    ("ood", [("temperature", "0")], ["'temperature'", "positive"]),
+    ("ood", [("ood_sets", "[ood:sun, ood:moon]")], ["'ood_sets'", "ood:moon", "unknown dataset id"]),
     # checks that held before the issue
     ("factors", [("n_bot", "5")], ["no parameter 'n_bot'", "did you mean 'n_boot'"]),
     ("factors", [("n_boot", "many")], ["'n_boot'", "expects int"]),

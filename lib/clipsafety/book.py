@@ -384,6 +384,24 @@ def _baseline_sources(v, params):
     return None
 
 
+def _positive_float(v, params):
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+    return None if ok else "expected a positive finite number"
+
+
+def _ood_sets_rule(v, params):
+    if v in ("", []):
+        return None
+    items = _as_list(v)
+    for d in items:
+        err = _dataset_rule(d, params) if isinstance(d, str) else "expected dataset ids"
+        if err:
+            return f"{d!r}: {err}"
+    return None
+
+
 _SCALES = _choice("logit", "probit", "linear")
 _LIVE = {
     "models": _models_rule, "dataset": _dataset_rule, "data_root": _folder_rule("data_root"),
@@ -406,6 +424,14 @@ CHAPTER_RULES: dict[str, dict[str, Callable]] = {
         "published": _subset(_collections, "collection(s)"),
     },
     "shape_bias": {**_LIVE, "id_dataset": _dataset_rule},
+    "ood": {
+        **_LIVE, "id_dataset": _dataset_rule, "ood_sets": _ood_sets_rule,
+        "clip_score": _choice("mcm", "msp", "maxlogit", "energy", "neglabel"),
+        "other_score": _choice("msp", "maxlogit", "energy"),
+        "temperature": _positive_float, "fpr_convention": _choice("id-recall", "ood-recall"),
+        "aupr_method": _choice("step", "trapezoid"), "negative_labels": _choice(True, False),
+        "published": _subset(("ninco", "cood"), "published result(s)"),
+    },
     "appendix_world": {
         "n_examples": _ints(1, "example images per set"),
         "n_factor_samples": _ints(1, "samples per source"),
