@@ -220,7 +220,7 @@ def test_cli_recompute_and_corrupt_record_recovery(env, capsys):
 
 def test_cli_garbage_checkpoint_is_named_and_never_unpickled(env, capsys):
     bad = env / "garbage.pt"
-    bad.write_bytes(os.urandom(4096))
+    bad.write_bytes(b"\x80\x02this is not a checkpoint" * 200)
     code, out, err = _run_cli(_fmt(_EVAL + ["--models", f"timm:resnet18@{bad}", "--datasets",
                                             "folder:{tmp}/data/wnid", "--image-size", "32"], env), capsys)
     assert code == 1 and "not a valid checkpoint" in out and str(bad) in out
@@ -371,9 +371,9 @@ def checkpoints(tmp_path):
     import torch
 
     garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(os.urandom(5000))
+    garbage.write_bytes(b"\x80\x02this is not a checkpoint" * 200)
     st = tmp_path / "garbage.safetensors"
-    st.write_bytes(os.urandom(5000))
+    st.write_bytes(b"this is not safetensors either" * 200)
     other = tmp_path / "resnet18.pt"
     import timm
 

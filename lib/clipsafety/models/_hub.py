@@ -123,12 +123,15 @@ def _checkpoint_errors(model_id: str, path, arch: str):
         elif "weights_only" in text or type(e).__name__ == "UnpicklingError":
             why = "not a PyTorch state dict that torch.load can read safely (weights_only=True)"
         else:
-            why = f"it does not load ({type(e).__name__}: {text.splitlines()[0][:160] if text else ''})"
+            first = text.splitlines()[0] if text else ""
+            first = ". ".join(x for x in first.split(". ") if "weights_only" not in x)[:160]
+            why = f"it does not load ({type(e).__name__}: {first})"
         raise InvalidCheckpoint(
             f"{model_id}: {path} is not a valid checkpoint: {why}. Expected a state dict saved "
             "with torch.save(model.state_dict(), path) or a .safetensors file of the same "
-            "architecture. clipsafety never loads a file with weights_only=False (that can run "
-            "code from the file); re-save the weights as a plain state dict or as safetensors.") from None
+            "architecture. clipsafety reads checkpoints with weights_only=True only and never "
+            "falls back to weights_only=False (that can run code from the file); re-save the "
+            "weights as a plain state dict or as safetensors.") from None
 
 
 def _seeded(fn):
