@@ -176,14 +176,15 @@ def test_ood_flat_folder_is_accepted(tmp_path):
 def test_list_datasets_reads_the_registry_in_order():
     real = ["imagenet:val", "imagenet:v2", "imagenet:sketch", "imagenet:r", "imagenet:a",
             "objectnet", "imagenet:o", "ood:inaturalist", "ood:sun", "ood:places",
-            "ood:textures", "cue-conflict", "folder:PATH"]
+            "ood:textures", "ood:ninco", "cue-conflict", "folder:PATH"]
     from clipsafety.synth import list_datasets as synth_ids
 
     assert D.list_datasets(include_synth=False) == real
     assert D.list_datasets() == real + [f"synth:{n}" for n in synth_ids()]
     assert D.list_datasets() == [e.id for e in D.REGISTRY.values() if e.listed]
     assert D.list_datasets(kind="ood") == [
-        "imagenet:o", "ood:inaturalist", "ood:sun", "ood:places", "ood:textures", "synth:ood-near",
+        "imagenet:o", "ood:inaturalist", "ood:sun", "ood:places", "ood:textures", "ood:ninco",
+        "synth:ood-near",
         "synth:ood-textures", "synth:ood-scenes", "synth:ood-finegrained", "synth:ood-noise"]
     with pytest.raises(ValueError, match="kind must be one of"):
         D.list_datasets(kind="odd")
