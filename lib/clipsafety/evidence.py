@@ -195,13 +195,14 @@ def chapter_run(chapter: str, models: str | Sequence[str], *, zoo_dataset: str,
 OUTPUTS_ENV = "CLIPSAFETY_OUTPUTS"
 
 
-def record_outputs(chapter: str, claims_table, **tables) -> Path | None:
+def record_outputs(chapter: str, claims_table, **tables) -> None:
     """Save a chapter's claims table and headline tables as JSON, for the pages and tests that
     read a chapter's results without re-running it (the landing page's claims matrix, the
     before/after comparison of a refactor).
 
     Written to ``$CLIPSAFETY_OUTPUTS/<chapter>.json`` (the book runner points it at
-    ``book/chapters/.state/outputs``); nothing is written when the variable is unset.
+    ``book/chapters/.state/outputs``); nothing is written when the variable is unset. Returns
+    nothing, so that a chapter's last line displays nothing.
     ``tables``: DataFrames (stored as records) or plain JSON values.
     """
     import json
@@ -224,8 +225,7 @@ def record_outputs(chapter: str, claims_table, **tables) -> Path | None:
 
     payload = {"chapter": chapter, "claims": plain(claims_table),
                "tables": {k: plain(v) for k, v in tables.items()}}
-    return atomic_write_text(Path(folder) / f"{chapter}.json",
-                             json.dumps(payload, indent=1, default=str))
+    atomic_write_text(Path(folder) / f"{chapter}.json", json.dumps(payload, indent=1, default=str))
 
 
 def chapter_ending(verdicts: Sequence[dict]):
