@@ -432,6 +432,9 @@ CHAPTER_RULES: dict[str, dict[str, Callable]] = {
         "aupr_method": _choice("step", "trapezoid"), "negative_labels": _choice(True, False),
         "published": _subset(("ninco", "cood"), "published result(s)"),
     },
+    "findings": {"chapters": _subset(lambda: ["all", *[n for n in toc_chapters()
+                                                        if n not in SUMMARY_CHAPTERS]],
+                                     "chapter(s)")},
     "appendix_world": {
         "n_examples": _ints(1, "example images per set"),
         "n_factor_samples": _ints(1, "samples per source"),
@@ -486,12 +489,27 @@ def environment_fingerprint() -> dict:
     }
 
 
+#: chapters that read the other chapters' recorded outputs: executed last, and re-executed
+#: whenever those outputs change
+SUMMARY_CHAPTERS = ("findings",)
+
+
+def _outputs_digest() -> str:
+    folder = Path(os.environ.get("CLIPSAFETY_OUTPUTS") or STATE / "outputs")
+    h = hashlib.sha256()
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        h.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
 def chapter_key(chapter: Chapter, params: dict, env: dict) -> str:
     payload = {
         "source": hashlib.sha256(chapter.source.read_bytes()).hexdigest(),
         "params": params,
         **env,
     }
+    if chapter.name in SUMMARY_CHAPTERS:
+        payload["outputs"] = _outputs_digest()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -785,6 +803,8 @@ def build(force: bool = False, only: list[str] | None = None) -> int:
     os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
     os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))  # evidence.record_outputs
     chs = [c for c in chapters() if not only or c.name in only]
+    chs = [c for c in chs if c.name not in SUMMARY_CHAPTERS] + [
+        c for c in chs if c.name in SUMMARY_CHAPTERS]  # summaries read the others' outputs
     env = environment_fingerprint()
     failed, t0 = [], time.time()
     for i, ch in enumerate(chs, 1):

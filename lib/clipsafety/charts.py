@@ -407,3 +407,25 @@ def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, t
         tooltip=["model:N", f"{series}:N", alt.Tooltip(f"{value}:Q", format=".3f")])
     mean = base.mark_tick(thickness=3, size=16).encode(y=f"mean({value}):Q")
     return alt.layer(pts, mean).properties(width=width, height=height, title=title)
+
+
+#: verdict -> colour of the findings matrix
+VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "not testable": "#c7c7c7"}
+
+
+def verdict_matrix(table: pd.DataFrame, width: int = 420):
+    """The findings matrix as a chart: one row per claim (grouped by chapter), one column per
+    evidence source, the cell coloured by its verdict (legend: every verdict, grey = not
+    testable); hover for the evidence."""
+    alt = _alt()
+    d = table[["chapter", "claim", "source", "verdict", "evidence"]].copy()
+    d["row"] = d["chapter"] + ": " + d["claim"].str.slice(0, 70)
+    return alt.Chart(d).mark_rect(stroke="white").encode(
+        x=alt.X("source:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=180)),
+        y=alt.Y("row:N", title=None, sort=list(dict.fromkeys(d["row"])),
+                axis=alt.Axis(labelLimit=380)),
+        color=alt.Color("verdict:N", title="verdict",
+                        scale=alt.Scale(domain=list(VERDICT_COLOURS),
+                                        range=list(VERDICT_COLOURS.values()))),
+        tooltip=["chapter:N", "claim:N", "source:N", "verdict:N", "evidence:N"],
+    ).properties(width=width)

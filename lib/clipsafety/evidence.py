@@ -17,9 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipsafety import claims
 from clipsafety.groups import MODEL_GROUPS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: real models a reader would start with (two zero-shot CLIPs, an ImageNet model, a fine-tuned CLIP)
 REAL_EXAMPLE = ["openclip:ViT-B-32@openai", "openclip:ViT-B-32@laion2b_s34b_b79k",
@@ -226,6 +230,77 @@ def record_outputs(chapter: str, claims_table, **tables) -> None:
     payload = {"chapter": chapter, "claims": plain(claims_table),
                "tables": {k: plain(v) for k, v in tables.items()}}
     atomic_write_text(Path(folder) / f"{chapter}.json", json.dumps(payload, indent=1, default=str))
+
+
+def outputs_folder() -> Path:
+    """Where chapters record their outputs: ``$CLIPSAFETY_OUTPUTS``, else the book's
+    ``book/chapters/.state/outputs``."""
+    import os
+
+    from clipsafety.files import REPO_ROOT
+
+    return Path(os.environ.get(OUTPUTS_ENV) or REPO_ROOT / "book" / "chapters" / ".state" / "outputs")
+
+
+def read_outputs(chapters: Sequence[str] | str | None = None) -> dict:
+    """The recorded outputs (:func:`record_outputs`) of ``chapters`` (default: every chapter
+    of the book's table of contents that records claims): ``{chapter: payload or None}``,
+    ``None`` for a chapter that has not run."""
+    import json
+
+    from clipsafety import book
+
+    if isinstance(chapters, str):
+        chapters = [c.strip() for c in chapters.split(",") if c.strip()]
+    names = list(chapters or [n for n in book.toc_chapters() if n not in book.SUMMARY_CHAPTERS
+                              and n != "appendix_world"])
+    folder = outputs_folder()
+    out = {}
+    for n in names:
+        p = folder / f"{n}.json"
+        out[n] = json.loads(p.read_text()) if p.is_file() else None
+    return out
+
+
+#: the three kinds of evidence, by the start of a source's name
+SOURCE_KINDS = tuple(claims.SOURCES)
+
+
+def findings_table(outputs: dict) -> pd.DataFrame:
+    """All recorded claim rows of ``outputs`` (:func:`read_outputs`) as one tidy table: chapter,
+    claim_id, claim, source, source_kind (one of the three kinds of evidence), verdict,
+    detail, evidence."""
+    import pandas as pd
+
+    rows = []
+    for chapter, payload in outputs.items():
+        for r in (payload or {}).get("claims", []) or []:
+            kind = next((k for k in SOURCE_KINDS if str(r["source"]).startswith(k)), r["source"])
+            rows.append({"chapter": chapter, **r, "source_kind": kind})
+    cols = ["chapter", "claim_id", "claim", "source", "source_kind", "verdict", "detail", "evidence"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def findings_matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (chapter, claim), one column per source, cells ``verdict: evidence``."""
+    cell = table["verdict"] + ": " + table["evidence"].astype(str)
+    wide = table.assign(cell=cell).pivot_table(index=["chapter", "claim"], columns="source",
+                                               values="cell", aggfunc="first", sort=False)
+    order = sorted(wide.columns, key=lambda c: (next((i for i, k in enumerate(SOURCE_KINDS)
+                                                      if str(c).startswith(k)), 9), str(c)))
+    return wide[order].fillna("")
+
+
+def chapters_status(outputs: dict) -> str:
+    """Markdown: which chapters have recorded outputs and how many claims each tests."""
+    have = [c for c, p in outputs.items() if p]
+    missing = [c for c, p in outputs.items() if not p]
+    parts = [f"`{c}` ({len(outputs[c].get('claims') or [])} verdicts)" for c in have]
+    text = f"Chapters with recorded results: {', '.join(parts) or 'none'}."
+    if missing:
+        text += (f" Not yet run, so not in the matrix: {', '.join(f'`{c}`' for c in missing)} "
+                 "(`make book` runs them).")
+    return text
 
 
 def chapter_ending(verdicts: Sequence[dict]):
