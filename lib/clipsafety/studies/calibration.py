@@ -151,6 +151,14 @@ def _metrics_of(L, t, sub, T, n_bins):
     return {k: s[k] for k in (*METRICS, "mean_confidence")}, s["accuracy"], int(s["n"])
 
 
+def _oracle_metrics(L, t, sub, T, n_bins):
+    """ECE, NLL and mean confidence only (the oracle is a yardstick for the transfer claim)."""
+    st = metrics.row_stats(L, t, sub, T, need=("confidence", "pred", "log_p_true"))
+    return {"ece": metrics.ece(st["confidence"], st["correct"], n_bins),
+            "nll": float(-st["log_p_true"].mean()),
+            "mean_confidence": float(st["confidence"].mean())}
+
+
 def calibration_table(records_by_set: dict, id_set: str, frac: float = 0.5, seed: int = 0,
                       n_bins: int = 15, oracle: bool = True) -> pd.DataFrame:
     """One row per (model, test condition): accuracy and the four metrics before scaling, with
@@ -160,7 +168,8 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = 0.5, seed
     of its keys. Per model the ID rows are split (:func:`temperature_split`); ``T_id`` is fitted
     on the fit half and applied unchanged to the other half and to every shift. Columns: model,
     dataset, is_id, n, accuracy, T_id, T_oracle, ``<metric>_<scaling>`` for metric in
-    :data:`METRICS` + mean_confidence and scaling in :data:`SCALINGS`, then the models'
+    :data:`METRICS` + mean_confidence and scaling ``before`` / ``after`` (the oracle reading has
+    ``ece_oracle``, ``nll_oracle`` and ``mean_confidence_oracle`` only), then the models'
     metadata (group, family, source, samples, ...).
     """
     if id_set not in records_by_set:
@@ -186,7 +195,7 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = 0.5, seed
             if oracle:
                 To = _quiet_fit(Ld, td, sd)
                 row["T_oracle"] = To
-                parts["oracle"] = _metrics_of(Ld, td, sd, To, n_bins)[0]
+                parts["oracle"] = _oracle_metrics(Ld, td, sd, To, n_bins)
             for sc, vals in parts.items():
                 row.update({f"{k}_{sc}": v for k, v in vals.items()})
             rows.append(row)
