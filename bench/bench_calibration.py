@@ -24,27 +24,37 @@ import time
 import numpy as np
 
 
-def zoo_records(store_root: str, full_read: bool = False):
-    """``({dataset: {model: record}}, seconds, missing)`` read from the store."""
+def zoo_selection():
+    """``(models, {model: weights sha256}, {stated dataset id: eval set id})``: what to read.
+    Set-up, outside the timing (building the sets' specs imports torch for the A-like set)."""
     from clipsafety import evidence, synth
     from clipsafety.catalog import read_catalog
+    from clipsafety.datasets import get_dataset
+
+    models = evidence.resolve_models("zoo")
+    cat = read_catalog("zoo").set_index("id")
+    sets = [f"synth:{s}" for s in synth.eval_sets()]
+    # the id a record states (a set with a default parameter names it: shift-corrupt-3)
+    return models, {m: cat.loc[m, "weights_sha256"] for m in models}, {
+        get_dataset(d).dataset_id: d for d in sets}
+
+
+def zoo_records(store_root: str, selection, full_read: bool = False):
+    """``({dataset: {model: record}}, seconds, missing)`` read from the store."""
     from clipsafety.records import PredictionRecord
     from clipsafety.store import Store
     from safetensors.numpy import load_file
 
+    models, want_sha, stated = selection
     t0 = time.perf_counter()
     st = Store(store_root)
-    models = evidence.resolve_models("zoo")
-    cat = read_catalog("zoo").set_index("id")
-    want_sha = {m: cat.loc[m, "weights_sha256"] for m in models}
-    sets = [f"synth:{s}" for s in synth.eval_sets()]
-    out = {d: {} for d in sets}
+    out = {d: {} for d in stated.values()}
     for key in st.keys():
         d = st.record_dir(key)
         man = json.loads((d / "manifest.json").read_text())
         mid = man.get("model", {}).get("model_id")
-        ds = man.get("dataset", {}).get("dataset_id")
-        if ds not in out or mid not in want_sha:
+        ds = stated.get(man.get("dataset", {}).get("dataset_id"))
+        if ds is None or mid not in want_sha:
             continue
         if man["model"].get("weights_sha256") != want_sha[mid] or man.get("precision") != "fp32":
             continue
@@ -55,7 +65,7 @@ def zoo_records(store_root: str, full_read: bool = False):
             rec = PredictionRecord(logits=arr["logits"], targets=arr["targets"],
                                    ids=np.arange(len(arr["targets"])), manifest=man)
         out[ds][mid] = rec
-    missing = [(m, d) for d in sets for m in models if m not in out[d]]
+    missing = [(m, d) for d in out for m in models if m not in out[d]]
     return out, time.perf_counter() - t0, missing
 
 
@@ -72,7 +82,8 @@ def main(argv=None) -> int:
     root = args.store or str(default_root())
     # imports and one-off set-up (scikit-learn for the split) outside the timing
     study.temperature_split(np.repeat([0, 1], 4))
-    recs, t_read, missing = zoo_records(root)
+    selection = zoo_selection()
+    recs, t_read, missing = zoo_records(root, selection)
     n = sum(len(v) for v in recs.values())
     if missing:
         print(f"{len(missing)} (model, dataset) records are missing from {root}, e.g. "
@@ -89,7 +100,7 @@ def main(argv=None) -> int:
     print(f"calibration table             {t_table:7.2f} s  ({len(table)} rows, {n_numbers} numbers)")
     print(f"total                         {total:7.2f} s  (target {args.target:g} s)")
     if args.full_read:
-        _, t_full, _ = zoo_records(root, full_read=True)
+        _, t_full, _ = zoo_records(root, selection, full_read=True)
         print(f"read with Store.get (+ samples.parquet) {t_full:7.2f} s (for comparison)")
     if total > args.target:
         print(f"FAILED: {total:.2f} s > {args.target:g} s")
