@@ -429,3 +429,83 @@ def verdict_matrix(table: pd.DataFrame, width: int = 420):
                                         range=list(VERDICT_COLOURS.values()))),
         tooltip=["chapter:N", "claim:N", "source:N", "verdict:N", "evidence:N"],
     ).properties(width=width)
+
+
+def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequence[str] | None = None,
+                   titles: dict | None = None, x_title: str = "", y_title: str = "",
+                   tooltip_extra: Sequence[str] = (), columns: int = 3, width: int = 210,
+                   height: int = 170, x_pct: bool = True, y_pct: bool = False,
+                   highlight: str | None = HIGHLIGHT, title: str = ""):
+    """Per-model scatter of ``y`` against ``x``, one small panel per value of ``panel`` (in
+    ``panels`` order), points in group colours and markers, the ``highlight`` group outlined.
+    The legend is clickable (one selection shared by all panels); tooltips name the model,
+    group and values. ``x_pct`` / ``y_pct``: the column is a fraction shown in percent."""
+    alt = _alt()
+    panels = list(panels if panels is not None else df[panel].drop_duplicates())
+    d = plots.with_group_labels(_pct(df, [c for c, p in ((x, x_pct), (y, y_pct)) if p]))
+    d = d.dropna(subset=[x, y])
+    groups = _groups_in(df)
+    sel = _legend_selection()
+    tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+               alt.Tooltip(f"{x}:Q", format=".2f"), alt.Tooltip(f"{y}:Q", format=".3f")]
+    tooltip += [alt.Tooltip(c) for c in tooltip_extra]
+    charts = []
+    for v in panels:
+        p = d[d[panel] == v]
+        if p.empty:
+            continue
+        pts = plots.scatter_by_group(p, x, y, tooltip, x_title=x_title or x,
+                                     y_title=y_title or y, groups=groups, size=40)
+        pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)))
+        if not charts:
+            pts = pts.add_params(sel)
+        layers = [pts]
+        if highlight is not None and (p["group"] == highlight).any():
+            layers.append(alt.Chart(p[p["group"] == highlight]).mark_point(
+                size=110, color="black", filled=False, strokeWidth=1.2).encode(
+                x=f"{x}:Q", y=f"{y}:Q", tooltip=tooltip))
+        charts.append(alt.layer(*layers).properties(title=(titles or {}).get(v, str(v)),
+                                                    width=width, height=height))
+    if not charts:
+        return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
+    return alt.concat(*charts, columns=columns).resolve_scale(
+        color="shared", shape="shared").properties(title=title)
+
+
+def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | None = None,
+                        columns: int = 4, width: int = 170, height: int = 170, title: str = ""):
+    """Reliability diagrams: accuracy per confidence bin (``bins``: lo, hi, n, share, accuracy,
+    confidence, one row per bin and ``series``), one panel per ``series`` (or per ``panel``
+    with one line per series), the diagonal of perfect calibration dashed. Bars span their
+    bin; the dot is the bin's mean confidence. Tooltips give the bin, its share of samples,
+    accuracy and mean confidence. Empty bins are not drawn."""
+    alt = _alt()
+    d = bins.dropna(subset=["accuracy"]).copy()
+    facet = panel or series
+    diag = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
+        color="grey", strokeDash=[4, 4]).encode(x="x:Q", y="y:Q")
+    tooltip = [alt.Tooltip(f"{series}:N"), alt.Tooltip("lo:Q", format=".3f", title="bin from"),
+               alt.Tooltip("hi:Q", format=".3f", title="bin to"),
+               alt.Tooltip("share:Q", format=".1%", title="share of samples"),
+               alt.Tooltip("accuracy:Q", format=".3f"),
+               alt.Tooltip("confidence:Q", format=".3f", title="mean confidence")]
+    sel = alt.selection_point(fields=[series], bind="legend")
+    colour = alt.Color(f"{series}:N", title=series)
+    charts = []
+    for v in d[facet].drop_duplicates():
+        p = d[d[facet] == v]
+        bars = alt.Chart(p).mark_bar(opacity=0.35).encode(
+            x=alt.X("lo:Q", title="confidence", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
+            y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+            color=colour, tooltip=tooltip,
+            opacity=alt.condition(sel, alt.value(0.45), alt.value(0.05)))
+        dots = alt.Chart(p).mark_point(filled=True, size=25).encode(
+            x="confidence:Q", y="accuracy:Q", color=colour, tooltip=tooltip,
+            opacity=alt.condition(sel, alt.value(1.0), alt.value(0.1)))
+        if not charts:
+            bars = bars.add_params(sel)
+        charts.append(alt.layer(diag, bars, dots).properties(title=str(v), width=width,
+                                                             height=height))
+    if not charts:
+        return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")
+    return alt.concat(*charts, columns=columns).properties(title=title)

@@ -1,0 +1,381 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Calibration (paper section 6)
+#
+# A classifier is **calibrated** when its confidence matches its accuracy: of the images it
+# labels with 80% confidence, 80% are right. Earlier work reported zero-shot CLIP to be well
+# calibrated. Tu, Deng & Gedeon report that CLIP is *not consistently* better calibrated than
+# ImageNet models, that its training distribution and the quantity of training data drive its
+# calibration, and that after temperature scaling on ImageNet, CLIP models follow their own
+# trend and stay reasonably calibrated under distribution shift (Tu et al., ICML 2024, found
+# that the temperature transfers across shifts).
+#
+# **Method.** For every model and test condition (the ID test set and every shift): top-label
+# **ECE** (15 equal-width bins), **adaptive ECE** (15 equal-mass bins), **NLL** and **Brier**,
+# on the softmax over the condition's label subset. Each model gets one **temperature** `T`,
+# fitted (minimum NLL) on a stratified, seeded half of the ID set; ID metrics are reported on
+# the other half, and the same `T` is applied unchanged to every shift. As a yardstick, each
+# condition also gets its own *oracle* temperature, fitted on the very rows it is reported on.
+# Groups are compared with percentile bootstrap intervals over models.
+
+# %% tags=["parameters"]
+models: str | list = "zoo"  # model ids, or a catalog name: zoo (synthetic world) or real
+id_dataset = ""  # empty = synth:id-test for zoo models, imagenet:val for real models
+shifts: str | list = ""  # empty = every shift of the registry for the run's kind (8 synthetic, 5 real)
+data_root = ""  # folder holding real datasets (imagenet/val, imagenet-r, ...); empty = none
+store = ""  # prediction store; empty = the default location
+device = "auto"
+batch_size = 256
+templates: str | list = "openai"  # zero-shot templates for CLIP heads: openai (80), simple (7), single
+seed = 0  # seed of the ID split and of the bootstrap
+n_boot = 1000  # bootstrap resamples for intervals
+fit_fraction = 0.5  # share of each ID class the temperature is fitted on
+n_bins = 15  # bins of ECE, adaptive ECE and the reliability diagrams
+reliability_models: str | list = ""  # models whose reliability diagrams are drawn; empty = the most accurate of each group
+reference_group = "standard"  # the ImageNet group CLIP is compared with
+transfer_margin = 0.02  # largest excess ECE over the oracle temperature that still counts as transferred
+transfer_share = 0.75  # share of shifts that must count for the transfer claim
+published = True  # show the published evidence (ImageNet-X confidences, LeVine et al.'s ECEs)
+
+# %%
+import numpy as np
+import pandas as pd
+from clipsafety import charts, claims, datasets, evidence, plots, summaries, synth
+from clipsafety.external import ExternalUnavailable
+from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.studies import calibration as study
+from IPython.display import Markdown, display
+
+plots.setup()
+run = evidence.chapter_run("calibration", models, zoo_dataset="synth:id-test",
+                           real_dataset="imagenet:val", dataset=id_dataset, data_root=data_root,
+                           store=store, device=device, batch_size=batch_size,
+                           templates=templates,
+                           needs="ImageNet val, V2, R, A, Sketch and ObjectNet")
+live_source, id_set = run.live_source, run.dataset
+if shifts:
+    shift_list = [shifts] if isinstance(shifts, str) else list(shifts)
+elif run.real:
+    shift_list = datasets.list_datasets(include_synth=False, kind="shift")
+else:
+    shift_list = [f"synth:{s}" for s in synth.eval_sets()
+                  if datasets.dataset_info(f"synth:{s}").kind == "shift"]
+conditions = [id_set, *shift_list]
+verdicts = run.not_run_rows(study.CLAIMS)  # one row per (claim, evidence source)
+display(Markdown(
+    f"This run: **{len(run.models)} models** ({run.kind}), ID set `{id_set}` and "
+    f"{len(shift_list)} shifts ({', '.join(f'`{s}`' for s in shift_list)}); temperature fitted "
+    f"on {fit_fraction:.0%} of each ID class (seed {seed}), {n_bins} bins, {n_boot} bootstrap "
+    "resamples."))
+
+# %% [markdown]
+# ## 1. Live evidence: the models of this run
+#
+# Predictions come from the prediction store: each model is loaded once and asked for every
+# condition; the store answers what it holds and inference runs only for what is missing.
+# With the default parameters these are the zoo's tiny models on the synthetic world's ID test
+# set and its eight shifts; with real model ids and a `data_root`, ImageNet val and its shifts.
+
+# %%
+live_ok = run.live_ok
+table = pd.DataFrame()
+if live_ok:
+    records = study.collect_sets(run, conditions)
+    table = study.calibration_table(records, id_set, frac=fit_fraction, seed=seed,
+                                    n_bins=n_bins)
+    long = study.calibration_long(table)
+    display(table.drop_duplicates("model").groupby("group").size().rename("models")
+            .to_frame().rename(index=group_label))
+else:
+    display(Markdown(run.skipped_note(
+        "ImageNet val under `/data/imagenet/val` and its shifts under `/data/imagenetv2-"
+        "matched-frequency-format-val`, `/data/imagenet-r`, `/data/imagenet-a`, "
+        "`/data/imagenet-sketch`, `/data/objectnet-1.0`")))
+
+# %% [markdown]
+# Mean ECE and NLL per group and condition, before scaling and with the ID temperature
+# (95% bootstrap intervals over models in the full table below the chart).
+
+# %%
+group_means = pd.DataFrame()
+if live_ok:
+    group_means = summaries.group_summary(long, "value", by=("dataset", "metric", "scaling"),
+                                          n_boot=n_boot, seed=seed)
+    view = group_means[group_means.metric.isin(["ece", "nll"]) & (group_means.scaling != "oracle")]
+    wide = view.pivot_table(index=["dataset", "group"], columns=["metric", "scaling"],
+                            values="mean", sort=False)
+    wide = wide.rename(index=group_label, level="group")
+    display(wide.round(4))
+
+# %% [markdown]
+# ECE against accuracy, one panel per test condition, **before** temperature scaling. Zero-shot
+# CLIP models are circled; click a group in the legend to highlight it.
+
+# %%
+titles = {d: f"{d}{' (ID, eval half)' if d == id_set else ''}" for d in conditions}
+if live_ok:
+    display(charts.scatter_panels(table, "accuracy", "ece_before", "dataset", conditions,
+                                  titles=titles, x_title="accuracy (%)",
+                                  y_title="ECE before scaling", tooltip_extra=["T_id"],
+                                  title="ECE before temperature scaling"))
+
+# %% [markdown]
+# The same panels **after** scaling with each model's ID temperature (the shifts never see
+# their own labels).
+
+# %%
+if live_ok:
+    display(charts.scatter_panels(table, "accuracy", "ece_after", "dataset", conditions,
+                                  titles=titles, x_title="accuracy (%)",
+                                  y_title="ECE with the ID temperature",
+                                  tooltip_extra=["T_id", "T_oracle"],
+                                  title="ECE after ID temperature scaling"))
+
+# %% [markdown]
+# How much of the possible gain the ID temperature gets: per model and shift, the ECE with the
+# ID temperature minus the ECE with the shift's own (oracle) temperature. Near zero: the
+# temperature transfers. (The oracle minimises NLL, not ECE, so the difference can be negative.)
+
+# %%
+if live_ok:
+    excess = table[~table.is_id].assign(excess_ece=lambda t: t.ece_after - t.ece_oracle)
+    display(charts.points_by_category(excess, "dataset", "excess_ece", "model",
+                                      highlight=list(excess.loc[excess.group == CLIP_ZEROSHOT,
+                                                                "model"]),
+                                      x_title="ECE (ID temperature) - ECE (oracle temperature)",
+                                      title="does the ID temperature transfer?"))
+
+# %% [markdown]
+# Reliability diagrams on the ID evaluation half, before and after scaling: accuracy per
+# confidence bin (the bins of the ECE), the dashed diagonal is perfect calibration. The models
+# are a parameter (`reliability_models`); by default the most accurate model of each group.
+
+# %%
+rel_models = []
+if live_ok:
+    if reliability_models:
+        rel_models = evidence.resolve_models(reliability_models)
+        missing = [m for m in rel_models if m not in records[id_set]]
+        if missing:
+            raise ValueError(f"reliability_models {missing} are not among this run's models "
+                             f"({run.models[:5]}...); pass ids from `models`.")
+    else:
+        idt = table[table.is_id]
+        rel_models = list(idt.loc[idt.groupby("group")["accuracy"].idxmax(), "model"])
+    rel = []
+    for m in rel_models:
+        rec = records[id_set][m]
+        _, tt, _ = study.calibration_inputs(rec)
+        _, ev = study.temperature_split(tt, frac=fit_fraction, seed=seed)
+        T = float(table.loc[(table.model == m) & table.is_id, "T_id"].iloc[0])
+        for label, temp in (("before scaling", 1.0), (f"T = {T:.2f}", T)):
+            rel.append(study.reliability_of_record(rec, temp, n_bins, rows=ev).assign(
+                model=m, panel=f"{m.split(':', 1)[-1]}", reading=label))
+    rel = pd.concat(rel, ignore_index=True)
+    display(charts.reliability_diagram(rel, series="reading", panel="panel",
+                                       title=f"reliability on {id_set} (evaluation half)"))
+
+# %% [markdown]
+# **Findings.** Computed from the table above: zero-shot CLIP against the reference group per
+# condition, and what the ID temperature does under shift.
+
+# %%
+if live_ok:
+    gm = group_means.set_index(["dataset", "metric", "scaling", "group"])
+
+    def gmean(d, m, s, g):
+        key = (d, m, s, g)
+        return gm.loc[key, "mean"] if key in gm.index else np.nan
+
+    lines = []
+    for d in conditions:
+        c0, c1 = gmean(d, "ece", "before", CLIP_ZEROSHOT), gmean(d, "ece", "after", CLIP_ZEROSHOT)
+        r0, r1 = gmean(d, "ece", "before", reference_group), gmean(d, "ece", "after", reference_group)
+        n0, n1 = gmean(d, "nll", "before", CLIP_ZEROSHOT), gmean(d, "nll", "after", CLIP_ZEROSHOT)
+        lines.append(f"- `{d}`: zero-shot CLIP ECE {c0 * 100:.1f} -> {c1 * 100:.1f} points "
+                     f"(NLL {n0:.3f} -> {n1:.3f}); {group_label(reference_group)} "
+                     f"{r0 * 100:.1f} -> {r1 * 100:.1f}.")
+    clip_T = table[table.is_id & (table.group == CLIP_ZEROSHOT)]["T_id"]
+    ref_T = table[table.is_id & (table.group == reference_group)]["T_id"]
+    display(Markdown(
+        f"**Finding ({live_source}).** Mean ECE before -> after the ID temperature:\n\n"
+        + "\n".join(lines) + "\n\n"
+        + (f"The ID temperatures of the {len(clip_T)} zero-shot CLIPs have median "
+           f"{clip_T.median():.2f} (range {clip_T.min():.2f} to {clip_T.max():.2f}); those of "
+           f"the {len(ref_T)} {group_label(reference_group)} models median {ref_T.median():.2f}. "
+           if len(clip_T) and len(ref_T) else "")
+        + "A temperature below 1 sharpens the softmax (the model was under-confident), above 1 "
+        "softens it."))
+
+# %% [markdown]
+# **Claim rules** (`clipsafety.studies.calibration`, each `assess_*` docstring). *Not
+# consistently better*: per condition, zero-shot CLIP's mean ECE before scaling minus the
+# reference group's, with a bootstrap interval; reproduced when at least one condition's
+# interval is not entirely below zero. *Training distribution*: the two CLIP training sources
+# with most models (two or more each), difference of mean ID ECE, interval excludes zero.
+# *Training quantity*: within a source of at least four CLIPs of two or more sizes, the
+# Spearman correlation of ID ECE with the log training-set size, interval excludes zero in at
+# least one source. *Transfer*: per shift, CLIP's mean excess ECE of the ID temperature over
+# the oracle temperature; a shift counts when the interval's upper end is at most
+# `transfer_margin`; reproduced when `transfer_share` of the shifts count. *Own trend*: per
+# model the mean over shifts of ECE after scaling and of accuracy; CLIP minus the reference
+# group's line at equal accuracy, interval excludes zero.
+
+# %%
+def live_claims(tab, src):
+    idt = tab[tab.is_id]
+    return [study.assess_not_better(tab, src, reference=reference_group, n_boot=n_boot, seed=seed),
+            study.assess_source(idt, src, n_boot=n_boot, seed=seed,
+                                where=f"ID ECE before scaling on {id_set}"),
+            study.assess_quantity(idt, src, n_boot=n_boot, seed=seed,
+                                  where=f"ID ECE before scaling on {id_set}"),
+            study.assess_transfer(tab, src, margin=transfer_margin, share=transfer_share,
+                                  n_boot=n_boot, seed=seed),
+            study.assess_own_trend(tab, src, reference=(reference_group,), n_boot=n_boot,
+                                   seed=seed)]
+
+
+if live_ok:
+    live_rows = live_claims(table, live_source)
+    if not run.real:
+        ws = study.world_source_settings()
+        built = "; ".join(f"{r.setting}: " + ", ".join(f"{k} {r[k]}" for k in
+                                                        ("labelled", "wit-like", "laion-like"))
+                          for _, r in ws.iterrows())
+        live_rows = [{**r, "evidence": f"{r['evidence']}. Built into the world (not a finding): "
+                      f"the training sources differ by construction ({built}) and the training "
+                      "sets' sizes are set by the zoo's plan; the verdict measures what that does "
+                      "to calibration"} if r["claim_id"] in ("calib-source", "calib-quantity")
+                     else r for r in live_rows]
+        display(Markdown("**Built into the synthetic world.** The world's training sources "
+                         "differ by construction, read from its configuration:"))
+        display(ws.set_index("setting"))
+    verdicts += live_rows
+    display(claims.claims_table(live_rows)[["claim", "verdict", "detail"]])
+
+# %% [markdown]
+# ## 2. Published evidence
+#
+# ### ImageNet models: ImageNet-X's per-image confidences
+#
+# ImageNet-X (Idrissi et al. 2023) publishes, for its base models, the top-1 prediction and its
+# softmax probability on every ImageNet val image. Joined with the true labels (the
+# `imagenet-x` package), they give each model's top-label ECE and reliability diagram on
+# ImageNet val with the book's own metrics. These are ImageNet models only.
+
+# %%
+pub_table, pub_bins, coverage = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+if published:
+    try:
+        pub_table, pub_bins = study.published_imagenetx_table(n_bins)
+        display(pub_table.set_index("model").round(4))
+        display(charts.reliability_diagram(pub_bins, series="model",
+                                           title="ImageNet val, ImageNet-X's published confidences"))
+        display(Markdown("**Finding (published, ImageNet-X).** " + "; ".join(
+            f"{r.description}: accuracy {r.accuracy:.1%}, mean confidence "
+            f"{r.mean_confidence:.1%}, ECE {r.ece * 100:.2f} points (adaptive "
+            f"{r.adaptive_ece * 100:.2f})" for r in pub_table.itertuples()) + "."))
+    except ExternalUnavailable as exc:
+        display(plots.unavailable_note(exc, "The ImageNet-X confidence panel"))
+
+# %% [markdown]
+# ### Zero-shot CLIPs: LeVine et al.'s per-prompt ECEs
+#
+# LeVine et al. ("Enabling calibration in the zero-shot inference of large vision-language
+# models", `Pikus16/CLIP_Calibration`) publish the ECE of 13 open_clip zero-shot models on
+# CIFAR-10/100, Food-101 and SUN397, one value per prompt template. Their ECE is computed by
+# their own code; no per-sample confidences are published, so it cannot be recomputed here.
+
+# %%
+prompt = pd.DataFrame()
+if published:
+    try:
+        prompt = study.published_prompt_eces()
+        per_model = prompt.groupby(["dataset", "model", "source", "group"], as_index=False)[
+            "ece"].agg(["mean", "min", "max"])
+        display(charts.points_by_category(
+            prompt.groupby(["dataset", "model", "source", "group"], as_index=False)["ece"].mean()
+            .assign(model=lambda t: t.model + " (" + t.source + ")"),
+            "dataset", "ece", "model", x_title="ECE, mean over prompts",
+            title="published zero-shot CLIP ECE (LeVine et al.)"))
+        span = per_model.assign(span=lambda t: t["max"] - t["min"])
+        by_src = prompt.groupby("source")["ece"].mean().sort_values()
+        display(Markdown(
+            f"**Finding (published, LeVine et al.).** Across prompts, one model's ECE spans up "
+            f"to {span['span'].max() * 100:.1f} points ({span.loc[span['span'].idxmax(), 'model']}"
+            f" on {span.loc[span['span'].idxmax(), 'dataset']}). Mean ECE by training source: "
+            + ", ".join(f"{s} {v * 100:.1f}" for s, v in by_src.items()) + " points."))
+    except ExternalUnavailable as exc:
+        display(plots.unavailable_note(exc, "The LeVine et al. panel"))
+
+# %% [markdown]
+# ### What no published data can test
+#
+# Read from the external registry (`clipsafety.external`): which published files hold
+# calibration evidence, for which models and sets.
+
+# %%
+pub_src = claims.SOURCES[1]
+if published:
+    coverage = study.published_coverage()
+    display(coverage.set_index("file"))
+    per_sample = coverage[coverage.per_sample]
+    n_clip_ps = int(per_sample["clip_models"].sum())
+    missing = list(coverage.loc[~coverage.registered, "file"])
+    untestable = (f"the registered per-sample confidences ({len(per_sample)} files) hold "
+                  f"{n_clip_ps} CLIP models, and the only published CLIP ECEs "
+                  f"({int(coverage['clip_models'].sum())} CLIPs, LeVine et al.) are on "
+                  f"{coverage.loc[coverage.clip_models > 0, 'datasets'].str.cat(sep=', ') or 'no set'}"
+                  ", not on ImageNet or its shifts, and without per-sample confidences")
+    display(Markdown(
+        f"**What no published data can test.** {untestable[0].upper() + untestable[1:]}. No "
+        "repository we found publishes per-sample CLIP confidences on ImageNet or its shifts, so "
+        "CLIP against ImageNet models on one set, temperature scaling and its transfer across "
+        "shifts, and CLIP's trend after scaling cannot be tested on published data."
+        + (f" Not available here (not in the mirror, so not registered): {', '.join(missing)}."
+           if missing else "")))
+    for cid in ("calib-not-better", "calib-transfer", "calib-own-trend"):
+        verdicts.append(claims.not_testable(study.CLAIMS[cid], pub_src, untestable))
+    if len(prompt):
+        verdicts += study.assess_prompt_claims(prompt, f"{pub_src} (LeVine et al.)",
+                                               n_boot=n_boot, seed=seed)
+    else:
+        for cid in ("calib-source", "calib-quantity"):
+            verdicts.append(claims.not_testable(study.CLAIMS[cid], pub_src,
+                                                "LeVine et al.'s ECEs are not available here"))
+else:
+    verdicts += [claims.not_testable(c, pub_src, "published=False in this run")
+                 for c in study.CLAIMS.values()]
+
+# %% [markdown]
+# ## 3. Real models on real data
+#
+# The live section runs real models when the reader passes real model ids and a `data_root`
+# holding ImageNet val and the shifts in their documented layouts (appendix "Datasets on
+# disk"). ImageNet-R and -A are scored over their 200 classes and ObjectNet over its 113
+# (each the max of its ImageNet columns), for the softmax and accuracy alike.
+
+# %%
+display(Markdown(run.real_section()))
+
+# %% [markdown]
+# ## The paper's claims, per evidence source
+
+# %%
+claims_tab, ending = evidence.chapter_ending(verdicts)
+for obj in ending:
+    display(obj)
+evidence.record_outputs("calibration", claims_tab, table=table if live_ok else None,
+                        group_means=group_means if live_ok else None,
+                        published_imagenetx=pub_table, published_coverage=coverage)
