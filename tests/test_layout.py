@@ -22,10 +22,16 @@ def _modules(folder: Path):
     return sorted(p for p in folder.rglob("*.py"))
 
 
+#: the edges above the studies: the chapter runner (it validates chapter parameters against
+#: the studies' vocabularies) and the command line
+ABOVE_STUDIES = {"book.py", "cli.py", "__main__.py"}
+
+
 def test_nothing_below_the_studies_imports_them():
     offenders = [(p.relative_to(LIB).as_posix(), sorted(m for m in _imports(p)
                                                          if m.startswith("clipsafety.studies")))
-                 for p in _modules(LIB) if "studies" not in p.parts]
+                 for p in _modules(LIB) if "studies" not in p.parts
+                 and p.relative_to(LIB).as_posix() not in ABOVE_STUDIES]
     assert [o for o in offenders if o[1]] == []
 
 

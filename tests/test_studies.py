@@ -313,7 +313,7 @@ def test_shape_bias_of_record_direct_16_and_synthetic():
     assert out["shape_bias"] == pytest.approx(2 / 3)
 
 
-def test_real_path_note_gives_a_command_the_runner_accepts():
+def test_real_path_note_gives_a_command_the_runner_accepts(tmp_path):
     import re
 
     from clipsafety import book
@@ -323,5 +323,11 @@ def test_real_path_note_gives_a_command_the_runner_accepts():
     assert cmd and cmd.group(1) == "factors"
     args = cmd.group(2).split(" -p ")
     pairs = [tuple(a.removeprefix("-p ").split(" ", 1)) for a in args]
-    params = book.validate_params(book.get_chapter("factors"), book.parse_cli_params(pairs))
-    assert params["models"] == evidence.REAL_EXAMPLE and params["data_root"] == "/data"
+    assert [k for k, _ in pairs] == ["models", "data_root", "device"]
+    given = dict(pairs)
+    assert given["data_root"] == "/data" and given["device"] == "cuda"
+    # here there is neither /data nor a GPU: with those two swapped for what this machine has,
+    # the runner accepts the command as printed
+    local = [("models", given["models"]), ("data_root", str(tmp_path)), ("device", "cpu")]
+    params = book.validate_params(book.get_chapter("factors"), book.parse_cli_params(local))
+    assert params["models"] == evidence.REAL_EXAMPLE

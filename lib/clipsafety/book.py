@@ -402,6 +402,21 @@ def _ood_sets_rule(v, params):
     return None
 
 
+def _fraction(v, params):
+    import math
+
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 1
+    return None if ok else "expected a number in (0, 1]"
+
+
+def _open_fraction(v, params):
+    return None if _fraction(v, params) is None and v < 1 else "expected a number in (0, 1)"
+
+
+def _optional_models(v, params):
+    return None if v in ("", []) else _models_rule(v, params)
+
+
 _SCALES = _choice("logit", "probit", "linear")
 _LIVE = {
     "models": _models_rule, "dataset": _dataset_rule, "data_root": _folder_rule("data_root"),
@@ -431,6 +446,14 @@ CHAPTER_RULES: dict[str, dict[str, Callable]] = {
         "temperature": _positive_float, "fpr_convention": _choice("id-recall", "ood-recall"),
         "aupr_method": _choice("step", "trapezoid"), "negative_labels": _choice(True, False),
         "published": _subset(("ninco", "cood"), "published result(s)"),
+    },
+    "calibration": {
+        **_LIVE, "id_dataset": _dataset_rule, "shifts": _ood_sets_rule,
+        "fit_fraction": _open_fraction, "n_bins": _ints(2, "bins"),
+        "reliability_models": _optional_models,
+        "reference_group": lambda v, p: _choice(*_groups())(v, p),
+        "transfer_margin": _positive_float, "transfer_share": _fraction,
+        "published": _choice(True, False),
     },
     "findings": {"chapters": _subset(lambda: ["all", *[n for n in toc_chapters()
                                                         if n not in SUMMARY_CHAPTERS]],
