@@ -119,14 +119,4 @@ def test_both_chapters_real_path_with_random_clip(tmp_path, fixture_root):
     assert "zero-shot CLIP" in text and "on `imagenet:val`" in text
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(), reason="zoo not built")
-def test_both_chapters_default_zoo_path(tmp_path):
-    """Default parameters (the zoo on the synthetic world), with a fresh store (a cold run)."""
-    store = str(tmp_path / "store")
-    text = run_chapter("factors", tmp_path, store=store, n_boot=100)
-    assert "(zoo) on `synth:id-test`" in text
-    assert "synthetic world + zoo" in text and _charts(text) >= 3
-    text = run_chapter("shape_bias", tmp_path, store=store, n_boot=100)
-    assert "(zoo) on `synth:cue-conflict`, ID accuracy on `synth:id-test`" in text
-    assert "synthetic world + zoo" in text and _charts(text) >= 3
+# the chapters at default parameters on the zoo: tests/test_chapter_equivalence.py
