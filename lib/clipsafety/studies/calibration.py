@@ -29,15 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from clipsafety import metrics
-from clipsafety.claims import (
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Claim,
-    judgement,
-    not_testable,
-    verdict_from_count,
-)
+from clipsafety import claims, metrics
 from clipsafety.external import fetch, keys
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
 from clipsafety.summaries import (
@@ -363,18 +355,18 @@ def published_coverage() -> pd.DataFrame:
 # --------------------------------------------------------------------------- claims
 
 CLAIMS = {
-    "calib-not-better": Claim(
+    "calib-not-better": claims.Claim(
         "calib-not-better",
         "Zero-shot CLIP is not consistently better calibrated than ImageNet models", "6"),
-    "calib-source": Claim(
+    "calib-source": claims.Claim(
         "calib-source", "The training distribution of CLIP changes its calibration", "6"),
-    "calib-quantity": Claim(
+    "calib-quantity": claims.Claim(
         "calib-quantity", "The quantity of training data changes CLIP's calibration", "6"),
-    "calib-transfer": Claim(
+    "calib-transfer": claims.Claim(
         "calib-transfer",
         "After ID temperature scaling zero-shot CLIP stays reasonably calibrated under shift "
         "(the ID temperature transfers)", "6"),
-    "calib-own-trend": Claim(
+    "calib-own-trend": claims.Claim(
         "calib-own-trend",
         "After ID temperature scaling zero-shot CLIP follows its own trend of ECE against "
         "accuracy, apart from ImageNet models", "6"),
@@ -408,13 +400,13 @@ def assess_not_better(table: pd.DataFrame, source: str, value: str = "ece_before
         parts.append(f"{d} {_fmt(est, lo, hi, unit='')}")
     n = sum(len(v) for v in counts.values())
     if n == 0:
-        return not_testable(c, source, f"needs at least two zero-shot CLIP and two {reference} "
+        return claims.not_testable(c, source, f"needs at least two zero-shot CLIP and two {reference} "
                             "models with a value on one test condition")
     ok = len(counts["better"]) < n
     detail = (f"CLIP better on {len(counts['better'])} of {n} conditions, worse on "
               f"{len(counts['worse'])}, inconclusive on {len(counts['inconclusive'])}")
     evidence = (f"{detail}; {value} CLIP minus {reference}, points: " + "; ".join(parts))
-    return judgement(c, source, REPRODUCED if ok else NOT_REPRODUCED, detail, evidence)
+    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail, evidence)
 
 
 def assess_source(df: pd.DataFrame, source: str, value: str = "ece_before",
@@ -429,7 +421,7 @@ def assess_source(df: pd.DataFrame, source: str, value: str = "ece_before",
     counts = d["source"].value_counts()
     counts = counts[counts >= min_models]
     if len(counts) < 2:
-        return not_testable(c, source, f"needs two CLIP training sources with at least "
+        return claims.not_testable(c, source, f"needs two CLIP training sources with at least "
                             f"{min_models} models each; found "
                             f"{ {k: int(v) for k, v in d['source'].value_counts().items()} }")
     a, b = counts.index[:2]
@@ -439,7 +431,7 @@ def assess_source(df: pd.DataFrame, source: str, value: str = "ece_before",
     detail = ("the interval excludes zero" if ok else "the interval includes zero (inconclusive)")
     ev = (f"{value} {a} ({counts[a]} models) minus {b} ({counts[b]}): {_fmt(est, lo, hi)}"
           + (f"; {where}" if where else ""))
-    return judgement(c, source, REPRODUCED if ok else NOT_REPRODUCED, detail, ev)
+    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail, ev)
 
 
 def assess_quantity(df: pd.DataFrame, source: str, value: str = "ece_before",
@@ -465,12 +457,12 @@ def assess_quantity(df: pd.DataFrame, source: str, value: str = "ece_before",
         parts.append(f"{src} ({len(part)} models, {part['samples'].nunique()} sizes): "
                      f"rho {r:+.2f} [{lo:+.2f}, {hi:+.2f}]")
     if not parts:
-        return not_testable(c, source, f"needs a CLIP training source with at least "
+        return claims.not_testable(c, source, f"needs a CLIP training source with at least "
                             f"{min_models} models of two training-set sizes")
     detail = f"{hits} of {len(parts)} sources with an interval excluding zero"
     ev = f"Spearman correlation of {value} with log training-set size: " + "; ".join(parts) + (
         f"; {where}" if where else "")
-    return judgement(c, source, REPRODUCED if hits else NOT_REPRODUCED, detail, ev)
+    return claims.judgement(c, source, claims.REPRODUCED if hits else claims.NOT_REPRODUCED, detail, ev)
 
 
 def assess_transfer(table: pd.DataFrame, source: str, margin: float = 0.02,
@@ -485,7 +477,7 @@ def assess_transfer(table: pd.DataFrame, source: str, margin: float = 0.02,
     c = CLAIMS["calib-transfer"]
     sh = table[(~table["is_id"]) & (table["group"] == CLIP_ZEROSHOT)]
     if sh.empty or "ece_oracle" not in sh:
-        return not_testable(c, source, "no zero-shot CLIP model on a shifted set (with oracle "
+        return claims.not_testable(c, source, "no zero-shot CLIP model on a shifted set (with oracle "
                             "temperatures)")
     ok, parts = 0, []
     n = 0
@@ -500,9 +492,9 @@ def assess_transfer(table: pd.DataFrame, source: str, margin: float = 0.02,
         parts.append(f"{d} excess {_fmt(est, lo, hi, unit='')} (ECE {part['ece_before'].mean() * 100:.1f}"
                      f" -> {part['ece_after'].mean() * 100:.1f})")
     if n == 0:
-        return not_testable(c, source, "needs at least two zero-shot CLIP models per shift")
+        return claims.not_testable(c, source, "needs at least two zero-shot CLIP models per shift")
     claimed = int(np.ceil(share * n - 1e-9))
-    return verdict_from_count(
+    return claims.verdict_from_count(
         c, source, ok, n, claimed,
         evidence=f"{ok} of {n} shifts within {margin * 100:.0f} ECE points of the oracle "
                  f"temperature (needed {claimed}); points: " + "; ".join(parts))
@@ -523,17 +515,17 @@ def assess_own_trend(table: pd.DataFrame, source: str, value: str = "ece_after",
     n_ref = int(per["group"].isin(reference).sum())
     n_clip = int((per["group"] == CLIP_ZEROSHOT).sum())
     if n_ref < 3 or n_clip < 1:
-        return not_testable(c, source, f"needs at least three {'/'.join(reference)} models and "
+        return claims.not_testable(c, source, f"needs at least three {'/'.join(reference)} models and "
                             f"one zero-shot CLIP on the shifts; found {n_ref} and {n_clip}")
     est, lo, hi = accuracy_controlled_difference(per, "accuracy", value, CLIP_ZEROSHOT,
                                                  list(reference), n_boot=n_boot, seed=seed)
     if not np.all(np.isfinite([est, lo, hi])):
-        return not_testable(c, source, "the reference trend could not be fitted")
+        return claims.not_testable(c, source, "the reference trend could not be fitted")
     ok = lo > 0 or hi < 0
     side = "below (better calibrated)" if est < 0 else "above (worse calibrated)"
     detail = (f"CLIP lies {side} the {'/'.join(reference)} trend" if ok else
               "the interval includes zero (CLIP on the ImageNet models' trend)")
-    return judgement(c, source, REPRODUCED if ok else NOT_REPRODUCED, detail,
+    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail,
                      f"{value} (mean over shifts) CLIP minus the {'/'.join(reference)} line at "
                      f"equal accuracy: {_fmt(est, lo, hi)}; {n_clip} CLIP, {n_ref} reference models")
 
@@ -553,14 +545,14 @@ def assess_prompt_claims(prompt: pd.DataFrame, source: str, n_boot: int = 1000,
     big, small = per[per["source"] == "LAION-2B"], per[per["source"] == "LAION-400M"]
     archs = sorted(set(big["arch"]) & set(small["arch"]))
     if len(archs) < 2:
-        rows.append(not_testable(c, source, "needs LAION-400M and LAION-2B CLIPs of two shared "
+        rows.append(claims.not_testable(c, source, "needs LAION-400M and LAION-2B CLIPs of two shared "
                                  "architectures"))
         return rows
     a = big[big["arch"].isin(archs)]["ece"]
     b = small[small["arch"].isin(archs)]["ece"]
     est, lo, hi = bootstrap_difference(a, b, n_boot=n_boot, seed=seed)
     ok = np.isfinite(lo) and (lo > 0 or hi < 0)
-    rows.append(judgement(c, source, REPRODUCED if ok else NOT_REPRODUCED,
+    rows.append(claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED,
                           "the interval excludes zero" if ok else
                           "the interval includes zero (inconclusive)",
                           f"LAION-2B minus LAION-400M at matched architectures "

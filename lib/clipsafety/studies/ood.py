@@ -32,16 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clipsafety import metrics
-from clipsafety.claims import (
-    NOT_REPRODUCED,
-    REPRODUCED,
-    Claim,
-    judgement,
-    not_testable,
-    verdict_from_count,
-    verdict_from_interval,
-)
+from clipsafety import claims, metrics
 from clipsafety.external import fetch
 from clipsafety.groups import CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, FT_GROUPS, STANDARD
 from clipsafety.models import model_metadata
@@ -381,15 +372,15 @@ def cood_results(confidence: str = "softmax") -> pd.DataFrame:
 
 #: the paper's OOD-detection claims (section 5)
 CLAIMS = {
-    "ood-accuracy": Claim(
+    "ood-accuracy": claims.Claim(
         "ood-accuracy", "Within one training source, ID accuracy correlates strongly with OOD "
         "detection", "5"),
-    "ood-source": Claim(
+    "ood-source": claims.Claim(
         "ood-source", "The training source of CLIP strongly affects its OOD detection", "5"),
-    "ood-ft-worse": Claim(
+    "ood-ft-worse": claims.Claim(
         "ood-ft-worse", "Some CLIPs fine-tuned on ImageNet detect OOD worse than zero-shot "
         "CLIPs", "5"),
-    "ood-2stage": Claim(
+    "ood-2stage": claims.Claim(
         "ood-2stage", "Fine-tuning on a larger label space first (12k/21k, then 1k) helps OOD "
         "detection over direct fine-tuning", "5"),
 }
@@ -417,22 +408,22 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
     d = avg.dropna(subset=[metric, "id_acc"])
     corr = correlations(d, metric, min_models=min_models, n_boot=n_boot, seed=seed)
     if corr.empty:
-        rows.append(not_testable(c["ood-accuracy"], source,
+        rows.append(claims.not_testable(c["ood-accuracy"], source,
                                  f"no training source with at least {min_models} zero-shot CLIPs"))
     else:
         strong = (corr["pearson"] >= STRONG) & (corr["pearson_lo"] > 0)
         detail = "; ".join(f"{r.source}: r = {r.pearson:+.2f} [{r.pearson_lo:+.2f}, "
                            f"{r.pearson_hi:+.2f}], rho = {r.spearman:+.2f} ({r.n_models} models)"
                            for r in corr.itertuples())
-        rows.append(judgement(c["ood-accuracy"], source,
-                              REPRODUCED if strong.all() else NOT_REPRODUCED,
+        rows.append(claims.judgement(c["ood-accuracy"], source,
+                              claims.REPRODUCED if strong.all() else claims.NOT_REPRODUCED,
                               f"{int(strong.sum())} of {len(corr)} training sources show r >= "
                               f"{STRONG} with an interval above 0", detail))
     clip = d[d["group"] == CLIP_ZEROSHOT]
     counts = clip["source"].value_counts()
     counts = counts[counts >= 3]
     if len(counts) < 2:
-        rows.append(not_testable(c["ood-source"], source,
+        rows.append(claims.not_testable(c["ood-source"], source,
                                  "needs two CLIP training sources with at least 3 models each; "
                                  f"found {clip['source'].value_counts().to_dict()}"))
     else:
@@ -442,12 +433,12 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
         est, lo, hi = accuracy_controlled_difference(part, "id_acc", metric, "A", ["B"],
                                                      n_boot=n_boot, seed=seed)
         direction = "greater" if est >= 0 else "less"
-        rows.append(verdict_from_interval(
+        rows.append(claims.verdict_from_interval(
             c["ood-source"], source, est, lo, hi, direction,
             evidence=f"{a} minus {b} at equal ID accuracy, mean {metric}"))
     pairs = fine_tuning_pairs(d, metric)
     if pairs.empty:
-        rows.append(not_testable(c["ood-ft-worse"], source,
+        rows.append(claims.not_testable(c["ood-ft-worse"], source,
                                  "no fine-tuned CLIP with its zero-shot parent in the evidence"))
     else:
         diffs = (pairs["after"] - pairs["before"]).to_numpy(float)
@@ -455,14 +446,14 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
         worse = int((diffs < 0).sum())
         ev = (f"{worse} of {len(diffs)} fine-tuned CLIPs below their parent; mean paired "
               f"change in {metric} {m:+.3f}" + (f" [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else ""))
-        rows.append(verdict_from_count(c["ood-ft-worse"], source, worse, len(diffs), 1, evidence=ev))
+        rows.append(claims.verdict_from_count(c["ood-ft-worse"], source, worse, len(diffs), 1, evidence=ev))
     ts = two_stage_pairs(d, metric)
     if ts.empty:
-        rows.append(not_testable(c["ood-2stage"], source,
+        rows.append(claims.not_testable(c["ood-2stage"], source,
                                  "no zero-shot parent with both a direct and a two-stage fine-tune"))
     else:
         m, lo, hi = bootstrap_mean(ts["diff"], n_boot=n_boot, seed=seed)
-        rows.append(verdict_from_interval(
+        rows.append(claims.verdict_from_interval(
             c["ood-2stage"], source, m, lo, hi, "greater",
             evidence=f"two-stage minus direct fine-tune of the same parent, mean {metric} over "
                      f"{len(ts)} parents"))
