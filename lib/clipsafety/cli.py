@@ -149,15 +149,20 @@ def _check_options(args) -> list[str]:
     return errors
 
 
-def _catalog_models(args) -> list[str]:
+def _read_catalog(name: str):
+    """The catalog ``name``, or a UsageError naming ``--catalog`` and what was wrong."""
     from clipsafety.catalog import read_catalog
 
     try:
-        cat = read_catalog(args.catalog)
+        return read_catalog(name)
     except KeyError as exc:
         raise UsageError(f"--catalog: {exc.args[0]}") from None
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(f"--catalog: {exc}") from None
+
+
+def _catalog_models(args) -> list[str]:
+    cat = _read_catalog(args.catalog)
     if args.groups:
         cat = cat[cat["group"].isin(args.groups)]
     return cat["id"].tolist()[: args.limit]
@@ -285,15 +290,7 @@ def _dispatch(args) -> int:
         print("\n".join(list_datasets()))
         return 0
     if args.command == "models":
-        from clipsafety.catalog import list_models
-
-        try:
-            ids = list_models(args.catalog)
-        except KeyError as exc:
-            raise UsageError(f"--catalog: {exc.args[0]}") from None
-        except (FileNotFoundError, ValueError) as exc:
-            raise UsageError(f"--catalog: {exc}") from None
-        print("\n".join(ids))
+        print("\n".join(_read_catalog(args.catalog)["id"].tolist()))
         return 0
     return 2
 
