@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from clipsafety import groups as G
 from clipsafety import metrics
 from clipsafety.claims import (
     NOT_REPRODUCED,
@@ -38,14 +39,7 @@ from clipsafety.factors import (
     resolve_factors,
 )
 from clipsafety.factors import factor_long as _tidy
-from clipsafety.groups import (
-    BASELINE,
-    CLIP_ZEROSHOT,
-    IMAGENETX_CLIP,
-    MORE_DATA,
-    family_of,
-    imagenetx_group,
-)
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, IMAGENETX_CLIP, MORE_DATA
 from clipsafety.models import model_metadata
 from clipsafety.summaries import bootstrap_difference, group_summary
 
@@ -142,11 +136,11 @@ def published_factor_table(collection: str = "imagenet_testbed", which: str = "t
         raise ValueError(f"which={which!r}; expected 'top' or 'multi' (ImageNet-X variants).")
     factors = resolve_factors(factors)
     wide = pd.read_csv(fetch(IMAGENETX.format(which=which, collection=collection)))
-    groups = wide["model"].map(imagenetx_group)
-    wide["group"] = [g for g, _ in groups]
-    wide["group_rule"] = [r for _, r in groups]
+    rules = wide["model"].map(G.imagenetx_group)
+    wide["group"] = [g for g, _ in rules]
+    wide["group_rule"] = [r for _, r in rules]
     wide = wide[wide["group"].notna()]
-    wide["family"] = wide["model"].map(lambda m: IMAGENETX_CLIP.get(m, (family_of(m),))[0])
+    wide["family"] = wide["model"].map(lambda m: IMAGENETX_CLIP.get(m, (G.family_of(m),))[0])
     wide["source"] = wide["model"].map(lambda m: IMAGENETX_CLIP.get(m, (None, "ImageNet"))[1])
     wide.loc[wide["group"] == MORE_DATA, "source"] = "more data"
     long = wide.melt(id_vars=["model", "group", "group_rule", "family", "source", "average"],
