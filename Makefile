@@ -1,6 +1,7 @@
 # clipsafety: the commands the README names.
 #   make book                 set up .venv, execute every chapter (papermill, cached), build the site
 #   make test                 set up .venv, run the test suite
+#   make test-full            the suite plus each chapter at its defaults over the whole zoo
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
 #   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
 #   make bench                run the speed/memory benchmarks under bench/
@@ -18,7 +19,7 @@ endif
 export CLIPSAFETY_MIRROR
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test chapter zoo bench venv clean lint lock
+.PHONY: book test test-full chapter zoo bench venv clean lint lock
 
 venv: $(STAMP)
 
@@ -39,6 +40,10 @@ chapter: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# also the chapters at their defaults over the whole zoo (tens of minutes on a cold store)
+test-full: $(STAMP)
+	CLIPSAFETY_FULL_TESTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 zoo: $(STAMP)
 	$(PY) -m clipsafety.zoo.train $(ZOO_ARGS)

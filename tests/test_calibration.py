@@ -328,6 +328,7 @@ def test_chapter_real_path_on_fixture_folders(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.book
 @pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(), reason="zoo not built")
 def test_chapter_at_defaults():

@@ -39,6 +39,7 @@ def test_ood_chapter_real_path_with_a_random_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.full
 @pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(), reason="zoo not built")
 def test_ood_chapter_default_zoo_path(tmp_path, monkeypatch):
     import json
