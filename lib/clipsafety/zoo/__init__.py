@@ -209,8 +209,46 @@ def _read(zoo_id: str):
     return state, meta, _sha256(path)
 
 
-def build_module(meta: dict, state: dict | None = None, templates="default", classes=None):
-    """The ``nn.Module`` for a weights file's metadata (and state, if given)."""
+_HEADS: dict[str, object] = {}
+
+
+def _cached_head(key: str | None, build):
+    """The zero-shot head ``build()`` makes, cached under ``key`` in memory and on disk
+    (``$CLIPSAFETY_CACHE/zoo-heads``, default ``~/.cache/clipsafety``): building it encodes every
+    template with every class name, the cost of a warm read of a zoo CLIP's records."""
+    if key is None:
+        return build()
+    if key in _HEADS:
+        return _HEADS[key]
+    import os
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from clipsafety.files import atomic_write
+
+    path = Path(os.environ.get("CLIPSAFETY_CACHE", "~/.cache/clipsafety")).expanduser() / "zoo-heads" / f"{key}.safetensors"
+    W = None
+    if path.is_file():
+        try:
+            W = load_file(str(path))["weights"]
+        except Exception:  # a damaged cache file: rebuild and replace it
+            W = None
+    if W is None:
+        W = build()
+        try:
+            atomic_write(path, lambda tmp: save_file({"weights": W.detach().to(torch.float32).contiguous()},
+                                                     str(tmp)), suffix=".safetensors")
+        except OSError:  # a read-only cache is no error: the head is rebuilt next time
+            pass
+    _HEADS[key] = W
+    return W
+
+
+def build_module(meta: dict, state: dict | None = None, templates="default", classes=None,
+                 head_key: str | None = None):
+    """The ``nn.Module`` for a weights file's metadata (and state, if given). ``head_key``:
+    the cache key of a zero-shot CLIP's head (weights, templates and class names)."""
     import timm
 
     import clipsafety.zoo.arch  # noqa: F401
@@ -228,7 +266,7 @@ def build_module(meta: dict, state: dict | None = None, templates="default", cla
         if st is not None:
             clip.load_state_dict(st)
         clip.eval()
-        W = zero_shot_head(clip, templates, classes)
+        W = _cached_head(head_key, lambda: zero_shot_head(clip, templates, classes))
         scale = float(clip.logit_scale.detach().exp())
         return ZeroShotCLIP(clip.visual, W, scale).eval(), scale
     m = FineTunedCLIP(clip.visual, meta["n_classes"], meta["clip_config"]["embed_dim"])
@@ -262,7 +300,13 @@ def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
     if extended and meta["kind"] != "clip":
         raise ValueError(f"zoo:{zoo_id}: extra class names need a zero-shot CLIP (kind 'clip'); "
                          f"this model is a {meta['kind']!r} classifier with a trained head.")
-    module, scale = build_module(meta, state, tl, classes=names)
+    import open_clip
+
+    from clipsafety.synth import VOCAB
+
+    head_key = hashlib.sha256(json.dumps([sha, list(tl), names, VOCAB, open_clip.__version__])
+                              .encode()).hexdigest()[:32]
+    module, scale = build_module(meta, state, tl, classes=names, head_key=head_key)
     module = module.to(device)
     label_space = "synth"
     if meta["kind"] == "clip":
