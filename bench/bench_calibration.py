@@ -58,6 +58,8 @@ def zoo_records(store_root: str, selection, full_read: bool = False):
             continue
         if man["model"].get("weights_sha256") != want_sha[mid] or man.get("precision") != "fp32":
             continue
+        if man.get("label_space", "synth") != "synth":
+            continue  # another head of the same model (the OOD chapter's negative labels)
         if full_read:
             rec = st.get(key)
         else:
