@@ -36,6 +36,7 @@ def test_synthetic_set_is_byte_identical(name, kw):
 
 
 @pytest.mark.slow
+@pytest.mark.full  # the full-size training sets: about nine minutes (make test-full)
 @pytest.mark.parametrize("name,kw", [(n, kw) for n, kw, slow in SYNTH_CASES if slow],
                          ids=[case_key(n, kw) for n, kw, slow in SYNTH_CASES if slow])
 def test_full_size_training_set_is_byte_identical(name, kw):
