@@ -23,9 +23,8 @@ n_examples = 8  # example images per set
 n_factor_samples = 2000  # samples per source for the factor frequencies
 
 # %%
-import altair as alt
 import pandas as pd
-from clipsafety import plots
+from clipsafety import charts, plots
 from clipsafety.synth import DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
 from IPython.display import Markdown, display
@@ -76,24 +75,8 @@ pd.DataFrame({"selection": list(steps), "samples": list(steps.values())})
 # ## Example images of every set
 
 # %%
-def strip(name: str, k: int) -> pd.DataFrame:
-    ds = get_dataset(name)
-    x = ds.arrays()[0][:k]
-    recs = []
-    for i, im in enumerate(x):
-        for yy in range(im.shape[0]):
-            for xx in range(im.shape[1]):
-                r, g, b = im[yy, xx]
-                recs.append((name, i, xx, yy, f"#{r:02x}{g:02x}{b:02x}"))
-    return pd.DataFrame(recs, columns=["set", "image", "x", "y", "colour"])
-
-
-pix = pd.concat([strip(n, n_examples) for n in SETS if card.set_index("dataset").loc[f"synth:{n}", "samples"]])
-(alt.Chart(pix).mark_square(size=9).encode(
-    x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
-    color=alt.Color("colour:N", scale=None))
- .properties(width=64, height=64)
- .facet(row=alt.Row("set:N", title=None), column=alt.Column("image:O", title=None), spacing=2))
+charts.image_grid({n: get_dataset(n).arrays()[0][:n_examples] for n in SETS
+                   if card.set_index("dataset").loc[f"synth:{n}", "samples"]})
 
 # %% [markdown]
 # ## Factor frequencies per training source
@@ -105,10 +88,7 @@ freq = pd.concat([
     get_dataset(f"train-{src}-10k").meta()[FACTORS].iloc[:n_factor_samples].mean()
     .rename("share").rename_axis("factor").reset_index().assign(source=src)
     for src in ("labelled", "wit", "laion")])
-alt.Chart(freq).mark_bar().encode(
-    x=alt.X("share:Q", title="share of samples"), y=alt.Y("factor:N", sort=FACTORS),
-    color=alt.Color("source:N"), yOffset="source:N",
-    tooltip=["source", "factor", alt.Tooltip("share:Q", format=".3f")])
+charts.grouped_bars(freq, "share", "factor", "source", sort=FACTORS, x_title="share of samples")
 
 # %% [markdown]
 # ## The zoo
@@ -134,7 +114,7 @@ cat.groupby("group")["id_acc"].agg(["count", "min", "median", "max"]).round(3)
 
 # %%
 plots.scatter_by_group(cat.assign(rank=cat["id_acc"].rank(method="first")), "rank", "id_acc",
-                       tooltip=["id", "group", "train_set", alt.Tooltip("id_acc:Q", format=".3f")],
+                       tooltip=["id", "group", "train_set", "id_acc"],
                        x_title="model (sorted by ID accuracy)", y_title="ID test accuracy")
 
 # %% [markdown]

@@ -2,7 +2,7 @@
 independent references (scikit-learn, hand computations, the raw published files)."""
 
 import csv
-import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +12,8 @@ from clipsafety.records import PredictionRecord
 from clipsafety.studies import ood
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-MIRROR = Path(os.environ.get("CLIPSAFETY_MIRROR") or Path(__file__).resolve().parents[2] / "shared" / "external")
-needs_mirror = pytest.mark.skipif(not MIRROR.is_dir(), reason="no published-data mirror here")
-
-
-@pytest.fixture(autouse=True)
-def _mirror(monkeypatch):
-    if MIRROR.is_dir():
-        monkeypatch.setenv("CLIPSAFETY_MIRROR", str(MIRROR))
+sys.path.insert(0, str(Path(__file__).parent))
+from test_studies import MIRROR, _mirror, needs_mirror  # noqa: E402,F401  (the mirror, set per test)
 
 
 def _rec(logits, model="zoo:m", clip_scale=None, targets=None):

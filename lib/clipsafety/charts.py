@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from clipsafety import plots
@@ -509,3 +510,35 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")
     return alt.concat(*charts, columns=columns).properties(title=title)
+
+
+def image_grid(images: dict, size: int = 64):
+    """Example images as a grid: one row per key of ``images`` (``{name: uint8 [K, H, W, 3]}``),
+    one column per image, each pixel a square of its own colour."""
+    alt = _alt()
+    recs = []
+    for name, arr in images.items():
+        for i, im in enumerate(arr):
+            h, w = im.shape[:2]
+            ys, xs = np.mgrid[0:h, 0:w]
+            hexes = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in im.reshape(-1, 3)]
+            recs.append(pd.DataFrame({"set": name, "image": i, "x": xs.ravel(), "y": ys.ravel(),
+                                      "colour": hexes}))
+    pix = pd.concat(recs, ignore_index=True)
+    return (alt.Chart(pix).mark_square(size=9).encode(
+        x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
+        color=alt.Color("colour:N", scale=None))
+        .properties(width=size, height=size)
+        .facet(row=alt.Row("set:N", title=None), column=alt.Column("image:O", title=None),
+               spacing=2))
+
+
+def grouped_bars(df: pd.DataFrame, value: str, category: str, series: str,
+                 sort: Sequence[str] | None = None, x_title: str = ""):
+    """Horizontal bars of ``value`` per ``category``, one bar per ``series`` side by side."""
+    alt = _alt()
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X(f"{value}:Q", title=x_title or value),
+        y=alt.Y(f"{category}:N", sort=list(sort) if sort is not None else "ascending"),
+        color=alt.Color(f"{series}:N"), yOffset=f"{series}:N",
+        tooltip=[series, category, alt.Tooltip(f"{value}:Q", format=".3f")])
