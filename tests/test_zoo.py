@@ -182,3 +182,27 @@ def test_committed_adversarial_ids_equal_the_reference_models_errors():
     np.testing.assert_array_equal(live.images(), committed.images())
     assert live.manifest() == committed.manifest()
     pd.testing.assert_frame_equal(live.meta(), committed.meta())
+
+
+def test_saved_weights_honour_the_umask_and_match_safetensors_bytes(tmp_path):
+    """zoo.train._save writes the bytes safetensors' own save_file writes, atomically, with the
+    process umask's permissions (save_file alone gives 0600 whatever the umask)."""
+    import os
+
+    import torch
+    from clipsafety.zoo.train import _save
+    from safetensors.torch import load_file, save_file
+
+    module = torch.nn.Linear(3, 2)
+    old = os.umask(0o022)
+    try:
+        _save("tiny", module, {"id": "tiny", "train_seconds": 1.0}, tmp_path)
+    finally:
+        os.umask(old)
+    path = tmp_path / "weights" / "tiny.safetensors"
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    ref = tmp_path / "ref.safetensors"
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(ref), metadata={"clipsafety": '{"id": "tiny"}'})
+    assert path.read_bytes() == ref.read_bytes()
+    assert torch.equal(load_file(str(path))["weight"], state["weight"])

@@ -191,7 +191,9 @@ class _Data:
 
 
 def _save(model_id: str, module, meta: dict, out: Path) -> str:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from clipsafety.files import atomic_write_bytes
 
     torch = _torch()
     state = {k: (v.detach().to(torch.float16) if v.is_floating_point() else v.detach()).contiguous()
@@ -201,7 +203,10 @@ def _save(model_id: str, module, meta: dict, out: Path) -> str:
     # wall-clock seconds live in the catalog, not the file: the file (and its sha256) is a
     # function of the plan entry alone
     file_meta = {k: v for k, v in meta.items() if k != "train_seconds"}
-    save_file(state, str(path), metadata={"clipsafety": json.dumps(file_meta)})
+    # safetensors' save_file creates its file 0600 whatever the umask; the same bytes written
+    # atomically honour the umask (a group can share a retrained zoo) and a killed run never
+    # leaves a torn weights file
+    atomic_write_bytes(path, save(state, metadata={"clipsafety": json.dumps(file_meta)}))
     from clipsafety.zoo import _sha256
 
     return _sha256(path)
