@@ -337,6 +337,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     seconds = time.perf_counter() - t0
 
     idx, logits, targets, ids, skipped = run.load()
+    if len(idx) + len(skipped) != n:  # a concurrent run of this key finished and cleaned up
+        rec = store.get(key)
+        if rec is None:
+            from clipsafety.store import StoreError
+
+            raise StoreError(f"{loaded.model_id} on {spec.dataset_id}: {n - len(idx) - len(skipped)} "
+                             f"of {n} samples' shards vanished from {run.folder} while this run "
+                             "was writing (another run of the same record removed them) and no "
+                             "record was stored; run it again (it resumes).")
+        rec.manifest.update(described)
+        rec.cache_hit = False
+        return rec
     order = np.argsort(idx, kind="stable")
     idx, targets = idx[order], targets[order]
     logits = logits[order] if logits is not None else np.zeros((0, len(loaded.classes)), np.float32)
