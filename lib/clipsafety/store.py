@@ -45,7 +45,7 @@ system). What the store relies on is plain POSIX, nothing more:
 - Removing a record (:meth:`Store.quarantine` of a corrupt one, :meth:`Store.delete`) takes
   a POSIX advisory lock (``fcntl.lockf``, which NFSv3 serves through lockd/NLM and NFSv4
   natively) on ``locks/<key>.lock``, and a reader that found a record corrupt moves it aside
-  only if the folder is still the one it read (same inode): two readers of one damaged
+  only if the folder is still the one it read (same inode and ctime): two readers of one damaged
   record never move a valid record written in between. File systems without POSIX locks
   (some FUSE mounts, object stores) are not supported for many writers.
 - Shards under ``partial/<key>`` are written atomically under names of their first index;
@@ -154,7 +154,7 @@ class Store:
             raise ValueError(f"on_corrupt={on_corrupt!r}; expected 'move' or 'raise'.")
         d = self.record_dir(key)
         try:
-            inode = d.stat().st_ino
+            ident = _identity(d)
         except FileNotFoundError:
             return None
         if not (d / "manifest.json").is_file():
@@ -164,7 +164,7 @@ class Store:
         except CorruptRecord as exc:
             if on_corrupt == "raise":
                 raise
-            moved = self.quarantine(key, inode=inode)
+            moved = self.quarantine(key, identity=ident)
             if moved is None:  # another reader moved it (or a writer replaced it) first
                 return self.get(key)
             warnings.warn(f"corrupt record {exc}; moved aside to {moved}, it will be recomputed.",
@@ -232,19 +232,19 @@ class Store:
             finally:
                 fcntl.lockf(fh, fcntl.LOCK_UN)
 
-    def quarantine(self, key: str, inode: int | None = None) -> Path | None:
+    def quarantine(self, key: str, identity: tuple | None = None) -> Path | None:
         """Move the record ``key`` to ``corrupt/<key>-<stamp>`` (kept for inspection); its
         key becomes a miss. Returns the new folder (``None`` if there was nothing to move).
 
-        inode: the record folder's inode when it was found corrupt; if the folder is no
-        longer that one (another reader moved it and a writer put a new record), nothing is
-        moved. Runs under :meth:`key_lock`."""
+        identity: the record folder's ``(inode, ctime)`` when it was found corrupt; if the
+        folder is no longer that one (another reader moved it and a writer put a new record),
+        nothing is moved. Runs under :meth:`key_lock`."""
         d = self.record_dir(key)
         dest = self.root / "corrupt" / f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         dest.parent.mkdir(parents=True, exist_ok=True)
         with self.key_lock(key):
             try:
-                if inode is not None and d.stat().st_ino != inode:
+                if identity is not None and _identity(d) != identity:
                     return None
                 os.replace(d, dest)
             except FileNotFoundError:  # another process moved it first
@@ -336,6 +336,13 @@ class Store:
 
     def partial(self, key: str, manifest: dict) -> PartialRun:
         return PartialRun(self.root / "partial" / key, manifest)
+
+
+def _identity(folder: Path) -> tuple:
+    """``(inode, ctime_ns)`` of a folder: a record folder put later is another one, even
+    where the file system reuses the inode of a removed one."""
+    st = folder.stat()
+    return st.st_ino, st.st_ctime_ns
 
 
 def _fsync(path: Path) -> None:
