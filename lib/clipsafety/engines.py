@@ -34,6 +34,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 ENGINES = ("local", "ray")
 #: exceptions a Ray task is retried on (besides a dead worker): network and file-system hiccups
@@ -116,6 +117,21 @@ def _catalog_number(meta: dict, name: str):
     return None if math.isnan(v) else int(v)
 
 
+@lru_cache(maxsize=1)
+def counted_params() -> dict:
+    """id -> parameters of the real catalog's models (``data/catalog/params.csv``, built by
+    ``data/catalog/count_params.py``: timm's published counts, else counted); ``{}`` without it."""
+    import pandas as pd
+
+    from clipsafety.files import REPO_ROOT
+
+    path = REPO_ROOT / "data" / "catalog" / "params.csv"
+    if not path.is_file():
+        return {}
+    df = pd.read_csv(path).dropna(subset=["params"])
+    return dict(zip(df["id"], df["params"].astype("int64")))
+
+
 def task_resources(model_id: str, options: EvalOptions, gpu: bool) -> tuple:
     """``(params, resolution, num_gpus, memory_bytes)`` of a task, from the model's catalog row.
 
@@ -123,7 +139,8 @@ def task_resources(model_id: str, options: EvalOptions, gpu: bool) -> tuple:
     module, while loading) plus one batch of inputs and activations (about 40 floats per input
     value). On a GPU the task asks for that share of :data:`GPU_MEMORY_BYTES` (in quarters,
     at most one GPU); on CPU for no GPU. Parameters come from the catalog's ``params``
-    column (the zoo has it), else :data:`DEFAULT_PARAMS`; the resolution from ``resolution``
+    column (the zoo has it), else ``data/catalog/params.csv`` (:func:`counted_params`), else
+    :data:`DEFAULT_PARAMS`; the resolution from ``resolution``
     (``--image-size`` overrides it), else 224."""
     from clipsafety.models import UnknownModel, model_spec
 
@@ -131,7 +148,7 @@ def task_resources(model_id: str, options: EvalOptions, gpu: bool) -> tuple:
         meta = model_spec(model_id).meta()
     except UnknownModel:
         meta = {}
-    params = _catalog_number(meta, "params")
+    params = _catalog_number(meta, "params") or counted_params().get(model_id)
     res = options.image_size or _catalog_number(meta, "resolution") or 224
     batch = options.batch_size or (256 if gpu else 128)
     weights = 4 * (params or DEFAULT_PARAMS)
@@ -399,8 +416,9 @@ def run_matrix(models, datasets, options: EvalOptions | None = None, *, engine: 
     if errors:
         raise EngineError(" ".join(errors))
     from clipsafety.infer import resolve_device
+    from clipsafety.store import Store
 
-    root = getattr(store, "root", store)
+    root = store.root if isinstance(store, Store) else store
     if engine == "local":
         tasks = plan_tasks(models, datasets, options, gpu=resolve_device(options.device).startswith("cuda"))
         return run_local(tasks, options, root, progress)
