@@ -352,7 +352,11 @@ def connect(address: str | None = None, num_cpus: int | None = None):
                                                              "include_dashboard": False}
     try:
         ray.init(address=address, log_to_driver=False, **kw)
-    except (ConnectionError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, Exception
+        if address is None:
+            raise EngineError(f"--engine ray: could not start a local Ray instance ({type(e).__name__}: "
+                              f"{e}); see /tmp/ray/session_latest/logs, or pass --address of a "
+                              "running cluster, or use --engine local.") from e
         raise EngineError(f"--address {address!r}: cannot connect to a Ray cluster there "
                           f"({type(e).__name__}: {e}); start one (ray start --head) or check the "
                           "address (auto, HOST:6379 or ray://HOST:10001).") from e
