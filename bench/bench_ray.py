@@ -122,7 +122,13 @@ def main() -> None:
     p.add_argument("--gpu-tflops", type=float, default=100.0,
                    help="ASSUMED effective bf16 TFLOP/s of one GPU on these forwards")
     p.add_argument("--decoders", type=int, default=8, help="CPU decode processes per GPU")
+    p.add_argument("--estimate-only", nargs=2, type=float, metavar=("DECODE_MS", "OVERHEAD_MS"),
+                   help="skip the measurements: scale the paper matrix with these figures")
     args = p.parse_args()
+    if args.estimate_only:
+        decode, overhead = args.estimate_only
+        paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, decode, overhead / 1000)
+        return
 
     import ray
     from clipsafety import engines

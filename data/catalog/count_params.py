@@ -37,7 +37,9 @@ def _published() -> dict[str, float]:
     except Exception:  # noqa: BLE001 - no mirror and offline: count everything
         return {}
     df = pd.read_csv(path)
-    return dict(zip(df["model"], pd.to_numeric(df["param_count"], errors="coerce") * 1e6))
+    df["params"] = pd.to_numeric(df["param_count"], errors="coerce") * 1e6
+    df = df.dropna(subset=["params"])
+    return dict(zip(df["model"], df["params"]))
 
 
 @cache

@@ -383,7 +383,6 @@ def run_ray(tasks: list[Task], options: EvalOptions, store_root=None, progress=T
         extra = {"submit_seconds": time.perf_counter() - t0}
         rows: list[dict | None] = [None] * len(tasks)
         pending, failed, images = list(refs), 0, 0
-        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         bar = tqdm(total=len(tasks), unit="task", disable=not progress, desc="clipsafety eval (ray)",
                    dynamic_ncols=True)
         while pending:
@@ -401,7 +400,8 @@ def run_ray(tasks: list[Task], options: EvalOptions, store_root=None, progress=T
                 rows[refs[ref]] = row
                 bar.update(1)
             elapsed = time.perf_counter() - t0
-            bar.set_postfix(running=min(len(pending), slots), failed=failed,
+            busy = ray.cluster_resources().get("CPU", 0) - ray.available_resources().get("CPU", 0)
+            bar.set_postfix(running=min(len(pending), round(busy)), failed=failed,  # 1 CPU a task
                             img_s=f"{images / elapsed:.0f}" if elapsed > 0 else "-",
                             task_min=f"{60 * bar.n / elapsed:.1f}" if elapsed > 0 else "-")
         bar.close()
