@@ -143,6 +143,7 @@ def main() -> None:
         local = engines.run_matrix(models, args.datasets, opts, engine="local", store=tmp / "local",
                                    progress=False)
         local_s = time.perf_counter() - t
+        print(f"local engine     : {local_s:7.1f} s", flush=True)
         t = time.perf_counter()
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         init_s = time.perf_counter() - t
@@ -162,7 +163,6 @@ def main() -> None:
     per_image = [r["seconds"] / r["images"] for r in local.rows if r["images"] and r["model_cached"]]
     print(f"zoo matrix: {len(models)} models x {len(args.datasets)} sets at n={args.n} "
           f"= {n_tasks} tasks, {images} images, {args.cpus} CPUs")
-    print(f"local engine     : {local_s:7.1f} s")
     print(f"ray engine       : {remote.seconds:7.1f} s (+ {init_s:.1f} s to start the local cluster; "
           f"speed-up {local_s / remote.seconds:.2f}x, {local_s / (remote.seconds + init_s):.2f}x with it)")
     print(f"ray, all cached  : {warm.seconds:7.1f} s ({1000 * warm.seconds / n_tasks:.0f} ms per task: "
