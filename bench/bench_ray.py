@@ -89,15 +89,18 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
     counted = pd.read_csv(REPO_ROOT / "data" / "catalog" / "params.csv")
     df = cat.merge(counted, on="id", how="left")
     have = df["image_gflops"].notna()
+    # models whose FLOPs the meta-device count could not get: the median of the others
+    gflops = df["image_gflops"].fillna(df["image_gflops"].median())
     images = sum(PAPER_SETS.values())
-    forward_s = df.loc[have, "image_gflops"] / (gpu_tflops * 1e3)  # seconds per image
+    forward_s = gflops / (gpu_tflops * 1e3)  # seconds per image
     per_image = forward_s.clip(lower=decode / 1000 / decoders)
     gpu_hours = float(per_image.sum()) * images / 3600
     tasks = len(df) * len(PAPER_SETS)
     gpu_hours += tasks * overhead / 3600
     # records: float32 logits over 1000 classes (what the store writes) and in float16
     logit_bytes = len(df) * images * 1000
-    print(f"paper matrix: {len(df)} models ({', '.join(groups)}; FLOPs known for {int(have.sum())}) "
+    print(f"paper matrix: {len(df)} models ({', '.join(groups)}; FLOPs counted for {int(have.sum())}, "
+          f"the median for the other {int((~have).sum())}) "
           f"x {len(PAPER_SETS)} sets = {tasks} tasks, {images:,} images per model")
     print(f"  per image: forward median {1000 * forward_s.median():.2f} ms at the ASSUMED "
           f"{gpu_tflops:g} effective TFLOP/s (image-tower GFLOPs: median "
