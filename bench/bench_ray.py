@@ -169,7 +169,7 @@ def main() -> None:
     print(f"ray engine       : {remote.seconds:7.1f} s (+ {init_s:.1f} s to start the local cluster; "
           f"speed-up {local_s / remote.seconds:.2f}x, {local_s / (remote.seconds + init_s):.2f}x with it)")
     print(f"ray, all cached  : {warm.seconds:7.1f} s ({1000 * warm.seconds / n_tasks:.0f} ms per task: "
-          "a model load per worker + the store read)")
+          "the store read; the workers still hold the models)")
     print(f"ray overhead     : {1000 * overhead:7.2f} ms per no-op task ({args.noop_tasks} tasks, "
           f"submit {1000 * remote.extra['submit_seconds'] / n_tasks:.2f} ms per task)")
     cpu_ms = 1000 * statistics.median(per_image) if per_image else float("nan")
