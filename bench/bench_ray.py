@@ -79,7 +79,7 @@ def decode_ms(n: int = 32) -> float:
 
 
 def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float,
-                   overhead: float) -> None:
+                   overhead: float, decode_from: str = "measured here") -> None:
     import pandas as pd
     from clipsafety.catalog import read_catalog
     from clipsafety.files import REPO_ROOT
@@ -105,7 +105,7 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
     print(f"  per image: forward median {1000 * forward_s.median():.2f} ms at the ASSUMED "
           f"{gpu_tflops:g} effective TFLOP/s (image-tower GFLOPs: median "
           f"{df.loc[have, 'image_gflops'].median():.1f}, max {df['image_gflops'].max():.0f}); decode "
-          f"{decode:.2f} ms measured here / {decoders} decoders per GPU")
+          f"{decode:.2f} ms {decode_from} / {decoders} decoders per GPU")
     print(f"  total {gpu_hours:,.0f} GPU-hours; store {logit_bytes * 4 / 1e9:,.0f} GB of logits "
           f"in float32 ({logit_bytes * 2 / 1e9:,.0f} GB in float16)")
     for n in gpus:
@@ -130,7 +130,8 @@ def main() -> None:
     args = p.parse_args()
     if args.estimate_only:
         decode, overhead = args.estimate_only
-        paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, decode, overhead / 1000)
+        paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, decode, overhead / 1000,
+                       decode_from="(given)")
         return
 
     import ray
