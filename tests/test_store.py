@@ -92,3 +92,67 @@ def test_delete_then_put_replaces(tmp_path):
     assert s.get("e" * 32) is None
     s.put("e" * 32, _rec(seed=2))
     np.testing.assert_array_equal(s.get("e" * 32).logits, _rec(seed=2).logits)
+
+
+# --- many writers -------------------------------------------------------------------------------
+
+def _race_writer(root, keys, barrier, seed):
+    """One of two processes putting the same records under the same keys at the same moment."""
+    store = Store(root)
+    for key in keys:
+        barrier.wait(timeout=60)
+        store.put(key, _rec(n=2000, c=50, seed=int(key[:4], 16)))
+
+
+def _race_reader(root, keys, stop, found):
+    """Polls every key while the writers write: a hit must be a whole, verified record."""
+    store = Store(root)
+    seen = set()
+    while not stop.is_set():
+        for key in keys:
+            rec = store.get(key, on_corrupt="raise")  # a partial record would raise here
+            if rec is not None:
+                assert rec.logits.shape == (2000, 50) and len(rec.ids) == 2000
+                seen.add(key)
+    found.value = len(seen)
+
+
+def test_two_processes_racing_on_one_key_leave_one_valid_record(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    keys = [hashlib.sha256(str(i).encode()).hexdigest()[:32] for i in range(12)]
+    barrier, stop, found = ctx.Barrier(2), ctx.Event(), ctx.Value("i", -1)
+    reader = ctx.Process(target=_race_reader, args=(tmp_path, keys, stop, found))
+    writers = [ctx.Process(target=_race_writer, args=(tmp_path, keys, barrier, s)) for s in (1, 2)]
+    reader.start()
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(120)
+    stop.set()
+    reader.join(60)
+    assert [w.exitcode for w in writers] == [0, 0] and reader.exitcode == 0
+    assert found.value >= 1  # the reader saw records appear, and none of them partial
+    store = Store(tmp_path)
+    assert store.keys() == sorted(keys)
+    for key in keys:  # one record per key, verified, with the bytes one writer wrote
+        rec = store.get(key, on_corrupt="raise")
+        want = _rec(n=2000, c=50, seed=int(key[:4], 16))
+        assert np.array_equal(rec.logits, want.logits) and rec.manifest["key"] == key
+    assert not list((tmp_path / "tmp").iterdir())  # the losers cleaned up after themselves
+    assert not (tmp_path / "corrupt").exists()
+
+
+def test_a_corrupt_record_is_moved_aside_only_if_still_the_one_read(tmp_path):
+    store = Store(tmp_path)
+    key = "ab" * 16
+    store.put(key, _rec())
+    st = store.record_dir(key).stat()
+    store.delete(key)  # another reader removed the damaged one, a writer put a new one
+    store.put(key, _rec())
+    assert store.quarantine(key, identity=(st.st_ino, st.st_ctime_ns)) is None
+    assert store.get(key, on_corrupt="raise") is not None
+    st = store.record_dir(key).stat()
+    assert store.quarantine(key, identity=(st.st_ino, st.st_ctime_ns)) is not None
+    assert store.get(key) is None and (tmp_path / "locks" / f"{key}.lock").is_file()

@@ -8,6 +8,10 @@ an unknown id). A pair that fails (missing weights, wrong folder layout, label s
 not meet) is reported in the table, its full message below it, and the rest still run; the
 exit status is 1 if any pair failed. No traceback reaches the user (``CLIPSAFETY_DEBUG=1``
 shows it).
+
+``--engine ray [--address ADDR]`` runs the same tasks on a Ray cluster (one task per model,
+dataset and head; :mod:`clipsafety.engines`), writing the same records into a store every
+worker sees; ``--engine local`` (the default) runs them here, one after the other.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 
@@ -63,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="ignore stored records of these pairs: compute and replace them")
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--out", help="also write the summary table to this CSV")
+    e.add_argument("--engine", default="local",
+                   help="local (this process, the default) | ray (a Ray cluster: one task per pair)")
+    e.add_argument("--address", help="with --engine ray: the cluster (auto, HOST:6379, "
+                   "ray://HOST:10001); default: start a local Ray on this machine")
+    e.add_argument("--retries", type=_int_at_least(0, "retries of a task whose worker died"),
+                   default=3, help="with --engine ray: retries of a task whose worker died (default 3)")
     sub.add_parser("datasets", help="list dataset ids")
     m = sub.add_parser("models", help="list model ids of a catalog")
     m.add_argument("--catalog", default="real")
@@ -109,13 +118,14 @@ def _check_datasets(ids: list[str], data_root: str | None = None) -> list[str]:
 
 def _check_options(args) -> list[str]:
     """Messages for option values that cannot be right (before any work)."""
+    from clipsafety.engines import check_engine
     from clipsafety.heads import TEMPLATE_SETS
-    from clipsafety.infer import DeviceUnavailable, resolve_device
+    from clipsafety.infer import DeviceUnavailable, device_name, resolve_device
     from clipsafety.store import Store, StoreError
 
-    errors = []
-    try:
-        resolve_device(args.device)
+    errors = check_engine(args.engine, args.address)
+    try:  # with Ray the workers' machines decide whether a GPU is there: only the name here
+        (device_name if args.engine == "ray" else resolve_device)(args.device)
     except DeviceUnavailable as exc:
         errors.append(f"--device: {exc}")
     try:
@@ -168,37 +178,10 @@ def _catalog_models(args) -> list[str]:
     return cat["id"].tolist()[: args.limit]
 
 
-def _summary(rec) -> dict:
-    """Top-1 accuracy for the table: over the label subset; ObjectNet through its label map;
-    ImageNet-1k logits on cue-conflict through the 16 classes' members (shape accuracy).
-    Logits and targets of different label spaces without a mapping raise
-    :class:`clipsafety.records.LabelSpaceMismatch` (never a metric)."""
-    import numpy as np
-
-    from clipsafety.datasets import project_logits
-    from clipsafety.metrics.core import accuracy, softmax
-    from clipsafety.records import check_label_spaces, label_spaces_match
-
-    m = rec.manifest
-    keep = rec.targets >= 0
-    if not keep.any():
-        return {"top1": None}  # an OOD set: no targets to score
-    check_label_spaces(rec.label_space, rec.target_space, label_map=m.get("label_map"),
-                       what=f"{m.get('model', {}).get('model_id')} on {m.get('dataset', {}).get('dataset_id')}")
-    logits, targets = rec.logits[keep], rec.targets[keep]
-    if label_spaces_match(rec.label_space, rec.target_space):
-        return {"top1": accuracy(logits, targets, m.get("label_subset"))}
-    if m.get("label_map") is not None:
-        return {"top1": accuracy(project_logits(logits, m["label_map"]), targets)}
-    from clipsafety.shape import imagenet_to_16
-
-    return {"top1": float(np.mean(imagenet_to_16(softmax(logits)).argmax(1) == targets))}
-
-
 def run_eval(args) -> int:
     import pandas as pd
 
-    from clipsafety.infer import predict
+    from clipsafety import engines
     from clipsafety.store import Store
 
     errors = _check_options(args)
@@ -215,29 +198,16 @@ def run_eval(args) -> int:
         print("clipsafety eval: stopped before running anything:\n  " + "\n  ".join(errors), file=sys.stderr)
         return 2
     store = Store(args.store)
-    rows, failures = [], []
-    for mid in models:
-        for did in args.datasets:
-            t0 = time.perf_counter()
-            row = {"model": mid, "dataset": did}
-            try:
-                rec = predict(mid, did, data_root=args.data_root, store=store, device=args.device,
-                              batch_size=args.batch_size, num_workers=args.num_workers,
-                              templates=args.templates, classnames=args.classnames,
-                              image_size=args.image_size, progress=not args.no_progress,
-                              recompute=args.recompute)
-                cached = getattr(rec, "cache_hit", False)
-                row.update(n=len(rec), skipped=rec.manifest.get("n_skipped", 0), **_summary(rec),
-                           status="cached" if cached else "computed", key=rec.manifest.get("key", "")[:10])
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # noqa: BLE001 - one failing pair must not stop the matrix
-                msg = " ".join(str(e).split()) or type(e).__name__
-                failures.append(f"{mid} | {did}: {type(e).__name__}: {msg}")
-                row.update(status=f"error: {type(e).__name__}", error=msg)
-            row["seconds"] = round(time.perf_counter() - t0, 2)
-            rows.append(row)
-    table = pd.DataFrame(rows)
+    options = engines.EvalOptions(
+        data_root=args.data_root, device=args.device, batch_size=args.batch_size,
+        num_workers=args.num_workers, templates=args.templates, classnames=args.classnames,
+        image_size=args.image_size, recompute=args.recompute)
+    result = engines.run_matrix(models, args.datasets, options, engine=args.engine, store=store,
+                                address=args.address, progress=not args.no_progress,
+                                max_retries=args.retries)
+    table = pd.DataFrame(engines.table_rows(result))
+    failures = [f"{r['model']} | {r['dataset']}: {r['status'].removeprefix('error: ')}: {r['error']}"
+                for r in result.failures]
     shown = table.drop(columns=["error"], errors="ignore")
     with pd.option_context("display.max_colwidth", 200, "display.width", 250):
         print(shown.to_string(index=False))
@@ -247,7 +217,14 @@ def run_eval(args) -> int:
             print(f"  {f}")
     if args.out:
         table.to_csv(args.out, index=False)
-    print(f"store: {store.root}  ({len(rows) - len(failures)} ok, {len(failures)} failed)")
+    n_ok = len(table) - len(failures)
+    if args.engine == "ray":
+        computed = int((table.get("status") == "computed").sum()) if len(table) else 0
+        images = sum(r.get("images", 0) for r in result.rows)
+        print(f"ray: {len(table)} tasks in {result.seconds:.1f} s ({computed} computed, "
+              f"{n_ok - computed} cached, {len(failures)} failed; {images / max(result.seconds, 1e-9):.0f} "
+              "images/s computed)")
+    print(f"store: {store.root}  ({n_ok} ok, {len(failures)} failed)")
     return 1 if failures else 0
 
 

@@ -45,19 +45,26 @@ class DeviceUnavailable(ValueError):
     """A device that is not a torch device name, or one this machine does not have."""
 
 
+def device_name(device: str = "auto") -> str:
+    """``device`` normalised (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) without
+    asking whether this machine has it; another name raises :class:`DeviceUnavailable`."""
+    import re
+
+    dev = str(device).strip().lower()
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", dev):
+        raise DeviceUnavailable(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', "
+                                "'cuda:N' or 'mps'; pass one of those (auto picks CUDA when present).")
+    return dev
+
+
 def resolve_device(device: str = "auto") -> str:
     """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
     ``"mps"``; a device this machine does not have raises :class:`DeviceUnavailable`."""
-    import re
-
     import torch
 
-    dev = str(device).strip().lower()
+    dev = device_name(device)
     if dev == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", dev):
-        raise DeviceUnavailable(f"device {device!r} is not one of 'auto', 'cpu', 'cuda', "
-                                "'cuda:N' or 'mps'; pass one of those (auto picks CUDA when present).")
     if dev.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceUnavailable(f"device {device!r} was asked for but torch finds no CUDA GPU "
@@ -173,6 +180,10 @@ def _resolve_classnames(classnames, spec: DatasetSpec):
         raise ValueError(f"classnames={classnames!r} is not a label space; expected one of "
                          f"{list(CLASSNAME_CHOICES)} or a list of class names.")
     return classnames
+
+
+#: the head's classes of a model on a dataset (what :func:`predict` loads a model with)
+resolve_classnames = _resolve_classnames
 
 
 def key_manifest(loaded: LoadedModel, spec: DatasetSpec, precision: str) -> dict:
@@ -337,6 +348,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     seconds = time.perf_counter() - t0
 
     idx, logits, targets, ids, skipped = run.load()
+    if len(idx) + len(skipped) != n:  # a concurrent run of this key finished and cleaned up
+        rec = store.get(key)
+        if rec is None:
+            from clipsafety.store import StoreError
+
+            raise StoreError(f"{loaded.model_id} on {spec.dataset_id}: {n - len(idx) - len(skipped)} "
+                             f"of {n} samples' shards vanished from {run.folder} while this run "
+                             "was writing (another run of the same record removed them) and no "
+                             "record was stored; run it again (it resumes).")
+        rec.manifest.update(described)
+        rec.cache_hit = False
+        return rec
     order = np.argsort(idx, kind="stable")
     idx, targets = idx[order], targets[order]
     logits = logits[order] if logits is not None else np.zeros((0, len(loaded.classes)), np.float32)

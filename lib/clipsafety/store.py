@@ -27,10 +27,36 @@ Conventions:
   recomputes it. A shard that does not load is renamed ``*.corrupt`` and its samples recomputed.
 - Permissions: directories and files are created with the process umask (no fixed 0600 or
   0700), so with ``umask 002`` a group shares a store (README: "Shared stores").
+
+Many writers (the Ray engine, :mod:`clipsafety.engines`; several hosts on one shared file
+system). What the store relies on is plain POSIX, nothing more:
+
+- ``rename(2)`` of a directory onto a name that does not exist is atomic, and onto a
+  non-empty directory fails (``ENOTEMPTY``/``EEXIST``) without touching it. ``tmp/`` and
+  ``records/`` are siblings under the root, so the rename never crosses a file system. Two
+  writers racing on one key both assemble a complete record in their own ``tmp/`` folder;
+  one rename wins, the loser sees the error, finds the winner's record and drops its own:
+  one valid record (the same bytes when the inputs are the same). No lock is taken to write.
+- The data files and the manifest are fsynced before the rename (and the folder after), so
+  a rename that another host sees is never of a folder whose files are still in the
+  writer's page cache. On NFS, close-to-open consistency then gives a reader on another host
+  the whole record once it sees the folder; its attribute cache can at worst delay a hit
+  (a miss that recomputes the record, and whose rename then loses), never show half a one.
+- Removing a record (:meth:`Store.quarantine` of a corrupt one, :meth:`Store.delete`) takes
+  a POSIX advisory lock (``fcntl.lockf``, which NFSv3 serves through lockd/NLM and NFSv4
+  natively) on ``locks/<key>.lock``, and a reader that found a record corrupt moves it aside
+  only if the folder is still the one it read (same inode and ctime): two readers of one damaged
+  record never move a valid record written in between. File systems without POSIX locks
+  (some FUSE mounts, object stores) are not supported for many writers.
+- Shards under ``partial/<key>`` are written atomically under names of their first index;
+  two runs of one key may both save one (the first copy is kept on load). A run whose shards
+  were cleaned up by a concurrent run of the same key that finished first returns that run's
+  record (:func:`clipsafety.predict`), never a record with missing rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -127,6 +153,10 @@ class Store:
         if on_corrupt not in ("move", "raise"):
             raise ValueError(f"on_corrupt={on_corrupt!r}; expected 'move' or 'raise'.")
         d = self.record_dir(key)
+        try:
+            ident = _identity(d)
+        except FileNotFoundError:
+            return None
         if not (d / "manifest.json").is_file():
             return None
         try:
@@ -134,7 +164,9 @@ class Store:
         except CorruptRecord as exc:
             if on_corrupt == "raise":
                 raise
-            moved = self.quarantine(key)
+            moved = self.quarantine(key, identity=ident)
+            if moved is None:  # another reader moved it (or a writer replaced it) first
+                return self.get(key)
             warnings.warn(f"corrupt record {exc}; moved aside to {moved}, it will be recomputed.",
                           CorruptRecordWarning, stacklevel=2)
             return None
@@ -184,16 +216,39 @@ class Store:
         meta = table if table.shape[1] > 1 else None
         return PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
 
-    def quarantine(self, key: str) -> Path | None:
+    @contextlib.contextmanager
+    def key_lock(self, key: str):
+        """An exclusive POSIX advisory lock (``fcntl.lockf``) on ``locks/<key>.lock``, held by
+        whoever removes the record ``key`` (see the module docstring); works across hosts on
+        NFS with locking. Writers do not take it."""
+        import fcntl
+
+        path = self.root / "locks" / f"{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as fh:
+            fcntl.lockf(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fh, fcntl.LOCK_UN)
+
+    def quarantine(self, key: str, identity: tuple | None = None) -> Path | None:
         """Move the record ``key`` to ``corrupt/<key>-<stamp>`` (kept for inspection); its
-        key becomes a miss. Returns the new folder (``None`` if there was nothing to move)."""
+        key becomes a miss. Returns the new folder (``None`` if there was nothing to move).
+
+        identity: the record folder's ``(inode, ctime)`` when it was found corrupt; if the
+        folder is no longer that one (another reader moved it and a writer put a new record),
+        nothing is moved. Runs under :meth:`key_lock`."""
         d = self.record_dir(key)
         dest = self.root / "corrupt" / f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(d, dest)
-        except FileNotFoundError:  # another process moved it first
-            return None
+        with self.key_lock(key):
+            try:
+                if identity is not None and _identity(d) != identity:
+                    return None
+                os.replace(d, dest)
+            except FileNotFoundError:  # another process moved it first
+                return None
         return dest
 
     def put(self, key: str, record: PredictionRecord) -> Path:
@@ -215,33 +270,45 @@ class Store:
                          "targets": np.ascontiguousarray(record.targets, dtype=np.int64)})
             with open(tmp / "arrays.safetensors", "xb") as fh:
                 fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
             table = pd.DataFrame({"id": np.asarray(record.ids, dtype=str)})
             if record.meta is not None:
                 meta = record.meta.reset_index(drop=True)
                 table = pd.concat([table, meta.drop(columns=[c for c in ("id",) if c in meta])], axis=1)
             pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp / "samples.parquet")
+            _fsync(tmp / "samples.parquet")
             sums = {name: _sha256(tmp / name) for name in RECORD_FILES}
             manifest = json.loads(json.dumps({**record.manifest, "key": key, "checksums": sums},
                                              default=str))
             manifest["manifest_sha256"] = _manifest_digest(manifest)
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            _fsync(tmp / "manifest.json")
+            _fsync(tmp)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(tmp, final)  # atomic for directories when `final` does not exist
             except OSError:
                 if not self.has(key):  # a concurrent writer won: keep theirs
                     raise
+            else:
+                _fsync(final.parent)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     def delete(self, key: str) -> None:
-        """Remove a record: renamed away first (readers see a miss, never half a record)."""
+        """Remove a record: renamed away first (readers see a miss, never half a record),
+        under :meth:`key_lock`."""
         d = self.record_dir(key)
         if d.exists():
             trash = self.root / "tmp" / f"{key}-deleted-{uuid.uuid4().hex[:8]}"
             trash.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(d, trash)
+            with self.key_lock(key):
+                try:
+                    os.replace(d, trash)
+                except FileNotFoundError:  # another process removed it first
+                    return
             shutil.rmtree(trash, ignore_errors=True)
 
     def keys(self) -> list[str]:
@@ -269,6 +336,22 @@ class Store:
 
     def partial(self, key: str, manifest: dict) -> PartialRun:
         return PartialRun(self.root / "partial" / key, manifest)
+
+
+def _identity(folder: Path) -> tuple:
+    """``(inode, ctime_ns)`` of a folder: a record folder put later is another one, even
+    where the file system reuses the inode of a removed one."""
+    st = folder.stat()
+    return st.st_ino, st.st_ctime_ns
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the storage before a rename."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sha256(path: Path) -> str:
