@@ -47,7 +47,7 @@ class PromptLearner(nn.Module):
             p.requires_grad_(False)
         self.clip = clip
         if init:
-            n_ctx = int(tokenizer([init]).argmax(dim=-1)[0]) - 1  # tokens between SOT and EOT
+            n_ctx = int((tokenizer([init])[0] != 0).sum()) - 2  # tokens between SOT and EOT (pad 0)
             prefix = init
         else:
             prefix = " ".join(["x"] * n_ctx)
