@@ -59,10 +59,9 @@ published = True  # show LeVine et al.'s published per-prompt ECEs
 # %%
 import time
 
-import numpy as np
 import pandas as pd
 import torch
-from clipsafety import charts, claims, datasets, evidence, features, plots, synth
+from clipsafety import charts, claims, evidence, features, plots, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, STANDARD
 from clipsafety.prompt_tuning import atfd, train_prompts

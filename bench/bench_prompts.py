@@ -25,7 +25,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-
     from clipsafety import evidence, features, metrics, synth
     from clipsafety.groups import CLIP_ZEROSHOT
     from clipsafety.studies import prompts as study

@@ -118,11 +118,10 @@ def _ece(conf, correct, n_bins=15):
 
 @needs_zoo
 def test_evaluate_head_against_numpy_and_sklearn(towers, tmp_path):
-    from sklearn.metrics import roc_auc_score
-
     from clipsafety import features, metrics
     from clipsafety.studies import prompts as study
     from clipsafety.synth import TEMPLATES
+    from sklearn.metrics import roc_auc_score
 
     idr = features.image_features(towers, "synth:id-test", store=tmp_path)
     sh = features.image_features(towers, "synth:shift-rendition", store=tmp_path)
@@ -153,9 +152,8 @@ def test_evaluate_head_against_numpy_and_sklearn(towers, tmp_path):
 
 def test_effective_robustness_against_a_logit_fit():
     import pandas as pd
-    from scipy.special import logit
-
     from clipsafety.studies import prompts as study
+    from scipy.special import logit
 
     std = pd.DataFrame({"acc_id": [0.5, 0.6, 0.7], "acc_shift": [0.3, 0.35, 0.5]})
     tab = pd.DataFrame({"acc_id": [0.55, 0.65], "acc_shift": [0.4, 0.4]})
@@ -189,7 +187,8 @@ def test_template_sets_subsets_and_vocabulary():
 def test_published_spread_against_the_raw_file():
     import os
 
-    from clipsafety.studies import calibration, prompts as study
+    from clipsafety.studies import calibration
+    from clipsafety.studies import prompts as study
 
     os.environ.setdefault("CLIPSAFETY_MIRROR", str(MIRROR))
     raw = json.loads((MIRROR / "Pikus16" / "CLIP_Calibration" / "dataset_eces.json").read_text())
