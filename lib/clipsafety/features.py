@@ -139,10 +139,15 @@ def zero_shot_weights(towers: ClipTowers, templates, classes=None):
     import torch
 
     dev = next(towers.clip.parameters()).device
+    model, tok = towers.clip, towers.tokenizer
+    if towers.kind == "openclip":  # encode at the prompts' own length (exact; clipsafety.heads)
+        from clipsafety.heads import _trimmed_text
+
+        model, tok = _trimmed_text(model, tok)
     with torch.no_grad():
         return open_clip.build_zero_shot_classifier(
-            towers.clip, towers.tokenizer, list(classes or towers.classes), list(templates),
-            num_classes_per_batch=None, device=dev).float().cpu()
+            model, tok, list(classes or towers.classes), list(templates),
+            num_classes_per_batch=None if towers.kind == "zoo" else 10, device=dev).float().cpu()
 
 
 # --------------------------------------------------------------------------------------------
