@@ -106,12 +106,15 @@ else:
 if not (budget and train_set):
     tuned_ids = []
 verdicts = run.not_run_rows(study.CLAIMS)
+others = [m for m in run.models if m not in clips]
 display(Markdown(
     f"This run: **{len(clips)} zero-shot CLIPs** ({run.kind}), ID set `{run.dataset}`, "
     f"{len(shift_list)} shifts, {len(ood_list)} OOD sets; {len(named_sets)} named template sets "
     f"and {len(subsets)} random subsets (sizes {sorted(set(int(s) for s in subset_sizes))}, "
     f"{n_subsets} each, of the {len(pool)}-template pool); prompt tuning on "
-    f"{len(tuned_ids)} CLIPs for {budget} steps on `{train_set or 'none'}`."))
+    f"{len(tuned_ids)} CLIPs for {budget} steps on `{train_set or 'none'}`."
+    + (f" The {len(others)} other models of `models` have no text tower: only the standard "
+       "ones among them enter, as the effective-robustness baseline." if others else "")))
 
 # %% [markdown]
 # ## 1. Live evidence: one knob at a time
@@ -136,8 +139,10 @@ if live_ok:
                                                batch_size=batch_size) for d in sets_needed}
     t_feat = time.perf_counter() - t0
     # the standard models' trend for effective robustness (prediction records)
-    zoo_groups = {} if run.real else study.groups_of(evidence.resolve_models("zoo"))
-    std_ids = [m for m, g in zoo_groups.items() if g == STANDARD]
+    std_ids = [m for m in run.models if groups[m] == STANDARD]  # the run's, else the zoo's
+    if len(std_ids) < 2 and not run.real:
+        zoo_groups = study.groups_of(evidence.resolve_models("zoo"))
+        std_ids = [m for m, g in zoo_groups.items() if g == STANDARD]
     standard = pd.DataFrame(columns=["model", "acc_id", "acc_shift"])
     if std_ids and shift_list:
         recs = {d: run.collect(d, models=std_ids, progress=False) for d in [run.dataset, *shift_list]}

@@ -214,8 +214,9 @@ def test_bad_input_is_refused_before_work():
     text = str(err.value)
     assert "'fancy'" in text and "descriptive" in text
     assert "budget" in text and "[0, 5000]" in text
-    assert "zoo:sup-resnet-labelled-30k" in text and "not zero-shot CLIPs" in text
-    book.check_values("prompts", {"models": [CLIP], "budget": 0, "template_sets": "single"})
+    assert "zoo:sup-resnet-labelled-30k" in text and "holds no zero-shot CLIP" in text
+    book.check_values("prompts", {"models": [CLIP, "zoo:sup-resnet-labelled-30k"], "budget": 0,
+                                  "template_sets": "single"})
     with pytest.raises(features.NotAZeroShotCLIP, match="sup-resnet-labelled-30k.*classifier"):
         features.clip_towers("zoo:sup-resnet-labelled-30k")
     with pytest.raises(features.NotAZeroShotCLIP, match="timm:resnet18"):
