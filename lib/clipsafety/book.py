@@ -906,10 +906,11 @@ def _clip_models_rule(v, params):
     err = _models_rule(v, params)
     if err or (isinstance(v, str) and v in ("zoo", "real")):
         return err
+    from clipsafety.groups import CLIP_ZEROSHOT
     from clipsafety.models import model_metadata
 
     meta = model_metadata(_as_list(v))
-    if not any(m.startswith("openclip:") or g == "clip-zeroshot"
+    if not any(m.startswith("openclip:") or g == CLIP_ZEROSHOT
                for m, g in zip(meta["model"], meta["group"], strict=True)):
         return (f"{list(meta['model'])} holds no zero-shot CLIP; expected zoo CLIPs (group "
                 "clip-zeroshot, e.g. 'zoo:clip-resnet-wit-10k') or openclip: ids, whose text "
