@@ -164,10 +164,11 @@ if live_ok:
                          "atfd": float(atfd(W.T)), **evaluate(m, W)})
     named = study.with_effective_robustness(pd.DataFrame(rows), standard)
     rows = []
-    for m in clips:
+    for m in clips:  # every prompt of the pool encoded once; a subset's head is their average
+        E = features.template_embeddings(towers[m], pool)
         for s in subsets:
             rows.append({"model": m, "size": s["size"], "draw": s["draw"],
-                         **evaluate(m, features.zero_shot_weights(towers[m], s["templates"]))})
+                         **evaluate(m, features.head_of(E, s["index"]))})
     subs = study.with_effective_robustness(pd.DataFrame(rows), standard)
     t_heads = time.perf_counter() - t1
     for t in (named, subs):

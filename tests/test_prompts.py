@@ -44,6 +44,20 @@ def test_cached_features_give_the_logits_of_predict(towers, tmp_path):
 
 
 @needs_zoo
+def test_a_subset_head_from_the_pool_embeddings_is_the_builders_head(towers):
+    from clipsafety import features
+    from clipsafety.studies import prompts as study
+
+    pool = study.template_set("openai")
+    E = features.template_embeddings(towers, pool)
+    assert E.shape == (len(pool), 10, 64)
+    for s in study.random_subsets(pool, [1, 7, 15], 2, seed=4):
+        torch.testing.assert_close(features.head_of(E, s["index"]),
+                                   features.zero_shot_weights(towers, s["templates"]),
+                                   rtol=1e-5, atol=1e-6)
+
+
+@needs_zoo
 def test_a_damaged_feature_file_is_recomputed(towers, tmp_path):
     from clipsafety import features
 

@@ -56,10 +56,16 @@ class FeatureRecord:
         return float(self.manifest["logit_policy"]["scale"])
 
 
-def logits(features: np.ndarray, weights, scale: float) -> np.ndarray:
-    """Zero-shot logits ``scale * features @ weights`` (``weights`` ``[D, C]``), float32."""
-    W = weights.detach().cpu().numpy() if hasattr(weights, "detach") else np.asarray(weights)
-    return (float(scale) * (np.asarray(features, np.float32) @ W.astype(np.float32))).astype(np.float32)
+def logits(features: np.ndarray, weights, scale: float = 1.0) -> np.ndarray:
+    """Zero-shot logits ``scale * features @ weights`` (``weights`` ``[D, C]``), float32
+    (``scale=1``: the cosines). The product runs in torch: with the BLAS threads of numpy on a
+    busy machine, this small product was 20 times slower (measured, 16 ms vs 0.8 ms)."""
+    import torch
+
+    W = torch.as_tensor(weights.detach().cpu() if hasattr(weights, "detach") else np.asarray(weights),
+                        dtype=torch.float32)
+    F = torch.as_tensor(np.asarray(features, np.float32))
+    return (float(scale) * (F @ W)).numpy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,6 +154,37 @@ def zero_shot_weights(towers: ClipTowers, templates, classes=None):
         return open_clip.build_zero_shot_classifier(
             model, tok, list(classes or towers.classes), list(templates),
             num_classes_per_batch=None if towers.kind == "zoo" else 10, device=dev).float().cpu()
+
+
+def template_embeddings(towers: ClipTowers, templates, classes=None, per_batch: int = 10):
+    """``[T, C, D]`` L2-normalised text features of every (template, class) prompt, one
+    text-tower pass over them: :func:`head_of` averages any subset of the templates into the
+    head ``build_zero_shot_classifier`` builds over that subset (the same per-prompt normalise,
+    mean over templates, renormalise), so a sweep over template subsets encodes each prompt once."""
+    import torch
+
+    templates, classes = list(templates), list(classes or towers.classes)
+    dev = next(towers.clip.parameters()).device
+    model, tok = towers.clip, towers.tokenizer
+    if towers.kind == "openclip":
+        from clipsafety.heads import _trimmed_text
+
+        model, tok = _trimmed_text(model, tok)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(classes), per_batch):
+            batch = classes[i:i + per_batch]
+            texts = [t.format(c) for c in batch for t in templates]
+            e = model.encode_text(tok(texts).to(dev), normalize=True).float().cpu()
+            out.append(e.reshape(len(batch), len(templates), -1))
+    return torch.cat(out).transpose(0, 1).contiguous()
+
+
+def head_of(embeddings, index=None):
+    """``[D, C]`` head of the templates ``index`` (default: all) of :func:`template_embeddings`."""
+    E = embeddings if index is None else embeddings[list(index)]
+    m = E.mean(dim=0)
+    return (m / m.norm(dim=-1, keepdim=True)).T.contiguous()
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,4 +305,5 @@ def image_features(model, dataset, *, store=None, data_root=None, device: str = 
 
 
 __all__ = ["ClipTowers", "FeatureRecord", "FeatureStore", "NotAZeroShotCLIP", "clip_towers",
-           "feature_key_manifest", "image_features", "logits", "zero_shot_weights"]
+           "feature_key_manifest", "head_of", "image_features", "logits", "template_embeddings",
+           "zero_shot_weights"]

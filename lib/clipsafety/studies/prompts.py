@@ -100,7 +100,8 @@ def random_subsets(pool: Sequence[str], sizes: Sequence[int], n: int, seed: int 
             raise ValueError(f"subset size {size} is not in [1, {len(pool)}] (the pool's size).")
         for d in range(1 if size == len(pool) else n):
             idx = np.sort(rng.choice(len(pool), size, replace=False))
-            out.append({"size": int(size), "draw": d, "templates": [pool[i] for i in idx]})
+            out.append({"size": int(size), "draw": d, "index": idx.tolist(),
+                        "templates": [pool[i] for i in idx]})
     return out
 
 
@@ -135,7 +136,8 @@ def evaluate_head(weights, id_rec, shift_recs: Sequence, ood_recs: Sequence, *, 
     row["acc_shift"] = (float(np.mean([metrics.accuracy(logits(r.features, W, s), r.targets,
                                                          r.label_subset) for r in shift_recs]))
                         if shift_recs else np.nan)
-    row["auroc"] = (_mcm_auroc(id_rec.features @ W, [r.features @ W for r in ood_recs], mcm_T)
+    row["auroc"] = (_mcm_auroc(logits(id_rec.features, W), [logits(r.features, W) for r in ood_recs],
+                               mcm_T)
                     if ood_recs else np.nan)
     return row
 
