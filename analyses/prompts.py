@@ -300,6 +300,30 @@ if live_ok:
     display(claims.claims_table(live_rows)[["claim", "verdict", "detail", "evidence"]])
 
 # %% [markdown]
+# **Mechanism checks** for claims that do not reproduce: the ensemble's accuracy gain per
+# training source (the labelled source's captions have the single template's form, "a photo of
+# a <name>."), and per arm the mean fitted temperature with the ECE before and after it.
+
+# %%
+if live_ok:
+    from clipsafety.models import model_metadata
+
+    src = dict(zip(*model_metadata(clips)[["model", "source"]].T.values, strict=True))
+    w = named.pivot_table(index="model", columns="arm", values="acc_id")
+    if {"openai", "single"} <= set(w.columns):
+        gain = (w["openai"] - w["single"]).groupby(pd.Series(src)).agg(["mean", "min", "max", "size"])
+        display((gain * [100, 100, 100, 1]).round(2).rename(columns={"size": "models"}))
+        display(Markdown("**Check (ensemble).** Mean ID accuracy gain of the `openai` set over "
+                         "`single`, per training source, in points: " + ", ".join(
+                             f"{k} {v:+.1f}" for k, v in (gain["mean"] * 100).items()) + "."))
+    arms = pd.concat([named, tuned], ignore_index=True) if len(tuned) else named
+    over = arms.groupby("arm", sort=False)[["T", "ece_before", "ece_after"]].mean()
+    display(over.round(3))
+    display(Markdown("**Check (calibration).** Mean ID temperature per arm: " + ", ".join(
+        f"{a} {t:.2f}" for a, t in over["T"].items()) + " (T > 1: the head was over-confident "
+        "and is softened; T < 1: under-confident)."))
+
+# %% [markdown]
 # ## 2. Published evidence: LeVine et al.'s ECE per prompt
 #
 # LeVine et al. (`Pikus16/CLIP_Calibration`) publish the ECE of 13 open_clip / OpenAI CLIPs on
