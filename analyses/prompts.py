@@ -37,15 +37,15 @@
 # %% tags=["parameters"]
 models: str | list = "zoo"  # zero-shot CLIP ids, or a catalog name: zoo (its CLIPs) or real
 template_sets: str | list = ["openai", "simple", "single", "descriptive", "generic", "misleading"]  # named template sets
-subset_sizes: list = [1, 7, 15]  # sizes of the random template subsets (of the openai pool)
+subset_sizes: list = [1, 7, 15]  # sizes of the random template subsets of the openai pool
 n_subsets = 20  # random subsets per size
-budget = 200  # prompt-tuning steps per tuned prompt (0 = no tuning arm)
-tune_models: str | list = ""  # CLIPs given learned prompts; empty = the run's 100k CLIPs (all, if none)
+budget = 200  # prompt-tuning steps per tuned prompt; 0 turns the tuning arm off
+tune_models: str | list = ""  # CLIPs given learned prompts; empty: the 100k CLIPs of the run, else all
 ctpt_lambda = 0.3  # weight of C-TPT's dispersion term
 id_dataset = ""  # empty = synth:id-test for zoo models, imagenet:val for real models
-shifts: str | list = ""  # empty = the world's eight shifts (zoo), none (real)
-ood_sets: str | list = ""  # empty = the world's five OOD sets (zoo), none (real)
-train_dataset = ""  # labelled set the prompts are tuned on; empty = synth:train-labelled-10k (zoo)
+shifts: str | list = ""  # empty: the eight shifts of the world for zoo models, none for real ones
+ood_sets: str | list = ""  # empty: the five OOD sets of the world for zoo models, none for real ones
+train_dataset = ""  # labelled set the prompts are tuned on; empty: synth:train-labelled-10k for zoo models
 data_root = ""  # folder holding real datasets; empty = none
 store = ""  # prediction and feature store; empty = the default location
 device = "auto"
@@ -53,7 +53,7 @@ batch_size = 256
 seed = 0  # seed of the subsets, the ID split, the tuning and the bootstrap
 n_boot = 1000  # bootstrap resamples for intervals over models
 n_bins = 15  # ECE bins
-ece_margin = 0.01  # a spread counts as real above this many ECE (or accuracy) units
+ece_margin = 0.01  # a spread counts as real above this many ECE or accuracy units
 published = True  # show LeVine et al.'s published per-prompt ECEs
 
 # %%

@@ -246,7 +246,8 @@ def test_chapter_at_a_tiny_budget_records_claims_with_verdicts(tmp_path, monkeyp
     out = tmp_path / "outputs"
     monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
     text = run_chapter("prompts", tmp_path, models=[CLIP, "zoo:clip-vit-laion-100k"],
-                       n_subsets=2, subset_sizes=[1, 7], budget=10, n_boot=50)
+                       tune_models=[CLIP, "zoo:clip-vit-laion-100k"], n_subsets=2,
+                       subset_sizes=[1, 7], budget=10, n_boot=50)
     assert "**2 zero-shot CLIPs** (zoo)" in text and "Finding (prompt tuning" in text
     assert "Finding (random subsets" in text and "make chapter NAME=prompts" in text
     assert _charts(text) >= 3
