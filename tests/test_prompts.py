@@ -260,6 +260,7 @@ def test_chapter_at_a_tiny_budget_records_claims_with_verdicts(tmp_path, monkeyp
 
 
 @pytest.mark.slow
+@pytest.mark.full  # 1000-class heads of a random ViT-B-32 on the CPU: over 9 min on the busy machine
 @pytest.mark.book
 def test_chapter_real_path_with_a_random_open_clip_model(tmp_path):
     import fixtures_real as F
