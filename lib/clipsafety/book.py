@@ -894,3 +894,57 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------
+# the test-time prompts chapter (analyses/prompts.py)
+
+def _clip_models_rule(v, params):
+    """The models rule, and at least one named id a zero-shot CLIP (zoo group clip-zeroshot or
+    an open_clip id): the chapter builds heads from a text tower (other models of the list
+    only serve as the effective-robustness baseline)."""
+    err = _models_rule(v, params)
+    if err or (isinstance(v, str) and v in ("zoo", "real")):
+        return err
+    from clipsafety.groups import CLIP_ZEROSHOT
+    from clipsafety.models import model_metadata
+
+    meta = model_metadata(_as_list(v))
+    if not any(m.startswith("openclip:") or g == CLIP_ZEROSHOT
+               for m, g in zip(meta["model"], meta["group"], strict=True)):
+        return (f"{list(meta['model'])} holds no zero-shot CLIP; expected zoo CLIPs (group "
+                "clip-zeroshot, e.g. 'zoo:clip-resnet-wit-10k') or openclip: ids, whose text "
+                "towers the template sets are built with")
+    return None
+
+
+def _prompt_sets_rule(v, params):
+    from clipsafety.studies.prompts import TEMPLATE_SETS
+
+    return _subset(TEMPLATE_SETS, "template set(s)")(v, params)
+
+
+def _subset_sizes_rule(v, params):
+    items = _as_list(v) if not isinstance(v, int) else [v]
+    if not items or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 80
+                        for x in items):
+        return "expected a non-empty list of integers in [1, 80] (templates per random subset)"
+    return None
+
+
+def _budget_rule(v, params):
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 5000:
+        return ("expected an integer in [0, 5000]: prompt-tuning steps per tuned prompt (0 = no "
+                "tuning; the default 200 runs in about a minute)")
+    return None
+
+
+CHAPTER_RULES["prompts"] = {
+    **_LIVE, "models": _clip_models_rule, "template_sets": _prompt_sets_rule,
+    "subset_sizes": _subset_sizes_rule, "n_subsets": _ints(1, "random subsets per size"),
+    "budget": _budget_rule, "tune_models": _optional_models,
+    "ctpt_lambda": lambda v, p: None if v == 0 else _positive_float(v, p),
+    "id_dataset": _dataset_rule, "shifts": _ood_sets_rule, "ood_sets": _ood_sets_rule,
+    "train_dataset": _dataset_rule, "n_bins": _ints(2, "bins"),
+    "ece_margin": _positive_float, "published": _choice(True, False),
+}

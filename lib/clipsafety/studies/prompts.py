@@ -1,0 +1,335 @@
+"""Study of the test-time prompts chapter: what the zero-shot template set, and learned prompts,
+do to accuracy, effective robustness, calibration and OOD detection.
+
+The world lets one knob move at a time: the image features of every CLIP are computed once per
+dataset (:mod:`clipsafety.features`) and each template set is a new head over the same
+features. Per (model, template set) the row of :func:`evaluate_head` holds:
+
+- ``acc_id``: top-1 on the ID test set; ``acc_shift``: mean top-1 over the shifts (each on its
+  label subset); ``eff_rob``: ID-vs-shift effective robustness, ``acc_shift`` minus the
+  logit-scale linear fit of the standard models' ``acc_shift`` on their ``acc_id``
+  (:func:`with_effective_robustness`; the simpler reading, not the factor-level one);
+- ``ece_before`` / ``nll_before`` on the ID evaluation half, ``T`` fitted (minimum NLL) on
+  the other, stratified half, ``ece_after`` / ``nll_after`` with it (15-bin top-label ECE);
+- ``auroc``: MCM (``max softmax(cos / T_mcm)``) AUROC of the ID test set against each OOD set,
+  averaged over the OOD sets.
+
+Template sets (:data:`TEMPLATE_SETS`): the world's analogues of OpenAI's 80 / 7 / 1 ImageNet
+templates (``openai`` = the world's 30 ``default``, ``simple``, ``single``) and three
+hand-written kinds in the world's vocabulary: ``descriptive`` (words about shape and object),
+``generic`` (no description) and ``misleading`` (styles, corruptions and clutter the ID images
+do not have). Random subsets of the ``openai`` pool at several sizes give intervals over
+template choice (:func:`random_subsets`). On real CLIPs the named sets are open_clip's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import claims, metrics
+from clipsafety.summaries import bootstrap_mean
+
+__all__ = ["CLAIMS", "KINDS", "TEMPLATE_SETS", "VALUES", "assess_prompt_claims",
+           "assess_published_ece", "check_vocabulary", "evaluate_head", "groups_of",
+           "prompt_ece_spread", "random_subsets", "resolve_template_sets", "standard_points",
+           "subset_summary", "template_set", "with_effective_robustness"]
+
+#: hand-written kinds of the world's templates (every word is in the world's vocabulary)
+KINDS: dict[str, list[str]] = {
+    "descriptive": ["a {} shape.", "a photo of a {} shape.", "a {} shape on a plain background.",
+                    "a photo of a small {} shape.", "a photo of a big {} shape.",
+                    "a {} with a pattern.", "a photo of a {} object.",
+                    "a picture of the {} shape."],
+    "generic": ["a {}.", "the {}.", "this is a {}.", "it is a {}.", "a photo of a {}.",
+                "a picture of a {}.", "look at the {}.", "there is a {}."],
+    "misleading": ["a sketch of a {}.", "a silhouette of a {}.", "a painting of a {}.",
+                   "a blurry noisy pixelated {}.", "a {} behind a bar.",
+                   "a person and a {} in a cluttered scene.", "a cartoon toy {}.",
+                   "a dark rotated cropped {}."],
+}
+#: the template sets a run can name; openai/simple/single mean open_clip's on real CLIPs
+TEMPLATE_SETS = ("openai", "simple", "single", *KINDS)
+
+
+def check_vocabulary(templates: Sequence[str]) -> list[str]:
+    """The words of ``templates`` outside the world's vocabulary (they would be ``<unk>``)."""
+    import re
+
+    from clipsafety.synth import VOCAB
+
+    vocab = set(VOCAB)
+    return sorted({w for t in templates for w in re.findall(r"[a-z]+", t.replace("{}", "").lower())
+                   if w not in vocab})
+
+
+def template_set(name: str, real: bool = False) -> list[str]:
+    """The templates of a named set (:data:`TEMPLATE_SETS`) for the zoo or real CLIPs."""
+    if name not in TEMPLATE_SETS:
+        raise ValueError(f"template set {name!r} is unknown; expected one of {list(TEMPLATE_SETS)}.")
+    if name in KINDS:
+        return list(KINDS[name])
+    if real:
+        from clipsafety.heads import resolve_templates
+
+        return resolve_templates(name)[0]
+    from clipsafety.zoo import resolve_templates
+
+    return resolve_templates(name)[0]
+
+
+def resolve_template_sets(names, real: bool = False) -> dict[str, list[str]]:
+    """``{name: templates}`` of a parameter (a list or comma-separated string of names)."""
+    items = [x.strip() for x in names.split(",")] if isinstance(names, str) else list(names)
+    bad = [x for x in items if x not in TEMPLATE_SETS]
+    if bad or not items:
+        raise ValueError(f"template_sets: {bad or 'empty'}; expected a non-empty list of "
+                         f"{list(TEMPLATE_SETS)}.")
+    return {n: template_set(n, real) for n in items}
+
+
+def random_subsets(pool: Sequence[str], sizes: Sequence[int], n: int, seed: int = 0) -> list[dict]:
+    """``n`` random subsets (without replacement) of ``pool`` per size: ``{size, draw,
+    templates}``; deterministic for ``seed``. A size equal to the pool's gives one subset."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in sizes:
+        if not 1 <= size <= len(pool):
+            raise ValueError(f"subset size {size} is not in [1, {len(pool)}] (the pool's size).")
+        for d in range(1 if size == len(pool) else n):
+            idx = np.sort(rng.choice(len(pool), size, replace=False))
+            out.append({"size": int(size), "draw": d, "index": idx.tolist(),
+                        "templates": [pool[i] for i in idx]})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# one head on one model's cached features
+
+def _mcm_auroc(id_cos, ood_cos_list, T: float) -> float:
+    s_id = metrics.mcm(id_cos, T=T)
+    return float(np.mean([metrics.auroc(s_id, metrics.mcm(c, T=T)) for c in ood_cos_list]))
+
+
+def evaluate_head(weights, id_rec, shift_recs: Sequence, ood_recs: Sequence, *, split=None,
+                  n_bins: int = 15, mcm_T: float = 1.0) -> dict:
+    """Metrics of one zero-shot head ``weights`` ``[D, C]`` on feature records (module
+    docstring). ``split``: ``(fit_idx, eval_idx)`` of the ID rows for the temperature."""
+    import warnings
+
+    from clipsafety.features import logits
+
+    W = weights.detach().cpu().numpy() if hasattr(weights, "detach") else np.asarray(weights)
+    s = id_rec.scale
+    L, t = logits(id_rec.features, W, s), id_rec.targets
+    fit, ev = split if split is not None else metrics.stratified_split(t, 0.5, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        T = metrics.fit_temperature(L[fit], t[fit])
+    row = {"acc_id": metrics.accuracy(L, t),
+           "ece_before": metrics.ece_from_logits(L[ev], t[ev], n_bins=n_bins),
+           "nll_before": metrics.nll(L[ev], t[ev]), "T": T,
+           "ece_after": metrics.ece_from_logits(L[ev], t[ev], temperature=T, n_bins=n_bins),
+           "nll_after": metrics.nll(L[ev], t[ev], temperature=T)}
+    row["acc_shift"] = (float(np.mean([metrics.accuracy(logits(r.features, W, s), r.targets,
+                                                         r.label_subset) for r in shift_recs]))
+                        if shift_recs else np.nan)
+    row["auroc"] = (_mcm_auroc(logits(id_rec.features, W), [logits(r.features, W) for r in ood_recs],
+                               mcm_T)
+                    if ood_recs else np.nan)
+    return row
+
+
+def with_effective_robustness(table: pd.DataFrame, standard: pd.DataFrame,
+                              scale: str = "logit") -> pd.DataFrame:
+    """``table`` with ``eff_rob``: ``acc_shift`` minus the fit of the standard models'
+    (``standard``: ``acc_id``, ``acc_shift``, one row per model) trend at ``acc_id``."""
+    out = table.copy()
+    if len(standard) < 2 or out["acc_shift"].isna().all():
+        out["eff_rob"] = np.nan
+        return out
+    x = np.r_[standard["acc_id"].to_numpy(float), out["acc_id"].to_numpy(float)]
+    y = np.r_[standard["acc_shift"].to_numpy(float), out["acc_shift"].to_numpy(float)]
+    mask = np.r_[np.ones(len(standard), bool), np.zeros(len(out), bool)]
+    out["eff_rob"] = metrics.effective_robustness(x, y, baseline_mask=mask, scale=scale)[len(standard):]
+    return out
+
+
+VALUES = ("acc_id", "acc_shift", "eff_rob", "ece_before", "ece_after", "nll_before",
+          "nll_after", "auroc")
+
+
+def subset_summary(table: pd.DataFrame, values: Sequence[str] = VALUES) -> pd.DataFrame:
+    """Random-subset rows (``size``, ``draw``) -> per size and value: the mean over models of
+    each draw, summarised over draws by their mean and 2.5% / 97.5% percentiles."""
+    per_draw = table.groupby(["size", "draw"])[list(values)].mean().reset_index()
+    rows = []
+    for size, g in per_draw.groupby("size"):
+        for v in values:
+            x = g[v].to_numpy(float)
+            rows.append({"size": size, "value": v, "mean": float(np.nanmean(x)),
+                         "lo": float(np.nanpercentile(x, 2.5)), "hi": float(np.nanpercentile(x, 97.5)),
+                         "draws": len(x)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# published evidence: LeVine et al.'s ECE per prompt
+
+def prompt_ece_spread(prompt: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model) of LeVine et al.'s long table (dataset, model, prompt, ece): the
+    number of prompts, the min, median, max and spread (max - min) of ECE over prompts."""
+    g = prompt.groupby(["dataset", "model"])["ece"]
+    out = g.agg(prompts="size", min="min", median="median", max="max").reset_index()
+    return out.assign(spread=out["max"] - out["min"])
+
+
+# --------------------------------------------------------------------------------------------
+# claims
+
+CLAIMS = {
+    "prompt-ensemble": claims.Claim(
+        "prompt-ensemble", "Ensembling many prompt templates raises zero-shot accuracy over a "
+        "single template", "Radford et al. 2021, section 3.1.4"),
+    "prompt-ece": claims.Claim(
+        "prompt-ece", "The prompt template alone moves a zero-shot CLIP's ECE by more than one "
+        "point", "LeVine et al. 2023"),
+    "prompt-ts": claims.Claim(
+        "prompt-ts", "Temperature scaling removes most of the ECE differences between prompt "
+        "templates", "LeVine et al. 2023 / Tu et al. 2023, section 6"),
+    "prompt-er": claims.Claim(
+        "prompt-er", "The template set does not change effective robustness (it is a property "
+        "of the image features)", "Fang et al. 2022; Tu et al. 2023, section 3"),
+    "coop-acc": claims.Claim(
+        "coop-acc", "Learned context vectors (CoOp) beat hand-written templates on ID accuracy",
+        "Zhou et al. 2022"),
+    "coop-calib": claims.Claim(
+        "coop-calib", "Tuning prompts for accuracy costs calibration (higher ECE than the "
+        "hand-written template)", "Yoon et al. 2024 (C-TPT), section 3"),
+    "coop-ood": claims.Claim(
+        "coop-ood", "Tuning prompts for accuracy costs OOD detection (lower MCM AUROC)",
+        "this chapter's question"),
+    "ctpt-ece": claims.Claim(
+        "ctpt-ece", "C-TPT's dispersion term lowers the ECE of tuned prompts",
+        "Yoon et al. 2024"),
+    "ctpt-atfd": claims.Claim(
+        "ctpt-atfd", "C-TPT's dispersion term raises the text-feature dispersion (ATFD)",
+        "Yoon et al. 2024 (built in: the term maximises ATFD)"),
+}
+
+
+def _diff(tab: pd.DataFrame, a: str, b: str, value: str, n_boot: int, seed: int):
+    """Paired per-model ``value(a) - value(b)`` over ``arm`` rows, bootstrap over models."""
+    w = tab.pivot_table(index="model", columns="arm", values=value)
+    if a not in w or b not in w:
+        return np.nan, np.nan, np.nan, 0
+    d = (w[a] - w[b]).dropna()
+    est, lo, hi = bootstrap_mean(d.to_numpy(), n_boot=n_boot, seed=seed)
+    return est, lo, hi, len(d)
+
+
+def _interval(cid, source, est, lo, hi, direction, evidence, n):
+    return claims.verdict_from_interval(CLAIMS[cid], source, est, lo, hi, direction,
+                                        f"{evidence} ({n} models)")
+
+
+def assess_prompt_claims(named: pd.DataFrame, source: str, *, tuned: pd.DataFrame | None = None,
+                         ece_margin: float = 0.01, n_boot: int = 1000, seed: int = 0,
+                         ensemble: str = "openai", single: str = "single") -> list[dict]:
+    """Verdicts of :data:`CLAIMS` on the rows of the named template sets (``named``: model,
+    arm = set name, the :data:`VALUES`) and the tuned arms (``tuned``: arm ``coop`` /
+    ``ctpt`` with ``atfd``; the hand-written reference is arm ``single``, the template CoOp
+    starts from). Rules:
+
+    - *ensemble*: per-model ``acc_id(ensemble) - acc_id(single)``, interval above zero;
+    - *ECE*: per model the spread (max - min) of ``ece_before`` over the named sets, its mean's
+      interval above ``ece_margin``;
+    - *temperature scaling*: per model spread of ``ece_after`` minus spread of ``ece_before``,
+      interval below zero and mean after-spread at most half the before-spread;
+    - *ER*: per model the spread of ``eff_rob`` over the named sets; reproduced when the
+      interval of its mean lies below ``ece_margin`` (one point of accuracy);
+    - *CoOp*: ``coop - single`` per model on ``acc_id`` (above 0), ``ece_before`` (above 0),
+      ``auroc`` (below 0); *C-TPT*: ``ctpt - coop`` on ``ece_before`` (below 0), ``atfd`` (above 0).
+    """
+    out = []
+    est, lo, hi, n = _diff(named, ensemble, single, "acc_id", n_boot, seed)
+    out.append(_interval("prompt-ensemble", source, est, lo, hi, "greater",
+                         f"ID accuracy {ensemble} minus {single}", n))
+
+    def spread(v):
+        return named.groupby("model")[v].agg(lambda x: x.max() - x.min())
+
+    sb = spread("ece_before")
+    est, lo, hi = bootstrap_mean(sb.to_numpy() - ece_margin, n_boot=n_boot, seed=seed)
+    out.append(_interval("prompt-ece", source, est, lo, hi, "greater",
+                         f"per-model ECE spread over {named.arm.nunique()} template sets minus "
+                         f"{ece_margin * 100:.0f} point, mean spread {sb.mean() * 100:.2f} points",
+                         len(sb)))
+    sa = spread("ece_after")
+    d = (sa - sb).to_numpy()
+    est, lo, hi = bootstrap_mean(d, n_boot=n_boot, seed=seed)
+    row = _interval("prompt-ts", source, est, lo, hi, "less",
+                    f"ECE spread after minus before temperature scaling (before "
+                    f"{sb.mean() * 100:.2f}, after {sa.mean() * 100:.2f} points)", len(d))
+    if row["verdict"] == claims.REPRODUCED and not sa.mean() <= 0.5 * sb.mean():
+        row = {**row, "verdict": claims.NOT_REPRODUCED,
+               "detail": "spread falls but by less than half"}
+    out.append(row)
+    if named["eff_rob"].notna().any():
+        se = spread("eff_rob").dropna()
+        est, lo, hi = bootstrap_mean(se.to_numpy() - ece_margin, n_boot=n_boot, seed=seed)
+        out.append(_interval("prompt-er", source, est, lo, hi, "less",
+                             f"per-model spread of effective robustness over the sets minus "
+                             f"{ece_margin * 100:.0f} point (mean spread {se.mean() * 100:.2f})",
+                             len(se)))
+    else:
+        out.append(claims.not_testable(CLAIMS["prompt-er"], source,
+                                       "no shifts or no standard models in this run"))
+    if tuned is None or not len(tuned):
+        out += [claims.not_testable(CLAIMS[c], source, "no prompt tuning in this run (no "
+                                    "labelled training set on this path, or budget 0)")
+                for c in ("coop-acc", "coop-calib", "coop-ood", "ctpt-ece", "ctpt-atfd")]
+        return out
+    both = pd.concat([named[named.arm == single], tuned], ignore_index=True)
+    for cid, a, b, v, direction in (("coop-acc", "coop", single, "acc_id", "greater"),
+                                    ("coop-calib", "coop", single, "ece_before", "greater"),
+                                    ("coop-ood", "coop", single, "auroc", "less"),
+                                    ("ctpt-ece", "ctpt", "coop", "ece_before", "less"),
+                                    ("ctpt-atfd", "ctpt", "coop", "atfd", "greater")):
+        est, lo, hi, n = _diff(both, a, b, v, n_boot, seed)
+        out.append(_interval(cid, source, est, lo, hi, direction, f"{v}: {a} minus {b}", n))
+    return out
+
+
+def assess_published_ece(spread: pd.DataFrame, source: str, ece_margin: float = 0.01,
+                         n_boot: int = 1000, seed: int = 0) -> dict:
+    """*ECE* claim on LeVine et al.'s spreads (:func:`prompt_ece_spread`): mean spread over
+    (model, dataset) with two or more prompts minus ``ece_margin``, interval above zero."""
+    spread = spread[spread["prompts"] >= 2]
+    est, lo, hi = bootstrap_mean(spread["spread"].to_numpy() - ece_margin, n_boot=n_boot, seed=seed)
+    return claims.verdict_from_interval(
+        CLAIMS["prompt-ece"], source, est, lo, hi, "greater",
+        f"mean ECE spread over prompts minus {ece_margin * 100:.0f} point, "
+        f"{len(spread)} (model, dataset) pairs")
+
+
+def groups_of(models: Sequence[str]) -> dict:
+    """``{model: group}`` from the model metadata (the zoo catalog or the real one)."""
+    from clipsafety.models import model_metadata
+
+    meta = model_metadata(list(models))
+    return dict(zip(meta["model"], meta["group"], strict=True))
+
+
+def standard_points(records_by_set: dict, id_set: str, shifts: Sequence[str]) -> pd.DataFrame:
+    """``acc_id`` and mean ``acc_shift`` of prediction records (``{set: {model: record}}``)."""
+    rows = []
+    for m, r in records_by_set[id_set].items():
+        acc_s = [metrics.accuracy(records_by_set[s][m].logits, records_by_set[s][m].targets,
+                                  records_by_set[s][m].label_subset) for s in shifts]
+        rows.append({"model": m, "acc_id": metrics.accuracy(r.logits, r.targets, r.label_subset),
+                     "acc_shift": float(np.mean(acc_s)) if acc_s else np.nan})
+    return pd.DataFrame(rows, columns=["model", "acc_id", "acc_shift"])
+
