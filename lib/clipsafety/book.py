@@ -67,6 +67,7 @@ class Chapter:
         nb = jupytext.read(self.source)
         nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                               "language": "python"})
+        nb.metadata.setdefault("papermill", {})  # papermill's parameterize_notebook writes here
         for cell in nb.cells:  # papermill expects every cell to carry a tags list
             cell.metadata.setdefault("tags", [])
         return nb
@@ -570,12 +571,19 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     with tempfile.TemporaryDirectory(prefix=f"clipsafety-{chapter.name}-") as tmp:
         src = Path(tmp) / f"{chapter.name}.ipynb"
         dst = Path(tmp) / f"{chapter.name}.out.ipynb"
-        nbformat.write(chapter.notebook(), src)
+        # parameters are injected here, not by execute_notebook: papermill's own inference
+        # misreads annotated and commented lines ("Unable to parse line", a false "Passed
+        # unknown parameter"); validate_params has already checked names, types and values
+        from papermill.parameterize import parameterize_notebook
+
+        nbformat.write(parameterize_notebook(chapter.notebook(), params, kernel_name="python3",
+                                             language="python"), src)
         try:
             pm.execute_notebook(
-                str(src), str(dst), parameters=params, kernel_name="python3",
+                str(src), str(dst), parameters=None, kernel_name="python3",
                 progress_bar=sys.stderr.isatty() or bool(os.environ.get("CLIPSAFETY_PROGRESS")),
                 log_output=False, cwd=str(ROOT), report_mode=False,
+                kernel_manager_class=_ipc_kernel_manager(Path(tmp)),
             )
         except Exception as exc:  # keep the previous notebook; report and carry on
             seconds = time.time() - t0
@@ -600,6 +608,18 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     return "executed", seconds
 
 
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager class whose kernel talks over IPC sockets in ``folder`` (the run's
+    temporary folder), not TCP: ipykernel warns on every start that TCP is unencrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**{"transport": "ipc", "ip": str(folder / "kernel"), **kwargs})
+
+    return IPCKernelManager
+
+
 def _hide_code(path: Path) -> None:
     """Tidy an executed notebook for the site: code cells collapse (readers see outputs, code
     is one click away) and stderr streams (progress bars, library warnings: console matter)
@@ -616,7 +636,9 @@ def _hide_code(path: Path) -> None:
                 # MyST: without this a note's ```{note} fence shows as a code block
                 cell.metadata.setdefault("mystnb", {})["markdown_format"] = "myst"
             tags = cell.metadata.setdefault("tags", [])
-            if not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
+            if {"parameters", "injected-parameters"} & set(tags):
+                tags.append("remove-cell")  # the rerun box (clipsafety.pages) shows them
+            elif not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
                 tags.append("hide-input")
     nbformat.write(nb, path)
 
