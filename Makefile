@@ -55,7 +55,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check lib tests bench analyses
 
 clean:
-	rm -rf book/_build book/chapters .cache
+	rm -rf book/_build book/chapters book/_assets/data .cache
 
 # refresh the pins from the current .venv (after adding a dependency), then environment.yml
 lock: $(STAMP)

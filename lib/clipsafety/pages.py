@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Exercise:
-    """A workshop task: what to do, the parameters it changes, what to look for."""
+    """A workshop task: what to do, the parameters it changes (Python values, written as
+    YAML on the command line), what to look for."""
 
     task: str
     params: dict
@@ -29,14 +30,14 @@ class Exercise:
 
 
 #: a handful of zoo models spanning the groups (seconds per chapter on a laptop)
-_FEW = ("[zoo:clip-resnet-wit-100k, zoo:clip-resnet-laion-100k, zoo:ft-resnet-wit-100k, "
-        "zoo:sup-resnet-labelled-10k, zoo:sup-vit-labelled-100k]")
+_FEW = ["zoo:clip-resnet-wit-100k", "zoo:clip-resnet-laion-100k", "zoo:ft-resnet-wit-100k",
+        "zoo:sup-resnet-labelled-10k", "zoo:sup-vit-labelled-100k"]
 
 #: chapter -> its exercises (two or three; a laptop runs each in minutes)
 EXERCISES: dict[str, list[Exercise]] = {
     "findings": [
         Exercise("Show only the claims of the sections of the paper.",
-                 {"chapters": "[factors, shape_bias, ood, calibration]"},
+                 {"chapters": ["factors", "shape_bias", "ood", "calibration"]},
                  "the landscape's premise leaves the matrix; the counts below it change"),
         Exercise("After one of the exercises of another chapter, rebuild this page alone.",
                  {"chapters": "all"},
@@ -47,10 +48,10 @@ EXERCISES: dict[str, list[Exercise]] = {
                  {"scale": "probit"},
                  "whether zero-shot CLIP's effective robustness depends on the scale"),
         Exercise("Let only timm's models define the line.",
-                 {"baseline_sources": "[timm]"},
+                 {"baseline_sources": ["timm"]},
                  "how much the baseline moves when imagenet-testbed's models leave it"),
         Exercise("Look at the natural shifts only.",
-                 {"shifts": "[r, a, objectnet]"},
+                 {"shifts": ["r", "a", "objectnet"]},
                  "the verdict of each shift in the findings"),
     ],
     "factors": [
@@ -205,3 +206,62 @@ def glue_summary(table) -> None:
     from myst_nb import glue
 
     glue("summary", Markdown(summary_text(table)), display=False)
+
+
+#: verdict -> (badge colour, text colour) of the findings matrix
+BADGES = {"reproduced": ("#2ca02c", "white"), "not reproduced": ("#d62728", "white"),
+          "not testable": ("#e0e0e0", "#333")}
+
+
+def _effect(evidence: str, limit: int = 110) -> str:
+    """The lead of an evidence text: its first clause (the effect and its interval)."""
+    lead = str(evidence).split("; ")[0].split(". Built into")[0]
+    return lead if len(lead) <= limit else lead[: limit - 1].rstrip() + "…"
+
+
+def findings_html(table, page_of: dict | None = None) -> str:
+    """The findings matrix as an HTML table that wraps to the text column: one row per claim
+    (grouped by chapter, linked to its page), one column per kind of evidence, each cell the
+    verdict, the effect with its interval, and the full evidence on hover and unfolded.
+    ``table``: :func:`clipsafety.evidence.findings_table`."""
+    from clipsafety import claims
+
+    kinds = list(claims.SOURCES)
+    head = "".join(f"<th>{_cell(k)}</th>" for k in kinds)
+    body = []
+    for (chapter, _cid), rows in table.groupby(["chapter", "claim_id"], sort=False):
+        link = (page_of or {}).get(chapter, f"{chapter}.html")
+        cells = []
+        for kind in kinds:
+            parts = []
+            for r in rows[rows["source_kind"] == kind].itertuples():
+                bg, fg = BADGES.get(r.verdict, ("#fff", "#000"))
+                src = "" if r.source == kind else f" <small>({_cell(r.source[len(kind):].strip(' ()'))})</small>"
+                parts.append(
+                    f'<div title="{_cell(r.evidence)}"><span class="clipsafety-verdict" '
+                    f'style="background:{bg};color:{fg}">{_cell(r.verdict)}</span>{src} '
+                    f"<small>{_cell(_effect(r.evidence))}</small></div>")
+            cells.append(f"<td>{''.join(parts) or '—'}</td>")
+        claim = rows["claim"].iloc[0]
+        body.append(f'<tr><td><a href="{_cell(link)}">{_cell(chapter)}</a>: {_cell(claim)}</td>'
+                    + "".join(cells) + "</tr>")
+    return ('<table class="table clipsafety-findings"><thead><tr><th>claim (chapter)</th>'
+            f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def findings_summary(table) -> str:
+    """Markdown: the landing page's first words, counted from the findings table."""
+    from clipsafety import claims
+
+    if table is None or not len(table):
+        return ("**No chapter has recorded its results yet**, so there is nothing to report: "
+                "`make book` runs every chapter, then this page.")
+    parts = []
+    for kind in claims.SOURCES:
+        rows = table[(table["source_kind"] == kind) & (table["verdict"] != claims.NOT_TESTABLE)]
+        if len(rows):
+            k = int((rows["verdict"] == claims.REPRODUCED).sum())
+            parts.append(f"on {kind}, {k} of {len(rows)} tested claims reproduce")
+    n = table.groupby(["chapter", "claim_id"]).ngroups
+    return (f"**In short.** {n} claims in {table['chapter'].nunique()} chapters; "
+            + "; ".join(parts) + ". Where a claim does not reproduce, its chapter says why.")
