@@ -114,11 +114,13 @@ class Browser:
         self.profile.cleanup()
 
     def open(self, page: Path, screenshot: Path | None = None, width: int | None = None,
-             timeout: float = 60) -> PageReport:
+             timeout: float = 60, full_page: bool = False) -> PageReport:
+        """Load ``page``; ``screenshot``: a PNG of the viewport (``full_page``: of the whole
+        page, up to 12,000 px tall)."""
         return self.loop.run_until_complete(
-            self._open(page, screenshot, width or self.width, timeout))
+            self._open(Path(page).resolve(), screenshot, width or self.width, timeout, full_page))
 
-    async def _open(self, page: Path, screenshot, width, timeout) -> PageReport:
+    async def _open(self, page: Path, screenshot, width, timeout, full_page=False) -> PageReport:
         from tornado.websocket import websocket_connect
 
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank",
@@ -192,7 +194,13 @@ class Browser:
             report.chart_errors, report.wide, report.tables = got["errors"], got["wide"], got["tables"]
             report.text, report.article = got["text"], got["article"]
             if screenshot is not None:
-                shot = await call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
+                extra = {}
+                if full_page:
+                    size = (await call("Page.getLayoutMetrics"))["cssContentSize"]
+                    extra = {"captureBeyondViewport": True,
+                             "clip": {"x": 0, "y": 0, "width": width, "scale": 1,
+                                      "height": min(12000, size["height"])}}
+                shot = await call("Page.captureScreenshot", format="png", **extra)
                 screenshot.parent.mkdir(parents=True, exist_ok=True)
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
                 report.screenshot = screenshot

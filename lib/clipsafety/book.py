@@ -910,6 +910,8 @@ def _drop_file(node, name: str):
 def build_site() -> int:
     write_static_assets()
     prune_chart_data()
+    for stale in ("mathjax", "data"):  # Sphinx adds static files, never removes them
+        shutil.rmtree(BOOK / "_build" / "html" / "_static" / stale, ignore_errors=True)
     write_provenance()
     print("building the site with Jupyter Book (execution off: papermill executed the chapters)",
           flush=True)

@@ -28,6 +28,12 @@ TEXT_WIDTH = 640
 AXIS = 62
 
 
+def _title(text, width: int):
+    """A panel's title, cut with an ellipsis at the panel's width (a long title would widen
+    its panel, and with it the grid, past the text column)."""
+    return _alt().TitleParams(text=str(text), limit=width, fontSize=11)
+
+
 def panel_width(columns: int, axis: int = AXIS, budget: int = TEXT_WIDTH) -> int:
     """The plot width of each of ``columns`` panels side by side within ``budget``."""
     return max(60, (budget - columns * (axis + 10)) // max(1, columns))
@@ -98,7 +104,8 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
             layers.append(alt.Chart(hl).mark_point(size=140, color="black", filled=False,
                                                    strokeWidth=1.5)
                           .encode(x="overall_acc:Q", y="factor_acc:Q", tooltip=tooltip))
-        panels.append(alt.layer(*layers).properties(title=f, width=width, height=height))
+        panels.append(alt.layer(*layers).properties(title=_title(f, width), width=width,
+                                                    height=height))
     if not panels:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no factor data")
     return alt.concat(*panels, columns=columns).resolve_scale(color="shared", shape="shared")
@@ -258,7 +265,8 @@ def trend_panels(points: pd.DataFrame, bands: pd.DataFrame, panel: str, panels: 
                                          y_title=yt, groups=groups)
         band = plots.trend_band(bands[bands[panel] == value])
         charts.append((band + scatter).properties(width=width, height=height,
-                                                   title=(titles or {}).get(value, value)))
+                                                   title=_title((titles or {}).get(value, value),
+                                                                width)))
     rows = [alt.hconcat(*charts[i:i + columns]) for i in range(0, len(charts), columns)]
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
@@ -283,7 +291,8 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
             x=alt.X(f"{value}:Q", title=x_title), y=alt.Y("group_label:N", title=None),
             color=enc["color"], tooltip=tooltip)
         layers.append(alt.layer(ticks, med.transform_filter(alt.datum[panel] == v), zero)
-                      .properties(width=width, height=height, title=(titles or {}).get(v, v)))
+                      .properties(width=width, height=height,
+                                  title=_title((titles or {}).get(v, v), width)))
     return alt.vconcat(*layers)
 
 
@@ -410,7 +419,7 @@ def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
                     enc["shape"] = alt.Shape(f"{marker}:N", title=marker)
                 cells.append(alt.Chart(d[d[panel] == v]).mark_point(filled=True, size=45)
                              .encode(**enc).add_params(sel)
-                             .properties(width=width, height=height, title=f"{v}: {mt}"))
+                             .properties(width=width, height=height, title=_title(v, width)))
             rows.append(alt.hconcat(*cells))
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
@@ -515,7 +524,7 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
             layers.append(alt.Chart(p[p["group"] == highlight]).mark_point(
                 size=110, color="black", filled=False, strokeWidth=1.2).encode(
                 x=f"{x}:Q", y=f"{y}:Q", tooltip=tooltip))
-        charts.append(alt.layer(*layers).properties(title=(titles or {}).get(v, str(v)),
+        charts.append(alt.layer(*layers).properties(title=_title((titles or {}).get(v, v), width),
                                                     width=width, height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
@@ -557,7 +566,7 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
             opacity=alt.condition(sel, alt.value(1.0), alt.value(0.1)))
         if not charts:
             bars = bars.add_params(sel)
-        charts.append(alt.layer(diag, bars, dots).properties(title=str(v), width=width,
+        charts.append(alt.layer(diag, bars, dots).properties(title=_title(v, width), width=width,
                                                              height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")

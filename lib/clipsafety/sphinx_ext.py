@@ -16,7 +16,8 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         return
     seen, kept = set(), []
     for js in scripts:
-        key = (str(js), repr(getattr(js, "attributes", {})))
+        # the copies differ in priority only: compare what the tag would say
+        key = (str(getattr(js, "filename", js)), repr(sorted(getattr(js, "attributes", {}).items())))
         if key in seen:
             continue
         seen.add(key)
