@@ -34,6 +34,12 @@ def _title(text, width: int):
     return _alt().TitleParams(text=str(text), limit=width, fontSize=11)
 
 
+def _key(lines: Sequence[str], title: str = ""):
+    """A grid's title with a subtitle that explains its encodings, one per line."""
+    return _alt().TitleParams(text=title or " ", subtitle=list(lines), anchor="start",
+                              limit=TEXT_WIDTH, subtitleFontSize=11)
+
+
 def panel_width(columns: int, axis: int = AXIS, budget: int = TEXT_WIDTH) -> int:
     """The plot width of each of ``columns`` panels side by side within ``budget``."""
     return max(60, (budget - columns * (axis + 10)) // max(1, columns))
@@ -108,7 +114,13 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
                                                     height=height))
     if not panels:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no factor data")
-    return alt.concat(*panels, columns=columns).resolve_scale(color="shared", shape="shared")
+    key = ["colour and marker: model group (click the legend to pick one)"]
+    if not grid.empty:
+        key.append("line and band: the baseline group's fit and its 95% bootstrap band")
+    if highlight is not None:
+        key.append(f"black ring: {group_label(highlight)}")
+    return alt.concat(*panels, columns=columns).resolve_scale(
+        color="shared", shape="shared").properties(title=_key(key))
 
 
 def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor",
@@ -528,8 +540,11 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
                                                     width=width, height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
+    key = ["colour and marker: model group (click the legend to pick one)"]
+    if highlight is not None and (d["group"] == highlight).any():
+        key.append(f"black ring: {group_label(highlight)}")
     return alt.concat(*charts, columns=columns).resolve_scale(
-        color="shared", shape="shared").properties(title=title)
+        color="shared", shape="shared").properties(title=_key(key, title))
 
 
 def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | None = None,

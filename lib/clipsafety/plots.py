@@ -92,7 +92,8 @@ def _external(spec: dict) -> tuple[dict, list[str]]:
 #: chart settings every chart shares: legends below the plot in columns (a legend on the
 #: right widens a chart past the text column), long labels cut with an ellipsis
 CONFIG = {
-    "legend": {"orient": "bottom", "direction": "vertical", "columns": 3, "labelLimit": 190,
+    "legend": {"orient": "bottom", "symbolDirection": "vertical", "gradientDirection": "horizontal",
+               "gradientLength": 240, "columns": 3, "labelLimit": 190,
                "titleLimit": 400, "symbolLimit": 40},
     "axis": {"labelLimit": 160, "titleLimit": 300},
     "title": {"limit": 600},
