@@ -222,7 +222,11 @@ def validate_params(chapter: Chapter, params: dict) -> dict:
         if names == ["float"]:
             value = float(value)
         out[key] = value
-    check_values(chapter.name, {**{k: v["default"] for k, v in declared.items()}, **out}, given=out)
+    try:
+        check_values(chapter.name, {**{k: v["default"] for k, v in declared.items()}, **out},
+                     given=out)
+    except ParameterError as exc:  # the same listing as for an unknown name
+        raise ParameterError(f"{exc}\nValid parameters of {chapter.name}:\n{listing}") from None
     return out
 
 
