@@ -19,7 +19,7 @@ def table():
 
 
 def _spec(html: str) -> dict:
-    return json.loads(re.search(r"var s=(\{.*?\});(?:var d=|function go)", html).group(1))
+    return json.loads(re.search(r"var s=(\{.*?\});(?:function dec|var d=|function go)", html).group(1))
 
 
 def test_a_chart_page_carries_only_the_columns_the_chart_encodes(table, monkeypatch):
@@ -45,8 +45,19 @@ def test_large_tables_are_written_once_as_data_files(table, tmp_path, monkeypatc
         assert f'<script src="{plots.CHART_DATA_URL}{key}.js"></script>' in html
         assert key in _spec(html)["datasets"].values()
     text = files[0].read_text()
-    rows = json.loads(text.split("]=", 1)[1].rstrip().rstrip(";"))
-    assert {r["model"] for r in rows} == set(table["model"])
+    data = json.loads(text.split("]=", 1)[1].rstrip().rstrip(";"))
+    assert data["n"] == len(table) and data["cols"]["model"] == list(table["model"])
+    assert data["cols"]["group_label"]["levels"] == ["zero-shot CLIP", "standard ImageNet"]
+    assert "function dec(" in first  # the page turns the columns back into rows
+
+
+def test_columnar_round_trip_and_short_floats():
+    rows = [{"a": "x", "b": 1 / 3, "c": None}, {"a": "x", "b": 2.0, "c": "y"},
+            {"a": "x", "b": 0.1, "c": "y"}]
+    col = plots.columnar(rows)
+    assert col["cols"]["a"] == {"levels": ["x"], "codes": [0, 0, 0]}
+    assert col["cols"]["b"] == [0.333333, 2.0, 0.1]
+    assert col["cols"]["c"] == [None, "y", "y"]  # not all strings: kept as values
 
 
 def test_training_source_chart_keeps_models_without_metadata_and_has_one_legend():

@@ -510,8 +510,10 @@ def environment_fingerprint() -> dict:
 
     mirror = external.mirror_dir()
     return {
-        # the runner itself (this file) does not change what a chapter computes
-        "library": _hash_tree(LIB, skip={Path(__file__).resolve()}),
+        # the runner itself (this file) and the site's styling (the Sphinx extension and
+        # the stylesheet) do not change what a chapter computes
+        "library": _hash_tree(LIB, skip={Path(__file__).resolve(), LIB / "sphinx_ext.py",
+                                         LIB / "site.css"}),
         "data": _hash_tree(DATA),
         "mirror": bool(mirror and mirror.is_dir()),
     }

@@ -265,16 +265,18 @@ def trend_panels(points: pd.DataFrame, bands: pd.DataFrame, panel: str, panels: 
                  height: int = 240, size: int = 30):
     """A grid of scatter panels (one per value of ``panel``), points by group over a trend
     line with its band (``bands``: panel column, x, lo, mid, hi, in the points' units).
-    ``y_title``: a string, or a callable of the panel value."""
+    ``y_title``: a string, or a callable of the panel value. The panels share one table
+    (each filters it), so a page carries the points once."""
     alt = _alt()
     width = width or panel_width(columns)
     groups = points["group"].unique()
+    points = points[points[panel].isin(list(panels))]
     charts = []
     for value in panels:
-        p = points.loc[points[panel] == value]
         yt = y_title(value) if callable(y_title) else (y_title or y)
-        scatter = plots.scatter_by_group(p, x, y, size=size, tooltip=tooltip, x_title=x_title,
-                                         y_title=yt, groups=groups)
+        scatter = plots.scatter_by_group(points, x, y, size=size, tooltip=tooltip,
+                                         x_title=x_title, y_title=yt, groups=groups
+                                         ).transform_filter(alt.datum[panel] == value)
         band = plots.trend_band(bands[bands[panel] == value])
         charts.append((band + scatter).properties(width=width, height=height,
                                                    title=_title((titles or {}).get(value, value),
@@ -288,10 +290,10 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
                       titles: dict | None = None, x_title: str = "",
                       width: int = TEXT_WIDTH - 190, height: int = 140):
     """One row of ticks per group (one tick per model) with the group median as a thick mark
-    and a dashed zero line, one panel per value of ``panel``."""
+    and a dashed zero line, one panel per value of ``panel`` (the panels share one table)."""
     alt = _alt()
     enc = plots.group_encodings(points["group"].unique())
-    data = plots.with_group_labels(points)
+    data = plots.with_group_labels(points[points[panel].isin(list(panels))])
     med = alt.Chart(plots.with_group_labels(medians)).mark_tick(
         thickness=4, size=18, color="black").encode(
         x=f"{median}:Q", y="group_label:N",
@@ -299,9 +301,9 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
     layers = []
     for v in panels:
-        ticks = alt.Chart(data.loc[data[panel] == v]).mark_tick(opacity=0.4, thickness=1).encode(
+        ticks = alt.Chart(data).mark_tick(opacity=0.4, thickness=1).encode(
             x=alt.X(f"{value}:Q", title=x_title), y=alt.Y("group_label:N", title=None),
-            color=enc["color"], tooltip=tooltip)
+            color=enc["color"], tooltip=tooltip).transform_filter(alt.datum[panel] == v)
         layers.append(alt.layer(ticks, med.transform_filter(alt.datum[panel] == v), zero)
                       .properties(width=width, height=height,
                                   title=_title((titles or {}).get(v, v), width)))

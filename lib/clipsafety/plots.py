@@ -62,6 +62,34 @@ def slim_spec(spec: dict) -> dict:
     return {**spec, "datasets": slim}
 
 
+def _short(v):
+    """A float with 6 significant digits (a chart shows 2 to 4; JSON would carry 17)."""
+    return float(f"{v:.6g}") if isinstance(v, float) else v
+
+
+def columnar(rows: list[dict]) -> dict:
+    """Rows as columns, a column of repeated strings as its levels and one code per row:
+    ``{"n": rows, "cols": {name: [values] | {"levels": [...], "codes": [...]}}}``. The
+    renderer's script turns it back into rows (:data:`DECODE`)."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    cols = {}
+    for c in names:
+        values = [_short(r.get(c)) for r in rows]
+        strings = [v for v in values if isinstance(v, str)]
+        if strings and len(strings) == len(values) and len(set(strings)) <= len(values) / 2:
+            levels = list(dict.fromkeys(values))
+            index = {v: i for i, v in enumerate(levels)}
+            cols[c] = {"levels": levels, "codes": [index[v] for v in values]}
+        else:
+            cols[c] = values
+    return {"n": len(rows), "cols": cols}
+
+
+#: JavaScript that turns :func:`columnar` back into rows
+DECODE = ("function dec(t){var r=[],c=t.cols;for(var i=0;i<t.n;i++){var o={};for(var k in c)"
+          "{var v=c[k];o[k]=v.levels?v.levels[v.codes[i]]:v[i];}r.push(o);}return r;}")
+
+
 def _external(spec: dict) -> tuple[dict, list[str]]:
     """Move the spec's large datasets into data files under ``$CLIPSAFETY_CHART_DATA``, named
     by their content; returns the spec (those datasets emptied) and the files' names."""
@@ -74,9 +102,9 @@ def _external(spec: dict) -> tuple[dict, list[str]]:
         return spec, []
     datasets, files = dict(spec["datasets"]), []
     for name, rows in spec["datasets"].items():
-        text = json.dumps(rows, separators=(",", ":"))
-        if len(text) < INLINE_BYTES:
+        if len(json.dumps(rows, separators=(",", ":"))) < INLINE_BYTES:
             continue
+        text = json.dumps(columnar(rows), separators=(",", ":"))
         key = hashlib.sha256(text.encode()).hexdigest()[:20]
         path = Path(folder) / f"{key}.js"
         if not path.exists():
@@ -113,8 +141,9 @@ def _render(spec: dict, **_):
     payload = json.dumps(spec, separators=(",", ":"))
     loads = "".join(f'<script src="{CHART_DATA_URL}{k}.js"></script>' for k in files)
     # a dataset named by a key is filled from its data file before the chart is embedded
-    fill = ("var d=window.clipsafetyData||{};for(var n in s.datasets){"
-            "if(typeof s.datasets[n]==='string'){s.datasets[n]=d[s.datasets[n]];}}") if files else ""
+    fill = (DECODE + "var d=window.clipsafetyData||{};for(var n in s.datasets){"
+            "if(typeof s.datasets[n]==='string'){s.datasets[n]=dec(d[s.datasets[n]]);}}"
+            ) if files else ""
     html = (
         f'<div class="clipsafety-chart" id="{div}"></div>{loads}'
         "<script>(function(){var s=" + payload + ";" + fill +

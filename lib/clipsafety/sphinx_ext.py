@@ -16,8 +16,9 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
         return
     seen, kept = set(), []
     for js in scripts:
-        # the copies differ in priority only: compare what the tag would say
-        key = (str(getattr(js, "filename", js)), repr(sorted(getattr(js, "attributes", {}).items())))
+        # the copies differ in how they say "no file" (None or ""): compare what the tag says
+        key = (str(getattr(js, "filename", js) or ""),
+               repr(sorted(getattr(js, "attributes", {}).items())))
         if key in seen:
             continue
         seen.add(key)
