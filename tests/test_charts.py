@@ -66,14 +66,17 @@ def test_training_source_chart_keeps_models_without_metadata_and_has_one_legend(
                        "seen": [np.nan, np.nan, 34.0]})
     spec = charts.scatter_by_category(df, "x", "y", "source", "seen", tooltip=["model"],
                                       shapes={"WIT": "circle"}).to_dict()
-    rows = spec["datasets"][spec["data"]["name"]]
-    assert len(rows) == 3  # none dropped
-    assert {r["source"] for r in rows} == {"WIT", "unknown", "LAION-2B"}
-    assert all(r["seen"] is not None for r in rows)  # drawn at a size, hollow
-    assert [r["_size_known"] for r in rows] == ["unknown", "unknown", "known"]
-    enc = spec["encoding"]
-    assert enc["shape"]["scale"]["domain"] == enc["color"]["scale"]["domain"]  # one legend
-    assert enc["fill"]["legend"] is None
+    filled, hollow = spec["layer"]
+    rows = {name: spec["datasets"][layer["data"]["name"]] for name, layer in
+            (("filled", filled), ("hollow", hollow))}
+    assert [r["model"] for r in rows["filled"]] == ["laion"]
+    assert [r["model"] for r in rows["hollow"]] == ["wit-a", "wit-b"]  # none dropped
+    assert {r["source"] for r in rows["hollow"]} == {"WIT", "unknown"}
+    assert hollow["mark"]["filled"] is False and "size" not in hollow["encoding"]
+    domains = [layer["encoding"][ch]["scale"]["domain"] for layer in (filled, hollow)
+               for ch in ("color", "shape")]
+    assert all(d == ["LAION-2B", "WIT", "unknown"] for d in domains)  # one legend
+    assert "hollow marker: seen unknown (2 models)" in " ".join(spec["title"]["subtitle"])
 
 
 def test_panel_grids_fit_the_text_width():

@@ -324,25 +324,31 @@ def scatter_by_category(df: pd.DataFrame, x: str, y: str, category: str, size: s
     d = df.copy()
     d[category] = d[category].fillna("unknown").astype(str)
     domain = list(dict.fromkeys(sorted(d[category])))
-    shape_scale = alt.Scale(domain=domain, range=[(shapes or {}).get(c, "circle") for c in domain])
-    colour_scale = alt.Scale(domain=domain, scheme="tableau10")
     enc = dict(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=y_title),
-        shape=alt.Shape(f"{category}:N", title=category_title, scale=shape_scale),
-        color=alt.Color(f"{category}:N", title=category_title, scale=colour_scale),
-        fill=alt.Fill(f"{category}:N", scale=colour_scale, legend=None),
+        shape=alt.Shape(f"{category}:N", title=category_title, scale=alt.Scale(
+            domain=domain, range=[(shapes or {}).get(c, "circle") for c in domain])),
+        color=alt.Color(f"{category}:N", title=category_title,
+                        scale=alt.Scale(domain=domain, scheme="tableau10")),
         tooltip=tooltip)
-    if size:
-        known = d[size].notna()
-        d["_size_known"] = np.where(known, "known", "unknown")
-        d[size] = d[size].fillna(d.loc[known, size].min() if known.any() else 1.0)
-        enc["size"] = alt.Size(f"{size}:Q", title=size_title or size)
-        enc["fillOpacity"] = alt.FillOpacity(
-            "_size_known:N", title=f"{size_title or size}", sort=["known", "unknown"],
-            scale=alt.Scale(domain=["known", "unknown"], range=[0.75, 0.0]))
-    return alt.Chart(d).mark_point(filled=False, strokeWidth=1.5).encode(**enc).properties(
-        width=width, height=height)
+    if not size:
+        return alt.Chart(d).mark_point(filled=True, opacity=0.8).encode(**enc).properties(
+            width=width, height=height)
+    known = d[size].notna()
+    smallest = float(d.loc[known, size].min()) if known.any() else 1.0
+    size_scale = alt.Scale(domain=[smallest, float(d[size].max()) if known.any() else 1.0])
+    filled = alt.Chart(d[known]).mark_point(filled=True, opacity=0.8).encode(
+        size=alt.Size(f"{size}:Q", title=size_title or size, scale=size_scale), **enc)
+    layers = [filled]
+    key = f"filled marker: sized by {size_title or size}"
+    if (~known).any():
+        hollow = alt.Chart(d[~known].assign(**{size: smallest})).mark_point(
+            filled=False, strokeWidth=1.5, size=60).encode(**enc)
+        layers.append(hollow)
+        key += f"; hollow marker: {size_title or size} unknown ({int((~known).sum())} models)"
+    return alt.layer(*layers).properties(width=width, height=height,
+                                         title=_key([key, f"colour and marker: {category_title or category}"]))
 
 
 def level_curves(df: pd.DataFrame, panel: str, x: str, y: str, series: str, order: str,
