@@ -194,7 +194,7 @@ if live_ok:
             {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in id_recs.items()})
     # what a reader compares: the model, its group and training data, and its decisions
     # (the full table, with hashes and training losses, is in the recorded outputs)
-    shown_cols = ["model", "group", "source", "samples", "shape_bias", "shape_hits",
+    shown_cols = ["model", "group", "source", "samples", "reading", "shape_bias", "shape_hits",
                   "texture_hits", "cue_share", "id_acc"]
     display(shape[[c for c in shown_cols if c in shape]].round(3))
 else:
