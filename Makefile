@@ -3,6 +3,7 @@
 #   make test                 set up .venv, run the test suite
 #   make test-full            the suite plus each chapter at its defaults over the whole zoo
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
+#   make venv-cpu             the same .venv with PyTorch's CPU-only wheels (workshop laptops)
 #   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
 #   make bench                run the speed/memory benchmarks under bench/
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ endif
 export CLIPSAFETY_MIRROR
 export PYTHONUNBUFFERED := 1
 
-.PHONY: book test test-full chapter zoo bench venv clean lint lock
+.PHONY: book test test-full chapter zoo bench venv venv-cpu clean lint lock
 
 venv: $(STAMP)
 
@@ -30,6 +31,22 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
+
+# Workshop laptops: the pins of requirements.lock with PyTorch's CPU-only wheels, without the
+# CUDA libraries (nvidia-*, cuda-*, triton) that the default Linux wheels pull in.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+pin = $(shell sed -n 's/^$(1)==//p' requirements.lock)
+
+venv-cpu: requirements.lock pyproject.toml
+	@echo "== setting up $(VENV) with CPU-only PyTorch ($(TORCH_CPU_INDEX))"
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --index-url $(TORCH_CPU_INDEX) \
+	    torch==$(call pin,torch) torchvision==$(call pin,torchvision)
+	grep -vE '^(nvidia-|cuda-|triton==)' requirements.lock > $(VENV)/requirements-cpu.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-cpu.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
 
 book: $(STAMP)
 	$(PY) -m clipsafety.book build
@@ -55,7 +72,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check lib tests bench analyses
 
 clean:
-	rm -rf book/_build book/chapters .cache
+	rm -rf book/_build book/chapters book/_assets/data .cache
 
 # refresh the pins from the current .venv (after adding a dependency), then environment.yml
 lock: $(STAMP)

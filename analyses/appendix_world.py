@@ -17,6 +17,10 @@
 # a zoo of tiny models trained on it by `make zoo`. This appendix is the dataset card (what
 # each set looks like, how often each ImageNet-X factor occurs per training source) and the
 # zoo's model cards (with their accuracy on the ID test set).
+#
+# :::{glue:md} summary
+# :format: myst
+# :::
 
 # %% tags=["parameters"]
 n_examples = 8  # example images per set
@@ -28,6 +32,7 @@ from clipsafety import charts, plots
 from clipsafety.synth import DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 plots.setup()
 
@@ -96,10 +101,14 @@ charts.grouped_bars(freq, "share", "factor", "source", sort=FACTORS, x_title="sh
 # %%
 cat = list_zoo()
 acc = pd.read_csv(zoo_dir() / "eval.csv")
-display(Markdown(
-    f"{len(cat)} models in {cat['group'].nunique()} groups and {cat['family'].nunique()} "
-    f"architecture families; ID test accuracy from {cat['id_acc'].min():.1%} to "
-    f"{cat['id_acc'].max():.1%} (median {cat['id_acc'].median():.1%})."))
+zoo_line = (f"{len(cat)} models in {cat['group'].nunique()} groups and "
+            f"{cat['family'].nunique()} architecture families; ID test accuracy from "
+            f"{cat['id_acc'].min():.1%} to {cat['id_acc'].max():.1%} (median "
+            f"{cat['id_acc'].median():.1%}).")
+display(Markdown(zoo_line))
+glue("summary", Markdown(f"**What this appendix shows.** {len(card)} evaluation sets of "
+                         f"the synthetic world (generator version {GENERATOR_VERSION}), and the "
+                         f"zoo: {zoo_line}"), display=False)
 cat[["id", "group", "family", "source", "samples", "objective", "train_set", "id_acc",
      "matched_pair", "parent"]]
 
@@ -131,7 +140,19 @@ tab
 
 # %% [markdown]
 # ## Model cards
-# One card per model (architecture, training set, seed, weights hash, accuracy per set).
+# One card per model (architecture, training set, seed, weights hash, accuracy per set); click a
+# model to unfold its card.
 
 # %%
-display(Markdown("\n\n".join((zoo_dir() / "cards" / f"{i}.md").read_text() for i in cat["id"])))
+def card_body(model_id):  # the card without its title line (the fold names the model)
+    text = (zoo_dir() / "cards" / f"{model_id}.md").read_text()
+    return text.split("\n", 1)[1] if text.startswith("# ") else text
+
+
+display(Markdown("\n\n".join(f":::{{admonition}} {i}\n:class: dropdown\n{card_body(i)}\n:::"
+                               for i in cat["id"])))
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("appendix_world"))

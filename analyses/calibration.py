@@ -21,6 +21,10 @@
 # trend and stay reasonably calibrated under distribution shift (Tu et al., ICML 2024, found
 # that the temperature transfers across shifts).
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **Method.** For every model and test condition (the ID test set and every shift): top-label
 # **ECE** (15 equal-width bins), **adaptive ECE** (15 equal-mass bins), **NLL** and **Brier**,
 # on the softmax over the condition's label subset. Each model gets one **temperature** `T`,
@@ -379,3 +383,8 @@ for obj in ending:
 evidence.record_outputs("calibration", claims_tab, table=table if live_ok else None,
                         group_means=group_means if live_ok else None,
                         published_imagenetx=pub_table, published_coverage=coverage)
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("calibration"))

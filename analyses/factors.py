@@ -21,6 +21,10 @@
 # taken into account. They report that CLIP is more robust on 6 of 10 factors, less robust on
 # pose, and that the training source changes the pattern.
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **Method.** For each factor, factor accuracy is plotted against overall accuracy. A line is
 # fitted over the *standard* ImageNet models (default: least squares on logit-transformed
 # accuracies, Taori et al.'s convention; the paper does not say which scale it used). A
@@ -326,3 +330,8 @@ for obj in ending:
     display(obj)
 evidence.record_outputs("factors", claims_tab, live_summary=live_summary if live_ok else None,
                         published_summaries=pub_summaries)
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("factors"))

@@ -13,48 +13,72 @@
 # %% [markdown]
 # # What the book found
 #
-# Every claim of the paper that a chapter tests, against every kind of evidence, with the
-# verdict and the effect with its interval. Nothing on this page is typed: the matrix is read
-# from the outputs each chapter recorded when it last ran (`book/chapters/.state/outputs`), and
-# a chapter that has not run is listed as missing. **Reading guide**: a row is a claim in the
-# paper's words; a column is a kind of evidence (the synthetic world with the project's model
-# zoo, published results of real models, real models on real data when a reader supplies
-# them); *reproduced* means the evidence supports the claim by the rule its chapter states,
-# *not reproduced* that it does not (the chapter checks why), *not testable* that this kind of
-# evidence cannot speak to it (the reason is in the chapter). Hover a cell for its evidence.
+# This book asks how far CLIP can be trusted *beyond* accuracy: does zero-shot CLIP keep its
+# accuracy under distribution shift, resist the visual factors of ImageNet-X, decide by shape
+# rather than texture, notice inputs that belong to none of its classes, and say how sure it
+# is in a way that can be believed? It reproduces and extends Tu, Deng & Gedeon, *A Closer
+# Look at the Robustness of Contrastive Language-Image Pre-Training (CLIP)* (NeurIPS 2023).
+#
+# :::{glue:md} findings_summary
+# :format: myst
+# :::
+#
+# **Reading guide.** Each row below is a claim, in the paper's words or, for the open
+# questions, the book's; each column a kind of evidence: the *synthetic world* (images with
+# known visual factors and the project's own tiny model zoo, on a laptop CPU), *published
+# results* of real models (timm, open_clip, imagenet-testbed, ImageNet-X, texture-vs-shape,
+# LeVine et al.), and *real models on real data* when a reader supplies them. A cell gives the
+# verdict by the rule its chapter states — **reproduced** (the interval lies on the claimed
+# side), **not reproduced** (it does not; the chapter checks why), **not testable** (this
+# evidence cannot speak to the claim, and why) — then the effect with its 95% interval. Hover
+# a cell for the whole evidence; the chapter's name links to its page. Nothing here is typed:
+# every cell is read from the outputs the chapters recorded when they last ran.
 
 # %% tags=["parameters"]
 chapters: str | list = "all"  # which chapters' claims to show: all, or a list of chapter names
 
 # %%
-from clipsafety import charts, evidence, plots
-from IPython.display import Markdown, display
+from clipsafety import charts, evidence, pages, plots
+from IPython.display import HTML, Markdown, display
+from myst_nb import glue
 
 plots.setup()
 found = evidence.read_outputs(None if chapters == "all" else chapters)
 claims_all = evidence.findings_table(found)
-display(Markdown(evidence.chapters_status(found)))
+glue("findings_summary", Markdown(pages.findings_summary(claims_all)), display=False)
+
+# %% [markdown]
+# ## At a glance
+#
+# Per chapter and kind of evidence, how many claims each verdict got.
+
+# %%
+if len(claims_all):
+    display(charts.verdict_overview(claims_all, chapters=list(found)))
 
 # %% [markdown]
 # ## Every claim against every kind of evidence
 
 # %%
 if len(claims_all):
-    display(charts.verdict_matrix(claims_all))
+    display(HTML(pages.findings_html(claims_all)))
+display(Markdown(evidence.chapters_status(found)))
+
+# %% [markdown]
+# ## The chapters
+#
+# - {doc}`landscape`: the robustness landscape — accuracy under shift against ImageNet
+#   accuracy, and CLIP's effective robustness (published tables).
+# - {doc}`factors`: robustness to visual factors (paper section 4.1, ImageNet-X).
+# - {doc}`shape_bias`: shape versus texture (section 4.2, cue-conflict).
+# - {doc}`ood`: out-of-distribution detection (section 5).
+# - {doc}`calibration`: calibration, before and after temperature scaling (section 6).
+# - Appendix: {doc}`../methods`, {doc}`../architecture`, {doc}`appendix_world`,
+#   {doc}`../appendix_datasets` and the build's {doc}`provenance`.
+#
+# {doc}`../intro` says how the book is made and how to rerun it. Every chapter opens with
+# what it found and ends with **Try it**: exercises for a laptop and the command that reruns
+# it with other parameters.
 
 # %%
-if len(claims_all):
-    display(evidence.findings_matrix(claims_all))
-
-# %%
-if len(claims_all):
-    counts = claims_all.groupby(["source_kind", "verdict"]).size().unstack(fill_value=0)
-    display(counts)
-    tested = claims_all[claims_all.verdict != "not testable"]
-    display(Markdown(
-        f"Over {claims_all.claim_id.nunique()} claims in {claims_all.chapter.nunique()} chapters, "
-        f"{len(tested)} (claim, evidence) pairs could be tested: "
-        f"{int((tested.verdict == 'reproduced').sum())} reproduced and "
-        f"{int((tested.verdict == 'not reproduced').sum())} not reproduced. "
-        "Each chapter's page gives the rule of every verdict and, where a claim does not "
-        "reproduce, the computed check of why."))
+display(pages.try_it("findings"))

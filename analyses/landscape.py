@@ -20,6 +20,10 @@
 # 2021). Zero-shot CLIP models sit above that line: at the same ImageNet accuracy they keep
 # more of it under shift. The distance above the line is their **effective robustness**.
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # Everything here is published evidence (no inference): timm's results tables, open_clip's
 # zero-shot results, and imagenet-testbed's model collection, each read from a file pinned to an
 # upstream commit and checked by sha256.
@@ -48,7 +52,7 @@ from clipsafety import charts, claims, evidence, plots, published
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.studies import landscape
-from clipsafety.style import source_shape_scale
+from clipsafety.style import SOURCE_MARKERS
 from IPython.display import Markdown, display
 
 plots.setup()
@@ -123,7 +127,9 @@ if have_data:
 # ## Zero-shot CLIP: training source and scale
 #
 # Mean effective robustness over the shifts against ImageNet accuracy, for the open_clip
-# zero-shot models. Marker: training source; size: samples seen during training.
+# zero-shot models. Colour and marker: training source ("unknown" where open_clip's table
+# names none); size: samples seen during training, a hollow marker where the table gives none
+# (OpenAI's WIT models, for instance): every model is drawn.
 
 # %%
 if have_data and "open_clip" in sources:
@@ -136,8 +142,7 @@ if have_data and "open_clip" in sources:
     display(charts.scatter_by_category(
         er.dropna(subset=["er_mean_pct"]), "imagenet_pct", "er_mean_pct", "train_source",
         "samples_seen_b", x_title="ImageNet top-1 (%)", y_title="mean effective robustness (points)",
-        category_title="training source", size_title="samples seen (B)",
-        shapes=source_shape_scale(er["train_source"].fillna("other")),
+        category_title="training source", size_title="samples seen (B)", shapes=SOURCE_MARKERS,
         tooltip=["model", "train_source", alt.Tooltip("samples_seen_b:Q", title="samples (B)"),
                  alt.Tooltip("imagenet_pct:Q", format=".2f", title="ImageNet %"),
                  alt.Tooltip("er_mean_pct:Q", format="+.2f", title="mean ER")]))
@@ -190,3 +195,8 @@ claims_tab, ending = evidence.chapter_ending(verdicts)
 for obj in ending[:2]:
     display(obj)
 evidence.record_outputs("landscape", claims_tab, findings=findings if have_data else None)
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("landscape"))

@@ -22,6 +22,10 @@
 # recipe strongly affect it (some fine-tuned CLIPs detect worse than zero-shot ones, and
 # fine-tuning on a larger label space first helps).
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **Method.** Each model scores every image; higher means "more in-distribution". Zero-shot
 # CLIP uses MCM (maximum softmax of the image-text cosines, Ming et al. 2022), every other
 # model its maximum softmax probability (MSP), as the paper does; MaxLogit, energy and MSP
@@ -261,3 +265,8 @@ for obj in ending:
     display(obj)
 evidence.record_outputs("ood", claims_tab, averages=avg if live_ok else None,
                         ninco=pub.get("ninco"))
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("ood"))

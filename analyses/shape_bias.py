@@ -19,6 +19,10 @@
 # Gedeon report that zero-shot CLIP is more shape-biased than ImageNet models, and that
 # fine-tuning CLIP on ImageNet reduces its shape bias.
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **Method.** Shape bias = shape decisions / (shape decisions + texture decisions), over the
 # cue-conflict images whose shape and texture classes differ; answers that are neither do
 # not count. Real ImageNet models answer in 1000 classes, mapped to the 16 cue-conflict
@@ -188,22 +192,28 @@ if live_ok:
         id_recs = run.collect(acc_id)
         shape["id_acc"] = shape["model"].map(
             {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in id_recs.items()})
-    display(shape.drop(columns=[c for c in ("meta_from",) if c in shape]).round(3))
+    # what a reader compares: the model, its group and training data, and its decisions
+    # (the full table, with hashes and training losses, is in the recorded outputs)
+    shown_cols = ["model", "group", "source", "samples", "reading", "shape_bias", "shape_hits",
+                  "texture_hits", "cue_share", "id_acc"]
+    display(shape[[c for c in shown_cols if c in shape]].round(3))
 else:
     display(Markdown(run.skipped_note(
         "the stimuli under `/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`")))
 
-# %% [markdown]
-# A second reading for zero-shot CLIP on the real stimuli: a head over the 16 cue-conflict
-# class names instead of the 1000 ImageNet names and the mapping.
-
 # %%
+second = ("A second reading for zero-shot CLIP on the real stimuli: a head over the 16 "
+          "cue-conflict class names instead of the 1000 ImageNet names and the mapping")
 if live_ok and real and (shape.group == CLIP_ZEROSHOT).any():
+    display(Markdown(second + ":"))
     clip_ids = list(shape.loc[shape.group == CLIP_ZEROSHOT, "model"])
     direct = study.shape_table(run.collect(models=clip_ids, classnames="cue-conflict-16"))
     both = shape[shape.model.isin(clip_ids)][["model", "shape_bias", "reading"]].merge(
         direct[["model", "shape_bias", "reading"]], on="model", suffixes=("", "_direct"))
     display(both.round(3))
+else:
+    display(Markdown(f"{second} needs real zero-shot CLIPs on real stimuli; this run has "
+                     f"{'none' if not live_ok else 'zoo models, whose heads are the 16 classes already'}."))
 
 # %%
 if live_ok:
@@ -313,3 +323,8 @@ for obj in ending:
 evidence.record_outputs("shape_bias", claims_tab, observers=observers if have_pub else None,
                         shape=shape if live_ok else None,
                         mvh_observers=pd.concat(mvh_obs.values()) if mvh_obs else None)
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("shape_bias"))

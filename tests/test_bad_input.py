@@ -585,6 +585,8 @@ def test_chapter_rejects_bad_values_and_keeps_the_page(case, pages, capsys, tmp_
     assert rc == 2, (rc, out, err)
     for f in fragments:
         assert f.lower() in err.lower(), (f, err)
+    if name != "nosuch":  # a bad value lists the valid parameters as an unknown name does
+        assert f"valid parameters of {name}" in err.lower(), err
     assert "Traceback" not in out + err
     assert ran == [] and _snapshot(chapters) == before  # nothing ran, the built page is kept
 

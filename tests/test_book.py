@@ -119,7 +119,10 @@ def test_execute_cache_and_failure_keeps_previous_page(tiny_book):
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "xxx 1.5 2" in text
     assert "progress 50%" not in text  # stderr (progress bars, warnings) stays off the site
-    assert all("hide-input" in c["metadata"]["tags"] for c in nb["cells"] if c["cell_type"] == "code")
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    for c in code:  # parameters cells give way to the rerun box; other code folds
+        params = {"parameters", "injected-parameters"} & set(c["metadata"]["tags"])
+        assert ("remove-cell" if params else "hide-input") in c["metadata"]["tags"]
     assert book.execute(ch, defaults, env)[0] == "cached"
     before = out.read_bytes()
     status, _ = book.execute(ch, {**defaults, "fail": True}, env)
@@ -136,3 +139,25 @@ def test_bad_parameter_on_the_command_line_exits_2_and_builds_nothing(tiny_book,
     err = capsys.readouterr().err
     assert "expects int" in err and "Valid parameters of tiny" in err
     assert not (book.CHAPTERS / "tiny.ipynb").exists()
+
+
+#: what papermill and ipykernel print on every run unless the runner prevents it
+NOISE = ("Unable to parse line", "Passed unknown parameter", "running over TCP",
+         "without encryption", "CurveZMQ")
+
+
+@pytest.mark.slow
+def test_a_chapter_run_prints_no_papermill_or_kernel_noise(tiny_book, capfd):
+    ch = book.get_chapter("tiny")
+    env = {"library": "L", "data": "D", "mirror": True}
+    # annotated and commented parameters, all passed: what misled papermill's own inference
+    params = {**{k: v["default"] for k, v in ch.parameters().items()},
+              "models": ["zoo:c"], "root": "", "n": 2}
+    status, _ = book.execute(ch, params, env)
+    assert status == "executed"
+    out, err = capfd.readouterr()
+    for text in NOISE:
+        assert text not in out + err, f"{text!r} printed by a chapter run:\n{out}{err}"
+    nb = json.loads((book.CHAPTERS / "tiny.ipynb").read_text())
+    shown = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "xx 1.0 1" in shown  # the parameters reached the kernel

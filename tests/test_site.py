@@ -1,36 +1,36 @@
-"""The built site: every chapter page renders every chart offline, and loads nothing remote.
+"""The built site, as a reader's browser shows it.
 
-Builds the book the way ``make book`` does (cached chapters are not re-executed), then opens
-each chapter page in headless Chromium with networking off and counts the rendered vega views
-(``role="graphics-document"``) against the chart containers the page holds.
+Builds the book the way ``make book`` does (strict: any Sphinx warning fails it; cached
+chapters are not re-executed), then opens every page in headless Chromium at a 1280 px
+viewport with networking off (``tests/browser.py``, the DevTools protocol) and checks that it
+is not blank, that every chart rendered and fits its container, and that the console logged
+no error. Screenshots of the landing page and of every chapter are kept under
+``$CLIPSAFETY_SCREENSHOTS`` (default ``book/_build/screenshots``). Page weights are read from
+the built files.
 """
 
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
+from browser import Browser, chromium
 from clipsafety import book
 
 pytestmark = [pytest.mark.book, pytest.mark.browser, pytest.mark.slow]
 
 HTML = book.BOOK / "_build" / "html"
+SCREENSHOTS = Path(os.environ.get("CLIPSAFETY_SCREENSHOTS") or book.BOOK / "_build" / "screenshots")
+#: the limits of the issue "the book as a product": a page, and the whole site
+PAGE_LIMIT = 1_500_000
+SITE_LIMIT = 30_000_000
 REMOTE = re.compile(
     r"<(?:script|img|iframe|source|audio|video)\b[^>]*\bsrc=[\"'](?:https?:)?//"
     r"|<link\b[^>]*\bhref=[\"'](?:https?:)?//[^\"']*[\"'][^>]*>",
     re.I,
 )
 CSS_REMOTE = re.compile(r"(?:@import\s+(?:url\()?|url\()\s*[\"']?(?:https?:)?//", re.I)
-
-
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
 
 
 #: the site test checks how pages render, not what the zoo finds: it builds the book on a
@@ -52,19 +52,6 @@ def site():
     return HTML
 
 
-def dump_dom(browser: str, page: Path) -> str:
-    with tempfile.TemporaryDirectory() as profile:
-        out = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-quic", f"--user-data-dir={profile}", "--virtual-time-budget=30000",
-             "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=180,
-        )
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout
-
-
 def chapter_pages(site: Path) -> list[Path]:
     return [site / "chapters" / f"{c.name}.html" for c in book.chapters()]
 
@@ -77,27 +64,94 @@ def test_every_chapter_page_exists_with_provenance(site):
         assert word in prov
 
 
-def test_every_chart_renders_offline(site):
-    browser = chromium()
-    if browser is None:
+def pages(site: Path) -> list[Path]:
+    """Every page of the site (not the redirecting index, not the theme's files)."""
+    return sorted(p for p in site.rglob("*.html")
+                  if not {"_static", "_sources"} & set(p.relative_to(site).parts)
+                  and p.name != "index.html")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    binary = chromium()
+    if binary is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
         pytest.skip("chromium not installed (apt-get install chromium)")
-    total = 0
+    b = Browser(binary, width=1280)
+    yield b
+    b.close()
+
+
+def test_every_page_renders_fits_and_logs_no_error(site, browser):
+    shots = {site / "chapters" / f"{c}.html" for c in book.toc_chapters()}
+    problems, charts = [], 0
+    for page in pages(site):
+        name = str(page.relative_to(site))
+        shot = SCREENSHOTS / name.replace("/", "_").replace(".html", ".png") if page in shots else None
+        r = browser.open(page, screenshot=shot)
+        html = page.read_text()
+        if r.text < 200 and page.name not in ("search.html", "genindex.html"):  # Sphinx's own
+            problems.append(f"{name}: blank ({r.text} characters of text)")
+        expected = html.count('class="clipsafety-chart"')
+        if r.rendered != expected or r.chart_errors:
+            problems.append(f"{name}: {r.rendered} of {expected} charts rendered {r.chart_errors}")
+        if r.wide:
+            problems.append(f"{name}: charts wider than their container at 1280 px: {r.wide}")
+        if r.console:
+            problems.append(f"{name}: console errors: {r.console[:3]}")
+        if r.blocked:
+            problems.append(f"{name}: asked for remote resources: {r.blocked[:3]}")
+        charts += r.rendered
+    assert not problems, "\n".join(problems)
+    assert charts >= 10
+    landing = SCREENSHOTS / f"chapters_{book.toc_chapters()[0]}.png"
+    assert landing.exists() and landing.stat().st_size > 10_000
+
+
+def test_a_chapter_without_charts_shows_a_note(site):
     for page in chapter_pages(site):
         html = page.read_text()
-        expected = html.count('class="clipsafety-chart"')
-        if expected == 0:
+        if 'class="clipsafety-chart"' not in html and page.stem not in ("findings",):
             # without mirror or network a chapter made only of published data shows a note
             # in place of its panels (clipsafety.plots.unavailable_note), never a broken chart
             assert "not available here" in html, f"{page.name}: no chart and no note"
-            continue
-        dom = dump_dom(browser, page)
-        rendered = dom.count('role="graphics-document"')
-        assert "chart error:" not in dom.replace("'chart error: '", "")
-        assert rendered == expected, f"{page.name}: {rendered} of {expected} charts rendered"
-        total += rendered
-    assert total >= 3
+
+
+def _data_files(html: str) -> list[str]:
+    return re.findall(r'src="\.\./_static/data/([0-9a-f]+\.js)"', html)
+
+
+def test_pages_and_site_stay_light(site):
+    heavy = []
+    for page in pages(site):
+        html = page.read_text()
+        data = sum((site / "_static" / "data" / f).stat().st_size for f in set(_data_files(html)))
+        weight = page.stat().st_size + data
+        if weight > PAGE_LIMIT:
+            heavy.append(f"{page.relative_to(site)}: {weight / 1e6:.2f} MB "
+                         f"(page {page.stat().st_size / 1e6:.2f} MB + chart data {data / 1e6:.2f} MB)")
+    assert not heavy, f"pages over {PAGE_LIMIT / 1e6} MB:\n" + "\n".join(heavy)
+    total = sum(p.stat().st_size for p in site.rglob("*") if p.is_file())
+    assert total <= SITE_LIMIT, f"the site weighs {total / 1e6:.1f} MB (limit {SITE_LIMIT / 1e6} MB)"
+
+
+LINK = re.compile(r"""<(?:a|link|script|img)\b[^>]*?\b(?:href|src)=["']([^"'#?][^"']*)["']""", re.I)
+
+
+def test_internal_links_resolve(site):
+    broken = []
+    for page in [*pages(site), site / "index.html"]:
+        for url in LINK.findall(page.read_text()):
+            parts = urlsplit(url)
+            if parts.scheme or url.startswith(("//", "mailto:", "data:", "javascript:")):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(site)} -> {url}")
+    assert not broken, "broken internal links:\n" + "\n".join(sorted(set(broken))[:30])
 
 
 def test_nothing_is_loaded_from_outside_the_site(site):
@@ -111,3 +165,40 @@ def test_nothing_is_loaded_from_outside_the_site(site):
     assert not offenders, "remote resources:\n" + "\n".join(offenders[:20])
     assert (site / "_static" / "vega-bundle.js").stat().st_size > 100_000
     assert (site / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+def test_landing_page_opens_with_every_recorded_claim(site):
+    """The landing page is the findings page; it shows each claim the chapters recorded, with
+    its verdict, from their outputs (nothing typed)."""
+    from clipsafety import evidence
+
+    index = (site / "index.html").read_text()
+    assert "chapters/findings.html" in index  # the site opens on the findings
+    html = (site / "chapters" / "findings.html").read_text()
+    table = evidence.findings_table(evidence.read_outputs())
+    assert len(table) and table["chapter"].nunique() >= 5
+    import html as html_lib
+
+    text = html_lib.unescape(html)
+    for r in table.drop_duplicates(["chapter", "claim_id"]).itertuples():
+        assert r.claim in text, f"findings page misses the claim {r.claim!r}"
+    assert "In short." in text and "Reading guide" in text and "Try it" in text
+    assert html.count('class="clipsafety-verdict"') == len(table)
+    assert html.count('class="clipsafety-chart"') >= 1  # the overview figure
+    for ch in book.toc_chapters():
+        if ch != "findings":
+            assert f'href="{ch}.html' in html, f"findings page does not link {ch}"
+
+
+def test_every_chapter_opens_with_its_summary_and_ends_with_try_it(site):
+    for page in chapter_pages(site):
+        if page.stem == "findings":
+            continue
+        html = page.read_text()
+        summary = html.find("What this chapter found") if "What this chapter found" in html else \
+            html.find("What this appendix shows")
+        assert summary > 0, f"{page.name}: no summary"
+        first_section = html.find("<h2>", html.find("<article"))
+        assert 0 < summary < first_section, f"{page.name}: the summary is not at the top"
+        assert html.rfind("Try it") > html.rfind('class="clipsafety-chart"'), page.name
+        assert "Rerun this chapter" in html and f"make chapter NAME={page.stem}" in html

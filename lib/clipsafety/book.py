@@ -67,6 +67,7 @@ class Chapter:
         nb = jupytext.read(self.source)
         nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                               "language": "python"})
+        nb.metadata.setdefault("papermill", {})  # papermill's parameterize_notebook writes here
         for cell in nb.cells:  # papermill expects every cell to carry a tags list
             cell.metadata.setdefault("tags", [])
         return nb
@@ -125,9 +126,9 @@ def toc_chapters() -> list[str]:
 
     def walk(node):
         if isinstance(node, dict):
-            f = node.get("file")
-            if isinstance(f, str) and f.startswith("chapters/"):
-                names.append(f.split("/", 1)[1])
+            for f in (node.get("root"), node.get("file")):  # the landing page is a chapter too
+                if isinstance(f, str) and f.startswith("chapters/"):
+                    names.append(f.split("/", 1)[1])
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -221,7 +222,11 @@ def validate_params(chapter: Chapter, params: dict) -> dict:
         if names == ["float"]:
             value = float(value)
         out[key] = value
-    check_values(chapter.name, {**{k: v["default"] for k, v in declared.items()}, **out}, given=out)
+    try:
+        check_values(chapter.name, {**{k: v["default"] for k, v in declared.items()}, **out},
+                     given=out)
+    except ParameterError as exc:  # the same listing as for an unknown name
+        raise ParameterError(f"{exc}\nValid parameters of {chapter.name}:\n{listing}") from None
     return out
 
 
@@ -505,8 +510,10 @@ def environment_fingerprint() -> dict:
 
     mirror = external.mirror_dir()
     return {
-        # the runner itself (this file) does not change what a chapter computes
-        "library": _hash_tree(LIB, skip={Path(__file__).resolve()}),
+        # the runner itself (this file) and the site's styling (the Sphinx extension and
+        # the stylesheet) do not change what a chapter computes
+        "library": _hash_tree(LIB, skip={Path(__file__).resolve(), LIB / "sphinx_ext.py",
+                                         LIB / "site.css"}),
         "data": _hash_tree(DATA),
         "mirror": bool(mirror and mirror.is_dir()),
     }
@@ -558,7 +565,8 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     key = chapter_key(chapter, params, env)
     out_nb = CHAPTERS / f"{chapter.name}.ipynb"
     state = read_state(chapter.name)
-    if not force and state and state.get("key") == key and out_nb.exists():
+    if (not force and state and state.get("key") == key and out_nb.exists()
+            and not _missing_chart_data(out_nb)):
         print(f"{index} {chapter.name}: cached (executed {state['executed_at']}, "
               f"{state['seconds']:.1f} s)", flush=True)
         return "cached", 0.0
@@ -570,12 +578,19 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     with tempfile.TemporaryDirectory(prefix=f"clipsafety-{chapter.name}-") as tmp:
         src = Path(tmp) / f"{chapter.name}.ipynb"
         dst = Path(tmp) / f"{chapter.name}.out.ipynb"
-        nbformat.write(chapter.notebook(), src)
+        # parameters are injected here, not by execute_notebook: papermill's own inference
+        # misreads annotated and commented lines ("Unable to parse line", a false "Passed
+        # unknown parameter"); validate_params has already checked names, types and values
+        from papermill.parameterize import parameterize_notebook
+
+        nbformat.write(parameterize_notebook(chapter.notebook(), params, kernel_name="python3",
+                                             language="python"), src)
         try:
             pm.execute_notebook(
-                str(src), str(dst), parameters=params, kernel_name="python3",
+                str(src), str(dst), parameters=None, kernel_name="python3",
                 progress_bar=sys.stderr.isatty() or bool(os.environ.get("CLIPSAFETY_PROGRESS")),
                 log_output=False, cwd=str(ROOT), report_mode=False,
+                kernel_manager_class=_ipc_kernel_manager(Path(tmp)),
             )
         except Exception as exc:  # keep the previous notebook; report and carry on
             seconds = time.time() - t0
@@ -600,6 +615,43 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     return "executed", seconds
 
 
+_DATA_REF = r"_static/data/([0-9a-f]{20})\.js"
+
+
+def _chart_data_refs(notebook: Path) -> set[str]:
+    """The chart data files (:func:`clipsafety.plots._render`) an executed notebook loads."""
+    import re
+
+    return set(re.findall(_DATA_REF, notebook.read_text(errors="replace")))
+
+
+def _missing_chart_data(notebook: Path) -> bool:
+    return any(not (STATIC / "data" / f"{k}.js").exists() for k in _chart_data_refs(notebook))
+
+
+def prune_chart_data() -> None:
+    """Delete the chart data files no executed chapter loads any more."""
+    folder = STATIC / "data"
+    if not folder.is_dir():
+        return
+    used = set().union(*[_chart_data_refs(nb) for nb in CHAPTERS.glob("*.ipynb")])
+    for f in folder.glob("*.js"):
+        if f.stem not in used:
+            f.unlink()
+
+
+def _ipc_kernel_manager(folder: Path):
+    """A kernel manager class whose kernel talks over IPC sockets in ``folder`` (the run's
+    temporary folder), not TCP: ipykernel warns on every start that TCP is unencrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**{"transport": "ipc", "ip": str(folder / "kernel"), **kwargs})
+
+    return IPCKernelManager
+
+
 def _hide_code(path: Path) -> None:
     """Tidy an executed notebook for the site: code cells collapse (readers see outputs, code
     is one click away) and stderr streams (progress bars, library warnings: console matter)
@@ -616,7 +668,9 @@ def _hide_code(path: Path) -> None:
                 # MyST: without this a note's ```{note} fence shows as a code block
                 cell.metadata.setdefault("mystnb", {})["markdown_format"] = "myst"
             tags = cell.metadata.setdefault("tags", [])
-            if not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
+            if {"parameters", "injected-parameters"} & set(tags):
+                tags.append("remove-cell")  # the rerun box (clipsafety.pages) shows them
+            elif not {"hide-input", "remove-input", "remove-cell", "show-input"} & set(tags):
                 tags.append("hide-input")
     nbformat.write(nb, path)
 
@@ -663,12 +717,35 @@ def write_static_assets() -> None:
         js = vlc.javascript_bundle(vl_version=VL_VERSION)
         bundle.write_text("(function(){\n" + js + "\n})();\n")
         stamp.write_text(version)
-    mj = STATIC / "mathjax"
-    if not (mj / "tex-chtml.js").exists():
-        import mathjax  # the django-static-mathjax distribution: MathJax 3 static files
+    shutil.copyfile(LIB / "site.css", STATIC / "clipsafety.css")  # sphinx_ext adds it
+    write_mathjax(STATIC / "mathjax")
 
-        src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
-        shutil.copytree(src, mj, dirs_exist_ok=True)
+
+#: the parts of MathJax 3 the pages use: the combined TeX-to-CHTML component (TeX input with
+#: the AMS macros, the menu, CommonHTML output) and the fonts it loads. The rest of the
+#: distribution (SVG output, MathML input, the speech rule engine, the other combined
+#: components) is left out; the menu's accessibility extensions load on demand, and are
+#: left out too.
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2")
+
+
+def write_mathjax(dest: Path) -> None:
+    """Copy :data:`MATHJAX_PARTS` of MathJax (the django-static-mathjax wheel) into ``dest``;
+    anything else found there (an older full copy) is removed."""
+    import mathjax  # the django-static-mathjax distribution: MathJax 3 static files
+
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    stamp = dest / ".parts"
+    if stamp.exists() and stamp.read_text() == repr(MATHJAX_PARTS):
+        return
+    shutil.rmtree(dest, ignore_errors=True)
+    for part in MATHJAX_PARTS:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dest / part)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / part, dest / part)
+    stamp.write_text(repr(MATHJAX_PARTS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -800,14 +877,47 @@ def effective_toc() -> Path:
             return {k: prune(v) for k, v in node.items()}
         return node
 
+    root = toc.get("root")
+    if root and not exists(root):
+        # the landing page (the findings) was not built: the first page that was leads
+        first = _first_file(prune(toc.get("parts", toc.get("chapters", []))))
+        print(f"warning: {root} (the landing page) was not built; {first} opens the site",
+              flush=True)
+        toc = _drop_file(toc, first)
+        toc["root"] = first
     out = BOOK / "_build" / "_toc.effective.yml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(prune(toc), sort_keys=False))
     return out
 
 
+def _first_file(node):
+    if isinstance(node, dict):
+        if "file" in node:
+            return node["file"]
+        node = list(node.values())
+    if isinstance(node, list):
+        for item in node:
+            found = _first_file(item)
+            if found:
+                return found
+    return None
+
+
+def _drop_file(node, name: str):
+    if isinstance(node, list):
+        return [_drop_file(x, name) for x in node
+                if not (isinstance(x, dict) and x.get("file") == name)]
+    if isinstance(node, dict):
+        return {k: _drop_file(v, name) for k, v in node.items()}
+    return node
+
+
 def build_site() -> int:
     write_static_assets()
+    prune_chart_data()
+    for stale in ("mathjax", "data"):  # Sphinx adds static files, never removes them
+        shutil.rmtree(BOOK / "_build" / "html" / "_static" / stale, ignore_errors=True)
     write_provenance()
     print("building the site with Jupyter Book (execution off: papermill executed the chapters)",
           flush=True)
@@ -815,11 +925,24 @@ def build_site() -> int:
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(BOOK),
            "--config", str(ROOT / "_config.yml"), "--toc", str(effective_toc()),
-           "--path-output", str(BOOK), "--quiet"]
+           "--path-output", str(BOOK), "--quiet",
+           # strict: any Sphinx warning (a broken internal link or reference, a bad
+           # directive, a missing glue key) fails the build, after reporting them all
+           "-W", "-n", "--keep-going"]
     rc = subprocess.run(cmd, cwd=ROOT).returncode
     print(f"site built in {time.time() - t0:.1f} s: {BOOK / '_build' / 'html' / 'index.html'}"
           if rc == 0 else f"jupyter-book build failed (exit {rc})", flush=True)
     return rc
+
+
+def _run_env() -> None:
+    """Where the chapters' kernels put what they make: the prediction store, the recorded
+    outputs (evidence.record_outputs) and the charts' data files (plots.CHART_DATA_ENV)."""
+    from clipsafety.plots import CHART_DATA_ENV
+
+    os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
+    os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))
+    os.environ.setdefault(CHART_DATA_ENV, str(STATIC / "data"))
 
 
 def build(force: bool = False, only: list[str] | None = None,
@@ -828,8 +951,7 @@ def build(force: bool = False, only: list[str] | None = None,
     applied to every chapter that declares the parameter (the site test builds the book on a
     handful of zoo models this way); a chapter run with overrides is re-executed at its
     defaults by the next plain build, since its cache key holds its parameters."""
-    os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
-    os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))  # evidence.record_outputs
+    _run_env()
     chs = [c for c in chapters() if not only or c.name in only]
     chs = [c for c in chs if c.name not in SUMMARY_CHAPTERS] + [
         c for c in chs if c.name in SUMMARY_CHAPTERS]  # summaries read the others' outputs
@@ -851,8 +973,7 @@ def build(force: bool = False, only: list[str] | None = None,
 
 
 def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> int:
-    os.environ.setdefault("CLIPSAFETY_STORE", str(ROOT / ".cache" / "store"))
-    os.environ.setdefault("CLIPSAFETY_OUTPUTS", str(STATE / "outputs"))  # evidence.record_outputs
+    _run_env()
     try:
         ch = get_chapter(name)
         given = validate_params(ch, parse_cli_params(pairs))

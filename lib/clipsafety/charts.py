@@ -20,6 +20,30 @@ from clipsafety.style import group_colour
 
 HIGHLIGHT = CLIP_ZEROSHOT
 
+#: the widest a chart may draw (px): the book theme's text column at a 1280 px screen is
+#: 688 px; a chart's axes and legends come out of this budget (legends go below the plot,
+#: :data:`clipsafety.plots.CONFIG`)
+TEXT_WIDTH = 640
+#: room for a panel's y axis (labels and title) in a grid of panels
+AXIS = 62
+
+
+def _title(text, width: int):
+    """A panel's title, cut with an ellipsis at the panel's width (a long title would widen
+    its panel, and with it the grid, past the text column)."""
+    return _alt().TitleParams(text=str(text), limit=width, fontSize=11)
+
+
+def _key(lines: Sequence[str], title: str = ""):
+    """A grid's title with a subtitle that explains its encodings, one per line."""
+    return _alt().TitleParams(text=title or " ", subtitle=list(lines), anchor="start",
+                              limit=TEXT_WIDTH, subtitleFontSize=11)
+
+
+def panel_width(columns: int, axis: int = AXIS, budget: int = TEXT_WIDTH) -> int:
+    """The plot width of each of ``columns`` panels side by side within ``budget``."""
+    return max(60, (budget - columns * (axis + 10)) // max(1, columns))
+
 
 def _alt():
     import altair as alt
@@ -45,7 +69,7 @@ def _pct(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
 
 
 def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str] | None = None,
-                  columns: int = 5, width: int = 150, height: int = 150,
+                  columns: int = 3, width: int | None = None, height: int = 130,
                   highlight: str | None = HIGHLIGHT):
     """Factor accuracy against overall accuracy, one small panel per factor, with the baseline
     fit and its bootstrap band (``grid`` from :func:`clipsafety.studies.factors.trend_grid`).
@@ -54,6 +78,7 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
     ``highlight`` group are drawn larger with a black outline.
     """
     alt = _alt()
+    width = width or panel_width(columns)
     factors = list(factors or long["factor"].drop_duplicates())
     data = plots.with_group_labels(_pct(long, ["factor_acc", "overall_acc", "eff_rob",
                                                "expected_acc"]))
@@ -85,10 +110,17 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
             layers.append(alt.Chart(hl).mark_point(size=140, color="black", filled=False,
                                                    strokeWidth=1.5)
                           .encode(x="overall_acc:Q", y="factor_acc:Q", tooltip=tooltip))
-        panels.append(alt.layer(*layers).properties(title=f, width=width, height=height))
+        panels.append(alt.layer(*layers).properties(title=_title(f, width), width=width,
+                                                    height=height))
     if not panels:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no factor data")
-    return alt.concat(*panels, columns=columns).resolve_scale(color="shared", shape="shared")
+    key = ["colour and marker: model group (click the legend to pick one)"]
+    if not grid.empty:
+        key.append("line and band: the baseline group's fit and its 95% bootstrap band")
+    if highlight is not None:
+        key.append(f"black ring: {group_label(highlight)}")
+    return alt.concat(*panels, columns=columns).resolve_scale(
+        color="shared", shape="shared").properties(title=_key(key))
 
 
 def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor",
@@ -103,7 +135,7 @@ def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor
     sel = _legend_selection()
     order = list(summary[category].drop_duplicates())
     base = alt.Chart(d).encode(
-        x=alt.X(f"{category}:N", sort=order, title=category),
+        x=alt.X(f"{category}:N", sort=order, title=category, axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("group_label:N"),
         color=enc["color"],
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
@@ -119,7 +151,8 @@ def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor
                                                        tooltip=tooltip).add_params(sel)
     zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="grey", strokeDash=[4, 4]).encode(
         y="y:Q")
-    return alt.layer(zero, bars, pts).properties(title=title, height=height, width=alt.Step(14))
+    return alt.layer(zero, bars, pts).properties(title=title, height=height,
+                                                 width=TEXT_WIDTH - AXIS - 10)
 
 
 def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
@@ -133,14 +166,18 @@ def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
     d["_g"] = d["group_label"].map({g: i for i, g in enumerate(order)}).fillna(len(order))
     models = list(d.sort_values(["_g", "model"])["model"].drop_duplicates())
     lim = float(max(1e-9, d[value].abs().quantile(0.98)))
+    # colours are clamped at the 98th percentile of |value| (the legend's ends mean "this or
+    # beyond"); a model without a value for a category leaves its cell empty (white)
     return alt.Chart(d.drop(columns="_g")).mark_rect().encode(
         x=alt.X(f"{category}:N", sort=list(long[category].drop_duplicates()), title=category),
         y=alt.Y("model:N", sort=models, title=None, axis=alt.Axis(labelFontSize=8)),
-        color=alt.Color(f"{value}:Q", title="eff. rob. (pts)",
-                        scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True)),
+        color=alt.Color(f"{value}:Q", title=f"eff. rob. (pts; clamped at ±{lim:.1f})",
+                        scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True,
+                                        clamp=True)),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
                  alt.Tooltip(f"{category}:N"), alt.Tooltip(f"{value}:Q", format="+.2f")],
-    ).properties(title=title, height=alt.Step(9))
+    ).properties(title=title, height=alt.Step(9), width=alt.Step(min(
+        28, (TEXT_WIDTH - 230) // max(1, d[category].nunique()))))
 
 
 def strip_by_group(df: pd.DataFrame, value: str = "shape_bias", title: str = "",
@@ -175,7 +212,7 @@ def strip_by_group(df: pd.DataFrame, value: str = "shape_bias", title: str = "",
                                           alt.Tooltip("hi:Q", format=".3f")])
         rule = alt.Chart(b).mark_rule(color=group_colour("human"), strokeDash=[4, 3]).encode(x="mid:Q")
         layers = [rect, rule, pts]
-    return alt.layer(*layers).properties(title=title, width=480)
+    return alt.layer(*layers).properties(title=title, width=TEXT_WIDTH - 180)
 
 
 def versus_accuracy(df: pd.DataFrame, x: str = "id_acc", y: str = "shape_bias",
@@ -224,35 +261,39 @@ def paired_change(pairs: pd.DataFrame, before: str = "before", after: str = "aft
 
 def trend_panels(points: pd.DataFrame, bands: pd.DataFrame, panel: str, panels: Sequence[str],
                  x: str, y: str, tooltip: list, titles: dict | None = None,
-                 x_title: str = "", y_title=None, columns: int = 2, width: int = 330,
-                 height: int = 280, size: int = 30):
+                 x_title: str = "", y_title=None, columns: int = 2, width: int | None = None,
+                 height: int = 240, size: int = 30):
     """A grid of scatter panels (one per value of ``panel``), points by group over a trend
     line with its band (``bands``: panel column, x, lo, mid, hi, in the points' units).
-    ``y_title``: a string, or a callable of the panel value."""
+    ``y_title``: a string, or a callable of the panel value. The panels share one table
+    (each filters it), so a page carries the points once."""
     alt = _alt()
+    width = width or panel_width(columns)
     groups = points["group"].unique()
+    points = points[points[panel].isin(list(panels))]
     charts = []
     for value in panels:
-        p = points.loc[points[panel] == value]
         yt = y_title(value) if callable(y_title) else (y_title or y)
-        scatter = plots.scatter_by_group(p, x, y, size=size, tooltip=tooltip, x_title=x_title,
-                                         y_title=yt, groups=groups)
+        scatter = plots.scatter_by_group(points, x, y, size=size, tooltip=tooltip,
+                                         x_title=x_title, y_title=yt, groups=groups
+                                         ).transform_filter(alt.datum[panel] == value)
         band = plots.trend_band(bands[bands[panel] == value])
         charts.append((band + scatter).properties(width=width, height=height,
-                                                   title=(titles or {}).get(value, value)))
+                                                   title=_title((titles or {}).get(value, value),
+                                                                width)))
     rows = [alt.hconcat(*charts[i:i + columns]) for i in range(0, len(charts), columns)]
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
 
 def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
                       panels: Sequence[str], value: str, median: str, tooltip: list,
-                      titles: dict | None = None, x_title: str = "", width: int = 520,
-                      height: int = 140):
+                      titles: dict | None = None, x_title: str = "",
+                      width: int = TEXT_WIDTH - 190, height: int = 140):
     """One row of ticks per group (one tick per model) with the group median as a thick mark
-    and a dashed zero line, one panel per value of ``panel``."""
+    and a dashed zero line, one panel per value of ``panel`` (the panels share one table)."""
     alt = _alt()
     enc = plots.group_encodings(points["group"].unique())
-    data = plots.with_group_labels(points)
+    data = plots.with_group_labels(points[points[panel].isin(list(panels))])
     med = alt.Chart(plots.with_group_labels(medians)).mark_tick(
         thickness=4, size=18, color="black").encode(
         x=f"{median}:Q", y="group_label:N",
@@ -260,42 +301,64 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
     layers = []
     for v in panels:
-        ticks = alt.Chart(data.loc[data[panel] == v]).mark_tick(opacity=0.4, thickness=1).encode(
+        ticks = alt.Chart(data).mark_tick(opacity=0.4, thickness=1).encode(
             x=alt.X(f"{value}:Q", title=x_title), y=alt.Y("group_label:N", title=None),
-            color=enc["color"], tooltip=tooltip)
+            color=enc["color"], tooltip=tooltip).transform_filter(alt.datum[panel] == v)
         layers.append(alt.layer(ticks, med.transform_filter(alt.datum[panel] == v), zero)
-                      .properties(width=width, height=height, title=(titles or {}).get(v, v)))
+                      .properties(width=width, height=height,
+                                  title=_title((titles or {}).get(v, v), width)))
     return alt.vconcat(*layers)
 
 
 def scatter_by_category(df: pd.DataFrame, x: str, y: str, category: str, size: str | None,
                         tooltip: list, x_title: str = "", y_title: str = "",
                         category_title: str = "", size_title: str = "", shapes=None,
-                        width: int = 560,
-                        height: int = 340):
+                        width: int = TEXT_WIDTH - AXIS - 10,
+                        height: int = 320):
     """Points coloured and shaped by a category column (e.g. training source), sized by
-    ``size``; ``shapes``: an ``altair.Scale`` for the markers."""
+    ``size``; ``shapes``: a ``{category: marker}`` mapping (default: circles). One legend for
+    the category (colour and marker share its domain). Missing metadata is shown, never
+    dropped: a missing category reads "unknown", and a point without ``size`` is drawn hollow
+    at the smallest size, its size legend entry "unknown"."""
     alt = _alt()
+    d = df.copy()
+    d[category] = d[category].fillna("unknown").astype(str)
+    domain = list(dict.fromkeys(sorted(d[category])))
     enc = dict(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=y_title),
-        shape=alt.Shape(f"{category}:N", title=category_title,
-                        **({"scale": shapes} if shapes is not None else {})),
-        color=alt.Color(f"{category}:N", title=category_title),
+        shape=alt.Shape(f"{category}:N", title=category_title, scale=alt.Scale(
+            domain=domain, range=[(shapes or {}).get(c, "circle") for c in domain])),
+        color=alt.Color(f"{category}:N", title=category_title,
+                        scale=alt.Scale(domain=domain, scheme="tableau10")),
         tooltip=tooltip)
-    if size:
-        enc["size"] = alt.Size(f"{size}:Q", title=size_title or size)
-    return alt.Chart(df).mark_point(filled=True, opacity=0.8).encode(**enc).properties(
-        width=width, height=height)
+    if not size:
+        return alt.Chart(d).mark_point(filled=True, opacity=0.8).encode(**enc).properties(
+            width=width, height=height)
+    known = d[size].notna()
+    smallest = float(d.loc[known, size].min()) if known.any() else 1.0
+    size_scale = alt.Scale(domain=[smallest, float(d[size].max()) if known.any() else 1.0])
+    filled = alt.Chart(d[known]).mark_point(filled=True, opacity=0.8).encode(
+        size=alt.Size(f"{size}:Q", title=size_title or size, scale=size_scale), **enc)
+    layers = [filled]
+    key = f"filled marker: sized by {size_title or size}"
+    if (~known).any():
+        hollow = alt.Chart(d[~known].assign(**{size: smallest})).mark_point(
+            filled=False, strokeWidth=1.5, size=60).encode(**enc)
+        layers.append(hollow)
+        key += f"; hollow marker: {size_title or size} unknown ({int((~known).sum())} models)"
+    return alt.layer(*layers).properties(width=width, height=height,
+                                         title=_key([key, f"colour and marker: {category_title or category}"]))
 
 
 def level_curves(df: pd.DataFrame, panel: str, x: str, y: str, series: str, order: str,
-                 highlight: Sequence[str] = (), columns: int = 4, width: int = 170,
+                 highlight: Sequence[str] = (), columns: int = 3, width: int | None = None,
                  height: int = 120, y_title: str = "", title: str = ""):
     """One small panel per value of ``panel``: ``y`` against an ordinal ``x`` (sorted by the
     numeric ``order`` column), one line per ``series`` in its group colour; the ``highlight``
     series drawn thick, the others thin. Tooltips name the series, group and value."""
     alt = _alt()
+    width = width or panel_width(columns, axis=40)
     d = plots.with_group_labels(df).assign(_hl=lambda t: t[series].isin(list(highlight)))
     sel = _legend_selection()
     enc = plots.group_encodings(_groups_in(df))
@@ -315,7 +378,7 @@ def level_curves(df: pd.DataFrame, panel: str, x: str, y: str, series: str, orde
 
 def points_by_category(df: pd.DataFrame, category: str, value: str, series: str,
                        highlight: Sequence[str] = (), x_title: str = "", title: str = "",
-                       width: int = 700, height: int = 220):
+                       width: int = TEXT_WIDTH - AXIS - 10, height: int = 220):
     """One column per ``category``, one point per ``series`` in its group colour and marker
     (``highlight`` series larger, outlined). Tooltips name the series, group and value."""
     alt = _alt()
@@ -342,12 +405,14 @@ def stack(*charts, title: str = ""):
 
 def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
                   metrics: Sequence[str], marker: str | None = None, x_title: str = "",
-                  titles: dict | None = None, width: int = 150, height: int = 140):
-    """A grid: one row per metric in ``metrics``, one column per value of ``panel``; per-model
-    points of the metric against ``x`` (a fraction, shown in percent), coloured by group and,
-    with ``marker``, shaped by that column (missing values shown as "unknown"). Legend click
-    highlights a group."""
+                  titles: dict | None = None, width: int | None = None, height: int = 120,
+                  columns: int = 3):
+    """A grid: for each metric in ``metrics``, one panel per value of ``panel`` (``columns``
+    to a row); per-model points of the metric against ``x`` (a fraction, shown in percent),
+    coloured by group and, with ``marker``, shaped by that column (missing values shown as
+    "unknown"). Legend click highlights a group."""
     alt = _alt()
+    width = width or panel_width(columns)
     d = plots.with_group_labels(_pct(df, [x]))
     if marker:
         d[marker] = d[marker].fillna("unknown").astype(str)
@@ -355,29 +420,32 @@ def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
     d = d[[c for c in dict.fromkeys(keep) if c in d]]
     sel = _legend_selection()
     colour = plots.group_encodings(_groups_in(df))["color"]
+    panels = list(panels)
     rows = []
     for m in metrics:
-        cells = []
-        for i, v in enumerate(panels):
-            enc = dict(
-                x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
-                y=alt.Y(f"{m}:Q", title=(titles or {}).get(m, m) if i == 0 else None,
-                        scale=alt.Scale(zero=False)),
-                color=colour, opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)),
-                tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
-                         alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{m}:Q", format=".3f")]
-                + ([alt.Tooltip(f"{marker}:N")] if marker else []))
-            if marker:
-                enc["shape"] = alt.Shape(f"{marker}:N", title=marker)
-            cells.append(alt.Chart(d[d[panel] == v]).mark_point(filled=True, size=45).encode(**enc)
-                         .add_params(sel).properties(width=width, height=height,
-                                                     title=str(v) if m == metrics[0] else ""))
-        rows.append(alt.hconcat(*cells))
+        mt = (titles or {}).get(m, m)
+        for start in range(0, len(panels), columns):
+            cells = []
+            for i, v in enumerate(panels[start:start + columns]):
+                enc = dict(
+                    x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+                    y=alt.Y(f"{m}:Q", title=mt if i == 0 else None, scale=alt.Scale(zero=False)),
+                    color=colour, opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)),
+                    tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
+                             alt.Tooltip(f"{x}:Q", format=".1f"),
+                             alt.Tooltip(f"{m}:Q", format=".3f")]
+                    + ([alt.Tooltip(f"{marker}:N")] if marker else []))
+                if marker:
+                    enc["shape"] = alt.Shape(f"{marker}:N", title=marker)
+                cells.append(alt.Chart(d[d[panel] == v]).mark_point(filled=True, size=45)
+                             .encode(**enc).add_params(sel)
+                             .properties(width=width, height=height, title=_title(v, width)))
+            rows.append(alt.hconcat(*cells))
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
 
 def interval_points(df: pd.DataFrame, category: str, estimates: Sequence[str], title: str = "",
-                    x_title: str = "correlation", width: int = 420):
+                    x_title: str = "correlation", width: int = TEXT_WIDTH - 220):
     """Estimates with their intervals (columns ``<e>``, ``<e>_lo``, ``<e>_hi``), one row per
     value of ``category``, one colour per estimate, and a dashed zero line."""
     alt = _alt()
@@ -396,7 +464,7 @@ def interval_points(df: pd.DataFrame, category: str, estimates: Sequence[str], t
 
 
 def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, title: str = "",
-                     width: int = 520, height: int = 240):
+                     width: int = TEXT_WIDTH - AXIS - 10, height: int = 240):
     """Per value of ``category``, one point per (model, ``series``) and the series' mean as a
     tick: e.g. two OOD scores of the same models on every OOD set."""
     alt = _alt()
@@ -414,27 +482,37 @@ def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, t
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "not testable": "#c7c7c7"}
 
 
-def verdict_matrix(table: pd.DataFrame, width: int = 420):
-    """The findings matrix as a chart: one row per claim (grouped by chapter), one column per
-    evidence source, the cell coloured by its verdict (legend: every verdict, grey = not
-    testable); hover for the evidence."""
+def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None):
+    """What the book found, at a glance: for each chapter (rows) and each kind of evidence
+    (panels), how many of its claims were reproduced, not reproduced or not testable (stacked
+    bars in the verdict colours, legend below). ``table``:
+    :func:`clipsafety.evidence.findings_table` (its ``source_kind`` column)."""
     alt = _alt()
-    d = table[["chapter", "claim", "source", "verdict", "evidence"]].copy()
-    d["row"] = d["chapter"] + ": " + d["claim"].str.slice(0, 70)
-    return alt.Chart(d).mark_rect(stroke="white").encode(
-        x=alt.X("source:N", title=None, axis=alt.Axis(labelAngle=-30, labelLimit=180)),
-        y=alt.Y("row:N", title=None, sort=list(dict.fromkeys(d["row"])),
-                axis=alt.Axis(labelLimit=380)),
-        color=alt.Color("verdict:N", title="verdict",
-                        scale=alt.Scale(domain=list(VERDICT_COLOURS),
-                                        range=list(VERDICT_COLOURS.values()))),
-        tooltip=["chapter:N", "claim:N", "source:N", "verdict:N", "evidence:N"],
-    ).properties(width=width)
+    from clipsafety.claims import SOURCES
+
+    d = (table.groupby(["chapter", "source_kind", "verdict"]).size().rename("claims")
+         .reset_index())
+    order = list(chapters or dict.fromkeys(table["chapter"]))
+    kinds = [k for k in SOURCES if k in set(d["source_kind"])]
+    width = panel_width(len(kinds), axis=0, budget=TEXT_WIDTH - 110)
+    panels = []
+    for i, kind in enumerate(kinds):
+        panels.append(alt.Chart(d[d["source_kind"] == kind]).mark_bar().encode(
+            x=alt.X("claims:Q", title="claims", stack="zero"),
+            y=alt.Y("chapter:N", sort=order, title=None, axis=alt.Axis(labels=i == 0)),
+            color=alt.Color("verdict:N", title="verdict",
+                            scale=alt.Scale(domain=list(VERDICT_COLOURS),
+                                            range=list(VERDICT_COLOURS.values()))),
+            order=alt.Order("verdict:N"),
+            tooltip=["chapter:N", alt.Tooltip("source_kind:N", title="evidence"), "verdict:N",
+                     "claims:Q"],
+        ).properties(width=width, height=alt.Step(22), title=kind))
+    return alt.hconcat(*panels, spacing=8).resolve_scale(y="shared")
 
 
 def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequence[str] | None = None,
                    titles: dict | None = None, x_title: str = "", y_title: str = "",
-                   tooltip_extra: Sequence[str] = (), columns: int = 3, width: int = 210,
+                   tooltip_extra: Sequence[str] = (), columns: int = 3, width: int | None = None,
                    height: int = 170, x_pct: bool = True, y_pct: bool = False,
                    highlight: str | None = HIGHLIGHT, title: str = ""):
     """Per-model scatter of ``y`` against ``x``, one small panel per value of ``panel`` (in
@@ -442,6 +520,7 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
     The legend is clickable (one selection shared by all panels); tooltips name the model,
     group and values. ``x_pct`` / ``y_pct``: the column is a fraction shown in percent."""
     alt = _alt()
+    width = width or panel_width(columns)
     panels = list(panels if panels is not None else df[panel].drop_duplicates())
     d = plots.with_group_labels(_pct(df, [c for c, p in ((x, x_pct), (y, y_pct)) if p]))
     d = d.dropna(subset=[x, y])
@@ -465,22 +544,27 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
             layers.append(alt.Chart(p[p["group"] == highlight]).mark_point(
                 size=110, color="black", filled=False, strokeWidth=1.2).encode(
                 x=f"{x}:Q", y=f"{y}:Q", tooltip=tooltip))
-        charts.append(alt.layer(*layers).properties(title=(titles or {}).get(v, str(v)),
+        charts.append(alt.layer(*layers).properties(title=_title((titles or {}).get(v, v), width),
                                                     width=width, height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
+    key = ["colour and marker: model group (click the legend to pick one)"]
+    if highlight is not None and (d["group"] == highlight).any():
+        key.append(f"black ring: {group_label(highlight)}")
     return alt.concat(*charts, columns=columns).resolve_scale(
-        color="shared", shape="shared").properties(title=title)
+        color="shared", shape="shared").properties(title=_key(key, title))
 
 
 def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | None = None,
-                        columns: int = 4, width: int = 170, height: int = 170, title: str = ""):
+                        columns: int = 3, width: int | None = None, height: int = 160,
+                        title: str = ""):
     """Reliability diagrams: accuracy per confidence bin (``bins``: lo, hi, n, share, accuracy,
     confidence, one row per bin and ``series``), one panel per ``series`` (or per ``panel``
     with one line per series), the diagonal of perfect calibration dashed. Bars span their
     bin; the dot is the bin's mean confidence. Tooltips give the bin, its share of samples,
     accuracy and mean confidence. Empty bins are not drawn."""
     alt = _alt()
+    width = width or panel_width(columns)
     d = bins.dropna(subset=["accuracy"]).copy()
     facet = panel or series
     diag = alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]})).mark_line(
@@ -505,32 +589,36 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
             opacity=alt.condition(sel, alt.value(1.0), alt.value(0.1)))
         if not charts:
             bars = bars.add_params(sel)
-        charts.append(alt.layer(diag, bars, dots).properties(title=str(v), width=width,
+        charts.append(alt.layer(diag, bars, dots).properties(title=_title(v, width), width=width,
                                                              height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")
     return alt.concat(*charts, columns=columns).properties(title=title)
 
 
-def image_grid(images: dict, size: int = 64):
-    """Example images as a grid: one row per key of ``images`` (``{name: uint8 [K, H, W, 3]}``),
-    one column per image, each pixel a square of its own colour."""
-    alt = _alt()
-    recs = []
+def image_grid(images: dict, size: int = 64, columns: int | None = None):
+    """Example images as a grid of images (``{name: uint8 [K, H, W, 3]}``): one row per name,
+    the name above it, each image a PNG scaled to ``size`` px (pixelated, not smoothed). A page
+    holds them as small PNGs, not as a chart of one mark per pixel."""
+    import base64
+    import html
+    import io
+
+    from IPython.display import HTML
+    from PIL import Image
+
+    rows = []
     for name, arr in images.items():
-        for i, im in enumerate(arr):
-            h, w = im.shape[:2]
-            ys, xs = np.mgrid[0:h, 0:w]
-            hexes = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in im.reshape(-1, 3)]
-            recs.append(pd.DataFrame({"set": name, "image": i, "x": xs.ravel(), "y": ys.ravel(),
-                                      "colour": hexes}))
-    pix = pd.concat(recs, ignore_index=True)
-    return (alt.Chart(pix).mark_square(size=9).encode(
-        x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
-        color=alt.Color("colour:N", scale=None))
-        .properties(width=size, height=size)
-        .facet(row=alt.Row("set:N", title=None), column=alt.Column("image:O", title=None),
-               spacing=2))
+        cells = []
+        for im in list(arr)[:columns]:
+            buf = io.BytesIO()
+            Image.fromarray(np.asarray(im, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
+            src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+            cells.append(f'<img src="{src}" width="{size}" height="{size}" alt="{html.escape(name)}"'
+                         ' style="image-rendering:pixelated;margin:1px">')
+        rows.append(f'<div class="clipsafety-image-row"><div><code>{html.escape(name)}</code></div>'
+                    f'<div style="display:flex;flex-wrap:wrap">{"".join(cells)}</div></div>')
+    return HTML('<div class="clipsafety-image-grid">' + "".join(rows) + "</div>")
 
 
 def grouped_bars(df: pd.DataFrame, value: str, category: str, series: str,

@@ -309,11 +309,15 @@ def chapter_ending(verdicts: Sequence[dict]):
     Returns ``(table, shown)``: the tidy claims table (:func:`clipsafety.claims.claims_table`)
     and the objects to display in order: the claims matrix (claims x evidence sources), the
     verdicts as sentences with their evidence, and the note on where the synthetic world
-    disagrees with the paper.
+    disagrees with the paper. Also glues the chapter's summary (:func:`clipsafety.pages.glue_summary`),
+    which the chapter's first cell pastes.
     """
     from IPython.display import Markdown
 
+    from clipsafety import pages
+
     table = claims.claims_table(verdicts)
+    pages.glue_summary(table)
     shown = [claims.claims_matrix(table), Markdown(claims.claims_sentences(table)),
              Markdown(claims.disagreement_note(table))]
     return table, shown

@@ -61,11 +61,3 @@ def group_shape_scale(groups=None):
 
     ids = [g for g in GROUP_ORDER if groups is None or g in set(groups)]
     return alt.Scale(domain=[group_label(g) for g in ids], range=[GROUP_STYLE[g][1] for g in ids])
-
-
-def source_shape_scale(sources):
-    """An ``altair.Scale`` mapping training sources to markers (unknown sources: circle)."""
-    import altair as alt
-
-    sources = list(dict.fromkeys(sources))
-    return alt.Scale(domain=sources, range=[SOURCE_MARKERS.get(s, "circle") for s in sources])

@@ -1,0 +1,62 @@
+"""What every chapter page shares: exercises whose commands run, the rerun box, the summary."""
+
+import ast
+
+import pytest
+from clipsafety import book, pages
+
+
+def chapter_names():
+    return [c.name for c in book.chapters()]
+
+
+def test_every_chapter_has_two_or_three_exercises_and_ends_with_try_it():
+    for name in chapter_names():
+        assert 2 <= len(pages.EXERCISES.get(name, [])) <= 3, f"{name}: exercises"
+        tree = ast.parse(book.get_chapter(name).source.read_text())
+        last = tree.body[-1]
+        assert "pages.try_it" in ast.unparse(last) and repr(name) in ast.unparse(last).replace(
+            '"', "'"), f"{name} does not end with pages.try_it({name!r})"
+
+
+@pytest.mark.parametrize("name", chapter_names())
+def test_exercise_commands_parse_and_pass_the_value_checks(name):
+    ch = book.get_chapter(name)
+    for ex in pages.EXERCISES[name]:
+        cmd = pages.command(name, ex.params)
+        chapter, pairs = pages.command_pairs(cmd)
+        assert chapter == name
+        given = book.validate_params(ch, book.parse_cli_params(pairs))  # check_values too
+        assert set(given) == set(ex.params), cmd
+        assert given == book.validate_params(ch, ex.params), cmd
+
+
+def test_rerun_box_lists_every_parameter_with_type_and_default():
+    for name in chapter_names():
+        box = pages.rerun_box(name)
+        for key, spec in book.get_chapter(name).parameters().items():
+            assert f"<code>{key}</code>" in box and spec["type"] in box.replace("&#x27;", "'")
+        assert f"python -m clipsafety.book params {name}" in box
+
+
+def test_command_round_trip_quotes_lists_and_strings():
+    cmd = pages.command("factors", {"models": ["zoo:a", "zoo:b"], "templates": "single",
+                                    "n_boot": 200, "negative_labels": False})
+    assert cmd == ("make chapter NAME=factors PARAMS='-p models \"[zoo:a, zoo:b]\" "
+                   "-p templates single -p n_boot 200 -p negative_labels false'")
+    _, pairs = pages.command_pairs(cmd)
+    assert book.parse_cli_params(pairs) == {"models": ["zoo:a", "zoo:b"], "templates": "single",
+                                            "n_boot": 200, "negative_labels": False}
+
+
+def test_summary_counts_verdicts_per_kind_of_evidence():
+    from clipsafety import claims
+
+    c = claims.Claim("c1", "A beats B")
+    rows = [claims.verdict_from_interval(c, claims.SOURCES[0], 1.0, 0.5, 1.5),
+            claims.not_testable(c, claims.SOURCES[1], "no data"),
+            claims.verdict_from_interval(claims.Claim("c2", "C beats D"), claims.SOURCES[0],
+                                         0.1, -0.2, 0.4)]
+    text = pages.summary_text(claims.claims_table(rows))
+    assert "2 claims" in text and "1 of 2 reproduced" in text
+    assert f"{claims.SOURCES[1]}: not testable here" in text
