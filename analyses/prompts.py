@@ -23,6 +23,10 @@
 # temperature scaling) and **OOD detection** (MCM AUROC), and does tuning prompts for
 # accuracy (CoOp) cost calibration or OOD detection, with or without C-TPT's regulariser?
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **Method.** Per (model, template set): ID top-1, mean top-1 over the shifts, ID-vs-shift
 # effective robustness against the standard models' logit-scale linear fit (the simple reading,
 # not the factors chapter's factor-level one), ECE (15 bins) and NLL on a stratified half of
@@ -388,16 +392,11 @@ display(Markdown(
     "`make chapter NAME=prompts PARAMS='-p models [\"openclip:ViT-B-32@openai\"] -p data_root "
     "/data -p device cuda'`."))
 
-# %% [markdown]
-# ## Try it
-#
-# 1. Tune longer and watch calibration: `make chapter NAME=prompts PARAMS='-p budget 1000'`.
-#    Does CoOp's ECE gap over the hand-written template grow with the steps?
-# 2. A stronger dispersion term: `make chapter NAME=prompts PARAMS='-p ctpt_lambda 1.0'`.
-#    C-TPT's ATFD rises by construction; what happens to accuracy?
-# 3. Only the misleading and generic kinds, more subsets:
-#    `make chapter NAME=prompts PARAMS='-p template_sets ["single","generic","misleading"] -p n_subsets 50'`.
-
 # %%
 evidence.record_outputs("prompts", claims_tab, named=named, subsets=subs, tuned=tuned,
                         published_spread=spread)
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("prompts"))

@@ -95,6 +95,15 @@ EXERCISES: dict[str, list[Exercise]] = {
                  {"models": _FEW, "transfer_margin": 0.01},
                  "the transfer claim's verdict"),
     ],
+    "prompts": [
+        Exercise("Tune the prompts longer.", {"budget": 1000},
+                 "whether CoOp's ECE gap over the hand-written template grows with the steps"),
+        Exercise("Weigh C-TPT's dispersion term more.", {"ctpt_lambda": 1.0},
+                 "accuracy and ECE of CoOp + C-TPT (its ATFD rises by construction)"),
+        Exercise("Only the single, generic and misleading sets, with more random subsets.",
+                 {"template_sets": ["single", "generic", "misleading"], "n_subsets": 50},
+                 "how wide the intervals over template choice become"),
+    ],
     "appendix_world": [
         Exercise("Show four example images per set.", {"n_examples": 4},
                  "the images of each shift and OOD set"),
