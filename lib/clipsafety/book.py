@@ -894,3 +894,70 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------
+# the fine-tuning chapter (analyses/finetuning.py)
+
+
+def _ft_parents_rule(v, params):
+    from clipsafety import finetune
+
+    if v == "default":
+        return None
+    items = _as_list(v)
+    if not items:
+        return "an empty list; expected 'default' or zero-shot zoo CLIP ids"
+    for x in items:
+        try:
+            finetune.check_parent(x)
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc).rstrip(".")
+    return None
+
+
+def _ft_alphas_rule(v, params):
+    from clipsafety.studies.finetuning import check_alphas
+
+    try:
+        check_alphas(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _ft_budget_rule(v, params):
+    from clipsafety.studies.finetuning import check_budget
+
+    try:
+        check_budget(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _ft_published_rule(v, params):
+    return None if v in ([], "") else _subset(("ninco", "cood"), "published result(s)")(v, params)
+
+
+def _ft_real_models_rule(v, params):
+    if v in ([], ""):
+        return None
+    err = _models_rule(v, params)
+    if err:
+        return err
+    if any(str(x).startswith("zoo:") for x in _as_list(v)):
+        return "expected real (openclip:/timm:) ids; the zoo path is the parents parameter"
+    return None
+
+
+CHAPTER_RULES["finetuning"] = {
+    "parents": _ft_parents_rule, "budget": _ft_budget_rule, "alphas": _ft_alphas_rule,
+    "train_set": _choice("train-labelled-10k", "train-labelled-30k"),
+    "n_eval": _ints(20, "images per evaluation set"),
+    "score": _choice("mcm", "msp", "maxlogit", "energy"),
+    "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
+    "published": _ft_published_rule, "real_models": _ft_real_models_rule,
+    "data_root": _folder_rule("data_root"), "store": _folder_rule("store"),
+    "device": _device_rule, "batch_size": _ints(1, "images per forward pass"),
+}
