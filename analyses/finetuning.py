@@ -32,18 +32,18 @@
 # page). Intervals resample the evaluation images (not the training seed).
 
 # %% tags=["parameters"]
-parents: str | list = "default"  # zero-shot zoo CLIPs to fine-tune; default = one ConvNeXt CLIP (WIT-like, 100k)
-budget = 6000  # training images seen per full fine-tuning run (256 to 200000)
+parents: str | list = "default"  # zero-shot zoo CLIPs to fine-tune; default: one ConvNeXt CLIP WIT-like, 100k
+budget = 6000  # training images seen per full fine-tuning run 256 to 200000
 alphas: list = [0.0, 0.25, 0.5, 0.75, 1.0]  # WiSE-FT mixing coefficients in [0, 1]
 train_set = "train-labelled-10k"  # the labelled set every recipe trains on
-n_eval = 300  # images drawn from each evaluation set (ID, 8 shifts, 5 OOD sets)
+n_eval = 300  # images drawn from each evaluation set ID, 8 shifts, 5 OOD sets
 score = "msp"  # the detection score of the claims: mcm, msp, maxlogit, energy
 seed = 0  # seed of training, of the evaluation draws and of the bootstrap
 n_boot = 200  # bootstrap resamples of the evaluation images
-published: list = ["ninco", "cood"]  # published pairs to show: ninco, cood (empty = none)
-real_models: list = []  # real path: zero-shot / fine-tuned ids of one backbone (empty = the chapter's ViT-B/16 triple)
-data_root = ""  # folder holding ImageNet val and the OOD sets for the real path; empty = none
-store = ""  # prediction store of the real path; empty = the default location
+published: list = ["ninco", "cood"]  # published pairs to show: ninco, cood empty: none
+real_models: list = []  # real path: zero-shot / fine-tuned ids of one backbone empty: the chapter ViT-B/16 triple
+data_root = ""  # folder holding ImageNet val and the OOD sets for the real path; empty: none
+store = ""  # prediction store of the real path; empty: the default location
 device = "auto"
 batch_size = 64
 

@@ -961,3 +961,68 @@ CHAPTER_RULES["finetuning"] = {
     "data_root": _folder_rule("data_root"), "store": _folder_rule("store"),
     "device": _device_rule, "batch_size": _ints(1, "images per forward pass"),
 }
+
+
+# --------------------------------------------------------------------------------------------
+# the curation chapter (analyses/curation.py)
+
+
+def _cur_curations_rule(v, params):
+    from clipsafety.studies.curation import CURATIONS
+
+    return _subset(CURATIONS, "curation(s)")(v, params)
+
+
+def _cur_fractions_rule(v, params):
+    items = _as_list(v)
+    bad = [x for x in items if _fraction(x, params)]
+    if bad or not items:
+        return f"{bad or 'an empty list'}: expected a non-empty list of numbers in (0, 1] (share of the pool kept)"
+    return None
+
+
+def _cur_sizes_rule(v, params):
+    items = _as_list(v)
+    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, int) or x < 10]
+    if bad or not items:
+        return f"{bad or 'an empty list'}: expected a non-empty list of integers >= 10 (training images)"
+    pool = params.get("pool_size")
+    if isinstance(pool, int) and max(items) > pool:
+        return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"
+    return None
+
+
+def _cur_budget_rule(v, params):
+    from clipsafety.studies.curation import check_budget
+
+    try:
+        check_budget(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _cur_reference_rule(v, params):
+    from clipsafety import finetune
+
+    try:
+        finetune.check_parent(v)
+    except (ValueError, FileNotFoundError) as exc:
+        return str(exc).rstrip(".").replace("parent ", "reference ", 1)
+    return None
+
+
+def _cur_pool_rule(v, params):
+    if isinstance(v, bool) or not isinstance(v, int) or not 100 <= v <= 100_000:
+        return "expected an integer in [100, 100000] (rows of the raw pool)"
+    return None
+
+
+CHAPTER_RULES["curation"] = {
+    "curations": _cur_curations_rule, "keep_fractions": _cur_fractions_rule,
+    "sizes": _cur_sizes_rule, "pool_size": _cur_pool_rule, "budget": _cur_budget_rule,
+    "arch": _choice("convnext", "resnet", "vit"), "reference": _cur_reference_rule,
+    "n_eval": _ints(20, "images per evaluation set"), "fit_fraction": _open_fraction,
+    "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
+    "published": _choice(True, False),
+}

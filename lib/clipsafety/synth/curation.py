@@ -313,19 +313,13 @@ def curated_dataset(name: str, **kw):
 
 
 def raw_pool(n: int = 100_000):
-    """A raw pool of ``n`` rows drawn as ``synth:train-raw-100k`` is (the same configuration,
-    seed and 20% duplicates): the full pool at ``n=100_000``, a smaller pool of the same kind
-    otherwise (named ``train-raw-<n>``; its rows are not a prefix of the large pool's)."""
+    """The raw pool at ``n`` rows: ``get_dataset("train-raw-100k", n=n)`` (the same
+    configuration, seed and 20% duplicates; the full pool at the default), checked first."""
     from clipsafety.synth import get_dataset
-    from clipsafety.synth.datasets import SynthDataset
 
-    full = get_dataset(POOL)
-    if int(n) == full.n:
-        return full
-    if not 100 <= int(n) <= full.n:
-        raise ValueError(f"pool size must be in [100, {full.n}], got {n}")
-    return SynthDataset(f"train-raw-{int(n)}", full.cfg, int(n), seed=full.seed, size=full.size,
-                        attr_fn=full.attr_fn)
+    if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= 100_000:
+        raise ValueError(f"pool size must be an integer in [100, 100000], got {n!r}")
+    return get_dataset(POOL, n=n)
 
 
 def diversity_select(pool=POOL, features=None, size: int = 10_000, seed: int = 0,
