@@ -983,9 +983,10 @@ def _cur_fractions_rule(v, params):
 
 def _cur_sizes_rule(v, params):
     items = _as_list(v)
-    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, int) or x < 10]
+    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, int) or x < 10 or x % 10]
     if bad or not items:
-        return f"{bad or 'an empty list'}: expected a non-empty list of integers >= 10 (training images)"
+        return (f"{bad or 'an empty list'}: expected a non-empty list of multiples of 10 (training "
+                "images; class balancing keeps size / 10 per class)")
     pool = params.get("pool_size")
     if isinstance(pool, int) and max(items) > pool:
         return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"

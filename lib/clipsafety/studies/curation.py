@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety.synth.world import CATEGORIES
 
 CURATIONS = ("random", "dedup", "balanced", "alignment", "diversity")
 ARCHS = {"convnext": "synth_convnext_xs", "resnet": "synth_resnet_xs", "vit": "synth_vit_xs"}
@@ -109,7 +110,8 @@ def reference_features(model: str, images: np.ndarray, batch_size: int = 500) ->
 
 def selections(pool, curations, keep_fractions, sizes, seed: int, reference: str) -> dict:
     """``{(curation, size): Curated}``: every curation's selection trimmed to every size
-    (alignment filtering once per keep fraction, named ``alignment-<pct>``). Raises a
+    (alignment filtering once per keep fraction, named ``alignment-<pct>``; ``balanced``
+    re-balanced at ``size // 10`` per class, the others trimmed at random). Raises a
     ValueError naming the curation when a selection is smaller than a requested size."""
     from clipsafety.synth import curation as C
     from clipsafety.zoo import alignment_scorer
@@ -138,7 +140,11 @@ def selections(pool, curations, keep_fractions, sizes, seed: int, reference: str
                 raise ValueError(f"curation {name!r} keeps {len(cur)} of the pool's {pool.n} rows, "
                                  f"fewer than the training size {s}; use smaller sizes, a larger "
                                  "pool_size or a larger keep fraction")
-            out[(name, s)] = C.match_size(cur, s, seed=seed, pool=pool)
+            if name == "balanced":  # trimmed class by class, so it stays balanced at every size
+                out[(name, s)] = C.balance_classes(pool, per_class=s // len(CATEGORIES),
+                                                   by="caption", seed=seed, start=cur)
+            else:
+                out[(name, s)] = C.match_size(cur, s, seed=seed, pool=pool)
     return out
 
 
