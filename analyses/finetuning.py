@@ -50,7 +50,6 @@ batch_size = 64
 # %%
 import time
 
-import numpy as np
 import pandas as pd
 from clipsafety import claims, evidence, plots
 from clipsafety.external import ExternalUnavailable

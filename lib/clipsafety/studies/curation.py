@@ -154,13 +154,13 @@ def train_and_score(pool, sel: dict, budget: int, arch: str, sets, seed: int,
     """Train one CLIP per selection and score it zero-shot. Returns ``(preds, seconds)``:
     ``preds[(curation, size)] = {"T": T, set name: (logits, targets, label subset)}`` with the ID
     set split into ``"<id>#fit"`` and ``"<id>#eval"``."""
+    import torch
+
     from clipsafety.synth import VOCAB, WordTokenizer
     from clipsafety.synth.curation import curated_arrays
     from clipsafety.zoo import array_transform, zero_shot_head
     from clipsafety.zoo.arch import clip_config
     from clipsafety.zoo.train import build_clip_seeded, train_clip
-
-    import torch
 
     check_budget(budget)
     if arch not in ARCHS:

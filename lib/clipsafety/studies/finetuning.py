@@ -374,7 +374,7 @@ def best_recipe(table: pd.DataFrame, score: str) -> pd.DataFrame:
     zs = t[t.recipe == "zero-shot"].set_index("parent")
     for col in ("id_acc", "shift_acc", f"auroc_{score}"):
         t[f"d_{col}"] = t[col] - t["parent"].map(zs[col])
-    g = t.groupby("label", sort=False)[[f"d_id_acc", "d_shift_acc", f"d_auroc_{score}"]].mean()
+    g = t.groupby("label", sort=False)[["d_id_acc", "d_shift_acc", f"d_auroc_{score}"]].mean()
     g["keeps"] = (g["d_id_acc"] > 0) & (g[f"d_auroc_{score}"] >= 0)
     return g.drop(index="zero-shot", errors="ignore").sort_values(
         ["keeps", f"d_auroc_{score}"], ascending=False)
