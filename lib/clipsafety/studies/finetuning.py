@@ -357,7 +357,8 @@ def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, s
         con[cid] = r
         rows.append(claims.verdict_from_interval(
             c[cid], source, r["est"], r["lo"], r["hi"], "greater",
-            evidence=f"{text} ({score}) over {len(r['per_parent'])} parents; intervals "
+            evidence=f"{text}{f' ({score})' if what == 'auroc' else ''} over "
+                     f"{len(r['per_parent'])} parent(s); intervals "
                      "resample the evaluation images"))
     for cid in ("ft-wise-shift", "ft-wise-detect"):
         if cid not in specs:
