@@ -43,6 +43,7 @@ n_boot = 200  # bootstrap resamples of the evaluation images
 published: list = ["ninco", "cood"]  # published pairs to show: ninco, cood empty: none
 real_models: list = []  # real path: zero-shot / fine-tuned ids of one backbone empty: the chapter ViT-B/16 triple
 data_root = ""  # folder holding ImageNet val and the OOD sets for the real path; empty: none
+ood_sets: str | list = ""  # OOD sets of the real path; empty: the six real OOD sets
 store = ""  # prediction store of the real path; empty: the default location
 device = "auto"
 batch_size = 64
@@ -145,7 +146,8 @@ display(Markdown(
 # accuracy, and minus full fine-tuning in AUROC.
 
 # %%
-live_rows, contrasts = study.assess_live(evals, sets, table, live, score, n_boot, seed)
+live_rows, contrasts = study.assess_live(evals, sets, table, live, score, n_boot, seed,
+                                         paper_claims=ood_study.CLAIMS)
 verdicts += live_rows
 display(claims.claims_table(live_rows)[["claim", "verdict", "evidence"]])
 
@@ -179,25 +181,33 @@ display(built.set_index("property"))
 # %%
 pairs = pd.DataFrame()
 pub_names = [{"ninco": "NINCO", "cood": "C-OOD"}[p] for p in published]
+paper_claims = [ood_study.CLAIMS[c] for c in study.PAPER_CLAIMS]
 if pub_names:
     try:
-        pairs = study.published_pairs()
-        pairs = pairs[pairs.source.isin(pub_names)]
+        readers = {"NINCO": lambda: ood_study.ninco_summary(ood_study.ninco_results()),
+                   "C-OOD": ood_study.cood_results}
+        pub_avg = {n: readers[n]() for n in pub_names}
+        pairs = study.published_pairs(pub_avg)
         display(pairs.set_index(["source", "model"]).round(4))
         display(study.chart_published(pairs))
         both = pairs.dropna(subset=["parent_auroc"]).assign(d=lambda t: t.auroc - t.parent_auroc)
         display(Markdown("**Finding (published).** " + "; ".join(
             f"{r.source} {r.model}: AUROC {r.parent_auroc:.3f} -> {r.auroc:.3f} ({r.d:+.3f})"
             for r in both.itertuples()) + "."))
-        for name in pub_names:
-            verdicts += study.assess_published(name, n_boot, seed)
+        for name, avg in pub_avg.items():
+            src = f"{claims.SOURCES[1]} ({name})"
+            verdicts += [r for r in ood_study.assess_ood_claims(avg, src, n_boot=n_boot, seed=seed)
+                         if r["claim_id"] in study.PAPER_CLAIMS]
+            verdicts += study.untested_rows(src, f"{name} publishes no LP-FT or WiSE-FT model")
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, "The published pairs"))
         verdicts += [claims.not_testable(c, claims.SOURCES[1], "published files unavailable")
-                     for c in study.CLAIMS.values()]
+                     for c in paper_claims] + study.untested_rows(claims.SOURCES[1],
+                                                                  "published files unavailable")
 else:
     verdicts += [claims.not_testable(c, claims.SOURCES[1], "published=[] in this run")
-                 for c in study.CLAIMS.values()]
+                 for c in paper_claims] + study.untested_rows(claims.SOURCES[1],
+                                                              "published=[] in this run")
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -215,21 +225,21 @@ real_run = evidence.chapter_run("finetuning", real_ids, zoo_dataset="synth:id-te
                                 needs="ImageNet val and the OOD sets")
 real_avg = pd.DataFrame()
 if data_root:
-    ood_sets = list(ood_study.REAL_OOD_SETS)
+    real_ood = ood_study.resolve_ood_sets(ood_sets, real=True)
     id_recs = real_run.collect()
-    ood_recs = {s: real_run.collect(s) for s in ood_sets}
+    ood_recs = {s: real_run.collect(s) for s in real_ood}
     real_tab = ood_study.detection_table(id_recs, ood_recs, clip_score="mcm", other_score="msp")
     real_avg = ood_study.average_over_sets(real_tab)
+    display(Markdown(f"Real path: {len(real_ids)} models on `imagenet:val` against "
+                     f"{len(real_ood)} OOD sets ({', '.join(real_ood)})."))
     display(real_avg.round(4))
     src = claims.SOURCES[2]
     verdicts += [r for r in ood_study.assess_ood_claims(real_avg, src, n_boot=n_boot, seed=seed)
-                 if r["claim_id"] in ("ood-ft-worse", "ood-2stage")]
-    verdicts += [claims.not_testable(study.CLAIMS[c], src, "the real path trains no LP-FT or "
-                                     "WiSE-FT model") for c in ("ft-lpft-shift", "ft-lpft-detect",
-                                                                "ft-wise-shift", "ft-wise-detect")]
+                 if r["claim_id"] in study.PAPER_CLAIMS]
+    verdicts += study.untested_rows(src, "the real path trains no LP-FT or WiSE-FT model")
 else:
     verdicts += [claims.not_testable(c, claims.SOURCES[2], "no data_root given")
-                 for c in study.CLAIMS.values()]
+                 for c in paper_claims] + study.untested_rows(claims.SOURCES[2], "no data_root given")
     models = "[" + ",".join(f'"{m}"' for m in real_ids) + "]"
     display(Markdown(
         "No real models ran here (the book's machines have neither pretrained weights nor "

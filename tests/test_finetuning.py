@@ -152,15 +152,24 @@ def test_bad_input_is_refused_before_work(params, fragments):
 def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch):
     out = tmp_path / "outputs"
     monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
+    import fixtures_real as F
+
+    root = tmp_path / "data"  # the real path on fixture folders with a random model
+    F.make_imagenet_val(root, classes=(0, 1, 2, 3), per_class=3)
+    F.make_ood(root, "iNaturalist", n=4)
     text = run_chapter("finetuning", tmp_path, parents=[PARENT], budget=256, n_eval=40,
                        alphas=[0.0, 0.5, 1.0], n_boot=20,
-                       published=["ninco", "cood"] if MIRROR.is_dir() else [])
+                       published=["ninco", "cood"] if MIRROR.is_dir() else [],
+                       real_models=["timm:resnet18@random"], data_root=str(root),
+                       ood_sets=["ood:inaturalist"], store=str(tmp_path / "store"),
+                       device="cpu", batch_size=8)
+    assert "Real path: 1 models on `imagenet:val` against 1 OOD sets" in text
     assert "**Finding (synthetic world + zoo).**" in text
     assert "make chapter NAME=finetuning" in text
     assert _charts(text) >= 3
     rec = json.loads((out / "finetuning.json").read_text())
     live = {r["claim_id"]: r["verdict"] for r in rec["claims"] if r["source"] == "synthetic world + zoo"}
-    assert set(live) == set(S.CLAIMS)
+    assert set(live) == set(S.CLAIMS) | set(S.PAPER_CLAIMS)
     assert all(v in ("reproduced", "not reproduced", "not testable") for v in live.values())
     recipes = {r["recipe"] for r in rec["tables"]["table"]}
     assert recipes == set(S.RECIPES)

@@ -958,8 +958,9 @@ CHAPTER_RULES["finetuning"] = {
     "score": _choice("mcm", "msp", "maxlogit", "energy"),
     "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
     "published": _ft_published_rule, "real_models": _ft_real_models_rule,
-    "data_root": _folder_rule("data_root"), "store": _folder_rule("store"),
-    "device": _device_rule, "batch_size": _ints(1, "images per forward pass"),
+    "data_root": _folder_rule("data_root"), "ood_sets": _ood_sets_rule,
+    "store": _folder_rule("store"), "device": _device_rule,
+    "batch_size": _ints(1, "images per forward pass"),
 }
 
 

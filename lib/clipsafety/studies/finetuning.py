@@ -13,8 +13,9 @@ replacement, the same draw for every model), so a paired contrast of two recipes
 parents says how much of the difference the finite test sets could produce. They say nothing
 about other seeds of the training itself (one seed per run).
 
-Published evidence: the zero-shot / fine-tuned CLIP pairs of NINCO and C-OOD
-(:func:`clipsafety.studies.ood.ninco_results`, :func:`~clipsafety.studies.ood.cood_results`).
+Published evidence: the zero-shot / fine-tuned CLIP pairs of NINCO and C-OOD, read by the OOD
+study (:func:`clipsafety.studies.ood.ninco_results`, :func:`~clipsafety.studies.ood.cood_results`)
+and passed in by the chapter (studies never import each other).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
-from clipsafety.studies import ood as ood_study
+from clipsafety.groups import FT_GROUPS
 
 SCORES = ("mcm", "msp", "maxlogit", "energy")
 #: recipe names in display order; zero-shot and full FT are the ends of the WiSE-FT path
@@ -36,9 +37,11 @@ DEFAULT_PARENTS = ("zoo:clip-convnext-wit-100k",)
 BUDGET_RANGE = (256, 200_000)
 PROBE_EPOCHS = 10  # the linear probe sees its training features this many times
 
+#: the paper's two fine-tuning claims (section 5), stated by the OOD study
+#: (:data:`clipsafety.studies.ood.CLAIMS`); the chapter passes them to :func:`assess_live`
+PAPER_CLAIMS = ("ood-ft-worse", "ood-2stage")
+#: the claims of the fine-tuning literature this chapter adds
 CLAIMS = {
-    "ood-ft-worse": ood_study.CLAIMS["ood-ft-worse"],
-    "ood-2stage": ood_study.CLAIMS["ood-2stage"],
     "ft-lpft-shift": claims.Claim(
         "ft-lpft-shift", "LP-FT is more accurate under distribution shift than full fine-tuning "
         "(Kumar et al. 2022)", "related work"),
@@ -318,8 +321,9 @@ def interior_alpha(table: pd.DataFrame) -> float:
 
 
 def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, score: str,
-                n_boot: int, seed: int) -> tuple[list[dict], dict]:
-    """The six claims on the live paths; returns (rows, contrasts by claim id).
+                n_boot: int, seed: int, paper_claims: dict) -> tuple[list[dict], dict]:
+    """The six claims on the live paths (``paper_claims``: the :data:`PAPER_CLAIMS` by id, as
+    the OOD study states them); returns (rows, contrasts by claim id).
 
     Rules: *fine-tuned worse* — a parent counts when its full fine-tune's mean AUROC is below
     its zero-shot model's with the interval of that parent's difference below 0 (counting
@@ -328,7 +332,7 @@ def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, s
     accuracy / AUROC; *WiSE shift* — WiSE-FT at the interior alpha nearest 0.5 minus the better
     end (zero-shot or full FT, per parent and resample); *WiSE detect* — that alpha minus full FT
     in AUROC. Intervals: :func:`contrast`."""
-    c = CLAIMS
+    c = {**CLAIMS, **{k: paper_claims[k] for k in PAPER_CLAIMS}}
     rows, con = [], {}
     ZS, FT, TS, LPFT = ("zero-shot", 0.0), ("full FT", 1.0), ("two-stage FT", np.nan), ("LP-FT", np.nan)
     per = []
@@ -382,38 +386,26 @@ def best_recipe(table: pd.DataFrame, score: str) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- published
-def published_pairs() -> pd.DataFrame:
-    """Zero-shot / fine-tuned CLIP pairs of NINCO (MCM for zero-shot, MSP otherwise) and C-OOD
-    (MSP): source, parent, model, group, id_acc before and after, auroc before and after."""
+def published_pairs(results: dict) -> pd.DataFrame:
+    """Zero-shot / fine-tuned CLIP pairs of published per-model averages (``results``: source
+    name -> table with model, group, parent, id_acc, auroc, e.g. NINCO's summary and C-OOD):
+    source, model, group, parent, id_acc, auroc, parent_id_acc, parent_auroc."""
     rows = []
-    ninco = ood_study.ninco_summary(ood_study.ninco_results())
-    cood = ood_study.cood_results()
-    for name, avg in (("NINCO", ninco), ("C-OOD", cood)):
+    for name, avg in results.items():
         by = avg.set_index("model")
-        for r in avg[avg["group"].isin(ood_study.FT_GROUPS)].itertuples():
+        for r in avg[avg["group"].isin(FT_GROUPS)].itertuples():
             par = r.parent if isinstance(r.parent, str) and r.parent in by.index else None
             rows.append({"source": name, "model": r.model, "group": r.group, "parent": r.parent,
                          "id_acc": r.id_acc, "auroc": r.auroc,
                          "parent_id_acc": by.loc[par, "id_acc"] if par else np.nan,
                          "parent_auroc": by.loc[par, "auroc"] if par else np.nan})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["source", "model", "group", "parent", "id_acc", "auroc",
+                                       "parent_id_acc", "parent_auroc"])
 
 
-def assess_published(src_name: str, n_boot: int, seed: int) -> list[dict]:
-    """The two OOD claims of the paper on a published source, by the OOD chapter's rules
-    (:func:`clipsafety.studies.ood.assess_ood_claims`); the other claims are not testable
-    (no LP-FT or WiSE-FT model is published with OOD results)."""
-    if src_name == "NINCO":
-        avg = ood_study.ninco_summary(ood_study.ninco_results())
-    else:
-        avg = ood_study.cood_results()
-    source = f"{claims.SOURCES[1]} ({src_name})"
-    rows = [r for r in ood_study.assess_ood_claims(avg, source, n_boot=n_boot, seed=seed)
-            if r["claim_id"] in ("ood-ft-worse", "ood-2stage")]
-    why = f"{src_name} publishes no LP-FT or WiSE-FT model"
-    rows += [claims.not_testable(CLAIMS[c], source, why)
-             for c in ("ft-lpft-shift", "ft-lpft-detect", "ft-wise-shift", "ft-wise-detect")]
-    return rows
+def untested_rows(source: str, why: str) -> list[dict]:
+    """``not testable`` rows of this chapter's own claims (:data:`CLAIMS`) on ``source``."""
+    return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
 
 
 #: the real catalog's zero-shot / fine-tuned pairs of one backbone (ViT-B/16, OpenAI weights)
@@ -496,7 +488,7 @@ def chart_published(pairs: pd.DataFrame):
 
 
 __all__ = ["CLAIMS", "DEFAULT_PARENTS", "REAL_PATH", "RECIPES", "SCORES", "EvalSets",
-           "assess_live", "assess_published", "best_recipe", "chart_paths", "chart_published",
+           "PAPER_CLAIMS", "assess_live", "best_recipe", "chart_paths", "chart_published",
            "chart_scores", "chart_wise", "check_alphas", "check_budget", "contrast",
            "eval_sets", "evaluate_head", "interior_alpha", "path_table", "per_set_table",
-           "published_pairs", "run_paths", "score_arrays"]
+           "published_pairs", "run_paths", "score_arrays", "untested_rows"]
