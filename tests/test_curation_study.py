@@ -101,3 +101,25 @@ def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch)
         "random", "dedup", "balanced", "alignment-50", "alignment-30", "diversity"}
     pub = [r for r in rec["claims"] if r["source"] == "published upstream results"]
     assert pub and all(r["verdict"] == "not testable" for r in pub)
+
+
+def test_model_table_equals_the_metrics_on_the_logits():
+    from clipsafety import metrics
+    from clipsafety.studies.finetuning import EvalSets
+
+    rng = np.random.default_rng(4)
+    sets = EvalSets("id", ["s1", "s2"], [])
+    preds = {}
+    for key in (("random", 100), ("dedup", 100)):
+        p = {"T": float(rng.uniform(0.5, 2))}
+        for n, sub in (("id#eval", None), ("s1", [0, 2, 3]), ("s2", None)):
+            p[n] = (rng.normal(size=(80, 5)) * 3, rng.choice([0, 2, 3], 80), sub)
+        preds[key] = p
+    t = S.model_table(preds, sets).set_index(["curation", "condition"])
+    for (c, _), p in preds.items():
+        ref_id = S.calibration_of(*p["id#eval"], p["T"])
+        ref_sh = [S.calibration_of(*p[n], p["T"]) for n in ("s1", "s2")]
+        for k, v in ref_id.items():
+            assert t.loc[(c, "id"), k] == pytest.approx(v, abs=1e-12)
+            assert t.loc[(c, "shift"), k] == pytest.approx(np.mean([r[k] for r in ref_sh]), abs=1e-12)
+        assert ref_id["ece_before"] == metrics.ece_from_logits(p["id#eval"][0], p["id#eval"][1])

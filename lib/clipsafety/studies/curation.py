@@ -194,23 +194,46 @@ def train_and_score(pool, sel: dict, budget: int, arch: str, sets, seed: int,
     return preds, seconds
 
 
-def model_table(preds: dict, sets, idx=None) -> pd.DataFrame:
+def row_stats(preds: dict, sets) -> dict:
+    """Per (model, set): correct, and confidence and log p(true) before and after the model's
+    ID temperature (:func:`clipsafety.metrics.row_stats`), computed once so that bootstrap
+    resamples only re-index them."""
+    out = {}
+    names = [f"{sets.id_set}#eval", *sets.shifts]
+    for key, p in preds.items():
+        for n in names:
+            L, y, sub = p[n]
+            b = metrics.row_stats(L, y, sub, 1.0, need=("confidence", "pred", "log_p_true"))
+            a = metrics.row_stats(L, y, sub, p["T"], need=("confidence", "pred", "log_p_true"))
+            out[key, n] = {"correct": b["correct"], "conf_before": b["confidence"],
+                           "conf_after": a["confidence"], "lpt_before": b["log_p_true"],
+                           "lpt_after": a["log_p_true"]}
+    return out
+
+
+def _cal(st: dict, rows=None) -> dict:
+    if rows is not None:
+        st = {k: v[rows] for k, v in st.items()}
+    return {"acc": float(st["correct"].mean()),
+            "ece_before": metrics.ece(st["conf_before"], st["correct"]),
+            "ece_after": metrics.ece(st["conf_after"], st["correct"]),
+            "nll_before": float(-st["lpt_before"].mean()),
+            "nll_after": float(-st["lpt_after"].mean())}
+
+
+def model_table(preds: dict, sets, idx=None, stats: dict | None = None) -> pd.DataFrame:
     """One row per (curation, size, condition in id/shift): accuracy, ECE and NLL before and
-    after the ID temperature (shift: mean over the shifts). ``idx``: a bootstrap draw
-    ``{set name: row indices}``."""
+    after the ID temperature (shift: mean over the shifts); the same values as
+    :func:`calibration_of` on the logits. ``idx``: a bootstrap draw ``{set name: row
+    indices}``; ``stats``: :func:`row_stats` of ``preds`` (computed when not given)."""
+    stats = row_stats(preds, sets) if stats is None else stats
     rows = []
     id_eval = f"{sets.id_set}#eval"
     for (c, s), p in preds.items():
-        T = p["T"]
         for cond, names in (("id", [id_eval]), ("shift", list(sets.shifts))):
-            vals = []
-            for n in names:
-                L, y, sub = p[n]
-                if idx is not None:
-                    L, y = L[idx[n]], y[idx[n]]
-                vals.append(calibration_of(L, y, sub, T))
+            vals = [_cal(stats[(c, s), n], None if idx is None else idx[n]) for n in names]
             row = {k: float(np.mean([v[k] for v in vals])) for k in vals[0]}
-            rows.append({"curation": c, "size": s, "condition": cond, "T": T, **row})
+            rows.append({"curation": c, "size": s, "condition": cond, "T": p["T"], **row})
     return pd.DataFrame(rows)
 
 
@@ -230,14 +253,16 @@ def curation_residuals(preds: dict, sets, n_boot: int = 200, seed: int = 0) -> p
     """Mean residual per curation and (metric, scaling, condition), with a percentile bootstrap
     interval over evaluation images (the module docstring)."""
     keys = ["metric", "scaling", "condition", "curation"]
-    point = residual_table(model_table(preds, sets)).groupby(keys, sort=False)["residual"].mean()
+    stats = row_stats(preds, sets)
+    point = residual_table(model_table(preds, sets, stats=stats)).groupby(
+        keys, sort=False)["residual"].mean()
     rng = np.random.default_rng(seed)
     any_p = next(iter(preds.values()))
     sizes = {n: len(any_p[n][1]) for n in [f"{sets.id_set}#eval", *sets.shifts]}
     boots = []
     for _ in range(n_boot):
         idx = {n: rng.integers(0, k, k) for n, k in sizes.items()}
-        boots.append(residual_table(model_table(preds, sets, idx)).groupby(
+        boots.append(residual_table(model_table(preds, sets, idx, stats)).groupby(
             keys, sort=False)["residual"].mean())
     B = pd.concat(boots, axis=1)
     return pd.DataFrame({"residual": point, "lo": B.quantile(0.025, axis=1),
@@ -332,4 +357,4 @@ def chart_sizes(models: pd.DataFrame):
 __all__ = ["ARCHS", "CLAIMS", "CURATIONS", "accuracy_residuals", "assess", "calibration_of",
            "chart_calibration", "chart_residuals", "chart_sizes", "check_budget",
            "check_curations", "curation_residuals", "model_table", "published_datacomp",
-           "reference_features", "residual_table", "selections", "train_and_score"]
+           "reference_features", "residual_table", "row_stats", "selections", "train_and_score"]
