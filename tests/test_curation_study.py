@@ -73,6 +73,7 @@ def test_selections_have_equal_sizes_balance_and_no_duplicates():
     ({"curations": ["random", "magic"]}, ["curations", "'magic'", "dedup"]),
     ({"sizes": [1000, 9000]}, ["sizes", "pool_size 8000"]),
     ({"sizes": [105]}, ["multiples of 10"]),
+    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 800", "largest size 2000"]),
     ({"budget": 0}, ["budget", "[256, 500000]"]),
     ({"reference": "zoo:sup-resnet-labelled-30k"}, ["reference", "not a zero-shot CLIP"]),
     ({"keep_fractions": [0.5, 1.5]}, ["keep_fractions", "(0, 1]"]),

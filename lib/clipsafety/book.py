@@ -991,6 +991,13 @@ def _cur_sizes_rule(v, params):
     pool = params.get("pool_size")
     if isinstance(pool, int) and max(items) > pool:
         return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"
+    fr = params.get("keep_fractions")
+    if (isinstance(pool, int) and "alignment" in _as_list(params.get("curations", []))
+            and fr and _cur_fractions_rule(fr, params) is None
+            and round(min(_as_list(fr)) * pool) < max(items)):
+        return (f"alignment filtering at keep fraction {min(_as_list(fr))} keeps "
+                f"{round(min(_as_list(fr)) * pool)} of pool_size {pool} rows, fewer than the "
+                f"largest size {max(items)}; lower sizes, raise pool_size or the keep fractions")
     return None
 
 
