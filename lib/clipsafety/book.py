@@ -979,7 +979,7 @@ def _cur_fractions_rule(v, params):
     bad = [x for x in items if _fraction(x, params)]
     if bad or not items:
         return f"{bad or 'an empty list'}: expected a non-empty list of numbers in (0, 1] (share of the pool kept)"
-    return None
+    return _cur_alignment_fit(params)
 
 
 def _cur_sizes_rule(v, params):
@@ -991,13 +991,21 @@ def _cur_sizes_rule(v, params):
     pool = params.get("pool_size")
     if isinstance(pool, int) and max(items) > pool:
         return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"
-    fr = params.get("keep_fractions")
+    return _cur_alignment_fit(params)
+
+
+def _cur_alignment_fit(params):
+    """Alignment filtering at the smallest keep fraction must leave the largest size."""
+    pool, fr, sizes = params.get("pool_size"), params.get("keep_fractions"), params.get("sizes")
+    try:
+        f, big = min(float(x) for x in _as_list(fr)), max(int(x) for x in _as_list(sizes))
+    except (TypeError, ValueError):
+        return None
     if (isinstance(pool, int) and "alignment" in _as_list(params.get("curations", []))
-            and fr and _cur_fractions_rule(fr, params) is None
-            and round(min(_as_list(fr)) * pool) < max(items)):
-        return (f"alignment filtering at keep fraction {min(_as_list(fr))} keeps "
-                f"{round(min(_as_list(fr)) * pool)} of pool_size {pool} rows, fewer than the "
-                f"largest size {max(items)}; lower sizes, raise pool_size or the keep fractions")
+            and round(f * pool) < big):
+        return (f"alignment filtering at keep fraction {f:g} keeps {round(f * pool)} of "
+                f"pool_size {pool} rows, fewer than the largest size {big}; lower sizes, raise "
+                "pool_size or the keep fractions")
     return None
 
 
