@@ -61,7 +61,8 @@ from IPython.display import Markdown, display
 plots.setup()
 t_start = time.time()
 parent_ids = list(study.DEFAULT_PARENTS) if parents == "default" else (
-    [parents] if isinstance(parents, str) else list(parents))
+    [p.strip() for p in parents.split(",") if p.strip()] if isinstance(parents, str)
+    else list(parents))
 grid = study.check_alphas(alphas)
 live = claims.SOURCES[0]
 verdicts = []
