@@ -32,6 +32,10 @@ CURATIONS = ("random", "dedup", "balanced", "alignment", "diversity")
 ARCHS = {"convnext": "synth_convnext_xs", "resnet": "synth_resnet_xs", "vit": "synth_vit_xs"}
 LR = {"convnext": 3e-3, "resnet": 3e-3, "vit": 1e-3}
 BUDGET_RANGE = (256, 500_000)
+BATCH = 64  # contrastive batch: small, so that short budgets still take many steps
+CHANCE = 1 / len(CATEGORIES)
+#: a model counts as above chance when its ID accuracy exceeds chance by this much
+ABOVE_CHANCE = 0.05
 
 CLAIMS = {
     "cur-ece": claims.Claim(
@@ -175,7 +179,8 @@ def train_and_score(pool, sel: dict, budget: int, arch: str, sets, seed: int,
         t0 = time.time()
         imgs, _, caps = curated_arrays(cur, pool)
         clip = build_clip_seeded(cfg, seed + k)
-        train_clip(clip, imgs, tok(caps), budget, seed + k, lr=LR[arch], batch=256, progress=False)
+        train_clip(clip, imgs, tok(caps), budget, seed + k, lr=LR[arch], batch=BATCH,
+                   progress=False)
         clip.eval()
         W = zero_shot_head(clip, "default")
         scale = float(clip.logit_scale.detach().exp())
@@ -269,10 +274,27 @@ def curation_residuals(preds: dict, sets, n_boot: int = 200, seed: int = 0) -> p
                          "hi": B.quantile(0.975, axis=1)}).reset_index()
 
 
-def assess(res: pd.DataFrame, source: str) -> list[dict]:
+def above_chance(models: pd.DataFrame) -> pd.Series:
+    """Per (curation, size): whether the model's ID accuracy exceeds chance by
+    :data:`ABOVE_CHANCE` (a model at chance predicts near-uniformly: its calibration says
+    nothing about its data)."""
+    idt = models[models.condition == "id"].set_index(["curation", "size"])
+    return idt["acc"] > CHANCE + ABOVE_CHANCE
+
+
+def assess(res: pd.DataFrame, source: str, models: pd.DataFrame | None = None) -> list[dict]:
     """Per claim (:data:`CLAIM_CELLS`): reproduced when at least one curation's mean residual
-    has an interval excluding zero (curation predicts calibration beyond accuracy there)."""
+    has an interval excluding zero (curation predicts calibration beyond accuracy there).
+    With ``models`` (:func:`model_table`): not testable when fewer than half the models are
+    above chance (:func:`above_chance`): the residuals then measure untrained models."""
     rows = []
+    if models is not None:
+        ok = above_chance(models)
+        if ok.sum() < len(ok) / 2:
+            why = (f"only {int(ok.sum())} of {len(ok)} models exceed chance ({CHANCE:.0%}) by "
+                   f"{ABOVE_CHANCE:.0%} on the ID set: at this budget the CLIPs have not learned, "
+                   "so their calibration says nothing about their data; raise budget")
+            return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
     for cid, (m, sc, cond) in CLAIM_CELLS.items():
         part = res[(res.metric == m) & (res.scaling == sc) & (res.condition == cond)]
         if part.empty or part["lo"].isna().all():
@@ -354,7 +376,7 @@ def chart_sizes(models: pd.DataFrame):
         title="ID accuracy and ECE against size")
 
 
-__all__ = ["ARCHS", "CLAIMS", "CURATIONS", "accuracy_residuals", "assess", "calibration_of",
+__all__ = ["ARCHS", "CLAIMS", "CURATIONS", "above_chance", "accuracy_residuals", "assess", "calibration_of",
            "chart_calibration", "chart_residuals", "chart_sizes", "check_budget",
            "check_curations", "curation_residuals", "model_table", "published_datacomp",
            "reference_features", "residual_table", "row_stats", "selections", "train_and_score"]
