@@ -155,7 +155,7 @@ display(Markdown(
     f"{int(ok.sum())} of {len(ok)} models exceed chance ({study.CHANCE:.0%}) by "
     f"{study.ABOVE_CHANCE:.0%} on the ID set (ID accuracy {models[models.condition == 'id'].acc.min():.1%}"
     f" to {models[models.condition == 'id'].acc.max():.1%}); "
-    f"{int((models.drop_duplicates(['curation', 'size']).T >= 999).sum())} fitted temperatures sit "
+    f"{int((models.drop_duplicates(['curation', 'size'])['T'] >= 999).sum())} fitted temperatures sit "
     "at the fit's upper bound (near-uniform predictions). "
     + ("" if ok.sum() >= len(ok) / 2 else
        "**At this budget the CLIPs have not learned**: the claims below are not testable, not "
