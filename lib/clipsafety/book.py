@@ -1069,3 +1069,151 @@ CHAPTER_RULES["prompts"] = {
     "train_dataset": _dataset_rule, "n_bins": _ints(2, "bins"),
     "ece_margin": _positive_float, "published": _choice(True, False),
 }
+
+
+# the fine-tuning chapter (analyses/finetuning.py)
+
+
+def _ft_parents_rule(v, params):
+    from clipsafety import finetune
+
+    if v == "default":
+        return None
+    items = _as_list(v)
+    if not items:
+        return "an empty list; expected 'default' or zero-shot zoo CLIP ids"
+    for x in items:
+        try:
+            finetune.check_parent(x)
+        except (ValueError, FileNotFoundError) as exc:
+            return str(exc).rstrip(".")
+    return None
+
+
+def _ft_alphas_rule(v, params):
+    from clipsafety.studies.finetuning import check_alphas
+
+    try:
+        check_alphas(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _ft_budget_rule(v, params):
+    from clipsafety.studies.finetuning import check_budget
+
+    try:
+        check_budget(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _ft_published_rule(v, params):
+    return None if v in ([], "") else _subset(("ninco", "cood"), "published result(s)")(v, params)
+
+
+def _ft_real_models_rule(v, params):
+    if v in ([], ""):
+        return None
+    err = _models_rule(v, params)
+    if err:
+        return err
+    if any(str(x).startswith("zoo:") for x in _as_list(v)):
+        return "expected real (openclip:/timm:) ids; the zoo path is the parents parameter"
+    return None
+
+
+CHAPTER_RULES["finetuning"] = {
+    "parents": _ft_parents_rule, "budget": _ft_budget_rule, "alphas": _ft_alphas_rule,
+    "train_set": _choice("train-labelled-10k", "train-labelled-30k"),
+    "n_eval": _ints(20, "images per evaluation set"),
+    "score": _choice("mcm", "msp", "maxlogit", "energy"),
+    "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
+    "published": _ft_published_rule, "real_models": _ft_real_models_rule,
+    "data_root": _folder_rule("data_root"), "ood_sets": _ood_sets_rule,
+    "store": _folder_rule("store"), "device": _device_rule,
+    "batch_size": _ints(1, "images per forward pass"),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# the curation chapter (analyses/curation.py)
+
+
+def _cur_curations_rule(v, params):
+    from clipsafety.studies.curation import CURATIONS
+
+    return _subset(CURATIONS, "curation(s)")(v, params)
+
+
+def _cur_fractions_rule(v, params):
+    items = _as_list(v)
+    bad = [x for x in items if _fraction(x, params)]
+    if bad or not items:
+        return f"{bad or 'an empty list'}: expected a non-empty list of numbers in (0, 1] (share of the pool kept)"
+    return _cur_alignment_fit(params)
+
+
+def _cur_sizes_rule(v, params):
+    items = _as_list(v)
+    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, int) or x < 10 or x % 10]
+    if bad or not items:
+        return (f"{bad or 'an empty list'}: expected a non-empty list of multiples of 10 (training "
+                "images; class balancing keeps size / 10 per class)")
+    pool = params.get("pool_size")
+    if isinstance(pool, int) and max(items) > pool:
+        return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"
+    return _cur_alignment_fit(params)
+
+
+def _cur_alignment_fit(params):
+    """Alignment filtering at the smallest keep fraction must leave the largest size."""
+    pool, fr, sizes = params.get("pool_size"), params.get("keep_fractions"), params.get("sizes")
+    try:
+        f, big = min(float(x) for x in _as_list(fr)), max(int(x) for x in _as_list(sizes))
+    except (TypeError, ValueError):
+        return None
+    if (isinstance(pool, int) and "alignment" in _as_list(params.get("curations", []))
+            and round(f * pool) < big):
+        return (f"alignment filtering at keep fraction {f:g} keeps {round(f * pool)} of "
+                f"pool_size {pool} rows, fewer than the largest size {big}; lower sizes, raise "
+                "pool_size or the keep fractions")
+    return None
+
+
+def _cur_budget_rule(v, params):
+    from clipsafety.studies.curation import check_budget
+
+    try:
+        check_budget(v)
+    except ValueError as exc:
+        return str(exc).rstrip(".")
+    return None
+
+
+def _cur_reference_rule(v, params):
+    from clipsafety import finetune
+
+    try:
+        finetune.check_parent(v)
+    except (ValueError, FileNotFoundError) as exc:
+        return str(exc).rstrip(".").replace("parent ", "reference ", 1)
+    return None
+
+
+def _cur_pool_rule(v, params):
+    if isinstance(v, bool) or not isinstance(v, int) or not 100 <= v <= 100_000:
+        return "expected an integer in [100, 100000] (rows of the raw pool)"
+    return None
+
+
+CHAPTER_RULES["curation"] = {
+    "curations": _cur_curations_rule, "keep_fractions": _cur_fractions_rule,
+    "sizes": _cur_sizes_rule, "pool_size": _cur_pool_rule, "budget": _cur_budget_rule,
+    "arch": _choice("convnext", "resnet", "vit"), "reference": _cur_reference_rule,
+    "n_eval": _ints(20, "images per evaluation set"), "fit_fraction": _open_fraction,
+    "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
+    "published": _choice(True, False),
+}

@@ -312,6 +312,50 @@ def curated_dataset(name: str, **kw):
     return CuratedDataset(name, pool.cfg, len(cur), seed=pool.seed, size=pool.size)
 
 
+def raw_pool(n: int = 100_000):
+    """The raw pool at ``n`` rows: ``get_dataset("train-raw-100k", n=n)`` (the same
+    configuration, seed and 20% duplicates; the full pool at the default), checked first."""
+    from clipsafety.synth import get_dataset
+
+    if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= 100_000:
+        raise ValueError(f"pool size must be an integer in [100, 100000], got {n!r}")
+    return get_dataset(POOL, n=n)
+
+
+def diversity_select(pool=POOL, features=None, size: int = 10_000, seed: int = 0,
+                     start=None) -> Curated:
+    """Diversity-based selection: greedy k-centre on ``features`` (one row per pool row, e.g.
+    a reference CLIP's normalised image embeddings; this module never computes them).
+
+    Starts from one seeded random row and repeatedly adds the row farthest (Euclidean) from
+    everything chosen so far, so the kept rows cover the feature space; exact duplicates have
+    distance 0 to their twin and are picked last. Ties go to the lowest position.
+    """
+    pool = _pool(pool)
+    idx = _check_start(pool, start)
+    if features is None:
+        raise ValueError("diversity_select needs features= (one row per pool row), e.g. a "
+                         "reference CLIP's image embeddings of the pool")
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2 or len(X) != pool.n:
+        raise ValueError(f"features must be [{pool.n}, D] (one row per pool row); got {X.shape}")
+    if not 0 <= size <= len(idx):
+        raise ValueError(f"size must be in [0, {len(idx)}] for this selection, got {size}")
+    Xs = X[idx]
+    rng = np.random.default_rng(seed)
+    chosen = np.empty(size, np.int64)
+    if size:
+        first = int(rng.integers(len(idx)))
+        chosen[0] = first
+        dist = np.sum((Xs - Xs[first]) ** 2, axis=1)
+        for k in range(1, size):
+            nxt = int(np.argmax(dist))
+            chosen[k] = nxt
+            dist = np.minimum(dist, np.sum((Xs - Xs[nxt]) ** 2, axis=1))
+    return _result(pool, idx[chosen], "diversity_select", start=idx, size=size, seed=seed,
+                   method="k-centre greedy")
+
+
 __all__ = [
     "AlignmentScorer",
     "ID_FILTERS",
@@ -324,7 +368,9 @@ __all__ = [
     "curated_arrays",
     "curated_dataset",
     "deduplicate",
+    "diversity_select",
     "filter_alignment",
     "match_size",
     "random_subset",
+    "raw_pool",
 ]

@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Data curation and calibration
+#
+# Tu, Deng & Gedeon (section 6) find that CLIP's training distribution drives its calibration.
+# Curated pools (DataComp, CommonPool's filters) change the training distribution on purpose:
+# filtering by image-text alignment, balancing classes, removing duplicates, selecting for
+# diversity. Does curation change calibration beyond what it does to accuracy? **No published
+# study we found measures calibration under curation**: DataComp and open_clip publish the
+# filtered models' accuracies, not their calibration.
+#
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
+# **Method.** One raw pool (the world's raw-pool configuration: LAION-like, noisier captions,
+# 20% exact duplicates). Each curation selects from it; every selection is trimmed at random to
+# each training size, so curations are compared at equal size; one tiny CLIP is trained
+# contrastively on each, seeded, for `budget` samples seen. Each is scored zero-shot on seeded
+# subsets of the ID test set and the eight shifts: accuracy, ECE (15 bins) and NLL, before and
+# after temperature scaling (T fitted on a stratified half of the ID subset, applied unchanged
+# to the shifts). Per (metric, scaling, condition) the models' values are regressed on their
+# accuracy; a curation's **mean residual** says how much better or worse calibrated its models
+# are than their accuracy predicts. Intervals resample the evaluation images.
+
+# %% tags=["parameters"]
+curations: list = ["random", "dedup", "balanced", "alignment", "diversity"]  # filters: random, dedup, balanced, alignment, diversity
+keep_fractions: list = [0.5, 0.3]  # alignment filtering: share of the pool kept one model set per fraction
+sizes: list = [500, 1000]  # training-set sizes every curation is trimmed to
+pool_size = 4000  # rows of the raw pool 100 to 100000; 100000: synth:train-raw-100k itself
+budget = 1500  # samples seen per CLIP 256 to 500000
+arch = "convnext"  # image tower of the tiny CLIPs: convnext, resnet, vit
+reference = "zoo:clip-convnext-wit-100k"  # zoo CLIP scoring alignment and giving diversity's features
+n_eval = 250  # images drawn from each evaluation set ID and 8 shifts
+fit_fraction = 0.5  # share of each ID class the temperature is fitted on
+seed = 0  # seed of curation, training, evaluation draws and bootstrap
+n_boot = 200  # bootstrap resamples of the evaluation images
+published = True  # show open_clip's published DataComp / CommonPool accuracies
+
+# %%
+import time
+
+import numpy as np
+import pandas as pd
+from clipsafety import claims, evidence, plots
+from clipsafety.external import ExternalUnavailable
+from clipsafety.studies import curation as study
+from clipsafety.studies import finetuning as ft_study
+from clipsafety.synth import curation as C
+from IPython.display import Markdown, display
+
+plots.setup()
+t_start = time.time()
+live = claims.SOURCES[0]
+cur_names = study.check_curations(curations)
+size_list = sorted(int(s) for s in sizes)
+verdicts = []
+display(Markdown(
+    f"This run: curations {', '.join(f'`{c}`' for c in cur_names)} (alignment keeping "
+    f"{', '.join(f'{f:.0%}' for f in keep_fractions)} of the pool), sizes "
+    f"{', '.join(f'{s:,}' for s in size_list)}, a pool of {pool_size:,} raw pairs, {budget:,} "
+    f"samples seen per `{arch}` CLIP, {n_eval} images per evaluation set, seed {seed}, "
+    f"{n_boot} bootstrap resamples."))
+
+# %% [markdown]
+# ## 1. Live evidence: curation in the synthetic world
+#
+# The selections, each trimmed to every size (the properties the tests check: equal sizes,
+# class balance of `balanced`, no duplicates after `dedup`).
+
+# %%
+pool = C.raw_pool(pool_size)
+sel = study.selections(pool, cur_names, keep_fractions, size_list, seed, reference)
+attrs = pool.attributes()
+dup = attrs["duplicate_of"].to_numpy() >= 0
+caption_cls = C.caption_classes(pool.captions())
+summary = pd.DataFrame([{
+    "curation": c, "size": s, "duplicates": float(dup[cur.indices].mean()),
+    "caption names no class": float((caption_cls[cur.indices] < 0).mean()),
+    "caption class differs from label": float((caption_cls[cur.indices] != pool.targets[cur.indices]).mean()),
+    "largest class share": float(np.bincount(pool.targets[cur.indices], minlength=10).max() / s)}
+    for (c, s), cur in sorted(sel.items())])
+display(summary.set_index(["curation", "size"]).round(3))
+
+# %%
+sets = ft_study.eval_sets(n_eval, seed, ood=[])
+preds, seconds = study.train_and_score(pool, sel, budget, arch, sets, seed, fit_fraction)
+models = study.model_table(preds, sets)
+display(models.set_index(["curation", "size", "condition"]).round(4))
+display(Markdown(f"Training and scoring {len(preds)} CLIPs took {sum(seconds.values()):.0f} s."))
+
+# %% [markdown]
+# ECE against accuracy, ID and under shift, before and after the ID temperature; click a
+# curation in the legend to highlight it.
+
+# %%
+display(study.chart_calibration(models, "ece"))
+
+# %% [markdown]
+# The same for NLL.
+
+# %%
+display(study.chart_calibration(models, "nll"))
+
+# %% [markdown]
+# Accuracy and ECE against the training-set size.
+
+# %%
+display(study.chart_sizes(models))
+
+# %% [markdown]
+# **Does curation predict calibration beyond accuracy?** Each curation's mean residual on
+# accuracy (positive: worse calibrated than its accuracy predicts), with 95% intervals over
+# resampled evaluation images.
+
+# %%
+res = study.curation_residuals(preds, sets, n_boot=n_boot, seed=seed)
+display(study.chart_residuals(res))
+display(res.pivot_table(index="curation", columns=["metric", "scaling", "condition"],
+                        values="residual", sort=False).round(4))
+
+# %%
+def _cell(m, sc, cond):
+    part = res[(res.metric == m) & (res.scaling == sc) & (res.condition == cond)]
+    return "; ".join(f"{r.curation} {r.residual * (100 if m == 'ece' else 1):+.2f} "
+                     f"[{r.lo * (100 if m == 'ece' else 1):+.2f}, "
+                     f"{r.hi * (100 if m == 'ece' else 1):+.2f}]" for r in part.itertuples())
+
+
+mean_T = models.drop_duplicates(["curation", "size"]).groupby("curation")["T"].mean()
+display(Markdown(
+    f"**Finding ({live}).** Mean ECE residual on accuracy per curation (ECE points), ID before "
+    f"scaling: {_cell('ece', 'before', 'id')}. After the ID temperature: "
+    f"{_cell('ece', 'after', 'id')}. Under shift before scaling: "
+    f"{_cell('ece', 'before', 'shift')}; after: {_cell('ece', 'after', 'shift')}. NLL residuals, "
+    f"ID before scaling: {_cell('nll', 'before', 'id')}; after: {_cell('nll', 'after', 'id')}. "
+    "Fitted temperatures, mean per curation: "
+    + ", ".join(f"{c} {t:.2f}" for c, t in mean_T.items()) + "."))
+
+# %% [markdown]
+# **Claim rules** (`clipsafety.studies.curation.assess`): for each claim's cell (metric,
+# scaling, condition), reproduced when at least one curation's mean residual has an interval
+# that excludes zero.
+
+# %%
+ok = study.above_chance(models)
+display(Markdown(
+    f"{int(ok.sum())} of {len(ok)} models exceed chance ({study.CHANCE:.0%}) by "
+    f"{study.ABOVE_CHANCE:.0%} on the ID set (ID accuracy {models[models.condition == 'id'].acc.min():.1%}"
+    f" to {models[models.condition == 'id'].acc.max():.1%}); "
+    f"{int((models.drop_duplicates(['curation', 'size'])['T'] >= 999).sum())} fitted temperatures sit "
+    "at the fit's upper bound (near-uniform predictions). "
+    + ("" if ok.sum() >= len(ok) / 2 else
+       "**At this budget the CLIPs have not learned**: the claims below are not testable, not "
+       "refuted; rerun with a larger budget (the command at the end).")))
+live_rows = study.assess(res, live, models)
+verdicts += live_rows
+display(claims.claims_table(live_rows)[["claim", "verdict", "detail", "evidence"]])
+
+# %% [markdown]
+# **Built into the synthetic world (not findings).** What the raw pool holds by construction,
+# read from its configuration and its rows: the share of duplicates, of captions naming no
+# category and of misaligned captions, which the filters then remove.
+
+# %%
+cfg = pool.cfg.to_dict()
+built = pd.DataFrame([
+    {"property": "pool rows", "value": pool.n},
+    {"property": "exact duplicates (share of rows)", "value": round(float(dup.mean()), 3)},
+    {"property": "p_misaligned (configured)", "value": cfg.get("p_misaligned")},
+    {"property": "p_class_word (configured)", "value": cfg.get("p_class_word")},
+])
+display(built.set_index("property"))
+
+# %% [markdown]
+# ## 2. Published evidence
+#
+# open_clip publishes the zero-shot accuracies of the models DataComp trained on CommonPool's
+# filter variants (no filter, basic, LAION-2B-style, CLIP-score, image-based, DataComp-1B).
+# Their calibration is not published: it needs the real path (the models' predictions on
+# ImageNet and its shifts, which the calibration chapter computes for any `openclip:` id).
+
+# %%
+dc = pd.DataFrame()
+pub = claims.SOURCES[1]
+if published:
+    try:
+        dc = study.published_datacomp()
+        cols = [c for c in ("model", "arch", "tag", "samples_seen", "imagenet", "imagenet_v2",
+                            "imagenet_r", "imagenet_sketch", "objectnet") if c in dc.columns]
+        display(dc[cols].set_index("model").round(4))
+        display(Markdown(f"**Published (open_clip).** {len(dc)} DataComp / CommonPool models "
+                         "with accuracies and no calibration."))
+    except ExternalUnavailable as exc:
+        display(plots.unavailable_note(exc, "open_clip's published results"))
+verdicts += [claims.not_testable(c, pub, "no published study measures calibration under "
+                                 "curation; open_clip publishes the filtered models' accuracy only")
+             for c in study.CLAIMS.values()]
+
+# %% [markdown]
+# ## 3. Real models on real data
+#
+# The DataComp / CommonPool models are in the real catalog; their ECE and NLL before and after
+# temperature scaling, ID and under shift, come from the calibration chapter run on them with
+# ImageNet and its shifts on disk.
+
+# %%
+real_ids = list(dc["model"]) if len(dc) else []
+ids = "[" + ",".join(f'"{m}"' for m in real_ids[:6]) + "]"
+verdicts += [claims.not_testable(c, claims.SOURCES[2], "this chapter trains no real CLIPs; run the "
+                                 "calibration chapter on the DataComp models (command below)")
+             for c in study.CLAIMS.values()]
+display(Markdown(
+    "No real models ran here. To measure the calibration of the DataComp / CommonPool filter "
+    f"variants:\n\n```\nmake chapter NAME=calibration PARAMS='-p models {ids} -p data_root "
+    "/data -p device cuda'\n```"))
+
+# %% [markdown]
+# ## The claims, per evidence source
+
+# %%
+claims_tab, ending = evidence.chapter_ending(verdicts)
+for obj in ending:
+    display(obj)
+evidence.record_outputs("curation", claims_tab, models=models, residuals=res, selections=summary,
+                        published_datacomp=dc,
+                        seconds={f"{c}@{s}": v for (c, s), v in seconds.items()})
+
+# %% [markdown]
+# ## What this supports, and what it cannot say
+#
+# The experiment supports statements about tiny CLIPs trained briefly on curated subsets of
+# one synthetic pool: whether, at equal size and budget, a curation leaves its models better or
+# worse calibrated than their accuracy predicts, with intervals over test images. It cannot say
+# how much of a residual is one training seed, nor whether real CLIPs trained on billions of
+# curated pairs behave alike: the DataComp models' calibration needs the real path above.
+
+# %%
+display(Markdown(
+    f"This run took {time.time() - t_start:.0f} s. To rerun it with another budget or sizes, "
+    "or on real models:\n\n```\nmake chapter NAME=curation PARAMS='-p budget 60000 -p sizes "
+    "[2000,4000] -p pool_size 20000'\n"
+    f"make chapter NAME=calibration PARAMS='-p models {ids} -p data_root /data -p device cuda'\n```"))
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("curation"))

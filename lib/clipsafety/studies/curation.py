@@ -1,0 +1,382 @@
+"""Data curation and calibration: tiny CLIPs trained on one raw pool under different curation.
+
+A pool of raw image-caption pairs (:func:`clipsafety.synth.curation.raw_pool`: the raw pool's
+configuration, 20% exact duplicates, noisy captions) is curated by each filter of
+:mod:`clipsafety.synth.curation` (alignment-score filtering at several keep fractions, class
+balancing, de-duplication, k-centre diversity selection, a random subset), every selection
+is trimmed to each training size (:func:`~clipsafety.synth.curation.match_size`), and one tiny
+CLIP is trained contrastively on each, seeded, for the same number of samples seen. Each is
+evaluated zero-shot on seeded subsets of the ID test set and the shifts: accuracy, ECE and
+NLL before and after temperature scaling (T fitted on a stratified half of the ID subset and
+applied unchanged to the shifts).
+
+The question is whether curation predicts calibration *beyond* accuracy: per (metric,
+scaling, condition), the models' calibration values are regressed on their accuracy (ordinary
+least squares, :func:`accuracy_residuals`) and each curation's mean residual gets a
+percentile bootstrap interval over evaluation images (every resample recomputes every
+model's accuracy and calibration, refits the line and the residuals). The interval says what
+the finite test sets allow, not what other training seeds would do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import claims, metrics
+from clipsafety.synth.world import CATEGORIES
+
+CURATIONS = ("random", "dedup", "balanced", "alignment", "diversity")
+ARCHS = {"convnext": "synth_convnext_xs", "resnet": "synth_resnet_xs", "vit": "synth_vit_xs"}
+LR = {"convnext": 3e-3, "resnet": 3e-3, "vit": 1e-3}
+BUDGET_RANGE = (256, 500_000)
+BATCH = 64  # contrastive batch: small, so that short budgets still take many steps
+CHANCE = 1 / len(CATEGORIES)
+#: a model counts as above chance when its ID accuracy exceeds chance by this much
+ABOVE_CHANCE = 0.05
+
+CLAIMS = {
+    "cur-ece": claims.Claim(
+        "cur-ece", "The training data (its curation) affects CLIP's calibration beyond what "
+        "accuracy explains (ID ECE before scaling)", "6"),
+    "cur-ece-shift": claims.Claim(
+        "cur-ece-shift", "Curation affects calibration beyond accuracy under distribution shift "
+        "(mean shift ECE before scaling)", "6"),
+    "cur-nll": claims.Claim(
+        "cur-nll", "Curation affects NLL beyond accuracy (ID, before scaling)", "6"),
+    "cur-after-ts": claims.Claim(
+        "cur-after-ts", "Curation still affects calibration beyond accuracy after temperature "
+        "scaling (ID ECE with the fitted T)", "6"),
+}
+#: claim id -> (metric, scaling, condition) of its residual
+CLAIM_CELLS = {"cur-ece": ("ece", "before", "id"), "cur-ece-shift": ("ece", "before", "shift"),
+               "cur-nll": ("nll", "before", "id"), "cur-after-ts": ("ece", "after", "id")}
+
+
+def check_curations(curations) -> list[str]:
+    items = [curations] if isinstance(curations, str) else list(curations)
+    bad = [c for c in items if c not in CURATIONS]
+    if bad or not items:
+        raise ValueError(f"curations: {bad or 'empty'} unknown; expected a non-empty list of "
+                         f"{list(CURATIONS)}")
+    return items
+
+
+def check_budget(budget) -> int:
+    lo, hi = BUDGET_RANGE
+    if isinstance(budget, bool) or not isinstance(budget, int) or not lo <= budget <= hi:
+        raise ValueError(f"budget={budget!r}: expected an integer in [{lo}, {hi}] (samples seen "
+                         "per CLIP; the chapter's cost grows with it)")
+    return budget
+
+
+# ----------------------------------------------------------------------------- pure pieces
+def accuracy_residuals(acc, value) -> np.ndarray:
+    """Residuals of ``value`` after an ordinary least-squares line on ``acc`` (closed form;
+    equal to ``value - np.polyval(np.polyfit(acc, value, 1), acc)``)."""
+    x = np.asarray(acc, np.float64)
+    y = np.asarray(value, np.float64)
+    xm, ym = x.mean(), y.mean()
+    sxx = np.sum((x - xm) ** 2)
+    slope = np.sum((x - xm) * (y - ym)) / sxx if sxx > 0 else 0.0
+    return y - (ym + slope * (x - xm))
+
+
+def calibration_of(logits: np.ndarray, y: np.ndarray, subset, T: float) -> dict:
+    """accuracy, ECE and NLL before scaling and with temperature ``T`` (15 bins)."""
+    return {"acc": metrics.accuracy(logits, y, subset),
+            "ece_before": metrics.ece_from_logits(logits, y, subset),
+            "ece_after": metrics.ece_from_logits(logits, y, subset, temperature=T),
+            "nll_before": metrics.nll(logits, y, subset),
+            "nll_after": metrics.nll(logits, y, subset, temperature=T)}
+
+
+# ----------------------------------------------------------------------------- selections
+def reference_features(model: str, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Normalised image embeddings of a zoo CLIP (the diversity filter's feature space)."""
+    import torch
+
+    from clipsafety.zoo import _read, array_transform, build_clip
+
+    state, meta, _ = _read(model.removeprefix("zoo:"))
+    clip = build_clip(meta["clip_config"])
+    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    clip.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            out.append(torch.nn.functional.normalize(
+                clip.encode_image(array_transform(images[i:i + batch_size])), dim=-1).numpy())
+    return np.concatenate(out)
+
+
+def selections(pool, curations, keep_fractions, sizes, seed: int, reference: str) -> dict:
+    """``{(curation, size): Curated}``: every curation's selection trimmed to every size
+    (alignment filtering once per keep fraction, named ``alignment-<pct>``; ``balanced``
+    re-balanced at ``size // 10`` per class, the others trimmed at random). Raises a
+    ValueError naming the curation when a selection is smaller than a requested size."""
+    from clipsafety.synth import curation as C
+    from clipsafety.zoo import alignment_scorer
+
+    base = {}
+    for c in check_curations(curations):
+        if c == "random":
+            base[c] = C.random_subset(pool, max(sizes), seed=seed)
+        elif c == "dedup":
+            base[c] = C.deduplicate(pool)
+        elif c == "balanced":
+            base[c] = C.balance_classes(pool, by="caption", seed=seed)
+        elif c == "alignment":
+            scores = C.alignment_scores(pool, alignment_scorer(reference), progress=False)
+            for f in keep_fractions:
+                base[f"alignment-{round(f * 100)}"] = C.filter_alignment(pool, scores=scores,
+                                                                         keep_fraction=f,
+                                                                         model=reference)
+        elif c == "diversity":
+            feats = reference_features(reference, pool.images())
+            base[c] = C.diversity_select(pool, feats, max(sizes), seed=seed)
+    out = {}
+    for name, cur in base.items():
+        for s in sorted(sizes):
+            if len(cur) < s:
+                raise ValueError(f"curation {name!r} keeps {len(cur)} of the pool's {pool.n} rows, "
+                                 f"fewer than the training size {s}; use smaller sizes, a larger "
+                                 "pool_size or a larger keep fraction")
+            if name == "balanced":  # trimmed class by class, so it stays balanced at every size
+                out[(name, s)] = C.balance_classes(pool, per_class=s // len(CATEGORIES),
+                                                   by="caption", seed=seed, start=cur)
+            else:
+                out[(name, s)] = C.match_size(cur, s, seed=seed, pool=pool)
+    return out
+
+
+# ----------------------------------------------------------------------------- training
+def train_and_score(pool, sel: dict, budget: int, arch: str, sets, seed: int,
+                    fit_fraction: float = 0.5) -> tuple[dict, dict]:
+    """Train one CLIP per selection and score it zero-shot. Returns ``(preds, seconds)``:
+    ``preds[(curation, size)] = {"T": T, set name: (logits, targets, label subset)}`` with the ID
+    set split into ``"<id>#fit"`` and ``"<id>#eval"``."""
+    import torch
+
+    from clipsafety.synth import VOCAB, WordTokenizer
+    from clipsafety.synth.curation import curated_arrays
+    from clipsafety.zoo import array_transform, zero_shot_head
+    from clipsafety.zoo.arch import clip_config
+    from clipsafety.zoo.train import build_clip_seeded, train_clip
+
+    check_budget(budget)
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}; expected one of {list(ARCHS)}")
+    cfg = clip_config(ARCHS[arch], vocab_size=len(VOCAB))
+    tok = WordTokenizer(16)
+    id_name = sets.id_set
+    ids_imgs, ids_y, _ = sets.data[id_name]
+    fit, ev = metrics.stratified_split(ids_y, frac=fit_fraction, seed=seed)
+    preds, seconds = {}, {}
+    for k, (key, cur) in enumerate(sorted(sel.items())):
+        t0 = time.time()
+        imgs, _, caps = curated_arrays(cur, pool)
+        clip = build_clip_seeded(cfg, seed + k)
+        train_clip(clip, imgs, tok(caps), budget, seed + k, lr=LR[arch], batch=BATCH,
+                   progress=False)
+        clip.eval()
+        W = zero_shot_head(clip, "default")
+        scale = float(clip.logit_scale.detach().exp())
+        out = {}
+        with torch.no_grad():
+            for name in [id_name, *sets.shifts]:
+                x, y, subset = sets.data[name]
+                f = torch.nn.functional.normalize(clip.visual(array_transform(x)), dim=-1)
+                out[name] = ((scale * f @ W).numpy().astype(np.float64), y, subset)
+        L, y, _ = out.pop(id_name)
+        out[f"{id_name}#fit"] = (L[fit], y[fit], None)
+        out[f"{id_name}#eval"] = (L[ev], y[ev], None)
+        out["T"] = metrics.fit_temperature(L[fit], y[fit])
+        preds[key] = out
+        seconds[key] = time.time() - t0
+    return preds, seconds
+
+
+def row_stats(preds: dict, sets) -> dict:
+    """Per (model, set): correct, and confidence and log p(true) before and after the model's
+    ID temperature (:func:`clipsafety.metrics.row_stats`), computed once so that bootstrap
+    resamples only re-index them."""
+    out = {}
+    names = [f"{sets.id_set}#eval", *sets.shifts]
+    for key, p in preds.items():
+        for n in names:
+            L, y, sub = p[n]
+            b = metrics.row_stats(L, y, sub, 1.0, need=("confidence", "pred", "log_p_true"))
+            a = metrics.row_stats(L, y, sub, p["T"], need=("confidence", "pred", "log_p_true"))
+            out[key, n] = {"correct": b["correct"], "conf_before": b["confidence"],
+                           "conf_after": a["confidence"], "lpt_before": b["log_p_true"],
+                           "lpt_after": a["log_p_true"]}
+    return out
+
+
+def _cal(st: dict, rows=None) -> dict:
+    if rows is not None:
+        st = {k: v[rows] for k, v in st.items()}
+    return {"acc": float(st["correct"].mean()),
+            "ece_before": metrics.ece(st["conf_before"], st["correct"]),
+            "ece_after": metrics.ece(st["conf_after"], st["correct"]),
+            "nll_before": float(-st["lpt_before"].mean()),
+            "nll_after": float(-st["lpt_after"].mean())}
+
+
+def model_table(preds: dict, sets, idx=None, stats: dict | None = None) -> pd.DataFrame:
+    """One row per (curation, size, condition in id/shift): accuracy, ECE and NLL before and
+    after the ID temperature (shift: mean over the shifts); the same values as
+    :func:`calibration_of` on the logits. ``idx``: a bootstrap draw ``{set name: row
+    indices}``; ``stats``: :func:`row_stats` of ``preds`` (computed when not given)."""
+    stats = row_stats(preds, sets) if stats is None else stats
+    rows = []
+    id_eval = f"{sets.id_set}#eval"
+    for (c, s), p in preds.items():
+        for cond, names in (("id", [id_eval]), ("shift", list(sets.shifts))):
+            vals = [_cal(stats[(c, s), n], None if idx is None else idx[n]) for n in names]
+            row = {k: float(np.mean([v[k] for v in vals])) for k in vals[0]}
+            rows.append({"curation": c, "size": s, "condition": cond, "T": p["T"], **row})
+    return pd.DataFrame(rows)
+
+
+def residual_table(models: pd.DataFrame) -> pd.DataFrame:
+    """Per (metric, scaling, condition): each model's residual on accuracy (same condition)."""
+    out = []
+    for cond, part in models.groupby("condition", sort=False):
+        for m in ("ece", "nll"):
+            for sc in ("before", "after"):
+                r = accuracy_residuals(part["acc"], part[f"{m}_{sc}"])
+                out.append(part[["curation", "size"]].assign(metric=m, scaling=sc, condition=cond,
+                                                             residual=r))
+    return pd.concat(out, ignore_index=True)
+
+
+def curation_residuals(preds: dict, sets, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Mean residual per curation and (metric, scaling, condition), with a percentile bootstrap
+    interval over evaluation images (the module docstring)."""
+    keys = ["metric", "scaling", "condition", "curation"]
+    stats = row_stats(preds, sets)
+    point = residual_table(model_table(preds, sets, stats=stats)).groupby(
+        keys, sort=False)["residual"].mean()
+    rng = np.random.default_rng(seed)
+    any_p = next(iter(preds.values()))
+    sizes = {n: len(any_p[n][1]) for n in [f"{sets.id_set}#eval", *sets.shifts]}
+    boots = []
+    for _ in range(n_boot):
+        idx = {n: rng.integers(0, k, k) for n, k in sizes.items()}
+        boots.append(residual_table(model_table(preds, sets, idx, stats)).groupby(
+            keys, sort=False)["residual"].mean())
+    B = pd.concat(boots, axis=1)
+    return pd.DataFrame({"residual": point, "lo": B.quantile(0.025, axis=1),
+                         "hi": B.quantile(0.975, axis=1)}).reset_index()
+
+
+def above_chance(models: pd.DataFrame) -> pd.Series:
+    """Per (curation, size): whether the model's ID accuracy exceeds chance by
+    :data:`ABOVE_CHANCE` (a model at chance predicts near-uniformly: its calibration says
+    nothing about its data)."""
+    idt = models[models.condition == "id"].set_index(["curation", "size"])
+    return idt["acc"] > CHANCE + ABOVE_CHANCE
+
+
+def assess(res: pd.DataFrame, source: str, models: pd.DataFrame | None = None) -> list[dict]:
+    """Per claim (:data:`CLAIM_CELLS`): reproduced when at least one curation's mean residual
+    has an interval excluding zero (curation predicts calibration beyond accuracy there).
+    With ``models`` (:func:`model_table`): not testable when fewer than half the models are
+    above chance (:func:`above_chance`): the residuals then measure untrained models."""
+    rows = []
+    if models is not None:
+        ok = above_chance(models)
+        if ok.sum() < len(ok) / 2:
+            why = (f"only {int(ok.sum())} of {len(ok)} models exceed chance ({CHANCE:.0%}) by "
+                   f"{ABOVE_CHANCE:.0%} on the ID set: at this budget the CLIPs have not learned, "
+                   "so their calibration says nothing about their data; raise budget")
+            return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
+    for cid, (m, sc, cond) in CLAIM_CELLS.items():
+        part = res[(res.metric == m) & (res.scaling == sc) & (res.condition == cond)]
+        if part.empty or part["lo"].isna().all():
+            rows.append(claims.not_testable(CLAIMS[cid], source, "no residuals computed"))
+            continue
+        off = part[(part["lo"] > 0) | (part["hi"] < 0)]
+        ev = "; ".join(f"{r.curation} {r.residual:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}]"
+                       for r in part.itertuples())
+        rows.append(claims.judgement(
+            CLAIMS[cid], source, claims.REPRODUCED if len(off) else claims.NOT_REPRODUCED,
+            f"{len(off)} of {len(part)} curations have a mean {m.upper()} residual (on accuracy) "
+            "whose interval excludes zero", f"mean residual per curation: {ev}"))
+    return rows
+
+
+def published_datacomp() -> pd.DataFrame:
+    """open_clip's published zero-shot accuracies of the DataComp / CommonPool filter variants
+    (tags starting ``datacomp`` or ``commonpool``)."""
+    from clipsafety.published import openclip_results
+
+    oc = openclip_results()
+    return oc[oc["tag"].str.startswith(("datacomp", "commonpool"))].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------- charts
+def chart_calibration(models: pd.DataFrame, metric: str = "ece"):
+    """ECE (or NLL) against accuracy, before and after scaling, ID and shift: one point per
+    model coloured by curation, size in the tooltip; click a curation to highlight it."""
+    import altair as alt
+
+    long = models.melt(id_vars=["curation", "size", "condition", "acc"],
+                       value_vars=[f"{metric}_before", f"{metric}_after"], var_name="scaling",
+                       value_name="value")
+    long["scaling"] = long["scaling"].str.removeprefix(f"{metric}_")
+    sel = alt.selection_point(fields=["curation"], bind="legend")
+    return alt.Chart(long).mark_point(filled=True, size=70).encode(
+        x=alt.X("acc:Q", title="accuracy", scale=alt.Scale(zero=False)),
+        y=alt.Y("value:Q", title=metric.upper()), color="curation:N", shape="curation:N",
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
+        tooltip=["curation:N", "size:Q", "condition:N", "scaling:N",
+                 alt.Tooltip("acc:Q", format=".3f"), alt.Tooltip("value:Q", format=".4f")]
+    ).add_params(sel).properties(width=200, height=170).facet(
+        row=alt.Row("condition:N", title=None), column=alt.Column("scaling:N", title=None)
+    ).properties(title=f"{metric.upper()} against accuracy, per curation")
+
+
+def chart_residuals(res: pd.DataFrame):
+    """Each curation's mean residual on accuracy with its interval, per (metric, scaling,
+    condition); the dashed line is zero."""
+    import altair as alt
+
+    d = res.assign(cell=res.metric + " " + res.scaling + " (" + res.condition + ")")
+    base = alt.Chart(d).encode(y=alt.Y("curation:N", title=None), color="curation:N")
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title="mean residual on accuracy"), x2="hi:Q")
+    pts = base.mark_point(filled=True, size=60).encode(
+        x="residual:Q", tooltip=["cell:N", "curation:N", alt.Tooltip("residual:Q", format="+.4f"),
+                                 alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
+    zero = alt.Chart(d).mark_rule(strokeDash=[4, 4], color="black").encode(x=alt.datum(0))
+    return alt.layer(rule, pts, zero).properties(width=200, height=120).facet(
+        facet=alt.Facet("cell:N", title=None), columns=4).resolve_scale(x="independent").properties(
+        title="does curation predict calibration beyond accuracy?")
+
+
+def chart_sizes(models: pd.DataFrame):
+    """Accuracy and ECE against the training-set size, one line per curation."""
+    import altair as alt
+
+    long = models[models.condition == "id"].melt(id_vars=["curation", "size"],
+                                                 value_vars=["acc", "ece_before", "ece_after"],
+                                                 var_name="measure", value_name="value")
+    sel = alt.selection_point(fields=["curation"], bind="legend")
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("size:Q", title="training images", scale=alt.Scale(type="log")),
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color="curation:N",
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
+        tooltip=["curation:N", "size:Q", "measure:N", alt.Tooltip("value:Q", format=".4f")]
+    ).add_params(sel).properties(width=200, height=160).facet(
+        column=alt.Column("measure:N", title=None)).resolve_scale(y="independent").properties(
+        title="ID accuracy and ECE against size")
+
+
+__all__ = ["ARCHS", "CLAIMS", "CURATIONS", "above_chance", "accuracy_residuals", "assess", "calibration_of",
+           "chart_calibration", "chart_residuals", "chart_sizes", "check_budget",
+           "check_curations", "curation_residuals", "model_table", "published_datacomp",
+           "reference_features", "residual_table", "row_stats", "selections", "train_and_score"]

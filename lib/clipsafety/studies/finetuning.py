@@ -1,0 +1,494 @@
+"""Fine-tuning and OOD detection: accuracy against detection along each fine-tuning path.
+
+From the same zero-shot zoo CLIPs (the parents), the recipes of :mod:`clipsafety.finetune`
+are trained live under one budget (samples seen per full fine-tuning run): the linear probe,
+full fine-tuning, LP-FT, two-stage fine-tuning through the 30 sub-types, and WiSE-FT
+interpolation between the zero-shot model and the fully fine-tuned one over an ``alpha``
+grid. Every variant is evaluated on the same seeded subsets of the world's ID test set,
+its shifts and its OOD sets: accuracy (shift sets over their label subsets) and detection
+(MCM, MSP, MaxLogit, energy; AUROC and FPR@95, ID positive).
+
+Intervals resample the evaluation images (the ID set, each shift and each OOD set drawn with
+replacement, the same draw for every model), so a paired contrast of two recipes of the same
+parents says how much of the difference the finite test sets could produce. They say nothing
+about other seeds of the training itself (one seed per run).
+
+Published evidence: the zero-shot / fine-tuned CLIP pairs of NINCO and C-OOD, read by the OOD
+study (:func:`clipsafety.studies.ood.ninco_results`, :func:`~clipsafety.studies.ood.cood_results`)
+and passed in by the chapter (studies never import each other).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from clipsafety import claims, metrics
+from clipsafety.groups import FT_GROUPS
+
+SCORES = ("mcm", "msp", "maxlogit", "energy")
+#: recipe names in display order; zero-shot and full FT are the ends of the WiSE-FT path
+RECIPES = ("zero-shot", "linear probe", "LP-FT", "full FT", "two-stage FT", "WiSE-FT")
+TRAIN_SETS = ("train-labelled-10k", "train-labelled-30k")
+DEFAULT_PARENTS = ("zoo:clip-convnext-wit-100k",)
+BUDGET_RANGE = (256, 200_000)
+PROBE_EPOCHS = 10  # the linear probe sees its training features this many times
+
+#: the paper's two fine-tuning claims (section 5), stated by the OOD study
+#: (:data:`clipsafety.studies.ood.CLAIMS`); the chapter passes them to :func:`assess_live`
+PAPER_CLAIMS = ("ood-ft-worse", "ood-2stage")
+#: the claims of the fine-tuning literature this chapter adds
+CLAIMS = {
+    "ft-lpft-shift": claims.Claim(
+        "ft-lpft-shift", "LP-FT is more accurate under distribution shift than full fine-tuning "
+        "(Kumar et al. 2022)", "related work"),
+    "ft-lpft-detect": claims.Claim(
+        "ft-lpft-detect", "LP-FT keeps OOD detection better than full fine-tuning", "extension"),
+    "ft-wise-shift": claims.Claim(
+        "ft-wise-shift", "Interpolating zero-shot and fine-tuned weights (WiSE-FT) is more "
+        "accurate under shift than either end (Wortsman et al. 2022)", "related work"),
+    "ft-wise-detect": claims.Claim(
+        "ft-wise-detect", "WiSE-FT detects OOD better than the fine-tuned end", "extension"),
+}
+
+
+def check_alphas(alphas) -> list[float]:
+    """The WiSE-FT grid as sorted floats in [0, 1] including both ends; ValueError otherwise."""
+    try:
+        a = sorted({float(x) for x in (alphas if not isinstance(alphas, (int, float)) else [alphas])})
+    except (TypeError, ValueError):
+        raise ValueError(f"alphas={alphas!r}: expected a list of numbers in [0, 1], e.g. "
+                         "[0, 0.25, 0.5, 0.75, 1]") from None
+    bad = [x for x in a if not 0.0 <= x <= 1.0 or not np.isfinite(x)]
+    if bad or not a:
+        raise ValueError(f"alphas={alphas!r}: {bad or 'empty'} outside [0, 1]; the mixing "
+                         "coefficient runs from 0 (zero-shot) to 1 (fine-tuned), e.g. "
+                         "[0, 0.25, 0.5, 0.75, 1]")
+    return sorted(set(a) | {0.0, 1.0})
+
+
+def check_budget(budget) -> int:
+    lo, hi = BUDGET_RANGE
+    if isinstance(budget, bool) or not isinstance(budget, int) or not lo <= budget <= hi:
+        raise ValueError(f"budget={budget!r}: expected an integer in [{lo}, {hi}] (training "
+                         "samples seen per fine-tuning run; the chapter's cost grows with it)")
+    return budget
+
+
+# ----------------------------------------------------------------------------- evaluation sets
+@dataclass
+class EvalSets:
+    """Seeded subsets of the world's evaluation sets: name -> (images, targets, label subset)."""
+
+    id_set: str
+    shifts: list[str]
+    ood: list[str]
+    data: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.id_set, *self.shifts, *self.ood]
+
+
+def eval_sets(n_eval: int, seed: int, shifts=None, ood=None) -> EvalSets:
+    """Up to ``n_eval`` rows of ``synth:id-test``, every shift and every OOD set (a seeded draw
+    per set, the same for every model)."""
+    from clipsafety import synth
+
+    shifts = list(shifts if shifts is not None else synth.SHIFTS)
+    ood = list(ood if ood is not None else synth.OOD_SETS)
+    out = EvalSets("id-test", shifts, ood)
+    for k, name in enumerate(out.names):
+        ds = synth.get_dataset(name)
+        imgs, y, _ = ds.arrays()
+        rng = np.random.default_rng(seed + 7919 * k)
+        idx = np.sort(rng.choice(len(imgs), size=min(n_eval, len(imgs)), replace=False))
+        out.data[name] = (imgs[idx], np.asarray(y)[idx], ds.label_subset)
+    return out
+
+
+def _subset_logits(L: np.ndarray, subset) -> np.ndarray:
+    if subset is None:
+        return L
+    mask = np.full(L.shape[1], -np.inf)
+    mask[list(subset)] = 0.0
+    return L + mask
+
+
+def score_arrays(feats: np.ndarray, W: np.ndarray, b: np.ndarray) -> dict:
+    """Per-sample OOD scores (higher = ID) of a linear head on normalised features: MCM on the
+    cosines with the head's rows (T = 1), MSP, MaxLogit and energy on the logits."""
+    from clipsafety import finetune
+
+    L = finetune.logits_of(feats, W, b)
+    return {"mcm": metrics.mcm(finetune.cosines_of(feats, W)), "msp": metrics.msp(L),
+            "maxlogit": metrics.max_logit(L), "energy": metrics.energy(L)}
+
+
+def evaluate_head(feats_by_set: dict, W: np.ndarray, b: np.ndarray, sets: EvalSets) -> dict:
+    """``{"correct": {set: bool [n]}, "scores": {set: {score: [n]}}}`` for one variant: accuracy
+    on the ID set and shifts (over each set's label subset), scores on the ID and OOD sets."""
+    from clipsafety import finetune
+
+    correct, scores = {}, {}
+    for name in [sets.id_set, *sets.shifts]:
+        _, y, subset = sets.data[name]
+        L = _subset_logits(finetune.logits_of(feats_by_set[name], W, b), subset)
+        correct[name] = L.argmax(1) == y
+    for name in [sets.id_set, *sets.ood]:
+        scores[name] = score_arrays(feats_by_set[name], W, b)
+    return {"correct": correct, "scores": scores}
+
+
+def _tower_features(module, sets: EvalSets) -> dict:
+    from clipsafety import finetune
+
+    return {n: finetune.features(module, sets.data[n][0]) for n in sets.names}
+
+
+# ----------------------------------------------------------------------------- training
+def run_paths(parents, budget: int, alphas, sets: EvalSets, train_set: str = TRAIN_SETS[0],
+              seed: int = 0, progress=print) -> dict:
+    """Train every recipe from every parent and evaluate it. Returns ``{(parent, recipe,
+    alpha): evaluation}`` (:func:`evaluate_head`; alpha is NaN off the WiSE-FT path, 0 for
+    zero-shot, 1 for full FT) plus ``"_seconds"``: wall-clock seconds per parent."""
+    import copy
+
+    import torch
+
+    from clipsafety import finetune
+    from clipsafety.zoo.train import _Data
+
+    budget = check_budget(budget)
+    grid = check_alphas(alphas)
+    parents = [finetune.check_parent(p) for p in parents]
+    if train_set not in TRAIN_SETS:
+        raise ValueError(f"train_set={train_set!r}; expected one of {list(TRAIN_SETS)}")
+    _, imgs, y, sub = _Data(disk=True).get(train_set)
+    out, seconds = {}, {}
+    for p in parents:
+        t0 = time.time()
+        torch.manual_seed(seed)
+        zs, fam = finetune.zero_shot_module(p)
+        lr = finetune.FT_LR[fam]
+        zs_feats = _tower_features(zs, sets)
+        W0, b0 = finetune.head_arrays(zs)
+        out[(p, "zero-shot", 0.0)] = evaluate_head(zs_feats, W0, b0, sets)
+        # linear probe on frozen features, head from the zero-shot head
+        lp = copy.deepcopy(zs)
+        train_f = finetune.features(zs, imgs)
+        finetune.linear_probe(lp, train_f, y, PROBE_EPOCHS * len(y), seed)
+        Wl, bl = finetune.head_arrays(lp)
+        out[(p, "linear probe", np.nan)] = evaluate_head(zs_feats, Wl, bl, sets)
+        # LP-FT: full fine-tuning from the probe
+        lpft = copy.deepcopy(lp)
+        finetune.full_finetune(lpft, imgs, y, budget, seed, lr)
+        out[(p, "LP-FT", np.nan)] = evaluate_head(_tower_features(lpft, sets),
+                                                  *finetune.head_arrays(lpft), sets)
+        # full fine-tuning from the zero-shot head, and the WiSE-FT path to it
+        ft = copy.deepcopy(zs)
+        finetune.full_finetune(ft, imgs, y, budget, seed, lr)
+        for a in grid[1:]:
+            m = ft if a == 1.0 else finetune.interpolate(zs, ft, a)
+            out[(p, "full FT" if a == 1.0 else "WiSE-FT", a)] = evaluate_head(
+                _tower_features(m, sets), *finetune.head_arrays(m), sets)
+        # two-stage: sub-types, then categories
+        ts = finetune.two_stage(p, imgs, y, sub, budget, seed, lr)
+        out[(p, "two-stage FT", np.nan)] = evaluate_head(_tower_features(ts, sets),
+                                                         *finetune.head_arrays(ts), sets)
+        seconds[p] = time.time() - t0
+        if progress:
+            progress(f"{p}: {seconds[p]:.0f} s")
+    out["_seconds"] = seconds
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+def _variants(evals: dict):
+    return [k for k in evals if k != "_seconds"]
+
+
+def _mean_auroc(ev: dict, sets: EvalSets, score: str, idx=None) -> float:
+    """Mean AUROC over the OOD sets; ``idx``: per-set row indices of a bootstrap draw."""
+    id_s = ev["scores"][sets.id_set][score]
+    if idx is not None:
+        id_s = id_s[idx[sets.id_set]]
+    vals = []
+    for o in sets.ood:
+        s = ev["scores"][o][score]
+        vals.append(metrics.auroc(id_s, s if idx is None else s[idx[o]]))
+    return float(np.mean(vals))
+
+
+def _acc(ev: dict, names, idx=None) -> float:
+    return float(np.mean([(ev["correct"][n] if idx is None else ev["correct"][n][idx[n]]).mean()
+                          for n in names]))
+
+
+def path_table(evals: dict, sets: EvalSets) -> pd.DataFrame:
+    """One row per (parent, recipe, alpha): ID accuracy, mean shift accuracy, and per score
+    the mean AUROC and FPR@95 over the OOD sets."""
+    rows = []
+    for (p, r, a) in _variants(evals):
+        ev = evals[(p, r, a)]
+        row = {"parent": p, "recipe": r, "alpha": a, "id_acc": _acc(ev, [sets.id_set]),
+               "shift_acc": _acc(ev, sets.shifts)}
+        for s in SCORES:
+            id_s = ev["scores"][sets.id_set][s]
+            row[f"auroc_{s}"] = float(np.mean([metrics.auroc(id_s, ev["scores"][o][s])
+                                               for o in sets.ood]))
+            row[f"fpr95_{s}"] = float(np.mean([metrics.fpr_at_tpr(id_s, ev["scores"][o][s])
+                                               for o in sets.ood]))
+        rows.append(row)
+    t = pd.DataFrame(rows)
+    t["family"] = t["parent"].str.extract(r"clip-([a-z]+)-")[0]
+    t["label"] = np.where(t["recipe"] == "WiSE-FT", "WiSE-FT a=" + t["alpha"].map("{:.2f}".format),
+                          t["recipe"])
+    return t
+
+
+def per_set_table(evals: dict, sets: EvalSets, score: str) -> pd.DataFrame:
+    """Long table: parent, recipe, alpha, dataset, kind (shift / ood / id), value (accuracy or
+    AUROC of ``score``)."""
+    rows = []
+    for (p, r, a) in _variants(evals):
+        ev = evals[(p, r, a)]
+        for n in [sets.id_set, *sets.shifts]:
+            rows.append({"parent": p, "recipe": r, "alpha": a, "dataset": n,
+                         "kind": "id" if n == sets.id_set else "shift",
+                         "value": float(ev["correct"][n].mean())})
+        for o in sets.ood:
+            rows.append({"parent": p, "recipe": r, "alpha": a, "dataset": o, "kind": "ood",
+                         "value": metrics.auroc(ev["scores"][sets.id_set][score],
+                                                ev["scores"][o][score])})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- contrasts
+def _draws(sets: EvalSets, n_boot: int, seed: int):
+    rng = np.random.default_rng(seed)
+    sizes = {n: len(sets.data[n][1]) for n in sets.names}
+    for _ in range(n_boot):
+        yield {n: rng.integers(0, k, k) for n, k in sizes.items()}
+
+
+def _stat(ev, sets, what, score, idx=None):
+    if what == "auroc":
+        return _mean_auroc(ev, sets, score, idx)
+    if what == "shift_acc":
+        return _acc(ev, sets.shifts, idx)
+    if what == "id_acc":
+        return _acc(ev, [sets.id_set], idx)
+    raise ValueError(f"what={what!r}; expected 'auroc', 'shift_acc' or 'id_acc'")
+
+
+def contrast(evals: dict, sets: EvalSets, a, b, what: str = "auroc", score: str = "msp",
+             n_boot: int = 200, seed: int = 0) -> dict:
+    """Mean over parents of ``stat(a) - stat(b)`` with a percentile bootstrap interval over
+    evaluation images (one joint draw per resample, shared by both sides and all parents).
+
+    ``a`` and ``b`` are ``(recipe, alpha)``, or a callable ``parent -> list of (recipe,
+    alpha)`` whose best value (highest) is taken per parent in every resample. Returns est, lo,
+    hi and per_parent (the parents' point differences)."""
+    parents = sorted({k[0] for k in _variants(evals)})
+
+    def side(p, spec, idx):
+        keys = spec(p) if callable(spec) else [spec]
+        vals = []
+        for r, al in keys:
+            k = next(k for k in _variants(evals) if k[0] == p and k[1] == r
+                     and (np.isnan(al) and np.isnan(k[2]) or k[2] == al))
+            vals.append(_stat(evals[k], sets, what, score, idx))
+        return max(vals)
+
+    def diff(idx):
+        return np.array([side(p, a, idx) - side(p, b, idx) for p in parents])
+
+    point = diff(None)
+    boots = np.array([diff(idx).mean() for idx in _draws(sets, n_boot, seed)])
+    lo, hi = np.percentile(boots, [2.5, 97.5]) if len(boots) > 1 else (np.nan, np.nan)
+    return {"est": float(point.mean()), "lo": float(lo), "hi": float(hi),
+            "per_parent": dict(zip(parents, point.tolist()))}
+
+
+def interior_alpha(table: pd.DataFrame) -> float:
+    """The WiSE-FT alpha of the run closest to 0.5 strictly inside (0, 1) (NaN if none)."""
+    a = table.loc[table.recipe == "WiSE-FT", "alpha"].dropna().unique()
+    return float(a[np.argmin(np.abs(a - 0.5))]) if len(a) else np.nan
+
+
+def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, score: str,
+                n_boot: int, seed: int, paper_claims: dict) -> tuple[list[dict], dict]:
+    """The six claims on the live paths (``paper_claims``: the :data:`PAPER_CLAIMS` by id, as
+    the OOD study states them); returns (rows, contrasts by claim id).
+
+    Rules: *fine-tuned worse* — a parent counts when its full fine-tune's mean AUROC is below
+    its zero-shot model's with the interval of that parent's difference below 0 (counting
+    claim, at least one); *two-stage* — two-stage minus full FT AUROC, mean over parents,
+    interval above 0; *LP-FT shift* / *LP-FT detect* — LP-FT minus full FT in mean shift
+    accuracy / AUROC; *WiSE shift* — WiSE-FT at the interior alpha nearest 0.5 minus the better
+    end (zero-shot or full FT, per parent and resample); *WiSE detect* — that alpha minus full FT
+    in AUROC. Intervals: :func:`contrast`."""
+    c = {**CLAIMS, **{k: paper_claims[k] for k in PAPER_CLAIMS}}
+    rows, con = [], {}
+    ZS, FT, TS, LPFT = ("zero-shot", 0.0), ("full FT", 1.0), ("two-stage FT", np.nan), ("LP-FT", np.nan)
+    per = []
+    for p in sorted(table.parent.unique()):
+        sub = {k: v for k, v in evals.items() if k != "_seconds" and k[0] == p}
+        r = contrast(sub, sets, FT, ZS, "auroc", score, n_boot, seed)
+        per.append((p, r))
+    con["ood-ft-worse"] = per
+    worse = sum(r["hi"] < 0 for _, r in per)
+    ev = "; ".join(f"{p}: {r['est']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for p, r in per)
+    rows.append(claims.verdict_from_count(
+        c["ood-ft-worse"], source, worse, len(per), 1,
+        evidence=f"full FT minus zero-shot, mean {score} AUROC over the OOD sets: {ev}"))
+    specs = {"ood-2stage": (TS, FT, "auroc", "two-stage FT minus full FT, mean AUROC"),
+             "ft-lpft-shift": (LPFT, FT, "shift_acc", "LP-FT minus full FT, mean shift accuracy"),
+             "ft-lpft-detect": (LPFT, FT, "auroc", "LP-FT minus full FT, mean AUROC")}
+    a_mid = interior_alpha(table)
+    if np.isfinite(a_mid):
+        specs["ft-wise-shift"] = (("WiSE-FT", a_mid), lambda p: [ZS, FT], "shift_acc",
+                                  f"WiSE-FT at alpha {a_mid:.2f} minus the better end, mean "
+                                  "shift accuracy")
+        specs["ft-wise-detect"] = (("WiSE-FT", a_mid), FT, "auroc",
+                                   f"WiSE-FT at alpha {a_mid:.2f} minus full FT, mean AUROC")
+    for cid, (a, b, what, text) in specs.items():
+        r = contrast(evals, sets, a, b, what, score, n_boot, seed)
+        con[cid] = r
+        rows.append(claims.verdict_from_interval(
+            c[cid], source, r["est"], r["lo"], r["hi"], "greater",
+            evidence=f"{text}{f' ({score})' if what == 'auroc' else ''} over "
+                     f"{len(r['per_parent'])} parent(s); intervals "
+                     "resample the evaluation images"))
+    for cid in ("ft-wise-shift", "ft-wise-detect"):
+        if cid not in specs:
+            rows.append(claims.not_testable(c[cid], source, "no alpha strictly inside (0, 1) "
+                                            "in the grid"))
+    return rows, con
+
+
+def best_recipe(table: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per recipe (mean over parents): gain in ID and shift accuracy and change in AUROC
+    against zero-shot; ``keeps`` = gains ID accuracy without losing mean AUROC. Sorted by
+    AUROC change among the recipes that gain accuracy."""
+    t = table.copy()
+    zs = t[t.recipe == "zero-shot"].set_index("parent")
+    for col in ("id_acc", "shift_acc", f"auroc_{score}"):
+        t[f"d_{col}"] = t[col] - t["parent"].map(zs[col])
+    g = t.groupby("label", sort=False)[["d_id_acc", "d_shift_acc", f"d_auroc_{score}"]].mean()
+    g["keeps"] = (g["d_id_acc"] > 0) & (g[f"d_auroc_{score}"] >= 0)
+    return g.drop(index="zero-shot", errors="ignore").sort_values(
+        ["keeps", f"d_auroc_{score}"], ascending=False)
+
+
+# ----------------------------------------------------------------------------- published
+def published_pairs(results: dict) -> pd.DataFrame:
+    """Zero-shot / fine-tuned CLIP pairs of published per-model averages (``results``: source
+    name -> table with model, group, parent, id_acc, auroc, e.g. NINCO's summary and C-OOD):
+    source, model, group, parent, id_acc, auroc, parent_id_acc, parent_auroc."""
+    rows = []
+    for name, avg in results.items():
+        by = avg.set_index("model")
+        for r in avg[avg["group"].isin(FT_GROUPS)].itertuples():
+            par = r.parent if isinstance(r.parent, str) and r.parent in by.index else None
+            rows.append({"source": name, "model": r.model, "group": r.group, "parent": r.parent,
+                         "id_acc": r.id_acc, "auroc": r.auroc,
+                         "parent_id_acc": by.loc[par, "id_acc"] if par else np.nan,
+                         "parent_auroc": by.loc[par, "auroc"] if par else np.nan})
+    return pd.DataFrame(rows, columns=["source", "model", "group", "parent", "id_acc", "auroc",
+                                       "parent_id_acc", "parent_auroc"])
+
+
+def untested_rows(source: str, why: str) -> list[dict]:
+    """``not testable`` rows of this chapter's own claims (:data:`CLAIMS`) on ``source``."""
+    return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
+
+
+#: the real catalog's zero-shot / fine-tuned pairs of one backbone (ViT-B/16, OpenAI weights)
+REAL_PATH = ["openclip:ViT-B-16@openai", "timm:vit_base_patch16_clip_224.openai_ft_in1k",
+             "timm:vit_base_patch16_clip_224.openai_ft_in12k_in1k"]
+
+
+# ----------------------------------------------------------------------------- charts
+def chart_paths(table: pd.DataFrame, score: str, x: str = "id_acc"):
+    """Accuracy against mean AUROC, one panel per parent: the WiSE-FT path as a line from
+    zero-shot to full FT, the other recipes as points (legend click highlights a recipe)."""
+    import altair as alt
+
+    d = table.assign(**{"x": table[x] * 100, "y": table[f"auroc_{score}"]})
+    sel = alt.selection_point(fields=["recipe"], bind="legend")
+    base = alt.Chart(d).encode(
+        x=alt.X("x:Q", title=f"{'ID' if x == 'id_acc' else 'mean shift'} accuracy (%)",
+                scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", title=f"mean AUROC ({score})", scale=alt.Scale(zero=False)),
+        tooltip=["parent:N", "label:N", alt.Tooltip("id_acc:Q", format=".3f"),
+                 alt.Tooltip("shift_acc:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")])
+    path = base.transform_filter(alt.FieldOneOfPredicate("recipe", ["zero-shot", "WiSE-FT", "full FT"])
+                                 ).mark_line(color="#999", strokeDash=[3, 2]).encode(order="alpha:Q")
+    pts = base.mark_point(filled=True, size=90).encode(
+        color=alt.Color("recipe:N", sort=list(RECIPES)), shape=alt.Shape("recipe:N", sort=list(RECIPES)),
+        opacity=alt.condition(sel, alt.value(0.95), alt.value(0.15))).add_params(sel)
+    return alt.layer(path, pts, data=d).properties(width=230, height=200).facet(
+        column=alt.Column("parent:N", title=None)).properties(
+        title=f"accuracy against detection along each fine-tuning path ({score})")
+
+
+def chart_wise(table: pd.DataFrame, score: str):
+    """ID accuracy, shift accuracy and AUROC against the WiSE-FT mixing coefficient."""
+    import altair as alt
+
+    w = table[table.recipe.isin(["zero-shot", "WiSE-FT", "full FT"])]
+    long = w.melt(id_vars=["parent", "alpha"], value_vars=["id_acc", "shift_acc", f"auroc_{score}"],
+                  var_name="measure", value_name="value")
+    sel = alt.selection_point(fields=["parent"], bind="legend")
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("alpha:Q", title="WiSE-FT alpha (0 = zero-shot, 1 = fine-tuned)"),
+        y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=None),
+        color="parent:N", opacity=alt.condition(sel, alt.value(0.9), alt.value(0.15)),
+        tooltip=["parent:N", alt.Tooltip("alpha:Q", format=".2f"), "measure:N",
+                 alt.Tooltip("value:Q", format=".3f")]).add_params(sel).properties(
+        width=210, height=170).facet(column=alt.Column("measure:N", title=None)).resolve_scale(
+        y="independent").properties(title="the WiSE-FT path")
+
+
+def chart_scores(table: pd.DataFrame):
+    """Mean AUROC of each score per recipe (mean over parents); hover for values."""
+    import altair as alt
+
+    long = table.melt(id_vars=["parent", "label"], value_vars=[f"auroc_{s}" for s in SCORES],
+                      var_name="score", value_name="auroc")
+    long["score"] = long["score"].str.removeprefix("auroc_")
+    return alt.Chart(long).mark_point(filled=True, size=60).encode(
+        x=alt.X("label:N", title=None, sort=None, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("mean(auroc):Q", scale=alt.Scale(zero=False), title="mean AUROC over parents"),
+        color="score:N", xOffset="score:N",
+        tooltip=["label:N", "score:N", alt.Tooltip("mean(auroc):Q", format=".3f")]).properties(
+        width=520, height=220, title="the four detection scores along each recipe")
+
+
+def chart_published(pairs: pd.DataFrame):
+    """Published pairs: zero-shot parent -> fine-tuned model in (ID accuracy, AUROC)."""
+    import altair as alt
+
+    d = pairs.dropna(subset=["parent_auroc"])
+    long = pd.concat([d.assign(stage="zero-shot", acc=d.parent_id_acc, au=d.parent_auroc),
+                      d.assign(stage="fine-tuned", acc=d.id_acc, au=d.auroc)])
+    long["acc"] = np.where(long["acc"] <= 1, long["acc"] * 100, long["acc"])
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("acc:Q", title="ID accuracy (%)", scale=alt.Scale(zero=False)),
+        y=alt.Y("au:Q", title="mean AUROC", scale=alt.Scale(zero=False)),
+        detail="model:N", color="source:N", shape="stage:N",
+        tooltip=["source:N", "model:N", "parent:N", "stage:N", alt.Tooltip("acc:Q", format=".1f"),
+                 alt.Tooltip("au:Q", format=".3f")]).properties(
+        width=420, height=260, title="published zero-shot -> fine-tuned CLIP pairs")
+
+
+__all__ = ["CLAIMS", "DEFAULT_PARENTS", "REAL_PATH", "RECIPES", "SCORES", "EvalSets",
+           "PAPER_CLAIMS", "assess_live", "best_recipe", "chart_paths", "chart_published",
+           "chart_scores", "chart_wise", "check_alphas", "check_budget", "contrast",
+           "eval_sets", "evaluate_head", "interior_alpha", "path_table", "per_set_table",
+           "published_pairs", "run_paths", "score_arrays", "untested_rows"]

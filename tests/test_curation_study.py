@@ -1,0 +1,142 @@
+"""The curation study: residuals on accuracy against numpy.polyfit, k-centre selection against
+a brute-force greedy reference, the selections' claimed properties, bad input, and the
+chapter at a tiny budget."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clipsafety import book
+from clipsafety.studies import curation as S
+from clipsafety.synth import curation as C
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_chapters_factors_shape import ROOT, _charts, run_chapter  # noqa: E402
+
+needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
+                               reason="zoo not built")
+
+
+def test_residuals_match_numpy_polyfit():
+    rng = np.random.default_rng(0)
+    x, y = rng.random(12), rng.random(12)
+    ref = y - np.polyval(np.polyfit(x, y, 1), x)
+    np.testing.assert_allclose(S.accuracy_residuals(x, y), ref, atol=1e-12)
+    assert abs(S.accuracy_residuals(x, y).sum()) < 1e-12
+
+
+def test_diversity_select_is_greedy_k_centre():
+    pool = C.raw_pool(300)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 5))
+    cur = C.diversity_select(pool, X, 40, seed=3)
+    # brute-force reference: farthest-point greedy from the same seeded first row
+    first = int(np.random.default_rng(3).integers(300))
+    chosen = [first]
+    for _ in range(39):
+        d = np.min(((X[:, None, :] - X[chosen][None]) ** 2).sum(-1), axis=1)
+        chosen.append(int(np.argmax(d)))
+    assert cur.indices.tolist() == sorted(chosen)
+    assert len(set(cur.indices.tolist())) == 40
+    with pytest.raises(ValueError, match="features must be"):
+        C.diversity_select(pool, X[:10], 5)
+
+
+@needs_zoo
+def test_selections_have_equal_sizes_balance_and_no_duplicates():
+    pool = C.raw_pool(1500)
+    sel = S.selections(pool, ["random", "dedup", "balanced", "alignment", "diversity"],
+                       [0.5, 0.3], [200, 400], 0, "zoo:clip-convnext-wit-10k")
+    names = {c for c, _ in sel}
+    assert names == {"random", "dedup", "balanced", "alignment-50", "alignment-30", "diversity"}
+    dup_of = pool.attributes()["duplicate_of"].to_numpy()
+    root = np.arange(pool.n)
+    for i in np.flatnonzero(dup_of >= 0):
+        root[i] = root[dup_of[i]]
+    cls = C.caption_classes(pool.captions())
+    for (c, s), cur in sel.items():
+        assert len(cur) == s == len(set(cur.indices.tolist())), (c, s)
+        if c == "dedup":
+            assert len(set(root[cur.indices])) == s  # no two rows are copies of one image
+        if c == "balanced":
+            assert np.bincount(cls[cur.indices], minlength=10).tolist() == [s // 10] * 10
+    # alignment keeps the top-scored rows: the 30% selection's scores are above the pool median
+    scores = C.alignment_scores(pool, __import__("clipsafety.zoo", fromlist=["x"]).alignment_scorer(
+        "zoo:clip-convnext-wit-10k"), progress=False)
+    assert scores[sel[("alignment-30", 200)].indices].min() >= np.median(scores)
+
+
+@needs_zoo
+@pytest.mark.parametrize("params,fragments", [
+    ({"curations": ["random", "magic"]}, ["curations", "'magic'", "dedup"]),
+    ({"sizes": [1000, 9000]}, ["sizes", "pool_size 4000"]),
+    ({"sizes": [105]}, ["multiples of 10"]),
+    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 400", "largest size 1000"]),
+    ({"budget": 0}, ["budget", "[256, 500000]"]),
+    ({"reference": "zoo:sup-resnet-labelled-30k"}, ["reference", "not a zero-shot CLIP"]),
+    ({"keep_fractions": [0.5, 1.5]}, ["keep_fractions", "(0, 1]"]),
+])
+def test_bad_input_is_refused_before_work(params, fragments):
+    ch = book.get_chapter("curation")
+    with pytest.raises(book.ParameterError) as exc:
+        book.validate_params(ch, params)
+    for f in fragments:
+        assert f in str(exc.value), (f, str(exc.value))
+
+
+@needs_zoo
+def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch):
+    out = tmp_path / "outputs"
+    monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
+    text = run_chapter("curation", tmp_path, pool_size=800, sizes=[100, 200], budget=256,
+                       n_eval=40, n_boot=20, reference="zoo:clip-convnext-wit-10k")
+    assert "**Finding (synthetic world + zoo).**" in text
+    assert "make chapter NAME=curation" in text
+    assert _charts(text) >= 3
+    rec = json.loads((out / "curation.json").read_text())
+    live = {r["claim_id"]: r["verdict"] for r in rec["claims"] if r["source"] == "synthetic world + zoo"}
+    assert set(live) == set(S.CLAIMS)
+    assert {r["curation"] for r in rec["tables"]["models"]} == {
+        "random", "dedup", "balanced", "alignment-50", "alignment-30", "diversity"}
+    pub = [r for r in rec["claims"] if r["source"] == "published upstream results"]
+    assert pub and all(r["verdict"] == "not testable" for r in pub)
+
+
+def test_model_table_equals_the_metrics_on_the_logits():
+    from clipsafety import metrics
+    from clipsafety.studies.finetuning import EvalSets
+
+    rng = np.random.default_rng(4)
+    sets = EvalSets("id", ["s1", "s2"], [])
+    preds = {}
+    for key in (("random", 100), ("dedup", 100)):
+        p = {"T": float(rng.uniform(0.5, 2))}
+        for n, sub in (("id#eval", None), ("s1", [0, 2, 3]), ("s2", None)):
+            p[n] = (rng.normal(size=(80, 5)) * 3, rng.choice([0, 2, 3], 80), sub)
+        preds[key] = p
+    t = S.model_table(preds, sets).set_index(["curation", "condition"])
+    for (c, _), p in preds.items():
+        ref_id = S.calibration_of(*p["id#eval"], p["T"])
+        ref_sh = [S.calibration_of(*p[n], p["T"]) for n in ("s1", "s2")]
+        for k, v in ref_id.items():
+            assert t.loc[(c, "id"), k] == pytest.approx(v, abs=1e-12)
+            assert t.loc[(c, "shift"), k] == pytest.approx(np.mean([r[k] for r in ref_sh]), abs=1e-12)
+        assert ref_id["ece_before"] == metrics.ece_from_logits(p["id#eval"][0], p["id#eval"][1])
+
+
+def test_claims_are_not_testable_when_the_models_are_at_chance():
+    import pandas as pd
+
+    models = pd.DataFrame({"curation": ["a", "b"], "size": [10, 10], "condition": ["id", "id"],
+                           "acc": [0.11, 0.12]})
+    res = pd.DataFrame({"metric": "ece", "scaling": "before", "condition": "id",
+                        "curation": ["a", "b"], "residual": [0.1, -0.1], "lo": [0.05, -0.2],
+                        "hi": [0.2, -0.05]})
+    rows = S.assess(res, "synthetic world + zoo", models)
+    assert {r["verdict"] for r in rows} == {"not testable"}
+    assert "have not learned" in rows[0]["detail"]
+    learned = models.assign(acc=[0.4, 0.5])
+    row = next(r for r in S.assess(res, "synthetic world + zoo", learned) if r["claim_id"] == "cur-ece")
+    assert row["verdict"] == "reproduced" and "2 of 2 curations" in row["detail"]

@@ -1,0 +1,175 @@
+"""Fine-tuning recipes and the fine-tuning study, checked against independent references:
+WiSE-FT's ends against the zoo's zero-shot model and the fine-tuned module, the linear probe
+against scikit-learn's logistic regression, the OOD scores against direct numpy, the
+bad-input rules, and the chapter at a tiny budget."""
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clipsafety import book, finetune
+from clipsafety.studies import finetuning as S
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_chapters_factors_shape import MIRROR, ROOT, _charts, run_chapter  # noqa: E402
+
+PARENT = "zoo:clip-convnext-wit-10k"
+needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
+                               reason="zoo not built")
+
+
+@pytest.fixture(scope="module")
+def images():
+    from clipsafety.synth import get_dataset
+
+    x, y, _ = get_dataset("id-test").arrays()
+    return x[:120], y[:120]
+
+
+@needs_zoo
+def test_wise_ends_reproduce_zero_shot_and_fine_tuned_logits(images):
+    from clipsafety.zoo import load, predict_arrays
+
+    x, y = images
+    zs, _ = finetune.zero_shot_module(PARENT)
+    # independent reference: the zoo's own zero-shot CLIP (text head, scale * cos)
+    ref = predict_arrays(load(PARENT), x)
+    np.testing.assert_allclose(predict_arrays(zs, x), ref, rtol=1e-5, atol=1e-4)
+    ft = copy.deepcopy(zs)
+    finetune.full_finetune(ft, x, y, 128, seed=0, lr=1e-3)
+    w0, w1 = finetune.interpolate(zs, ft, 0.0), finetune.interpolate(zs, ft, 1.0)
+    np.testing.assert_allclose(predict_arrays(w0, x), ref, rtol=1e-5, atol=1e-4)
+    assert np.array_equal(predict_arrays(w0, x), predict_arrays(zs, x))
+    assert np.array_equal(predict_arrays(w1, x), predict_arrays(ft, x))
+    assert not np.allclose(predict_arrays(ft, x), ref)  # fine-tuning moved the weights
+    # halfway: every floating tensor is the mean of the two ends
+    wh = finetune.interpolate(zs, ft, 0.5).state_dict()
+    for k, v in zs.state_dict().items():
+        if v.is_floating_point():
+            np.testing.assert_allclose(wh[k].numpy(), (v.numpy() + ft.state_dict()[k].numpy()) / 2,
+                                       rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
+        finetune.interpolate(zs, ft, 1.5)
+
+
+def test_linear_probe_matches_sklearn_logistic_regression():
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    y = rng.integers(0, 5, 1500)
+    X = centres[y] + 0.9 * rng.normal(size=(1500, 16))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    Xtr, ytr, Xte, yte = X[:1000], y[:1000], X[1000:], y[1000:]
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(16, 5)
+
+    m = M()
+    torch.nn.init.zeros_(m.head.weight)
+    torch.nn.init.zeros_(m.head.bias)
+    finetune.linear_probe(m, Xtr.astype(np.float32), ytr, 40 * len(ytr), seed=0, lr=0.05)
+    W, b = finetune.head_arrays(m)
+    ours = (finetune.logits_of(Xte, W, b).argmax(1) == yte).mean()
+    ref = LogisticRegression(C=1e4, max_iter=2000).fit(Xtr, ytr).score(Xte, yte)
+    assert abs(ours - ref) <= 0.03, (ours, ref)
+
+
+def test_scores_match_direct_numpy():
+    from scipy.special import logsumexp, softmax
+
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(50, 8))
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    W, b = rng.normal(size=(4, 8)) * 5, rng.normal(size=4)
+    s = S.score_arrays(f, W, b)
+    L = f @ W.T + b
+    np.testing.assert_allclose(s["maxlogit"], L.max(1))
+    np.testing.assert_allclose(s["energy"], logsumexp(L, axis=1))
+    np.testing.assert_allclose(s["msp"], softmax(L, axis=1).max(1))
+    cos = f @ (W / np.linalg.norm(W, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(s["mcm"], softmax(cos, axis=1).max(1))
+
+
+def _fake_evals():
+    rng = np.random.default_rng(2)
+    sets = S.EvalSets("id", ["s1"], ["o1", "o2"])
+    for n in sets.names:
+        sets.data[n] = (None, rng.integers(0, 3, 60), None)
+    evals = {}
+    for p in ("p1", "p2"):
+        for r, a in (("zero-shot", 0.0), ("full FT", 1.0)):
+            evals[(p, r, a)] = {
+                "correct": {n: rng.random(60) < 0.6 for n in ("id", "s1")},
+                "scores": {n: {"msp": rng.random(60) + (0.3 if n == "id" else 0)}
+                           for n in ("id", "o1", "o2")}}
+    return sets, evals
+
+
+def test_contrast_of_a_recipe_with_itself_is_zero_and_point_is_the_direct_difference():
+    from clipsafety import metrics
+
+    sets, evals = _fake_evals()
+    same = S.contrast(evals, sets, ("full FT", 1.0), ("full FT", 1.0), "auroc", "msp", 30, 0)
+    assert same["est"] == same["lo"] == same["hi"] == 0.0
+    r = S.contrast(evals, sets, ("full FT", 1.0), ("zero-shot", 0.0), "auroc", "msp", 30, 0)
+    direct = []
+    for p in ("p1", "p2"):
+        vals = []
+        for k in ((p, "full FT", 1.0), (p, "zero-shot", 0.0)):
+            sc = evals[k]["scores"]
+            vals.append(np.mean([metrics.auroc(sc["id"]["msp"], sc[o]["msp"]) for o in ("o1", "o2")]))
+        direct.append(vals[0] - vals[1])
+    assert r["est"] == pytest.approx(np.mean(direct))
+    assert r["lo"] <= r["est"] <= r["hi"]
+
+
+@needs_zoo
+@pytest.mark.parametrize("params,fragments", [
+    ({"parents": ["zoo:nope"]}, ["parents", "zoo:nope", "not a zoo model", "clip-zeroshot"]),
+    ({"parents": ["zoo:sup-resnet-labelled-30k"]}, ["'sup'", "not a zero-shot CLIP"]),
+    ({"alphas": [0, 1.5]}, ["alphas", "outside [0, 1]", "0 (zero-shot)"]),
+    ({"budget": 10}, ["budget", "[256, 200000]"]),
+    ({"score": "neglabel"}, ["score", "mcm"]),
+    ({"real_models": ["zoo:clip-resnet-wit-10k"]}, ["real_models", "openclip:/timm:"]),
+])
+def test_bad_input_is_refused_before_work(params, fragments):
+    ch = book.get_chapter("finetuning")
+    with pytest.raises(book.ParameterError) as exc:
+        book.validate_params(ch, params)
+    for f in fragments:
+        assert f in str(exc.value), (f, str(exc.value))
+    assert "Nothing was run" in str(exc.value)
+
+
+@needs_zoo
+def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch):
+    out = tmp_path / "outputs"
+    monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
+    import fixtures_real as F
+
+    root = tmp_path / "data"  # the real path on fixture folders with a random model
+    F.make_imagenet_val(root, classes=(0, 1, 2, 3), per_class=3)
+    F.make_ood(root, "iNaturalist", n=4)
+    text = run_chapter("finetuning", tmp_path, parents=[PARENT], budget=256, n_eval=40,
+                       alphas=[0.0, 0.5, 1.0], n_boot=20,
+                       published=["ninco", "cood"] if MIRROR.is_dir() else [],
+                       real_models=["timm:resnet18@random"], data_root=str(root),
+                       ood_sets=["ood:inaturalist"], store=str(tmp_path / "store"),
+                       device="cpu", batch_size=8)
+    assert "Real path: 1 models on `imagenet:val` against 1 OOD sets" in text
+    assert "**Finding (synthetic world + zoo).**" in text
+    assert "make chapter NAME=finetuning" in text
+    assert _charts(text) >= 3
+    rec = json.loads((out / "finetuning.json").read_text())
+    live = {r["claim_id"]: r["verdict"] for r in rec["claims"] if r["source"] == "synthetic world + zoo"}
+    assert set(live) == set(S.CLAIMS) | set(S.PAPER_CLAIMS)
+    assert all(v in ("reproduced", "not reproduced", "not testable") for v in live.values())
+    recipes = {r["recipe"] for r in rec["tables"]["table"]}
+    assert recipes == set(S.RECIPES)
