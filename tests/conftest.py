@@ -15,7 +15,7 @@ import pytest
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("CLIPSAFETY_FULL_TESTS") == "1":
         return
-    skip = pytest.mark.skip(reason="long run (a chapter over the whole zoo, or the full-size dataset fingerprints); set CLIPSAFETY_FULL_TESTS=1 (make test-full)")
+    skip = pytest.mark.skip(reason="long run (a chapter over the whole zoo, a real-model chapter path on the CPU, or the full-size dataset fingerprints); set CLIPSAFETY_FULL_TESTS=1 (make test-full)")
     for item in items:
         if "full" in item.keywords:
             item.add_marker(skip)

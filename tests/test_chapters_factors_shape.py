@@ -105,7 +105,7 @@ def test_shape_chapter_real_path_timm(tmp_path, fixture_root):
     assert "This run used real models" in text
 
 
-@pytest.mark.slow
+@pytest.mark.full  # 71 s; the timm real paths of both chapters stay in make test
 def test_both_chapters_real_path_with_random_clip(tmp_path, fixture_root):
     """openclip:ViT-B-32@random builds its 1000-class head on the CPU (single template)."""
     store = str(tmp_path / "store")

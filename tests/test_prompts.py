@@ -237,7 +237,7 @@ def test_bad_input_is_refused_before_work():
         features.clip_towers("timm:resnet18@random")
 
 
-@pytest.mark.slow
+@pytest.mark.full  # 86 s; the site build executes the chapter in make test
 @pytest.mark.book
 @needs_zoo
 def test_chapter_at_a_tiny_budget_records_claims_with_verdicts(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety.charts import panel_width
 from clipsafety.synth.world import CATEGORIES
 
 CURATIONS = ("random", "dedup", "balanced", "alignment", "diversity")
@@ -332,11 +333,12 @@ def chart_calibration(models: pd.DataFrame, metric: str = "ece"):
     sel = alt.selection_point(fields=["curation"], bind="legend")
     return alt.Chart(long).mark_point(filled=True, size=70).encode(
         x=alt.X("acc:Q", title="accuracy", scale=alt.Scale(zero=False)),
-        y=alt.Y("value:Q", title=metric.upper()), color="curation:N", shape="curation:N",
+        y=alt.Y("value:Q", title=metric.upper()), color=alt.Color("curation:N", legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape("curation:N", legend=alt.Legend(orient="bottom")),
         opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
         tooltip=["curation:N", "size:Q", "condition:N", "scaling:N",
                  alt.Tooltip("acc:Q", format=".3f"), alt.Tooltip("value:Q", format=".4f")]
-    ).add_params(sel).properties(width=200, height=170).facet(
+    ).add_params(sel).properties(width=panel_width(2), height=170).facet(
         row=alt.Row("condition:N", title=None), column=alt.Column("scaling:N", title=None)
     ).properties(title=f"{metric.upper()} against accuracy, per curation")
 
@@ -347,14 +349,15 @@ def chart_residuals(res: pd.DataFrame):
     import altair as alt
 
     d = res.assign(cell=res.metric + " " + res.scaling + " (" + res.condition + ")")
-    base = alt.Chart(d).encode(y=alt.Y("curation:N", title=None), color="curation:N")
+    base = alt.Chart(d).encode(y=alt.Y("curation:N", title=None),
+                                color=alt.Color("curation:N", legend=None))
     rule = base.mark_rule().encode(x=alt.X("lo:Q", title="mean residual on accuracy"), x2="hi:Q")
     pts = base.mark_point(filled=True, size=60).encode(
         x="residual:Q", tooltip=["cell:N", "curation:N", alt.Tooltip("residual:Q", format="+.4f"),
                                  alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
     zero = alt.Chart(d).mark_rule(strokeDash=[4, 4], color="black").encode(x=alt.datum(0))
-    return alt.layer(rule, pts, zero).properties(width=200, height=120).facet(
-        facet=alt.Facet("cell:N", title=None), columns=4).resolve_scale(x="independent").properties(
+    return alt.layer(rule, pts, zero).properties(width=panel_width(2) - 60, height=120).facet(
+        facet=alt.Facet("cell:N", title=None), columns=2).resolve_scale(x="independent").properties(
         title="does curation predict calibration beyond accuracy?")
 
 
@@ -368,11 +371,12 @@ def chart_sizes(models: pd.DataFrame):
     sel = alt.selection_point(fields=["curation"], bind="legend")
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("size:Q", title="training images", scale=alt.Scale(type="log")),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)), color="curation:N",
+        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color("curation:N", legend=alt.Legend(orient="bottom")),
         opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
         tooltip=["curation:N", "size:Q", "measure:N", alt.Tooltip("value:Q", format=".4f")]
-    ).add_params(sel).properties(width=200, height=160).facet(
-        column=alt.Column("measure:N", title=None)).resolve_scale(y="independent").properties(
+    ).add_params(sel).properties(width=panel_width(2), height=160).facet(
+        facet=alt.Facet("measure:N", title=None), columns=2).resolve_scale(y="independent").properties(
         title="ID accuracy and ECE against size")
 
 

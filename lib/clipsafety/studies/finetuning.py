@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety.charts import panel_width
 from clipsafety.groups import FT_GROUPS
 
 SCORES = ("mcm", "msp", "maxlogit", "energy")
@@ -430,10 +431,11 @@ def chart_paths(table: pd.DataFrame, score: str, x: str = "id_acc"):
     path = base.transform_filter(alt.FieldOneOfPredicate("recipe", ["zero-shot", "WiSE-FT", "full FT"])
                                  ).mark_line(color="#999", strokeDash=[3, 2]).encode(order="alpha:Q")
     pts = base.mark_point(filled=True, size=90).encode(
-        color=alt.Color("recipe:N", sort=list(RECIPES)), shape=alt.Shape("recipe:N", sort=list(RECIPES)),
+        color=alt.Color("recipe:N", sort=list(RECIPES), legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape("recipe:N", sort=list(RECIPES), legend=alt.Legend(orient="bottom")),
         opacity=alt.condition(sel, alt.value(0.95), alt.value(0.15))).add_params(sel)
-    return alt.layer(path, pts, data=d).properties(width=230, height=200).facet(
-        column=alt.Column("parent:N", title=None)).properties(
+    return alt.layer(path, pts, data=d).properties(width=panel_width(2), height=200).facet(
+        facet=alt.Facet("parent:N", title=None), columns=2).properties(
         title=f"accuracy against detection along each fine-tuning path ({score})")
 
 
@@ -448,10 +450,12 @@ def chart_wise(table: pd.DataFrame, score: str):
     return alt.Chart(long).mark_line(point=True).encode(
         x=alt.X("alpha:Q", title="WiSE-FT alpha (0 = zero-shot, 1 = fine-tuned)"),
         y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=None),
-        color="parent:N", opacity=alt.condition(sel, alt.value(0.9), alt.value(0.15)),
+        color=alt.Color("parent:N", legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.15)),
         tooltip=["parent:N", alt.Tooltip("alpha:Q", format=".2f"), "measure:N",
                  alt.Tooltip("value:Q", format=".3f")]).add_params(sel).properties(
-        width=210, height=170).facet(column=alt.Column("measure:N", title=None)).resolve_scale(
+        width=panel_width(2), height=170).facet(facet=alt.Facet("measure:N", title=None),
+                                                 columns=2).resolve_scale(
         y="independent").properties(title="the WiSE-FT path")
 
 
@@ -467,7 +471,7 @@ def chart_scores(table: pd.DataFrame):
         y=alt.Y("mean(auroc):Q", scale=alt.Scale(zero=False), title="mean AUROC over parents"),
         color="score:N", xOffset="score:N",
         tooltip=["label:N", "score:N", alt.Tooltip("mean(auroc):Q", format=".3f")]).properties(
-        width=520, height=220, title="the four detection scores along each recipe")
+        width=panel_width(1) - 120, height=220, title="the four detection scores along each recipe")
 
 
 def chart_published(pairs: pd.DataFrame):
@@ -484,7 +488,7 @@ def chart_published(pairs: pd.DataFrame):
         detail="model:N", color="source:N", shape="stage:N",
         tooltip=["source:N", "model:N", "parent:N", "stage:N", alt.Tooltip("acc:Q", format=".1f"),
                  alt.Tooltip("au:Q", format=".3f")]).properties(
-        width=420, height=260, title="published zero-shot -> fine-tuned CLIP pairs")
+        width=panel_width(1) - 160, height=260, title="published zero-shot -> fine-tuned CLIP pairs")
 
 
 __all__ = ["CLAIMS", "DEFAULT_PARENTS", "REAL_PATH", "RECIPES", "SCORES", "EvalSets",
