@@ -79,13 +79,19 @@ def resolve_device(device: str = "auto") -> str:
     return dev
 
 
-def check_positive_int(name: str, value, minimum: int = 1, allow_none: bool = True):
-    """``value`` if it is an integer >= ``minimum`` (or ``None`` when allowed), else a
-    ``ValueError`` naming the option, what is expected and what to do."""
+def check_positive_int(name: str, value, minimum: int = 1, allow_none: bool = True,
+                       maximum: int | None = None, what: str = ""):
+    """``value`` if it is an integer >= ``minimum`` (and <= ``maximum`` when given; or ``None``
+    when allowed), else a ``ValueError`` naming the option, what is expected (``what``: what the
+    number counts) and what to do."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid: expected an integer >= {minimum}"
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum
+            or (maximum is not None and value > maximum)):
+        expected = (f"an integer in [{minimum}, {maximum}]" if maximum is not None
+                    else f"an integer >= {minimum}")
+        raise ValueError(f"{name}={value!r} is not valid: expected {expected}"
+                         f"{f' ({what})' if what else ''}"
                          f"{' (or leave it unset for the default)' if allow_none else ''}.")
     return int(value)
 

@@ -66,11 +66,12 @@ def check_curations(curations) -> list[str]:
 
 
 def check_budget(budget) -> int:
+    """``budget`` if it is an integer in :data:`BUDGET_RANGE`, else a ``ValueError`` saying so."""
+    from clipsafety.infer import check_positive_int
+
     lo, hi = BUDGET_RANGE
-    if isinstance(budget, bool) or not isinstance(budget, int) or not lo <= budget <= hi:
-        raise ValueError(f"budget={budget!r}: expected an integer in [{lo}, {hi}] (samples seen "
-                         "per CLIP; the chapter's cost grows with it)")
-    return budget
+    return check_positive_int("budget", budget, lo, allow_none=False, maximum=hi,
+                              what="samples seen per CLIP; the chapter's cost grows with it")
 
 
 # ----------------------------------------------------------------------------- pure pieces
