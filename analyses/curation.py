@@ -37,9 +37,9 @@
 # %% tags=["parameters"]
 curations: list = ["random", "dedup", "balanced", "alignment", "diversity"]  # filters: random, dedup, balanced, alignment, diversity
 keep_fractions: list = [0.5, 0.3]  # alignment filtering: share of the pool kept one model set per fraction
-sizes: list = [500, 1000]  # training-set sizes every curation is trimmed to
-pool_size = 4000  # rows of the raw pool 100 to 100000; 100000: synth:train-raw-100k itself
-budget = 1500  # samples seen per CLIP 256 to 500000
+sizes: list = [2000, 5000]  # training-set sizes every curation is trimmed to
+pool_size = 20000  # rows of the raw pool 100 to 100000; 100000: synth:train-raw-100k itself
+budget = 32000  # samples seen per CLIP 256 to 500000
 arch = "convnext"  # image tower of the tiny CLIPs: convnext, resnet, vit
 reference = "zoo:clip-convnext-wit-100k"  # zoo CLIP scoring alignment and giving diversity's features
 n_eval = 250  # images drawn from each evaluation set ID and 8 shifts
@@ -47,6 +47,7 @@ fit_fraction = 0.5  # share of each ID class the temperature is fitted on
 seed = 0  # seed of curation, training, evaluation draws and bootstrap
 n_boot = 200  # bootstrap resamples of the evaluation images
 published = True  # show open_clip's published DataComp / CommonPool accuracies
+jobs = 0  # worker processes training the CLIPs; 0: one per core (at most 4); results do not depend on it
 
 # %%
 import time
@@ -95,10 +96,15 @@ display(summary.set_index(["curation", "size"]).round(3))
 
 # %%
 sets = ft_study.eval_sets(n_eval, seed, ood=[])
-preds, seconds = study.train_and_score(pool, sel, budget, arch, sets, seed, fit_fraction)
+t_train = time.time()
+preds, seconds = study.train_and_score(pool, sel, budget, arch, sets, seed, fit_fraction,
+                                       jobs=jobs or None)
 models = study.model_table(preds, sets)
 display(models.set_index(["curation", "size", "condition"]).round(4))
-display(Markdown(f"Training and scoring {len(preds)} CLIPs took {sum(seconds.values()):.0f} s."))
+n_jobs = jobs or study.default_jobs()
+display(Markdown(f"Training and scoring {len(preds)} CLIPs took {time.time() - t_train:.0f} s on "
+                 f"{min(n_jobs, len(preds))} worker process(es) ({sum(seconds.values()):.0f} s of "
+                 "worker time)."))
 
 # %% [markdown]
 # ECE against accuracy, ID and under shift, before and after the ID temperature; click a
@@ -249,8 +255,8 @@ evidence.record_outputs("curation", claims_tab, models=models, residuals=res, se
 # %%
 display(Markdown(
     f"This run took {time.time() - t_start:.0f} s. To rerun it with another budget or sizes, "
-    "or on real models:\n\n```\nmake chapter NAME=curation PARAMS='-p budget 60000 -p sizes "
-    "[2000,4000] -p pool_size 20000'\n"
+    "or on real models:\n\n```\nmake chapter NAME=curation PARAMS='-p budget 100000 -p sizes "
+    "[5000,10000] -p pool_size 40000'\n"
     f"make chapter NAME=calibration PARAMS='-p models {ids} -p data_root /data -p device cuda'\n```"))
 
 # %%

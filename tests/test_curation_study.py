@@ -71,10 +71,11 @@ def test_selections_have_equal_sizes_balance_and_no_duplicates():
 @needs_zoo
 @pytest.mark.parametrize("params,fragments", [
     ({"curations": ["random", "magic"]}, ["curations", "'magic'", "dedup"]),
-    ({"sizes": [1000, 9000]}, ["sizes", "pool_size 4000"]),
+    ({"sizes": [1000, 30000]}, ["sizes", "pool_size 20000"]),
     ({"sizes": [105]}, ["multiples of 10"]),
-    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 400", "largest size 1000"]),
+    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 2000", "largest size 5000"]),
     ({"budget": 0}, ["budget", "[256, 500000]"]),
+    ({"jobs": -1}, ["jobs", "integer >= 0"]),
     ({"reference": "zoo:sup-resnet-labelled-30k"}, ["reference", "not a zero-shot CLIP"]),
     ({"keep_fractions": [0.5, 1.5]}, ["keep_fractions", "(0, 1]"]),
 ])
@@ -140,3 +141,26 @@ def test_claims_are_not_testable_when_the_models_are_at_chance():
     learned = models.assign(acc=[0.4, 0.5])
     row = next(r for r in S.assess(res, "synthetic world + zoo", learned) if r["claim_id"] == "cur-ece")
     assert row["verdict"] == "reproduced" and "2 of 2 curations" in row["detail"]
+
+
+@needs_zoo
+def test_parallel_workers_give_the_in_process_results():
+    """Each CLIP trains single-threaded from its own seed, so 2 worker processes give the same
+    logits, bit for bit, as training them one after another in this process."""
+    from clipsafety.studies.finetuning import eval_sets
+
+    pool = C.raw_pool(400)
+    sel = {("random", 100): C.random_subset(pool, 100, seed=0),
+           ("dedup", 100): C.match_size(C.deduplicate(pool), 100, seed=0, pool=pool)}
+    sets = eval_sets(60, 0, ood=[])
+    one, _ = S.train_and_score(pool, sel, 256, "convnext", sets, 0, jobs=1, progress=False)
+    two, _ = S.train_and_score(pool, sel, 256, "convnext", sets, 0, jobs=2, progress=False)
+    assert sorted(one) == sorted(two) == sorted(sel)
+    for key in sel:
+        assert one[key]["T"] == two[key]["T"]
+        for name in set(one[key]) - {"T"}:
+            np.testing.assert_array_equal(one[key][name][0], two[key][name][0])
+            np.testing.assert_array_equal(one[key][name][1], two[key][name][1])
+    # the two selections are different models (the seed and the data differ)
+    a, b = (one[k][f"{sets.id_set}#eval"][0] for k in sorted(sel))
+    assert not np.array_equal(a, b)

@@ -1215,5 +1215,5 @@ CHAPTER_RULES["curation"] = {
     "arch": _choice("convnext", "resnet", "vit"), "reference": _cur_reference_rule,
     "n_eval": _ints(20, "images per evaluation set"), "fit_fraction": _open_fraction,
     "seed": _ints(0, "the random seed"), "n_boot": _ints(1, "bootstrap resamples"),
-    "published": _choice(True, False),
+    "published": _choice(True, False), "jobs": _ints(0, "worker processes (0: one per core)"),
 }

@@ -122,7 +122,7 @@ EXERCISES: dict[str, list[Exercise]] = {
         Exercise("Train every CLIP longer.", {"budget": 60000},
                  "whether the claims become testable (CLIPs above chance)"),
         Exercise("Train ViT CLIPs on three sizes.",
-                 {"arch": "vit", "budget": 60000, "sizes": [500, 1000, 1500], "pool_size": 8000},
+                 {"arch": "vit", "budget": 60000, "sizes": [2000, 4000, 6000], "pool_size": 30000},
                  "whether the curation effect depends on the image tower"),
     ],
     "appendix_world": [
