@@ -92,6 +92,7 @@ def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch)
     out = tmp_path / "outputs"
     monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
     text = run_chapter("curation", tmp_path, pool_size=800, sizes=[100, 200], budget=256,
+                       keep_fractions=[0.5, 0.3],
                        n_eval=40, n_boot=20, reference="zoo:clip-convnext-wit-10k")
     assert "**Finding (synthetic world + zoo).**" in text
     assert "make chapter NAME=curation" in text

@@ -342,16 +342,21 @@ def diversity_select(pool=POOL, features=None, size: int = 10_000, seed: int = 0
     if not 0 <= size <= len(idx):
         raise ValueError(f"size must be in [0, {len(idx)}] for this selection, got {size}")
     Xs = X[idx]
+    sq = np.einsum("ij,ij->i", Xs, Xs)
     rng = np.random.default_rng(seed)
     chosen = np.empty(size, np.int64)
+
+    def sqdist(c):  # ||x - x_c||^2 as ||x||^2 - 2 x.x_c + ||x_c||^2: one matrix-vector product
+        return np.maximum(sq - 2.0 * (Xs @ Xs[c]) + sq[c], 0.0)
+
     if size:
         first = int(rng.integers(len(idx)))
         chosen[0] = first
-        dist = np.sum((Xs - Xs[first]) ** 2, axis=1)
+        dist = sqdist(first)
         for k in range(1, size):
             nxt = int(np.argmax(dist))
             chosen[k] = nxt
-            dist = np.minimum(dist, np.sum((Xs - Xs[nxt]) ** 2, axis=1))
+            dist = np.minimum(dist, sqdist(nxt))
     return _result(pool, idx[chosen], "diversity_select", start=idx, size=size, seed=seed,
                    method="k-centre greedy")
 
