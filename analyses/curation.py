@@ -36,8 +36,8 @@
 
 # %% tags=["parameters"]
 curations: list = ["random", "dedup", "balanced", "alignment", "diversity"]  # filters: random, dedup, balanced, alignment, diversity
-keep_fractions: list = [0.3]  # alignment filtering: share of the pool kept one model set per fraction (the exercises sweep several)
-sizes: list = [2000, 5000]  # training-set sizes every curation is trimmed to
+keep_fractions: list = [0.5]  # alignment filtering: share of the pool kept one model set per fraction (the exercises sweep several)
+sizes: list = [5000, 10000]  # training-set sizes every curation is trimmed to
 pool_size = 20000  # rows of the raw pool 100 to 100000; 100000: synth:train-raw-100k itself
 budget = 32000  # samples seen per CLIP 256 to 500000
 arch = "convnext"  # image tower of the tiny CLIPs: convnext, resnet, vit

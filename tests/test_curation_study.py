@@ -73,7 +73,7 @@ def test_selections_have_equal_sizes_balance_and_no_duplicates():
     ({"curations": ["random", "magic"]}, ["curations", "'magic'", "dedup"]),
     ({"sizes": [1000, 30000]}, ["sizes", "pool_size 20000"]),
     ({"sizes": [105]}, ["multiples of 10"]),
-    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 2000", "largest size 5000"]),
+    ({"keep_fractions": [0.1]}, ["keep fraction 0.1 keeps 2000", "largest size 10000"]),
     ({"budget": 0}, ["budget", "[256, 500000]"]),
     ({"jobs": -1}, ["jobs", "integer >= 0"]),
     ({"reference": "zoo:sup-resnet-labelled-30k"}, ["reference", "not a zero-shot CLIP"]),

@@ -117,10 +117,11 @@ EXERCISES: dict[str, list[Exercise]] = {
     "curation": [
         Exercise("A stricter alignment filter, with CLIPs trained long enough to learn.",
                  {"curations": ["random", "alignment"], "keep_fractions": [0.5, 0.3, 0.25],
+                  "sizes": [2000, 5000],
                   "budget": 60000},
                  "whether the residuals move with the filter's threshold"),
         Exercise("Train every CLIP longer.", {"budget": 60000},
-                 "whether the claims become testable (CLIPs above chance)"),
+                 "whether the verdicts hold when every CLIP learns more"),
         Exercise("Train ViT CLIPs on three sizes.",
                  {"arch": "vit", "budget": 60000, "sizes": [2000, 4000, 6000], "pool_size": 30000},
                  "whether the curation effect depends on the image tower"),
