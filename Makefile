@@ -1,5 +1,6 @@
 # clipsafety: the commands the README names.
 #   make book                 set up .venv, execute every chapter (papermill, cached), build the site
+#                             (BOOK_JOBS=N chapters at once; default one per core, at most 4)
 #   make test                 set up .venv, run the test suite
 #   make test-full            the suite plus each chapter at its defaults over the whole zoo
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
@@ -11,6 +12,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BOOK_JOBS ?= 0
 
 # Published upstream files are read from a mirror when one exists (../shared/external here),
 # downloaded by pinned URL into the cache otherwise.
@@ -49,7 +51,7 @@ venv-cpu: requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(PY) -m clipsafety.book build
+	$(PY) -m clipsafety.book build --jobs $(BOOK_JOBS)
 
 chapter: $(STAMP)
 	@[ -n "$(NAME)" ] || { echo "usage: make chapter NAME=<chapter> PARAMS='-p key value ...'"; exit 2; }

@@ -161,3 +161,28 @@ def test_a_chapter_run_prints_no_papermill_or_kernel_noise(tiny_book, capfd):
     nb = json.loads((book.CHAPTERS / "tiny.ipynb").read_text())
     shown = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "xx 1.0 1" in shown  # the parameters reached the kernel
+
+
+def test_parallel_build_executes_every_chapter_and_reports_a_failure(tiny_book, monkeypatch):
+    """``build(jobs=2)``: both chapters execute (in two worker processes), a failing one is
+    reported by name and keeps no page, the other's page and state are written; a rerun is
+    all cache hits. ``jobs`` is checked before any work."""
+    (tiny_book / "analyses" / "tiny2.py").write_text(CHAPTER.replace("fail = False", "fail = True"))
+    (tiny_book / "book" / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: chapters/tiny\n  - file: chapters/tiny2\n")
+    monkeypatch.setattr(book, "build_site", lambda: 0)
+    assert book.build(jobs=2) == 1
+    state = json.loads((book.STATE / "tiny.json").read_text())
+    assert state["params"]["n"] == 3 and (book.CHAPTERS / "tiny.ipynb").exists()
+    assert not (book.CHAPTERS / "tiny2.ipynb").exists()
+    assert (book.STATE / "tiny2.failed.ipynb").exists()
+    (tiny_book / "analyses" / "tiny2.py").write_text(CHAPTER)
+    assert book.build(jobs=2) == 0
+    assert (book.CHAPTERS / "tiny2.ipynb").exists()
+    assert book.execute(book.get_chapter("tiny"), {k: v["default"] for k, v in
+                        book.get_chapter("tiny").parameters().items()},
+                        book.environment_fingerprint())[0] == "cached"
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="jobs"):
+            book.build_jobs(bad)
+    assert book.build_jobs(0) >= 1

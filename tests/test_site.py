@@ -50,7 +50,8 @@ def site():
     # the fine-tuning and curation chapters train live: a tiny budget here (their own tests
     # cover them; their defaults are minutes each)
     rc = book.build(overrides={"models": models, "n_boot": 200, "budget": 512, "n_eval": 100,
-                               "pool_size": 1000, "sizes": [100, 200], "n_subsets": 4})
+                               "pool_size": 1000, "sizes": [100, 200], "n_subsets": 4},
+                    jobs=2)
     assert rc == 0, "make book failed: see the output above"
     return HTML
 

@@ -945,26 +945,64 @@ def _run_env() -> None:
     os.environ.setdefault(CHART_DATA_ENV, str(STATIC / "data"))
 
 
+def _execute_job(job: tuple) -> tuple[str, str]:
+    """One chapter of a parallel build (a worker process): ``(name, status)``."""
+    ch, params, env, force, index = job
+    return ch.name, execute(ch, params, env, force=force, index=index)[0]
+
+
+def build_jobs(jobs: int | None) -> int:
+    """Chapters executed at once by :func:`build`: ``jobs``, or one per core (at most 4)
+    for ``0`` / ``None``; a bool or a negative number is refused."""
+    if jobs is None or jobs == 0:
+        return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                          else os.cpu_count() or 1))
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0:
+        raise ValueError(f"jobs={jobs!r}: expected an integer >= 0 (chapters executed at once; "
+                         "0: one per core)")
+    return jobs
+
+
 def build(force: bool = False, only: list[str] | None = None,
-          overrides: dict | None = None) -> int:
+          overrides: dict | None = None, jobs: int = 1) -> int:
     """Execute every chapter (cached) and build the site. ``overrides``: parameter values
     applied to every chapter that declares the parameter (the site test builds the book on a
     handful of zoo models this way); a chapter run with overrides is re-executed at its
-    defaults by the next plain build, since its cache key holds its parameters."""
+    defaults by the next plain build, since its cache key holds its parameters.
+
+    ``jobs`` chapters execute at once (:func:`build_jobs`; each in its own kernel, writing
+    its notebook, state and outputs atomically, and the store is safe for many writers); the
+    summary chapters run after all the others, since they read their outputs."""
     _run_env()
+    jobs = build_jobs(jobs)
     chs = [c for c in chapters() if not only or c.name in only]
-    chs = [c for c in chs if c.name not in SUMMARY_CHAPTERS] + [
-        c for c in chs if c.name in SUMMARY_CHAPTERS]  # summaries read the others' outputs
+    first = [c for c in chs if c.name not in SUMMARY_CHAPTERS]
+    last = [c for c in chs if c.name in SUMMARY_CHAPTERS]  # summaries read the others' outputs
     env = environment_fingerprint()
     failed, t0 = [], time.time()
-    for i, ch in enumerate(chs, 1):
+    work = []
+    for i, ch in enumerate(first + last, 1):
         declared = ch.parameters()
         params = {k: v["default"] for k, v in declared.items()}
         params.update({k: v for k, v in (overrides or {}).items() if k in declared})
-        status, _ = execute(ch, params, env, force=force, index=f"[{i}/{len(chs)}]")
+        work.append((ch, params, env, force, f"[{i}/{len(chs)}]"))
+    if jobs > 1 and len(first) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork where there is one: the workers inherit this process's paths and settings
+        # (a worker only drives papermill; each chapter runs in its own kernel process)
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(first)), mp_context=ctx) as ex:
+            done = list(ex.map(_execute_job, work[:len(first)]))
+        failed += [name for name, status in done if status == "failed"]
+        work = work[len(first):]
+    for job in work:
+        name, status = _execute_job(job)
         if status == "failed":
-            failed.append(ch.name)
-    print(f"chapters: {len(chs) - len(failed)}/{len(chs)} ok in {time.time() - t0:.1f} s", flush=True)
+            failed.append(name)
+    print(f"chapters: {len(chs) - len(failed)}/{len(chs)} ok in {time.time() - t0:.1f} s"
+          + (f" ({jobs} at once)" if jobs > 1 else ""), flush=True)
     rc = build_site()
     if failed:
         print(f"FAILED chapters: {', '.join(failed)} (their previous notebooks, if any, are kept)")
@@ -994,6 +1032,8 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="execute every chapter (cached) and build the site")
     b.add_argument("--force", action="store_true", help="re-execute even cached chapters")
     b.add_argument("--only", nargs="*", help="chapter names to execute")
+    b.add_argument("--jobs", type=int, default=1,
+                   help="chapters executed at once (0: one per core, at most 4; default 1)")
     c = sub.add_parser("chapter", help="re-execute one chapter with parameters, rebuild site")
     c.add_argument("name")
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
@@ -1001,7 +1041,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("params", help="list each chapter's parameters").add_argument("name", nargs="?")
     args = ap.parse_args(argv)
     if args.cmd == "build":
-        return build(force=args.force, only=args.only)
+        try:
+            jobs = build_jobs(args.jobs)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return build(force=args.force, only=args.only, jobs=jobs)
     if args.cmd == "chapter":
         return run_chapter(args.name, [tuple(p) for p in args.parameter])
     for ch in chapters():
