@@ -108,6 +108,7 @@ def _claims_equal(new: list[dict], old: list[dict]):
 @pytest.mark.slow
 @pytest.mark.book
 @pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(), reason="zoo not built")
+@needs_mirror  # the recorded claims include the published evidence's
 def test_factor_and_shape_chapters_unchanged_at_default_parameters(tmp_path, monkeypatch):
     sys.path.insert(0, str(Path(__file__).parent))
     from test_chapters_factors_shape import _charts, run_chapter
