@@ -21,6 +21,11 @@ ifeq ($(origin CLIPSAFETY_MIRROR), undefined)
 endif
 export CLIPSAFETY_MIRROR
 export PYTHONUNBUFFERED := 1
+# The synthetic world is rendered with numpy; its AVX-512 kernels of the transcendental
+# functions round differently from the AVX2 ones, which flips pixels. The world's published
+# bytes (the golden fingerprints, the zoo's training data, the A-like set's kept ids) are the
+# AVX2 ones, so every command runs numpy without its AVX-512 dispatch (no effect elsewhere).
+export NPY_DISABLE_CPU_FEATURES ?= X86_V4 AVX512_ICL AVX512_SPR
 
 .PHONY: book test test-full chapter zoo bench venv venv-cpu clean lint lock
 

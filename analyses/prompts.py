@@ -297,9 +297,6 @@ elif live_ok:
 if live_ok:
     live_rows = study.assess_prompt_claims(named, run.live_source, tuned=tuned,
                                            ece_margin=ece_margin, n_boot=n_boot, seed=seed)
-    live_rows = [{**r, "evidence": f"{r['evidence']}. Built in (not a finding): the C-TPT term "
-                  "maximises ATFD"} if r["claim_id"] == "ctpt-atfd" and r["verdict"] != "not testable"
-                 else r for r in live_rows]
     verdicts += live_rows
     display(claims.claims_table(live_rows)[["claim", "verdict", "detail", "evidence"]])
 

@@ -9,7 +9,11 @@ the cost is minutes (the equivalence test of the factor and shape-bias chapters)
 
 import os
 
-import pytest
+# the synthetic world's bytes are those of numpy's AVX2 kernels (clipsafety.synth.world); set
+# before numpy is imported when pytest runs outside make (which exports it)
+os.environ.setdefault("NPY_DISABLE_CPU_FEATURES", "X86_V4 AVX512_ICL AVX512_SPR")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):

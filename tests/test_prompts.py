@@ -254,8 +254,11 @@ def test_chapter_at_a_tiny_budget_records_claims_with_verdicts(tmp_path, monkeyp
     rec = json.loads((out / "prompts.json").read_text())
     live = {r["claim_id"]: r for r in rec["claims"] if r["source"] == "synthetic world + zoo"}
     assert set(live) == set(study.CLAIMS)
-    assert all(r["verdict"] in ("reproduced", "not reproduced") for r in live.values())
-    assert "Built in" in live["ctpt-atfd"]["evidence"]
+    assert all(r["verdict"] in ("reproduced", "not reproduced") for c, r in live.items()
+               if c != "ctpt-atfd")
+    # what C-TPT's loss maximises is built in, never counted as a finding
+    assert live["ctpt-atfd"]["verdict"] == "built in"
+    assert "built in: C-TPT's dispersion term maximises ATFD" in live["ctpt-atfd"]["evidence"]
     assert len(rec["tables"]["named"]) == 2 * 6 and len(rec["tables"]["tuned"]) == 2 * 2
 
 

@@ -466,6 +466,8 @@ CHAPTER_RULES: dict[str, dict[str, Callable]] = {
     "appendix_world": {
         "n_examples": _ints(1, "example images per set"),
         "n_factor_samples": _ints(1, "samples per source"),
+        "n_boot": _ints(1, "bootstrap resamples"), "seed": _ints(0, "the random seed"),
+        "scale": _SCALES, "store": _folder_rule("store"), "models": _models_rule,
     },
 }
 

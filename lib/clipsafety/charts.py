@@ -479,7 +479,8 @@ def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, t
 
 
 #: verdict -> colour of the findings matrix
-VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "not testable": "#c7c7c7"}
+VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "not testable": "#c7c7c7",
+                   "built in": "#6b7b8c"}
 
 
 def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None):
@@ -514,9 +515,12 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
                    titles: dict | None = None, x_title: str = "", y_title: str = "",
                    tooltip_extra: Sequence[str] = (), columns: int = 3, width: int | None = None,
                    height: int = 170, x_pct: bool = True, y_pct: bool = False,
-                   highlight: str | None = HIGHLIGHT, title: str = ""):
+                   highlight: str | None = HIGHLIGHT, title: str = "", ring: str | None = None,
+                   ring_label: str = ""):
     """Per-model scatter of ``y`` against ``x``, one small panel per value of ``panel`` (in
-    ``panels`` order), points in group colours and markers, the ``highlight`` group outlined.
+    ``panels`` order), points in group colours and markers, the ``highlight`` group outlined
+    (or, with ``ring``, the rows whose boolean column ``ring`` is true, described by
+    ``ring_label`` in the key).
     The legend is clickable (one selection shared by all panels); tooltips name the model,
     group and values. ``x_pct`` / ``y_pct``: the column is a fraction shown in percent."""
     alt = _alt()
@@ -540,8 +544,10 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
         if not charts:
             pts = pts.add_params(sel)
         layers = [pts]
-        if highlight is not None and (p["group"] == highlight).any():
-            layers.append(alt.Chart(p[p["group"] == highlight]).mark_point(
+        ringed = p[p[ring].astype(bool)] if ring is not None else (
+            p[p["group"] == highlight] if highlight is not None else p.iloc[:0])
+        if len(ringed):
+            layers.append(alt.Chart(ringed).mark_point(
                 size=110, color="black", filled=False, strokeWidth=1.2).encode(
                 x=f"{x}:Q", y=f"{y}:Q", tooltip=tooltip))
         charts.append(alt.layer(*layers).properties(title=_title((titles or {}).get(v, v), width),
@@ -549,7 +555,9 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
     key = ["colour and marker: model group (click the legend to pick one)"]
-    if highlight is not None and (d["group"] == highlight).any():
+    if ring is not None and d[ring].astype(bool).any():
+        key.append(f"black ring: {ring_label or ring}")
+    elif ring is None and highlight is not None and (d["group"] == highlight).any():
         key.append(f"black ring: {group_label(highlight)}")
     return alt.concat(*charts, columns=columns).resolve_scale(
         color="shared", shape="shared").properties(title=_key(key, title))

@@ -13,6 +13,9 @@ table and read as sentences. Verdicts are decided by explicit rules on computed 
   when the observed count reaches the claimed count.
 - :func:`not_testable`: the source cannot speak to the claim (no such models, one training
   source only, no data supplied); the reason is recorded.
+- :func:`built_in`: the claim holds on this source by construction (an assumption of the
+  synthetic world, or what a method optimises); the measured effect is kept as evidence, but
+  the row is never counted as a reproduced finding.
 
 No metric and no claim of the paper lives here: the claims and the rules that feed these helpers
 are in the study modules (:mod:`clipsafety.studies`); intervals and counts come from
@@ -30,7 +33,10 @@ import pandas as pd
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_TESTABLE = "not testable"
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE)
+BUILT_IN = "built in"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE, BUILT_IN)
+#: verdicts that are no test of the claim (left out of the counts of tested claims)
+UNTESTED = (NOT_TESTABLE, BUILT_IN)
 
 #: the three evidence sources every chapter shows, in display order
 SOURCES = ("synthetic world + zoo", "published upstream results", "real models on real data")
@@ -100,6 +106,15 @@ def verdict_from_count(claim: Claim, source: str, observed: int, total: int, cla
 def not_testable(claim: Claim, source: str, reason: str, evidence: str = "") -> dict:
     """A row saying that ``source`` cannot test ``claim``, and why."""
     return judgement(claim, source, NOT_TESTABLE, reason, evidence or reason)
+
+
+def built_in(claim: Claim, source: str, why: str, measured: dict | None = None) -> dict:
+    """A row saying that ``claim`` holds on ``source`` by construction (``why``: which
+    assumption or objective puts it there). ``measured``: a :func:`verdict_from_interval` /
+    :func:`verdict_from_count` row of the same claim, whose evidence is kept (the effect is
+    still shown) while the verdict is ``built in``."""
+    ev = f"{measured['evidence']}; " if measured else ""
+    return judgement(claim, source, BUILT_IN, why, f"{ev}built in: {why}")
 
 
 def claims_table(rows: Iterable[dict]) -> pd.DataFrame:

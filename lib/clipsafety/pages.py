@@ -220,7 +220,7 @@ def summary_text(table) -> str:
     parts = []
     for source in claims.SOURCES:
         rows = table[table["source"] == source]
-        tested = rows[rows["verdict"] != claims.NOT_TESTABLE]
+        tested = rows[~rows["verdict"].isin(claims.UNTESTED)]
         if not len(tested):
             parts.append(f"{source}: not testable here")
             continue
@@ -241,7 +241,7 @@ def glue_summary(table) -> None:
 
 #: verdict -> (badge colour, text colour) of the findings matrix
 BADGES = {"reproduced": ("#2ca02c", "white"), "not reproduced": ("#d62728", "white"),
-          "not testable": ("#e0e0e0", "#333")}
+          "not testable": ("#e0e0e0", "#333"), "built in": ("#6b7b8c", "white")}
 
 
 def _effect(evidence: str, limit: int = 110) -> str:
@@ -289,7 +289,7 @@ def findings_summary(table) -> str:
                 "`make book` runs every chapter, then this page.")
     parts = []
     for kind in claims.SOURCES:
-        rows = table[(table["source_kind"] == kind) & (table["verdict"] != claims.NOT_TESTABLE)]
+        rows = table[(table["source_kind"] == kind) & ~table["verdict"].isin(claims.UNTESTED)]
         if len(rows):
             k = int((rows["verdict"] == claims.REPRODUCED).sum())
             parts.append(f"on {kind}, {k} of {len(rows)} tested claims reproduce")

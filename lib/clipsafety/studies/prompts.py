@@ -299,7 +299,12 @@ def assess_prompt_claims(named: pd.DataFrame, source: str, *, tuned: pd.DataFram
                                     ("ctpt-ece", "ctpt", "coop", "ece_before", "less"),
                                     ("ctpt-atfd", "ctpt", "coop", "atfd", "greater")):
         est, lo, hi, n = _diff(both, a, b, v, n_boot, seed)
-        out.append(_interval(cid, source, est, lo, hi, direction, f"{v}: {a} minus {b}", n))
+        row = _interval(cid, source, est, lo, hi, direction, f"{v}: {a} minus {b}", n)
+        if cid == "ctpt-atfd" and row["verdict"] != claims.NOT_TESTABLE:
+            # C-TPT's loss maximises ATFD: a rise is what the method optimises, not a finding
+            row = claims.built_in(CLAIMS[cid], source, "C-TPT's dispersion term maximises "
+                                  "ATFD, so tuning with it raises ATFD by construction", row)
+        out.append(row)
     return out
 
 

@@ -470,7 +470,7 @@ SYNTH_SETS: tuple[SynthSet, ...] = (
                   label_subset=list(range(8))),
              "R-like: paintings and silhouettes; 8-class label subset", "shift", True),
     SynthSet("shift-adversarial", adversarial,
-             dict(n=SHIFT_N, cfg=_harder(S.WIT, 1.6).replace(cue_strength=0.5), factor=10,
+             dict(n=SHIFT_N, cfg=_harder(S.A_LIKE_BASE, 1.6).replace(cue_strength=0.5), factor=10,
                   kept=ADVERSARIAL_KEPT),
              "A-like: hard samples kept only if the held-out reference model misclassifies them",
              "shift", True, options=("n", "reference")),
@@ -523,7 +523,7 @@ SYNTH_SETS: tuple[SynthSet, ...] = (
     *(SynthSet(f"train-{src}-{size}", world, dict(n=n, cfg=S.SOURCES[src]),
                f"training source {src} at {size} samples (targets = category; captions() in "
                "the source's style)", "train")
-      for src in ("labelled", "wit", "laion") for size, n in TRAIN_SIZES.items()),
+      for src in ("labelled", "wit", "laion", "narrow") for size, n in TRAIN_SIZES.items()),
     SynthSet("train-raw-100k", world,
              dict(n=TRAIN_SIZES["100k"], cfg=S.RAW_POOL, attr_fn=_dedup_pool),
              "raw pool for curation (LAION-like, noisier captions, 20% duplicates)", "train"),

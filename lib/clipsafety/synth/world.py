@@ -382,8 +382,42 @@ def _background(a: pd.DataFrame, gx, gy, noise) -> np.ndarray:
     return img
 
 
+#: numpy's CPU features whose kernels of the transcendental functions round differently from
+#: the AVX2 ones (pictures rendered with them differ in a few pixels from the world's bytes)
+AVX512_FEATURES = ("X86_V4", "AVX512_SKX", "AVX512_ICL", "AVX512_SPR")
+NPY_DISABLE = "X86_V4 AVX512_ICL AVX512_SPR"
+_warned_dispatch = False
+
+
+def dispatch_warning() -> str | None:
+    """A message when numpy dispatches to AVX-512 kernels (so rendered pictures will not be
+    byte-identical to the world's published ones), else None."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as feats
+    on = [f for f in AVX512_FEATURES if feats.get(f)]
+    if not on:
+        return None
+    return (f"numpy dispatches to AVX-512 kernels here ({', '.join(on)}): synthetic pictures "
+            "will differ in a few pixels from the world's published bytes (dataset fingerprints, "
+            "the zoo's training data, the A-like set's kept ids). Start Python with "
+            f"NPY_DISABLE_CPU_FEATURES='{NPY_DISABLE}' (the Makefile sets it) for the same bytes.")
+
+
 def render(attrs: pd.DataFrame, size: int = 32) -> np.ndarray:
-    """Render an attribute table to ``uint8 [N, size, size, 3]`` (pure; see module notes)."""
+    """Render an attribute table to ``uint8 [N, size, size, 3]`` (pure; see module notes).
+
+    The bytes are those of numpy's AVX2 kernels; where numpy dispatches to AVX-512 ones, a
+    few pixels differ and a warning (once per process) says how to get the same bytes."""
+    global _warned_dispatch
+    if not _warned_dispatch:
+        _warned_dispatch = True
+        msg = dispatch_warning()
+        if msg:
+            import warnings
+
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
     a = attrs.reset_index(drop=True)
     n = len(a)
     if n == 0:

@@ -148,6 +148,70 @@ def data_cache_dir() -> Path:
     return Path(env) if env else ZOO_DIR.parents[1] / ".cache" / "zoo-data"
 
 
+def _canonical(v):
+    """A JSON-able, address-free form of a synthetic set's parameters (configs as dicts,
+    functions by qualified name)."""
+    import dataclasses
+    import functools
+
+    if dataclasses.is_dataclass(v):
+        return _canonical(dataclasses.asdict(v))
+    if isinstance(v, functools.partial):
+        return {"partial": _canonical(v.func), "args": _canonical(list(v.args)),
+                "kw": _canonical(dict(v.keywords))}
+    if callable(v):
+        return f"{v.__module__}.{v.__qualname__}"
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(v, (list, tuple)):
+        return [_canonical(x) for x in v]
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    return v
+
+
+def set_key(name: str) -> str:
+    """sha256 of what a training set is: its builder, parameters and the generator version. A
+    set whose source changes gets a new key (so no stale cached pictures, and its models
+    retrain)."""
+    import hashlib
+
+    from clipsafety.synth import GENERATOR_VERSION
+    from clipsafety.synth.datasets import synth_set
+
+    row = synth_set(name)
+    blob = json.dumps({"builder": _canonical(row.builder), "params": _canonical(dict(row.params)),
+                       "generator": GENERATOR_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def spec_hash(spec: dict, plan_by_id: dict | None = None) -> str:
+    """sha256 of everything a model's weights are a function of: its plan entry (budget, seed,
+    recipe, architecture), the keys of its training sets (:func:`set_key`) and, for a fine-tune,
+    its parent's hash. ``make zoo`` retrains exactly the entries whose hash is not the one
+    recorded in ``catalog.csv`` (or whose weights file is missing or altered)."""
+    import hashlib
+
+    plan_by_id = PLAN_BY_ID if plan_by_id is None else plan_by_id
+    keys = {s: set_key(s) for s in _sets_of(spec)}
+    parent = spec_hash(plan_by_id[spec["parent"]], plan_by_id) if spec.get("parent") else ""
+    fields = {k: v for k, v in spec.items() if k not in ("group", "matched_pair")}
+    blob = json.dumps({"spec": _canonical(fields), "sets": keys, "parent": parent}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def unchanged(spec: dict, rows: dict, out: Path) -> bool:
+    """Whether a plan entry's trained model in ``out`` is current: its catalog row records this
+    entry's :func:`spec_hash` and its weights file exists with the recorded sha256."""
+    from clipsafety.zoo import _sha256
+
+    row = rows.get(spec["id"])
+    path = out / "weights" / f"{spec['id']}.safetensors"
+    if row is None or not path.exists() or str(row.get("spec_hash", "")) != spec_hash(spec):
+        return False
+    return _sha256(path) == row.get("weights_sha256")
+
+
 class _Data:
     """Training sets rendered once (kept in memory, and on disk under :func:`data_cache_dir`)."""
 
@@ -158,7 +222,7 @@ class _Data:
     def _path(self, name: str) -> Path:
         from clipsafety.synth import GENERATOR_VERSION
 
-        return data_cache_dir() / f"{name}.v{GENERATOR_VERSION}.npz"
+        return data_cache_dir() / f"{name}.v{GENERATOR_VERSION}.{set_key(name)[:12]}.npz"
 
     def get(self, name: str):
         if name not in self.cache:
@@ -224,7 +288,9 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
     torch = _torch()
     torch.manual_seed(spec["seed"])
     kind, arch = spec["kind"], spec["arch"]
-    lr = 1e-3 if "vit" in arch else 3e-3
+    # the supervised recipe (and the fine-tunes' base): 3e-3, 1e-3 for the ViT; CLIPs carry
+    # theirs in the plan entry (:data:`clipsafety.zoo.plan.CLIP_RECIPE`)
+    lr = spec.get("lr", 1e-3 if "vit" in arch else 3e-3)
     t0 = time.time()
     meta = {"id": spec["id"], "kind": kind, "arch": arch, "n_classes": 10,
             "train_set": spec["train_set"], "seed": spec["seed"], "samples_seen": spec["samples_seen"]}
@@ -239,7 +305,8 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
         cfg = clip_config(arch, vocab_size=len(VOCAB))
         module = build_clip_seeded(cfg, spec["seed"])
         losses = train_clip(module, imgs, data.tokens(spec["train_set"]), spec["samples_seen"],
-                            spec["seed"], lr=lr, batch=256, desc=spec["id"], progress=progress)
+                            spec["seed"], lr=lr, batch=spec.get("batch", 256), desc=spec["id"],
+                            progress=progress)
         meta["clip_config"] = cfg
     else:
         pstate, pmeta, _ = _read(spec["parent"])
@@ -248,7 +315,7 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
         meta["parent"] = spec["parent"]
         clip, _ = _clip_from(pmeta, pstate)
         _, FT = _ft_class()
-        ft_lr = lr / 3
+        ft_lr = (1e-3 if "vit" in arch else 3e-3) / 3
         if kind == "ft2":
             from clipsafety.synth import SUBTYPES
 
@@ -282,7 +349,7 @@ def train_one(spec: dict, data: _Data, out: Path, progress: bool = True) -> dict
             "seed": spec["seed"], "matched_pair": spec["matched_pair"], "parent": spec["parent"],
             "reference": spec["reference"], "params": params, "weights_sha256": sha,
             "loss_first": meta["loss_first"], "loss_last": meta["loss_last"],
-            "train_seconds": meta["train_seconds"]}
+            "train_seconds": meta["train_seconds"], "spec_hash": spec_hash(spec)}
 
 
 PLAN_BY_ID = {m["id"]: m for m in PLAN}
@@ -425,7 +492,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2,
                     help="worker processes (each model is trained by one single-threaded, "
                          "seeded worker, so the weights do not depend on --jobs)")
-    ap.add_argument("--skip-existing", action="store_true", help="keep models already trained")
+    ap.add_argument("--all", action="store_true",
+                    help="retrain every entry (default: only the entries whose plan entry or "
+                         "training data changed since they were trained, or whose weights are "
+                         "missing; see spec_hash)")
+    ap.add_argument("--skip-existing", action="store_true",
+                    help="keep every model that has weights, even if its plan entry changed")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every training budget (for quick trials; the zoo uses 1)")
@@ -447,6 +519,11 @@ def main(argv=None) -> int:
     evals = pd.read_csv(eval_path) if eval_path.exists() else pd.DataFrame(columns=["id", "dataset", "accuracy"])
     if args.skip_existing:
         plan = [m for m in plan if not ((out / "weights" / f"{m['id']}.safetensors").exists() and m["id"] in rows)]
+    elif not args.all and not args.only and args.scale == 1.0:
+        kept = [m["id"] for m in plan if unchanged(m, rows, out)]
+        plan = [m for m in plan if m["id"] not in kept]
+        print(f"== {len(kept)} of {len(kept) + len(plan)} entries are current (plan entry and "
+              f"data unchanged); training {len(plan)} (--all retrains every one)", flush=True)
     todo = {m["id"]: m for m in plan}
     # the reference model filters synth:shift-adversarial, which every evaluation uses: it
     # trains first; a fine-tuned model waits for its CLIP parent

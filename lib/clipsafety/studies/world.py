@@ -1,0 +1,313 @@
+"""Study of the world appendix: does the synthetic world show what the paper studies?
+
+The zoo is the book's controlled laboratory, so the appendix measures it against the real
+landscape's signature (Taori et al. 2020; Radford et al. 2021; Fang et al. 2022):
+
+- :func:`zoo_points`: per model and natural-shift analogue, the effective robustness against the
+  standard models' trend (fitted on the logit scale, as the landscape chapter does), with a flag
+  for models whose ID accuracy lies outside the baseline's range (``extrapolated``).
+- :func:`accuracy_ranges`: the ID accuracy range per group and the zero-shot CLIPs inside the
+  baseline's range.
+- :func:`signature`: the mean effective robustness of a group per shift with a percentile
+  bootstrap interval over its models.
+- :func:`pair_differences`: effective robustness of one model minus another's (fine-tuned child
+  minus its zero-shot parent; the WIT-like CLIP minus the same recipe on the narrow source),
+  with a paired bootstrap over evaluation images when per-image correctness is given
+  (:func:`paired_er_difference`), over the pairs otherwise (:func:`pair_summary`).
+- :func:`false_negative_share`: how often two captions of a contrastive batch are identical, or
+  name the same category (the negatives the loss wrongly pushes apart).
+
+All functions take tables or arrays (the zoo's ``catalog.csv`` / ``eval.csv``, records' logits)
+and return tables; the appendix notebook reads the files and draws. Conventions: accuracies and
+effective robustness are fractions here (the page shows points); intervals are 95% percentile
+bootstrap intervals (:func:`clipsafety.metrics.bootstrap_ci`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from clipsafety.groups import BASELINE, CLIP_FT_DIRECT, CLIP_ZEROSHOT
+from clipsafety.metrics import bootstrap_ci, fit_trend
+
+__all__ = ["ID_SET", "NATURAL_SHIFTS", "OTHER_SHIFTS", "accuracy_ranges", "contract",
+           "false_negative_share", "matched_pairs", "pair_differences", "pair_summary",
+           "paired_er_difference", "signature", "zoo_points"]
+
+ID_SET = "synth:id-test"
+#: the natural-shift analogues of the world and the real shift each stands for
+#: (the keys of :data:`clipsafety.published.SHIFTS`)
+NATURAL_SHIFTS = {"synth:shift-v2": "v2", "synth:shift-sketch": "sketch",
+                  "synth:shift-rendition": "r", "synth:shift-adversarial": "a",
+                  "synth:shift-objectnet": "objectnet"}
+#: the synthetic conditions without a natural-shift counterpart
+OTHER_SHIFTS = ("synth:shift-stylized", "synth:shift-corrupt", "synth:shift-occlusion")
+
+
+def _check_tables(catalog: pd.DataFrame, evals: pd.DataFrame) -> None:
+    need_c = {"id", "group"}
+    need_e = {"id", "dataset", "accuracy"}
+    for name, df, need in (("catalog", catalog, need_c), ("eval", evals, need_e)):
+        missing = sorted(need - set(df.columns))
+        if missing:
+            raise ValueError(f"the zoo's {name} table lacks the column(s) {missing}; expected "
+                             f"data/zoo/{name}.csv as `make zoo` writes it (columns "
+                             f"{sorted(need)} at least).")
+
+
+def zoo_points(catalog: pd.DataFrame, evals: pd.DataFrame, shifts: Sequence[str] = tuple(NATURAL_SHIFTS),
+               baseline: str = BASELINE, scale: str = "logit") -> pd.DataFrame:
+    """One row per (model, shift): ``id_acc``, ``shift_acc``, the baseline trend's prediction,
+    ``eff_rob`` (shift accuracy minus prediction) and ``extrapolated`` (the model's ID accuracy
+    lies outside the baseline models' ID range, so its ER extrapolates the trend).
+
+    ``catalog``: the zoo's catalog (``id, group`` and the metadata kept); reference models
+    (``reference == 1``) are dropped. ``evals``: long table ``id, dataset, accuracy`` with
+    :data:`ID_SET` and every shift for every model.
+    """
+    _check_tables(catalog, evals)
+    cat = catalog[catalog.get("reference", 0) != 1] if "reference" in catalog else catalog
+    acc = evals.pivot_table(index="id", columns="dataset", values="accuracy", aggfunc="first")
+    missing = [s for s in (ID_SET, *shifts) if s not in acc.columns]
+    if missing:
+        raise ValueError(f"the eval table has no accuracies on {missing}; expected every model "
+                         f"evaluated on {ID_SET} and {list(shifts)} (retrain or re-evaluate the zoo "
+                         "with `make zoo`).")
+    absent = sorted(set(cat["id"]) - set(acc.index))
+    if absent:
+        raise ValueError(f"{len(absent)} catalog models have no accuracies in the eval table "
+                         f"(e.g. {absent[:3]}); the two files must come from the same `make zoo`.")
+    acc = acc.loc[cat["id"]]
+    base = (cat["group"] == baseline).to_numpy()
+    if base.sum() < 3:
+        raise ValueError(f"only {int(base.sum())} models of the baseline group {baseline!r}; "
+                         "the trend needs at least 3.")
+    x = acc[ID_SET].to_numpy(float)
+    lo, hi = x[base].min(), x[base].max()
+    keep = [c for c in cat.columns if c not in ("id",)]
+    rows = []
+    for s in shifts:
+        y = acc[s].to_numpy(float)
+        trend = fit_trend(x[base], y[base], scale)
+        pred = trend.predict(x)
+        rows.append(pd.DataFrame({"id": cat["id"].to_numpy(), "shift": s, "id_acc": x,
+                                  "shift_acc": y, "predicted": pred, "eff_rob": y - pred,
+                                  "baseline": base, "extrapolated": (x < lo) | (x > hi),
+                                  "slope": trend.slope, "intercept": trend.intercept}))
+    out = pd.concat(rows, ignore_index=True)
+    return out.merge(cat[["id", *keep]], on="id", how="left")
+
+
+def accuracy_ranges(catalog: pd.DataFrame, evals: pd.DataFrame, baseline: str = BASELINE,
+                    group: str = CLIP_ZEROSHOT) -> tuple[pd.DataFrame, dict]:
+    """ID accuracy per group (``n, min, median, max``) and a summary dict: the baseline's range,
+    the range of ``group``, how many of its models lie inside the baseline's range, its best."""
+    _check_tables(catalog, evals)
+    cat = catalog[catalog.get("reference", 0) != 1] if "reference" in catalog else catalog
+    idacc = evals[evals["dataset"] == ID_SET].set_index("id")["accuracy"]
+    df = cat[["id", "group"]].assign(id_acc=cat["id"].map(idacc))
+    tab = (df.groupby("group")["id_acc"].agg(n="size", min="min", median="median", max="max")
+           .reset_index())
+    b = df.loc[df["group"] == baseline, "id_acc"]
+    g = df.loc[df["group"] == group, "id_acc"]
+    inside = g[(g >= b.min()) & (g <= b.max())]
+    best = df.loc[df["group"] == group].sort_values("id_acc").iloc[-1] if len(g) else None
+    summary = {"baseline_min": float(b.min()), "baseline_max": float(b.max()),
+               "group_min": float(g.min()) if len(g) else np.nan,
+               "group_max": float(g.max()) if len(g) else np.nan,
+               "n_group": int(len(g)), "n_inside": int(len(inside)),
+               "best": None if best is None else str(best["id"])}
+    return tab, summary
+
+
+def signature(points: pd.DataFrame, group: str = CLIP_ZEROSHOT, n_boot: int = 2000,
+              seed: int = 0, inside_only: bool = False) -> pd.DataFrame:
+    """Per shift: the mean effective robustness of ``group``'s models with a 95% percentile
+    bootstrap interval over the models, the share above the line and how many are
+    extrapolated. ``inside_only`` keeps only the models inside the baseline's ID range."""
+    rows = []
+    for s, p in points[points["group"] == group].groupby("shift", sort=False):
+        if inside_only:
+            p = p[~p["extrapolated"]]
+        er = p["eff_rob"].to_numpy(float)
+        row = {"shift": s, "n": len(er), "n_extrapolated": int(p["extrapolated"].sum())}
+        if len(er) < 2:
+            rows.append({**row, "mean": np.nan, "lo": np.nan, "hi": np.nan, "share_above": np.nan})
+            continue
+        m, lo, hi = bootstrap_ci(np.mean, er, n_boot=n_boot, seed=seed)
+        rows.append({**row, "mean": m, "lo": lo, "hi": hi, "share_above": float((er > 0).mean())})
+    return pd.DataFrame(rows)
+
+
+def matched_pairs(catalog: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``(a, b)`` pairs of the catalog: ``kind="finetune"``: every fine-tuned child (``parent``
+    set) and its zero-shot parent; ``kind="diversity"``: the models sharing a
+    ``diversity:<tag>`` matched pair, ``a`` the one on the diverse (WIT-like) source and ``b``
+    the one on the narrow source."""
+    if kind == "finetune":
+        ch = catalog[catalog["parent"].fillna("").astype(str) != ""]
+        return pd.DataFrame({"a": ch["id"].to_numpy(), "b": ch["parent"].to_numpy(),
+                             "group": ch["group"].to_numpy(), "tag": ch["id"].to_numpy()})
+    if kind != "diversity":
+        raise ValueError(f"kind {kind!r}: expected 'finetune' or 'diversity'.")
+    rows = []
+    mp = catalog["matched_pair"].fillna("").astype(str)
+    tags = sorted({t for v in mp for t in v.split(";") if t.startswith("diversity:")})
+    for t in tags:
+        ids = catalog.loc[mp.str.split(";").apply(lambda v, t=t: t in v), ["id", "train_set"]]
+        narrow = ids[ids["train_set"].str.contains("narrow")]
+        wide = ids[~ids["train_set"].str.contains("narrow")]
+        if len(narrow) == 1 and len(wide) == 1:
+            rows.append({"a": wide["id"].iloc[0], "b": narrow["id"].iloc[0], "group": "diversity",
+                         "tag": t})
+    return pd.DataFrame(rows, columns=["a", "b", "group", "tag"])
+
+
+def paired_er_difference(id_a, id_b, shift_a, shift_b, slope: float, intercept: float,
+                         scale: str = "logit", n_boot: int = 2000, seed: int = 0,
+                         level: float = 0.95) -> tuple[float, float, float]:
+    """``(estimate, lo, hi)`` of ER(a) − ER(b) from per-image correctness, resampling the ID
+    images and the shift images (each set jointly for both models: the same pictures) with the
+    baseline trend held fixed.
+
+    ``id_a, id_b``: boolean correctness of models a and b on the same ID images; ``shift_a,
+    shift_b`` the same on the shift's images. ER(m) = acc_shift(m) − trend(acc_id(m)) with the
+    trend ``inverse(slope * transform(x) + intercept)`` on ``scale``.
+    """
+    from clipsafety.metrics import Trend
+
+    ia, ib, sa, sb = (np.asarray(v, bool) for v in (id_a, id_b, shift_a, shift_b))
+    if ia.shape != ib.shape or sa.shape != sb.shape or ia.ndim != 1 or sa.ndim != 1:
+        raise ValueError("paired_er_difference: id_a/id_b and shift_a/shift_b must be 1-d "
+                         f"correctness arrays of equal length, got {ia.shape}, {ib.shape}, "
+                         f"{sa.shape}, {sb.shape}.")
+    trend = Trend(slope, intercept, scale, 0)
+
+    def diff(i_a, i_b, s_a, s_b):
+        pa, pb = trend.predict(np.array([i_a.mean(), i_b.mean()]))
+        return float((s_a.mean() - pa) - (s_b.mean() - pb))
+
+    est = diff(ia, ib, sa, sb)
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for k in range(n_boot):
+        u = rng.integers(0, len(ia), len(ia))
+        v = rng.integers(0, len(sa), len(sa))
+        boots[k] = diff(ia[u], ib[u], sa[v], sb[v])
+    a = (1 - level) / 2
+    return est, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+
+
+def pair_differences(points: pd.DataFrame, pairs: pd.DataFrame,
+                     correct: Mapping | None = None, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per pair and shift: ``er_a``, ``er_b`` and ``diff`` = ER(a) − ER(b); with ``correct``
+    (``{(model, dataset): bool array}`` over the same images per dataset, :data:`ID_SET`
+    included) also ``lo, hi`` from :func:`paired_er_difference`."""
+    er = points.set_index(["id", "shift"])
+    rows = []
+    cols = ["a", "b", "group", "tag", "shift", "er_a", "er_b", "diff"]
+    for p in pairs.itertuples(index=False):
+        for s in points["shift"].unique():
+            if (p.a, s) not in er.index or (p.b, s) not in er.index:
+                continue
+            ra, rb = er.loc[(p.a, s)], er.loc[(p.b, s)]
+            row = {"a": p.a, "b": p.b, "group": p.group, "tag": p.tag, "shift": s,
+                   "er_a": ra["eff_rob"], "er_b": rb["eff_rob"], "diff": ra["eff_rob"] - rb["eff_rob"]}
+            keys = [(p.a, ID_SET), (p.b, ID_SET), (p.a, s), (p.b, s)]
+            if correct is not None and all(k in correct for k in keys):
+                _, lo, hi = paired_er_difference(*(correct[k] for k in keys), ra["slope"],
+                                                 ra["intercept"], n_boot=n_boot, seed=seed)
+                row.update(lo=lo, hi=hi)
+            rows.append(row)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
+
+
+def pair_summary(diffs: pd.DataFrame, by: Sequence[str] = ("shift",), n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Mean of ``diff`` per ``by`` with a 95% percentile bootstrap interval over the pairs."""
+    rows = []
+    for key, d in diffs.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        v = d["diff"].to_numpy(float)
+        m, lo, hi = bootstrap_ci(np.mean, v, n_boot=n_boot, seed=seed) if len(v) > 1 \
+            else (float(v.mean()), np.nan, np.nan)
+        rows.append({**dict(zip(by, key)), "n_pairs": len(v), "mean": m, "lo": lo, "hi": hi,
+                     "share_negative": float((v < 0).mean())})
+    return pd.DataFrame(rows, columns=[*by, "n_pairs", "mean", "lo", "hi", "share_negative"])
+
+
+def false_negative_share(targets, captions: Sequence[str], batch: int = 64, n_batches: int = 200,
+                         seed: int = 0) -> dict:
+    """How often the contrastive loss meets false negatives in random batches of ``batch``.
+
+    Over ``n_batches`` batches drawn without replacement (seeded), the share of off-diagonal
+    (image, caption) pairs whose captions are identical strings (``identical``: the loss pushes
+    apart two copies of the same text) and whose images share the category (``same_class``:
+    negatives that are semantically positives), with the mean number of distinct captions per
+    batch (``distinct_per_batch``) and of distinct captions overall (``distinct_share``).
+    """
+    t = np.asarray(targets)
+    caps = np.asarray(list(captions), dtype=object)
+    if len(t) != len(caps):
+        raise ValueError(f"false_negative_share: {len(t)} targets but {len(caps)} captions; "
+                         "expected one caption per image.")
+    if batch < 2 or batch > len(t):
+        raise ValueError(f"batch {batch}: expected 2 <= batch <= {len(t)} (the set's size).")
+    _, cap_id = np.unique(caps, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    ident, same, distinct = [], [], []
+    off = ~np.eye(batch, dtype=bool)
+    for _ in range(n_batches):
+        idx = rng.choice(len(t), batch, replace=False)
+        c, y = cap_id[idx], t[idx]
+        ident.append((c[:, None] == c[None, :])[off].mean())
+        same.append((y[:, None] == y[None, :])[off].mean())
+        distinct.append(len(np.unique(c)))
+    return {"batch": batch, "identical": float(np.mean(ident)), "same_class": float(np.mean(same)),
+            "distinct_per_batch": float(np.mean(distinct)),
+            "distinct_share": float(len(np.unique(cap_id)) / len(caps))}
+
+
+def contract(ranges: dict, sig: pd.DataFrame, erosion: pd.DataFrame, ablation: pd.DataFrame,
+             shifts: Mapping[str, str] = NATURAL_SHIFTS) -> pd.DataFrame:
+    """The world's contract (what the appendix promises of the zoo), one row per requirement
+    with the measured value and whether it holds.
+
+    ``ranges``: :func:`accuracy_ranges`'s summary; ``sig``: :func:`signature` of the zero-shot
+    CLIPs; ``erosion``: :func:`pair_summary` of fine-tuned minus parent; ``ablation``: of diverse
+    minus narrow source.
+    """
+    s = sig.set_index("shift")
+    pos = [k for k in shifts if k in s.index and s.loc[k, "lo"] > 0]
+    r = ranges
+    sk = [k for k in ("synth:shift-sketch", "synth:shift-rendition") if k in s.index]
+    v2 = s.loc["synth:shift-v2", "mean"] if "synth:shift-v2" in s.index else np.nan
+    er_, ab = erosion.set_index("shift"), ablation.set_index("shift")
+    shape = [k for k in sk if k in er_.index]
+    rows = [
+        ("baseline spans at least 0.45-0.85 ID accuracy",
+         f"{r['baseline_min']:.3f}-{r['baseline_max']:.3f}",
+         r["baseline_min"] <= 0.45 and r["baseline_max"] >= 0.85),
+        ("zero-shot CLIPs span at least 0.40-0.75",
+         f"{r['group_min']:.3f}-{r['group_max']:.3f}", r["group_min"] <= 0.40 and r["group_max"] >= 0.75),
+        ("at least 8 zero-shot CLIPs inside the baseline's range",
+         f"{r['n_inside']} of {r['n_group']}", r["n_inside"] >= 8),
+        ("the best zero-shot CLIP reaches 0.75", f"{r['group_max']:.3f} ({r['best']})",
+         r["group_max"] >= 0.75),
+        ("zero-shot CLIP ER > 0 (interval excludes 0) on at least 4 of the 5 natural shifts",
+         f"{len(pos)} of {len(shifts)}: " + ", ".join(shifts[k] for k in pos), len(pos) >= 4),
+        ("ER larger on sketch and rendition than on V2-like",
+         ", ".join(f"{shifts[k]} {s.loc[k, 'mean'] * 100:+.1f}" for k in sk) + f" vs v2 {v2 * 100:+.1f}",
+         bool(sk) and all(s.loc[k, "mean"] > v2 for k in sk)),
+        ("fine-tuned CLIPs keep less ER than their parents (sketch, rendition: interval below 0)",
+         ", ".join(f"{shifts[k]} {er_.loc[k, 'mean'] * 100:+.1f} [{er_.loc[k, 'lo'] * 100:+.1f}, "
+                   f"{er_.loc[k, 'hi'] * 100:+.1f}]" for k in shape),
+         bool(shape) and all(er_.loc[k, "hi"] < 0 for k in shape)),
+        ("the same recipe on the narrow source loses ER (sketch, rendition: mean below 0)",
+         ", ".join(f"{shifts[k]} {ab.loc[k, 'mean'] * 100:+.1f}" for k in sk if k in ab.index),
+         all(k in ab.index and ab.loc[k, "mean"] < 0 for k in sk)),
+    ]
+    return pd.DataFrame(rows, columns=["requirement", "measured", "holds"])

@@ -1,0 +1,198 @@
+"""The world appendix's study (clipsafety.studies.world) and the zoo's contract.
+
+Two kinds of test. The functions are checked against independent references (scikit-learn's
+least squares on scipy's logit, brute-force pair counts, the direct formula). The contract
+tests measure the committed zoo (data/zoo/catalog.csv, eval.csv): they fail when the world
+stops showing what the book says it shows.
+"""
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from clipsafety.studies import world as W
+from clipsafety.zoo import zoo_dir
+
+# --------------------------------------------------------------------------- small tables
+
+
+def _tables(seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in range(6)] + [f"c{i}" for i in range(4)] + ["r0"]
+    group = ["standard"] * 6 + ["clip-zeroshot"] * 4 + ["reference"]
+    cat = pd.DataFrame({"id": ids, "group": group, "reference": [0] * 10 + [1],
+                        "parent": [""] * 10 + [""], "matched_pair": [""] * 11,
+                        "train_set": ["train-labelled-30k"] * 11})
+    x = np.r_[np.linspace(0.5, 0.85, 6), [0.45, 0.6, 0.7, 0.9], 0.6]
+    rows = []
+    for i, m in enumerate(ids):
+        rows.append({"id": m, "dataset": W.ID_SET, "accuracy": x[i]})
+        for s in W.NATURAL_SHIFTS:
+            y = 0.8 * x[i] - 0.2 + (0.1 if m.startswith("c") else 0) + rng.normal(0, 0.02)
+            rows.append({"id": m, "dataset": s, "accuracy": float(np.clip(y, 0.02, 0.98))})
+    return cat, pd.DataFrame(rows)
+
+
+def test_effective_robustness_matches_least_squares_on_the_logit_scale():
+    from scipy.special import expit, logit
+    from sklearn.linear_model import LinearRegression
+
+    cat, ev = _tables()
+    pts = W.zoo_points(cat, ev)
+    assert "r0" not in set(pts["id"])  # the reference model is no model of the world
+    acc = ev.pivot(index="id", columns="dataset", values="accuracy")
+    std = [f"s{i}" for i in range(6)]
+    for s in W.NATURAL_SHIFTS:
+        lr = LinearRegression().fit(logit(acc.loc[std, [W.ID_SET]].to_numpy()),
+                                    logit(acc.loc[std, s].to_numpy()))
+        p = pts[pts["shift"] == s].set_index("id")
+        want = acc.loc[p.index, s] - expit(lr.predict(logit(acc.loc[p.index, [W.ID_SET]].to_numpy())))
+        np.testing.assert_allclose(p["eff_rob"], want, atol=1e-12)
+    # extrapolated: outside the standard models' ID range [0.5, 0.85]
+    ex = pts.drop_duplicates("id").set_index("id")["extrapolated"]
+    assert ex[ex].index.tolist() == ["c0", "c3"]
+
+
+def test_accuracy_ranges_and_signature():
+    cat, ev = _tables()
+    tab, r = W.accuracy_ranges(cat, ev)
+    assert (r["baseline_min"], r["baseline_max"]) == (0.5, 0.85)
+    assert (r["n_group"], r["n_inside"], r["best"]) == (4, 2, "c3")
+    assert tab.set_index("group").loc["clip-zeroshot", "max"] == 0.9
+    pts = W.zoo_points(cat, ev)
+    sig = W.signature(pts, n_boot=500).set_index("shift")
+    for s in W.NATURAL_SHIFTS:
+        er = pts[(pts["group"] == "clip-zeroshot") & (pts["shift"] == s)]["eff_rob"]
+        assert sig.loc[s, "mean"] == pytest.approx(er.mean())
+        assert sig.loc[s, "lo"] <= er.mean() <= sig.loc[s, "hi"]
+        # the CLIPs were drawn 10 points above the line: every interval excludes 0
+        assert sig.loc[s, "lo"] > 0.03
+    inside = W.signature(pts, n_boot=200, inside_only=True)
+    assert (inside["n"] == 2).all()
+
+
+def test_paired_difference_is_the_direct_formula_with_a_sensible_interval():
+    from scipy.special import expit, logit
+
+    rng = np.random.default_rng(1)
+    ia, ib = rng.random(2000) < 0.7, rng.random(2000) < 0.6
+    sa, sb = rng.random(1000) < 0.5, rng.random(1000) < 0.3
+    slope, icpt = 0.9, -0.4
+    est, lo, hi = W.paired_er_difference(ia, ib, sa, sb, slope, icpt, n_boot=500)
+    f = lambda a: expit(slope * logit(a) + icpt)  # noqa: E731
+    want = (sa.mean() - f(ia.mean())) - (sb.mean() - f(ib.mean()))
+    assert est == pytest.approx(want, abs=1e-12)
+    assert lo < est < hi and hi - lo < 0.15
+    # a model against itself: exactly zero, in every resample
+    assert W.paired_er_difference(ia, ia, sa, sa, slope, icpt, n_boot=50) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="equal length"):
+        W.paired_er_difference(ia, ib[:10], sa, sb, slope, icpt)
+
+
+def test_false_negative_share_counts_pairs_like_brute_force():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, 40)
+    caps = [f"a {v}" if rng.random() < 0.5 else f"b {v} {i}" for i, v in enumerate(y)]
+    # one batch of the whole set: the batch's order does not matter, so brute force is exact
+    r = W.false_negative_share(y, caps, batch=40, n_batches=3)
+    pairs = list(combinations(range(40), 2))
+    assert r["identical"] == pytest.approx(np.mean([caps[i] == caps[j] for i, j in pairs]))
+    assert r["same_class"] == pytest.approx(np.mean([y[i] == y[j] for i, j in pairs]))
+    assert r["distinct_per_batch"] == len(set(caps))
+    with pytest.raises(ValueError, match="one caption per image"):
+        W.false_negative_share(y, caps[:-1])
+    with pytest.raises(ValueError, match="batch 1"):
+        W.false_negative_share(y, caps, batch=1)
+
+
+def test_bad_tables_are_refused_by_name():
+    cat, ev = _tables()
+    with pytest.raises(ValueError, match=r"eval table lacks the column\(s\) \['accuracy'\]"):
+        W.zoo_points(cat, ev.drop(columns="accuracy"))
+    with pytest.raises(ValueError, match="no accuracies on"):
+        W.zoo_points(cat, ev[ev["dataset"] != "synth:shift-sketch"])
+    with pytest.raises(ValueError, match="the two files must come from the same"):
+        W.zoo_points(cat, ev[ev["id"] != "c1"])
+    with pytest.raises(ValueError, match="baseline group"):
+        W.zoo_points(cat.assign(group="clip-zeroshot"), ev)
+
+
+# --------------------------------------------------------------------------- the committed zoo
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    cat = pd.read_csv(zoo_dir() / "catalog.csv")
+    ev = pd.read_csv(zoo_dir() / "eval.csv")
+    pts = W.zoo_points(cat, ev)
+    return cat, ev, pts
+
+
+def test_zoo_accuracies_overlap_as_the_real_testbed_does(zoo):
+    cat, ev, _ = zoo
+    _, r = W.accuracy_ranges(cat, ev)
+    assert r["baseline_min"] <= 0.45 and r["baseline_max"] >= 0.85
+    assert r["group_min"] <= 0.40
+    assert r["n_inside"] >= 8
+    assert r["group_max"] >= 0.75, f"best zero-shot CLIP {r['best']} at {r['group_max']:.3f}"
+
+
+def test_zero_shot_clips_show_the_real_landscapes_signature(zoo):
+    _, _, pts = zoo
+    sig = W.signature(pts).set_index("shift")
+    above = [s for s in W.NATURAL_SHIFTS if sig.loc[s, "lo"] > 0]
+    assert len(above) >= 4, sig[["mean", "lo", "hi"]]
+    for s in ("synth:shift-sketch", "synth:shift-rendition"):
+        assert sig.loc[s, "mean"] > sig.loc["synth:shift-v2", "mean"]
+
+
+def test_fine_tuning_on_the_labelled_set_erodes_effective_robustness(zoo):
+    cat, _, pts = zoo
+    pairs = W.matched_pairs(cat, "finetune")
+    assert len(pairs) >= 12 and set(pairs["b"]) <= set(cat["id"])
+    ero = W.pair_summary(W.pair_differences(pts, pairs)).set_index("shift")
+    for s in ("synth:shift-sketch", "synth:shift-rendition"):
+        assert ero.loc[s, "hi"] < 0, ero
+
+
+def test_the_same_recipe_on_narrow_data_loses_effective_robustness(zoo):
+    cat, _, pts = zoo
+    pairs = W.matched_pairs(cat, "diversity")
+    assert len(pairs) == 3  # one per architecture family
+    ab = W.pair_summary(W.pair_differences(pts, pairs)).set_index("shift")
+    for s in ("synth:shift-sketch", "synth:shift-rendition"):
+        assert ab.loc[s, "mean"] < 0, ab
+
+
+def test_make_zoo_would_retrain_nothing(zoo):
+    """Every plan entry's trained model is current: its catalog row records the entry's spec
+    hash (plan entry and training data) and its weights' sha256."""
+    from clipsafety.zoo.plan import PLAN
+    from clipsafety.zoo.train import unchanged
+
+    cat = zoo[0]
+    rows = {r["id"]: r for r in cat.to_dict("records")}
+    stale = [m["id"] for m in PLAN if not unchanged(m, rows, zoo_dir())]
+    assert not stale, f"`make zoo` would retrain {stale}"
+    assert len(PLAN) - 1 >= 60  # models besides the reference
+
+
+def test_spec_hash_follows_the_entry_its_data_and_its_parent(monkeypatch):
+    from clipsafety.synth import datasets as D
+    from clipsafety.zoo import train as T
+    from clipsafety.zoo.plan import PLAN
+
+    by = {m["id"]: m for m in PLAN}
+    clip, ft = by["clip-resnet-wit-100k"], by["ft-resnet-wit-100k"]
+    h_clip, h_ft, h_sup = T.spec_hash(clip), T.spec_hash(ft), T.spec_hash(by["sup-vit-labelled-10k"])
+    assert T.spec_hash(dict(clip, seed=clip["seed"] + 1)) != h_clip
+    assert T.spec_hash(dict(clip, group="other")) == h_clip  # the group is not in the weights
+    # a changed source redraws its sets: their models and the models fine-tuned from them retrain
+    row = D.synth_set("train-wit-100k")
+    cfg = row.params["cfg"].replace(p_pose=0.5)
+    monkeypatch.setitem(D._ROWS, "train-wit-100k",
+                        D.SynthSet(row.id, row.builder, {**row.params, "cfg": cfg},
+                                   row.description, row.kind))
+    assert T.spec_hash(clip) != h_clip and T.spec_hash(ft) != h_ft
+    assert T.spec_hash(by["sup-vit-labelled-10k"]) == h_sup
