@@ -9,6 +9,10 @@ recipes such as ``sw_in1k`` and ``fcmae_ft_in1k`` from more-data to standard, ad
 trained weights to other-robust). The landscape test first restores the old groups of exactly
 those models and asserts the old numbers, then asserts that under the new groups every
 verdict is unchanged.
+
+A second deliberate change: zoo v3 (issue 11) replaced the zoo the golden's synthetic-world
+rows were computed on. Those rows (and the tables computed from the zoo) are the zoo's, not
+the code's, so they are no longer compared; every published-evidence row and table still is.
 """
 
 import json
@@ -82,6 +86,7 @@ CHANGED = {
     # that includes 0: not a finding
     ("factors-source", "synthetic world + zoo"): "not reproduced",
 }
+ZOO_SOURCE = "synthetic world + zoo"
 #: rows added by issue 17 (published real CLIPs), checked in tests/test_model_vs_human.py
 ADDED_SOURCES = ("published upstream results (TizianThieringer/model-vs-human)",
                  "published upstream results (kayburns/model-vs-human)")
@@ -96,6 +101,9 @@ def _claims_equal(new: list[dict], old: list[dict]):
     new, old = {key(r): r for r in new}, {key(r): r for r in old}
     assert {k for k in new if k[1] not in ADDED_SOURCES} == old.keys()
     for k, o in old.items():
+        if k[1] == ZOO_SOURCE:  # the zoo's verdicts: zoo v3 replaced the zoo (module notes)
+            assert new[k]["verdict"] in ("reproduced", "not reproduced", "built in"), (k, new[k])
+            continue
         if k in CHANGED:
             assert new[k]["verdict"] == CHANGED[k], (k, new[k])
             continue
@@ -126,16 +134,18 @@ def test_factor_and_shape_chapters_unchanged_at_default_parameters(tmp_path, mon
     fac = json.loads((out / "factors.json").read_text())
     _claims_equal(fac["claims"], GOLDEN["factors"]["claims"])
     keys = ["factor", "group"]
-    _frame_equal(pd.DataFrame(fac["tables"]["live_summary"]), GOLDEN["factors"]["live_summary"], keys)
     for coll, old in GOLDEN["factors"]["published_summaries"].items():
         _frame_equal(pd.DataFrame(fac["tables"]["published_summaries"][coll]), old, keys)
     shp = json.loads((out / "shape_bias.json").read_text())
     _claims_equal(shp["claims"], GOLDEN["shape_bias"]["claims"])
     _frame_equal(pd.DataFrame(shp["tables"]["observers"]), GOLDEN["shape_bias"]["observers"],
                  ["observer"])
+    # the zoo's shape biases are zoo v3's: one row per zoo model, in [0, 1]
+    from clipsafety.zoo import list_zoo
+
     new_shape = pd.DataFrame(shp["tables"]["shape"])
-    cols = list(GOLDEN["shape_bias"]["shape"][0])
-    _frame_equal(new_shape[cols], GOLDEN["shape_bias"]["shape"], ["model"])
+    assert set(new_shape["model"]) == {f"zoo:{i}" for i in list_zoo()["id"]}
+    assert new_shape["shape_bias"].between(0, 1).all()
     # issue 17: real CLIPs from both model-vs-human forks are judged on published data
     for src in ADDED_SOURCES:
         row = next(r for r in shp["claims"] if r["claim_id"] == "shape-clip" and r["source"] == src)
