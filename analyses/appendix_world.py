@@ -169,8 +169,8 @@ tab
 # captions on the labelled set's picture distribution.
 
 # %%
-from clipsafety.synth import sources as S
 from clipsafety.studies import world as study
+from clipsafety.synth import sources as S
 
 KNOBS = ["cue_strength", "p_pose", "background_probs", "style_probs", "p_partial", "p_occluder",
          "p_multi", "caption_style", "p_class_word", "p_attr_word", "p_misaligned", "n_filler"]

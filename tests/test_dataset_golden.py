@@ -11,8 +11,8 @@ import json
 import pytest
 from dataset_golden import (
     GOLDEN,
-    REDRAWN,
     REAL_CASES,
+    REDRAWN,
     SYNTH_CASES,
     case_key,
     real_fingerprint,

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from clipsafety.groups import BASELINE, CLIP_FT_DIRECT, CLIP_ZEROSHOT
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
 from clipsafety.metrics import bootstrap_ci, fit_trend
 
 __all__ = ["ID_SET", "NATURAL_SHIFTS", "OTHER_SHIFTS", "accuracy_ranges", "contract",
