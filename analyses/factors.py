@@ -88,8 +88,14 @@ if live_ok:
     live = study.with_effective_robustness(
         study.factor_long(run.collect(), factor_list, which=which), baseline_group, scale)
     live_grid = study.trend_grid(live, baseline_group, scale, n_boot=n_boot, seed=seed)
-    display(live.drop_duplicates("model").groupby("group").size().rename("models")
-            .to_frame().rename(index=group_label))
+    per_model = live.drop_duplicates("model")
+    display(per_model.groupby("group").agg(models=("model", "size"),
+                                           extrapolated=("extrapolated", "sum"))
+            .rename(index=group_label))
+    display(Markdown(
+        f"`extrapolated`: models whose overall accuracy lies outside the {group_label(baseline_group)} "
+        f"models' range ({int(per_model['extrapolated'].sum())} of {len(per_model)}); their "
+        "effective robustness extrapolates the fit."))
 else:
     display(Markdown(run.skipped_note("ImageNet val under `/data/imagenet/val`")))
 

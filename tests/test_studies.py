@@ -129,6 +129,10 @@ def test_effective_robustness_matches_sklearn_logit_fit():
         # baseline residuals of an OLS fit on the logit scale sum to ~0 there
         resid = logit(base["factor_acc"].to_numpy()) - reg.predict(logit(base[["overall_acc"]].to_numpy()))
         assert abs(resid.sum()) < 1e-9
+        # extrapolated: exactly the models outside the standard models' accuracy range
+        lo, hi = base["overall_acc"].min(), base["overall_acc"].max()
+        want = (part["overall_acc"] < lo) | (part["overall_acc"] > hi)
+        assert part["extrapolated"].tolist() == want.tolist() and want.any()
 
 
 def test_effective_robustness_needs_two_baseline_models():

@@ -196,3 +196,44 @@ def test_spec_hash_follows_the_entry_its_data_and_its_parent(monkeypatch):
                                    row.description, row.kind))
     assert T.spec_hash(clip) != h_clip and T.spec_hash(ft) != h_ft
     assert T.spec_hash(by["sup-vit-labelled-10k"]) == h_sup
+
+
+@pytest.mark.slow
+@pytest.mark.book
+def test_appendix_records_the_contract_the_study_computes(tmp_path, monkeypatch):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_chapters_factors_shape import run_chapter
+
+    out = tmp_path / "outputs"
+    monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(out))
+    few = ["zoo:sup-resnet-labelled-10k", "zoo:clip-resnet-wit-100k", "zoo:ft-resnet-wit-100k"]
+    text = run_chapter("appendix_world", tmp_path, models=few, n_boot=200, n_examples=2,
+                       n_factor_samples=200)
+    rec = json.loads((out / "appendix_world.json").read_text())["tables"]
+    cat = pd.read_csv(zoo_dir() / "catalog.csv")
+    ev = pd.read_csv(zoo_dir() / "eval.csv")
+    pts = W.zoo_points(cat, ev)
+    _, ranges = W.accuracy_ranges(cat, ev)
+    sig = W.signature(pts, n_boot=200)
+    ero = W.pair_summary(W.pair_differences(pts, W.matched_pairs(cat, "finetune")), n_boot=200)
+    pairs = pd.DataFrame(rec["ablation_pairs"])
+    assert len(pairs) == 3 * len(W.NATURAL_SHIFTS) and (pairs["lo"] <= pairs["diff"]).all()
+    assert (pairs["diff"] <= pairs["hi"]).all()
+    want = W.contract(ranges, sig, ero, W.pair_summary(pairs, n_boot=200))
+    got = pd.DataFrame(rec["contract"])
+    pd.testing.assert_frame_equal(got, want)
+    held = int(want["holds"].sum())
+    assert f"{held} of {len(want)} requirements hold" in text
+    # the OOD and calibration tables cover the run's models' groups, AUROC in [0, 1]
+    ood = pd.DataFrame(rec["ood_by_group"])
+    assert set(ood["group"]) == {"standard", "clip-zeroshot", "clip-ft-direct"}
+    assert ood[["auroc", "auroc_msp"]].stack().between(0, 1).all()
+    assert len(ood) == 3 * 5
+    cal = pd.DataFrame(rec["calibration_by_group"])
+    assert set(cal["kind"]) == {"ID", "shifts"} and (cal["ece_before"] >= 0).all()
+    fneg = pd.DataFrame(rec["false_negatives"]).set_index("source")
+    assert fneg.loc["wit", "identical"] < 0.01 < fneg.loc["labelled", "identical"]

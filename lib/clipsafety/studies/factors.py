@@ -57,8 +57,10 @@ def with_effective_robustness(long: pd.DataFrame, baseline_group: str = BASELINE
                               y: str = "factor_acc", by: str = "factor") -> pd.DataFrame:
     """Add ``expected_acc`` (the baseline fit at the model's overall accuracy) and
     ``eff_rob`` (``y - expected``, fraction of accuracy) per ``by`` level, the fit running over
-    the ``baseline_group`` models (:func:`metrics.effective_robustness`, ``scale`` as given).
-    Levels with fewer than two baseline models get NaN."""
+    the ``baseline_group`` models (:func:`metrics.effective_robustness`, ``scale`` as given),
+    and ``extrapolated`` (the model's ``x`` lies outside the baseline models' range, so its
+    effective robustness extrapolates the fit). Levels with fewer than two baseline models get
+    NaN."""
     parts = []
     for _, part in long.groupby(by, sort=False):
         part = part.copy()
@@ -70,8 +72,11 @@ def with_effective_robustness(long: pd.DataFrame, baseline_group: str = BASELINE
                                               mask[ok].to_numpy(), scale=scale)
             part.loc[ok, "eff_rob"] = er
         part["expected_acc"] = part[y] - part["eff_rob"]
+        bx = part.loc[mask, x]
+        part["extrapolated"] = ((part[x] < bx.min()) | (part[x] > bx.max())) if len(bx) else False
         parts.append(part)
-    return pd.concat(parts, ignore_index=True) if parts else long.assign(eff_rob=[], expected_acc=[])
+    return pd.concat(parts, ignore_index=True) if parts else long.assign(
+        eff_rob=[], expected_acc=[], extrapolated=[])
 
 
 def trend_grid(long: pd.DataFrame, baseline_group: str = BASELINE, scale: str = "logit",
