@@ -124,15 +124,17 @@ def shift_findings(points: pd.DataFrame, shifts, n_boot: int = 1000, seed: int =
     return pd.DataFrame(rows)
 
 
-def findings_markdown(findings: pd.DataFrame) -> list[str]:
-    """One Markdown bullet per shift of :func:`shift_findings` (numbers in points)."""
+def findings_markdown(findings: pd.DataFrame, names: dict | None = None) -> list[str]:
+    """One Markdown bullet per shift of :func:`shift_findings` (numbers in points); ``names``:
+    the shifts' display names (default :data:`clipsafety.published.SHIFTS`)."""
+    names = SHIFTS if names is None else names
     lines = []
     for r in findings.itertuples(index=False):
         if r.reading == "not testable":
             lines.append(f"- **{r.shift}**: fewer than two zero-shot CLIP models; not testable.")
             continue
         lines.append(
-            f"- **{SHIFTS[r.shift]}**: median effective robustness of {r.n_clip} zero-shot "
+            f"- **{names[r.shift]}**: median effective robustness of {r.n_clip} zero-shot "
             f"CLIP models {100 * r.clip_median:+.1f} points (95% CI {100 * r.clip_lo:+.1f} to "
             f"{100 * r.clip_hi:+.1f}) vs {100 * r.standard_median:+.1f} "
             f"({100 * r.standard_lo:+.1f} to {100 * r.standard_hi:+.1f}) for {r.n_standard} "
