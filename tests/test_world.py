@@ -160,6 +160,11 @@ def test_the_same_recipe_on_narrow_data_loses_effective_robustness(zoo):
     cat, _, pts = zoo
     pairs = W.matched_pairs(cat, "diversity")
     assert len(pairs) == 3  # one per architecture family
+    assert set(pairs["b"].str.replace("narrow", "wit")) == set(pairs["a"])
+    obj = W.matched_pairs(cat, "objective")  # CLIP vs cross-entropy on the same data and tower
+    assert len(obj) == 6 and obj["a"].str.startswith("clip-").all()
+    arch = cat.set_index("id")["arch"]
+    assert (arch[obj["a"]].to_numpy() == arch[obj["b"]].to_numpy()).all()
     ab = W.pair_summary(W.pair_differences(pts, pairs)).set_index("shift")
     for s in ("synth:shift-sketch", "synth:shift-rendition"):
         assert ab.loc[s, "mean"] < 0, ab

@@ -146,23 +146,27 @@ def matched_pairs(catalog: pd.DataFrame, kind: str) -> pd.DataFrame:
     """``(a, b)`` pairs of the catalog: ``kind="finetune"``: every fine-tuned child (``parent``
     set) and its zero-shot parent; ``kind="diversity"``: the models sharing a
     ``diversity:<tag>`` matched pair, ``a`` the one on the diverse (WIT-like) source and ``b``
-    the one on the narrow source."""
+    the one on the narrow source; ``kind="objective"``: the models sharing an
+    ``objective:<tag>`` pair (same data and image tower), ``a`` the contrastive one (id
+    ``clip-*``) and ``b`` the supervised one."""
     if kind == "finetune":
         ch = catalog[catalog["parent"].fillna("").astype(str) != ""]
         return pd.DataFrame({"a": ch["id"].to_numpy(), "b": ch["parent"].to_numpy(),
                              "group": ch["group"].to_numpy(), "tag": ch["id"].to_numpy()})
-    if kind != "diversity":
-        raise ValueError(f"kind {kind!r}: expected 'finetune' or 'diversity'.")
+    if kind not in ("diversity", "objective"):
+        raise ValueError(f"kind {kind!r}: expected 'finetune', 'diversity' or 'objective'.")
     rows = []
     mp = catalog["matched_pair"].fillna("").astype(str)
-    tags = sorted({t for v in mp for t in v.split(";") if t.startswith("diversity:")})
+    tags = sorted({t for v in mp for t in v.split(";") if t.startswith(f"{kind}:")})
     for t in tags:
         ids = catalog.loc[mp.str.split(";").apply(lambda v, t=t: t in v), ["id", "train_set"]]
-        narrow = ids[ids["train_set"].str.contains("narrow")]
-        wide = ids[~ids["train_set"].str.contains("narrow")]
-        if len(narrow) == 1 and len(wide) == 1:
-            rows.append({"a": wide["id"].iloc[0], "b": narrow["id"].iloc[0], "group": "diversity",
-                         "tag": t})
+        if kind == "diversity":
+            first = ~ids["train_set"].str.contains("narrow")
+        else:
+            first = ids["id"].str.startswith("clip-")
+        a, b = ids[first], ids[~first]
+        if len(a) == 1 and len(b) == 1:
+            rows.append({"a": a["id"].iloc[0], "b": b["id"].iloc[0], "group": kind, "tag": t})
     return pd.DataFrame(rows, columns=["a", "b", "group", "tag"])
 
 

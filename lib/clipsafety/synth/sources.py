@@ -69,12 +69,13 @@ class WorldConfig:
 #: the labelled set, the ImageNet analogue: curated, mostly canonical, strong cue
 LABELLED = WorldConfig(caption_style="label", p_class_word=1.0, p_attr_word=0.3, p_misaligned=0.0)
 #: WIT-like: descriptive captions, little noise, and the diversity of web pictures: unusual
-#: poses 3.5x and scene backgrounds 3x as often as in the labelled set, six times the sketches,
-#: silhouettes and paintings (an assumption of the world, as Fang et al. 2022 found of real web
-#: data; the ``narrow`` source is the same captions on the labelled set's distribution)
+#: poses 3.5x and scene backgrounds 3x as often as in the labelled set, five times the
+#: sketches, silhouettes and paintings (10% each; an assumption of the world, as Fang et al.
+#: 2022 found of real web data; the ``narrow`` source is the same captions on the labelled
+#: set's distribution)
 WIT = WorldConfig(
     cue_strength=0.7, p_pose=0.35, p_small=0.12, p_large=0.12, p_partial=0.1, p_deform=0.12,
-    p_grain=0.12, background_probs=(0.4, 0.3, 0.3), style_probs=(0.82, 0.06, 0.06, 0.06),
+    p_grain=0.12, background_probs=(0.4, 0.3, 0.3), style_probs=(0.7, 0.1, 0.1, 0.1),
     p_dark=0.1, p_bright=0.1, p_occluder=0.08, p_person=0.06, p_multi=0.1,
     caption_style="descriptive", p_class_word=0.85, p_attr_word=0.6, p_misaligned=0.05,
 )
@@ -84,12 +85,13 @@ NARROW = LABELLED.replace(caption_style="descriptive", p_class_word=0.85, p_attr
                           p_misaligned=0.05)
 #: the base of the A-like set: the web-like distribution of zoo v2 (kept when the web sources
 #: became more diverse, so the A-like pictures and their committed kept ids do not change)
-A_LIKE_BASE = WIT.replace(p_pose=0.2, background_probs=(0.5, 0.3, 0.2))
+A_LIKE_BASE = WIT.replace(p_pose=0.2, background_probs=(0.5, 0.3, 0.2),
+                          style_probs=(0.82, 0.06, 0.06, 0.06))
 #: LAION-like: web captions (fillers, class word often missing, misaligned pairs) and the
 #: broadest nuisance distribution (more styles, backgrounds and poses), weaker cue
 LAION = WorldConfig(
     cue_strength=0.55, p_pose=0.45, p_small=0.15, p_large=0.15, p_partial=0.15, p_deform=0.15,
-    p_grain=0.15, background_probs=(0.3, 0.35, 0.35), style_probs=(0.7, 0.1, 0.1, 0.1),
+    p_grain=0.15, background_probs=(0.3, 0.35, 0.35), style_probs=(0.55, 0.15, 0.15, 0.15),
     p_dark=0.12, p_bright=0.12, p_occluder=0.1, p_person=0.08, p_multi=0.15,
     pattern_pool=tuple(range(13)),
     caption_style="web", p_class_word=0.7, p_attr_word=0.4, p_misaligned=0.15, n_filler=3,
@@ -97,7 +99,7 @@ LAION = WorldConfig(
 #: the raw pool for curation: LAION-like with more web noise (at zoo v2's pose and background
 #: rates, so the curation chapter's pool did not change when the web sources grew more diverse)
 RAW_POOL = LAION.replace(p_misaligned=0.3, p_class_word=0.6, p_pose=0.3,
-                         background_probs=(0.35, 0.35, 0.3))
+                         background_probs=(0.35, 0.35, 0.3), style_probs=(0.7, 0.1, 0.1, 0.1))
 
 SOURCES: dict[str, WorldConfig] = {"labelled": LABELLED, "wit": WIT, "laion": LAION, "narrow": NARROW,
                                    "raw": RAW_POOL}
