@@ -165,9 +165,10 @@ def test_the_same_recipe_on_narrow_data_loses_effective_robustness(zoo):
     assert len(obj) == 6 and obj["a"].str.startswith("clip-").all()
     arch = cat.set_index("id")["arch"]
     assert (arch[obj["a"]].to_numpy() == arch[obj["b"]].to_numpy()).all()
+    # ER(WIT-like) - ER(narrow): the narrow source loses effective robustness
     ab = W.pair_summary(W.pair_differences(pts, pairs)).set_index("shift")
     for s in ("synth:shift-sketch", "synth:shift-rendition"):
-        assert ab.loc[s, "mean"] < 0, ab
+        assert ab.loc[s, "mean"] > 0, ab
 
 
 def test_make_zoo_would_retrain_nothing(zoo):
