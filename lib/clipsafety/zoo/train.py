@@ -478,6 +478,31 @@ def _train_job(spec: dict, progress: bool) -> tuple[dict, dict]:
     return row, acc
 
 
+#: catalog fields that come from the plan entry but not into the weights (no retrain)
+_META_FIELDS = ("group", "matched_pair")
+
+
+def _write_catalog(rows: dict, cat_path: Path) -> None:
+    order = [m["id"] for m in PLAN]
+    cat = pd.DataFrame([rows[k] for k in order if k in rows])
+    first = ["id", "group", "family", "source", "samples", "resolution", "objective", "arch",
+             "train_set", "id_acc", "seed", "matched_pair", "parent", "reference"]
+    cat = cat[first + [c for c in cat.columns if c not in first]]
+    cat.to_csv(cat_path, index=False, float_format="%.4f")
+
+
+def _refresh_meta(ids, rows: dict, evals: pd.DataFrame, out: Path, cat_path: Path) -> None:
+    """Copy the plan's group and matched pairs into the catalog rows and cards of ``ids``."""
+    for k in ids:
+        rows[k].update({f: PLAN_BY_ID[k][f] for f in _META_FIELDS})
+        e = evals[evals["id"] == k]
+        acc = dict(zip(e["dataset"].str.removeprefix("synth:"), e["accuracy"]))
+        write_card({**rows[k], "parent": rows[k].get("parent") if isinstance(rows[k].get("parent"), str) else "",
+                    "matched_pair": PLAN_BY_ID[k]["matched_pair"]},
+                   {s: acc[s] for s in EVAL_SETS if s in acc}, out)
+    _write_catalog(rows, cat_path)
+
+
 def _sets_of(spec: dict) -> list[str]:
     if spec["kind"] in ("sup", "clip"):
         return [spec["train_set"]]
@@ -524,6 +549,12 @@ def main(argv=None) -> int:
         plan = [m for m in plan if m["id"] not in kept]
         print(f"== {len(kept)} of {len(kept) + len(plan)} entries are current (plan entry and "
               f"data unchanged); training {len(plan)} (--all retrains every one)", flush=True)
+        # what the weights do not depend on (group, matched pairs) follows the plan
+        stale = [k for k in kept if any(rows[k].get(f) != PLAN_BY_ID[k][f] and not (
+            pd.isna(rows[k].get(f)) and PLAN_BY_ID[k][f] == "") for f in _META_FIELDS)]
+        if stale:
+            _refresh_meta(stale, rows, evals, out, cat_path)
+            print(f"== refreshed the catalog rows and cards of {stale} from the plan", flush=True)
     todo = {m["id"]: m for m in plan}
     # the reference model filters synth:shift-adversarial, which every evaluation uses: it
     # trains first; a fine-tuned model waits for its CLIP parent
@@ -540,12 +571,7 @@ def main(argv=None) -> int:
         evals = evals[evals["id"] != row["id"]]
         evals = pd.concat([evals, pd.DataFrame({"id": row["id"], "dataset": [f"synth:{k}" for k in acc],
                                                 "accuracy": list(acc.values())})])
-        order = [m["id"] for m in PLAN]
-        cat = pd.DataFrame([rows[k] for k in order if k in rows])
-        first = ["id", "group", "family", "source", "samples", "resolution", "objective", "arch",
-                 "train_set", "id_acc", "seed", "matched_pair", "parent", "reference"]
-        cat = cat[first + [c for c in cat.columns if c not in first]]
-        cat.to_csv(cat_path, index=False, float_format="%.4f")
+        _write_catalog(rows, cat_path)
         evals.sort_values(["id", "dataset"]).to_csv(eval_path, index=False, float_format="%.4f")
         print(f"[{n_done}/{n_total}] {row['id']}: {row['train_seconds']}s, loss "
               f"{row['loss_first']:.3f} -> {row['loss_last']:.3f}; acc "
