@@ -98,6 +98,7 @@ def zoo_points(catalog: pd.DataFrame, evals: pd.DataFrame, shifts: Sequence[str]
                                   "baseline": base, "extrapolated": (x < lo) | (x > hi),
                                   "slope": trend.slope, "intercept": trend.intercept}))
     out = pd.concat(rows, ignore_index=True)
+    keep = [c for c in keep if c not in out.columns]  # the catalog's own id_acc is the eval's
     return out.merge(cat[["id", *keep]], on="id", how="left")
 
 
