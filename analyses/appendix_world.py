@@ -15,8 +15,10 @@
 #
 # Every chapter runs by default on a synthetic world whose visual factors are known, and on
 # a zoo of tiny models trained on it by `make zoo`. This appendix is the dataset card (what
-# each set looks like, how often each ImageNet-X factor occurs per training source) and the
-# zoo's model cards (with their accuracy on the ID test set).
+# each set looks like, how often each ImageNet-X factor occurs per training source), the list
+# of what the world assumes and what emerges from training, the zoo measured against the real
+# landscape's signature (its contract), the zoo's OOD detection and calibration per group, and
+# the zoo's model cards.
 #
 # :::{glue:md} summary
 # :format: myst
