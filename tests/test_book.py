@@ -186,3 +186,22 @@ def test_parallel_build_executes_every_chapter_and_reports_a_failure(tiny_book, 
         with pytest.raises(ValueError, match="jobs"):
             book.build_jobs(bad)
     assert book.build_jobs(0) >= 1
+
+
+def test_a_chapter_whose_recorded_outputs_are_gone_re_executes(tiny_book, monkeypatch):
+    """The findings page reads the chapters' recorded outputs: a cached chapter whose outputs
+    file was deleted must run again, or the landing page would silently lose its claims."""
+    outputs = tiny_book / "outputs"
+    monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(outputs))
+    (tiny_book / "analyses" / "tiny.py").write_text(CHAPTER + (
+        "from clipsafety import evidence\n"
+        "evidence.record_outputs('tiny', None, n=n)\n"))
+    ch = book.get_chapter("tiny")
+    params = {k: v["default"] for k, v in ch.parameters().items()}
+    env = {"library": "L", "data": "D", "mirror": True}
+    assert book.execute(ch, params, env)[0] == "executed"
+    assert book.read_state("tiny")["recorded_outputs"] is True
+    assert book.execute(ch, params, env)[0] == "cached"
+    (outputs / "tiny.json").unlink()
+    assert book.execute(ch, params, env)[0] == "executed"
+    assert json.loads((outputs / "tiny.json").read_text())["tables"]["n"] == 3

@@ -568,7 +568,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     out_nb = CHAPTERS / f"{chapter.name}.ipynb"
     state = read_state(chapter.name)
     if (not force and state and state.get("key") == key and out_nb.exists()
-            and not _missing_chart_data(out_nb)):
+            and not _missing_chart_data(out_nb) and not _missing_outputs(chapter.name, state)):
         print(f"{index} {chapter.name}: cached (executed {state['executed_at']}, "
               f"{state['seconds']:.1f} s)", flush=True)
         return "cached", 0.0
@@ -609,6 +609,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
     seconds = time.time() - t0
     atomic_write_text(_state_path(chapter.name), json.dumps({
         "key": key, "params": params, "seconds": seconds,
+        "recorded_outputs": _outputs_file(chapter.name).exists(),
         "executed_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "defaults": {k: v["default"] for k, v in chapter.parameters().items()},
     }, indent=1, default=str))
@@ -625,6 +626,16 @@ def _chart_data_refs(notebook: Path) -> set[str]:
     import re
 
     return set(re.findall(_DATA_REF, notebook.read_text(errors="replace")))
+
+
+def _outputs_file(name: str) -> Path:
+    return Path(os.environ.get("CLIPSAFETY_OUTPUTS") or STATE / "outputs") / f"{name}.json"
+
+
+def _missing_outputs(name: str, state: dict) -> bool:
+    """A chapter that recorded outputs (evidence.record_outputs) whose file is gone is stale:
+    the findings page would read nothing of it."""
+    return bool(state.get("recorded_outputs")) and not _outputs_file(name).exists()
 
 
 def _missing_chart_data(notebook: Path) -> bool:
