@@ -37,7 +37,7 @@ store = ""  # prediction store for the OOD and calibration tables; empty = the d
 import numpy as np
 import pandas as pd
 from clipsafety import charts, plots
-from clipsafety.synth import DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
+from clipsafety.synth import CATEGORIES, DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -208,7 +208,8 @@ display(Markdown(
     f"captions ({w.loc['wit', 'distinct_per_batch']:.1f} distinct captions per batch of 64), "
     f"against {w.loc['labelled', 'identical']:.1%} with the labelled set's class-name captions; "
     f"{w.loc['wit', 'same_class']:.1%} of the negatives show the same category, which is "
-    "1/10 for 10 equally likely categories. The captions carry sub-type, colour, pattern, "
+    f"1/{len(CATEGORIES)} for {len(CATEGORIES)} equally likely categories. The captions carry "
+    "sub-type, colour, pattern, "
     "style and background words, so the identical-caption negatives are rare; the same-category "
     "ones are a property of a 10-category world."))
 fneg.round(4)
@@ -295,7 +296,7 @@ obj_diffs.pivot(index="tag", columns="shift", values="diff").mul(100).round(1)
 # the same pictures, the trend held fixed).
 
 # %%
-from clipsafety import evidence
+from clipsafety import evidence, metrics
 from clipsafety.studies import calibration as cal_study
 
 div_pairs = study.matched_pairs(catalog, "diversity")
@@ -313,15 +314,8 @@ div_run = evidence.chapter_run("appendix_world", [f"zoo:{m}" for m in div_models
 div_records = cal_study.collect_sets(div_run, [study.ID_SET, *study.NATURAL_SHIFTS])
 
 
-def correct_of(rec):
-    L, t, sub = cal_study.calibration_inputs(rec)
-    L = np.asarray(L, float)
-    if sub is not None:
-        mask = np.full(L.shape[1], -np.inf)
-        mask[list(sub)] = 0
-        L = L + mask
-    return L.argmax(1) == t
-
+def correct_of(rec):  # per-image correctness, the record's label subset applied
+    return metrics.confidences(*cal_study.calibration_inputs(rec))[1]
 
 
 correct = {(m, d): correct_of(div_records[d][f"zoo:{m}"]) for m in div_models

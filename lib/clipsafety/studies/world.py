@@ -58,6 +58,11 @@ def _check_tables(catalog: pd.DataFrame, evals: pd.DataFrame) -> None:
                              f"{sorted(need)} at least).")
 
 
+def _models(catalog: pd.DataFrame) -> pd.DataFrame:
+    """The catalog without its reference model (``reference == 1``), which is in no group."""
+    return catalog[catalog["reference"] != 1] if "reference" in catalog else catalog
+
+
 def zoo_points(catalog: pd.DataFrame, evals: pd.DataFrame, shifts: Sequence[str] = tuple(NATURAL_SHIFTS),
                baseline: str = BASELINE, scale: str = "logit") -> pd.DataFrame:
     """One row per (model, shift): ``id_acc``, ``shift_acc``, the baseline trend's prediction,
@@ -69,7 +74,7 @@ def zoo_points(catalog: pd.DataFrame, evals: pd.DataFrame, shifts: Sequence[str]
     :data:`ID_SET` and every shift for every model.
     """
     _check_tables(catalog, evals)
-    cat = catalog[catalog.get("reference", 0) != 1] if "reference" in catalog else catalog
+    cat = _models(catalog)
     acc = evals.pivot_table(index="id", columns="dataset", values="accuracy", aggfunc="first")
     missing = [s for s in (ID_SET, *shifts) if s not in acc.columns]
     if missing:
@@ -107,7 +112,7 @@ def accuracy_ranges(catalog: pd.DataFrame, evals: pd.DataFrame, baseline: str = 
     """ID accuracy per group (``n, min, median, max``) and a summary dict: the baseline's range,
     the range of ``group``, how many of its models lie inside the baseline's range, its best."""
     _check_tables(catalog, evals)
-    cat = catalog[catalog.get("reference", 0) != 1] if "reference" in catalog else catalog
+    cat = _models(catalog)
     idacc = evals[evals["dataset"] == ID_SET].set_index("id")["accuracy"]
     df = cat[["id", "group"]].assign(id_acc=cat["id"].map(idacc))
     tab = (df.groupby("group")["id_acc"].agg(n="size", min="min", median="median", max="max")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from clipsafety.store import canonical_json
 from clipsafety.synth.datasets import eval_sets
 from clipsafety.zoo.plan import FT2_BUDGET, PLAN, source_of
 
@@ -150,7 +151,7 @@ def data_cache_dir() -> Path:
 
 def _canonical(v):
     """A JSON-able, address-free form of a synthetic set's parameters (configs as dicts,
-    functions by qualified name)."""
+    functions by qualified name), for :func:`clipsafety.store.canonical_json`."""
     import dataclasses
     import functools
 
@@ -180,8 +181,8 @@ def set_key(name: str) -> str:
     from clipsafety.synth.datasets import synth_set
 
     row = synth_set(name)
-    blob = json.dumps({"builder": _canonical(row.builder), "params": _canonical(dict(row.params)),
-                       "generator": GENERATOR_VERSION}, sort_keys=True)
+    blob = canonical_json({"builder": _canonical(row.builder), "params": _canonical(dict(row.params)),
+                           "generator": GENERATOR_VERSION})
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -196,7 +197,7 @@ def spec_hash(spec: dict, plan_by_id: dict | None = None) -> str:
     keys = {s: set_key(s) for s in _sets_of(spec)}
     parent = spec_hash(plan_by_id[spec["parent"]], plan_by_id) if spec.get("parent") else ""
     fields = {k: v for k, v in spec.items() if k not in ("group", "matched_pair")}
-    blob = json.dumps({"spec": _canonical(fields), "sets": keys, "parent": parent}, sort_keys=True)
+    blob = canonical_json({"spec": _canonical(fields), "sets": keys, "parent": parent})
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -497,9 +498,7 @@ def _refresh_meta(ids, rows: dict, evals: pd.DataFrame, out: Path, cat_path: Pat
         rows[k].update({f: PLAN_BY_ID[k][f] for f in _META_FIELDS})
         e = evals[evals["id"] == k]
         acc = dict(zip(e["dataset"].str.removeprefix("synth:"), e["accuracy"]))
-        write_card({**rows[k], "parent": rows[k].get("parent") if isinstance(rows[k].get("parent"), str) else "",
-                    "matched_pair": PLAN_BY_ID[k]["matched_pair"]},
-                   {s: acc[s] for s in EVAL_SETS if s in acc}, out)
+        write_card(rows[k], {s: acc[s] for s in EVAL_SETS if s in acc}, out)
     _write_catalog(rows, cat_path)
 
 
@@ -540,7 +539,9 @@ def main(argv=None) -> int:
     plan = [dict(m, samples_seen=int(m["samples_seen"] * args.scale)) for m in PLAN
             if not args.only or m["id"] in args.only]
     cat_path, eval_path = out / "catalog.csv", out / "eval.csv"
-    rows = {r["id"]: r for r in pd.read_csv(cat_path).to_dict("records")} if cat_path.exists() else {}
+    # empty text cells read as "" (not NaN): rows compare equal to plan entries and cards
+    rows = ({r["id"]: r for r in pd.read_csv(cat_path, keep_default_na=False).to_dict("records")}
+            if cat_path.exists() else {})
     evals = pd.read_csv(eval_path) if eval_path.exists() else pd.DataFrame(columns=["id", "dataset", "accuracy"])
     if args.skip_existing:
         plan = [m for m in plan if not ((out / "weights" / f"{m['id']}.safetensors").exists() and m["id"] in rows)]
@@ -550,8 +551,7 @@ def main(argv=None) -> int:
         print(f"== {len(kept)} of {len(kept) + len(plan)} entries are current (plan entry and "
               f"data unchanged); training {len(plan)} (--all retrains every one)", flush=True)
         # what the weights do not depend on (group, matched pairs) follows the plan
-        stale = [k for k in kept if any(rows[k].get(f) != PLAN_BY_ID[k][f] and not (
-            pd.isna(rows[k].get(f)) and PLAN_BY_ID[k][f] == "") for f in _META_FIELDS)]
+        stale = [k for k in kept if any(rows[k].get(f) != PLAN_BY_ID[k][f] for f in _META_FIELDS)]
         if stale:
             _refresh_meta(stale, rows, evals, out, cat_path)
             print(f"== refreshed the catalog rows and cards of {stale} from the plan", flush=True)
