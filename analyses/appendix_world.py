@@ -180,7 +180,7 @@ tab
 # captions on the labelled set's picture distribution.
 
 # %%
-from clipsafety.studies import world as study
+from clipsafety.studies import appendix_world as study
 from clipsafety.synth import sources as S
 
 KNOBS = ["cue_strength", "p_pose", "background_probs", "style_probs", "p_partial", "p_occluder",
@@ -296,7 +296,7 @@ obj_diffs.pivot(index="tag", columns="shift", values="diff").mul(100).round(1)
 # the same pictures, the trend held fixed).
 
 # %%
-from clipsafety import evidence, metrics
+from clipsafety import evidence, metrics, outputs
 from clipsafety.studies import calibration as cal_study
 
 div_pairs = study.matched_pairs(catalog, "diversity")
@@ -391,10 +391,10 @@ except Exception as err:  # noqa: BLE001
     display(Markdown(f"ImageNet-X's published confidences are unavailable here "
                      f"({type(err).__name__})."))
 
-evidence.record_outputs("appendix_world", None, contract=contract, ranges=ranges,
-                        signature=sig_table, erosion=erosion, ablation=ablation,
-                        ablation_pairs=div_diffs, objective_pairs=obj_diffs, false_negatives=fneg, ood_by_group=ood_by_group,
-                        calibration_by_group=cal_by_group)
+outputs.record("appendix_world", None, contract=contract, ranges=ranges,
+               signature=sig_table, erosion=erosion, ablation=ablation,
+               ablation_pairs=div_diffs, objective_pairs=obj_diffs, false_negatives=fneg,
+               ood_by_group=ood_by_group, calibration_by_group=cal_by_group)
 
 # %% [markdown]
 # ## Model cards

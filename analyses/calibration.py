@@ -55,7 +55,7 @@ published = True  # show the published evidence (ImageNet-X confidences, LeVine 
 # %%
 import numpy as np
 import pandas as pd
-from clipsafety import charts, claims, datasets, evidence, plots, summaries, synth
+from clipsafety import catalog, charts, claims, datasets, evidence, plots, summaries, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
 from clipsafety.studies import calibration as study
@@ -169,7 +169,7 @@ if live_ok:
 rel_models = []
 if live_ok:
     if reliability_models:
-        rel_models = evidence.resolve_models(reliability_models)
+        rel_models = catalog.resolve_models(reliability_models)
         missing = [m for m in rel_models if m not in records[id_set]]
         if missing:
             raise ValueError(f"reliability_models {missing} are not among this run's models "
@@ -377,14 +377,8 @@ display(Markdown(run.real_section()))
 # ## The paper's claims, per evidence source
 
 # %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("calibration", claims_tab, table=table if live_ok else None,
-                        group_means=group_means if live_ok else None,
-                        published_imagenetx=pub_table, published_coverage=coverage)
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("calibration"))
+pages.end_chapter("calibration", verdicts, table=table if live_ok else None,
+                  group_means=group_means if live_ok else None,
+                  published_imagenetx=pub_table, published_coverage=coverage)

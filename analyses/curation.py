@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from clipsafety import claims, evidence, plots
+from clipsafety import claims, plots
 from clipsafety.external import ExternalUnavailable
 from clipsafety.studies import curation as study
 from clipsafety.studies import finetuning as ft_study
@@ -233,17 +233,6 @@ display(Markdown(
     "/data -p device cuda'\n```"))
 
 # %% [markdown]
-# ## The claims, per evidence source
-
-# %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("curation", claims_tab, models=models, residuals=res, selections=summary,
-                        published_datacomp=dc,
-                        seconds={f"{c}@{s}": v for (c, s), v in seconds.items()})
-
-# %% [markdown]
 # ## What this supports, and what it cannot say
 #
 # The experiment supports statements about tiny CLIPs trained briefly on curated subsets of
@@ -259,7 +248,12 @@ display(Markdown(
     "[5000,10000] -p pool_size 40000'\n"
     f"make chapter NAME=calibration PARAMS='-p models {ids} -p data_root /data -p device cuda'\n```"))
 
+# %% [markdown]
+# ## The claims, per evidence source
+
 # %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("curation"))
+pages.end_chapter("curation", verdicts, models=models, residuals=res, selections=summary,
+                  published_datacomp=dc,
+                  seconds={f"{c}@{s}": v for (c, s), v in seconds.items()})

@@ -331,13 +331,7 @@ display(Markdown(run.real_section()))
 # computed mechanism check.
 
 # %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("factors", claims_tab, live_summary=live_summary if live_ok else None,
-                        published_summaries=pub_summaries)
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("factors"))
+pages.end_chapter("factors", verdicts, live_summary=live_summary if live_ok else None,
+                  published_summaries=pub_summaries)

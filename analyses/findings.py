@@ -38,14 +38,16 @@
 chapters: str | list = "all"  # which chapters' claims to show: all, or a list of chapter names
 
 # %%
-from clipsafety import charts, evidence, pages, plots
+from clipsafety import charts, pages, plots
+from clipsafety.studies import findings as study
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 plots.setup()
-found = evidence.read_outputs(None if chapters == "all" else chapters)
-claims_all = evidence.findings_table(found)
-glue("findings_summary", Markdown(pages.findings_summary(claims_all)), display=False)
+found = study.read_outputs(None if chapters == "all" else chapters)
+claims_all = study.findings_table(found)
+glue("findings_summary", Markdown(study.findings_summary(claims_all)), display=False)
+glue("chapter_list", Markdown(study.chapter_list()), display=False)
 
 # %% [markdown]
 # ## At a glance
@@ -61,20 +63,17 @@ if len(claims_all):
 
 # %%
 if len(claims_all):
-    display(HTML(pages.findings_html(claims_all)))
-display(Markdown(evidence.chapters_status(found)))
+    display(HTML(study.findings_html(claims_all)))
+display(Markdown(study.chapters_status(found)))
 
 # %% [markdown]
 # ## The chapters
 #
-# - {doc}`landscape`: the robustness landscape — accuracy under shift against ImageNet
-#   accuracy, and CLIP's effective robustness (published tables).
-# - {doc}`factors`: robustness to visual factors (paper section 4.1, ImageNet-X).
-# - {doc}`shape_bias`: shape versus texture (section 4.2, cue-conflict).
-# - {doc}`ood`: out-of-distribution detection (section 5).
-# - {doc}`calibration`: calibration, before and after temperature scaling (section 6).
-# - Appendix: {doc}`../methods`, {doc}`../architecture`, {doc}`appendix_world`,
-#   {doc}`../appendix_datasets` and the build's {doc}`provenance`.
+# Read from the book's table of contents:
+#
+# :::{glue:md} chapter_list
+# :format: myst
+# :::
 #
 # {doc}`../intro` says how the book is made and how to rerun it. Every chapter opens with
 # what it found and ends with **Try it**: exercises for a laptop and the command that reruns

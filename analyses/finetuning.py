@@ -252,16 +252,6 @@ else:
         f"PARAMS='-p real_models {models} -p data_root /data -p device cuda'\n```"))
 
 # %% [markdown]
-# ## The claims, per evidence source
-
-# %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("finetuning", claims_tab, table=table, best=best.reset_index(),
-                        published_pairs=pairs, real=real_avg, seconds=seconds)
-
-# %% [markdown]
 # ## What this supports, and what it cannot say
 #
 # The experiment supports statements about tiny CLIPs fine-tuned for a few thousand images
@@ -280,7 +270,11 @@ display(Markdown(
     "\"zoo:clip-convnext-wit-100k\",\"zoo:clip-vit-wit-100k\"]'\n"
     "make chapter NAME=finetuning PARAMS='-p data_root /data -p device cuda'\n```"))
 
+# %% [markdown]
+# ## The claims, per evidence source
+
 # %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("finetuning"))
+pages.end_chapter("finetuning", verdicts, table=table, best=best.reset_index(),
+                  published_pairs=pairs, real=real_avg, seconds=seconds)

@@ -48,7 +48,7 @@ top_n = 15  # rows of the per-model table
 # %%
 import altair as alt
 import pandas as pd
-from clipsafety import charts, claims, evidence, plots, published
+from clipsafety import charts, claims, plots, published
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.studies import landscape
@@ -192,7 +192,7 @@ if have_data:
 # robustness is measured.
 
 # %%
-from clipsafety.studies import world  # noqa: E402
+from clipsafety.studies import appendix_world as world  # noqa: E402
 from clipsafety.zoo import zoo_dir  # noqa: E402
 
 to_synth = {v: k for k, v in world.NATURAL_SHIFTS.items()}
@@ -219,13 +219,7 @@ verdicts += landscape.assess_landscape_claims(zoo_findings, claims.SOURCES[0])
 verdicts += [claims.not_testable(landscape.CLAIMS[s], claims.SOURCES[2],
                                  "this chapter reads published tables and the zoo's accuracies")
              for s in shifts]
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending[:2]:
-    display(obj)
-evidence.record_outputs("landscape", claims_tab, findings=findings if have_data else None,
-                        zoo_findings=zoo_findings)
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("landscape"))
+pages.end_chapter("landscape", verdicts, note=False, findings=findings if have_data else None,
+                  zoo_findings=zoo_findings)

@@ -260,13 +260,7 @@ display(Markdown(run.real_section()))
 # an interval above zero.
 
 # %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("ood", claims_tab, averages=avg if live_ok else None,
-                        ninco=pub.get("ninco"))
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("ood"))
+pages.end_chapter("ood", verdicts, averages=avg if live_ok else None,
+                  ninco=pub.get("ninco"))

@@ -65,7 +65,7 @@ import time
 
 import pandas as pd
 import torch
-from clipsafety import charts, claims, evidence, features, plots, synth
+from clipsafety import catalog, charts, claims, evidence, features, plots, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, STANDARD
 from clipsafety.prompt_tuning import atfd, train_prompts
@@ -80,7 +80,7 @@ run = evidence.chapter_run("prompts", models, zoo_dataset="synth:id-test",
                            store=store, device=device, batch_size=batch_size,
                            needs="ImageNet val (and, for shifts and OOD sets, their folders)")
 groups = study.groups_of(run.models)
-clips = [m for m in run.models if groups[m] == CLIP_ZEROSHOT or m.startswith("openclip:")]
+clips = [m for m in run.models if catalog.is_zero_shot_clip(m, groups[m])]
 if not clips:
     raise ValueError(f"models {run.models[:5]} hold no zero-shot CLIP; pass zoo CLIP ids "
                      "(group clip-zeroshot) or openclip: ids.")
@@ -101,7 +101,7 @@ else:
     ood_list = [] if run.real else [f"synth:{s}" for s in synth.OOD_SETS]
 train_set = train_dataset or ("" if run.real else "synth:train-labelled-10k")
 if tune_models:
-    tuned_ids = evidence.resolve_models(tune_models)
+    tuned_ids = catalog.resolve_models(tune_models)
     if set(tuned_ids) - set(clips):
         raise ValueError(f"tune_models {sorted(set(tuned_ids) - set(clips))} are not among this "
                          f"run's CLIPs ({clips[:4]}...); pass ids from `models`.")
@@ -145,7 +145,7 @@ if live_ok:
     # the standard models' trend for effective robustness (prediction records)
     std_ids = [m for m in run.models if groups[m] == STANDARD]  # the run's, else the zoo's
     if len(std_ids) < 2 and not run.real:
-        zoo_groups = study.groups_of(evidence.resolve_models("zoo"))
+        zoo_groups = study.groups_of(catalog.resolve_models("zoo"))
         std_ids = [m for m, g in zoo_groups.items() if g == STANDARD]
     standard = pd.DataFrame(columns=["model", "acc_id", "acc_shift"])
     if std_ids and shift_list:
@@ -374,9 +374,6 @@ display(Markdown(run.real_section()))
 # ## What the experiment supports, and what it cannot say
 
 # %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
 minutes = (time.perf_counter() - t_start) / 60
 display(Markdown(
     f"This chapter ran in {minutes:.1f} minutes. The world supports statements about *its* "
@@ -390,10 +387,7 @@ display(Markdown(
     "/data -p device cuda'`."))
 
 # %%
-evidence.record_outputs("prompts", claims_tab, named=named, subsets=subs, tuned=tuned,
-                        published_spread=spread)
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("prompts"))
+pages.end_chapter("prompts", verdicts, named=named, subsets=subs, tuned=tuned,
+                  published_spread=spread)

@@ -317,14 +317,8 @@ display(Markdown(run.real_section()))
 # below zero.
 
 # %%
-claims_tab, ending = evidence.chapter_ending(verdicts)
-for obj in ending:
-    display(obj)
-evidence.record_outputs("shape_bias", claims_tab, observers=observers if have_pub else None,
-                        shape=shape if live_ok else None,
-                        mvh_observers=pd.concat(mvh_obs.values()) if mvh_obs else None)
-
-# %%
 from clipsafety import pages  # noqa: E402
 
-display(pages.try_it("shape_bias"))
+pages.end_chapter("shape_bias", verdicts, observers=observers if have_pub else None,
+                  shape=shape if live_ok else None,
+                  mvh_observers=pd.concat(mvh_obs.values()) if mvh_obs else None)

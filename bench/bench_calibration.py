@@ -27,11 +27,11 @@ import numpy as np
 def zoo_selection():
     """``(models, {model: weights sha256}, {stated dataset id: eval set id})``: what to read.
     Set-up, outside the timing (building the sets' specs imports torch for the A-like set)."""
-    from clipsafety import evidence, synth
+    from clipsafety import catalog, synth
     from clipsafety.catalog import read_catalog
     from clipsafety.datasets import get_dataset
 
-    models = evidence.resolve_models("zoo")
+    models = catalog.resolve_models("zoo")
     cat = read_catalog("zoo").set_index("id")
     sets = [f"synth:{s}" for s in synth.eval_sets()]
     # the id a record states (a set with a default parameter names it: shift-corrupt-3)

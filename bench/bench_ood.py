@@ -27,13 +27,13 @@ def main(argv=None) -> int:
     ap.add_argument("--via-predict", action="store_true")
     args = ap.parse_args(argv)
 
-    from clipsafety import evidence
+    from clipsafety import catalog, evidence
     from clipsafety.catalog import read_catalog
     from clipsafety.store import default_root
     from clipsafety.studies import ood
 
     root = args.store or str(default_root())
-    models = evidence.resolve_models("zoo")
+    models = catalog.resolve_models("zoo")
     cat = read_catalog("zoo").set_index("id")
     sets = ["synth:id-test", *ood.ZOO_OOD_SETS]
     selection = (models, {m: cat.loc[m, "weights_sha256"] for m in models}, {s: s for s in sets})

@@ -26,12 +26,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from clipsafety import evidence, features, metrics, synth
+    from clipsafety import catalog, features, metrics, synth
     from clipsafety.groups import CLIP_ZEROSHOT
     from clipsafety.studies import prompts as study
 
     torch.set_num_threads(1)
-    groups = study.groups_of(evidence.resolve_models("zoo"))
+    groups = study.groups_of(catalog.resolve_models("zoo"))
     clips = [m for m, g in groups.items() if g == CLIP_ZEROSHOT]
     sets = ["synth:id-test", *(f"synth:{s}" for s in synth.SHIFTS), *(f"synth:{s}" for s in synth.OOD_SETS)]
     towers = {m: features.clip_towers(m) for m in clips}

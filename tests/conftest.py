@@ -23,3 +23,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "full" in item.keywords:
             item.add_marker(skip)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+#: tests that load the committed zoo skip with a reason where it is absent
+needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
+                               reason="the zoo is not built (make zoo)")
+
+
+def use_book_folders(monkeypatch, analyses, book_dir):
+    """Point the chapter runner and the book's contents at ``analyses`` and ``book_dir``
+    (a tiny book in a temporary folder): where chapters are found, the table of contents,
+    executed notebooks and their state."""
+    from clipsafety import contents
+    from clipsafety.book import toc
+
+    monkeypatch.setattr(contents, "ANALYSES", analyses)
+    monkeypatch.setattr(contents, "BOOK", book_dir)
+    monkeypatch.setattr(toc, "ANALYSES", analyses)
+    monkeypatch.setattr(toc, "BOOK", book_dir)
+    monkeypatch.setattr(toc, "CHAPTERS", book_dir / "chapters")
+    monkeypatch.setattr(toc, "STATE", book_dir / "chapters" / ".state")

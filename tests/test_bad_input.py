@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clipsafety import book, cli, metrics
+from clipsafety.book import cache, executor, toc
 from fixtures_real import make_wnid_dataset
 from PIL import Image
 
@@ -517,8 +518,8 @@ def pages(tmp_path, monkeypatch):
     chapters.mkdir()
     for name in ("factors", "landscape", "shape_bias", "appendix_world", "ood"):
         (chapters / f"{name}.ipynb").write_text(f"the built page of {name}")
-    monkeypatch.setattr(book, "CHAPTERS", chapters)
-    monkeypatch.setattr(book, "STATE", chapters / ".state")
+    monkeypatch.setattr(toc, "CHAPTERS", chapters)
+    monkeypatch.setattr(toc, "STATE", chapters / ".state")
     ran = []
 
     def fake_execute(ch, params, env, force=False, index=""):
@@ -526,9 +527,9 @@ def pages(tmp_path, monkeypatch):
         (chapters / f"{ch.name}.ipynb").write_text("a new page")
         return "executed", 0.0
 
-    monkeypatch.setattr(book, "execute", fake_execute)
-    monkeypatch.setattr(book, "build_site", lambda: 0)
-    monkeypatch.setattr(book, "environment_fingerprint", lambda: {})
+    monkeypatch.setattr(executor, "execute", fake_execute)
+    monkeypatch.setattr(executor, "build_site", lambda: 0)
+    monkeypatch.setattr(cache, "environment_fingerprint", lambda: {})
     return chapters, ran
 
 
@@ -642,6 +643,6 @@ def test_unavailable_note_is_a_myst_admonition(tmp_path):
         "display_data", data={"text/markdown": md.data, "text/plain": "<md>"})])]
     path = tmp_path / "p.ipynb"
     nbformat.write(nb, path)
-    book._hide_code(path)
+    executor._hide_code(path)
     cell = nbformat.read(path, as_version=4).cells[0]
     assert cell.metadata["mystnb"]["markdown_format"] == "myst"

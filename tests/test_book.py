@@ -4,6 +4,8 @@ import json
 
 import pytest
 from clipsafety import book
+from clipsafety.book import cache, executor, toc
+from conftest import use_book_folders
 
 CHAPTER = '''# %% [markdown]
 # # A tiny chapter
@@ -32,10 +34,7 @@ def tiny_book(tmp_path, monkeypatch):
     bk.mkdir()
     (analyses / "tiny.py").write_text(CHAPTER)
     (bk / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/tiny\n")
-    monkeypatch.setattr(book, "ANALYSES", analyses)
-    monkeypatch.setattr(book, "BOOK", bk)
-    monkeypatch.setattr(book, "CHAPTERS", bk / "chapters")
-    monkeypatch.setattr(book, "STATE", bk / "chapters" / ".state")
+    use_book_folders(monkeypatch, analyses, bk)
     return tmp_path
 
 
@@ -102,9 +101,9 @@ def test_key_depends_on_source_params_library_and_data(tiny_book):
 
 def test_library_and_data_hashes_see_content_changes(tmp_path):
     (tmp_path / "a.py").write_text("x = 1\n")
-    h1 = book._hash_tree(tmp_path)
+    h1 = cache._hash_tree(tmp_path)
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert book._hash_tree(tmp_path) != h1
+    assert cache._hash_tree(tmp_path) != h1
 
 
 @pytest.mark.slow
@@ -114,7 +113,7 @@ def test_execute_cache_and_failure_keeps_previous_page(tiny_book):
     defaults = {k: v["default"] for k, v in ch.parameters().items()}
     status, _ = book.execute(ch, defaults, env)
     assert status == "executed"
-    out = book.CHAPTERS / "tiny.ipynb"
+    out = toc.CHAPTERS / "tiny.ipynb"
     nb = json.loads(out.read_text())
     text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "xxx 1.5 2" in text
@@ -128,7 +127,7 @@ def test_execute_cache_and_failure_keeps_previous_page(tiny_book):
     status, _ = book.execute(ch, {**defaults, "fail": True}, env)
     assert status == "failed"
     assert out.read_bytes() == before  # the previous page survives a failed run
-    assert (book.STATE / "tiny.failed.ipynb").exists()
+    assert (toc.STATE / "tiny.failed.ipynb").exists()
     state = book.read_state("tiny")
     assert state["params"]["fail"] is False
 
@@ -138,7 +137,7 @@ def test_bad_parameter_on_the_command_line_exits_2_and_builds_nothing(tiny_book,
     assert rc == 2
     err = capsys.readouterr().err
     assert "expects int" in err and "Valid parameters of tiny" in err
-    assert not (book.CHAPTERS / "tiny.ipynb").exists()
+    assert not (toc.CHAPTERS / "tiny.ipynb").exists()
 
 
 #: what papermill and ipykernel print on every run unless the runner prevents it
@@ -158,7 +157,7 @@ def test_a_chapter_run_prints_no_papermill_or_kernel_noise(tiny_book, capfd):
     out, err = capfd.readouterr()
     for text in NOISE:
         assert text not in out + err, f"{text!r} printed by a chapter run:\n{out}{err}"
-    nb = json.loads((book.CHAPTERS / "tiny.ipynb").read_text())
+    nb = json.loads((toc.CHAPTERS / "tiny.ipynb").read_text())
     shown = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
     assert "xx 1.0 1" in shown  # the parameters reached the kernel
 
@@ -170,15 +169,15 @@ def test_parallel_build_executes_every_chapter_and_reports_a_failure(tiny_book, 
     (tiny_book / "analyses" / "tiny2.py").write_text(CHAPTER.replace("fail = False", "fail = True"))
     (tiny_book / "book" / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: chapters/tiny\n  - file: chapters/tiny2\n")
-    monkeypatch.setattr(book, "build_site", lambda: 0)
+    monkeypatch.setattr(executor, "build_site", lambda: 0)
     assert book.build(jobs=2) == 1
-    state = json.loads((book.STATE / "tiny.json").read_text())
-    assert state["params"]["n"] == 3 and (book.CHAPTERS / "tiny.ipynb").exists()
-    assert not (book.CHAPTERS / "tiny2.ipynb").exists()
-    assert (book.STATE / "tiny2.failed.ipynb").exists()
+    state = json.loads((toc.STATE / "tiny.json").read_text())
+    assert state["params"]["n"] == 3 and (toc.CHAPTERS / "tiny.ipynb").exists()
+    assert not (toc.CHAPTERS / "tiny2.ipynb").exists()
+    assert (toc.STATE / "tiny2.failed.ipynb").exists()
     (tiny_book / "analyses" / "tiny2.py").write_text(CHAPTER)
     assert book.build(jobs=2) == 0
-    assert (book.CHAPTERS / "tiny2.ipynb").exists()
+    assert (toc.CHAPTERS / "tiny2.ipynb").exists()
     assert book.execute(book.get_chapter("tiny"), {k: v["default"] for k, v in
                         book.get_chapter("tiny").parameters().items()},
                         book.environment_fingerprint())[0] == "cached"
@@ -194,8 +193,8 @@ def test_a_chapter_whose_recorded_outputs_are_gone_re_executes(tiny_book, monkey
     outputs = tiny_book / "outputs"
     monkeypatch.setenv("CLIPSAFETY_OUTPUTS", str(outputs))
     (tiny_book / "analyses" / "tiny.py").write_text(CHAPTER + (
-        "from clipsafety import evidence\n"
-        "evidence.record_outputs('tiny', None, n=n)\n"))
+        "from clipsafety import outputs\n"
+        "outputs.record('tiny', None, n=n)\n"))
     ch = book.get_chapter("tiny")
     params = {k: v["default"] for k, v in ch.parameters().items()}
     env = {"library": "L", "data": "D", "mirror": True}

@@ -22,9 +22,8 @@ def _modules(folder: Path):
     return sorted(p for p in folder.rglob("*.py"))
 
 
-#: the edges above the studies: the chapter runner (it validates chapter parameters against
-#: the studies' vocabularies) and the command line
-ABOVE_STUDIES = {"book.py", "cli.py", "__main__.py"}
+#: the edge above the studies: the command line
+ABOVE_STUDIES = {"cli.py", "__main__.py"}
 
 
 def test_nothing_below_the_studies_imports_them():
@@ -69,3 +68,106 @@ def test_no_docstring_cites_design_files_outside_the_repo():
     hits = [p.relative_to(LIB).as_posix() for p in _modules(LIB)
             if "METHODS.md" in p.read_text() or "ARCHITECTURE.md" in p.read_text()]
     assert hits == []
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(LIB.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """clipsafety module -> the clipsafety modules it imports, at the top of the file or inside
+    a function alike (a lazy import is an arrow too), ``from pkg import sub`` resolved to the
+    submodule and relative imports to absolute ones."""
+    mods = {_module_name(p): p for p in _modules(LIB)}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in mods:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for m, p in mods.items():
+        pkg = m if p.name == "__init__.py" else m.rpartition(".")[0]
+        out = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                out |= {resolve(a.name) for a in node.names if a.name.startswith("clipsafety")}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                if not base.startswith("clipsafety"):
+                    continue
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    out.add(sub if sub in mods else resolve(base))
+        graph[m] = out - {None, m}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_import_graph_finds_a_planted_cycle():
+    """The cycle finder itself: a two-module and a three-module circle are found, a chain is
+    not."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"g"}, "g": set()}
+    assert sorted(_cycles(graph)) == [["a", "b"], ["c", "d", "e"]]
+
+
+def test_no_import_circle_in_the_library():
+    """No module reaches itself through imports, lazy ones included: data flows one way."""
+    graph = _import_graph()
+    assert "clipsafety.book.executor" in graph and graph["clipsafety.book.executor"]
+    assert _cycles(graph) == []
+
+
+def test_nothing_outside_the_runner_imports_it():
+    """The book runner (clipsafety.book) is the top of the stack: no library module outside its
+    package, and no chapter, imports it."""
+    graph = _import_graph()
+    inside = {m for m in graph if m == "clipsafety.book" or m.startswith("clipsafety.book.")}
+    offenders = sorted(m for m, deps in graph.items() if m not in inside and deps & inside)
+    assert offenders == []
+    chapters = LIB.parents[1] / "analyses"
+    assert [p.name for p in sorted(chapters.glob("*.py"))
+            if any(m.startswith("clipsafety.book") for m in _imports(p))] == []
+
+
+def test_shared_error_types_sit_below_their_users():
+    """ParameterError and TemplateSetError live in clipsafety.errors, which imports nothing of
+    the library; heads no longer reaches into the model registry for its error type."""
+    graph = _import_graph()
+    assert graph["clipsafety.errors"] == set()
+    assert not any(m.startswith("clipsafety.models") for m in graph["clipsafety.heads"])

@@ -3,26 +3,32 @@
 import ast
 
 import pytest
-from clipsafety import book, pages
+from clipsafety import book, contents, pages
+from clipsafety.studies import findings
 
 
 def chapter_names():
     return [c.name for c in book.chapters()]
 
 
-def test_every_chapter_has_two_or_three_exercises_and_ends_with_try_it():
+def test_every_chapter_has_two_or_three_exercises_and_ends_with_one_call():
+    """Each chapter's study declares its exercises; the chapter ends with one call: the
+    shared ending (claims, recorded outputs, Try it), or Try it alone on a page that judges
+    no claims."""
     for name in chapter_names():
-        assert 2 <= len(pages.EXERCISES.get(name, [])) <= 3, f"{name}: exercises"
+        assert 2 <= len(contents.exercises(name)) <= 3, f"{name}: exercises"
         tree = ast.parse(book.get_chapter(name).source.read_text())
-        last = tree.body[-1]
-        assert "pages.try_it" in ast.unparse(last) and repr(name) in ast.unparse(last).replace(
-            '"', "'"), f"{name} does not end with pages.try_it({name!r})"
+        last = ast.unparse(tree.body[-1])
+        ends = "pages.end_chapter" if getattr(contents.study(name), "CLAIMS", None) else "pages.try_it"
+        assert ends in last and repr(name) in last.replace('"', "'"), (
+            f"{name} does not end with {ends}({name!r}, ...)")
+        assert "record_outputs" not in book.get_chapter(name).source.read_text()
 
 
 @pytest.mark.parametrize("name", chapter_names())
 def test_exercise_commands_parse_and_pass_the_value_checks(name):
     ch = book.get_chapter(name)
-    for ex in pages.EXERCISES[name]:
+    for ex in contents.exercises(name):
         cmd = pages.command(name, ex.params)
         chapter, pairs = pages.command_pairs(cmd)
         assert chapter == name
@@ -75,6 +81,6 @@ def test_a_built_in_claim_keeps_its_effect_but_is_never_counted_as_reproduced():
     rows = [row, claims.verdict_from_interval(d, claims.SOURCES[0], 0.1, -0.2, 0.4)]
     # one tested claim on the synthetic source (c2, not reproduced); c1 is not a finding
     assert f"{claims.SOURCES[0]}: 0 of 1 reproduced" in pages.summary_text(claims.claims_table(rows))
-    html = pages.findings_html(claims.claims_table(rows).assign(chapter="x",
+    html = findings.findings_html(claims.claims_table(rows).assign(chapter="x",
                                                                 source_kind=claims.SOURCES[0]))
-    assert "built in</span>" in html and pages.BADGES["built in"][0] in html
+    assert "built in</span>" in html and findings.BADGES["built in"][0] in html

@@ -174,12 +174,12 @@ def test_nothing_is_loaded_from_outside_the_site(site):
 def test_landing_page_opens_with_every_recorded_claim(site):
     """The landing page is the findings page; it shows each claim the chapters recorded, with
     its verdict, from their outputs (nothing typed)."""
-    from clipsafety import evidence
+    from clipsafety.studies import findings
 
     index = (site / "index.html").read_text()
     assert "chapters/findings.html" in index  # the site opens on the findings
     html = (site / "chapters" / "findings.html").read_text()
-    table = evidence.findings_table(evidence.read_outputs())
+    table = findings.findings_table(findings.read_outputs())
     assert len(table) and table["chapter"].nunique() >= 5
     import html as html_lib
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety import evidence, groups, models, summaries
+from clipsafety import catalog, evidence, groups, models, summaries
 from clipsafety import factors as factor_vocab
 from clipsafety.studies import factors as FS
 from clipsafety.studies import shape_bias as SS
@@ -35,10 +35,10 @@ def test_resolve_factors():
 
 
 def test_resolve_models_lists_and_strings():
-    assert evidence.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
-    assert evidence.resolve_models(["zoo:1", "zoo:2"]) == ["zoo:1", "zoo:2"]
+    assert catalog.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
+    assert catalog.resolve_models(["zoo:1", "zoo:2"]) == ["zoo:1", "zoo:2"]
     with pytest.raises(ValueError, match="empty"):
-        evidence.resolve_models([])
+        catalog.resolve_models([])
 
 
 @pytest.mark.parametrize("mid, group", [

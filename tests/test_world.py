@@ -1,4 +1,4 @@
-"""The world appendix's study (clipsafety.studies.world) and the zoo's contract.
+"""The world appendix's study (clipsafety.studies.appendix_world) and the zoo's contract.
 
 Two kinds of test. The functions are checked against independent references (scikit-learn's
 least squares on scipy's logit, brute-force pair counts, the direct formula). The contract
@@ -11,7 +11,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety.studies import world as W
+from clipsafety.studies import appendix_world as W
 from clipsafety.zoo import zoo_dir
 
 # --------------------------------------------------------------------------- small tables

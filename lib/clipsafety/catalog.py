@@ -7,6 +7,10 @@
 
 Group ids are those of :mod:`clipsafety.groups`. :func:`catalog_row` is the cached id lookup
 that :mod:`clipsafety.models` uses to attach a catalog row to a parsed model id.
+
+A run's models: :func:`resolve_models` turns a chapter's ``models`` parameter (a catalog name
+or ids) into ids, :func:`is_real` / :func:`is_zoo_id` is the one rule for zoo-or-real, and
+:func:`is_zero_shot_clip` the one rule for "has a text tower".
 """
 
 from __future__ import annotations
@@ -94,3 +98,60 @@ def catalog_columns(name: str) -> list[str]:
     except (OSError, ValueError):
         return []
     return list(next(iter(rows.values())).keys()) if rows else []
+
+
+# --------------------------------------------------------------------------------------------
+# a run's models: ids from a parameter, and which kind of models they are
+
+#: the catalog names a chapter's ``models`` parameter accepts besides a list of ids
+ZOO, REAL = "zoo", "real"
+
+
+def is_zoo_id(model_id) -> bool:
+    """Whether ``model_id`` names a model of the project's zoo (``zoo:<name>``): the one rule
+    for zoo-or-real; every other id (``openclip:``, ``timm:``) is a real model."""
+    return str(model_id).startswith("zoo:")
+
+
+def is_real(models) -> bool:
+    """True when a run's models are real (open_clip / timm ids) rather than zoo models."""
+    return any(not is_zoo_id(m) for m in models)
+
+
+def resolve_models(models) -> list[str]:
+    """Model ids from a parameter: a catalog name (``"zoo"``, ``"real"``: its models whose group
+    is one of :data:`clipsafety.groups.MODEL_GROUPS`, so the zoo's reference models are left
+    out), a comma-separated string, or a list of ids (returned unchanged, duplicates dropped).
+
+    Every id must be a string with a source prefix (``zoo:``, ``openclip:``, ``timm:``), and one
+    run uses either zoo models or real ones: a mixed list is an error naming the ids.
+    """
+    from clipsafety.groups import MODEL_GROUPS
+
+    if isinstance(models, str):
+        if models in (ZOO, REAL):
+            cat = read_catalog(models)
+            return list(dict.fromkeys(cat.loc[cat["group"].isin(MODEL_GROUPS), "id"].astype(str)))
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    models = list(models)
+    if not models:
+        raise ValueError("models is empty; pass model ids, or 'zoo' / 'real' for a catalog.")
+    bad = [m for m in models if not isinstance(m, str) or ":" not in m]
+    if bad:
+        raise ValueError(f"models: {bad} are not model ids; expected strings such as "
+                         "'zoo:clip-resnet-wit-10k', 'openclip:ViT-B-32@openai' or "
+                         "'timm:resnet50.a1_in1k', or a catalog name 'zoo' / 'real'.")
+    zoo = [m for m in models if is_zoo_id(m)]
+    if zoo and len(zoo) < len(models):
+        raise ValueError(f"models mixes zoo models ({zoo[:3]}) with real ones "
+                         f"({[m for m in models if m not in zoo][:3]}); a run uses one or the "
+                         "other, since they are evaluated on different datasets.")
+    return list(dict.fromkeys(models))
+
+
+def is_zero_shot_clip(model_id, group) -> bool:
+    """Whether a model has a text tower to build zero-shot heads with: an open_clip id, or a
+    zoo model of group ``clip-zeroshot`` (the one rule; its group comes from the catalog)."""
+    from clipsafety.groups import CLIP_ZEROSHOT
+
+    return str(model_id).startswith("openclip:") or group == CLIP_ZEROSHOT

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from clipsafety import plots
+from clipsafety import plots, style
 from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, GROUPS, group_label
 from clipsafety.style import group_colour
 
@@ -478,9 +478,8 @@ def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, t
     return alt.layer(pts, mean).properties(width=width, height=height, title=title)
 
 
-#: verdict -> colour of the findings matrix
-VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "not testable": "#c7c7c7",
-                   "built in": "#6b7b8c"}
+#: verdict -> colour of the findings matrix (:data:`clipsafety.style.VERDICT_COLOURS`)
+VERDICT_COLOURS = {v: colour for v, (colour, _text) in style.VERDICT_COLOURS.items()}
 
 
 def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None):

@@ -44,6 +44,19 @@ SOURCES = ("synthetic world + zoo", "published upstream results", "real models o
 COLUMNS = ["claim_id", "claim", "source", "verdict", "detail", "evidence"]
 
 
+def source_kind(source: str) -> str:
+    """The kind of evidence (one of :data:`SOURCES`) a source belongs to: its name starts with
+    the kind's (``"published upstream results (NINCO)"`` is published evidence)."""
+    return next((k for k in SOURCES if str(source).startswith(k)), str(source))
+
+
+def tally(rows: pd.DataFrame) -> tuple[int, int]:
+    """``(reproduced, tested)`` among claim rows: the one count of verdicts (rows whose
+    verdict is one of :data:`UNTESTED` are no test of their claim and are left out)."""
+    tested = rows[~rows["verdict"].isin(UNTESTED)]
+    return int((tested["verdict"] == REPRODUCED).sum()), len(tested)
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim of the paper: a short id, the claim in the paper's words, where it is made."""

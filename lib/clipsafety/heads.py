@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clipsafety.models._registry import TemplateSetError
+from clipsafety.errors import TemplateSetError
 from clipsafety.shape import CUE_CONFLICT_CLASSES
 
 #: The 16 cue-conflict categories of Geirhos et al. (2019), in their (alphabetical) order

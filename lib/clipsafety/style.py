@@ -61,3 +61,12 @@ def group_shape_scale(groups=None):
 
     ids = [g for g in GROUP_ORDER if groups is None or g in set(groups)]
     return alt.Scale(domain=[group_label(g) for g in ids], range=[GROUP_STYLE[g][1] for g in ids])
+
+
+#: verdict -> (colour, text colour on it): the findings matrix's badges and the overview chart
+VERDICT_COLOURS: dict[str, tuple[str, str]] = {
+    "reproduced": ("#2ca02c", "white"),
+    "not reproduced": ("#d62728", "white"),
+    "not testable": ("#c7c7c7", "#333"),
+    "built in": ("#6b7b8c", "white"),
+}

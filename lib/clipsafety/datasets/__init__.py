@@ -109,8 +109,19 @@ def dataset_info(dataset_id: str) -> DatasetEntry:
     return lookup(dataset_id, list_datasets())
 
 
-def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root) -> list[str]:
-    base = data_root or os.environ.get("CLIPSAFETY_DATA_ROOT")
+DATA_ROOT_ENV = "CLIPSAFETY_DATA_ROOT"
+
+
+def data_root(given=None) -> str:
+    """The folder that holds the real datasets: ``given`` (a chapter's ``data_root``
+    parameter, a ``--data-root`` option) when set, else ``$CLIPSAFETY_DATA_ROOT``, else ``""``
+    (no real data). The one rule for "is there real data"; chapters and :func:`get_dataset`
+    both read it."""
+    return str(given or os.environ.get(DATA_ROOT_ENV) or "")
+
+
+def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> list[str]:
+    base = data_root(data_root_)
     if not base:
         raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
                           f"holds {entry.folders[0]}/) or set CLIPSAFETY_DATA_ROOT.")
@@ -152,7 +163,7 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
 
 
 __all__ = [
-    "ANNOTATIONS", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
-    "FolderSpec", "LayoutError", "UnknownDataset", "dataset_info", "get_dataset", "imagenet_synsets",
+    "ANNOTATIONS", "DATA_ROOT_ENV", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
+    "FolderSpec", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
     "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from clipsafety.errors import TemplateSetError
 from clipsafety.records import LoadedModel
 
 
@@ -26,12 +27,6 @@ class InvalidCheckpoint(ValueError):
 
 class UnknownModel(ValueError):
     """A model id that matches no registered source, or nothing that source knows."""
-
-
-class TemplateSetError(ValueError):
-    """A template set a model cannot use: an unknown name, or templates without one ``{}``.
-
-    The message names the model, the set asked for and the valid sets."""
 
 
 #: the metadata every spec carries, in the order of :func:`model_metadata`'s columns

@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety import rules as _R
 from clipsafety.external import fetch, keys
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
+from clipsafety.rules import Exercise
 from clipsafety.summaries import (
     accuracy_controlled_difference,
     bootstrap_difference,
@@ -572,3 +574,30 @@ def world_source_settings(fields: Sequence[str] = ("p_misaligned", "p_class_word
     cfg = {"labelled": S.LABELLED.to_dict(), "wit-like": S.WIT.to_dict(),
            "laion-like": S.LAION.to_dict()}
     return pd.DataFrame([{"setting": f, **{k: v.get(f) for k, v in cfg.items()}} for f in fields])
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = "calibration, before and after temperature scaling (section 6)."
+
+PARAMETER_RULES = {
+    **_R.LIVE, "id_dataset": _R.dataset, "shifts": _R.datasets,
+    "fit_fraction": _R.open_fraction, "n_bins": _R.ints(2, "bins"),
+    "reliability_models": _R.optional_models, "reference_group": _R.groups,
+    "transfer_margin": _R.positive_float, "transfer_share": _R.fraction,
+    "published": _R.choice(True, False),
+}
+
+_FEW = _R.FEW_ZOO_MODELS
+EXERCISES = [
+    Exercise("Use fewer bins for ECE and the reliability diagrams.",
+             {"models": _FEW, "n_bins": 10},
+             "how much ECE depends on the binning"),
+    Exercise("Fit the temperature on a fifth of each ID class.",
+             {"models": _FEW, "fit_fraction": 0.2},
+             "whether the temperature still transfers to the shifts"),
+    Exercise("Ask for a stricter transfer.",
+             {"models": _FEW, "transfer_margin": 0.01},
+             "the transfer claim's verdict"),
+]

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety import rules as _R
 from clipsafety.charts import panel_width
+from clipsafety.rules import Exercise
 from clipsafety.synth.world import CATEGORIES
 
 CURATIONS = ("random", "dedup", "balanced", "alignment", "diversity")
@@ -446,3 +448,69 @@ __all__ = ["ARCHS", "CLAIMS", "CURATIONS", "above_chance", "accuracy_residuals",
            "chart_calibration", "chart_residuals", "chart_sizes", "check_budget",
            "check_curations", "curation_residuals", "model_table", "published_datacomp",
            "reference_features", "residual_table", "row_stats", "selections", "train_and_score"]
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = ("data curation and calibration: how filtering, balancing and selecting a CLIP's "
+         "training data moves its calibration (an open question).")
+
+
+def _fractions_rule(v, params):
+    items = _R.as_list(v)
+    bad = [x for x in items if _R.fraction(x, params)]
+    if bad or not items:
+        return f"{bad or 'an empty list'}: expected a non-empty list of numbers in (0, 1] (share of the pool kept)"
+    return _alignment_fit(params)
+
+
+def _sizes_rule(v, params):
+    items = _R.as_list(v)
+    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, int) or x < 10 or x % 10]
+    if bad or not items:
+        return (f"{bad or 'an empty list'}: expected a non-empty list of multiples of 10 (training "
+                "images; class balancing keeps size / 10 per class)")
+    pool = params.get("pool_size")
+    if isinstance(pool, int) and max(items) > pool:
+        return f"the largest size {max(items)} exceeds pool_size {pool}; lower sizes or raise pool_size"
+    return _alignment_fit(params)
+
+
+def _alignment_fit(params):
+    """Alignment filtering at the smallest keep fraction must leave the largest size."""
+    pool, fr, sizes = params.get("pool_size"), params.get("keep_fractions"), params.get("sizes")
+    try:
+        f, big = min(float(x) for x in _R.as_list(fr)), max(int(x) for x in _R.as_list(sizes))
+    except (TypeError, ValueError):
+        return None
+    if (isinstance(pool, int) and "alignment" in _R.as_list(params.get("curations", []))
+            and round(f * pool) < big):
+        return (f"alignment filtering at keep fraction {f:g} keeps {round(f * pool)} of "
+                f"pool_size {pool} rows, fewer than the largest size {big}; lower sizes, raise "
+                "pool_size or the keep fractions")
+    return None
+
+
+PARAMETER_RULES = {
+    "curations": _R.subset(CURATIONS, "curation(s)"), "keep_fractions": _fractions_rule,
+    "sizes": _sizes_rule, "pool_size": _R.int_range(100, 100_000, "(rows of the raw pool)"),
+    "budget": _R.from_check(check_budget),
+    "arch": _R.choice("convnext", "resnet", "vit"), "reference": _R.zoo_clip("reference"),
+    "n_eval": _R.ints(20, "images per evaluation set"), "fit_fraction": _R.open_fraction,
+    "seed": _R.ints(0, "the random seed"), "n_boot": _R.ints(1, "bootstrap resamples"),
+    "published": _R.choice(True, False), "jobs": _R.ints(0, "worker processes (0: one per core)"),
+}
+
+EXERCISES = [
+    Exercise("A stricter alignment filter, with CLIPs trained long enough to learn.",
+             {"curations": ["random", "alignment"], "keep_fractions": [0.5, 0.3, 0.25],
+              "sizes": [2000, 5000],
+              "budget": 60000},
+             "whether the residuals move with the filter's threshold"),
+    Exercise("Train every CLIP longer.", {"budget": 60000},
+             "whether the verdicts hold when every CLIP learns more"),
+    Exercise("Train ViT CLIPs on three sizes.",
+             {"arch": "vit", "budget": 60000, "sizes": [2000, 4000, 6000], "pool_size": 30000},
+             "whether the curation effect depends on the image tower"),
+]

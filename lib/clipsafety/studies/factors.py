@@ -21,6 +21,7 @@ import pandas as pd
 
 from clipsafety import groups as G
 from clipsafety import metrics
+from clipsafety import rules as _R
 from clipsafety.claims import (
     NOT_REPRODUCED,
     REPRODUCED,
@@ -41,6 +42,7 @@ from clipsafety.factors import (
 from clipsafety.factors import factor_long as _tidy
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, IMAGENETX_CLIP, MORE_DATA
 from clipsafety.models import model_metadata
+from clipsafety.rules import Exercise
 from clipsafety.summaries import bootstrap_difference, group_summary
 
 __all__ = ["CLAIMS", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS", "SCALES",
@@ -510,3 +512,37 @@ def published_base_table(which: str = "top") -> pd.DataFrame:
     """ImageNet-X's published per-factor table of its base models (ResNet-50, ViT, DINO,
     SimCLR), wide, one row per model (fractions)."""
     return pd.read_csv(fetch(IMAGENETX.format(which=which, collection="base")))
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = "robustness to visual factors (paper section 4.1, ImageNet-X)."
+
+
+def _factors_rule(v, params):
+    from clipsafety.factors import FACTORS
+
+    if v in ("paper", "all"):
+        return None
+    return _R.subset(FACTORS, "factor(s)")(v, params)
+
+
+PARAMETER_RULES = {
+    **_R.LIVE, "factors": _factors_rule, "scale": _R.SCALES, "which": _R.choice("top", "multi"),
+    "baseline_group": _R.groups,
+    "published": _R.subset(lambda: tuple(PUBLISHED_COLLECTIONS), "collection(s)"),
+}
+
+_FEW = _R.FEW_ZOO_MODELS
+EXERCISES = [
+    Exercise("Run the chapter on five zoo models, with one prompt template.",
+             {"models": _FEW, "templates": "single"},
+             "which factors keep their sign when the prompts change"),
+    Exercise("Use every ImageNet-X factor, not the paper's ten.",
+             {"models": _FEW, "factors": "all"},
+             "the factors the paper left out"),
+    Exercise("Fit the trends on a linear scale.",
+             {"models": _FEW, "scale": "linear"},
+             "whether the factor-level effective robustness keeps its sign"),
+]

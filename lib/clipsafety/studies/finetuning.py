@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety import rules as _R
 from clipsafety.charts import panel_width
 from clipsafety.groups import FT_GROUPS
+from clipsafety.rules import Exercise
 
 SCORES = ("mcm", "msp", "maxlogit", "energy")
 #: recipe names in display order; zero-shot and full FT are the ends of the WiSE-FT path
@@ -497,3 +499,52 @@ __all__ = ["CLAIMS", "DEFAULT_PARENTS", "REAL_PATH", "RECIPES", "SCORES", "EvalS
            "chart_scores", "chart_wise", "check_alphas", "check_budget", "contrast",
            "eval_sets", "evaluate_head", "interior_alpha", "path_table", "per_set_table",
            "published_pairs", "run_paths", "score_arrays", "untested_rows"]
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = ("fine-tuning and OOD detection: which recipe keeps zero-shot CLIP's detection "
+         "(an open question).")
+
+
+def _parents_rule(v, params):
+    if v == "default":
+        return None
+    items = _R.as_list(v)
+    if not items:
+        return "an empty list; expected 'default' or zero-shot zoo CLIP ids"
+    for x in items:
+        err = _R.zoo_clip("parent")(x, params)
+        if err:
+            return err
+    return None
+
+
+def _published_rule(v, params):
+    return None if v in ([], "") else _R.subset(("ninco", "cood"), "published result(s)")(v, params)
+
+
+PARAMETER_RULES = {
+    "parents": _parents_rule, "budget": _R.from_check(check_budget),
+    "alphas": _R.from_check(check_alphas),
+    "train_set": _R.choice("train-labelled-10k", "train-labelled-30k"),
+    "n_eval": _R.ints(20, "images per evaluation set"),
+    "score": _R.choice("mcm", "msp", "maxlogit", "energy"),
+    "seed": _R.ints(0, "the random seed"), "n_boot": _R.ints(1, "bootstrap resamples"),
+    "published": _published_rule, "real_models": _R.real_models,
+    "data_root": _R.folder("data_root"), "ood_sets": _R.datasets,
+    "store": _R.folder("store"), "device": _R.device,
+    "batch_size": _R.ints(1, "images per forward pass"),
+}
+
+EXERCISES = [
+    Exercise("Fine-tune longer.", {"budget": 24000},
+             "whether a longer run changes which recipe keeps detection"),
+    Exercise("Start from a parent trained on the LAION-like source.",
+             {"parents": ["zoo:clip-convnext-laion-100k"]},
+             "whether the recipes rank the same for another training source"),
+    Exercise("Judge the claims with the energy score.",
+             {"score": "energy", "alphas": [0, 0.1, 0.3, 0.5, 0.7, 1]},
+             "which verdicts depend on the detection score"),
+]

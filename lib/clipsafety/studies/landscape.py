@@ -18,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from clipsafety import rules as _R
 from clipsafety.claims import NOT_REPRODUCED, REPRODUCED, SOURCES, Claim, judgement, not_testable
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
 from clipsafety.metrics import bootstrap_ci, effective_robustness, fit_trend, trend_band
 from clipsafety.published import SHIFTS
+from clipsafety.rules import Exercise
 
 __all__ = ["CLAIMS", "assess_landscape_claims", "effective_robustness_table", "findings_markdown",
            "fit_landscape", "group_summary", "resolve_shifts", "shift_findings"]
@@ -161,3 +163,44 @@ def assess_landscape_claims(findings: pd.DataFrame, source: str = SOURCES[1]) ->
         rows.append(judgement(claim, source, REPRODUCED if r.reading == "reproduced"
                               else NOT_REPRODUCED, detail, evidence))
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = ("the robustness landscape — accuracy under shift against ImageNet accuracy, and "
+         "CLIP's effective robustness (published tables).")
+
+#: the published tables of the landscape (the readers of clipsafety.published.landscape_long)
+LANDSCAPE_SOURCES = ("timm", "open_clip", "imagenet-testbed")
+
+
+def _baseline_sources(v, params):
+    err = _R.subset(LANDSCAPE_SOURCES, "source(s)")(v, params)
+    if err:
+        return err
+    missing = [x for x in _R.as_list(v) if x not in _R.as_list(params.get("sources", LANDSCAPE_SOURCES))]
+    if missing:
+        return f"{missing} {'is' if len(missing) == 1 else 'are'} not among sources; add them to sources"
+    return None
+
+
+PARAMETER_RULES = {
+    "shifts": _R.subset(lambda: tuple(SHIFTS), "shift(s)"),
+    "sources": _R.subset(LANDSCAPE_SOURCES, "source(s)"),
+    "baseline_sources": _baseline_sources, "scale": _R.SCALES,
+    "n_boot": _R.ints(1, "bootstrap resamples"), "seed": _R.ints(0, "the random seed"),
+    "top_n": _R.ints(1, "rows of the per-model table"),
+}
+
+EXERCISES = [
+    Exercise("Fit the line of the standard models on the probit scale instead of logit.",
+             {"scale": "probit"},
+             "whether zero-shot CLIP's effective robustness depends on the scale"),
+    Exercise("Let only timm's models define the line.",
+             {"baseline_sources": ["timm"]},
+             "how much the baseline moves when imagenet-testbed's models leave it"),
+    Exercise("Look at the natural shifts only.",
+             {"shifts": ["r", "a", "objectnet"]},
+             "the verdict of each shift in the findings"),
+]

@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety import rules as _R
 from clipsafety.external import fetch
 from clipsafety.groups import CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, FT_GROUPS, STANDARD
 from clipsafety.models import model_metadata
+from clipsafety.rules import Exercise
 from clipsafety.summaries import accuracy_controlled_difference, bootstrap_mean, paired_changes
 
 __all__ = ["CLAIMS", "SCORES", "METRICS", "assess_ood_claims", "average_over_sets",
@@ -458,3 +460,31 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
             evidence=f"two-stage minus direct fine-tune of the same parent, mean {metric} over "
                      f"{len(ts)} parents"))
     return rows
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = "out-of-distribution detection (section 5)."
+
+PARAMETER_RULES = {
+    **_R.LIVE, "id_dataset": _R.dataset, "ood_sets": _R.datasets,
+    "clip_score": _R.choice("mcm", "msp", "maxlogit", "energy", "neglabel"),
+    "other_score": _R.choice("msp", "maxlogit", "energy"),
+    "temperature": _R.positive_float, "fpr_convention": _R.choice("id-recall", "ood-recall"),
+    "aupr_method": _R.choice("step", "trapezoid"), "negative_labels": _R.choice(True, False),
+    "published": _R.subset(("ninco", "cood"), "published result(s)"),
+}
+
+_FEW = _R.FEW_ZOO_MODELS
+EXERCISES = [
+    Exercise("Score zero-shot CLIP with the energy score instead of MCM.",
+             {"models": _FEW, "clip_score": "energy"},
+             "whether the OOD claims depend on the score"),
+    Exercise("Sharpen MCM's softmax.",
+             {"models": _FEW, "temperature": 0.01},
+             "AUROC and FPR at 95% of zero-shot CLIP against the default temperature"),
+    Exercise("Count FPR the way OpenOOD does.",
+             {"models": _FEW, "fpr_convention": "ood-recall"},
+             "which numbers change with the convention, and which verdicts do not"),
+]

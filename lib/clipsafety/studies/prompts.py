@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import claims, metrics
+from clipsafety import rules as _R
+from clipsafety.rules import Exercise
 from clipsafety.summaries import bootstrap_mean
 
 __all__ = ["CLAIMS", "KINDS", "TEMPLATE_SETS", "VALUES", "assess_prompt_claims",
@@ -338,3 +340,46 @@ def standard_points(records_by_set: dict, id_set: str, shifts: Sequence[str]) ->
                      "acc_shift": float(np.mean(acc_s)) if acc_s else np.nan})
     return pd.DataFrame(rows, columns=["model", "acc_id", "acc_shift"])
 
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = ("test-time prompts and the three safety objectives: hand-written, random and tuned "
+         "prompts against calibration, OOD detection and robustness (an open question).")
+
+
+def _subset_sizes_rule(v, params):
+    items = _R.as_list(v) if not isinstance(v, int) else [v]
+    if not items or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 80
+                        for x in items):
+        return "expected a non-empty list of integers in [1, 80] (templates per random subset)"
+    return None
+
+
+def _budget_rule(v, params):
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 5000:
+        return ("expected an integer in [0, 5000]: prompt-tuning steps per tuned prompt (0 = no "
+                "tuning; the default 200 runs in about a minute)")
+    return None
+
+
+PARAMETER_RULES = {
+    **_R.LIVE, "models": _R.clip_models,
+    "template_sets": _R.subset(TEMPLATE_SETS, "template set(s)"),
+    "subset_sizes": _subset_sizes_rule, "n_subsets": _R.ints(1, "random subsets per size"),
+    "budget": _budget_rule, "tune_models": _R.optional_models,
+    "ctpt_lambda": lambda v, p: None if v == 0 else _R.positive_float(v, p),
+    "id_dataset": _R.dataset, "shifts": _R.datasets, "ood_sets": _R.datasets,
+    "train_dataset": _R.dataset, "n_bins": _R.ints(2, "bins"),
+    "ece_margin": _R.positive_float, "published": _R.choice(True, False),
+}
+
+EXERCISES = [
+    Exercise("Tune the prompts longer.", {"budget": 1000},
+             "whether CoOp's ECE gap over the hand-written template grows with the steps"),
+    Exercise("Weigh C-TPT's dispersion term more.", {"ctpt_lambda": 1.0},
+             "accuracy and ECE of CoOp + C-TPT (its ATFD rises by construction)"),
+    Exercise("Only the single, generic and misleading sets, with more random subsets.",
+             {"template_sets": ["single", "generic", "misleading"], "n_subsets": 50},
+             "how wide the intervals over template choice become"),
+]

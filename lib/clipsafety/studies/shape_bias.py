@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import metrics
+from clipsafety import rules as _R
 from clipsafety.claims import NOT_REPRODUCED, Claim, not_testable, verdict_from_interval
 from clipsafety.external import fetch, keys
 from clipsafety.groups import (
@@ -28,6 +29,7 @@ from clipsafety.groups import (
     STANDARD,
 )
 from clipsafety.models import model_metadata
+from clipsafety.rules import Exercise
 from clipsafety.shape import (
     CUE_CONFLICT_CLASSES,
     accuracy_by_condition,
@@ -490,3 +492,21 @@ def mechanism_rows(rows: list[dict], text: str) -> list[dict]:
     """``rows`` with ``text`` appended to the evidence of each "not reproduced" row."""
     return [{**r, "evidence": f"{r['evidence']}. Check: {text}"} if r["verdict"] == NOT_REPRODUCED
             else r for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = "shape versus texture (section 4.2, cue-conflict)."
+
+PARAMETER_RULES = {**_R.LIVE, "id_dataset": _R.dataset}
+
+_FEW = _R.FEW_ZOO_MODELS
+EXERCISES = [
+    Exercise("Run the chapter on five zoo models with one prompt template.",
+             {"models": _FEW, "templates": "single"},
+             "whether zero-shot CLIP's shape bias depends on its prompts"),
+    Exercise("Resample the intervals with another seed and fewer resamples.",
+             {"models": _FEW, "seed": 1, "n_boot": 200},
+             "how stable each interval is"),
+]

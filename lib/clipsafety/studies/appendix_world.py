@@ -30,8 +30,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from clipsafety import rules as _R
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
 from clipsafety.metrics import bootstrap_ci, fit_trend
+from clipsafety.rules import Exercise
 
 __all__ = ["ID_SET", "NATURAL_SHIFTS", "OTHER_SHIFTS", "accuracy_ranges", "contract",
            "false_negative_share", "matched_pairs", "pair_differences", "pair_summary",
@@ -322,3 +324,24 @@ def contract(ranges: dict, sig: pd.DataFrame, erosion: pd.DataFrame, ablation: p
          bool(sk) and all(k in ab.index and ab.loc[k, "mean"] > 0 for k in sk)),
     ]
     return pd.DataFrame(rows, columns=["requirement", "measured", "holds"])
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's parameters and exercises (collected by the book runner and the pages)
+
+ABOUT = "the synthetic world and the tiny model zoo: what is put in, and what emerges."
+
+PARAMETER_RULES = {
+    "n_examples": _R.ints(1, "example images per set"),
+    "n_factor_samples": _R.ints(1, "samples per source"),
+    "n_boot": _R.ints(1, "bootstrap resamples"), "seed": _R.ints(0, "the random seed"),
+    "scale": _R.SCALES, "store": _R.folder("store"), "models": _R.models,
+}
+
+EXERCISES = [
+    Exercise("Show four example images per set.", {"n_examples": 4},
+             "the images of each shift and OOD set"),
+    Exercise("Estimate the factor frequencies from fewer samples.",
+             {"n_factor_samples": 500},
+             "how noisy the frequencies become"),
+]
