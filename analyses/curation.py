@@ -59,6 +59,7 @@ from clipsafety.external import ExternalUnavailable
 from clipsafety.studies import curation as study
 from clipsafety.studies import finetuning as ft_study
 from clipsafety.synth import curation as C
+from clipsafety.synth import raw_pool
 from IPython.display import Markdown, display
 
 plots.setup()
@@ -81,7 +82,7 @@ display(Markdown(
 # class balance of `balanced`, no duplicates after `dedup`).
 
 # %%
-pool = C.raw_pool(pool_size)
+pool = raw_pool(pool_size)
 sel = study.selections(pool, cur_names, keep_fractions, size_list, seed, reference)
 attrs = pool.attributes()
 dup = attrs["duplicate_of"].to_numpy() >= 0

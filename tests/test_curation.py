@@ -1,11 +1,13 @@
 """Curation filters over the raw pool, checked against independent constructions."""
 
+import ast
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from clipsafety.synth import CATEGORIES, get_dataset
+from clipsafety.synth import CATEGORIES, get_dataset, raw_pool
 from clipsafety.synth import curation as C
 
 
@@ -150,3 +152,25 @@ def test_curated_dataset_ids(pool):
     assert len(r) == 100 and set(r.ids) <= set(pool.ids)
     with pytest.raises(ValueError, match="unknown curation filter"):
         get_dataset("train-raw-100k@sharpest", n=2000)
+
+
+def test_filters_take_datasets_and_never_import_the_dataset_module():
+    """The dataset module imports the filters (ids ``<pool>@<filters>``), never the reverse:
+    curation.py imports neither clipsafety.synth.datasets nor the package, lazily or not."""
+    imported = set()
+    for node in ast.walk(ast.parse(Path(C.__file__).read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+    assert not {"clipsafety.synth", "clipsafety.synth.datasets"} & imported, imported
+    with pytest.raises(TypeError, match="raw_pool"):
+        C.deduplicate("train-raw-100k")
+    with pytest.raises(TypeError, match="dataset"):
+        C.curated_arrays(C.Curated(np.arange(3)), None)
+    pool = raw_pool(200)
+    assert pool is get_dataset("train-raw-100k", n=200)
+    ds = get_dataset("train-raw-100k@dedup", n=200)
+    assert ds.pool is pool and np.array_equal(ds.curated.indices, C.deduplicate(pool).indices)
+    with pytest.raises(ValueError, match="pool size"):
+        raw_pool(50)

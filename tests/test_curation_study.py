@@ -11,6 +11,7 @@ import pytest
 from clipsafety import book
 from clipsafety.studies import curation as S
 from clipsafety.synth import curation as C
+from clipsafety.synth import raw_pool
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_chapters_factors_shape import ROOT, _charts, run_chapter  # noqa: E402
@@ -28,7 +29,7 @@ def test_residuals_match_numpy_polyfit():
 
 
 def test_diversity_select_is_greedy_k_centre():
-    pool = C.raw_pool(300)
+    pool = raw_pool(300)
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 5))
     cur = C.diversity_select(pool, X, 40, seed=3)
@@ -46,7 +47,7 @@ def test_diversity_select_is_greedy_k_centre():
 
 @needs_zoo
 def test_selections_have_equal_sizes_balance_and_no_duplicates():
-    pool = C.raw_pool(1500)
+    pool = raw_pool(1500)
     sel = S.selections(pool, ["random", "dedup", "balanced", "alignment", "diversity"],
                        [0.5, 0.3], [200, 400], 0, "zoo:clip-convnext-wit-10k")
     names = {c for c, _ in sel}
@@ -150,7 +151,7 @@ def test_parallel_workers_give_the_in_process_results():
     logits, bit for bit, as training them one after another in this process."""
     from clipsafety.studies.finetuning import eval_sets
 
-    pool = C.raw_pool(400)
+    pool = raw_pool(400)
     sel = {("random", 100): C.random_subset(pool, 100, seed=0),
            ("dedup", 100): C.match_size(C.deduplicate(pool), 100, seed=0, pool=pool)}
     sets = eval_sets(60, 0, ood=[])

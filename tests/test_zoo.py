@@ -223,3 +223,22 @@ def test_saved_weights_honour_the_umask_and_match_safetensors_bytes(tmp_path):
     save_file(state, str(ref), metadata={"clipsafety": '{"id": "tiny"}'})
     assert path.read_bytes() == ref.read_bytes()
     assert torch.equal(load_file(str(path))["weight"], state["weight"])
+
+
+def test_zoo_modules_import_core_not_the_package():
+    """The package imports core (and reference on first use of a scorer); reference imports
+    core, never the package, so there is no import circle. The package re-exports core."""
+    import ast
+    from pathlib import Path
+
+    import clipsafety.zoo as Z
+    from clipsafety.zoo import core, reference
+
+    for mod in (core, reference):
+        for node in ast.walk(ast.parse(Path(mod.__file__).read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) else [])
+            assert "clipsafety.zoo" not in names, f"{mod.__name__}:{node.lineno}"
+    assert Z.load is core.load and Z._read is core._read and Z.zoo_dir is core.zoo_dir
+    assert Z.alignment_scorer is reference.alignment_scorer
+    assert Z.reference_scorer is reference.reference_scorer

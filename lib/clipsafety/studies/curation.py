@@ -1,6 +1,6 @@
 """Data curation and calibration: tiny CLIPs trained on one raw pool under different curation.
 
-A pool of raw image-caption pairs (:func:`clipsafety.synth.curation.raw_pool`: the raw pool's
+A pool of raw image-caption pairs (:func:`clipsafety.synth.datasets.raw_pool`: the raw pool's
 configuration, 20% exact duplicates, noisy captions) is curated by each filter of
 :mod:`clipsafety.synth.curation` (alignment-score filtering at several keep fractions, class
 balancing, de-duplication, k-centre diversity selection, a random subset), every selection

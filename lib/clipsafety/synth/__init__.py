@@ -2,8 +2,10 @@
 
 ``get_dataset("id-test")`` returns a :class:`~clipsafety.records.DatasetSpec`;
 ``list_datasets()`` names them all; every set is one row of :data:`SYNTH_SETS`
-(``synth_set(name).kind``, ``eval_sets()``, ``card_sets()``). See the appendix chapter for
-the card. This package imports nothing from :mod:`clipsafety.zoo`: models come in as
+(``synth_set(name).kind``, ``eval_sets()``, ``card_sets()``); curated subsets of the raw
+pool are ids ``<pool>@<filters>`` (:func:`curated_dataset`, the filters of
+:mod:`clipsafety.synth.curation`), and :func:`raw_pool` gives the pool at a size. See the
+appendix chapter for the card. This package imports nothing from :mod:`clipsafety.zoo`: models come in as
 arguments (``reference=`` of the A-like set, ``scorer=`` of the alignment filter).
 """
 
@@ -12,14 +14,17 @@ from clipsafety.synth.datasets import (
     OOD_SETS,
     SHIFTS,
     SYNTH_SETS,
+    CuratedDataset,
     ReferenceScorer,
     SynthDataset,
     SynthSet,
     card_sets,
     corrupt,
+    curated_dataset,
     eval_sets,
     get_dataset,
     list_datasets,
+    raw_pool,
     select_sets,
     synth_set,
 )
@@ -45,8 +50,9 @@ from clipsafety.synth.world import (
 
 __all__ = [
     "CATEGORIES", "DESCRIPTIONS", "FACTORS", "GENERATOR_VERSION", "LABELLED", "LAION", "OOD_SETS",
-    "RAW_POOL", "ReferenceScorer", "SHIFTS", "SOURCES", "SUBTYPES", "SYNTH_SETS", "SynthDataset",
-    "SynthSet", "TEMPLATES", "THRESHOLDS", "VOCAB", "WIT", "WordTokenizer", "WorldConfig",
-    "captions", "card_sets", "corrupt", "eval_sets", "factor_flags", "get_dataset",
-    "list_datasets", "render", "sample_attributes", "select_sets", "synth_set",
+    "RAW_POOL", "CuratedDataset", "ReferenceScorer", "SHIFTS", "SOURCES", "SUBTYPES",
+    "SYNTH_SETS", "SynthDataset", "SynthSet", "TEMPLATES", "THRESHOLDS", "VOCAB", "WIT",
+    "WordTokenizer", "WorldConfig", "captions", "card_sets", "corrupt", "curated_dataset",
+    "eval_sets", "factor_flags", "get_dataset", "list_datasets", "raw_pool", "render",
+    "sample_attributes", "select_sets", "synth_set",
 ]

@@ -1,9 +1,17 @@
 """Curation filters over the raw pool ``synth:train-raw-100k`` (the data-curation question).
 
-Each filter takes the pool (a :class:`~clipsafety.synth.SynthDataset` or its name) and
+Each filter takes the pool (a :class:`~clipsafety.synth.SynthDataset`, e.g.
+:func:`clipsafety.synth.raw_pool` or ``clipsafety.synth.get_dataset("train-raw-100k")``) and
 returns a :class:`Curated`: the kept row positions in the pool (sorted, ``int64``) and a
 manifest (filter, parameters, pool id, sizes, seed, reference model and its weights hash), so
-a chapter can train on ``curated_arrays(c)`` and cite exactly what was kept.
+a chapter can train on ``curated_arrays(c, pool)`` and cite exactly what was kept.
+
+This module is a layer of filters below the dataset module: it takes datasets, never
+resolves dataset names, and never imports :mod:`clipsafety.synth.datasets` or the
+:mod:`clipsafety.synth` package. The dataset module owns the curated sets: an id
+``synth:<pool>@<filters>`` (a :func:`curate` spec) is
+:func:`clipsafety.synth.datasets.curated_dataset`, and the raw pool at a size is
+:func:`clipsafety.synth.datasets.raw_pool` (both also exported by :mod:`clipsafety.synth`).
 
 Filters:
 
@@ -49,9 +57,12 @@ class Curated:
 
 
 def _pool(pool):
-    from clipsafety.synth import get_dataset
-
-    return get_dataset(pool) if isinstance(pool, str) else pool
+    """``pool`` itself, checked to be a dataset: names are resolved by the dataset module."""
+    if pool is None or isinstance(pool, str):
+        raise TypeError(f"pool must be a dataset (e.g. clipsafety.synth.raw_pool() or "
+                        f"clipsafety.synth.get_dataset({POOL!r})), not {pool!r}; this module "
+                        "does not resolve dataset names")
+    return pool
 
 
 def _result(pool, kept: np.ndarray, name: str, start: np.ndarray | None = None, **params) -> Curated:
@@ -72,7 +83,7 @@ def _check_start(pool, start) -> np.ndarray:
     return idx
 
 
-def deduplicate(pool=POOL, start=None) -> Curated:
+def deduplicate(pool, start=None) -> Curated:
     """Drop exact duplicates: keep rows whose ``duplicate_of`` is -1 (first occurrences).
 
     ``start`` (positions or a :class:`Curated`) restricts the filter to an earlier selection;
@@ -105,7 +116,7 @@ def caption_classes(captions: list[str]) -> np.ndarray:
     return out
 
 
-def balance_classes(pool=POOL, per_class: int | None = None, by: str = "caption", seed: int = 0,
+def balance_classes(pool, per_class: int | None = None, by: str = "caption", seed: int = 0,
                     start=None) -> Curated:
     """Keep at most ``per_class`` samples of every class (default: the rarest class's count).
 
@@ -158,7 +169,7 @@ def _check_scorer(scorer) -> None:
                         f"e.g. clipsafety.zoo.alignment_scorer({scorer!r}); got {scorer!r}")
 
 
-def alignment_scores(pool=POOL, scorer=None, batch_size: int = 500,
+def alignment_scores(pool, scorer=None, batch_size: int = 500,
                      progress: bool = True) -> np.ndarray:
     """Cosine similarity ``float32 [N]`` of each image with its own caption under ``scorer``.
 
@@ -183,7 +194,7 @@ def alignment_scores(pool=POOL, scorer=None, batch_size: int = 500,
     return out
 
 
-def filter_alignment(pool=POOL, scorer=None, keep_fraction: float = 0.5,
+def filter_alignment(pool, scorer=None, keep_fraction: float = 0.5,
                      scores: np.ndarray | None = None, start=None, model: str | None = None) -> Curated:
     """Keep the ``keep_fraction`` of pairs with the highest alignment score.
 
@@ -216,7 +227,7 @@ def filter_alignment(pool=POOL, scorer=None, keep_fraction: float = 0.5,
                    threshold=float(scores[kept].min()) if k else None)
 
 
-def random_subset(pool=POOL, size: int = 10_000, seed: int = 0, start=None) -> Curated:
+def random_subset(pool, size: int = 10_000, seed: int = 0, start=None) -> Curated:
     """A seeded uniform random subset of ``size`` rows (of ``start`` if given)."""
     pool = _pool(pool)
     idx = _check_start(pool, start)
@@ -227,7 +238,7 @@ def random_subset(pool=POOL, size: int = 10_000, seed: int = 0, start=None) -> C
                    size=size, seed=seed)
 
 
-def match_size(curated: Curated, size: int, seed: int = 0, pool=POOL) -> Curated:
+def match_size(curated: Curated, size: int, seed: int = 0, *, pool) -> Curated:
     """Randomly trim a curated selection to ``size`` rows (to compare filters at equal size)."""
     pool = _pool(pool)
     sub = random_subset(pool, size, seed, start=curated)
@@ -235,7 +246,7 @@ def match_size(curated: Curated, size: int, seed: int = 0, pool=POOL) -> Curated
                                  "n_out": int(size)})
 
 
-def curated_arrays(curated: Curated, pool=POOL):
+def curated_arrays(curated: Curated, pool):
     """``(uint8 images [K, H, W, 3], int64 targets [K], captions list[K])`` of a selection,
     captions as in the pool (the same text a model trained on the pool would see)."""
     pool = _pool(pool)
@@ -245,7 +256,8 @@ def curated_arrays(curated: Curated, pool=POOL):
 
 
 # ------------------------------------------------------------ registered dataset ids
-#: filters usable in a dataset id ``synth:<pool>@<f1>+<f2>...`` (applied left to right);
+#: filters usable in a dataset id ``synth:<pool>@<f1>+<f2>...`` (applied left to right by
+#: :func:`curate`; the dataset is :func:`clipsafety.synth.datasets.curated_dataset`);
 #: ``random-<n>`` draws ``n`` rows with seed 0. Alignment filtering needs a model, so it is a
 #: function only (:func:`filter_alignment`).
 ID_FILTERS = {
@@ -271,58 +283,7 @@ def curate(pool, spec: str) -> Curated:
     return Curated(cur.indices, {"spec": spec, "steps": steps, "n_out": len(cur)})
 
 
-def curated_dataset(name: str, **kw):
-    """The dataset ``<pool>@<spec>`` (e.g. ``train-raw-100k@dedup``): the pool's rows at the
-    kept positions, with the pool's sample ids, captions and images (``kw`` goes to the pool)."""
-    from clipsafety.synth import get_dataset
-    from clipsafety.synth.datasets import SynthDataset
-
-    base, spec = name.split("@", 1)
-    pool = get_dataset(base, **kw)
-    cur = curate(pool, spec)
-
-    class CuratedDataset(SynthDataset):
-        """A curated subset of a pool (sample ids are the pool's)."""
-
-        def attributes(self):
-            if self._attrs is None:
-                self._attrs = pool.attributes().iloc[cur.indices].reset_index(drop=True)
-            return self._attrs
-
-        def images(self):
-            if self._images is None:
-                self._images = pool.images()[cur.indices]
-            return self._images
-
-        @property
-        def ids(self):
-            return pool.ids[cur.indices]
-
-        def captions(self):
-            caps = pool.captions()
-            return [caps[i] for i in cur.indices]
-
-        def __getitem__(self, i):
-            img, y, _ = super().__getitem__(i)
-            return img, y, str(self.ids[i % self.n])
-
-        def manifest(self):
-            return {**super().manifest(), "pool": pool.dataset_id, "curation": cur.manifest}
-
-    return CuratedDataset(name, pool.cfg, len(cur), seed=pool.seed, size=pool.size)
-
-
-def raw_pool(n: int = 100_000):
-    """The raw pool at ``n`` rows: ``get_dataset("train-raw-100k", n=n)`` (the same
-    configuration, seed and 20% duplicates; the full pool at the default), checked first."""
-    from clipsafety.synth import get_dataset
-
-    if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= 100_000:
-        raise ValueError(f"pool size must be an integer in [100, 100000], got {n!r}")
-    return get_dataset(POOL, n=n)
-
-
-def diversity_select(pool=POOL, features=None, size: int = 10_000, seed: int = 0,
+def diversity_select(pool, features=None, size: int = 10_000, seed: int = 0,
                      start=None) -> Curated:
     """Diversity-based selection: greedy k-centre on ``features`` (one row per pool row, e.g.
     a reference CLIP's normalised image embeddings; this module never computes them).
@@ -371,11 +332,9 @@ __all__ = [
     "caption_classes",
     "curate",
     "curated_arrays",
-    "curated_dataset",
     "deduplicate",
     "diversity_select",
     "filter_alignment",
     "match_size",
     "random_subset",
-    "raw_pool",
 ]

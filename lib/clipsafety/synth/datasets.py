@@ -17,6 +17,11 @@ This package never loads a model: by default the kept candidate positions come f
 which records the reference model and its weights hash); a caller with another reference
 or size passes ``reference=`` (a callable from images to class scores, e.g.
 :func:`clipsafety.zoo.reference_scorer`).
+
+Curated subsets of a pool are datasets too: ``<pool>@<filters>`` (e.g.
+``train-raw-100k@dedup+balanced``) is a :class:`CuratedDataset` (:func:`curated_dataset`),
+the pool's rows kept by the filters of :mod:`clipsafety.synth.curation`; :func:`raw_pool`
+gives the raw pool at a size. This module imports the filters; they never import it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import pandas as pd
 
 from clipsafety.records import DatasetSpec
 from clipsafety.synth import sources as S
+from clipsafety.synth.curation import POOL, Curated, curate
 from clipsafety.synth.world import (
     CATEGORIES,
     GENERATOR_VERSION,
@@ -532,7 +538,8 @@ _ROWS: dict[str, SynthSet] = {r.id: r for r in SYNTH_SETS}
 if len(_ROWS) != len(SYNTH_SETS):
     raise ValueError("SYNTH_SETS has duplicate ids")
 
-#: a curated subset of a pool, ``<pool>@<filters>`` (:mod:`clipsafety.synth.curation`)
+#: a curated subset of a pool, ``<pool>@<filters>`` (:func:`curated_dataset`; the filters of
+#: :mod:`clipsafety.synth.curation`)
 CURATED_PATTERN = "train-raw-100k@<filters>"
 CURATED_DESCRIPTION = ("a curated subset of the raw pool: filters dedup, balanced (class word of "
                        "the caption), balanced-label, random-<n>, joined by '+' "
@@ -584,8 +591,6 @@ OOD_SETS: list[str] = select_sets("ood")
 
 def _build(name: str, **kw) -> SynthDataset:
     if "@" in name:  # a curated subset of a pool: ``train-raw-100k@dedup+balanced``
-        from clipsafety.synth.curation import curated_dataset
-
         return curated_dataset(name, **kw)
     row = _ROWS.get(name)
     if row is None:
@@ -616,3 +621,58 @@ def get_dataset(name: str, **kw) -> SynthDataset:
         raise KeyError(
             f"unknown synthetic dataset {name!r}; expected one of {list_datasets()} "
             f"or <pool>@<filters> (see clipsafety.synth.DESCRIPTIONS)") from None
+
+
+# ------------------------------------------------------------ curated subsets of a pool
+class CuratedDataset(SynthDataset):
+    """A curated subset of a pool, ``<pool>@<spec>``: the pool's rows at the kept positions
+    of ``curated`` (a :class:`~clipsafety.synth.curation.Curated`); sample ids, captions and
+    images are the pool's."""
+
+    def __init__(self, name: str, pool: SynthDataset, curated: Curated):
+        super().__init__(name, pool.cfg, len(curated), seed=pool.seed, size=pool.size)
+        self.pool = pool
+        self.curated = curated
+
+    def attributes(self):
+        if self._attrs is None:
+            self._attrs = self.pool.attributes().iloc[self.curated.indices].reset_index(drop=True)
+        return self._attrs
+
+    def images(self):
+        if self._images is None:
+            self._images = self.pool.images()[self.curated.indices]
+        return self._images
+
+    @property
+    def ids(self):
+        return self.pool.ids[self.curated.indices]
+
+    def captions(self):
+        caps = self.pool.captions()
+        return [caps[i] for i in self.curated.indices]
+
+    def __getitem__(self, i):
+        img, y, _ = super().__getitem__(i)
+        return img, y, str(self.ids[i % self.n])
+
+    def manifest(self):
+        return {**super().manifest(), "pool": self.pool.dataset_id,
+                "curation": self.curated.manifest}
+
+
+def curated_dataset(name: str, **kw) -> CuratedDataset:
+    """The dataset ``<pool>@<spec>`` (e.g. ``train-raw-100k@dedup``): the pool's rows at the
+    positions :func:`clipsafety.synth.curation.curate` keeps, with the pool's sample ids,
+    captions and images (``kw`` goes to the pool)."""
+    base, spec = name.split("@", 1)
+    pool = get_dataset(base, **kw)
+    return CuratedDataset(name, pool, curate(pool, spec))
+
+
+def raw_pool(n: int = 100_000) -> SynthDataset:
+    """The raw pool at ``n`` rows: ``get_dataset("train-raw-100k", n=n)`` (the same
+    configuration, seed and 20% duplicates; the full pool at the default), checked first."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 100 <= n <= 100_000:
+        raise ValueError(f"pool size must be an integer in [100, 100000], got {n!r}")
+    return get_dataset(POOL, n=n)

@@ -35,312 +35,34 @@ Images are normalised with mean 0.5 and std 0.25 per channel at 32x32.
 The synthetic world gets its reference models from here as arguments
 (:func:`reference_scorer` for the A-like filter, :func:`alignment_scorer` for curation;
 :mod:`clipsafety.zoo.reference`); it never imports this package.
+
+Layout: the models (weights, modules, heads, :func:`load`) are in :mod:`clipsafety.zoo.core`
+and the scorers in :mod:`clipsafety.zoo.reference` (imported on first use); this package
+re-exports both, and neither imports it.
 """
 
-from __future__ import annotations
-
-import hashlib
-import json
-from functools import lru_cache
-from pathlib import Path
-
-import numpy as np
-
-from clipsafety.external import sha256_file as _sha256
-from clipsafety.files import REPO_ROOT
-
-ZOO_DIR = REPO_ROOT / "data" / "zoo"
-MEAN, STD, RESOLUTION = 0.5, 0.25, 32
-
-
-def zoo_dir() -> Path:
-    """``data/zoo`` of this checkout, or the directory named by ``CLIPSAFETY_ZOO``."""
-    import os
-
-    return Path(os.environ["CLIPSAFETY_ZOO"]) if os.environ.get("CLIPSAFETY_ZOO") else ZOO_DIR
-
-
-def list_zoo(include_reference: bool = False):
-    """The catalog as a DataFrame (reference models excluded unless asked)."""
-    import pandas as pd
-
-    path = zoo_dir() / "catalog.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run `make zoo` to train the zoo")
-    cat = pd.read_csv(path)
-    if not include_reference:
-        cat = cat[cat["reference"] == 0].reset_index(drop=True)
-    return cat
-
-
-def array_transform(images: np.ndarray):
-    """``uint8 [N, H, W, 3]`` -> normalised float tensor ``[N, 3, 32, 32]`` (batched path)."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != RESOLUTION or x.shape[-2] != RESOLUTION:
-        x = F.interpolate(x, size=(RESOLUTION, RESOLUTION), mode="bilinear", antialias=True,
-                          align_corners=False)
-    return (x - MEAN) / STD
-
-
-def pil_transform():
-    """PIL RGB -> normalised ``[3, 32, 32]`` tensor (torchvision)."""
-    from torchvision import transforms as T
-
-    return T.Compose([T.Resize((RESOLUTION, RESOLUTION)), T.ToTensor(),
-                      T.Normalize([MEAN] * 3, [STD] * 3)])
-
-
-def _modules():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    class ZeroShotCLIP(nn.Module):
-        """Image tower + fixed zero-shot head: ``scale * normalize(visual(x)) @ W``."""
-
-        def __init__(self, visual, weights, scale: float):
-            super().__init__()
-            self.visual = visual
-            self.register_buffer("head", weights)
-            self.scale = float(scale)
-
-        def forward(self, x):
-            return self.scale * F.normalize(self.visual(x), dim=-1) @ self.head
-
-    class FineTunedCLIP(nn.Module):
-        """Image tower + linear head on the normalised embedding."""
-
-        def __init__(self, visual, n_classes: int, embed_dim: int):
-            super().__init__()
-            self.visual = visual
-            self.head = nn.Linear(embed_dim, n_classes)
-
-        def forward(self, x):
-            return self.head(F.normalize(self.visual(x), dim=-1))
-
-    return torch, ZeroShotCLIP, FineTunedCLIP
-
-
-def build_clip(cfg: dict):
-    import open_clip
-
-    import clipsafety.zoo.arch  # noqa: F401  (registers the timm models)
-
-    return open_clip.CLIP(**cfg)
-
-
-#: the chapters' (real CLIP) template-set names -> the world's set used in their place
-TEMPLATE_ALIASES = {"openai": "default"}
-
-
-def template_sets() -> list[str]:
-    """The template-set names a zoo CLIP accepts: the world's sets and :data:`TEMPLATE_ALIASES`."""
-    from clipsafety.synth import TEMPLATES
-
-    return [*TEMPLATES, *(a for a in TEMPLATE_ALIASES if a not in TEMPLATES)]
-
-
-def resolve_templates(templates="openai", model_id: str = "zoo model") -> tuple[list[str], str]:
-    """``(templates, name)`` of a zoo CLIP head; the mapping is the module docstring's table.
-
-    ``name`` is the world's set name (``"openai"`` -> ``"default"``), ``"custom"`` for a list
-    or ``"file:<name>"`` for a file: what the manifest records. Raises
-    :class:`clipsafety.heads.TemplateSetError` for a set the zoo cannot use, naming
-    ``model_id``, the set asked for and the valid sets.
-    """
-    import os
-
-    from clipsafety.heads import TemplateSetError
-    from clipsafety.synth import TEMPLATES
-
-    valid = template_sets()
-    if isinstance(templates, (str, os.PathLike)):
-        key = TEMPLATE_ALIASES.get(str(templates), str(templates))
-        if key in TEMPLATES:
-            return list(TEMPLATES[key]), key
-        path = Path(templates).expanduser()
-        if not path.is_file():
-            raise TemplateSetError(
-                f"{model_id}: template set {str(templates)!r} is not one the zoo world has; "
-                f"valid sets: {valid} (\"openai\" means the world's \"default\"), a list of "
-                "strings with one '{}', or a text file with one template per line.")
-        out, name = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()], f"file:{path.name}"
-    else:
-        out, name = [str(t) for t in templates], "custom"
-    bad = [t for t in out if t.count("{}") != 1]
-    if not out or bad:
-        raise TemplateSetError(
-            f"{model_id}: each template must contain exactly one '{{}}' for the category name; "
-            f"got {bad[:3] or out}. Valid named sets: {valid}.")
-    return out, name
-
-
-def zero_shot_head(clip_model, templates="default", classes=None):
-    """``[D, C]`` zero-shot weights via ``open_clip.build_zero_shot_classifier``
-    (``templates``: see :func:`resolve_templates`)."""
-    import open_clip
-    import torch
-
-    from clipsafety.synth import CATEGORIES, WordTokenizer
-
-    if isinstance(templates, str):
-        templates, _ = resolve_templates(templates)
-    tok = WordTokenizer(clip_model.context_length if hasattr(clip_model, "context_length") else 16)
-    with torch.no_grad():
-        return open_clip.build_zero_shot_classifier(
-            clip_model, tok, list(classes or CATEGORIES), list(templates), num_classes_per_batch=None)
-
-
-@lru_cache(maxsize=128)
-def _read(zoo_id: str):
-    from safetensors import safe_open
-
-    path = zoo_dir() / "weights" / f"{zoo_id}.safetensors"
-    if not path.exists():
-        known = sorted(p.stem for p in (zoo_dir() / "weights").glob("*.safetensors"))
-        raise KeyError(f"zoo model {zoo_id!r} not found at {path}; known ids: {known[:60]} "
-                       "(run `make zoo` to train the zoo)")
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["clipsafety"])
-        state = {k: f.get_tensor(k) for k in f.keys()}
-    return state, meta, _sha256(path)
-
-
-_HEADS: dict[str, object] = {}
-
-
-def _cached_head(key: str | None, build):
-    """The zero-shot head ``build()`` makes, cached under ``key`` in memory and on disk
-    (``$CLIPSAFETY_CACHE/zoo-heads``, default ``~/.cache/clipsafety``): building it encodes every
-    template with every class name, the cost of a warm read of a zoo CLIP's records."""
-    if key is None:
-        return build()
-    if key in _HEADS:
-        return _HEADS[key]
-    import os
-
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    from clipsafety.files import atomic_write
-
-    path = Path(os.environ.get("CLIPSAFETY_CACHE", "~/.cache/clipsafety")).expanduser() / "zoo-heads" / f"{key}.safetensors"
-    W = None
-    if path.is_file():
-        try:
-            W = load_file(str(path))["weights"]
-        except Exception:  # a damaged cache file: rebuild and replace it
-            W = None
-    if W is None:
-        W = build()
-        try:
-            atomic_write(path, lambda tmp: save_file({"weights": W.detach().to(torch.float32).contiguous()},
-                                                     str(tmp)), suffix=".safetensors")
-        except OSError:  # a read-only cache is no error: the head is rebuilt next time
-            pass
-    _HEADS[key] = W
-    return W
-
-
-def build_module(meta: dict, state: dict | None = None, templates="default", classes=None,
-                 head_key: str | None = None):
-    """The ``nn.Module`` for a weights file's metadata (and state, if given). ``head_key``:
-    the cache key of a zero-shot CLIP's head (weights, templates and class names)."""
-    import timm
-
-    import clipsafety.zoo.arch  # noqa: F401
-
-    _, ZeroShotCLIP, FineTunedCLIP = _modules()
-    kind = meta["kind"]
-    st = None if state is None else {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-    if kind == "sup":
-        m = timm.create_model(meta["arch"], num_classes=meta["n_classes"])
-        if st is not None:
-            m.load_state_dict(st)
-        return m.eval(), None
-    clip = build_clip(meta["clip_config"])
-    if kind == "clip":
-        if st is not None:
-            clip.load_state_dict(st)
-        clip.eval()
-        W = _cached_head(head_key, lambda: zero_shot_head(clip, templates, classes))
-        scale = float(clip.logit_scale.detach().exp())
-        return ZeroShotCLIP(clip.visual, W, scale).eval(), scale
-    m = FineTunedCLIP(clip.visual, meta["n_classes"], meta["clip_config"]["embed_dim"])
-    if st is not None:
-        m.load_state_dict(st)
-    return m.eval(), None
-
-
-def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
-    """A :class:`~clipsafety.records.LoadedModel` for ``zoo:<id>`` (prefix optional).
-
-    ``templates`` builds the head of a zero-shot CLIP (the module docstring's table:
-    ``"openai"`` and ``"default"`` are the world's default set); other kinds check it and
-    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order; a
-    zero-shot CLIP also takes the categories followed by extra words (its head then scores
-    those too, label space ``synth+<n>-<hash>``: the negative labels of the OOD chapter).
-    """
-    from clipsafety.records import LoadedModel
-    from clipsafety.synth import CATEGORIES
-
-    zoo_id = zoo_id.removeprefix("zoo:")
-    tl, tname = resolve_templates(templates, f"zoo:{zoo_id}")
-    names = list(CATEGORIES) if classnames in (None, "synth") else [str(c) for c in classnames]
-    extended = names != list(CATEGORIES)
-    if extended and names[:len(CATEGORIES)] != list(CATEGORIES):
-        raise ValueError(f"zoo:{zoo_id}: classnames={classnames!r} is not the zoo's label space; "
-                         f"zoo models classify the world's {len(CATEGORIES)} categories {list(CATEGORIES)} "
-                         "(pass classnames=None or 'synth'); a zero-shot CLIP also accepts those "
-                         "categories followed by extra words (e.g. negative labels).")
-    state, meta, sha = _read(zoo_id)
-    if extended and meta["kind"] != "clip":
-        raise ValueError(f"zoo:{zoo_id}: extra class names need a zero-shot CLIP (kind 'clip'); "
-                         f"this model is a {meta['kind']!r} classifier with a trained head.")
-    import open_clip
-
-    from clipsafety.synth import VOCAB
-
-    head_key = hashlib.sha256(json.dumps([sha, list(tl), names, VOCAB, open_clip.__version__])
-                              .encode()).hexdigest()[:32]
-    module, scale = build_module(meta, state, tl, classes=names, head_key=head_key)
-    module = module.to(device)
-    label_space = "synth"
-    if meta["kind"] == "clip":
-        head = {"kind": "zero-shot", "templates": tname,
-                "template_hash": hashlib.sha256("\n".join(tl).encode()).hexdigest()[:16]}
-        if extended:
-            digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
-            label_space = f"synth+{len(names) - len(CATEGORIES)}-{digest}"
-            head["classes_hash"] = digest
-        policy = {"kind": "clip", "scale": scale, "bias": None}
-    else:
-        head = {"kind": "trained"}
-        policy = {"kind": "classifier"}
-    manifest = {"model_id": f"zoo:{zoo_id}", "weights_sha256": sha, "kind": meta["kind"],
-                "arch": meta["arch"], "head": head, "logit_policy": policy,
-                "preprocess": {"resolution": RESOLUTION, "mean": MEAN, "std": STD}}
-    return LoadedModel(model_id=f"zoo:{zoo_id}", module=module, transform=pil_transform(),
-                       classes=names, logit_policy=policy, manifest=manifest,
-                       label_space=label_space,
-                       extra={"array_transform": array_transform, "meta": meta})
-
-
-def predict_arrays(model, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Logits ``float32 [N, C]`` of a loaded zoo model on ``uint8`` images (no cache)."""
-    import torch
-
-    mod = model.module if hasattr(model, "module") else model
-    mod.eval()
-    dev = next(mod.parameters()).device
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            out.append(mod(array_transform(images[i:i + batch_size]).to(dev)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+from clipsafety.zoo.core import (
+    MEAN,
+    RESOLUTION,
+    STD,
+    TEMPLATE_ALIASES,
+    ZOO_DIR,
+    array_transform,
+    build_clip,
+    build_module,
+    list_zoo,
+    load,
+    pil_transform,
+    predict_arrays,
+    resolve_templates,
+    template_sets,
+    zero_shot_head,
+    zoo_dir,
+)
+from clipsafety.zoo.core import _cached_head as _cached_head
+from clipsafety.zoo.core import _modules as _modules
+from clipsafety.zoo.core import _read as _read
+from clipsafety.zoo.core import _sha256 as _sha256
 
 
 def __getattr__(name: str):
@@ -352,5 +74,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'clipsafety.zoo' has no attribute {name!r}")
 
 
-__all__ = ["alignment_scorer", "array_transform", "list_zoo", "load", "predict_arrays",
-           "reference_scorer", "zero_shot_head", "zoo_dir"]
+__all__ = ["MEAN", "RESOLUTION", "STD", "TEMPLATE_ALIASES", "ZOO_DIR", "alignment_scorer",
+           "array_transform", "build_clip", "build_module", "list_zoo", "load", "pil_transform",
+           "predict_arrays", "reference_scorer", "resolve_templates", "template_sets",
+           "zero_shot_head", "zoo_dir"]

@@ -35,7 +35,7 @@ def reference_scorer(model: str = REFERENCE_MODEL):
 
     Cached per (id, weights hash, zoo folder): calling it again after the weights changed
     loads the new ones."""
-    from clipsafety.zoo import _read, zoo_dir
+    from clipsafety.zoo.core import _read, zoo_dir
 
     zoo_id = model.removeprefix("zoo:")
     sha = _read(zoo_id)[2]
@@ -45,7 +45,7 @@ def reference_scorer(model: str = REFERENCE_MODEL):
 @lru_cache(maxsize=8)
 def _reference_scorer(zoo_id: str, sha: str, where: str):
     from clipsafety.synth.datasets import ReferenceScorer
-    from clipsafety.zoo import load, predict_arrays
+    from clipsafety.zoo.core import load, predict_arrays
 
     m = load(zoo_id)
     return ReferenceScorer(zoo_id, m.manifest.get("weights_sha256"),
@@ -63,7 +63,7 @@ def alignment_scorer(model: str = ALIGNMENT_MODEL):
 
     from clipsafety.synth import WordTokenizer
     from clipsafety.synth.curation import AlignmentScorer
-    from clipsafety.zoo import _read, array_transform, build_clip
+    from clipsafety.zoo.core import _read, array_transform, build_clip
 
     state, meta, sha = _read(model.removeprefix("zoo:"))
     if meta["kind"] != "clip":
