@@ -204,3 +204,64 @@ def test_a_chapter_whose_recorded_outputs_are_gone_re_executes(tiny_book, monkey
     (outputs / "tiny.json").unlink()
     assert book.execute(ch, params, env)[0] == "executed"
     assert json.loads((outputs / "tiny.json").read_text())["tables"]["n"] == 3
+
+
+@pytest.mark.parametrize("chapter,key,value", [
+    ("curation", "pool_size", "5"),
+    ("prompts", "budget", "-1"),
+    ("finetuning", "alphas", "[2]"),
+    ("landscape", "n_boot", "0"),
+])
+def test_the_command_line_checks_every_chapters_rules_before_any_work(chapter, key, value,
+                                                                      tmp_path):
+    """``python -m clipsafety.book chapter`` (what ``make chapter`` runs) applies the value
+    rules of every chapter, the prompts, fine-tuning and curation ones included: exit 2 with
+    the message, nothing executed, nothing written."""
+    import os
+    import subprocess
+    import sys
+
+    from clipsafety.files import REPO_ROOT
+
+    out = tmp_path / "outputs"
+    env = {**os.environ, "CLIPSAFETY_OUTPUTS": str(out), "CLIPSAFETY_STORE": str(tmp_path / "s")}
+    run = subprocess.run([sys.executable, "-m", "clipsafety.book", "chapter", chapter, "-p", key,
+                          value], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"parameter {key!r} of chapter {chapter!r} = " in run.stderr
+    assert "Nothing was run" in run.stderr and "Traceback" not in run.stderr
+    assert "executing" not in run.stdout and not out.exists()
+
+
+def test_every_chapter_of_the_book_has_its_rules_from_its_study():
+    """The runner's rule table is collected from the studies: one entry per chapter in
+    analyses/, each the study's own PARAMETER_RULES."""
+    from clipsafety import contents
+
+    assert set(book.CHAPTER_RULES) == {c.name for c in book.chapters()}
+    for name in book.CHAPTER_RULES:
+        assert book.CHAPTER_RULES[name] == contents.study(name).PARAMETER_RULES, name
+
+
+def test_the_findings_page_lists_the_chapters_of_the_table_of_contents(tmp_path, monkeypatch):
+    """The chapter list is read from _toc.yml: a chapter added there appears, with its
+    study's one-line description, and a removed one disappears."""
+    from clipsafety import contents
+    from clipsafety.studies import findings
+
+    bk = tmp_path / "book"
+    bk.mkdir()
+    (bk / "_toc.yml").write_text(
+        "format: jb-book\nroot: chapters/findings\nparts:\n"
+        "  - caption: Part one\n    chapters:\n      - file: chapters/ood\n"
+        "      - file: intro\n  - caption: Part two\n    chapters:\n"
+        "      - file: chapters/curation\n")
+    monkeypatch.setattr(contents, "BOOK", bk)
+    text = findings.chapter_list()
+    assert "{doc}`ood`: " + contents.about("ood") in text
+    assert "{doc}`curation`: " + contents.about("curation") in text
+    assert "{doc}`../intro`" in text and "**Part one**" in text and "**Part two**" in text
+    assert "factors" not in text and "findings`" not in text
+    assert contents.toc_chapters() == ["findings", "ood", "curation"]
+    assert contents.claim_chapters() == ["ood", "curation"]

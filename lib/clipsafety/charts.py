@@ -486,7 +486,7 @@ def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None)
     """What the book found, at a glance: for each chapter (rows) and each kind of evidence
     (panels), how many of its claims were reproduced, not reproduced or not testable (stacked
     bars in the verdict colours, legend below). ``table``:
-    :func:`clipsafety.evidence.findings_table` (its ``source_kind`` column)."""
+    :func:`clipsafety.studies.findings.findings_table` (its ``source_kind`` column)."""
     alt = _alt()
     from clipsafety.claims import SOURCES
 

@@ -1,0 +1,97 @@
+"""The shared pieces one rule each: real data, zoo-or-real, verdict colours, the count of
+verdicts, the recorded outputs' folder."""
+
+import json
+
+import pandas as pd
+import pytest
+from clipsafety import catalog, charts, claims, datasets, evidence, outputs, pages, style
+from clipsafety.studies import findings
+
+
+def test_real_data_is_the_parameter_or_the_environment_variable(tmp_path, monkeypatch):
+    """A reader who sets only $CLIPSAFETY_DATA_ROOT gets the live section on real models,
+    exactly as one who passes data_root; the parameter wins over the variable."""
+    monkeypatch.delenv(datasets.DATA_ROOT_ENV, raising=False)
+    ids = ["timm:resnet50.a1_in1k"]
+    kw = dict(zoo_dataset="synth:id-test", real_dataset="imagenet:val")
+    assert not evidence.chapter_run("factors", ids, **kw).live_ok
+    monkeypatch.setenv(datasets.DATA_ROOT_ENV, str(tmp_path))
+    run = evidence.chapter_run("factors", ids, **kw)
+    assert run.live_ok and run.data_root == str(tmp_path)
+    assert evidence.chapter_run("factors", ids, data_root="/elsewhere", **kw).data_root == "/elsewhere"
+    assert datasets.data_root("") == str(tmp_path) and datasets.data_root("/x") == "/x"
+    # the dataset registry resolves the same folder (it lists it among the folders it tried)
+    with pytest.raises(datasets.LayoutError, match=str(tmp_path)):
+        datasets.get_dataset("imagenet:val")
+
+
+def test_zoo_or_real_is_one_rule():
+    assert catalog.is_zoo_id("zoo:clip-resnet-wit-10k") and not catalog.is_zoo_id("timm:x")
+    assert catalog.is_real(["timm:a", "openclip:b@c"]) and not catalog.is_real(["zoo:a"])
+    assert catalog.is_zero_shot_clip("openclip:ViT-B-32@openai", None)
+    assert catalog.is_zero_shot_clip("zoo:x", "clip-zeroshot")
+    assert not catalog.is_zero_shot_clip("zoo:x", "clip-ft-direct")
+    assert not catalog.is_zero_shot_clip("timm:vit_base_patch16_clip_224.openai_ft_in1k", None)
+    with pytest.raises(ValueError, match="mixes zoo models"):
+        catalog.resolve_models(["zoo:a", "timm:b"])
+    assert catalog.resolve_models("a:x, b:y,a:x") == ["a:x", "b:y"]
+
+
+def test_one_verdict_colour_table():
+    """The findings matrix's badges and the overview chart read the same colours."""
+    assert set(style.VERDICT_COLOURS) == set(claims.VERDICTS)
+    assert charts.VERDICT_COLOURS == {v: c for v, (c, _t) in style.VERDICT_COLOURS.items()}
+    assert findings.BADGES is style.VERDICT_COLOURS
+
+
+def _rows():
+    c1, c2, c3 = (claims.Claim(f"c{i}", f"claim {i}") for i in (1, 2, 3))
+    pub = claims.SOURCES[1]
+    return claims.claims_table([
+        claims.verdict_from_interval(c1, claims.SOURCES[0], 1.0, 0.5, 1.5),
+        claims.verdict_from_interval(c2, claims.SOURCES[0], 0.1, -0.2, 0.4),
+        claims.not_testable(c3, claims.SOURCES[0], "no data"),
+        # published evidence under a named source counts as published evidence
+        claims.verdict_from_interval(c1, f"{pub} (NINCO)", 0.2, 0.1, 0.3),
+        claims.verdict_from_interval(c2, f"{pub} (C-OOD)", -0.2, -0.3, -0.1),
+        claims.not_testable(c3, claims.SOURCES[2], "no real models"),
+    ])
+
+
+def test_the_count_of_verdicts_is_one_function_read_by_both_pages():
+    """A chapter's summary and the findings page count the same way, per kind of evidence:
+    a source named after a kind ("published upstream results (NINCO)") is of that kind."""
+    table = _rows()
+    kinds = table["source"].map(claims.source_kind)
+    assert kinds.value_counts().to_dict() == {claims.SOURCES[0]: 3, claims.SOURCES[1]: 2,
+                                              claims.SOURCES[2]: 1}
+    assert claims.tally(table[kinds == claims.SOURCES[0]]) == (1, 2)
+    assert claims.tally(table[kinds == claims.SOURCES[1]]) == (1, 2)
+    assert claims.tally(table[kinds == claims.SOURCES[2]]) == (0, 0)
+    summary = pages.summary_text(table)
+    assert f"{claims.SOURCES[0]}: 1 of 2 reproduced" in summary
+    assert f"{claims.SOURCES[1]}: 1 of 2 reproduced" in summary
+    assert f"{claims.SOURCES[2]}: not testable here" in summary
+    found = findings.findings_table({"x": {"claims": json.loads(table.to_json(orient="records"))}})
+    lead = findings.findings_summary(found)
+    assert f"on {claims.SOURCES[0]}, 1 of 2 tested claims reproduce" in lead
+    assert f"on {claims.SOURCES[1]}, 1 of 2 tested claims reproduce" in lead
+
+
+def test_recorded_outputs_have_one_owner(tmp_path, monkeypatch):
+    """record writes only when the folder is named, read returns None for a chapter that has
+    not run, digest moves when a file changes, path is where record wrote."""
+    monkeypatch.delenv(outputs.OUTPUTS_ENV, raising=False)
+    outputs.record("a", None, n=1)
+    assert outputs.folder() == outputs.DEFAULT_FOLDER
+    monkeypatch.setenv(outputs.OUTPUTS_ENV, str(tmp_path))
+    assert not (tmp_path / "a.json").exists()
+    d0 = outputs.digest()
+    outputs.record("a", _rows(), t=pd.DataFrame({"x": [1.5, 2.0]}))
+    assert outputs.path("a") == tmp_path / "a.json" and outputs.path("a").is_file()
+    got = outputs.read(["a", "b"])
+    assert got["b"] is None and got["a"]["tables"]["t"] == [{"x": 1.5}, {"x": 2.0}]
+    assert len(got["a"]["claims"]) == len(_rows())
+    assert outputs.digest() != d0
+    assert outputs.read("a, b") == got
