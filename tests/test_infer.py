@@ -240,3 +240,35 @@ def test_zoo_model_on_synthetic_world_takes_the_array_path(tmp_path):
     ref = zoo.predict_arrays(clipsafety.load(zid), spec.arrays()[0])
     np.testing.assert_allclose(rec.logits, ref, rtol=1e-4, atol=1e-4)
     assert rec.manifest["label_space"] == "synth" and list(rec.ids) == list(spec.ids)
+
+
+def test_a_run_whose_partial_folder_is_removed_by_a_twin_returns_the_twins_record(tmp_path,
+                                                                                  monkeypatch):
+    """Two runs of one (model, dataset) at once: the first to finish stores the record and
+    removes the pair's partial folder while the other is still writing shards. The other
+    must get that record, not '[Errno 2] No such file or directory' (a cold `make book` with
+    two chapters at once died of it), and leave no partial folder behind."""
+    from clipsafety import store as store_mod
+
+    store = tmp_path / "store"
+    model, data = "zoo:clip-resnet-wit-10k", "synth:id-test"
+    real_write = store_mod.PartialRun.write_shard
+    calls = {"n": 0, "twin": None}
+
+    def write_then_twin_finishes(self, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2 and calls["twin"] is None:  # the twin runs start to finish now
+            monkeypatch.setattr(store_mod.PartialRun, "write_shard", real_write)
+            calls["twin"] = predict(model, data, store=store, progress=False, recompute=False,
+                                    batch_size=512, shard_size=512)
+            monkeypatch.setattr(store_mod.PartialRun, "write_shard", write_then_twin_finishes)
+            assert not any((store / "partial").iterdir())  # the twin cleaned up
+        return real_write(self, *a, **kw)
+
+    monkeypatch.setattr(store_mod.PartialRun, "write_shard", write_then_twin_finishes)
+    rec = predict(model, data, store=store, progress=False, batch_size=256, shard_size=256)
+    twin = calls["twin"]
+    assert twin is not None and calls["n"] >= 3
+    np.testing.assert_array_equal(rec.logits, twin.logits)
+    np.testing.assert_array_equal(rec.ids, twin.ids)
+    assert list((store / "partial").iterdir()) == []

@@ -363,6 +363,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
                              f"of {n} samples' shards vanished from {run.folder} while this run "
                              "was writing (another run of the same record removed them) and no "
                              "record was stored; run it again (it resumes).")
+        run.cleanup()  # the rows this run wrote after the other finished are not needed
         rec.manifest.update(described)
         rec.cache_hit = False
         return rec

@@ -365,10 +365,14 @@ class PartialRun:
 
     def __init__(self, folder: Path, manifest: dict):
         self.folder = folder
+        self._manifest = manifest
+        self._open()
+
+    def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        mpath = folder / "manifest.json"
+        mpath = self.folder / "manifest.json"
         if not mpath.exists():
-            atomic_write_bytes(mpath, canonical_json(manifest).encode())
+            atomic_write_bytes(mpath, canonical_json(self._manifest).encode())
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.safetensors"))
@@ -384,7 +388,15 @@ class PartialRun:
                      "logits": np.ascontiguousarray(logits, dtype=np.float32),
                      "targets": np.ascontiguousarray(targets, dtype=np.int64)},
                     metadata={"ids": json.dumps(list(ids)), "skipped": json.dumps(skipped)})
-        atomic_write_bytes(self.folder / f"shard-{start:010d}.safetensors", data)
+        target = self.folder / f"shard-{start:010d}.safetensors"
+        try:
+            atomic_write_bytes(target, data)
+        except FileNotFoundError:
+            # another run of the same record finished and removed this folder (cleanup) while
+            # this one was writing: open it again and keep the rows; the caller then finds the
+            # finished record in the store (clipsafety.infer.predict) instead of failing
+            self._open()
+            atomic_write_bytes(target, data)
 
     def load(self):
         """``(indices, logits, targets, ids, skipped)`` concatenated over all shards."""

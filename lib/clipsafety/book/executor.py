@@ -137,7 +137,7 @@ def _run_env() -> None:
     from clipsafety.plots import CHART_DATA_ENV
 
     os.environ.setdefault("CLIPSAFETY_STORE", str(toc.ROOT / ".cache" / "store"))
-    os.environ.setdefault(outputs.OUTPUTS_ENV, str(toc.STATE / "outputs"))
+    os.environ.setdefault(outputs.OUTPUTS_ENV, str(outputs.DEFAULT_FOLDER))
     os.environ.setdefault(CHART_DATA_ENV, str(toc.STATIC / "data"))
 
 
