@@ -52,13 +52,11 @@ jobs = 0  # worker processes training the CLIPs; 0: one per core (at most 4); re
 # %%
 import time
 
-import numpy as np
 import pandas as pd
-from clipsafety import claims, plots
+from clipsafety import charts, claims, plots
 from clipsafety.external import ExternalUnavailable
 from clipsafety.studies import curation as study
 from clipsafety.studies import finetuning as ft_study
-from clipsafety.synth import curation as C
 from clipsafety.synth import raw_pool
 from IPython.display import Markdown, display
 
@@ -84,15 +82,7 @@ display(Markdown(
 # %%
 pool = raw_pool(pool_size)
 sel = study.selections(pool, cur_names, keep_fractions, size_list, seed, reference)
-attrs = pool.attributes()
-dup = attrs["duplicate_of"].to_numpy() >= 0
-caption_cls = C.caption_classes(pool.captions())
-summary = pd.DataFrame([{
-    "curation": c, "size": s, "duplicates": float(dup[cur.indices].mean()),
-    "caption names no class": float((caption_cls[cur.indices] < 0).mean()),
-    "caption class differs from label": float((caption_cls[cur.indices] != pool.targets[cur.indices]).mean()),
-    "largest class share": float(np.bincount(pool.targets[cur.indices], minlength=10).max() / s)}
-    for (c, s), cur in sorted(sel.items())])
+summary = study.selection_summary(pool, sel)
 display(summary.set_index(["curation", "size"]).round(3))
 
 # %%
@@ -112,19 +102,25 @@ display(Markdown(f"Training and scoring {len(preds)} CLIPs took {time.time() - t
 # curation in the legend to highlight it.
 
 # %%
-display(study.chart_calibration(models, "ece"))
+display(charts.faceted_scatter(study.calibration_long(models, "ece"), "acc", "value", "curation",
+                               "condition", "scaling", extra=["size"], x_title="accuracy",
+                               y_title="ECE", title="ECE against accuracy, per curation"))
 
 # %% [markdown]
 # The same for NLL.
 
 # %%
-display(study.chart_calibration(models, "nll"))
+display(charts.faceted_scatter(study.calibration_long(models, "nll"), "acc", "value", "curation",
+                               "condition", "scaling", extra=["size"], x_title="accuracy",
+                               y_title="NLL", title="NLL against accuracy, per curation"))
 
 # %% [markdown]
 # Accuracy and ECE against the training-set size.
 
 # %%
-display(study.chart_sizes(models))
+display(charts.faceted_lines(study.size_long(models), "size", "curation", x_title="training images",
+                             log_x=True, value_format=".4f", faded=0.12, height=160,
+                             title="ID accuracy and ECE against size"))
 
 # %% [markdown]
 # **Does curation predict calibration beyond accuracy?** Each curation's mean residual on
@@ -133,19 +129,17 @@ display(study.chart_sizes(models))
 
 # %%
 res = study.curation_residuals(preds, sets, n_boot=n_boot, seed=seed)
-display(study.chart_residuals(res))
-display(res.pivot_table(index="curation", columns=["metric", "scaling", "condition"],
-                        values="residual", sort=False).round(4))
+display(charts.interval_facets(study.residual_cells(res), "curation", "residual", "cell",
+                               x_title="mean residual on accuracy",
+                               title="does curation predict calibration beyond accuracy?"))
+display(study.residual_wide(res).round(4))
 
 # %%
 def _cell(m, sc, cond):
-    part = res[(res.metric == m) & (res.scaling == sc) & (res.condition == cond)]
-    return "; ".join(f"{r.curation} {r.residual * (100 if m == 'ece' else 1):+.2f} "
-                     f"[{r.lo * (100 if m == 'ece' else 1):+.2f}, "
-                     f"{r.hi * (100 if m == 'ece' else 1):+.2f}]" for r in part.itertuples())
+    return study.residual_text(res, m, sc, cond)
 
 
-mean_T = models.drop_duplicates(["curation", "size"]).groupby("curation")["T"].mean()
+mean_T = study.mean_temperatures(models)
 display(Markdown(
     f"**Finding ({live}).** Mean ECE residual on accuracy per curation (ECE points), ID before "
     f"scaling: {_cell('ece', 'before', 'id')}. After the ID temperature: "
@@ -161,14 +155,14 @@ display(Markdown(
 # that excludes zero.
 
 # %%
-ok = study.above_chance(models)
+learn = study.learning_summary(models)
 display(Markdown(
-    f"{int(ok.sum())} of {len(ok)} models exceed chance ({study.CHANCE:.0%}) by "
-    f"{study.ABOVE_CHANCE:.0%} on the ID set (ID accuracy {models[models.condition == 'id'].acc.min():.1%}"
-    f" to {models[models.condition == 'id'].acc.max():.1%}); "
-    f"{int((models.drop_duplicates(['curation', 'size'])['T'] >= 999).sum())} fitted temperatures sit "
+    f"{learn['above']} of {learn['n']} models exceed chance ({study.CHANCE:.0%}) by "
+    f"{study.ABOVE_CHANCE:.0%} on the ID set (ID accuracy {learn['id_min']:.1%}"
+    f" to {learn['id_max']:.1%}); "
+    f"{learn['at_bound']} fitted temperatures sit "
     "at the fit's upper bound (near-uniform predictions). "
-    + ("" if ok.sum() >= len(ok) / 2 else
+    + ("" if learn["learned"] else
        "**At this budget the CLIPs have not learned**: the claims below are not testable, not "
        "refuted; rerun with a larger budget (the command at the end).")))
 live_rows = study.assess(res, live, models)
@@ -181,14 +175,7 @@ display(claims.claims_table(live_rows)[["claim", "verdict", "detail", "evidence"
 # category and of misaligned captions, which the filters then remove.
 
 # %%
-cfg = pool.cfg.to_dict()
-built = pd.DataFrame([
-    {"property": "pool rows", "value": pool.n},
-    {"property": "exact duplicates (share of rows)", "value": round(float(dup.mean()), 3)},
-    {"property": "p_misaligned (configured)", "value": cfg.get("p_misaligned")},
-    {"property": "p_class_word (configured)", "value": cfg.get("p_class_word")},
-])
-display(built.set_index("property"))
+display(study.built_in_table(pool).set_index("property"))
 
 # %% [markdown]
 # ## 2. Published evidence
@@ -204,16 +191,13 @@ pub = claims.SOURCES[1]
 if published:
     try:
         dc = study.published_datacomp()
-        cols = [c for c in ("model", "arch", "tag", "samples_seen", "imagenet", "imagenet_v2",
-                            "imagenet_r", "imagenet_sketch", "objectnet") if c in dc.columns]
-        display(dc[cols].set_index("model").round(4))
+        display(study.datacomp_view(dc).round(4))
         display(Markdown(f"**Published (open_clip).** {len(dc)} DataComp / CommonPool models "
                          "with accuracies and no calibration."))
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, "open_clip's published results"))
-verdicts += [claims.not_testable(c, pub, "no published study measures calibration under "
-                                 "curation; open_clip publishes the filtered models' accuracy only")
-             for c in study.CLAIMS.values()]
+verdicts += study.untested_rows(pub, "no published study measures calibration under curation; "
+                              "open_clip publishes the filtered models' accuracy only")
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -223,11 +207,9 @@ verdicts += [claims.not_testable(c, pub, "no published study measures calibratio
 # ImageNet and its shifts on disk.
 
 # %%
-real_ids = list(dc["model"]) if len(dc) else []
-ids = "[" + ",".join(f'"{m}"' for m in real_ids[:6]) + "]"
-verdicts += [claims.not_testable(c, claims.SOURCES[2], "this chapter trains no real CLIPs; run the "
-                                 "calibration chapter on the DataComp models (command below)")
-             for c in study.CLAIMS.values()]
+ids = study.command_models(dc)
+verdicts += study.untested_rows(claims.SOURCES[2], "this chapter trains no real CLIPs; run the "
+                                "calibration chapter on the DataComp models (command below)")
 display(Markdown(
     "No real models ran here. To measure the calibration of the DataComp / CommonPool filter "
     f"variants:\n\n```\nmake chapter NAME=calibration PARAMS='-p models {ids} -p data_root "

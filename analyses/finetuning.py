@@ -56,7 +56,7 @@ batch_size = 64
 import time
 
 import pandas as pd
-from clipsafety import claims, evidence, plots
+from clipsafety import charts, claims, evidence, plots
 from clipsafety.external import ExternalUnavailable
 from clipsafety.studies import finetuning as study
 from clipsafety.studies import ood as ood_study
@@ -64,9 +64,7 @@ from IPython.display import Markdown, display
 
 plots.setup()
 t_start = time.time()
-parent_ids = list(study.DEFAULT_PARENTS) if parents == "default" else (
-    [p.strip() for p in parents.split(",") if p.strip()] if isinstance(parents, str)
-    else list(parents))
+parent_ids = study.resolve_parents(parents)
 grid = study.check_alphas(alphas)
 live = claims.SOURCES[0]
 verdicts = []
@@ -85,8 +83,7 @@ evals = study.run_paths(parent_ids, budget, grid, sets, train_set=train_set, see
                         progress=None)
 seconds = evals["_seconds"]
 table = study.path_table(evals, sets)
-show = ["parent", "label", "id_acc", "shift_acc"] + [f"auroc_{s}" for s in study.SCORES] + [f"fpr95_{score}"]
-display(table[show].set_index(["parent", "label"]).round(3))
+display(study.path_overview(table, score).round(3))
 display(Markdown(f"Training and evaluation took {sum(seconds.values()):.0f} s "
                  f"({', '.join(f'{p}: {s:.0f} s' for p, s in seconds.items())})."))
 
@@ -95,26 +92,36 @@ display(Markdown(f"Training and evaluation took {sum(seconds.values()):.0f} s "
 # the zero-shot model to the fully fine-tuned one; click a recipe in the legend to highlight it.
 
 # %%
-display(study.chart_paths(table, score, "id_acc"))
+display(charts.path_panels(table, "id_acc", f"auroc_{score}", "recipe", "parent", study.WISE_PATH,
+                           "alpha", series_order=study.RECIPES, values=["id_acc", "shift_acc"],
+                           x_title="ID accuracy (%)", y_title=f"mean AUROC ({score})",
+                           title=f"accuracy against detection along each fine-tuning path ({score})"))
 
 # %% [markdown]
 # The same against the mean accuracy over the eight shifts.
 
 # %%
-display(study.chart_paths(table, score, "shift_acc"))
+display(charts.path_panels(table, "shift_acc", f"auroc_{score}", "recipe", "parent", study.WISE_PATH,
+                           "alpha", series_order=study.RECIPES, values=["id_acc", "shift_acc"],
+                           x_title="mean shift accuracy (%)", y_title=f"mean AUROC ({score})",
+                           title=f"accuracy against detection along each fine-tuning path ({score})"))
 
 # %% [markdown]
 # Along the WiSE-FT path: ID accuracy, shift accuracy and AUROC against the mixing
 # coefficient (hover for values, click a parent to highlight it).
 
 # %%
-display(study.chart_wise(table, score))
+display(charts.faceted_lines(study.wise_long(table, score), "alpha", "parent",
+                             x_title="WiSE-FT alpha (0 = zero-shot, 1 = fine-tuned)",
+                             x_format=".2f", title="the WiSE-FT path"))
 
 # %% [markdown]
 # Does the choice of score change the picture? Mean AUROC of each score per recipe.
 
 # %%
-display(study.chart_scores(table))
+display(charts.mean_points(study.scores_long(table), "label", "auroc", "score",
+                           y_title="mean AUROC over parents",
+                           title="the four detection scores along each recipe"))
 
 # %% [markdown]
 # **Findings.** Computed from the table above: each recipe against zero-shot (mean over
@@ -124,7 +131,7 @@ display(study.chart_scores(table))
 best = study.best_recipe(table, score)
 display(best.round(4))
 keep = best[best["keeps"]]
-zs_row = table[table.recipe == "zero-shot"][["id_acc", "shift_acc", f"auroc_{score}"]].mean()
+zs_row = study.zero_shot_means(table, score)
 lines = [f"- {lab}: ID accuracy {r.d_id_acc * 100:+.1f} points, shift accuracy "
          f"{r.d_shift_acc * 100:+.1f} points, mean AUROC ({score}) {getattr(r, f'd_auroc_{score}'):+.3f}"
          for lab, r in best.iterrows()]
@@ -137,8 +144,7 @@ display(Markdown(
        f"{keep.iloc[0]['d_id_acc'] * 100:+.1f} points)." if len(keep) else
        "No recipe gains ID accuracy without losing mean AUROC in this run.")
     + " Full fine-tuning minus zero-shot, mean AUROC by score: "
-    + ", ".join(f"{s} {(table.loc[table.recipe == 'full FT', f'auroc_{s}'].mean() - table.loc[table.recipe == 'zero-shot', f'auroc_{s}'].mean()):+.3f}"
-                for s in study.SCORES) + "."
+    + ", ".join(f"{s} {d:+.3f}" for s, d in study.score_changes(table).items()) + "."
     + f" These are {len(parent_ids)} parent(s) at one training seed and a budget of "
     f"{budget:,} images; the intervals below resample test images only."))
 
@@ -163,16 +169,7 @@ display(claims.claims_table(live_rows)[["claim", "verdict", "evidence"]])
 # training sources never use. Read from the world's configuration:
 
 # %%
-from clipsafety import synth
-
-built = pd.DataFrame([
-    {"property": "categories", "value": len(synth.CATEGORIES)},
-    {"property": "sub-types per category", "value": sorted({len(v) for v in synth.SUBTYPES.values()})},
-    {"property": "sub-types (two-stage's first label space)",
-     "value": sum(len(v) for v in synth.SUBTYPES.values())},
-    {"property": "OOD sets", "value": ", ".join(sets.ood)},
-])
-display(built.set_index("property"))
+display(study.built_in_table(sets).set_index("property"))
 
 # %% [markdown]
 # ## 2. Published evidence: zero-shot and fine-tuned CLIP pairs
@@ -185,7 +182,7 @@ display(built.set_index("property"))
 
 # %%
 pairs = pd.DataFrame()
-pub_names = [{"ninco": "NINCO", "cood": "C-OOD"}[p] for p in published]
+pub_names = [study.PUBLISHED_NAMES[p] for p in published]
 paper_claims = [ood_study.CLAIMS[c] for c in study.PAPER_CLAIMS]
 if pub_names:
     try:
@@ -194,25 +191,25 @@ if pub_names:
         pub_avg = {n: readers[n]() for n in pub_names}
         pairs = study.published_pairs(pub_avg)
         display(pairs.set_index(["source", "model"]).round(4))
-        display(study.chart_published(pairs))
-        both = pairs.dropna(subset=["parent_auroc"]).assign(d=lambda t: t.auroc - t.parent_auroc)
+        display(charts.stage_lines(study.published_long(pairs), "acc", "au", "model", "source",
+                                   "stage", extra=["parent"], x_title="ID accuracy (%)",
+                                   y_title="mean AUROC",
+                                   title="published zero-shot -> fine-tuned CLIP pairs"))
+        both = study.published_changes(pairs)
         display(Markdown("**Finding (published).** " + "; ".join(
             f"{r.source} {r.model}: AUROC {r.parent_auroc:.3f} -> {r.auroc:.3f} ({r.d:+.3f})"
             for r in both.itertuples()) + "."))
         for name, avg in pub_avg.items():
             src = f"{claims.SOURCES[1]} ({name})"
-            verdicts += [r for r in ood_study.assess_ood_claims(avg, src, n_boot=n_boot, seed=seed)
-                         if r["claim_id"] in study.PAPER_CLAIMS]
+            verdicts += study.paper_rows(ood_study.assess_ood_claims(avg, src, n_boot=n_boot,
+                                                                     seed=seed))
             verdicts += study.untested_rows(src, f"{name} publishes no LP-FT or WiSE-FT model")
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, "The published pairs"))
-        verdicts += [claims.not_testable(c, claims.SOURCES[1], "published files unavailable")
-                     for c in paper_claims] + study.untested_rows(claims.SOURCES[1],
-                                                                  "published files unavailable")
+        verdicts += study.untested_rows(claims.SOURCES[1], "published files unavailable",
+                                        paper_claims)
 else:
-    verdicts += [claims.not_testable(c, claims.SOURCES[1], "published=[] in this run")
-                 for c in paper_claims] + study.untested_rows(claims.SOURCES[1],
-                                                              "published=[] in this run")
+    verdicts += study.untested_rows(claims.SOURCES[1], "published=[] in this run", paper_claims)
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -239,12 +236,11 @@ if data_root:
                      f"{len(real_ood)} OOD sets ({', '.join(real_ood)})."))
     display(real_avg.round(4))
     src = claims.SOURCES[2]
-    verdicts += [r for r in ood_study.assess_ood_claims(real_avg, src, n_boot=n_boot, seed=seed)
-                 if r["claim_id"] in study.PAPER_CLAIMS]
+    verdicts += study.paper_rows(ood_study.assess_ood_claims(real_avg, src, n_boot=n_boot,
+                                                             seed=seed))
     verdicts += study.untested_rows(src, "the real path trains no LP-FT or WiSE-FT model")
 else:
-    verdicts += [claims.not_testable(c, claims.SOURCES[2], "no data_root given")
-                 for c in paper_claims] + study.untested_rows(claims.SOURCES[2], "no data_root given")
+    verdicts += study.untested_rows(claims.SOURCES[2], "no data_root given", paper_claims)
     models = "[" + ",".join(f'"{m}"' for m in real_ids) + "]"
     display(Markdown(
         "No real models ran here (the book's machines have neither pretrained weights nor "

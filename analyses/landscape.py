@@ -46,11 +46,9 @@ seed = 0
 top_n = 15  # rows of the per-model table
 
 # %%
-import altair as alt
 import pandas as pd
 from clipsafety import charts, claims, plots, published
 from clipsafety.external import ExternalUnavailable
-from clipsafety.groups import CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.studies import landscape
 from clipsafety.style import SOURCE_MARKERS
 from IPython.display import Markdown, display
@@ -64,8 +62,7 @@ verdicts = []  # one row per (claim, evidence source)
 
 # %%
 try:
-    long = published.landscape_long(sources)
-    long = long[long["shift"].isin(shifts) & (long["group"] != "excluded")]
+    long = landscape.published_long(sources, shifts)
     have_data = True
 except ExternalUnavailable as exc:
     have_data = False
@@ -73,10 +70,7 @@ except ExternalUnavailable as exc:
 
 # %%
 if have_data:
-    counts = (long.drop_duplicates(["source", "model"]).groupby(["source", "group"]).size()
-              .unstack(fill_value=0))
-    counts.columns = [group_label(c) for c in counts.columns]
-    display(counts)
+    display(landscape.source_counts(long))
 
 # %% [markdown]
 # ## Accuracy on the line, and CLIP above it
@@ -88,25 +82,11 @@ if have_data:
 if have_data:
     points, bands, fits = landscape.fit_landscape(
         long, baseline_sources=baseline_sources, scale=scale, n_boot=n_boot, seed=seed)
-    points = plots.with_group_labels(points)
-    for col in ("imagenet", "shift_acc", "predicted", "eff_rob"):
-        points[col + "_pct"] = (100 * points[col]).round(2)
-    # charts carry only what they show (the page embeds each chart's data)
-    chart_cols = ["model", "source", "group", "group_label", "shift", "imagenet_pct",
-                  "shift_acc_pct", "eff_rob_pct"]
-    bands[["x", "lo", "mid", "hi"]] = 100 * bands[["x", "lo", "mid", "hi"]]
-    display(charts.trend_panels(
-        points[chart_cols], bands, "shift", shifts, "imagenet_pct", "shift_acc_pct",
-        tooltip=["model", "source", "group_label",
-                 alt.Tooltip("imagenet_pct:Q", title="ImageNet %", format=".2f"),
-                 alt.Tooltip("shift_acc_pct:Q", title="shift %", format=".2f"),
-                 alt.Tooltip("eff_rob_pct:Q", title="effective robustness", format="+.2f")],
-        x_title="ImageNet top-1 (%)", y_title=lambda s: f"{published.SHIFTS[s]} top-1 (%)"))
+    display(charts.accuracy_on_the_line(points, bands, shifts, published.SHIFTS))
 
 # %%
 if have_data:
-    fits_shown = fits.assign(n_baseline=fits["n_baseline"].astype(int))
-    display(fits_shown.round(3))
+    display(landscape.fit_table(fits).round(3))
 
 # %% [markdown]
 # ## Effective robustness by group
@@ -116,12 +96,8 @@ if have_data:
 
 # %%
 if have_data:
-    summ = landscape.group_summary(points).assign(median_pct=lambda d: 100 * d["median"])
-    display(charts.ticks_with_median(
-        points[chart_cols], summ, "shift", shifts, "eff_rob_pct", "median_pct",
-        tooltip=["model", "source", alt.Tooltip("eff_rob_pct:Q", format="+.2f",
-                                                title="effective robustness")],
-        titles=published.SHIFTS, x_title="effective robustness (accuracy points)"))
+    display(charts.effective_robustness_ticks(points, landscape.group_summary(points), shifts,
+                                              published.SHIFTS))
 
 # %% [markdown]
 # ## Zero-shot CLIP: training source and scale
@@ -133,19 +109,10 @@ if have_data:
 
 # %%
 if have_data and "open_clip" in sources:
-    er = landscape.effective_robustness_table(points, groups=[CLIP_ZEROSHOT])
-    oc = published.openclip_results()[["model", "train_source", "samples_seen", "params"]]
-    er = er.merge(oc, on="model", how="left")
-    er["imagenet_pct"] = 100 * er["imagenet"]
-    er["er_mean_pct"] = 100 * er["ER mean"]
-    er["samples_seen_b"] = er["samples_seen"] / 1e9
-    display(charts.scatter_by_category(
-        er.dropna(subset=["er_mean_pct"]), "imagenet_pct", "er_mean_pct", "train_source",
-        "samples_seen_b", x_title="ImageNet top-1 (%)", y_title="mean effective robustness (points)",
-        category_title="training source", size_title="samples seen (B)", shapes=SOURCE_MARKERS,
-        tooltip=["model", "train_source", alt.Tooltip("samples_seen_b:Q", title="samples (B)"),
-                 alt.Tooltip("imagenet_pct:Q", format=".2f", title="ImageNet %"),
-                 alt.Tooltip("er_mean_pct:Q", format="+.2f", title="mean ER")]))
+    display(charts.effective_robustness_by_category(
+        landscape.training_table(points, published.openclip_results()), "train_source",
+        "samples_seen", category_title="training source", size_title="samples seen (B)",
+        size_label="samples (B)", shapes=SOURCE_MARKERS))
 
 # %% [markdown]
 # ## Per-model table
@@ -155,13 +122,7 @@ if have_data and "open_clip" in sources:
 
 # %%
 if have_data:
-    table = landscape.effective_robustness_table(
-        points, groups=[CLIP_ZEROSHOT, *FT_GROUPS])
-    shown = table.copy()
-    num = [c for c in shown.columns if c.startswith("ER") or c == "imagenet"]
-    shown[num] = (100 * shown[num]).round(2)
-    shown["group"] = shown["group"].map(group_label)
-    display(pd.concat([shown.head(top_n), shown.tail(min(top_n, max(len(shown) - top_n, 0)))]))
+    display(landscape.per_model_table(points, top_n))
 
 # %% [markdown]
 # ## Findings
@@ -195,16 +156,15 @@ if have_data:
 from clipsafety.studies import appendix_world as world  # noqa: E402
 from clipsafety.zoo import zoo_dir  # noqa: E402
 
-to_synth = {v: k for k, v in world.NATURAL_SHIFTS.items()}
-zoo_pts = world.zoo_points(pd.read_csv(zoo_dir() / "catalog.csv"),
-                           pd.read_csv(zoo_dir() / "eval.csv"),
-                           shifts=[to_synth[s] for s in shifts], scale=scale)
-zoo_pts["shift"] = zoo_pts["shift"].map(world.NATURAL_SHIFTS)
+zoo_pts = landscape.named_by_published(
+    world.zoo_points(pd.read_csv(zoo_dir() / "catalog.csv"), pd.read_csv(zoo_dir() / "eval.csv"),
+                     shifts=landscape.analogues_of(shifts, world.NATURAL_SHIFTS), scale=scale),
+    world.NATURAL_SHIFTS)
 zoo_findings = landscape.shift_findings(zoo_pts, shifts, n_boot=n_boot, seed=seed)
 display(Markdown("Effective robustness of the zoo's zero-shot CLIPs against the line of its "
                  f"standard models ({scale} scale; world analogues of the shifts):\n\n"
                  + "\n".join(landscape.findings_markdown(
-                     zoo_findings, {v: f"`{k}` ({v} analogue)" for k, v in world.NATURAL_SHIFTS.items()}))))
+                     zoo_findings, landscape.analogue_names(world.NATURAL_SHIFTS)))))
 verdicts += landscape.assess_landscape_claims(zoo_findings, claims.SOURCES[0])
 
 # %% [markdown]
@@ -216,9 +176,8 @@ verdicts += landscape.assess_landscape_claims(zoo_findings, claims.SOURCES[0])
 # to it; real-model inference does not run in this chapter.
 
 # %%
-verdicts += [claims.not_testable(landscape.CLAIMS[s], claims.SOURCES[2],
-                                 "this chapter reads published tables and the zoo's accuracies")
-             for s in shifts]
+verdicts += landscape.untested_rows(shifts, claims.SOURCES[2],
+                                   "this chapter reads published tables and the zoo's accuracies")
 from clipsafety import pages  # noqa: E402
 
 pages.end_chapter("landscape", verdicts, note=False, findings=findings if have_data else None,

@@ -90,3 +90,180 @@ def test_image_grid_is_images_not_a_chart():
     html = charts.image_grid(images, size=32).data
     assert html.count("<img ") == 3 and "data:image/png;base64," in html
     assert "synth:id-test" in html and len(html) < 3000
+
+
+# ----------------------------------------------------------------------------- builders moved
+# out of the chapters and studies: each chart carries the table it is given and encodes the
+# columns it names, within the text width
+
+def _rows(spec: dict, layer: dict | None = None) -> pd.DataFrame:
+    """The rows of a chart's (or one layer's) named dataset as a table."""
+    name = (layer or spec)["data"]["name"]
+    return pd.DataFrame(spec["datasets"][name])
+
+
+def _fits(spec: dict, columns: int) -> None:
+    """``columns`` panels of the chart's width (and their axes) fit the text column."""
+    width = spec.get("spec", spec).get("width") or spec["width"]
+    assert columns * (width + charts.AXIS + 10) <= charts.TEXT_WIDTH
+
+
+@pytest.fixture
+def line_points():
+    return pd.DataFrame({
+        "source": ["timm", "timm", "open_clip", "timm", "timm", "open_clip"],
+        "model": ["r50", "vit", "clip", "r50", "vit", "clip"],
+        "group": ["standard", "standard", "clip-zeroshot"] * 2,
+        "imagenet": [0.761, 0.812, 0.683] * 2,
+        "shift": ["r", "r", "r", "a", "a", "a"],
+        "shift_acc": [0.363, 0.452, 0.771, 0.0012, 0.1234, 0.5],
+        "eff_rob": [0.0, -0.01, 0.25, 0.0, 0.01, 0.3333],
+        "predicted": [0.36, 0.46, 0.52, 0.0, 0.11, 0.17]})
+
+
+def test_accuracy_on_the_line_carries_the_points_in_percent(line_points):
+    bands = pd.DataFrame({"shift": ["r", "r", "a", "a"], "x": [0.6, 0.9, 0.6, 0.9],
+                          "lo": [0.2, 0.4, 0.0, 0.1], "mid": [0.3, 0.5, 0.05, 0.2],
+                          "hi": [0.4, 0.6, 0.1, 0.3]})
+    names = {"r": "ImageNet-R", "a": "ImageNet-A"}
+    spec = charts.accuracy_on_the_line(line_points, bands, ["r", "a"], names).to_dict()
+    panels = [c for row in spec["vconcat"] for c in row["hconcat"]]
+    assert len(panels) == 2 and panels[0]["width"] == charts.panel_width(2)
+    _fits(panels[0], 2)
+    tables = [pd.DataFrame(rows) for rows in spec["datasets"].values()]
+    shown = next(t for t in tables if "model" in t)  # the panels share one table of points
+    assert list(shown.columns) == ["model", "source", "group", "group_label", "shift",
+                                   "imagenet_pct", "shift_acc_pct", "eff_rob_pct"]
+    assert shown["model"].tolist() == line_points["model"].tolist()
+    assert shown["imagenet_pct"].tolist() == [76.1, 81.2, 68.3] * 2
+    assert shown["shift_acc_pct"].tolist() == [36.3, 45.2, 77.1, 0.12, 12.34, 50.0]
+    assert shown["eff_rob_pct"].tolist() == [0.0, -1.0, 25.0, 0.0, 1.0, 33.33]
+    band_rows = pd.concat([t for t in tables if "mid" in t]).sort_values(["shift", "x"])
+    expected = bands.sort_values(["shift", "x"])
+    assert band_rows["shift"].tolist() == expected["shift"].tolist()
+    for c in ("x", "lo", "mid", "hi"):
+        assert np.allclose(band_rows[c], 100 * expected[c])
+    for panel, shift, name in zip(panels, ["r", "a"], ["ImageNet-R", "ImageNet-A"]):
+        pts = panel["layer"][-1]
+        assert pts["transform"][0]["filter"] == f"(datum['shift'] === '{shift}')"
+        assert pts["encoding"]["x"]["field"] == "imagenet_pct"
+        assert pts["encoding"]["y"]["field"] == "shift_acc_pct"
+        assert pts["encoding"]["y"]["title"] == f"{name} top-1 (%)"
+    tips = [t["field"] for t in pts["encoding"]["tooltip"]]
+    assert tips == ["model", "source", "group_label", "imagenet_pct", "shift_acc_pct",
+                    "eff_rob_pct"]
+
+
+def test_effective_robustness_ticks_show_medians_in_points(line_points):
+    medians = pd.DataFrame({"shift": ["r", "r", "a", "a"], "group": ["standard", "clip-zeroshot"] * 2,
+                            "median": [-0.005, 0.25, 0.005, 0.3333], "n": [2, 1, 2, 1]})
+    spec = charts.effective_robustness_ticks(line_points, medians, ["r", "a"],
+                                             {"r": "R", "a": "A"}).to_dict()
+    assert [p["title"]["text"] for p in spec["vconcat"]] == ["R", "A"]
+    ticks, med, _zero = spec["vconcat"][0]["layer"]
+    assert _rows(spec, ticks)["eff_rob_pct"].tolist() == [0.0, -1.0, 25.0, 0.0, 1.0, 33.33]
+    assert ticks["encoding"]["x"]["field"] == "eff_rob_pct"
+    assert med["encoding"]["x"]["field"] == "median_pct"
+    assert np.allclose(_rows(spec, med)["median_pct"], [-0.5, 25.0, 0.5, 33.33])
+    assert spec["vconcat"][0]["width"] + 190 <= charts.TEXT_WIDTH
+
+
+def test_effective_robustness_by_category_keeps_every_model_with_a_value():
+    table = pd.DataFrame({"model": ["a", "b", "c", "d"], "imagenet": [0.6, 0.7, 0.8, 0.75],
+                          "ER mean": [0.05, np.nan, 0.1, -0.02],
+                          "train_source": ["WIT", "LAION-2B", None, "LAION-2B"],
+                          "samples_seen": [12.8e9, 34e9, np.nan, 3e9]})
+    spec = charts.effective_robustness_by_category(table, "train_source", "samples_seen",
+                                                   size_label="samples (B)").to_dict()
+    filled, hollow = spec["layer"]
+    rows = pd.concat([_rows(spec, filled), _rows(spec, hollow)])
+    assert sorted(rows["model"]) == ["a", "c", "d"]  # b has no effective robustness
+    by = rows.set_index("model")
+    assert np.allclose(by.loc[["a", "c", "d"], "imagenet_pct"], [60.0, 80.0, 75.0])
+    assert np.allclose(by.loc[["a", "c", "d"], "er_mean_pct"], [5.0, 10.0, -2.0])
+    assert np.isclose(by.loc["a", "samples_seen_b"], 12.8) and by.loc["c", "train_source"] == "unknown"
+    assert filled["encoding"]["size"]["field"] == "samples_seen_b"
+    assert filled["encoding"]["y"]["field"] == "er_mean_pct"
+    assert spec["width"] + charts.AXIS + 10 <= charts.TEXT_WIDTH
+
+
+def test_faceted_scatter_encodes_the_long_table_it_is_given():
+    long = pd.DataFrame({"curation": ["random", "dedup"] * 4, "size": [100] * 8,
+                         "condition": ["id"] * 4 + ["shift"] * 4,
+                         "scaling": ["before", "before", "after", "after"] * 2,
+                         "acc": np.linspace(0.1, 0.8, 8), "value": np.linspace(0.3, 0.01, 8)})
+    spec = charts.faceted_scatter(long, "acc", "value", "curation", "condition", "scaling",
+                                  extra=["size"], y_title="ECE", title="t").to_dict()
+    pd.testing.assert_frame_equal(_rows(spec), long)
+    enc = spec["spec"]["encoding"]
+    assert (enc["x"]["field"], enc["y"]["field"], enc["color"]["field"]) == ("acc", "value", "curation")
+    assert enc["y"]["title"] == "ECE"
+    assert (spec["facet"]["row"]["field"], spec["facet"]["column"]["field"]) == ("condition", "scaling")
+    assert [(t["field"], t["type"]) for t in enc["tooltip"]][:4] == [
+        ("curation", "nominal"), ("size", "quantitative"), ("condition", "nominal"),
+        ("scaling", "nominal")]
+    _fits(spec, 2)
+
+
+def test_faceted_lines_one_panel_per_measure():
+    long = pd.DataFrame({"parent": ["p", "p", "q", "q"] * 2, "alpha": [0.0, 1.0] * 4,
+                         "measure": ["id_acc"] * 4 + ["auroc_msp"] * 4,
+                         "value": [0.5, 0.8, 0.4, 0.7, 0.9, 0.85, 0.88, 0.8]})
+    spec = charts.faceted_lines(long, "alpha", "parent", x_format=".2f", faded=0.15).to_dict()
+    pd.testing.assert_frame_equal(_rows(spec), long)
+    enc = spec["spec"]["encoding"]
+    assert (enc["x"]["field"], enc["y"]["field"], enc["color"]["field"]) == ("alpha", "value", "parent")
+    assert "scale" not in enc["x"] and spec["facet"]["field"] == "measure"
+    assert spec["resolve"]["scale"]["y"] == "independent" and spec["columns"] == 2
+    assert enc["opacity"]["value"] == 0.15
+    log = charts.faceted_lines(long, "alpha", "parent", log_x=True).to_dict()
+    assert log["spec"]["encoding"]["x"]["scale"]["type"] == "log"
+    _fits(spec, 2)
+
+
+def test_interval_facets_draw_each_interval():
+    res = pd.DataFrame({"curation": ["random", "dedup"], "residual": [0.01, -0.02],
+                        "lo": [-0.01, -0.03], "hi": [0.03, -0.01], "cell": ["ece before (id)"] * 2})
+    spec = charts.interval_facets(res, "curation", "residual", "cell").to_dict()
+    pd.testing.assert_frame_equal(_rows(spec), res)
+    rule, pts, zero = spec["spec"]["layer"]
+    assert (rule["encoding"]["x"]["field"], rule["encoding"]["x2"]["field"]) == ("lo", "hi")
+    assert pts["encoding"]["x"]["field"] == "residual" and zero["encoding"]["x"]["datum"] == 0
+    assert spec["facet"]["field"] == "cell"
+    _fits(spec, 2)
+
+
+def test_path_panels_join_only_the_path_and_show_x_in_percent():
+    table = pd.DataFrame({"parent": ["p"] * 4, "recipe": ["zero-shot", "WiSE-FT", "full FT", "LP-FT"],
+                          "alpha": [0.0, 0.5, 1.0, np.nan], "label": ["zs", "w", "ft", "lpft"],
+                          "id_acc": [0.5, 0.6, 0.7, 0.65], "auroc_msp": [0.9, 0.88, 0.8, 0.85]})
+    spec = charts.path_panels(table, "id_acc", "auroc_msp", "recipe", "parent",
+                              ["zero-shot", "WiSE-FT", "full FT"], "alpha",
+                              series_order=["zero-shot", "LP-FT", "WiSE-FT", "full FT"]).to_dict()
+    rows = _rows(spec)
+    assert np.allclose(rows["x"], [50.0, 60.0, 70.0, 65.0])
+    assert rows["y"].tolist() == table["auroc_msp"].tolist()
+    line, pts = spec["spec"]["layer"]
+    assert line["transform"][0]["filter"]["oneOf"] == ["zero-shot", "WiSE-FT", "full FT"]
+    assert line["encoding"]["order"]["field"] == "alpha"
+    assert pts["encoding"]["color"]["sort"] == ["zero-shot", "LP-FT", "WiSE-FT", "full FT"]
+    assert spec["facet"]["field"] == "parent"
+    _fits(spec, 2)
+
+
+def test_mean_points_and_stage_lines_encode_their_columns():
+    long = pd.DataFrame({"label": ["a", "a", "b", "b"], "score": ["msp", "mcm"] * 2,
+                         "auroc": [0.8, 0.7, 0.9, 0.6]})
+    spec = charts.mean_points(long, "label", "auroc", "score").to_dict()
+    pd.testing.assert_frame_equal(_rows(spec), long)
+    enc = spec["encoding"]
+    assert (enc["y"]["field"], enc["y"]["aggregate"]) == ("auroc", "mean")
+    assert enc["xOffset"]["field"] == "score" and spec["width"] + charts.AXIS <= charts.TEXT_WIDTH
+    pairs = pd.DataFrame({"model": ["m", "m"], "source": ["NINCO"] * 2, "parent": ["p", "p"],
+                          "stage": ["zero-shot", "fine-tuned"], "acc": [70.0, 80.0], "au": [0.9, 0.8]})
+    spec = charts.stage_lines(pairs, "acc", "au", "model", "source", "stage", extra=["parent"]).to_dict()
+    pd.testing.assert_frame_equal(_rows(spec), pairs)
+    enc = spec["encoding"]
+    assert (enc["detail"]["field"], enc["shape"]["field"], enc["color"]["field"]) == (
+        "model", "stage", "source")
+    assert spec["width"] + charts.AXIS <= charts.TEXT_WIDTH

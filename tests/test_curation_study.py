@@ -166,3 +166,104 @@ def test_parallel_workers_give_the_in_process_results():
     # the two selections are different models (the seed and the data differ)
     a, b = (one[k][f"{sets.id_set}#eval"][0] for k in sorted(sel))
     assert not np.array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- the chapter's
+# tables, on hand-made inputs with the values counted by hand
+
+class _Pool:
+    """A six-row pool: rows 4 and 5 copy rows 0 and 1; captions name a category, another
+    category or none."""
+
+    n = 6
+    targets = np.array([0, 0, 1, 2, 0, 0])
+
+    class cfg:  # noqa: N801
+        @staticmethod
+        def to_dict():
+            return {"p_misaligned": 0.25, "p_class_word": 0.75}
+
+    def attributes(self):
+        import pandas as pd
+
+        return pd.DataFrame({"duplicate_of": [-1, -1, -1, -1, 0, 1]})
+
+    def captions(self):
+        return ["a circle", "a square here", "a photo", "one triangle", "a circle", "a square here"]
+
+
+class _Cur:
+    def __init__(self, indices):
+        self.indices = np.array(indices)
+
+
+def test_selection_summary_counts_each_selection_by_hand():
+    sel = {("dedup", 4): _Cur([0, 1, 2, 3]), ("random", 2): _Cur([4, 5]),
+           ("balanced", 2): _Cur([1, 3])}
+    t = S.selection_summary(_Pool(), sel).set_index(["curation", "size"])
+    assert list(t.index) == [("balanced", 2), ("dedup", 4), ("random", 2)]  # key order
+    # rows 0..3: no copies; captions name circle (0), square (1), nothing, triangle (2);
+    # labels 0, 0, 1, 2: row 1 names another class than its label, row 2 none;
+    # largest class: label 0 twice of 4
+    assert t.loc[("dedup", 4)].tolist() == [0.0, 0.25, 0.5, 0.5]
+    # rows 4, 5 are copies; captions circle (label 0: agrees) and square (label 0: differs)
+    assert t.loc[("random", 2)].tolist() == [1.0, 0.0, 0.5, 1.0]
+    # rows 1, 3: square vs label 0, triangle vs label 2; labels 0 and 2
+    assert t.loc[("balanced", 2)].tolist() == [0.0, 0.0, 0.5, 0.5]
+    built = S.built_in_table(_Pool()).set_index("property")["value"]
+    assert built.tolist() == [6, round(2 / 6, 3), 0.25, 0.75]
+
+
+def test_chart_tables_reshape_the_model_table():
+    import pandas as pd
+
+    models = pd.DataFrame({"curation": ["a", "a", "b", "b"], "size": [10, 10, 20, 20],
+                           "condition": ["id", "shift", "id", "shift"], "T": [1.5, 1.5, 1000.0, 1000.0],
+                           "acc": [0.5, 0.4, 0.11, 0.1], "ece_before": [0.1, 0.2, 0.3, 0.4],
+                           "ece_after": [0.05, 0.15, 0.25, 0.35], "nll_before": [1.0, 2.0, 3.0, 4.0],
+                           "nll_after": [0.9, 1.9, 2.9, 3.9]})
+    long = S.calibration_long(models, "nll")
+    assert len(long) == 8 and set(long["scaling"]) == {"before", "after"}
+    by = long.set_index(["curation", "condition", "scaling"])["value"]
+    assert by[("b", "shift", "before")] == 4.0 and by[("a", "id", "after")] == 0.9
+    assert (long.set_index(["curation", "condition"])["acc"].loc[("a", "shift")] == 0.4).all()
+    sizes = S.size_long(models)
+    assert sorted(sizes["measure"].unique()) == ["acc", "ece_after", "ece_before"]
+    assert sizes.set_index(["curation", "measure"])["value"].to_dict() == {
+        ("a", "acc"): 0.5, ("a", "ece_before"): 0.1, ("a", "ece_after"): 0.05,
+        ("b", "acc"): 0.11, ("b", "ece_before"): 0.3, ("b", "ece_after"): 0.25}
+    assert S.mean_temperatures(models).to_dict() == {"a": 1.5, "b": 1000.0}
+    # chance is 10%: a (50%) is 5 points above it, b (11%) is not; b's T sits at the bound
+    learn = S.learning_summary(models)
+    assert learn == {"above": 1, "n": 2, "id_min": 0.11, "id_max": 0.5, "at_bound": 1,
+                     "learned": True}
+    assert S.learning_summary(models.assign(acc=0.1))["learned"] is False
+
+
+def test_residual_tables_and_text():
+    import pandas as pd
+
+    res = pd.DataFrame({"metric": ["ece", "ece", "nll"], "scaling": ["before"] * 3,
+                        "condition": ["id"] * 3, "curation": ["a", "b", "a"],
+                        "residual": [0.0123, -0.004, 0.5], "lo": [0.01, -0.01, 0.25],
+                        "hi": [0.015, 0.002, 0.75]})
+    assert S.residual_cells(res)["cell"].tolist() == ["ece before (id)"] * 2 + ["nll before (id)"]
+    # ECE in points, NLL as it is
+    assert S.residual_text(res, "ece", "before", "id") == "a +1.23 [+1.00, +1.50]; b -0.40 [-1.00, +0.20]"
+    assert S.residual_text(res, "nll", "before", "id") == "a +0.50 [+0.25, +0.75]"
+    wide = S.residual_wide(res)
+    assert wide.loc["b", ("ece", "before", "id")] == -0.004 and np.isnan(wide.loc["b", ("nll", "before", "id")])
+
+
+def test_published_views_and_untested_rows():
+    import pandas as pd
+
+    dc = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "tag": "datacomp", "extra": 1.0,
+                       "imagenet": np.linspace(0.1, 0.8, 8)})
+    assert S.command_models(dc) == "[" + ",".join(f'"m{i}"' for i in range(6)) + "]"
+    assert S.command_models(pd.DataFrame()) == "[]"
+    view = S.datacomp_view(dc)
+    assert list(view.columns) == ["tag", "imagenet"] and list(view.index) == list(dc["model"])
+    rows = S.untested_rows("published upstream results", "why")
+    assert [r["claim_id"] for r in rows] == list(S.CLAIMS)
+    assert {(r["verdict"], r["source"]) for r in rows} == {("not testable", "published upstream results")}

@@ -173,3 +173,77 @@ def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch)
     assert all(v in ("reproduced", "not reproduced", "not testable") for v in live.values())
     recipes = {r["recipe"] for r in rec["tables"]["table"]}
     assert recipes == set(S.RECIPES)
+
+
+# ----------------------------------------------------------------------------- the chapter's
+# tables, on a hand-made path table with the values worked out by hand
+
+def _table():
+    import pandas as pd
+
+    rows = []
+    for p, base in (("zoo:clip-a-wit-1k", 0.0), ("zoo:clip-b-wit-1k", 0.1)):
+        for r, a, acc, au in (("zero-shot", 0.0, 0.5, 0.9), ("WiSE-FT", 0.5, 0.6, 0.85),
+                              ("full FT", 1.0, 0.7, 0.8), ("LP-FT", np.nan, 0.65, 0.88)):
+            row = {"parent": p, "recipe": r, "alpha": a, "id_acc": acc + base,
+                   "shift_acc": acc / 2 + base}
+            for k, s in enumerate(S.SCORES):
+                row[f"auroc_{s}"] = au - 0.01 * k + base
+                row[f"fpr95_{s}"] = 1 - au
+            row["label"] = r if r != "WiSE-FT" else "WiSE-FT a=0.50"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_path_tables_by_hand():
+    t = _table()
+    zs = S.zero_shot_means(t, "msp")  # mean over the two parents (offset 0 and 0.1)
+    assert zs.to_dict() == pytest.approx({"id_acc": 0.55, "shift_acc": 0.3, "auroc_msp": 0.94})
+    # full FT minus zero-shot: 0.8 - 0.9 for every score
+    assert S.score_changes(t).to_dict() == pytest.approx({s: -0.1 for s in S.SCORES})
+    over = S.path_overview(t, "energy")
+    assert list(over.columns) == ["id_acc", "shift_acc", *[f"auroc_{s}" for s in S.SCORES],
+                                  "fpr95_energy"]
+    assert over.loc[("zoo:clip-b-wit-1k", "full FT"), "id_acc"] == pytest.approx(0.8)
+    wise = S.wise_long(t, "msp")
+    assert set(wise["alpha"]) == {0.0, 0.5, 1.0} and len(wise) == 2 * 3 * 3  # no LP-FT
+    v = wise.set_index(["parent", "alpha", "measure"])["value"]
+    assert v[("zoo:clip-a-wit-1k", 0.5, "auroc_msp")] == pytest.approx(0.84)
+    scores = S.scores_long(t)
+    assert sorted(scores["score"].unique()) == sorted(S.SCORES) and len(scores) == 8 * 4
+    assert scores.groupby("score")["auroc"].mean()["mcm"] == pytest.approx(
+        np.mean([0.9, 0.85, 0.8, 0.88]) + 0.05)
+
+
+def test_published_tables_by_hand():
+    import pandas as pd
+
+    pairs = pd.DataFrame({"source": ["NINCO", "NINCO", "C-OOD"], "model": ["a", "b", "c"],
+                          "group": ["g"] * 3, "parent": ["p", None, "q"],
+                          "id_acc": [0.8, 0.7, 81.0], "auroc": [0.9, 0.8, 0.85],
+                          "parent_id_acc": [0.7, np.nan, 75.0], "parent_auroc": [0.92, np.nan, 0.8]})
+    long = S.published_long(pairs)
+    got = sorted((r.model, r.stage, round(r.acc, 9), r.au) for r in long.itertuples())
+    # b has no parent; fractions become percent, percent stays
+    assert got == [("a", "fine-tuned", 80.0, 0.9), ("a", "zero-shot", 70.0, 0.92),
+                   ("c", "fine-tuned", 81.0, 0.85), ("c", "zero-shot", 75.0, 0.8)]
+    ch = S.published_changes(pairs)
+    assert ch["model"].tolist() == ["a", "c"] and ch["d"].tolist() == pytest.approx([-0.02, 0.05])
+
+
+def test_parents_rows_and_the_world_table():
+    from clipsafety import claims
+
+    assert S.resolve_parents("default") == list(S.DEFAULT_PARENTS)
+    assert S.resolve_parents(" zoo:a , zoo:b,") == ["zoo:a", "zoo:b"]
+    assert S.resolve_parents(("zoo:a",)) == ["zoo:a"]
+    rows = [{"claim_id": "ood-ft-worse"}, {"claim_id": "ood-other"}, {"claim_id": "ood-2stage"}]
+    assert S.paper_rows(rows) == [rows[0], rows[2]]
+    paper = [claims.Claim("ood-ft-worse", "x", "5"), claims.Claim("ood-2stage", "y", "5")]
+    out = S.untested_rows("published upstream results", "why", paper)
+    assert [r["claim_id"] for r in out] == ["ood-ft-worse", "ood-2stage", *S.CLAIMS]
+    assert {r["verdict"] for r in out} == {"not testable"}
+    sets = S.EvalSets("id-test", [], ["ood-a", "ood-b"])
+    built = S.built_in_table(sets).set_index("property")["value"]
+    # the world: 10 categories of 3 sub-types each
+    assert built.tolist() == [10, [3], 30, "ood-a, ood-b"]

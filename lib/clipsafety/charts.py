@@ -637,3 +637,224 @@ def grouped_bars(df: pd.DataFrame, value: str, category: str, series: str,
         y=alt.Y(f"{category}:N", sort=list(sort) if sort is not None else "ascending"),
         color=alt.Color(f"{series}:N"), yOffset=f"{series}:N",
         tooltip=[series, category, alt.Tooltip(f"{value}:Q", format=".3f")])
+
+
+# ----------------------------------------------------------------------------- accuracy on the line
+def _on_the_line(points: pd.DataFrame, panel: str, x: str, y: str, value: str,
+                 extra: Sequence[str]) -> pd.DataFrame:
+    """The rows a chart of accuracy on the line carries (only what it shows: the page embeds
+    each chart's data): model, ``extra``, group (and its label), ``panel`` and ``x``, ``y``,
+    ``value`` in percent points (``<column>_pct``, two decimals)."""
+    d = plots.with_group_labels(points)
+    for col in (x, y, value):
+        d[f"{col}_pct"] = (100 * d[col]).round(2)
+    return d[["model", *extra, "group", "group_label", panel, f"{x}_pct", f"{y}_pct",
+              f"{value}_pct"]]
+
+
+def accuracy_on_the_line(points: pd.DataFrame, bands: pd.DataFrame, panels: Sequence[str],
+                         names: dict, panel: str = "shift", x: str = "imagenet",
+                         y: str = "shift_acc", value: str = "eff_rob",
+                         extra: Sequence[str] = ("source",), x_label: str = "ImageNet",
+                         y_label: str = "shift", columns: int = 2):
+    """Accuracy under shift against ID accuracy, one panel per value of ``panel`` (in
+    ``panels`` order, two to a row within the text width): every model in its group's colour
+    and marker over the baseline's trend and its band.
+
+    ``points``: one row per (model, panel value) with ``x``, ``y`` and the effective robustness
+    ``value`` as fractions (the columns of :func:`clipsafety.published.landscape_long` plus
+    ``eff_rob``); ``bands``: ``panel, x, lo, mid, hi`` as fractions. Both are shown in percent.
+    ``names``: panel value -> its name in the y axis title. Tooltips name the model, ``extra``
+    columns, group, both accuracies and the effective robustness."""
+    alt = _alt()
+    b = bands.copy()
+    b[["x", "lo", "mid", "hi"]] = 100 * b[["x", "lo", "mid", "hi"]]
+    return trend_panels(
+        _on_the_line(points, panel, x, y, value, extra), b, panel, panels, f"{x}_pct",
+        f"{y}_pct",
+        tooltip=["model", *extra, "group_label",
+                 alt.Tooltip(f"{x}_pct:Q", title=f"{x_label} %", format=".2f"),
+                 alt.Tooltip(f"{y}_pct:Q", title=f"{y_label} %", format=".2f"),
+                 alt.Tooltip(f"{value}_pct:Q", title="effective robustness", format="+.2f")],
+        x_title=f"{x_label} top-1 (%)", y_title=lambda v: f"{names[v]} top-1 (%)",
+        columns=columns)
+
+
+def effective_robustness_ticks(points: pd.DataFrame, medians: pd.DataFrame,
+                               panels: Sequence[str], names: dict, panel: str = "shift",
+                               x: str = "imagenet", y: str = "shift_acc", value: str = "eff_rob",
+                               median: str = "median", extra: Sequence[str] = ("source",)):
+    """Effective robustness of every model, one row of ticks per group and the group's median
+    as a thick mark, one panel per value of ``panel`` titled by ``names`` (:func:`ticks_with_median`).
+
+    ``points`` as for :func:`accuracy_on_the_line`; ``medians``: one row per (panel value,
+    group) with the ``median`` effective robustness and ``n`` (fractions; shown in points)."""
+    alt = _alt()
+    return ticks_with_median(
+        _on_the_line(points, panel, x, y, value, extra),
+        medians.assign(**{f"{median}_pct": lambda d: 100 * d[median]}), panel, panels,
+        f"{value}_pct", f"{median}_pct",
+        tooltip=["model", *extra, alt.Tooltip(f"{value}_pct:Q", format="+.2f",
+                                               title="effective robustness")],
+        titles=names, x_title="effective robustness (accuracy points)")
+
+
+def _slug(column: str) -> str:
+    return "_".join(str(column).lower().split())
+
+
+def effective_robustness_by_category(table: pd.DataFrame, category: str, size: str,
+                                     x: str = "imagenet", y: str = "ER mean",
+                                     x_label: str = "ImageNet", category_title: str = "",
+                                     size_title: str = "", size_label: str = "", shapes=None):
+    """Mean effective robustness against ID accuracy, one point per model, coloured and shaped
+    by ``category`` and sized by the count ``size`` (:func:`scatter_by_category`: missing
+    values shown, never dropped).
+
+    ``table``: one row per model with ``x`` and ``y`` as fractions (e.g.
+    :func:`clipsafety.studies.landscape.effective_robustness_table`), shown in percent points
+    (columns ``<x>_pct``, ``<y>_pct``); ``size`` shown in billions (column ``<size>_b``).
+    Models without ``y`` are left out. ``size_label``: the size's name in the tooltip."""
+    alt = _alt()
+    xp, yp, sb = f"{_slug(x)}_pct", f"{_slug(y)}_pct", f"{size}_b"
+    d = table.copy()
+    d[xp] = 100 * d[x]
+    d[yp] = 100 * d[y]
+    d[sb] = d[size] / 1e9
+    return scatter_by_category(
+        d.dropna(subset=[yp]), xp, yp, category, sb, x_title=f"{x_label} top-1 (%)",
+        y_title="mean effective robustness (points)", category_title=category_title,
+        size_title=size_title, shapes=shapes,
+        tooltip=["model", category, alt.Tooltip(f"{sb}:Q", title=size_label or size_title),
+                 alt.Tooltip(f"{xp}:Q", format=".2f", title=f"{x_label} %"),
+                 alt.Tooltip(f"{yp}:Q", format="+.2f", title="mean ER")])
+
+
+# ----------------------------------------------------------------------------- series of models
+def faceted_scatter(long: pd.DataFrame, x: str, y: str, series: str, row: str, column: str,
+                    extra: Sequence[str] = (), x_title: str = "", y_title: str = "",
+                    title: str = "", width: int | None = None, height: int = 170):
+    """``y`` against ``x`` in a grid of panels (one row per value of ``row``, one column per
+    value of ``column``; two columns fit the text width), one point per row of ``long``
+    coloured and shaped by ``series``; a legend click on a series highlights it. Tooltips:
+    the series, the quantitative ``extra`` columns, the panel and both values."""
+    alt = _alt()
+    sel = alt.selection_point(fields=[series], bind="legend")
+    return alt.Chart(long).mark_point(filled=True, size=70).encode(
+        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title or y),
+        color=alt.Color(f"{series}:N", legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape(f"{series}:N", legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
+        tooltip=[f"{series}:N", *(f"{c}:Q" for c in extra), f"{row}:N", f"{column}:N",
+                 alt.Tooltip(f"{x}:Q", format=".3f"), alt.Tooltip(f"{y}:Q", format=".4f")]
+    ).add_params(sel).properties(width=width or panel_width(2), height=height).facet(
+        row=alt.Row(f"{row}:N", title=None), column=alt.Column(f"{column}:N", title=None)
+    ).properties(title=title)
+
+
+def faceted_lines(long: pd.DataFrame, x: str, series: str, facet: str = "measure",
+                  value: str = "value", x_title: str = "", log_x: bool = False,
+                  x_format: str | None = None, value_format: str = ".3f", faded: float = 0.15,
+                  title: str = "", columns: int = 2, width: int | None = None,
+                  height: int = 170):
+    """``value`` against ``x``, one line (with points) per ``series``, one panel per value of
+    ``facet`` (``columns`` to a row, each with its own y scale); a legend click on a series
+    highlights it, the others fade to ``faded``. ``log_x``: a log x axis; ``x_format``: the
+    x value's format in the tooltip."""
+    alt = _alt()
+    xenc = alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(type="log")) if log_x else alt.X(
+        f"{x}:Q", title=x_title or x)
+    sel = alt.selection_point(fields=[series], bind="legend")
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=xenc, y=alt.Y(f"{value}:Q", title=None, scale=alt.Scale(zero=False)),
+        color=alt.Color(f"{series}:N", legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition(sel, alt.value(0.9), alt.value(faded)),
+        tooltip=[f"{series}:N", alt.Tooltip(f"{x}:Q", format=x_format) if x_format else f"{x}:Q",
+                 f"{facet}:N", alt.Tooltip(f"{value}:Q", format=value_format)]
+    ).add_params(sel).properties(width=width or panel_width(columns), height=height).facet(
+        facet=alt.Facet(f"{facet}:N", title=None), columns=columns).resolve_scale(
+        y="independent").properties(title=title)
+
+
+def interval_facets(table: pd.DataFrame, category: str, value: str, facet: str,
+                    x_title: str = "", title: str = "", columns: int = 2,
+                    width: int | None = None, height: int = 120):
+    """Per value of ``facet`` (one panel each, ``columns`` to a row, own x scales): one row per
+    ``category`` with its ``value`` (point) and interval ``lo``..``hi`` (rule), and a dashed
+    zero line. The default width leaves each panel room for its category labels."""
+    alt = _alt()
+    base = alt.Chart(table).encode(y=alt.Y(f"{category}:N", title=None),
+                                   color=alt.Color(f"{category}:N", legend=None))
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title=x_title or value), x2="hi:Q")
+    pts = base.mark_point(filled=True, size=60).encode(
+        x=f"{value}:Q", tooltip=[f"{facet}:N", f"{category}:N",
+                                 alt.Tooltip(f"{value}:Q", format="+.4f"),
+                                 alt.Tooltip("lo:Q", format="+.4f"),
+                                 alt.Tooltip("hi:Q", format="+.4f")])
+    zero = alt.Chart(table).mark_rule(strokeDash=[4, 4], color="black").encode(x=alt.datum(0))
+    return alt.layer(rule, pts, zero).properties(
+        width=width or panel_width(columns) - 60, height=height).facet(
+        facet=alt.Facet(f"{facet}:N", title=None), columns=columns).resolve_scale(
+        x="independent").properties(title=title)
+
+
+def path_panels(table: pd.DataFrame, x: str, y: str, series: str, panel: str,
+                path: Sequence[str], order: str, series_order: Sequence[str] | None = None,
+                label: str = "label", values: Sequence[str] = (), x_title: str = "",
+                y_title: str = "", title: str = "", x_pct: bool = True, columns: int = 2,
+                width: int | None = None, height: int = 200):
+    """``y`` against ``x`` (a fraction shown in percent with ``x_pct``), one panel per value of
+    ``panel``: the rows whose ``series`` is in ``path`` joined by a dashed line in ``order``
+    (e.g. an interpolation path between two end points), every row a point coloured and shaped
+    by ``series`` (legend in ``series_order``; a click highlights a series). Tooltips: the
+    panel, ``label``, the ``values`` columns and ``y``."""
+    alt = _alt()
+    d = table.assign(**{"x": table[x] * 100 if x_pct else table[x], "y": table[y]})
+    sel = alt.selection_point(fields=[series], bind="legend")
+    sort = list(series_order) if series_order is not None else alt.Undefined
+    base = alt.Chart(d).encode(
+        x=alt.X("x:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+        tooltip=[f"{panel}:N", f"{label}:N", *(alt.Tooltip(f"{c}:Q", format=".3f")
+                                               for c in values),
+                 alt.Tooltip("y:Q", format=".3f")])
+    line = base.transform_filter(alt.FieldOneOfPredicate(series, list(path))).mark_line(
+        color="#999", strokeDash=[3, 2]).encode(order=f"{order}:Q")
+    pts = base.mark_point(filled=True, size=90).encode(
+        color=alt.Color(f"{series}:N", sort=sort, legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape(f"{series}:N", sort=sort, legend=alt.Legend(orient="bottom")),
+        opacity=alt.condition(sel, alt.value(0.95), alt.value(0.15))).add_params(sel)
+    return alt.layer(line, pts, data=d).properties(
+        width=width or panel_width(columns), height=height).facet(
+        facet=alt.Facet(f"{panel}:N", title=None), columns=columns).properties(title=title)
+
+
+def mean_points(long: pd.DataFrame, category: str, value: str, series: str, y_title: str = "",
+                title: str = "", width: int = panel_width(1) - 120, height: int = 220):
+    """The mean of ``value`` per ``category`` (in the table's order along x), one point per
+    ``series`` side by side in its colour; tooltips give the mean."""
+    alt = _alt()
+    return alt.Chart(long).mark_point(filled=True, size=60).encode(
+        x=alt.X(f"{category}:N", title=None, sort=None, axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y(f"mean({value}):Q", scale=alt.Scale(zero=False), title=y_title or value),
+        color=f"{series}:N", xOffset=f"{series}:N",
+        tooltip=[f"{category}:N", f"{series}:N",
+                 alt.Tooltip(f"mean({value}):Q", format=".3f")]).properties(
+        width=width, height=height, title=title)
+
+
+def stage_lines(long: pd.DataFrame, x: str, y: str, pair: str, colour: str, stage: str,
+                extra: Sequence[str] = (), x_title: str = "", y_title: str = "",
+                title: str = "", width: int = panel_width(1) - 160, height: int = 260):
+    """One line per ``pair`` through its stages (e.g. a zero-shot model and its fine-tune), in
+    (``x``, ``y``), coloured by ``colour``, the marker naming the ``stage``. Tooltips: colour,
+    pair, the nominal ``extra`` columns, stage and both values."""
+    alt = _alt()
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+        detail=f"{pair}:N", color=f"{colour}:N", shape=f"{stage}:N",
+        tooltip=[f"{colour}:N", f"{pair}:N", *(f"{c}:N" for c in extra), f"{stage}:N",
+                 alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{y}:Q", format=".3f")]
+    ).properties(width=width, height=height, title=title)

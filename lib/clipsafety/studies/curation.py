@@ -20,6 +20,7 @@ the finite test sets allow, not what other training seeds would do.
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -27,7 +28,6 @@ import pandas as pd
 
 from clipsafety import claims, metrics
 from clipsafety import rules as _R
-from clipsafety.charts import panel_width
 from clipsafety.rules import Exercise
 from clipsafety.synth.world import CATEGORIES
 
@@ -384,70 +384,131 @@ def published_datacomp() -> pd.DataFrame:
     return oc[oc["tag"].str.startswith(("datacomp", "commonpool"))].reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------------- charts
-def chart_calibration(models: pd.DataFrame, metric: str = "ece"):
-    """ECE (or NLL) against accuracy, before and after scaling, ID and shift: one point per
-    model coloured by curation, size in the tooltip; click a curation to highlight it."""
-    import altair as alt
+# ----------------------------------------------------------------------------- tables of the chapter
+def selection_summary(pool, sel: dict) -> pd.DataFrame:
+    """One row per selection (:func:`selections`), in key order: curation, size, and the
+    shares of its rows that are exact duplicates, whose caption names no category, whose
+    caption names another category than the label, and of its largest class (the properties
+    the filters are meant to change)."""
+    from clipsafety.synth import curation as C
 
+    dup = pool.attributes()["duplicate_of"].to_numpy() >= 0
+    caption_cls = C.caption_classes(pool.captions())
+    return pd.DataFrame([{
+        "curation": c, "size": s, "duplicates": float(dup[cur.indices].mean()),
+        "caption names no class": float((caption_cls[cur.indices] < 0).mean()),
+        "caption class differs from label": float(
+            (caption_cls[cur.indices] != pool.targets[cur.indices]).mean()),
+        "largest class share": float(
+            np.bincount(pool.targets[cur.indices], minlength=len(CATEGORIES)).max() / s)}
+        for (c, s), cur in sorted(sel.items())])
+
+
+def built_in_table(pool) -> pd.DataFrame:
+    """What the raw pool holds by construction (read from its configuration and rows): its
+    rows, the share of exact duplicates, and the configured shares of misaligned captions and
+    of captions naming the class."""
+    cfg = pool.cfg.to_dict()
+    dup = pool.attributes()["duplicate_of"].to_numpy() >= 0
+    return pd.DataFrame([
+        {"property": "pool rows", "value": pool.n},
+        {"property": "exact duplicates (share of rows)", "value": round(float(dup.mean()), 3)},
+        {"property": "p_misaligned (configured)", "value": cfg.get("p_misaligned")},
+        {"property": "p_class_word (configured)", "value": cfg.get("p_class_word")},
+    ])
+
+
+def calibration_long(models: pd.DataFrame, metric: str = "ece") -> pd.DataFrame:
+    """:func:`model_table` in long form for one metric: curation, size, condition, acc,
+    scaling (before / after), value."""
     long = models.melt(id_vars=["curation", "size", "condition", "acc"],
                        value_vars=[f"{metric}_before", f"{metric}_after"], var_name="scaling",
                        value_name="value")
     long["scaling"] = long["scaling"].str.removeprefix(f"{metric}_")
-    sel = alt.selection_point(fields=["curation"], bind="legend")
-    return alt.Chart(long).mark_point(filled=True, size=70).encode(
-        x=alt.X("acc:Q", title="accuracy", scale=alt.Scale(zero=False)),
-        y=alt.Y("value:Q", title=metric.upper()), color=alt.Color("curation:N", legend=alt.Legend(orient="bottom")),
-        shape=alt.Shape("curation:N", legend=alt.Legend(orient="bottom")),
-        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
-        tooltip=["curation:N", "size:Q", "condition:N", "scaling:N",
-                 alt.Tooltip("acc:Q", format=".3f"), alt.Tooltip("value:Q", format=".4f")]
-    ).add_params(sel).properties(width=panel_width(2), height=170).facet(
-        row=alt.Row("condition:N", title=None), column=alt.Column("scaling:N", title=None)
-    ).properties(title=f"{metric.upper()} against accuracy, per curation")
+    return long
 
 
-def chart_residuals(res: pd.DataFrame):
-    """Each curation's mean residual on accuracy with its interval, per (metric, scaling,
-    condition); the dashed line is zero."""
-    import altair as alt
-
-    d = res.assign(cell=res.metric + " " + res.scaling + " (" + res.condition + ")")
-    base = alt.Chart(d).encode(y=alt.Y("curation:N", title=None),
-                                color=alt.Color("curation:N", legend=None))
-    rule = base.mark_rule().encode(x=alt.X("lo:Q", title="mean residual on accuracy"), x2="hi:Q")
-    pts = base.mark_point(filled=True, size=60).encode(
-        x="residual:Q", tooltip=["cell:N", "curation:N", alt.Tooltip("residual:Q", format="+.4f"),
-                                 alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
-    zero = alt.Chart(d).mark_rule(strokeDash=[4, 4], color="black").encode(x=alt.datum(0))
-    return alt.layer(rule, pts, zero).properties(width=panel_width(2) - 60, height=120).facet(
-        facet=alt.Facet("cell:N", title=None), columns=2).resolve_scale(x="independent").properties(
-        title="does curation predict calibration beyond accuracy?")
-
-
-def chart_sizes(models: pd.DataFrame):
-    """Accuracy and ECE against the training-set size, one line per curation."""
-    import altair as alt
-
-    long = models[models.condition == "id"].melt(id_vars=["curation", "size"],
+def size_long(models: pd.DataFrame) -> pd.DataFrame:
+    """The ID rows of :func:`model_table` in long form: curation, size, measure (acc,
+    ece_before, ece_after), value."""
+    return models[models.condition == "id"].melt(id_vars=["curation", "size"],
                                                  value_vars=["acc", "ece_before", "ece_after"],
                                                  var_name="measure", value_name="value")
-    sel = alt.selection_point(fields=["curation"], bind="legend")
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("size:Q", title="training images", scale=alt.Scale(type="log")),
-        y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-        color=alt.Color("curation:N", legend=alt.Legend(orient="bottom")),
-        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
-        tooltip=["curation:N", "size:Q", "measure:N", alt.Tooltip("value:Q", format=".4f")]
-    ).add_params(sel).properties(width=panel_width(2), height=160).facet(
-        facet=alt.Facet("measure:N", title=None), columns=2).resolve_scale(y="independent").properties(
-        title="ID accuracy and ECE against size")
 
 
-__all__ = ["ARCHS", "CLAIMS", "CURATIONS", "above_chance", "accuracy_residuals", "assess", "calibration_of",
-           "chart_calibration", "chart_residuals", "chart_sizes", "check_budget",
-           "check_curations", "curation_residuals", "model_table", "published_datacomp",
-           "reference_features", "residual_table", "row_stats", "selections", "train_and_score"]
+def residual_cells(res: pd.DataFrame) -> pd.DataFrame:
+    """:func:`curation_residuals` with ``cell``: "metric scaling (condition)"."""
+    return res.assign(cell=res.metric + " " + res.scaling + " (" + res.condition + ")")
+
+
+def residual_wide(res: pd.DataFrame) -> pd.DataFrame:
+    """The mean residuals of :func:`curation_residuals`, one row per curation, one column per
+    (metric, scaling, condition)."""
+    return res.pivot_table(index="curation", columns=["metric", "scaling", "condition"],
+                           values="residual", sort=False)
+
+
+def residual_text(res: pd.DataFrame, metric: str, scaling: str, condition: str) -> str:
+    """Each curation's mean residual with its interval in one cell of :func:`curation_residuals`,
+    as text ("name +r [lo, hi]; ..."), ECE in points (x 100), NLL as it is."""
+    part = res[(res.metric == metric) & (res.scaling == scaling) & (res.condition == condition)]
+    k = 100 if metric == "ece" else 1
+    return "; ".join(f"{r.curation} {r.residual * k:+.2f} [{r.lo * k:+.2f}, {r.hi * k:+.2f}]"
+                     for r in part.itertuples())
+
+
+def mean_temperatures(models: pd.DataFrame) -> pd.Series:
+    """The fitted temperature of each model (:func:`model_table`), averaged per curation."""
+    return models.drop_duplicates(["curation", "size"]).groupby("curation")["T"].mean()
+
+
+#: a fitted temperature at or above this sits at :func:`clipsafety.metrics.fit_temperature`'s
+#: upper bound (less a margin): the model's predictions are near uniform
+T_AT_BOUND = inspect.signature(metrics.fit_temperature).parameters["bounds"].default[1] - 1
+
+
+def learning_summary(models: pd.DataFrame) -> dict:
+    """Whether the CLIPs learned (:func:`model_table`): ``above`` of ``n`` models above chance
+    (:func:`above_chance`), the range of ID accuracy (``id_min``, ``id_max``), how many fitted
+    temperatures sit at the fit's upper bound (``at_bound``), and ``learned``: at least half
+    the models above chance (the rule of :func:`assess`)."""
+    ok = above_chance(models)
+    idt = models[models.condition == "id"]
+    return {"above": int(ok.sum()), "n": len(ok), "id_min": idt.acc.min(), "id_max": idt.acc.max(),
+            "at_bound": int((models.drop_duplicates(["curation", "size"])["T"] >= T_AT_BOUND).sum()),
+            "learned": bool(ok.sum() >= len(ok) / 2)}
+
+
+#: the published columns shown of the DataComp / CommonPool models
+DATACOMP_COLUMNS = ("model", "arch", "tag", "samples_seen", "imagenet", "imagenet_v2",
+                    "imagenet_r", "imagenet_sketch", "objectnet")
+#: how many DataComp models the suggested calibration command names
+COMMAND_MODELS = 6
+
+
+def datacomp_view(dc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`published_datacomp`'s models by id, with the :data:`DATACOMP_COLUMNS` it has."""
+    return dc[[c for c in DATACOMP_COLUMNS if c in dc.columns]].set_index("model")
+
+
+def command_models(dc: pd.DataFrame) -> str:
+    """The first :data:`COMMAND_MODELS` DataComp ids as a ``-p models`` value (a JSON list)."""
+    ids = list(dc["model"]) if len(dc) else []
+    return "[" + ",".join(f'"{m}"' for m in ids[:COMMAND_MODELS]) + "]"
+
+
+def untested_rows(source: str, why: str) -> list[dict]:
+    """``not testable`` rows of every claim (:data:`CLAIMS`) on ``source``."""
+    return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
+
+
+__all__ = ["ARCHS", "CLAIMS", "CURATIONS", "DATACOMP_COLUMNS", "T_AT_BOUND", "above_chance",
+           "accuracy_residuals", "assess", "built_in_table", "calibration_long", "calibration_of",
+           "check_budget", "check_curations", "command_models", "curation_residuals",
+           "datacomp_view", "learning_summary", "mean_temperatures", "model_table",
+           "published_datacomp", "reference_features", "residual_cells", "residual_table",
+           "residual_text", "residual_wide", "row_stats", "selection_summary", "selections",
+           "size_long", "train_and_score", "untested_rows"]
 
 
 # --------------------------------------------------------------------------------------------

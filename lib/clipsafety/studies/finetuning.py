@@ -28,7 +28,6 @@ import pandas as pd
 
 from clipsafety import claims, metrics
 from clipsafety import rules as _R
-from clipsafety.charts import panel_width
 from clipsafety.groups import FT_GROUPS
 from clipsafety.rules import Exercise
 
@@ -407,9 +406,11 @@ def published_pairs(results: dict) -> pd.DataFrame:
                                        "parent_id_acc", "parent_auroc"])
 
 
-def untested_rows(source: str, why: str) -> list[dict]:
-    """``not testable`` rows of this chapter's own claims (:data:`CLAIMS`) on ``source``."""
-    return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
+def untested_rows(source: str, why: str, paper_claims=()) -> list[dict]:
+    """``not testable`` rows on ``source``: of the ``paper_claims`` given (the paper's claims,
+    :data:`PAPER_CLAIMS`, as the OOD study states them), then of this chapter's own claims
+    (:data:`CLAIMS`)."""
+    return [claims.not_testable(c, source, why) for c in [*paper_claims, *CLAIMS.values()]]
 
 
 #: the real catalog's zero-shot / fine-tuned pairs of one backbone (ViT-B/16, OpenAI weights)
@@ -417,88 +418,109 @@ REAL_PATH = ["openclip:ViT-B-16@openai", "timm:vit_base_patch16_clip_224.openai_
              "timm:vit_base_patch16_clip_224.openai_ft_in12k_in1k"]
 
 
-# ----------------------------------------------------------------------------- charts
-def chart_paths(table: pd.DataFrame, score: str, x: str = "id_acc"):
-    """Accuracy against mean AUROC, one panel per parent: the WiSE-FT path as a line from
-    zero-shot to full FT, the other recipes as points (legend click highlights a recipe)."""
-    import altair as alt
-
-    d = table.assign(**{"x": table[x] * 100, "y": table[f"auroc_{score}"]})
-    sel = alt.selection_point(fields=["recipe"], bind="legend")
-    base = alt.Chart(d).encode(
-        x=alt.X("x:Q", title=f"{'ID' if x == 'id_acc' else 'mean shift'} accuracy (%)",
-                scale=alt.Scale(zero=False)),
-        y=alt.Y("y:Q", title=f"mean AUROC ({score})", scale=alt.Scale(zero=False)),
-        tooltip=["parent:N", "label:N", alt.Tooltip("id_acc:Q", format=".3f"),
-                 alt.Tooltip("shift_acc:Q", format=".3f"), alt.Tooltip("y:Q", format=".3f")])
-    path = base.transform_filter(alt.FieldOneOfPredicate("recipe", ["zero-shot", "WiSE-FT", "full FT"])
-                                 ).mark_line(color="#999", strokeDash=[3, 2]).encode(order="alpha:Q")
-    pts = base.mark_point(filled=True, size=90).encode(
-        color=alt.Color("recipe:N", sort=list(RECIPES), legend=alt.Legend(orient="bottom")),
-        shape=alt.Shape("recipe:N", sort=list(RECIPES), legend=alt.Legend(orient="bottom")),
-        opacity=alt.condition(sel, alt.value(0.95), alt.value(0.15))).add_params(sel)
-    return alt.layer(path, pts, data=d).properties(width=panel_width(2), height=200).facet(
-        facet=alt.Facet("parent:N", title=None), columns=2).properties(
-        title=f"accuracy against detection along each fine-tuning path ({score})")
+# ----------------------------------------------------------------------------- tables of the chapter
+def resolve_parents(parents) -> list[str]:
+    """The parent ids of a run: ``"default"`` (:data:`DEFAULT_PARENTS`), a comma-separated
+    string or a list."""
+    if parents == "default":
+        return list(DEFAULT_PARENTS)
+    if isinstance(parents, str):
+        return [p.strip() for p in parents.split(",") if p.strip()]
+    return list(parents)
 
 
-def chart_wise(table: pd.DataFrame, score: str):
-    """ID accuracy, shift accuracy and AUROC against the WiSE-FT mixing coefficient."""
-    import altair as alt
+def path_overview(table: pd.DataFrame, score: str) -> pd.DataFrame:
+    """:func:`path_table` by (parent, label): ID and shift accuracy, the mean AUROC of every
+    score and the FPR@95 of ``score``."""
+    show = (["parent", "label", "id_acc", "shift_acc"] + [f"auroc_{s}" for s in SCORES]
+            + [f"fpr95_{score}"])
+    return table[show].set_index(["parent", "label"])
 
-    w = table[table.recipe.isin(["zero-shot", "WiSE-FT", "full FT"])]
-    long = w.melt(id_vars=["parent", "alpha"], value_vars=["id_acc", "shift_acc", f"auroc_{score}"],
+
+def zero_shot_means(table: pd.DataFrame, score: str) -> pd.Series:
+    """The zero-shot models' ID accuracy, shift accuracy and mean AUROC of ``score``, averaged
+    over the parents."""
+    return table[table.recipe == "zero-shot"][["id_acc", "shift_acc", f"auroc_{score}"]].mean()
+
+
+def score_changes(table: pd.DataFrame, recipe: str = "full FT",
+                  against: str = "zero-shot") -> pd.Series:
+    """Per score (:data:`SCORES`): ``recipe``'s mean AUROC minus ``against``'s, each averaged
+    over the parents."""
+    return pd.Series({s: table.loc[table.recipe == recipe, f"auroc_{s}"].mean()
+                      - table.loc[table.recipe == against, f"auroc_{s}"].mean() for s in SCORES})
+
+
+def built_in_table(sets: EvalSets) -> pd.DataFrame:
+    """What the synthetic world holds by construction: its categories, the sub-types per
+    category and in all (the two-stage recipe's first label space), and the OOD sets."""
+    from clipsafety import synth
+
+    return pd.DataFrame([
+        {"property": "categories", "value": len(synth.CATEGORIES)},
+        {"property": "sub-types per category",
+         "value": sorted({len(v) for v in synth.SUBTYPES.values()})},
+        {"property": "sub-types (two-stage's first label space)",
+         "value": sum(len(v) for v in synth.SUBTYPES.values())},
+        {"property": "OOD sets", "value": ", ".join(sets.ood)},
+    ])
+
+
+#: the recipes on the WiSE-FT path, from alpha 0 to 1
+WISE_PATH = ("zero-shot", "WiSE-FT", "full FT")
+
+
+def wise_long(table: pd.DataFrame, score: str) -> pd.DataFrame:
+    """The WiSE-FT path (:data:`WISE_PATH`) of :func:`path_table` in long form: parent, alpha,
+    measure (id_acc, shift_acc, auroc_<score>), value."""
+    w = table[table.recipe.isin(list(WISE_PATH))]
+    return w.melt(id_vars=["parent", "alpha"], value_vars=["id_acc", "shift_acc", f"auroc_{score}"],
                   var_name="measure", value_name="value")
-    sel = alt.selection_point(fields=["parent"], bind="legend")
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("alpha:Q", title="WiSE-FT alpha (0 = zero-shot, 1 = fine-tuned)"),
-        y=alt.Y("value:Q", scale=alt.Scale(zero=False), title=None),
-        color=alt.Color("parent:N", legend=alt.Legend(orient="bottom")),
-        opacity=alt.condition(sel, alt.value(0.9), alt.value(0.15)),
-        tooltip=["parent:N", alt.Tooltip("alpha:Q", format=".2f"), "measure:N",
-                 alt.Tooltip("value:Q", format=".3f")]).add_params(sel).properties(
-        width=panel_width(2), height=170).facet(facet=alt.Facet("measure:N", title=None),
-                                                 columns=2).resolve_scale(
-        y="independent").properties(title="the WiSE-FT path")
 
 
-def chart_scores(table: pd.DataFrame):
-    """Mean AUROC of each score per recipe (mean over parents); hover for values."""
-    import altair as alt
-
+def scores_long(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`path_table`'s mean AUROC of every score in long form: parent, label, score,
+    auroc."""
     long = table.melt(id_vars=["parent", "label"], value_vars=[f"auroc_{s}" for s in SCORES],
                       var_name="score", value_name="auroc")
     long["score"] = long["score"].str.removeprefix("auroc_")
-    return alt.Chart(long).mark_point(filled=True, size=60).encode(
-        x=alt.X("label:N", title=None, sort=None, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y("mean(auroc):Q", scale=alt.Scale(zero=False), title="mean AUROC over parents"),
-        color="score:N", xOffset="score:N",
-        tooltip=["label:N", "score:N", alt.Tooltip("mean(auroc):Q", format=".3f")]).properties(
-        width=panel_width(1) - 120, height=220, title="the four detection scores along each recipe")
+    return long
 
 
-def chart_published(pairs: pd.DataFrame):
-    """Published pairs: zero-shot parent -> fine-tuned model in (ID accuracy, AUROC)."""
-    import altair as alt
+#: the published sources of zero-shot / fine-tuned pairs, by parameter value
+PUBLISHED_NAMES = {"ninco": "NINCO", "cood": "C-OOD"}
 
+
+def published_long(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`published_pairs` with a zero-shot parent, two rows each: ``stage``
+    (zero-shot, fine-tuned), ``acc`` (ID accuracy in percent; a source giving fractions is
+    scaled) and ``au`` (mean AUROC)."""
     d = pairs.dropna(subset=["parent_auroc"])
     long = pd.concat([d.assign(stage="zero-shot", acc=d.parent_id_acc, au=d.parent_auroc),
                       d.assign(stage="fine-tuned", acc=d.id_acc, au=d.auroc)])
     long["acc"] = np.where(long["acc"] <= 1, long["acc"] * 100, long["acc"])
-    return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("acc:Q", title="ID accuracy (%)", scale=alt.Scale(zero=False)),
-        y=alt.Y("au:Q", title="mean AUROC", scale=alt.Scale(zero=False)),
-        detail="model:N", color="source:N", shape="stage:N",
-        tooltip=["source:N", "model:N", "parent:N", "stage:N", alt.Tooltip("acc:Q", format=".1f"),
-                 alt.Tooltip("au:Q", format=".3f")]).properties(
-        width=panel_width(1) - 160, height=260, title="published zero-shot -> fine-tuned CLIP pairs")
+    return long
 
 
-__all__ = ["CLAIMS", "DEFAULT_PARENTS", "REAL_PATH", "RECIPES", "SCORES", "EvalSets",
-           "PAPER_CLAIMS", "assess_live", "best_recipe", "chart_paths", "chart_published",
-           "chart_scores", "chart_wise", "check_alphas", "check_budget", "contrast",
-           "eval_sets", "evaluate_head", "interior_alpha", "path_table", "per_set_table",
-           "published_pairs", "run_paths", "score_arrays", "untested_rows"]
+def published_changes(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`published_pairs` with a zero-shot parent and ``d``: fine-tuned minus parent
+    AUROC."""
+    return pairs.dropna(subset=["parent_auroc"]).assign(d=lambda t: t.auroc - t.parent_auroc)
+
+
+def paper_rows(rows: list[dict]) -> list[dict]:
+    """The verdict rows of the paper's fine-tuning claims (:data:`PAPER_CLAIMS`) among
+    ``rows``."""
+    return [r for r in rows if r["claim_id"] in PAPER_CLAIMS]
+
+
+__all__ = ["CLAIMS", "DEFAULT_PARENTS", "PUBLISHED_NAMES", "REAL_PATH", "RECIPES", "SCORES",
+           "WISE_PATH", "EvalSets", "PAPER_CLAIMS", "assess_live", "best_recipe",
+           "built_in_table", "check_alphas", "check_budget", "contrast", "eval_sets",
+           "evaluate_head", "interior_alpha", "paper_rows", "path_overview", "path_table",
+           "per_set_table", "published_changes", "published_long", "published_pairs",
+           "resolve_parents", "run_paths", "score_arrays", "score_changes", "scores_long",
+           "untested_rows", "wise_long", "zero_shot_means"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,13 +20,33 @@ import pandas as pd
 
 from clipsafety import rules as _R
 from clipsafety.claims import NOT_REPRODUCED, REPRODUCED, SOURCES, Claim, judgement, not_testable
-from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.metrics import bootstrap_ci, effective_robustness, fit_trend, trend_band
 from clipsafety.published import SHIFTS
 from clipsafety.rules import Exercise
 
-__all__ = ["CLAIMS", "assess_landscape_claims", "effective_robustness_table", "findings_markdown",
-           "fit_landscape", "group_summary", "resolve_shifts", "shift_findings"]
+__all__ = ["CLAIMS", "analogue_names", "analogues_of", "assess_landscape_claims",
+           "effective_robustness_table", "findings_markdown", "fit_landscape", "fit_table",
+           "group_summary", "named_by_published", "per_model_table", "published_long",
+           "resolve_shifts", "shift_findings", "source_counts", "training_table", "untested_rows"]
+
+
+def published_long(sources, shifts) -> pd.DataFrame:
+    """The published tables of ``sources`` in long form (:func:`clipsafety.published.landscape_long`)
+    on ``shifts``, without the excluded models. Raises
+    :class:`~clipsafety.external.ExternalUnavailable` when a table cannot be read."""
+    from clipsafety.published import landscape_long
+
+    long = landscape_long(sources)
+    return long[long["shift"].isin(shifts) & (long["group"] != "excluded")]
+
+
+def source_counts(long: pd.DataFrame) -> pd.DataFrame:
+    """Models per source (rows) and group (columns, by their labels)."""
+    counts = (long.drop_duplicates(["source", "model"]).groupby(["source", "group"]).size()
+              .unstack(fill_value=0))
+    counts.columns = [group_label(c) for c in counts.columns]
+    return counts
 
 
 def fit_landscape(long: pd.DataFrame, baseline_groups=(BASELINE,),
@@ -73,6 +93,51 @@ def effective_robustness_table(points: pd.DataFrame, groups=None) -> pd.DataFram
     wide.columns = [f"ER {c}" for c in wide.columns]
     wide["ER mean"] = wide.mean(axis=1)
     return wide.reset_index().sort_values("ER mean", ascending=False, ignore_index=True)
+
+
+def fit_table(fits: pd.DataFrame) -> pd.DataFrame:
+    """:func:`fit_landscape`'s fits with the number of baseline models as an integer."""
+    return fits.assign(n_baseline=fits["n_baseline"].astype(int))
+
+
+def per_model_table(points: pd.DataFrame, top_n: int) -> pd.DataFrame:
+    """The ``top_n`` most and (after them) up to ``top_n`` least effectively robust CLIP
+    models, zero-shot and fine-tuned (:func:`effective_robustness_table`), ImageNet accuracy
+    and effective robustness in points (two decimals), groups by their labels."""
+    shown = effective_robustness_table(points, groups=[CLIP_ZEROSHOT, *FT_GROUPS]).copy()
+    num = [c for c in shown.columns if c.startswith("ER") or c == "imagenet"]
+    shown[num] = (100 * shown[num]).round(2)
+    shown["group"] = shown["group"].map(group_label)
+    return pd.concat([shown.head(top_n), shown.tail(min(top_n, max(len(shown) - top_n, 0)))])
+
+
+def training_table(points: pd.DataFrame, openclip: pd.DataFrame) -> pd.DataFrame:
+    """The zero-shot CLIPs' :func:`effective_robustness_table` with open_clip's metadata of
+    each (``openclip``: :func:`clipsafety.published.openclip_results`): train_source,
+    samples_seen, params (missing where the table gives none)."""
+    er = effective_robustness_table(points, groups=[CLIP_ZEROSHOT])
+    return er.merge(openclip[["model", "train_source", "samples_seen", "params"]], on="model",
+                    how="left")
+
+
+def analogues_of(shifts, analogues: dict) -> list[str]:
+    """The synthetic world's shifts standing for the published ``shifts`` (``analogues``:
+    world shift -> published shift)."""
+    to_world = {v: k for k, v in analogues.items()}
+    return [to_world[s] for s in shifts]
+
+
+def named_by_published(points: pd.DataFrame, analogues: dict) -> pd.DataFrame:
+    """``points`` of the world's shifts with each shift named by the published shift it
+    stands for (``analogues``: world shift -> published shift)."""
+    out = points.copy()
+    out["shift"] = out["shift"].map(analogues)
+    return out
+
+
+def analogue_names(analogues: dict) -> dict:
+    """Display names of the published shifts in the world: "`world shift` (shift analogue)"."""
+    return {v: f"`{k}` ({v} analogue)" for k, v in analogues.items()}
 
 
 def group_summary(points: pd.DataFrame) -> pd.DataFrame:
@@ -163,6 +228,11 @@ def assess_landscape_claims(findings: pd.DataFrame, source: str = SOURCES[1]) ->
         rows.append(judgement(claim, source, REPRODUCED if r.reading == "reproduced"
                               else NOT_REPRODUCED, detail, evidence))
     return rows
+
+
+def untested_rows(shifts, source: str, why: str) -> list[dict]:
+    """``not testable`` rows of the claims of ``shifts`` on ``source``."""
+    return [not_testable(CLAIMS[s], source, why) for s in shifts]
 
 
 # --------------------------------------------------------------------------------------------
