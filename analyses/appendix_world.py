@@ -34,10 +34,10 @@ models: str | list = "zoo"  # zoo models of the OOD and calibration tables ("zoo
 store = ""  # prediction store for the OOD and calibration tables; empty = the default location
 
 # %%
-import numpy as np
 import pandas as pd
 from clipsafety import charts, plots
-from clipsafety.synth import CATEGORIES, DESCRIPTIONS, FACTORS, GENERATOR_VERSION, get_dataset
+from clipsafety.studies import appendix_world as study
+from clipsafety.synth import CATEGORIES, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -52,16 +52,7 @@ plots.setup()
 from clipsafety.synth import card_sets
 
 SETS = card_sets()  # the evaluation rows of clipsafety.synth.datasets.SYNTH_SETS
-rows = []
-for name in SETS:
-    try:
-        ds = get_dataset(name)
-        rows.append({"dataset": f"synth:{name}", "samples": len(ds),
-                     "label subset": ds.label_subset, "description": DESCRIPTIONS[name]})
-    except Exception as err:  # the A-like set needs the reference model of the zoo
-        rows.append({"dataset": f"synth:{name}", "samples": None, "label subset": None,
-                     "description": f"unavailable here: {err}"})
-card = pd.DataFrame(rows)
+card = study.dataset_card(SETS)
 display(Markdown(f"Generator version {GENERATOR_VERSION}; {len(card)} evaluation sets."))
 card
 
@@ -72,17 +63,10 @@ card
 # have dataset ids (`synth:train-raw-100k@dedup+balanced`). Sizes after each filter:
 
 # %%
-from clipsafety.synth import curation
-
-raw = get_dataset("train-raw-100k")
-dedup = curation.deduplicate(raw)
-steps = {"raw pool": raw.n, "de-duplicated": len(dedup),
-         "class-balanced (caption word)": len(curation.balance_classes(raw)),
-         "de-duplicated, then class-balanced": len(curation.balance_classes(raw, start=dedup))}
-named = (curation.caption_classes(raw.captions()) >= 0).mean()
+steps, named, duplicates = study.curation_steps()
 display(Markdown(f"{named:.1%} of the pool's captions name a category; "
-                 f"{1 - len(dedup) / raw.n:.1%} of its rows are duplicates."))
-pd.DataFrame({"selection": list(steps), "samples": list(steps.values())})
+                 f"{duplicates:.1%} of its rows are duplicates."))
+steps
 
 # %% [markdown]
 # ## Example images of every set
@@ -98,10 +82,7 @@ charts.image_grid({n: get_dataset(n).arrays()[0][:n_examples] for n in SETS
 # sources differ in their nuisance distributions.
 
 # %%
-freq = pd.concat([
-    get_dataset(f"train-{src}-10k").meta()[FACTORS].iloc[:n_factor_samples].mean()
-    .rename("share").rename_axis("factor").reset_index().assign(source=src)
-    for src in ("labelled", "wit", "laion", "narrow")])
+freq = study.factor_frequencies(n_factor_samples)
 charts.grouped_bars(freq, "share", "factor", "source", sort=FACTORS, x_title="share of samples")
 
 # %% [markdown]
@@ -145,12 +126,10 @@ plots.scatter_by_group(cat.assign(rank=cat["id_acc"].rank(method="first")), "ran
 # Mean accuracy of the zoo on each test condition, and its drop against the ID test set.
 
 # %%
-ev = acc[acc["id"].isin(cat["id"])]
-mean = ev.groupby("dataset")["accuracy"].mean()
-tab = pd.DataFrame({"mean accuracy": mean, "drop vs ID": mean["synth:id-test"] - mean}).round(3)
+tab = study.condition_drops(acc, cat["id"])
 display(Markdown(
-    f"{int((tab['drop vs ID'].drop('synth:id-test') >= 0.05).sum())} of "
-    f"{len(tab) - 1} test conditions lower the zoo's mean accuracy by at least 5 points."))
+    f"{study.notable_drops(tab)} of {len(tab) - 1} test conditions lower the zoo's mean "
+    f"accuracy by at least {study.NOTABLE_DROP * 100:.0f} points."))
 tab
 
 # %% [markdown]
@@ -180,14 +159,7 @@ tab
 # captions on the labelled set's picture distribution.
 
 # %%
-from clipsafety.studies import appendix_world as study
-from clipsafety.synth import sources as S
-
-KNOBS = ["cue_strength", "p_pose", "background_probs", "style_probs", "p_partial", "p_occluder",
-         "p_multi", "caption_style", "p_class_word", "p_attr_word", "p_misaligned", "n_filler"]
-knobs = pd.DataFrame({name: {k: cfg.to_dict()[k] for k in KNOBS}
-                      for name, cfg in S.SOURCES.items()}).T.rename_axis("source").reset_index()
-knobs
+study.source_knobs()
 
 # %% [markdown]
 # ## Negatives in a contrastive batch
@@ -196,12 +168,7 @@ knobs
 # category. Measured on random batches of 64 (the zoo's CLIP batch) from each 30k training set:
 
 # %%
-fn_rows = []
-for src in ("labelled", "wit", "laion", "narrow"):
-    ds = get_dataset(f"train-{src}-30k")
-    fn_rows.append({"source": src, **study.false_negative_share(
-        ds.attributes()["category"].to_numpy(), ds.captions(), batch=64, seed=seed)})
-fneg = pd.DataFrame(fn_rows)
+fneg = study.false_negative_table(batch=64, seed=seed)
 w = fneg.set_index("source")
 display(Markdown(
     f"In a WIT-like batch {w.loc['wit', 'identical']:.2%} of the negative pairs are identical "
@@ -238,22 +205,19 @@ ranges_tab.round(3)
 # %%
 sig = study.signature(points, n_boot=n_boot, seed=seed)
 sig_in = study.signature(points, n_boot=n_boot, seed=seed, inside_only=True)
-sig_table = sig.assign(shift_real=sig["shift"].map(study.NATURAL_SHIFTS))
+real = None
 try:  # the published real landscape (mirror or pinned download)
     from clipsafety import published
-    from clipsafety.groups import CLIP_ZEROSHOT
     from clipsafety.studies import landscape
 
     real_pts, _, _ = landscape.fit_landscape(published.landscape_long(), scale=scale,
                                              n_boot=1, seed=seed)
-    real = real_pts[real_pts["group"] == CLIP_ZEROSHOT].groupby("shift")["eff_rob"].agg(["mean", "size"])
-    sig_table["real_mean"] = sig_table["shift_real"].map(real["mean"])
-    sig_table["real_n"] = sig_table["shift_real"].map(real["size"])
+    real = study.real_signature(real_pts)
     real_note = ("`real_mean`: the mean ER of the published zero-shot CLIPs on the real shift "
                  "(timm, open_clip and imagenet-testbed tables, the landscape chapter's fit).")
 except Exception as err:  # noqa: BLE001 (no mirror and no network: say so, keep the page)
     real_note = f"The published real values are unavailable here ({type(err).__name__}: {err})."
-sig_table["mean_inside"] = sig_table["shift"].map(sig_in.set_index("shift")["mean"])
+sig_table = study.signature_table(sig, sig_in, real)
 display(Markdown("Mean ER of the zero-shot CLIPs per natural-shift analogue, with a "
                  f"{n_boot}-resample bootstrap interval over the models (`mean_inside`: the "
                  "models inside the baseline's ID range only). " + real_note))
@@ -287,7 +251,7 @@ erosion.round(3)
 
 # %%
 obj_diffs = study.pair_differences(points, study.matched_pairs(catalog, "objective"))
-obj_diffs.pivot(index="tag", columns="shift", values="diff").mul(100).round(1)
+study.pair_table(obj_diffs)
 
 # %% [markdown]
 # **Diversity ablation.** The same CLIP recipe (architecture, budget, seed policy) on WIT-like
@@ -298,12 +262,11 @@ obj_diffs.pivot(index="tag", columns="shift", values="diff").mul(100).round(1)
 # %%
 from clipsafety import evidence, metrics, outputs
 from clipsafety.studies import calibration as cal_study
+from clipsafety.studies import ood as ood_study
 
 div_pairs = study.matched_pairs(catalog, "diversity")
 div_models = sorted(set(div_pairs["a"]) | set(div_pairs["b"]))
 conditions = [study.ID_SET, *study.NATURAL_SHIFTS, *study.OTHER_SHIFTS]
-OOD_SETS = ["synth:ood-near", "synth:ood-textures", "synth:ood-scenes", "synth:ood-finegrained",
-            "synth:ood-noise"]
 run = evidence.chapter_run("appendix_world", models, zoo_dataset=study.ID_SET,
                            real_dataset="imagenet:val", store=store)
 if run.real:
@@ -352,17 +315,12 @@ contract
 # models). The published real values are beside them where the mirror or network has them.
 
 # %%
-from clipsafety.studies import ood as ood_study
-
-records = cal_study.collect_sets(run, conditions + OOD_SETS)
+records = cal_study.collect_sets(run, [*conditions, *ood_study.ZOO_OOD_SETS])
 display(Markdown(f"This run: {len(run.models)} zoo models."))
 id_recs = records[study.ID_SET]
-ood_recs = {d: records[d] for d in OOD_SETS}
-det = ood_study.detection_table(id_recs, ood_recs, "mcm", "msp")
-det_msp = ood_study.detection_table(id_recs, ood_recs, "msp", "msp")
-det = det.merge(det_msp[["model", "ood_set", "auroc"]].rename(columns={"auroc": "auroc_msp"}),
-                on=["model", "ood_set"])
-ood_by_group = det.groupby(["group", "ood_set"])[["auroc", "auroc_msp"]].median().reset_index()
+ood_recs = {d: records[d] for d in ood_study.ZOO_OOD_SETS}
+ood_by_group = study.ood_medians(ood_study.detection_table(id_recs, ood_recs, "mcm", "msp"),
+                                 ood_study.detection_table(id_recs, ood_recs, "msp", "msp"))
 display(Markdown("Median AUROC per group and OOD set (`auroc`: MCM for zero-shot CLIPs, MSP for "
                  "the others; `auroc_msp`: MSP for every model)."))
 ood_by_group.pivot(index="group", columns="ood_set", values="auroc").round(3)
@@ -370,9 +328,7 @@ ood_by_group.pivot(index="group", columns="ood_set", values="auroc").round(3)
 # %%
 cal = cal_study.calibration_table({d: records[d] for d in conditions}, study.ID_SET, seed=seed,
                                   oracle=False)
-cal_by_group = (cal.assign(kind=np.where(cal["is_id"], "ID", "shifts"))
-                .groupby(["group", "kind"])[["accuracy", "ece_before", "nll_before"]].median()
-                .reset_index())
+cal_by_group = study.calibration_medians(cal)
 cal_by_group.round(3)
 
 # %%
@@ -383,7 +339,7 @@ try:
 except Exception as err:  # noqa: BLE001
     display(Markdown(f"NINCO's published results are unavailable here ({type(err).__name__})."))
 try:
-    px, _ = cal_study.published_imagenetx_table(15)
+    px, _ = cal_study.published_imagenetx_table()
     display(Markdown("Published (ImageNet-X per-image confidences of real ImageNet models): "
                      "ECE and NLL on ImageNet validation."))
     display(px)

@@ -53,9 +53,8 @@ transfer_share = 0.75  # share of shifts that must count for the transfer claim
 published = True  # show the published evidence (ImageNet-X confidences, LeVine et al.'s ECEs)
 
 # %%
-import numpy as np
 import pandas as pd
-from clipsafety import catalog, charts, claims, datasets, evidence, plots, summaries, synth
+from clipsafety import charts, claims, datasets, evidence, plots, summaries, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
 from clipsafety.studies import calibration as study
@@ -99,8 +98,7 @@ if live_ok:
     table = study.calibration_table(records, id_set, frac=fit_fraction, seed=seed,
                                     n_bins=n_bins)
     long = study.calibration_long(table)
-    display(table.drop_duplicates("model").groupby("group").size().rename("models")
-            .to_frame().rename(index=group_label))
+    display(study.model_counts(table).rename(index=group_label))
 else:
     display(Markdown(run.skipped_note(
         "ImageNet val under `/data/imagenet/val` and its shifts under `/data/imagenetv2-"
@@ -116,11 +114,7 @@ group_means = pd.DataFrame()
 if live_ok:
     group_means = summaries.group_summary(long, "value", by=("dataset", "metric", "scaling"),
                                           n_boot=n_boot, seed=seed)
-    view = group_means[group_means.metric.isin(["ece", "nll"]) & (group_means.scaling != "oracle")]
-    wide = view.pivot_table(index=["dataset", "group"], columns=["metric", "scaling"],
-                            values="mean", sort=False)
-    wide = wide.rename(index=group_label, level="group")
-    display(wide.round(4))
+    display(study.group_means_wide(group_means).rename(index=group_label, level="group").round(4))
 
 # %% [markdown]
 # ECE against accuracy, one panel per test condition, **before** temperature scaling. Zero-shot
@@ -153,7 +147,7 @@ if live_ok:
 
 # %%
 if live_ok:
-    excess = table[~table.is_id].assign(excess_ece=lambda t: t.ece_after - t.ece_oracle)
+    excess = study.excess_ece(table)
     display(charts.points_by_category(excess, "dataset", "excess_ece", "model",
                                       highlight=list(excess.loc[excess.group == CLIP_ZEROSHOT,
                                                                 "model"]),
@@ -168,25 +162,9 @@ if live_ok:
 # %%
 rel_models = []
 if live_ok:
-    if reliability_models:
-        rel_models = catalog.resolve_models(reliability_models)
-        missing = [m for m in rel_models if m not in records[id_set]]
-        if missing:
-            raise ValueError(f"reliability_models {missing} are not among this run's models "
-                             f"({run.models[:5]}...); pass ids from `models`.")
-    else:
-        idt = table[table.is_id]
-        rel_models = list(idt.loc[idt.groupby("group")["accuracy"].idxmax(), "model"])
-    rel = []
-    for m in rel_models:
-        rec = records[id_set][m]
-        _, tt, _ = study.calibration_inputs(rec)
-        _, ev = study.temperature_split(tt, frac=fit_fraction, seed=seed)
-        T = float(table.loc[(table.model == m) & table.is_id, "T_id"].iloc[0])
-        for label, temp in (("before scaling", 1.0), (f"T = {T:.2f}", T)):
-            rel.append(study.reliability_of_record(rec, temp, n_bins, rows=ev).assign(
-                model=m, panel=f"{m.split(':', 1)[-1]}", reading=label))
-    rel = pd.concat(rel, ignore_index=True)
+    rel_models = study.reliability_model_ids(table, reliability_models, list(records[id_set]))
+    rel = study.reliability_table(records[id_set], table, rel_models, frac=fit_fraction,
+                                  seed=seed, n_bins=n_bins)
     display(charts.reliability_diagram(rel, series="reading", panel="panel",
                                        title=f"reliability on {id_set} (evaluation half)"))
 
@@ -196,22 +174,14 @@ if live_ok:
 
 # %%
 if live_ok:
-    gm = group_means.set_index(["dataset", "metric", "scaling", "group"])
-
-    def gmean(d, m, s, g):
-        key = (d, m, s, g)
-        return gm.loc[key, "mean"] if key in gm.index else np.nan
-
-    lines = []
-    for d in conditions:
-        c0, c1 = gmean(d, "ece", "before", CLIP_ZEROSHOT), gmean(d, "ece", "after", CLIP_ZEROSHOT)
-        r0, r1 = gmean(d, "ece", "before", reference_group), gmean(d, "ece", "after", reference_group)
-        n0, n1 = gmean(d, "nll", "before", CLIP_ZEROSHOT), gmean(d, "nll", "after", CLIP_ZEROSHOT)
-        lines.append(f"- `{d}`: zero-shot CLIP ECE {c0 * 100:.1f} -> {c1 * 100:.1f} points "
-                     f"(NLL {n0:.3f} -> {n1:.3f}); {group_label(reference_group)} "
-                     f"{r0 * 100:.1f} -> {r1 * 100:.1f}.")
-    clip_T = table[table.is_id & (table.group == CLIP_ZEROSHOT)]["T_id"]
-    ref_T = table[table.is_id & (table.group == reference_group)]["T_id"]
+    lines = [f"- `{r.dataset}`: zero-shot CLIP ECE {r.clip_ece_before * 100:.1f} -> "
+             f"{r.clip_ece_after * 100:.1f} points (NLL {r.clip_nll_before:.3f} -> "
+             f"{r.clip_nll_after:.3f}); {group_label(reference_group)} "
+             f"{r.ref_ece_before * 100:.1f} -> {r.ref_ece_after * 100:.1f}."
+             for r in study.condition_summary(group_means, conditions,
+                                              reference_group).itertuples()]
+    clip_T = study.id_temperatures(table, CLIP_ZEROSHOT)
+    ref_T = study.id_temperatures(table, reference_group)
     display(Markdown(
         f"**Finding ({live_source}).** Mean ECE before -> after the ID temperature:\n\n"
         + "\n".join(lines) + "\n\n"
@@ -237,31 +207,13 @@ if live_ok:
 # group's line at equal accuracy, interval excludes zero.
 
 # %%
-def live_claims(tab, src):
-    idt = tab[tab.is_id]
-    return [study.assess_not_better(tab, src, reference=reference_group, n_boot=n_boot, seed=seed),
-            study.assess_source(idt, src, n_boot=n_boot, seed=seed,
-                                where=f"ID ECE before scaling on {id_set}"),
-            study.assess_quantity(idt, src, n_boot=n_boot, seed=seed,
-                                  where=f"ID ECE before scaling on {id_set}"),
-            study.assess_transfer(tab, src, margin=transfer_margin, share=transfer_share,
-                                  n_boot=n_boot, seed=seed),
-            study.assess_own_trend(tab, src, reference=(reference_group,), n_boot=n_boot,
-                                   seed=seed)]
-
-
 if live_ok:
-    live_rows = live_claims(table, live_source)
+    live_rows = study.assess_live_claims(table, live_source, id_set, reference=reference_group,
+                                         transfer_margin=transfer_margin,
+                                         transfer_share=transfer_share, n_boot=n_boot, seed=seed)
     if not run.real:
         ws = study.world_source_settings()
-        built = "; ".join(f"{r.setting}: " + ", ".join(f"{k} {r[k]}" for k in
-                                                        ("labelled", "wit-like", "laion-like"))
-                          for _, r in ws.iterrows())
-        live_rows = [{**r, "evidence": f"{r['evidence']}. Built into the world (not a finding): "
-                      f"the training sources differ by construction ({built}) and the training "
-                      "sets' sizes are set by the zoo's plan; the verdict measures what that does "
-                      "to calibration"} if r["claim_id"] in ("calib-source", "calib-quantity")
-                     else r for r in live_rows]
+        live_rows = study.with_world_settings(live_rows, ws)
         display(Markdown("**Built into the synthetic world.** The world's training sources "
                          "differ by construction, read from its configuration:"))
         display(ws.set_index("setting"))
@@ -306,15 +258,11 @@ prompt = pd.DataFrame()
 if published:
     try:
         prompt = study.published_prompt_eces()
-        per_model = prompt.groupby(["dataset", "model", "source", "group"], as_index=False)[
-            "ece"].agg(["mean", "min", "max"])
         display(charts.points_by_category(
-            prompt.groupby(["dataset", "model", "source", "group"], as_index=False)["ece"].mean()
-            .assign(model=lambda t: t.model + " (" + t.source + ")"),
-            "dataset", "ece", "model", x_title="ECE, mean over prompts",
-            title="published zero-shot CLIP ECE (LeVine et al.)"))
-        span = per_model.assign(span=lambda t: t["max"] - t["min"])
-        by_src = prompt.groupby("source")["ece"].mean().sort_values()
+            study.prompt_ece_means(prompt), "dataset", "ece", "model",
+            x_title="ECE, mean over prompts", title="published zero-shot CLIP ECE (LeVine et al.)"))
+        span = study.prompt_ece_span(prompt)
+        by_src = study.prompt_ece_by_source(prompt)
         display(Markdown(
             f"**Finding (published, LeVine et al.).** Across prompts, one model's ECE spans up "
             f"to {span['span'].max() * 100:.1f} points ({span.loc[span['span'].idxmax(), 'model']}"
@@ -334,14 +282,7 @@ pub_src = claims.SOURCES[1]
 if published:
     coverage = study.published_coverage()
     display(coverage.set_index("file"))
-    per_sample = coverage[coverage.per_sample]
-    n_clip_ps = int(per_sample["clip_models"].sum())
-    missing = list(coverage.loc[~coverage.registered, "file"])
-    untestable = (f"the registered per-sample confidences ({len(per_sample)} files) hold "
-                  f"{n_clip_ps} CLIP models, and the only published CLIP ECEs "
-                  f"({int(coverage['clip_models'].sum())} CLIPs, LeVine et al.) are on "
-                  f"{coverage.loc[coverage.clip_models > 0, 'datasets'].str.cat(sep=', ') or 'no set'}"
-                  ", not on ImageNet or its shifts, and without per-sample confidences")
+    untestable, missing = study.published_gaps(coverage)
     display(Markdown(
         f"**What no published data can test.** {untestable[0].upper() + untestable[1:]}. No "
         "repository we found publishes per-sample CLIP confidences on ImageNet or its shifts, so "
@@ -349,18 +290,8 @@ if published:
         "shifts, and CLIP's trend after scaling cannot be tested on published data."
         + (f" Not available here (not in the mirror, so not registered): {', '.join(missing)}."
            if missing else "")))
-    for cid in ("calib-not-better", "calib-transfer", "calib-own-trend"):
-        verdicts.append(claims.not_testable(study.CLAIMS[cid], pub_src, untestable))
-    if len(prompt):
-        verdicts += study.assess_prompt_claims(prompt, f"{pub_src} (LeVine et al.)",
-                                               n_boot=n_boot, seed=seed)
-    else:
-        for cid in ("calib-source", "calib-quantity"):
-            verdicts.append(claims.not_testable(study.CLAIMS[cid], pub_src,
-                                                "LeVine et al.'s ECEs are not available here"))
-else:
-    verdicts += [claims.not_testable(c, pub_src, "published=False in this run")
-                 for c in study.CLAIMS.values()]
+verdicts += study.published_claims(pub_src, coverage if published else None, prompt,
+                                   n_boot=n_boot, seed=seed)
 
 # %% [markdown]
 # ## 3. Real models on real data

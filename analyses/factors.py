@@ -88,14 +88,12 @@ if live_ok:
     live = study.with_effective_robustness(
         study.factor_long(run.collect(), factor_list, which=which), baseline_group, scale)
     live_grid = study.trend_grid(live, baseline_group, scale, n_boot=n_boot, seed=seed)
-    per_model = live.drop_duplicates("model")
-    display(per_model.groupby("group").agg(models=("model", "size"),
-                                           extrapolated=("extrapolated", "sum"))
-            .rename(index=group_label))
+    live_counts = study.model_counts(live)
+    display(live_counts.rename(index=group_label))
     display(Markdown(
         f"`extrapolated`: models whose overall accuracy lies outside the {group_label(baseline_group)} "
-        f"models' range ({int(per_model['extrapolated'].sum())} of {len(per_model)}); their "
-        "effective robustness extrapolates the fit."))
+        f"models' range ({int(live_counts['extrapolated'].sum())} of "
+        f"{int(live_counts['models'].sum())}); their effective robustness extrapolates the fit."))
 else:
     display(Markdown(run.skipped_note("ImageNet val under `/data/imagenet/val`")))
 
@@ -141,32 +139,15 @@ def show_rules(long, src):
             f"*{r.factor}* is left out: {r.reason}" for r in flagged.itertuples())
             if len(flagged) else "none: every factor's baseline trend increases with overall "
             "accuracy and most baseline models are above chance.")))
-    wide = by_scale.pivot(index="claim_id", columns="scale", values="verdict")
-    display(wide[[c for c in study.SCALES if c in wide]])
+    display(study.verdicts_by_scale(by_scale))
     return rows, deg
-
-
-def with_mechanisms(rows, long, deg, world):
-    out = []
-    for r in rows:
-        if r["verdict"] == claims.NOT_REPRODUCED:
-            f = "pose" if r["claim_id"] == "factors-pose" else None
-            if f is None and "disagrees with the paper on " in r["detail"]:
-                f = r["detail"].rsplit("disagrees with the paper on ", 1)[1].split(",")[0].strip()
-            if f is None:  # the factor the claim's evidence names
-                f = next((x for x in factor_list if f"on {x}:" in r["evidence"]), None)
-            check = (study.factor_mechanism(long, f, degenerate=deg, world=world) if f else
-                     "CLIP leads on fewer factors than claimed; see the per-factor table above")
-            r = {**r, "evidence": f"{r['evidence']}. Mechanism check: {check}"}
-        out.append(r)
-    return out
 
 
 # %%
 if live_ok:
     live_long = study.factor_long(run.collect(), factor_list, which=which)
     rows, live_deg = show_rules(live_long, live_source)
-    verdicts += with_mechanisms(rows, live_long, live_deg, world=not run.real)
+    verdicts += study.with_mechanisms(rows, live_long, factor_list, live_deg, world=not run.real)
     lead = study.factor_leaders(live_summary) if len(live_summary) else pd.DataFrame()
     if len(lead):
         pose = live_summary[(live_summary.factor == "pose") & (live_summary.group == CLIP_ZEROSHOT)]
@@ -205,9 +186,7 @@ for coll in published:
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, f"The published panel for {coll}"))
 if pub:
-    counts = pd.concat(pub.values()).drop_duplicates(["collection", "model"]).groupby(
-        ["collection", "group"]).size().unstack(fill_value=0).rename(columns=group_label)
-    display(counts)
+    display(study.published_counts(pub).rename(columns=group_label))
 
 # %%
 if "imagenet_testbed" in pub:
@@ -229,11 +208,10 @@ for coll, er in pub.items():
     src = f"{claims.SOURCES[1]} ({coll})"
     pub_long = study.published_factor_table(coll, which=which, factors=factor_list)
     rows, pub_deg = show_rules(pub_long, src)
-    verdicts += with_mechanisms(rows, pub_long, pub_deg, world=False)
+    verdicts += study.with_mechanisms(rows, pub_long, factor_list, pub_deg, world=False)
     lead = study.factor_leaders(pub_summaries[coll])
     pub_leads[coll] = lead
-    cmp = summaries.compare_to_groups(er, "eff_rob", n_boot=n_boot, seed=seed)
-    std = cmp[cmp.group == baseline_group].set_index("factor")
+    std = study.clip_differences(er, baseline_group, n_boot=n_boot, seed=seed)
     parts = [f"{f} {std.loc[f, 'diff'] * 100:+.1f} [{std.loc[f, 'lo'] * 100:+.1f}, "
              f"{std.loc[f, 'hi'] * 100:+.1f}]" for f in factor_list if f in std.index]
     display(Markdown(
@@ -258,12 +236,8 @@ if live_ok and len(live_summary):
 for coll, lead in pub_leads.items():
     lead_sets[coll] = lead
 if lead_sets:
-    agree = pd.DataFrame({k: study.leader_agreement(v).set_index("factor")["observed"]
-                          for k, v in lead_sets.items()})
-    agree["paper"] = pd.Series(study.PAPER_FACTOR_DIRECTIONS)
-    display(agree)
-    leads = {k: set(v.loc[v.target_leads, "factor"]) for k, v in lead_sets.items()}
-    common = set.intersection(*leads.values()) if leads else set()
+    display(study.agreement_table(lead_sets))
+    leads, common = study.leader_overlap(lead_sets)
     display(Markdown(
         "CLIP leads on " + "; ".join(f"{len(v)} factors in {k}" for k, v in leads.items())
         + f". The sets share {len(common)} factors ({', '.join(sorted(common)) or 'none'}). "
@@ -285,20 +259,12 @@ if lead_sets:
 # %%
 try:
     b16_table, b16_long = study.published_decision_factors(which=which, factors=factor_list)
-    base = study.published_base_table(which)
-    side = pd.concat([b16_table[[*factor_list, "average"]].reset_index(),
-                      base[base.model.isin(["ResNet50", "ViT"])][["model", *factor_list, "average"]]])
-    if "imagenet_testbed" in pub:
-        tb_clip = pub["imagenet_testbed"]
-        tb_clip = tb_clip[tb_clip.group == CLIP_ZEROSHOT].pivot_table(
-            index="model", columns="factor", values="factor_acc").reset_index()
-        side = pd.concat([side, tb_clip])
-    display((side.set_index("model") * 100).round(1))
+    side = study.decision_side_table(b16_table, study.published_base_table(which),
+                                     pub.get("imagenet_testbed"), factor_list)
+    display((side * 100).round(1))
     if "imagenet_testbed" in pub:
         tb_long = study.published_factor_table("imagenet_testbed", which=which, factors=factor_list)
-        b16_er = study.with_effective_robustness(pd.concat([tb_long, b16_long]), baseline_group,
-                                                 scale)
-        b16_er = b16_er[b16_er.model == b16_long.model.iloc[0]].set_index("factor")["eff_rob"]
+        b16_er = study.decision_effective_robustness(tb_long, b16_long, baseline_group, scale)
         display(Markdown(
             f"CLIP ViT-B/16 from its own decisions: {b16_table['average'].iloc[0]:.1%} over the "
             "annotated val images (prototypes removed); effective robustness against the "

@@ -94,8 +94,7 @@ if live_ok:
     table = study.detection_table(id_recs, ood_recs, clip_score, other_score, T=temperature,
                                   fpr_convention=fpr_convention, aupr_method=aupr_method)
     avg = study.average_over_sets(table)
-    display(avg.groupby("group")[["auroc", "fpr95", "aupr_in", "aupr_out", "id_acc"]].mean()
-            .rename(index=group_label).round(3))
+    display(study.group_means(avg).rename(index=group_label).round(3))
 else:
     display(Markdown(run.skipped_note(
         "ImageNet val and the OOD sets under `/data` (see the appendix 'Datasets on disk')")))
@@ -168,7 +167,7 @@ if live_ok and negative_labels and any(study.is_zero_shot(r) for r in id_recs.va
     display(charts.score_comparison(both, "ood_set", "auroc", "score",
                                     title=f"zero-shot CLIP: {clip_score} against the "
                                           f"NegLabel-style score ({len(negatives)} negatives)"))
-    gain = negl.groupby("model").auroc.mean() - base.groupby("model").auroc.mean()
+    gain = study.score_gain(base, negl)
     g, g_lo, g_hi = summaries.bootstrap_mean(gain, n_boot=n_boot, seed=seed)
     display(Markdown(
         f"Over {len(gain)} zero-shot CLIPs, the NegLabel-style score changes the mean AUROC by "
@@ -208,8 +207,8 @@ if "ninco" in pub:
                                    y_title="mean AUROC over NINCO's OOD classes",
                                    title="NINCO: detection against ImageNet accuracy",
                                    tooltip_extra=["method", "source"]))
-    verdicts += study.assess_ood_claims(nin, f"{claims.SOURCES[1]} (NINCO)", min_models=4,
-                                        n_boot=n_boot, seed=seed)
+    verdicts += study.assess_ood_claims(nin, f"{claims.SOURCES[1]} (NINCO)", n_boot=n_boot,
+                                        seed=seed)
     ft = study.fine_tuning_pairs(nin, "auroc")
     zs = nin[nin.group == CLIP_ZEROSHOT]
     display(Markdown(
@@ -227,8 +226,7 @@ if "cood" in pub:
     display(charts.versus_accuracy(cood, "id_acc", "auroc", x_title="ImageNet accuracy (%)",
                                    y_title="mean OOD AUROC over 11 severities (MSP)",
                                    title="C-OOD: 706 ImageNet models and OpenAI's CLIPs"))
-    verdicts += study.assess_ood_claims(cood.assign(group=cood.group.replace("imagenet", "standard")),
-                                        f"{claims.SOURCES[1]} (C-OOD)", min_models=4,
+    verdicts += study.assess_ood_claims(study.cood_as_standard(cood), f"{claims.SOURCES[1]} (C-OOD)",
                                         n_boot=n_boot, seed=seed)
     pairs = study.fine_tuning_pairs(cood, "auroc")
     display(Markdown(

@@ -68,7 +68,6 @@ import torch
 from clipsafety import catalog, charts, claims, evidence, features, plots, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, STANDARD
-from clipsafety.prompt_tuning import atfd, train_prompts
 from clipsafety.studies import calibration as calib_study
 from clipsafety.studies import prompts as study
 from IPython.display import Markdown, display
@@ -152,37 +151,17 @@ if live_ok:
         recs = {d: run.collect(d, models=std_ids, progress=False) for d in [run.dataset, *shift_list]}
         standard = study.standard_points(recs, run.dataset, shift_list)
     t1 = time.perf_counter()
-
-    def evaluate(m, W):
-        f = feats[m]
-        return study.evaluate_head(W, f[run.dataset], [f[d] for d in shift_list],
-                                   [f[d] for d in ood_list], split=split[m], n_bins=n_bins)
-
-    split = {m: calib_study.temperature_split(feats[m][run.dataset].targets, 0.5, seed)
-             for m in clips}
-    rows = []
-    for m in clips:
-        for name, ts in named_sets.items():
-            W = features.zero_shot_weights(towers[m], ts)
-            rows.append({"model": m, "arm": name, "n_templates": len(ts),
-                         "atfd": float(atfd(W.T)), **evaluate(m, W)})
-    named = study.with_effective_robustness(pd.DataFrame(rows), standard)
-    rows = []
-    for m in clips:  # every prompt of the pool encoded once; a subset's head is their average
-        E = features.template_embeddings(towers[m], pool)
-        for s in subsets:
-            rows.append({"model": m, "size": s["size"], "draw": s["draw"],
-                         **evaluate(m, features.head_of(E, s["index"]))})
-    subs = study.with_effective_robustness(pd.DataFrame(rows), standard)
+    split = {m: calib_study.temperature_split(feats[m][run.dataset].targets,
+                                              calib_study.FIT_FRACTION, seed) for m in clips}
+    evaluate = study.head_evaluator(feats, run.dataset, shift_list, ood_list, split, n_bins)
+    named = study.named_heads(towers, named_sets, evaluate, standard, groups)
+    subs = study.subset_heads(towers, pool, subsets, evaluate, standard, groups)
     t_heads = time.perf_counter() - t1
-    for t in (named, subs):
-        t["group"] = [groups[m] for m in t.model]
     display(Markdown(
         f"Features: {sum(len(v) for v in feats.values())} (model, dataset) records in "
         f"{t_feat:.1f} s; {len(named) + len(subs)} heads evaluated in {t_heads:.1f} s "
         f"({1000 * t_heads / max(1, len(named) + len(subs)):.0f} ms each)."))
-    means = named.groupby("arm", sort=False)[list(study.VALUES)].mean()
-    display(means.round(4))
+    display(study.arm_means(named).round(4))
 else:
     display(Markdown(run.skipped_note("ImageNet val under `/data/imagenet/val`")))
 
@@ -204,10 +183,7 @@ if live_ok:
 
 # %%
 if live_ok:
-    both = pd.concat([named.assign(scaling="before", ece=named.ece_before),
-                      named.assign(scaling="after", ece=named.ece_after)], ignore_index=True)
-    both["panel"] = both["arm"] + " (" + both["scaling"] + ")"
-    order = [f"{a} ({s})" for s in ("before", "after") for a in named_sets]
+    both, order = study.ece_before_after(named, named_sets)
     display(charts.scatter_panels(both, "acc_id", "ece", "panel", order, x_title="ID accuracy (%)",
                                   y_title="ECE", tooltip_extra=["T"],
                                   title="ECE before and after temperature scaling, per template set"))
@@ -219,15 +195,10 @@ if live_ok:
 # %%
 if live_ok:
     summ = study.subset_summary(subs)
-    wide = summ.pivot_table(index="size", columns="value", values=["mean", "lo", "hi"])
-    iv = pd.DataFrame({"size": [f"{s} templates" for s in wide.index]})
-    for v in ("ece_before", "ece_after"):
-        for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi")):
-            iv[f"{v}{suffix}"] = wide[(k, v)].to_numpy()
-    display(charts.interval_points(iv, "size", ["ece_before", "ece_after"], x_title="ECE",
+    display(charts.interval_points(study.subset_intervals(summ), "size",
+                                   ["ece_before", "ece_after"], x_title="ECE",
                                    title="ECE over random template subsets"))
-    display(summ.assign(**{c: summ[c].round(4) for c in ("mean", "lo", "hi")})
-            .pivot_table(index="value", columns="size", values=["mean", "lo", "hi"]).round(4))
+    display(study.subset_table(summ))
     txt = []
     for v, label, k in (("acc_id", "ID accuracy", 100), ("ece_before", "ECE before scaling", 100),
                         ("ece_after", "ECE after scaling", 100), ("auroc", "MCM AUROC", 100)):
@@ -248,29 +219,17 @@ if live_ok:
 # %%
 if live_ok and tuned_ids:
     t2 = time.perf_counter()
-    rows, hist = [], []
-    for m in tuned_ids:
-        tr = features.image_features(towers[m], train_set, store=store or None,
-                                     data_root=data_root or None, batch_size=batch_size)
-        for arm, lam in (("coop", 0.0), ("ctpt", float(ctpt_lambda))):
-            res = train_prompts(towers[m].clip, towers[m].tokenizer, towers[m].classes,
-                                tr.features, tr.targets, towers[m].scale, steps=int(budget),
-                                lam=lam, lr=5e-3, seed=seed)
-            W = res.learner.weights()
-            rows.append({"model": m, "arm": arm, "n_templates": 0, "atfd": float(atfd(W.T)),
-                         **evaluate(m, W)})
-            hist += [{**h, "model": m, "arm": arm} for h in res.history]
-    tuned = study.with_effective_robustness(pd.DataFrame(rows), standard)
-    tuned["group"] = [groups[m] for m in tuned.model]
-    hist = pd.DataFrame(hist)
+    tuned, hist = study.tuned_heads(
+        towers, tuned_ids, lambda m: features.image_features(
+            towers[m], train_set, store=store or None, data_root=data_root or None,
+            batch_size=batch_size),
+        evaluate, standard, groups, steps=int(budget), ctpt_lambda=ctpt_lambda, seed=seed)
     t_tune = time.perf_counter() - t2
-    ref = named[named.model.isin(tuned_ids) & (named.arm == "single")]
-    cmp = pd.concat([ref, tuned], ignore_index=True)
-    cm = cmp.groupby("arm", sort=False)[["acc_id", "ece_before", "ece_after", "nll_before",
-                                         "auroc", "atfd"]].mean()
+    cmp = study.tuning_comparison(named, tuned)
+    cm = study.arm_means(cmp, values=["acc_id", "ece_before", "ece_after", "nll_before",
+                                      "auroc", "atfd"])
     display(cm.round(4))
-    long = cmp.melt(id_vars=["model", "arm"], value_vars=["acc_id", "ece_before", "auroc"],
-                    var_name="metric", value_name="value")
+    long = study.metric_long(cmp, ["acc_id", "ece_before", "auroc"])
     display(charts.score_comparison(long, "metric", "value", "arm",
                                     title="hand-written (single) vs CoOp vs CoOp + C-TPT"))
     display(Markdown(
@@ -307,18 +266,13 @@ if live_ok:
 
 # %%
 if live_ok:
-    from clipsafety.models import model_metadata
-
-    src = dict(zip(*model_metadata(clips)[["model", "source"]].T.values, strict=True))
-    w = named.pivot_table(index="model", columns="arm", values="acc_id")
-    if {"openai", "single"} <= set(w.columns):
-        gain = (w["openai"] - w["single"]).groupby(pd.Series(src)).agg(["mean", "min", "max", "size"])
+    gain = study.ensemble_gain(named)
+    if gain is not None:
         display((gain * [100, 100, 100, 1]).round(2).rename(columns={"size": "models"}))
         display(Markdown("**Check (ensemble).** Mean ID accuracy gain of the `openai` set over "
                          "`single`, per training source, in points: " + ", ".join(
                              f"{k} {v:+.1f}" for k, v in (gain["mean"] * 100).items()) + "."))
-    arms = pd.concat([named, tuned], ignore_index=True) if len(tuned) else named
-    over = arms.groupby("arm", sort=False)[["T", "ece_before", "ece_after"]].mean()
+    over = study.arm_means(named, tuned, values=["T", "ece_before", "ece_after"])
     display(over.round(3))
     display(Markdown("**Check (calibration).** Mean ID temperature per arm: " + ", ".join(
         f"{a} {t:.2f}" for a, t in over["T"].items()) + " (T > 1: the head was over-confident "
@@ -348,16 +302,9 @@ if published:
             f"and {int(spread.prompts.median())} prompts each (median), the ECE spread over "
             f"prompts has median {spread.spread.median() * 100:.1f} points and reaches "
             f"{top.spread * 100:.1f} ({top.model} on {top.dataset})."))
-        verdicts.append(study.assess_published_ece(spread, pub_src, ece_margin, n_boot, seed))
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, "The LeVine et al. panel"))
-if not len(spread):
-    verdicts.append(claims.not_testable(study.CLAIMS["prompt-ece"], pub_src,
-                                        "the published file is not available or published=False"))
-untestable = ("LeVine et al. publish ECE per prompt only: no accuracy, no temperature-scaled "
-              "ECE, no OOD scores and no learned prompts")
-verdicts += [claims.not_testable(c, pub_src, untestable) for k, c in study.CLAIMS.items()
-             if k != "prompt-ece"]
+verdicts += study.published_claims(spread, pub_src, ece_margin, n_boot, seed)
 
 # %% [markdown]
 # ## 3. Real models on real data

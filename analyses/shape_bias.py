@@ -45,7 +45,7 @@ n_boot = 1000  # bootstrap resamples for intervals
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, evidence, metrics, plots, shape, summaries
+from clipsafety import charts, claims, evidence, plots, shape, summaries
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
 from clipsafety.studies import shape_bias as study
@@ -121,14 +121,11 @@ for repo, short in study.MVH_SOURCES.items():
     verdicts += study.assess_published_shape_claims(
         mvh[short], mvh_obs[short], f"{claims.SOURCES[1]} ({repo})", resamples=res)
 if mvh_obs:
-    allobs = pd.concat(mvh_obs.values(), ignore_index=True)
-    nets = allobs[allobs.group != "human"]
+    nets = study.published_networks(mvh_obs)
     display(charts.strip_by_group(nets[nets.duplicate_of == ""].rename(columns={"observer": "model"}),
                                   band=band, title="published cue-conflict decisions, model-vs-human forks",
                                   tooltip_extra=["training", "lo", "hi", "cue_share"]))
-    display(nets[["observer", "group", "training", "shape_bias", "lo", "hi", "cue_share",
-                  "duplicate_of"]].sort_values("shape_bias", ascending=False).round(3)
-            .reset_index(drop=True))
+    display(study.network_table(nets).round(3))
 
 # %% [markdown]
 # CLIP by model size, and each CLIP against the kinds of network beside it (mean shape bias
@@ -138,9 +135,7 @@ if mvh_obs:
 if mvh_obs:
     clips = nets[nets.group == CLIP_ZEROSHOT].set_index("observer")
     display(clips[["source", "note", "shape_bias", "lo", "hi", "cue_share"]].round(3))
-    kinds = nets[(nets.duplicate_of == "") & (nets.group != CLIP_ZEROSHOT)].groupby(
-        ["source", "training"]).shape_bias.agg(["size", "mean", "min", "max"]).round(3)
-    display(kinds)
+    display(study.network_kinds(nets).round(3))
     txt = "; ".join(f"{o} {r.shape_bias:.3f} [{r.lo:.3f}, {r.hi:.3f}], cue share {r.cue_share:.0%}"
                     for o, r in clips.iterrows())
     same = ""
@@ -168,10 +163,8 @@ if mvh_obs:
 
 # %%
 if "Thieringer" in mvh_obs:
-    col = shape.accuracy_by_condition(study.mvh_decisions("TizianThieringer/model-vs-human", "colour"))
-    id_acc = col[col.condition == "cr"].set_index("observer")["accuracy"]
-    t_obs = mvh_obs["Thieringer"].rename(columns={"observer": "model"})
-    t_obs = t_obs[t_obs.duplicate_of == ""].assign(id_acc=lambda d: d.model.map(id_acc))
+    t_obs = study.observers_with_id_accuracy(
+        mvh_obs["Thieringer"], study.mvh_decisions("TizianThieringer/model-vs-human", "colour"))
     mech_pub = study.shape_mechanism(t_obs, "id_acc", n_boot=n_boot, seed=seed)
     display(Markdown(f"**Check (TizianThieringer).** {mech_pub['text']}"))
     display(summaries.group_outliers(t_obs[t_obs.group != "human"], "shape_bias").round(3))
@@ -189,14 +182,8 @@ live_ok = run.live_ok
 if live_ok:
     shape = study.shape_table(run.collect())
     if acc_id:
-        id_recs = run.collect(acc_id)
-        shape["id_acc"] = shape["model"].map(
-            {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in id_recs.items()})
-    # what a reader compares: the model, its group and training data, and its decisions
-    # (the full table, with hashes and training losses, is in the recorded outputs)
-    shown_cols = ["model", "group", "source", "samples", "reading", "shape_bias", "shape_hits",
-                  "texture_hits", "cue_share", "id_acc"]
-    display(shape[[c for c in shown_cols if c in shape]].round(3))
+        shape = study.with_id_accuracy(shape, run.collect(acc_id))
+    display(study.shape_overview(shape).round(3))
 else:
     display(Markdown(run.skipped_note(
         "the stimuli under `/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`")))
@@ -208,9 +195,7 @@ if live_ok and real and (shape.group == CLIP_ZEROSHOT).any():
     display(Markdown(second + ":"))
     clip_ids = list(shape.loc[shape.group == CLIP_ZEROSHOT, "model"])
     direct = study.shape_table(run.collect(models=clip_ids, classnames="cue-conflict-16"))
-    both = shape[shape.model.isin(clip_ids)][["model", "shape_bias", "reading"]].merge(
-        direct[["model", "shape_bias", "reading"]], on="model", suffixes=("", "_direct"))
-    display(both.round(3))
+    display(study.direct_reading(shape, direct).round(3))
 else:
     display(Markdown(f"{second} needs real zero-shot CLIPs on real stimuli; this run has "
                      f"{'none' if not live_ok else 'zoo models, whose heads are the 16 classes already'}."))
@@ -246,10 +231,7 @@ elif live_ok:
 
 # %%
 if live_ok:
-    summary = summaries.group_summary(shape.assign(all="all"), "shape_bias", by=["all"],
-                                      n_boot=n_boot, seed=seed).drop(columns="all")
-    summary["group"] = summary["group"].map(group_label)
-    display(summary.round(3))
+    display(study.group_shape_summary(shape, n_boot=n_boot, seed=seed).round(3))
     outl = summaries.group_outliers(shape, "shape_bias")
     display(outl.round(3))
     mech = study.shape_mechanism(shape, "id_acc" if "id_acc" in shape else None,
@@ -277,9 +259,7 @@ if live_ok:
 try:
     mvh_acc, mvh_ec = study.mvh_other_datasets()
     clip_names = list(mvh_acc.loc[mvh_acc.group == CLIP_ZEROSHOT, "observer"].unique())
-    hum = mvh_acc[mvh_acc.group == "human"].groupby(["dataset", "condition", "order"]).accuracy.mean()
-    acc_plot = pd.concat([mvh_acc[mvh_acc.group != "human"],
-                          hum.reset_index().assign(observer="humans (mean)", group="human")])
+    acc_plot = study.with_human_mean(mvh_acc)
     display(charts.stack(
         charts.level_curves(acc_plot, "dataset", "condition", "accuracy", "observer", "order",
                             highlight=clip_names + ["humans (mean)"], y_title="accuracy"),

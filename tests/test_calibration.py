@@ -281,6 +281,177 @@ def test_prompt_claims_rule():
     assert "LAION-2B minus LAION-400M at matched architectures (B, L)" in qty["evidence"]
 
 
+# ------------------------------------------------------------------ the chapter's tables and verdict rows
+
+def test_fit_fraction_is_the_chapters_default_and_the_prompts_split():
+    from clipsafety.book import toc
+
+    assert toc.get_chapter("calibration").parameters()["fit_fraction"]["default"] == CS.FIT_FRACTION
+    y = np.repeat(np.arange(4), 10)
+    fit, ev = CS.temperature_split(y)  # the default fraction: half of every class
+    ref_fit, _ = train_test_split(np.arange(len(y)), train_size=0.5, stratify=y, random_state=0)
+    assert sorted(fit) == sorted(ref_fit) and len(ev) == 20
+    src = (ROOT / "analyses" / "prompts.py").read_text()
+    assert "calib_study.FIT_FRACTION" in src and "targets, 0.5" not in src
+
+
+def _cal_table():
+    rows = []
+    spec = [("c1", CLIP_ZEROSHOT, 0.6, 1.5), ("c2", CLIP_ZEROSHOT, 0.7, 0.8),
+            ("s1", BASELINE, 0.8, 1.2), ("s2", BASELINE, 0.5, 1.1)]
+    for m, g, acc, T in spec:
+        for d, is_id in (("id", True), ("sh", False)):
+            rows.append({"model": m, "dataset": d, "is_id": is_id, "group": g, "T_id": T,
+                         "accuracy": acc - (0 if is_id else 0.2), "ece_before": 0.1,
+                         "ece_after": 0.05 + 0.01 * (m == "c1"), "ece_oracle": 0.04})
+    return pd.DataFrame(rows)
+
+
+def test_model_counts_excess_and_id_temperatures():
+    t = _cal_table()
+    assert CS.model_counts(t)["models"].to_dict() == {BASELINE: 2, CLIP_ZEROSHOT: 2}
+    ex = CS.excess_ece(t)
+    assert list(ex["dataset"].unique()) == ["sh"]
+    assert ex.set_index("model")["excess_ece"].to_dict() == pytest.approx(
+        {"c1": 0.02, "c2": 0.01, "s1": 0.01, "s2": 0.01})
+    assert CS.id_temperatures(t, CLIP_ZEROSHOT).tolist() == [1.5, 0.8]
+    assert CS.id_temperatures(t, BASELINE).tolist() == [1.2, 1.1]
+
+
+def test_reliability_model_ids_pick_the_most_accurate_per_group():
+    t = _cal_table()
+    # per group (sorted) the model with the highest ID accuracy: c2 (0.7) and s1 (0.8)
+    assert CS.reliability_model_ids(t) == ["c2", "s1"]
+    with pytest.raises(ValueError, match=r"\['zoo:nope'\] are not among"):
+        CS.reliability_model_ids(t, ["zoo:nope"], ["c1", "c2"])
+    assert CS.reliability_model_ids(t, ["zoo:clip-resnet-wit-10k"],
+                                    ["zoo:clip-resnet-wit-10k"]) == ["zoo:clip-resnet-wit-10k"]
+
+
+def _group_means():
+    rows = []
+    for d in ("id", "sh"):
+        for m, k in (("ece", 0.1), ("nll", 1.0)):
+            for s, f in (("before", 1.0), ("after", 0.5), ("oracle", 0.25)):
+                for g, gk in ((CLIP_ZEROSHOT, 1.0), (BASELINE, 2.0)):
+                    if d == "sh" and g == BASELINE and m == "ece" and s == "after":
+                        continue  # a missing mean: NaN in the summary
+                    rows.append({"dataset": d, "metric": m, "scaling": s, "group": g,
+                                 "mean": k * f * gk})
+    return pd.DataFrame(rows)
+
+
+def test_group_means_wide_and_condition_summary():
+    gm = _group_means()
+    w = CS.group_means_wide(gm)
+    assert list(w.index) == [("id", CLIP_ZEROSHOT), ("id", BASELINE), ("sh", CLIP_ZEROSHOT),
+                             ("sh", BASELINE)]
+    assert set(w.columns) == {("ece", "before"), ("ece", "after"), ("nll", "before"),
+                              ("nll", "after")}
+    assert w.loc[("id", BASELINE), ("nll", "after")] == pytest.approx(1.0)
+    assert np.isnan(w.loc[("sh", BASELINE), ("ece", "after")])
+    s = CS.condition_summary(gm, ["id", "sh", "nowhere"], BASELINE).set_index("dataset")
+    assert s.loc["id"].to_dict() == pytest.approx(
+        {"clip_ece_before": 0.1, "clip_ece_after": 0.05, "ref_ece_before": 0.2,
+         "ref_ece_after": 0.1, "clip_nll_before": 1.0, "clip_nll_after": 0.5})
+    assert np.isnan(s.loc["sh", "ref_ece_after"]) and s.loc["sh", "ref_ece_before"] == 0.2
+    assert s.loc["nowhere"].isna().all()
+
+
+def test_reliability_table_reads_the_eval_half_before_and_after(constructed):
+    tab = CS.calibration_table(constructed, "id")
+    mid = MODELS[0]
+    rel = CS.reliability_table(constructed["id"], tab, [mid], n_bins=10)
+    T = float(tab.loc[(tab.model == mid) & tab.is_id, "T_id"].iloc[0])
+    assert list(rel["reading"].unique()) == ["before scaling", f"T = {T:.2f}"]
+    assert set(rel["panel"]) == {"ViT-B-32@random"} and set(rel["model"]) == {mid}
+    z, y = constructed["id"][mid].logits.astype(np.float64), constructed["id"][mid].targets
+    _, ev = train_test_split(np.arange(len(y)), train_size=0.5, stratify=y, random_state=0)
+    ev = np.sort(ev)
+    for reading, temp in (("before scaling", 1.0), (f"T = {T:.2f}", T)):
+        part = rel[rel.reading == reading]
+        p = _softmax(z[ev] / temp)
+        assert part["n"].sum() == len(ev)
+        ece = np.nansum(part["share"] * part["gap"].abs())
+        assert ece == pytest.approx(_ece_by_hand(p, y[ev], n_bins=10), abs=1e-5)
+
+
+def test_assess_live_claims_runs_the_five_rules_in_order():
+    t = _table([0.01, 0.02, 0.015], [0.10, 0.12, 0.11]).assign(
+        is_id=lambda d: d.dataset == "id", accuracy=0.5, ece_after=0.05, ece_oracle=0.04,
+        source=lambda d: np.where(d.model.str[-1].isin(["0", "1"]), "A", "B"), samples=1e4)
+    rows = CS.assess_live_claims(t, "x", "id", reference=BASELINE, transfer_margin=0.02,
+                                 transfer_share=0.75, n_boot=100, seed=3)
+    idt = t[t.is_id]
+    where = "ID ECE before scaling on id"
+    assert rows == [CS.assess_not_better(t, "x", reference=BASELINE, n_boot=100, seed=3),
+                    CS.assess_source(idt, "x", n_boot=100, seed=3, where=where),
+                    CS.assess_quantity(idt, "x", n_boot=100, seed=3, where=where),
+                    CS.assess_transfer(t, "x", margin=0.02, share=0.75, n_boot=100, seed=3),
+                    CS.assess_own_trend(t, "x", reference=(BASELINE,), n_boot=100, seed=3)]
+    assert [r["claim_id"] for r in rows] == list(CS.CLAIMS)
+    # CLIP's ECE is below the standard models' on both conditions: "not better" does not hold
+    assert rows[0]["verdict"] == claims.NOT_REPRODUCED
+    # the transfer: excess ECE 0.01 on the one shift, below the 0.02 margin
+    assert rows[3]["verdict"] == claims.REPRODUCED
+
+
+def test_with_world_settings_notes_the_built_in_claims_only():
+    rows = [{"claim_id": cid, "evidence": "e"} for cid in CS.CLAIMS]
+    ws = pd.DataFrame({"setting": ["p_x", "q"], "labelled": [0.0, "a"], "wit-like": [0.5, "b"],
+                       "laion-like": [0.9, "c"]})
+    out = CS.with_world_settings(rows, ws)
+    noted = [r["claim_id"] for r in out if r["evidence"] != "e"]
+    assert noted == ["calib-source", "calib-quantity"]
+    assert ("(p_x: labelled 0.0, wit-like 0.5, laion-like 0.9; q: labelled a, wit-like b, "
+            "laion-like c)") in out[1]["evidence"]
+    assert out[1]["evidence"].startswith("e. Built into the world (not a finding): ")
+
+
+def _coverage():
+    return pd.DataFrame({"file": ["a.csv", "b.csv", "p.json"], "registered": [True, False, True],
+                         "models": ["x", "y", "13 CLIPs"], "clip_models": [0, 0, 13],
+                         "datasets": ["ImageNet val", "", "C10, C100"],
+                         "per_sample": [True, False, False]})
+
+
+def test_published_gaps_and_claims():
+    text, missing = CS.published_gaps(_coverage())
+    assert missing == ["b.csv"]
+    assert text.startswith("the registered per-sample confidences (1 files) hold 0 CLIP models, "
+                           "and the only published CLIP ECEs (13 CLIPs, LeVine et al.) are on "
+                           "C10, C100, not on ImageNet")
+    off = CS.published_claims("pub")
+    assert [r["verdict"] for r in off] == [claims.NOT_TESTABLE] * 5
+    assert all("published=False" in r["detail"] + r["evidence"] for r in off)
+    rows = CS.published_claims("pub", _coverage(), pd.DataFrame())
+    assert [r["claim_id"] for r in rows] == ["calib-not-better", "calib-transfer",
+                                             "calib-own-trend", "calib-source", "calib-quantity"]
+    assert {r["verdict"] for r in rows} == {claims.NOT_TESTABLE}
+    assert "LeVine et al.'s ECEs are not available here" in rows[3]["detail"] + rows[3]["evidence"]
+
+
+def _prompt_eces():
+    return pd.DataFrame({"dataset": ["D"] * 4 + ["E"] * 2,
+                         "model": ["m1", "m1", "m2", "m2", "m1", "m1"],
+                         "source": ["WIT", "WIT", "LAION-2B", "LAION-2B", "WIT", "WIT"],
+                         "group": CLIP_ZEROSHOT, "ece": [0.1, 0.3, 0.05, 0.07, 0.2, 0.2]})
+
+
+def test_prompt_ece_tables_by_hand():
+    p = _prompt_eces()
+    means = CS.prompt_ece_means(p).set_index(["dataset", "model"])["ece"]
+    assert means.to_dict() == pytest.approx({("D", "m1 (WIT)"): 0.2, ("D", "m2 (LAION-2B)"): 0.06,
+                                             ("E", "m1 (WIT)"): 0.2})
+    span = CS.prompt_ece_span(p).set_index(["dataset", "model"])
+    assert span.loc[("D", "m1"), "span"] == pytest.approx(0.2)
+    assert span.loc[("D", "m2"), ["mean", "min", "max"]].tolist() == pytest.approx([0.06, 0.05, 0.07])
+    assert span.loc[("E", "m1"), "span"] == 0
+    by = CS.prompt_ece_by_source(p)
+    assert list(by.index) == ["LAION-2B", "WIT"]
+    assert by["WIT"] == pytest.approx(0.2) and by["LAION-2B"] == pytest.approx(0.06)
+
+
 # ------------------------------------------------------------------ the chapter
 
 sys.path.insert(0, str(Path(__file__).parent))

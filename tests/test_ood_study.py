@@ -173,3 +173,19 @@ def test_zoo_clip_head_with_negative_labels(tmp_path):
     with pytest.raises(Exception, match="zero-shot CLIP"):
         predict(sup, ds, store=tmp_path, progress=False, device="cpu",
                 classnames=list(synth.CATEGORIES) + neg)
+
+
+def test_group_means_score_gain_and_cood_groups():
+    avg = pd.DataFrame({"model": ["a", "b", "c"], "group": ["g", "g", "h"],
+                        "auroc": [0.6, 0.8, 0.5], "fpr95": [0.5, 0.3, 0.9], "aupr_in": 0.5,
+                        "aupr_out": 0.4, "id_acc": [0.7, 0.9, 0.6]})
+    m = ood.group_means(avg)
+    assert list(m.columns) == list(ood.GROUP_MEAN_COLUMNS) and list(m.index) == ["g", "h"]
+    assert m.loc["g", "auroc"] == pytest.approx(0.7) and m.loc["g", "id_acc"] == pytest.approx(0.8)
+    base = pd.DataFrame({"model": ["a", "a", "b", "b"], "ood_set": ["o1", "o2"] * 2,
+                         "auroc": [0.6, 0.8, 0.5, 0.5]})
+    other = base.assign(auroc=[0.9, 0.9, 0.4, 0.5])
+    assert ood.score_gain(base, other).to_dict() == pytest.approx({"a": 0.2, "b": -0.05})
+    cood = pd.DataFrame({"model": ["CLIP_x", "rn50"], "group": ["clip-zeroshot", ood.COOD_IMAGENET]})
+    assert ood.cood_as_standard(cood)["group"].tolist() == ["clip-zeroshot", "standard"]
+    assert cood["group"].tolist() == ["clip-zeroshot", "imagenet"]  # the published table unchanged

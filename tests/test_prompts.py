@@ -276,3 +276,192 @@ def test_chapter_real_path_with_a_random_open_clip_model(tmp_path):
                        device="cpu", batch_size=8, n_boot=20, published=False)
     assert "**1 zero-shot CLIPs** (real), ID set `imagenet:val`" in text
     assert "This run used real models" in text and "No prompt tuning in this run" in text
+
+
+# ------------------------------------------------------------------ the chapter's tables and verdict rows
+
+def _feature_record(rng, n, d=8, c=4, subset=None):
+    from types import SimpleNamespace
+
+    f = rng.normal(size=(n, d)).astype(np.float32)
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+    return SimpleNamespace(features=f, targets=rng.integers(0, c, n), scale=10.0,
+                           label_subset=subset)
+
+
+def test_head_evaluator_scores_each_model_on_its_own_sets():
+    from clipsafety import metrics
+    from clipsafety.studies import prompts as study
+
+    rng = np.random.default_rng(0)
+    feats = {m: {"id": _feature_record(rng, 60), "sh": _feature_record(rng, 40),
+                 "oo": _feature_record(rng, 30)} for m in ("a", "b")}
+    splits = {m: metrics.stratified_split(feats[m]["id"].targets, 0.5, 0) for m in feats}
+    evaluate = study.head_evaluator(feats, "id", ["sh"], ["oo"], splits, n_bins=10)
+    W = rng.normal(size=(8, 4))
+    for m in ("a", "b"):
+        row = evaluate(m, W)
+        f = feats[m]
+        assert row["acc_id"] == pytest.approx((np.argmax(f["id"].features @ W, 1)
+                                               == f["id"].targets).mean())
+        assert row["acc_shift"] == pytest.approx((np.argmax(f["sh"].features @ W, 1)
+                                                  == f["sh"].targets).mean())
+        ev = splits[m][1]
+        p = _softmax(10.0 * f["id"].features[ev].astype(np.float64) @ W)
+        assert row["ece_before"] == pytest.approx(
+            _ece(p.max(1), p.argmax(1) == f["id"].targets[ev], n_bins=10), abs=1e-5)
+
+
+def _atfd_by_hand(W):
+    T = np.asarray(W, np.float64).T
+    return np.mean(np.linalg.norm(T - T.mean(0), axis=1))
+
+
+def _standard():
+    import pandas as pd
+
+    return pd.DataFrame({"model": ["s1", "s2", "s3"], "acc_id": [0.5, 0.6, 0.7],
+                         "acc_shift": [0.3, 0.35, 0.5]})
+
+
+def _er_by_hand(acc_id, acc_shift):
+    from scipy.special import expit, logit
+
+    std = _standard()
+    b, a = np.polyfit(logit(std.acc_id), logit(std.acc_shift), 1)
+    return acc_shift - expit(a + b * logit(acc_id))
+
+
+@needs_zoo
+def test_named_and_subset_heads(towers):
+    from clipsafety import features
+    from clipsafety.studies import prompts as study
+
+    sets = {"simple": study.template_set("simple"), "single": study.template_set("single")}
+    acc = {"simple": (0.55, 0.4), "single": (0.65, 0.38)}
+    heads = []
+
+    def evaluate(m, W):
+        heads.append(W)
+        key = "simple" if len(heads) == 1 else "single"
+        return {"acc_id": acc[key][0], "acc_shift": acc[key][1]}
+
+    named = study.named_heads({CLIP: towers}, sets, evaluate, _standard(), {CLIP: "g"})
+    assert named["arm"].tolist() == ["simple", "single"]
+    assert named["n_templates"].tolist() == [7, 1] and set(named["group"]) == {"g"}
+    for i, arm in enumerate(sets):
+        W = features.zero_shot_weights(towers, sets[arm])
+        torch.testing.assert_close(heads[i], W)
+        assert named["atfd"].iloc[i] == pytest.approx(_atfd_by_hand(W.numpy()), rel=1e-5)
+        assert named["eff_rob"].iloc[i] == pytest.approx(_er_by_hand(*acc[arm]), abs=1e-10)
+    pool = study.template_set("openai")
+    subsets = study.random_subsets(pool, [1, 3], 2, seed=1)
+    heads.clear()
+    subs = study.subset_heads({CLIP: towers}, pool, subsets, lambda m, W: heads.append(W) or
+                              {"acc_id": 0.6, "acc_shift": 0.45}, _standard(), {CLIP: "g"})
+    assert subs[["size", "draw"]].values.tolist() == [[s["size"], s["draw"]] for s in subsets]
+    for W, s in zip(heads, subsets, strict=True):
+        torch.testing.assert_close(W, features.zero_shot_weights(towers, s["templates"]),
+                                   rtol=1e-5, atol=1e-6)
+    assert subs["eff_rob"].tolist() == pytest.approx([_er_by_hand(0.6, 0.45)] * 4)
+
+
+@needs_zoo
+def test_tuned_heads_at_zero_steps_start_from_the_single_template(towers):
+    from clipsafety import zoo
+    from clipsafety.studies import prompts as study
+
+    rng = np.random.default_rng(0)
+    tr = _feature_record(rng, 50, d=64, c=10)
+    seen = []
+    tuned, hist = study.tuned_heads(
+        {CLIP: towers}, [CLIP], lambda m: seen.append(m) or tr,
+        lambda m, W: {"acc_id": 0.6, "acc_shift": 0.4}, _standard(), {CLIP: "g"},
+        steps=0, ctpt_lambda=0.3)
+    assert seen == [CLIP] and tuned["arm"].tolist() == list(study.TUNED_ARMS)
+    W = zoo.zero_shot_head(towers.clip, "single").float().numpy()
+    assert tuned["atfd"].tolist() == pytest.approx([_atfd_by_hand(W)] * 2, rel=1e-5)
+    assert tuned["n_templates"].tolist() == [0, 0] and set(tuned["group"]) == {"g"}
+    assert tuned["eff_rob"].tolist() == pytest.approx([_er_by_hand(0.6, 0.4)] * 2)
+    assert len(hist) == 0
+
+
+def _arms():
+    import pandas as pd
+
+    named = pd.DataFrame({"model": ["a", "a", "b", "b"], "arm": ["single", "openai"] * 2,
+                          "acc_id": [0.5, 0.6, 0.7, 0.72], "ece_before": [0.1, 0.2, 0.3, 0.4],
+                          "ece_after": [0.05, 0.06, 0.07, 0.08], "T": [1.0, 2.0, 3.0, 4.0]})
+    tuned = pd.DataFrame({"model": ["a", "a"], "arm": ["coop", "ctpt"], "acc_id": [0.8, 0.9],
+                          "ece_before": [0.0, 0.1], "ece_after": [0.02, 0.03], "T": [1.5, 2.5]})
+    return named, tuned
+
+
+def test_arm_means_tuning_comparison_and_long_form():
+    from clipsafety.studies import prompts as study
+
+    named, tuned = _arms()
+    m = study.arm_means(named, values=["acc_id", "T"])
+    assert list(m.index) == ["single", "openai"]
+    assert m.loc["single"].tolist() == pytest.approx([0.6, 2.0])
+    both = study.arm_means(named, tuned, values=["T"])
+    assert both["T"].to_dict() == pytest.approx({"single": 2.0, "openai": 3.0, "coop": 1.5,
+                                                 "ctpt": 2.5})
+    assert study.arm_means(named, tuned.iloc[:0], values=["T"]).equals(m[["T"]])
+    cmp = study.tuning_comparison(named, tuned)
+    assert cmp[["model", "arm"]].values.tolist() == [["a", "single"], ["a", "coop"], ["a", "ctpt"]]
+    long = study.metric_long(cmp, ["acc_id", "T"])
+    assert len(long) == 6 and set(long.columns) == {"model", "arm", "metric", "value"}
+    assert long[(long.arm == "coop") & (long.metric == "T")]["value"].tolist() == [1.5]
+
+
+def test_ece_before_after_and_subset_tables():
+    import pandas as pd
+    from clipsafety.studies import prompts as study
+
+    named, _ = _arms()
+    both, order = study.ece_before_after(named, ["single", "openai"])
+    assert order == ["single (before)", "openai (before)", "single (after)", "openai (after)"]
+    assert len(both) == 8
+    r = both[(both.model == "b") & (both.panel == "openai (after)")]
+    assert r["ece"].tolist() == [0.08] and r["scaling"].tolist() == ["after"]
+    summ = pd.DataFrame({"size": [1, 1, 7, 7], "value": ["ece_before", "ece_after"] * 2,
+                         "mean": [0.2, 0.1, 0.15, 0.05], "lo": [0.1, 0.05, 0.12, 0.04],
+                         "hi": [0.3, 0.2, 0.18, 0.06123456]})
+    iv = study.subset_intervals(summ)
+    assert iv["size"].tolist() == ["1 templates", "7 templates"]
+    assert iv["ece_before"].tolist() == [0.2, 0.15] and iv["ece_after_lo"].tolist() == [0.05, 0.04]
+    t = study.subset_table(summ)
+    assert t.loc["ece_after", ("hi", 7)] == 0.0612 and t.loc["ece_before", ("mean", 1)] == 0.2
+
+
+@needs_zoo
+def test_ensemble_gain_per_training_source():
+    import pandas as pd
+    from clipsafety.studies import prompts as study
+
+    ids = ["zoo:clip-resnet-wit-10k", "zoo:clip-resnet-wit-30k", "zoo:clip-resnet-laion-10k"]
+    named = pd.DataFrame({"model": [m for m in ids for _ in range(2)],
+                          "arm": ["openai", "single"] * 3,
+                          "acc_id": [0.6, 0.5, 0.7, 0.65, 0.4, 0.45]})
+    g = study.ensemble_gain(named)
+    assert g.loc["wit-like"].tolist() == pytest.approx([0.075, 0.05, 0.1, 2])
+    assert g.loc["laion-like"].tolist() == pytest.approx([-0.05, -0.05, -0.05, 1])
+    assert study.ensemble_gain(named[named.arm == "single"]) is None
+
+
+def test_published_prompt_claims():
+    import pandas as pd
+    from clipsafety import claims
+    from clipsafety.studies import prompts as study
+
+    spread = pd.DataFrame({"prompts": [5, 5, 1], "spread": [0.05, 0.04, 0.9]})
+    rows = study.published_claims(spread, "pub", ece_margin=0.01, n_boot=100, seed=0)
+    assert [r["claim_id"] for r in rows] == ["prompt-ece", *[k for k in study.CLAIMS
+                                                           if k != "prompt-ece"]]
+    assert rows[0] == study.assess_published_ece(spread, "pub", 0.01, 100, 0)
+    # two pairs with >= 2 prompts, spreads 5 and 4 points: both above the 1-point margin
+    assert rows[0]["verdict"] == claims.REPRODUCED
+    assert {r["verdict"] for r in rows[1:]} == {claims.NOT_TESTABLE}
+    none = study.published_claims(pd.DataFrame(), "pub")
+    assert none[0]["verdict"] == claims.NOT_TESTABLE and len(none) == len(study.CLAIMS)

@@ -72,3 +72,86 @@ def test_imagenet_to_16_mapping():
     assert shape.shape_bias_from_decisions(dec) == 1.0
     with pytest.raises(ValueError, match="1000 ImageNet classes"):
         shape.imagenet_to_16(np.zeros((2, 16)))
+
+
+# ------------------------------------------------------------------ the chapter's tables
+
+def _observers(source="T"):
+    return pd.DataFrame({
+        "source": source, "observer": ["h1", "clipA", "clipB", "rn50", "rn50-copy", "vit"],
+        "group": ["human", "clip-zeroshot", "clip-zeroshot", "standard", "standard", "more-data"],
+        "training": ["-", "WIT", "LAION", "ImageNet", "ImageNet", "ImageNet-21k"],
+        "shape_bias": [0.96, 0.6, 0.45, 0.2, 0.2, 0.4], "lo": 0.0, "hi": 1.0, "cue_share": 0.8,
+        "duplicate_of": ["", "", "", "", "rn50", ""]})
+
+
+def test_published_network_tables():
+    from clipsafety.studies import shape_bias as SS
+
+    nets = SS.published_networks({"T": _observers("T"), "B": _observers("B").iloc[:2]})
+    assert "human" not in set(nets["group"]) and len(nets) == 6  # 5 of T, 1 of B
+    t = SS.network_table(nets)
+    assert list(t.columns) == list(SS.NETWORK_COLUMNS)
+    assert t["shape_bias"].tolist() == sorted(nets["shape_bias"], reverse=True)
+    assert list(t.index) == list(range(6))
+    k = SS.network_kinds(nets)
+    # T's non-CLIP networks without the duplicate: rn50 (ImageNet) and vit (ImageNet-21k)
+    assert k.loc[("T", "ImageNet")].tolist() == [1, 0.2, 0.2, 0.2]
+    assert k.loc[("T", "ImageNet-21k")].tolist() == [1, 0.4, 0.4, 0.4]
+    assert ("B", "WIT") not in k.index
+
+
+def test_observers_with_id_accuracy_from_the_colour_experiment():
+    from clipsafety.studies import shape_bias as SS
+
+    colour = pd.DataFrame({"dataset": "colour",
+                           "observer": ["clipA"] * 4 + ["rn50"] * 2,
+                           "condition": ["cr", "cr", "bw", "cr", "cr", "bw"],
+                           "category": ["cat", "dog", "cat", "car", "cat", "dog"],
+                           "object_response": ["cat", "cat", "cat", "Car", "dog", "dog"]})
+    t = SS.observers_with_id_accuracy(_observers(), colour).set_index("model")
+    assert "rn50-copy" not in t.index  # a duplicate
+    assert t.loc["clipA", "id_acc"] == pytest.approx(2 / 3)  # cat ok, dog wrong, car ok (case)
+    assert t.loc["rn50", "id_acc"] == 0.0 and np.isnan(t.loc["vit", "id_acc"])
+
+
+def test_live_tables_of_the_chapter():
+    from types import SimpleNamespace
+
+    from clipsafety.studies import shape_bias as SS
+
+    shape_t = pd.DataFrame({"model": ["c1", "c2", "s1"],
+                            "group": ["clip-zeroshot", "clip-zeroshot", "standard"],
+                            "shape_bias": [0.5, 0.7, 0.2], "reading": ["1000-way"] * 3,
+                            "hash": ["x", "y", "z"]})
+    L = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0], [5.0, 0.0, 9.0]])
+    recs = {"c1": SimpleNamespace(logits=L, targets=np.array([0, 1, 1, 0]), label_subset=None),
+            # on the label subset [0, 1] row 3 is class 0 (5 > 0), not 2
+            "s1": SimpleNamespace(logits=L, targets=np.array([0, 1, 1, 0]), label_subset=[0, 1])}
+    t = SS.with_id_accuracy(shape_t, recs)
+    assert t["id_acc"].iloc[0] == 0.5 and t["id_acc"].iloc[2] == 0.75 and np.isnan(t["id_acc"].iloc[1])
+    assert "id_acc" not in shape_t  # a new table
+    assert list(SS.shape_overview(t).columns) == ["model", "group", "reading", "shape_bias", "id_acc"]
+    direct = pd.DataFrame({"model": ["c2", "c1"], "shape_bias": [0.9, 0.4], "reading": ["16-way"] * 2})
+    d = SS.direct_reading(t, direct)
+    assert d.values.tolist() == [["c1", 0.5, "1000-way", 0.4, "16-way"],
+                                 ["c2", 0.7, "1000-way", 0.9, "16-way"]]
+    s = SS.group_shape_summary(t, n_boot=200, seed=0).set_index("group")
+    from clipsafety.groups import group_label
+
+    assert s.loc[group_label("clip-zeroshot"), "mean"] == pytest.approx(0.6)
+    assert s.loc[group_label("clip-zeroshot"), "n_models"] == 2
+    assert s.loc[group_label("standard"), "mean"] == pytest.approx(0.2)
+
+
+def test_with_human_mean_replaces_the_humans():
+    from clipsafety.studies import shape_bias as SS
+
+    acc = pd.DataFrame({"dataset": "d", "condition": ["a", "a", "b", "a"], "order": [0, 0, 1, 0],
+                        "observer": ["h1", "h2", "h1", "net"], "group": ["human"] * 3 + ["standard"],
+                        "accuracy": [0.8, 0.6, 0.5, 0.3]})
+    out = SS.with_human_mean(acc)
+    assert set(out["observer"]) == {"net", "humans (mean)"}
+    hm = out[out.observer == "humans (mean)"].set_index("condition")["accuracy"]
+    assert hm.to_dict() == pytest.approx({"a": 0.7, "b": 0.5})
+    assert set(out.loc[out.observer == "humans (mean)", "group"]) == {"human"}

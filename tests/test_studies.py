@@ -335,3 +335,132 @@ def test_real_path_note_gives_a_command_the_runner_accepts(tmp_path):
     local = [("models", given["models"]), ("data_root", str(tmp_path)), ("device", "cpu")]
     params = book.validate_params(book.get_chapter("factors"), book.parse_cli_params(local))
     assert params["models"] == evidence.REAL_EXAMPLE
+
+
+# ------------------------------------------------------------------ the factor chapter's tables and verdict rows
+
+def _er_table():
+    """Two standard models, one more-data and two CLIPs on two factors, by hand."""
+    rows = []
+    spec = [("s1", "standard", False, 0.0, 0.02), ("s2", "standard", True, 0.0, -0.02),
+            ("d1", "more-data", False, 0.01, 0.03),
+            ("c1", "clip-zeroshot", True, -0.03, 0.05), ("c2", "clip-zeroshot", False, -0.01, 0.07)]
+    for m, g, ext, pose, tex in spec:
+        for f, v in (("pose", pose), ("texture", tex)):
+            rows.append({"model": m, "group": g, "collection": "tb", "factor": f, "eff_rob": v,
+                         "extrapolated": ext})
+    return pd.DataFrame(rows)
+
+
+def test_model_counts_count_models_not_rows():
+    c = FS.model_counts(_er_table())
+    assert c.to_dict("index") == {"clip-zeroshot": {"models": 2, "extrapolated": 1},
+                                  "more-data": {"models": 1, "extrapolated": 0},
+                                  "standard": {"models": 2, "extrapolated": 1}}
+
+
+def test_published_counts_fill_missing_groups_with_zero():
+    a = _er_table()
+    b = a[a.group != "more-data"].assign(collection="mvh")
+    c = FS.published_counts({"tb": a, "mvh": b})
+    assert c.loc["tb"].to_dict() == {"clip-zeroshot": 2, "more-data": 1, "standard": 2}
+    assert c.loc["mvh"].to_dict() == {"clip-zeroshot": 2, "more-data": 0, "standard": 2}
+
+
+def test_verdicts_by_scale_orders_the_scales():
+    t = pd.DataFrame({"claim_id": ["a", "a", "b", "b"], "scale": ["linear", "logit"] * 2,
+                      "verdict": ["x", "y", "z", "w"]})
+    w = FS.verdicts_by_scale(t)
+    assert list(w.columns) == ["logit", "linear"]  # probit not assessed: left out
+    assert w.loc["a"].tolist() == ["y", "x"] and w.loc["b"].tolist() == ["w", "z"]
+
+
+def test_clip_differences_against_pandas_means():
+    er = _er_table()
+    d = FS.clip_differences(er, "standard", n_boot=200, seed=0)
+    assert list(d.index) == ["pose", "texture"] and set(d["group"]) == {"standard"}
+    # CLIP (-0.03, -0.01) minus standard (0.0, 0.0) on pose; (0.05, 0.07) - (0.02, -0.02) on texture
+    assert d.loc["pose", "diff"] == pytest.approx(-0.02)
+    assert d.loc["texture", "diff"] == pytest.approx(0.06)
+    assert (d["lo"] <= d["diff"]).all() and (d["diff"] <= d["hi"]).all()
+    assert FS.clip_differences(er, "more-data", n_boot=50).loc["pose", "diff"] == pytest.approx(-0.03)
+
+
+def _leads(leads, lasts, factors=("pose", "texture", "color")):
+    return pd.DataFrame({"factor": list(factors), "target_leads": leads, "target_last": lasts})
+
+
+def test_agreement_table_and_leader_overlap():
+    sets = {"live": _leads([True, True, False], [False, False, True]),
+            "tb": _leads([False, True, True], [True, False, False])}
+    t = FS.agreement_table(sets)
+    assert t["live"].to_dict() == {"pose": 1, "texture": 1, "color": -1}
+    assert t["tb"].to_dict() == {"pose": -1, "texture": 1, "color": 1}
+    assert t.loc["pose", "paper"] == -1 and pd.isna(t.loc["texture", "paper"])
+    leads, common = FS.leader_overlap(sets)
+    assert leads == {"live": {"pose", "texture"}, "tb": {"texture", "color"}}
+    assert common == {"texture"}
+    assert FS.leader_overlap({}) == ({}, set())
+
+
+def _row(cid, verdict, detail="", evidence="ev"):
+    return {"claim_id": cid, "verdict": verdict, "detail": detail, "evidence": evidence}
+
+
+def test_mechanism_factor_rules():
+    from clipsafety.claims import NOT_REPRODUCED as NR
+
+    fl = ["pose", "texture", "color"]
+    assert FS.mechanism_factor(_row("factors-pose", NR), fl) == "pose"
+    assert FS.mechanism_factor(_row("factors-majority", NR, "6 of 10, but CLIP's lead disagrees "
+                                    "with the paper on color, pose"), fl) == "color"
+    assert FS.mechanism_factor(_row("factors-source", NR, "no", "largest on texture: +1.2"),
+                               fl) == "texture"
+    assert FS.mechanism_factor(_row("factors-majority", NR, "2 of 10", "CLIP leads on 2"), fl) is None
+
+
+def test_with_mechanisms_appends_the_check_to_not_reproduced_rows_only():
+    from clipsafety.claims import NOT_REPRODUCED as NR
+    from clipsafety.claims import REPRODUCED as R
+
+    long = pd.DataFrame({"model": ["c", "s", "c", "s"], "group": ["clip-zeroshot", "standard"] * 2,
+                         "factor": ["pose", "pose", "texture", "texture"],
+                         "factor_acc": [0.5, 0.7, 0.9, 0.6], "overall_acc": [0.6, 0.7, 0.6, 0.7]})
+    rows = [_row("factors-pose", NR), _row("factors-source", R, evidence="largest on texture: 1"),
+            _row("factors-majority", NR, "2 of 10")]
+    out = FS.with_mechanisms(rows, long, ["pose", "texture"])
+    # pose: CLIP 0.5 - 0.6 = -10 points, standard 0.7 - 0.7 = 0 points
+    assert out[0]["evidence"] == ("ev. Mechanism check: on pose, accuracy minus overall accuracy "
+                                  "is -10.0 points for zero-shot CLIP and +0.0 for the baseline "
+                                  "models")
+    assert out[1] == rows[1]
+    assert out[2]["evidence"].endswith("Mechanism check: CLIP leads on fewer factors than claimed; "
+                                       "see the per-factor table above")
+    assert [r["claim_id"] for r in out] == [r["claim_id"] for r in rows]
+
+
+def test_decision_side_table_and_its_effective_robustness():
+    factors = ["pose", "texture"]
+    table = pd.DataFrame({"pose": [0.6], "texture": [0.5], "average": [0.7]},
+                         index=pd.Index(["B16"], name="model"))
+    base = pd.DataFrame({"model": ["ResNet50", "ViT", "DINO"], "pose": [0.5, 0.55, 0.4],
+                         "texture": [0.6, 0.62, 0.5], "average": [0.76, 0.8, 0.7]})
+    tb = pd.DataFrame({"model": ["clipA", "clipA", "r18", "r18"],
+                       "group": ["clip-zeroshot", "clip-zeroshot", "standard", "standard"],
+                       "factor": factors * 2, "factor_acc": [0.3, 0.4, 0.2, 0.1]})
+    side = FS.decision_side_table(table, base, tb, factors)
+    assert list(side.index) == ["B16", "ResNet50", "ViT", "clipA"]
+    assert side.loc["clipA", "pose"] == 0.3 and np.isnan(side.loc["clipA", "average"])
+    assert side.loc["ViT"].tolist() == [0.55, 0.62, 0.8]
+    assert list(FS.decision_side_table(table, base, None, factors).index) == ["B16", "ResNet50", "ViT"]
+    # effective robustness of the added model against the baseline's logit fit (sklearn)
+    testbed = _toy_long()
+    dec = pd.DataFrame({"model": "B16", "group": "clip-zeroshot", "factor": ["pose", "texture"],
+                        "factor_acc": [0.6, 0.5], "overall_acc": 0.7})
+    er = FS.decision_effective_robustness(testbed, dec, "standard", "logit")
+    for f in ("pose", "texture"):
+        base_f = testbed[(testbed.factor == f) & (testbed.group == "standard")]
+        reg = LinearRegression().fit(logit(base_f[["overall_acc"]].to_numpy()),
+                                     logit(base_f["factor_acc"].to_numpy()))
+        want = dec.set_index("factor").loc[f, "factor_acc"] - expit(reg.predict(logit([[0.7]])))[0]
+        assert er[f] == pytest.approx(want, abs=1e-10)

@@ -243,3 +243,150 @@ def test_appendix_records_the_contract_the_study_computes(tmp_path, monkeypatch)
     assert set(cal["kind"]) == {"ID", "shifts"} and (cal["ece_before"] >= 0).all()
     fneg = pd.DataFrame(rec["false_negatives"]).set_index("source")
     assert fneg.loc["wit", "identical"] < 0.01 < fneg.loc["labelled", "identical"]
+
+
+# --------------------------------------------------------------------------- the appendix's tables
+
+def test_condition_drops_and_the_notable_drop_threshold():
+    evals = pd.DataFrame({"id": ["a", "b", "x"] * 4,
+                          "dataset": [W.ID_SET] * 3 + ["synth:s1"] * 3 + ["synth:s2"] * 3
+                          + ["synth:s3"] * 3,
+                          "accuracy": [0.8, 0.9, 0.1,    # ID mean over a, b: 0.85
+                                       0.8, 0.8, 0.1,    # drop 0.05: counts
+                                       0.82, 0.82, 0.1,  # drop 0.03: does not
+                                       0.79969, 0.8, 0.1]})  # 0.050155 -> 0.05 as shown: counts
+    tab = W.condition_drops(evals, ["a", "b"])
+    assert list(tab.index) == [W.ID_SET, "synth:s1", "synth:s2", "synth:s3"]
+    assert tab["mean accuracy"].tolist() == [0.85, 0.8, 0.82, 0.8]
+    assert tab["drop vs ID"].tolist() == [0.0, 0.05, 0.03, 0.05]
+    assert W.NOTABLE_DROP == 0.05 and W.notable_drops(tab) == 2
+    assert W.notable_drops(tab, threshold=0.04) == 2 and W.notable_drops(tab, threshold=0.02) == 3
+
+
+def test_signature_table_with_and_without_the_real_landscape():
+    sig = pd.DataFrame({"shift": ["synth:shift-v2", "synth:shift-sketch"], "n": [3, 3],
+                        "mean": [0.01, 0.05], "lo": [0.0, 0.03], "hi": [0.02, 0.07]})
+    inside = pd.DataFrame({"shift": ["synth:shift-sketch"], "mean": [0.04]})
+    pts = pd.DataFrame({"shift": ["v2", "v2", "sketch", "sketch", "sketch"],
+                        "group": ["clip-zeroshot", "clip-zeroshot", "clip-zeroshot", "standard",
+                                  "clip-zeroshot"], "eff_rob": [0.02, 0.04, 0.1, -0.5, 0.2]})
+    real = W.real_signature(pts)
+    assert real.loc["v2"].tolist() == pytest.approx([0.03, 2])
+    assert real.loc["sketch"].tolist() == pytest.approx([0.15, 2])
+    t = W.signature_table(sig, inside, real)
+    assert list(t.columns) == ["shift", "n", "mean", "lo", "hi", "shift_real", "real_mean",
+                               "real_n", "mean_inside"]
+    assert t["shift_real"].tolist() == ["v2", "sketch"]
+    assert t["real_mean"].tolist() == pytest.approx([0.03, 0.15])
+    assert np.isnan(t["mean_inside"].iloc[0]) and t["mean_inside"].iloc[1] == 0.04
+    assert "real_mean" not in W.signature_table(sig, inside)
+
+
+def test_ood_and_calibration_medians_by_hand():
+    det = pd.DataFrame({"model": ["a", "b", "c", "a", "b", "c"], "group": ["g", "g", "h"] * 2,
+                        "ood_set": ["o1"] * 3 + ["o2"] * 3, "auroc": [0.6, 0.8, 0.5, 0.7, 0.9, 0.4]})
+    msp = det.assign(auroc=det["auroc"] - 0.1, group="ignored")
+    m = W.ood_medians(det, msp).set_index(["group", "ood_set"])
+    assert m.loc[("g", "o1")].tolist() == pytest.approx([0.7, 0.6])
+    assert m.loc[("h", "o2")].tolist() == pytest.approx([0.4, 0.3])
+    cal = pd.DataFrame({"group": ["g"] * 4, "is_id": [True, False, False, False],
+                        "accuracy": [0.9, 0.5, 0.6, 0.1], "ece_before": [0.1, 0.2, 0.4, 0.3],
+                        "nll_before": [1.0, 2.0, 3.0, 9.0]})
+    c = W.calibration_medians(cal).set_index(["group", "kind"])
+    assert c.loc[("g", "ID")].tolist() == [0.9, 0.1, 1.0]
+    assert c.loc[("g", "shifts")].tolist() == pytest.approx([0.5, 0.3, 3.0])
+
+
+def test_pair_table_in_points():
+    diffs = pd.DataFrame({"tag": ["p", "p", "q"], "shift": ["v2", "sketch", "v2"],
+                          "diff": [0.01234, -0.056, 0.1]})
+    t = W.pair_table(diffs)
+    assert t.loc["p", "v2"] == 1.2 and t.loc["p", "sketch"] == -5.6 and np.isnan(t.loc["q", "sketch"])
+
+
+def test_source_knobs_read_the_world_configuration():
+    from clipsafety.synth import sources as S
+
+    k = W.source_knobs()
+    assert k["source"].tolist() == list(S.SOURCES)
+    assert list(k.columns) == ["source", *W.WORLD_KNOBS]
+    for name, cfg in S.SOURCES.items():
+        row = k.set_index("source").loc[name]
+        assert row["p_pose"] == cfg.p_pose and row["cue_strength"] == cfg.cue_strength
+
+
+class _FakeSet:
+    def __init__(self, name, n=6, meta=None, captions=None, cats=None, dup=None):
+        self.dataset_id, self.n, self.label_subset = f"synth:{name}", n, None
+        self._meta, self._captions, self._cats, self._dup = meta, captions, cats, dup
+
+    def __len__(self):
+        return self.n
+
+    def meta(self):
+        return self._meta
+
+    def captions(self):
+        return list(self._captions)
+
+    def attributes(self):
+        return pd.DataFrame({"category": self._cats, "duplicate_of": self._dup})
+
+
+def test_dataset_card_reports_a_set_that_cannot_be_built(monkeypatch):
+    from clipsafety import synth
+
+    def fake(name):
+        if name == "shift-adversarial":
+            raise RuntimeError("needs the reference model")
+        return _FakeSet(name, n=7)
+
+    monkeypatch.setattr(synth, "get_dataset", fake)
+    card = W.dataset_card(["id-test", "shift-adversarial"])
+    assert card["samples"].tolist()[0] == 7 and pd.isna(card["samples"].tolist()[1])
+    assert card["description"].iloc[0] == synth.DESCRIPTIONS["id-test"]
+    assert card["description"].iloc[1] == "unavailable here: needs the reference model"
+
+
+def test_factor_frequencies_and_false_negatives_per_source(monkeypatch):
+    from clipsafety import synth
+
+    shares = {"labelled": 0.0, "wit": 0.5, "laion": 1.0}
+
+    def fake(name):
+        src = name.split("-")[1]
+        meta = pd.DataFrame({f: [1, 0, 1, 0] if src == "wit" else [int(shares[src])] * 4
+                             for f in synth.FACTORS})
+        meta.loc[3, "pose"] = 1  # one more pose sample, beyond the first 3 read
+        cats = [0, 0, 1, 1, 2, 2] if src != "laion" else [0] * 6
+        return _FakeSet(name, meta=meta, cats=cats,
+                        captions=["a", "a", "b", "c", "d", "e"] if src == "wit" else list("uvwxyz"))
+
+    monkeypatch.setattr(synth, "get_dataset", fake)
+    freq = W.factor_frequencies(3, sources=("labelled", "wit", "laion"))
+    f = freq.set_index(["source", "factor"])["share"]
+    assert f[("wit", "pose")] == pytest.approx(2 / 3) and f[("labelled", "pose")] == 0.0
+    assert f[("laion", "texture")] == 1.0 and len(freq) == 3 * len(synth.FACTORS)
+    fn = W.false_negative_table(sources=("wit", "laion"), batch=6, seed=0).set_index("source")
+    # one batch of all six rows: 15 pairs; wit: one identical pair, 3 same-category pairs
+    assert fn.loc["wit", "identical"] == pytest.approx(1 / 15)
+    assert fn.loc["wit", "same_class"] == pytest.approx(3 / 15)
+    assert fn.loc["laion", "identical"] == 0 and fn.loc["laion", "same_class"] == 1.0
+
+
+def test_curation_steps_on_a_small_pool(monkeypatch):
+    from clipsafety import synth
+
+    cats = synth.CATEGORIES
+    caps, dup = [], []
+    for c in cats:  # every category twice, the second an exact duplicate of the first
+        caps += [f"a photo of a {c}", f"a photo of a {c}"]
+        dup += [-1, len(caps) - 2]
+    caps += [f"a big {cats[0]}", "a photo of nothing"]
+    dup += [-1, -1]
+    pool = _FakeSet("train-raw-100k", n=len(caps), captions=caps, cats=[0] * len(caps), dup=dup)
+    monkeypatch.setattr(synth, "get_dataset", lambda name: pool)
+    steps, named, duplicates = W.curation_steps()
+    assert steps["samples"].tolist() == [22, 12, 20, 10]
+    assert steps["selection"].tolist()[0] == "raw pool"
+    assert named == pytest.approx(21 / 22) and duplicates == pytest.approx(10 / 22)

@@ -35,9 +35,12 @@ from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
 from clipsafety.metrics import bootstrap_ci, fit_trend
 from clipsafety.rules import Exercise
 
-__all__ = ["ID_SET", "NATURAL_SHIFTS", "OTHER_SHIFTS", "accuracy_ranges", "contract",
-           "false_negative_share", "matched_pairs", "pair_differences", "pair_summary",
-           "paired_er_difference", "signature", "zoo_points"]
+__all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING_SOURCES",
+           "RAW_POOL", "WORLD_KNOBS", "accuracy_ranges", "calibration_medians", "condition_drops",
+           "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "matched_pairs",
+           "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
+           "paired_er_difference", "real_signature", "signature", "signature_table",
+           "source_knobs", "zoo_points"]
 
 ID_SET = "synth:id-test"
 #: the natural-shift analogues of the world and the real shift each stands for
@@ -324,6 +327,161 @@ def contract(ranges: dict, sig: pd.DataFrame, erosion: pd.DataFrame, ablation: p
          bool(sk) and all(k in ab.index and ab.loc[k, "mean"] > 0 for k in sk)),
     ]
     return pd.DataFrame(rows, columns=["requirement", "measured", "holds"])
+
+
+# --------------------------------------------------------------------------------------------
+# the appendix's tables
+
+def dataset_card(sets: Sequence[str]) -> pd.DataFrame:
+    """One row per evaluation set of the world (``sets``: names without ``synth:``): dataset id,
+    samples, label subset and description (:data:`clipsafety.synth.DESCRIPTIONS`). A set that
+    cannot be built here (the A-like set needs the zoo's reference model) gets no samples and
+    says why in its description."""
+    from clipsafety.synth import DESCRIPTIONS, get_dataset
+
+    rows = []
+    for name in sets:
+        try:
+            ds = get_dataset(name)
+            rows.append({"dataset": f"synth:{name}", "samples": len(ds),
+                         "label subset": ds.label_subset, "description": DESCRIPTIONS[name]})
+        except Exception as err:  # noqa: BLE001 (reported in the card)
+            rows.append({"dataset": f"synth:{name}", "samples": None, "label subset": None,
+                         "description": f"unavailable here: {err}"})
+    return pd.DataFrame(rows)
+
+
+#: the raw pool the curation filters select from
+RAW_POOL = "train-raw-100k"
+
+
+def curation_steps(pool: str = RAW_POOL) -> tuple[pd.DataFrame, float, float]:
+    """``(steps, named, duplicates)`` of the raw ``pool``: its size after each deterministic
+    curation filter of :mod:`clipsafety.synth.curation` (columns selection, samples), the share
+    of its captions that name a category and the share of its rows that are duplicates."""
+    from clipsafety.synth import curation, get_dataset
+
+    raw = get_dataset(pool)
+    dedup = curation.deduplicate(raw)
+    steps = {"raw pool": raw.n, "de-duplicated": len(dedup),
+             "class-balanced (caption word)": len(curation.balance_classes(raw)),
+             "de-duplicated, then class-balanced": len(curation.balance_classes(raw, start=dedup))}
+    named = (curation.caption_classes(raw.captions()) >= 0).mean()
+    return (pd.DataFrame({"selection": list(steps), "samples": list(steps.values())}), named,
+            1 - len(dedup) / raw.n)
+
+
+#: a test condition "lowers the zoo's mean accuracy" when its mean accuracy lies at least this
+#: far below the ID test set's (a fraction: 0.05 = 5 points of accuracy)
+NOTABLE_DROP = 0.05
+
+
+def condition_drops(evals: pd.DataFrame, models: Sequence[str],
+                    id_set: str = ID_SET) -> pd.DataFrame:
+    """Per dataset of the zoo's ``eval.csv`` (over the ``models``' rows): ``mean accuracy`` and
+    ``drop vs ID`` (the ``id_set``'s mean minus the dataset's), rounded to 3 decimals as the
+    appendix shows them; index dataset, sorted."""
+    ev = evals[evals["id"].isin(models)]
+    mean = ev.groupby("dataset")["accuracy"].mean()
+    return pd.DataFrame({"mean accuracy": mean, "drop vs ID": mean[id_set] - mean}).round(3)
+
+
+def notable_drops(drops: pd.DataFrame, id_set: str = ID_SET,
+                  threshold: float = NOTABLE_DROP) -> int:
+    """How many test conditions of :func:`condition_drops` (the ``id_set`` left out) lower the
+    mean accuracy by at least ``threshold`` (:data:`NOTABLE_DROP`), read on the rounded drops
+    the appendix shows."""
+    return int((drops["drop vs ID"].drop(id_set) >= threshold).sum())
+
+
+#: the training sources the appendix compares, in display order
+TRAINING_SOURCES = ("labelled", "wit", "laion", "narrow")
+
+
+def factor_frequencies(n_samples: int, sources: Sequence[str] = TRAINING_SOURCES) -> pd.DataFrame:
+    """Share of the first ``n_samples`` samples of each source's 10k training set
+    (``train-<source>-10k``) carrying each ImageNet-X factor: one row per (factor, source),
+    columns factor, share, source."""
+    from clipsafety.synth import FACTORS, get_dataset
+
+    return pd.concat([
+        get_dataset(f"train-{src}-10k").meta()[FACTORS].iloc[:n_samples].mean()
+        .rename("share").rename_axis("factor").reset_index().assign(source=src)
+        for src in sources])
+
+
+#: the diversity, cue and caption parameters of a source shown by the appendix (fields of
+#: :class:`clipsafety.synth.sources.WorldConfig`)
+WORLD_KNOBS = ("cue_strength", "p_pose", "background_probs", "style_probs", "p_partial",
+               "p_occluder", "p_multi", "caption_style", "p_class_word", "p_attr_word",
+               "p_misaligned", "n_filler")
+
+
+def source_knobs(knobs: Sequence[str] = WORLD_KNOBS) -> pd.DataFrame:
+    """The ``knobs`` of every training source of the world (:data:`clipsafety.synth.sources.SOURCES`),
+    read from its configuration: one row per source (column ``source``), one column per knob."""
+    from clipsafety.synth import sources as S
+
+    return pd.DataFrame({name: {k: cfg.to_dict()[k] for k in knobs}
+                         for name, cfg in S.SOURCES.items()}).T.rename_axis("source").reset_index()
+
+
+def false_negative_table(sources: Sequence[str] = TRAINING_SOURCES, batch: int = 64,
+                         seed: int = 0) -> pd.DataFrame:
+    """:func:`false_negative_share` of each source's 30k training set (``train-<source>-30k``:
+    its categories and captions) on random batches of ``batch``, one row per source."""
+    from clipsafety.synth import get_dataset
+
+    rows = []
+    for src in sources:
+        ds = get_dataset(f"train-{src}-30k")
+        rows.append({"source": src, **false_negative_share(
+            ds.attributes()["category"].to_numpy(), ds.captions(), batch=batch, seed=seed)})
+    return pd.DataFrame(rows)
+
+
+def real_signature(points: pd.DataFrame, group: str = CLIP_ZEROSHOT) -> pd.DataFrame:
+    """Per real shift of a landscape fit's points (``shift``, ``group``, ``eff_rob``): the
+    ``mean`` effective robustness of the ``group`` models and their number (``size``)."""
+    return points[points["group"] == group].groupby("shift")["eff_rob"].agg(["mean", "size"])
+
+
+def signature_table(sig: pd.DataFrame, sig_inside: pd.DataFrame,
+                    real: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The appendix's signature table: :func:`signature` with ``shift_real`` (the real shift each
+    analogue stands for, :data:`NATURAL_SHIFTS`), when ``real`` (:func:`real_signature` of the
+    published landscape) is given its ``real_mean`` and ``real_n`` on that shift, and
+    ``mean_inside`` (the signature of the models inside the baseline's ID range only)."""
+    table = sig.assign(shift_real=sig["shift"].map(NATURAL_SHIFTS))
+    if real is not None:
+        table["real_mean"] = table["shift_real"].map(real["mean"])
+        table["real_n"] = table["shift_real"].map(real["size"])
+    table["mean_inside"] = table["shift"].map(sig_inside.set_index("shift")["mean"])
+    return table
+
+
+def pair_table(diffs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`pair_differences` as one row per pair (``tag``) and one column per shift: the
+    difference in points, rounded to 0.1."""
+    return diffs.pivot(index="tag", columns="shift", values="diff").mul(100).round(1)
+
+
+def ood_medians(detection: pd.DataFrame, detection_msp: pd.DataFrame) -> pd.DataFrame:
+    """Median AUROC per (group, OOD set): ``auroc`` of ``detection`` (each model's own score,
+    :func:`clipsafety.studies.ood.detection_table`) and ``auroc_msp`` of ``detection_msp``
+    (MSP for every model), the two joined per (model, OOD set)."""
+    det = detection.merge(detection_msp[["model", "ood_set", "auroc"]]
+                          .rename(columns={"auroc": "auroc_msp"}), on=["model", "ood_set"])
+    return det.groupby(["group", "ood_set"])[["auroc", "auroc_msp"]].median().reset_index()
+
+
+def calibration_medians(table: pd.DataFrame) -> pd.DataFrame:
+    """Median accuracy, ECE and NLL before scaling per (group, kind) of a calibration table
+    (:func:`clipsafety.studies.calibration.calibration_table`), ``kind`` "ID" for the ID rows
+    and "shifts" for every shift row together."""
+    return (table.assign(kind=np.where(table["is_id"], "ID", "shifts"))
+            .groupby(["group", "kind"])[["accuracy", "ece_before", "nll_before"]].median()
+            .reset_index())
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ Conventions (the book's "Methods and conventions" page, calibration):
   the record's label subset (ImageNet-R/A's 200 columns; ObjectNet's 113 classes, each the max
   of its ImageNet columns), for accuracy and calibration alike.
 - Temperature: :func:`metrics.fit_temperature` on the ``fit`` half of a stratified split of the
-  ID set (:func:`metrics.stratified_split`, ``frac=0.5``, ``seed=0``); ID metrics are reported
-  on the other half, shift metrics on all of the shift. The *oracle* temperature of a condition
+  ID set (:func:`metrics.stratified_split`, ``frac`` = :data:`FIT_FRACTION` = 0.5, ``seed=0``);
+  ID metrics are reported on the other half, shift metrics on all of the shift. The *oracle* temperature of a condition
   is fitted on the very rows it is reported on (a lower bound for any transferred temperature).
 """
 
@@ -40,17 +40,26 @@ from clipsafety.summaries import (
     bootstrap_mean,
 )
 
-__all__ = ["CLAIMS", "IMAGENETX_PREDICTIONS", "METRICS", "PROMPT_ECES", "SCALINGS",
+__all__ = ["BUILT_INTO_WORLD", "CLAIMS", "FIT_FRACTION", "IMAGENETX_PREDICTIONS", "METRICS",
+           "NEEDS_PER_SAMPLE", "PROMPT_ECES", "SCALINGS", "assess_live_claims",
            "assess_not_better", "assess_own_trend", "assess_prompt_claims", "assess_quantity",
            "assess_source", "assess_transfer", "calibration_inputs", "calibration_long",
-           "calibration_table", "collect_sets", "imagenetx_confidences", "published_coverage",
-           "published_imagenetx_table", "published_prompt_eces", "reliability_bins",
-           "reliability_of_record", "temperature_split", "world_source_settings"]
+           "calibration_table", "collect_sets", "condition_summary", "excess_ece",
+           "group_means_wide", "id_temperatures", "imagenetx_confidences", "model_counts",
+           "prompt_ece_by_source", "prompt_ece_means", "prompt_ece_span", "published_claims",
+           "published_coverage", "published_gaps", "published_imagenetx_table",
+           "published_prompt_eces", "reliability_bins", "reliability_model_ids",
+           "reliability_of_record", "reliability_table", "temperature_split",
+           "with_world_settings", "world_source_settings"]
 
 #: the metrics of the chapter (keys of :func:`metrics.summary`), lower is better for all four
 METRICS = ("ece", "adaptive_ece", "nll", "brier")
 #: the three readings of every condition: raw softmax, the ID-fitted T, the condition's own T
 SCALINGS = {"before": "before scaling", "after": "ID temperature", "oracle": "oracle temperature"}
+#: share of each ID class the temperature is fitted on (the rest is the ID evaluation half):
+#: the default of :func:`temperature_split`, of the calibration chapter's ``fit_fraction`` and of
+#: the prompts chapter's split
+FIT_FRACTION = 0.5
 
 
 # --------------------------------------------------------------------------- records
@@ -126,7 +135,7 @@ def calibration_inputs(record):
     return L, t, record.label_subset
 
 
-def temperature_split(targets, frac: float = 0.5, seed: int = 0):
+def temperature_split(targets, frac: float = FIT_FRACTION, seed: int = 0):
     """``(fit_idx, eval_idx)``: the stratified split of the ID rows (:func:`metrics.stratified_split`);
     the temperature is fitted on ``fit_idx`` and ID metrics are reported on ``eval_idx``."""
     return metrics.stratified_split(targets, frac=frac, seed=seed)
@@ -153,7 +162,7 @@ def _oracle_metrics(L, t, sub, T, n_bins):
             "mean_confidence": float(st["confidence"].mean())}
 
 
-def calibration_table(records_by_set: dict, id_set: str, frac: float = 0.5, seed: int = 0,
+def calibration_table(records_by_set: dict, id_set: str, frac: float = FIT_FRACTION, seed: int = 0,
                       n_bins: int = 15, oracle: bool = True) -> pd.DataFrame:
     """One row per (model, test condition): accuracy and the four metrics before scaling, with
     the ID-fitted temperature and (``oracle``) with the condition's own temperature.
@@ -574,6 +583,201 @@ def world_source_settings(fields: Sequence[str] = ("p_misaligned", "p_class_word
     cfg = {"labelled": S.LABELLED.to_dict(), "wit-like": S.WIT.to_dict(),
            "laion-like": S.LAION.to_dict()}
     return pd.DataFrame([{"setting": f, **{k: v.get(f) for k, v in cfg.items()}} for f in fields])
+
+
+# --------------------------------------------------------------------------- the chapter's tables
+
+def model_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Models per group of a :func:`calibration_table` (one column, ``models``; index group)."""
+    return table.drop_duplicates("model").groupby("group").size().rename("models").to_frame()
+
+
+def group_means_wide(group_means: pd.DataFrame,
+                     metric_names: Sequence[str] = ("ece", "nll")) -> pd.DataFrame:
+    """Group means of :func:`summaries.group_summary` over :func:`calibration_long` (by dataset,
+    metric and scaling) as one row per (dataset, group) and one column per (metric, scaling):
+    the ``metric_names`` before scaling and with the ID temperature (the oracle reading left
+    out), conditions and groups in their order of appearance."""
+    view = group_means[group_means["metric"].isin(list(metric_names))
+                       & (group_means["scaling"] != "oracle")]
+    return view.pivot_table(index=["dataset", "group"], columns=["metric", "scaling"],
+                            values="mean", sort=False)
+
+
+def excess_ece(table: pd.DataFrame) -> pd.DataFrame:
+    """The shift rows of a :func:`calibration_table` with ``excess_ece``: ECE with the ID
+    temperature minus ECE with the shift's own (oracle) temperature. Near zero: the ID
+    temperature transfers."""
+    return table[~table["is_id"]].assign(excess_ece=lambda t: t["ece_after"] - t["ece_oracle"])
+
+
+def reliability_model_ids(table: pd.DataFrame, requested=None,
+                          available: Sequence[str] = ()) -> list[str]:
+    """The models whose reliability diagrams are drawn. Rule: the ``requested`` ids
+    (:func:`clipsafety.catalog.resolve_models`), each of which must be among ``available``
+    (the run's models; an error names the missing ones); when none are requested, the most
+    accurate model on the ID set of each group of ``table``, groups in sorted order."""
+    if requested:
+        from clipsafety.catalog import resolve_models
+
+        ids = resolve_models(requested)
+        missing = [m for m in ids if m not in available]
+        if missing:
+            raise ValueError(f"reliability_models {missing} are not among this run's models "
+                             f"({list(available)[:5]}...); pass ids from `models`.")
+        return ids
+    idt = table[table["is_id"]]
+    return list(idt.loc[idt.groupby("group")["accuracy"].idxmax(), "model"])
+
+
+def reliability_table(id_records: dict, table: pd.DataFrame, models: Sequence[str],
+                      frac: float = FIT_FRACTION, seed: int = 0, n_bins: int = 15) -> pd.DataFrame:
+    """Reliability bins (:func:`reliability_of_record`) of each of ``models`` on the evaluation
+    half of its ID rows (the :func:`temperature_split` of ``frac`` and ``seed`` that
+    :func:`calibration_table` used), read twice: before scaling (``reading`` "before
+    scaling") and with its ID temperature ``T_id`` from ``table`` (``reading`` "T = 1.23").
+    ``id_records``: ``{model: record}`` on the ID set. Columns: those of
+    :func:`reliability_bins`, model, panel (the id without its source prefix), reading."""
+    rel = []
+    for m in models:
+        rec = id_records[m]
+        _, tt, _ = calibration_inputs(rec)
+        _, ev = temperature_split(tt, frac=frac, seed=seed)
+        T = float(table.loc[(table["model"] == m) & table["is_id"], "T_id"].iloc[0])
+        for label, temp in (("before scaling", 1.0), (f"T = {T:.2f}", T)):
+            rel.append(reliability_of_record(rec, temp, n_bins, rows=ev).assign(
+                model=m, panel=f"{m.split(':', 1)[-1]}", reading=label))
+    return pd.concat(rel, ignore_index=True)
+
+
+def condition_summary(group_means: pd.DataFrame, conditions: Sequence[str],
+                      reference: str = BASELINE) -> pd.DataFrame:
+    """Per condition, the group means the chapter's finding quotes (NaN where a group has no
+    value): zero-shot CLIP's ECE and NLL before scaling and with the ID temperature
+    (``clip_ece_before``, ``clip_ece_after``, ``clip_nll_before``, ``clip_nll_after``) and the
+    ``reference`` group's ECE (``ref_ece_before``, ``ref_ece_after``)."""
+    gm = group_means.set_index(["dataset", "metric", "scaling", "group"])
+
+    def gmean(d, m, s, g):
+        key = (d, m, s, g)
+        return gm.loc[key, "mean"] if key in gm.index else np.nan
+
+    return pd.DataFrame([{"dataset": d,
+                          "clip_ece_before": gmean(d, "ece", "before", CLIP_ZEROSHOT),
+                          "clip_ece_after": gmean(d, "ece", "after", CLIP_ZEROSHOT),
+                          "ref_ece_before": gmean(d, "ece", "before", reference),
+                          "ref_ece_after": gmean(d, "ece", "after", reference),
+                          "clip_nll_before": gmean(d, "nll", "before", CLIP_ZEROSHOT),
+                          "clip_nll_after": gmean(d, "nll", "after", CLIP_ZEROSHOT)}
+                         for d in conditions])
+
+
+def id_temperatures(table: pd.DataFrame, group: str) -> pd.Series:
+    """The ID temperatures ``T_id`` of the models of ``group`` (one per model, from the ID rows
+    of a :func:`calibration_table`)."""
+    return table[table["is_id"] & (table["group"] == group)]["T_id"]
+
+
+def prompt_ece_means(prompt: pd.DataFrame) -> pd.DataFrame:
+    """LeVine et al.'s ECEs (:func:`published_prompt_eces`) averaged over prompts, one row per
+    (dataset, model), the model labelled with its training source (``"<model> (<source>)"``)."""
+    return (prompt.groupby(["dataset", "model", "source", "group"], as_index=False)["ece"].mean()
+            .assign(model=lambda t: t["model"] + " (" + t["source"] + ")"))
+
+
+def prompt_ece_span(prompt: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, model, source, group) of LeVine et al.'s ECEs: the ``mean``, ``min`` and
+    ``max`` over prompts and ``span`` = max - min (how far the prompt alone moves the ECE)."""
+    per_model = prompt.groupby(["dataset", "model", "source", "group"], as_index=False)[
+        "ece"].agg(["mean", "min", "max"])
+    return per_model.assign(span=lambda t: t["max"] - t["min"])
+
+
+def prompt_ece_by_source(prompt: pd.DataFrame) -> pd.Series:
+    """Mean of LeVine et al.'s ECEs per training source (over models, prompts and datasets),
+    lowest first."""
+    return prompt.groupby("source")["ece"].mean().sort_values()
+
+
+# --------------------------------------------------------------------------- the chapter's verdict rows
+
+def assess_live_claims(table: pd.DataFrame, source: str, id_set: str, reference: str = BASELINE,
+                       transfer_margin: float = 0.02, transfer_share: float = 0.75,
+                       n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """The five calibration claims on a :func:`calibration_table`, in :data:`CLAIMS` order:
+    :func:`assess_not_better` (against ``reference``), :func:`assess_source` and
+    :func:`assess_quantity` on the ID rows (ECE before scaling on ``id_set``),
+    :func:`assess_transfer` (``transfer_margin``, ``transfer_share``) and
+    :func:`assess_own_trend` (against ``reference``); each function's docstring states its
+    rule."""
+    idt = table[table["is_id"]]
+    where = f"ID ECE before scaling on {id_set}"
+    return [assess_not_better(table, source, reference=reference, n_boot=n_boot, seed=seed),
+            assess_source(idt, source, n_boot=n_boot, seed=seed, where=where),
+            assess_quantity(idt, source, n_boot=n_boot, seed=seed, where=where),
+            assess_transfer(table, source, margin=transfer_margin, share=transfer_share,
+                            n_boot=n_boot, seed=seed),
+            assess_own_trend(table, source, reference=(reference,), n_boot=n_boot, seed=seed)]
+
+
+#: the claims whose verdict on the synthetic world measures what the world builds in
+BUILT_INTO_WORLD = ("calib-source", "calib-quantity")
+
+
+def with_world_settings(rows: list[dict], settings: pd.DataFrame) -> list[dict]:
+    """Verdict rows of the synthetic world, the claims of :data:`BUILT_INTO_WORLD` with a note
+    appended to their evidence: the training sources differ by construction (``settings``,
+    :func:`world_source_settings`, one ``setting`` per row with its labelled, WIT-like and
+    LAION-like values) and the training sets' sizes are set by the zoo's plan, so the verdict
+    measures what that does to calibration. Other rows unchanged, in the same order."""
+    built = "; ".join(f"{r.setting}: " + ", ".join(f"{k} {r[k]}" for k in
+                                                    ("labelled", "wit-like", "laion-like"))
+                      for _, r in settings.iterrows())
+    return [{**r, "evidence": f"{r['evidence']}. Built into the world (not a finding): "
+             f"the training sources differ by construction ({built}) and the training "
+             "sets' sizes are set by the zoo's plan; the verdict measures what that does "
+             "to calibration"} if r["claim_id"] in BUILT_INTO_WORLD else r for r in rows]
+
+
+def published_gaps(coverage: pd.DataFrame) -> tuple[str, list[str]]:
+    """``(untestable, missing)`` from :func:`published_coverage`: why no published file can test
+    the claims that need per-sample CLIP confidences on ImageNet and its shifts (how many CLIPs
+    the per-sample files hold, on which sets the only published CLIP ECEs are), and the
+    ImageNet-X files not in the registry."""
+    per_sample = coverage[coverage["per_sample"]]
+    n_clip_ps = int(per_sample["clip_models"].sum())
+    missing = list(coverage.loc[~coverage["registered"], "file"])
+    untestable = (f"the registered per-sample confidences ({len(per_sample)} files) hold "
+                  f"{n_clip_ps} CLIP models, and the only published CLIP ECEs "
+                  f"({int(coverage['clip_models'].sum())} CLIPs, LeVine et al.) are on "
+                  f"{coverage.loc[coverage['clip_models'] > 0, 'datasets'].str.cat(sep=', ') or 'no set'}"
+                  ", not on ImageNet or its shifts, and without per-sample confidences")
+    return untestable, missing
+
+
+#: the claims no published file can test (they need per-sample CLIP confidences on ImageNet)
+NEEDS_PER_SAMPLE = ("calib-not-better", "calib-transfer", "calib-own-trend")
+
+
+def published_claims(source: str, coverage: pd.DataFrame | None = None,
+                     prompt: pd.DataFrame | None = None, n_boot: int = 1000,
+                     seed: int = 0) -> list[dict]:
+    """The verdict rows of the published evidence. Rule: with no ``coverage`` (the run did not
+    ask for published evidence), every claim is not testable; otherwise the claims of
+    :data:`NEEDS_PER_SAMPLE` are not testable for the reason :func:`published_gaps` gives, and
+    the training-distribution and training-quantity claims are judged on LeVine et al.'s
+    ``prompt`` ECEs (:func:`assess_prompt_claims`), not testable when those are empty."""
+    if coverage is None:
+        return [claims.not_testable(c, source, "published=False in this run")
+                for c in CLAIMS.values()]
+    untestable, _ = published_gaps(coverage)
+    rows = [claims.not_testable(CLAIMS[cid], source, untestable) for cid in NEEDS_PER_SAMPLE]
+    if prompt is not None and len(prompt):
+        return rows + assess_prompt_claims(prompt, f"{source} (LeVine et al.)", n_boot=n_boot,
+                                           seed=seed)
+    return rows + [claims.not_testable(CLAIMS[cid], source,
+                                       "LeVine et al.'s ECEs are not available here")
+                   for cid in ("calib-source", "calib-quantity")]
 
 
 # --------------------------------------------------------------------------------------------

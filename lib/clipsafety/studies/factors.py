@@ -43,13 +43,16 @@ from clipsafety.factors import factor_long as _tidy
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, IMAGENETX_CLIP, MORE_DATA
 from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
-from clipsafety.summaries import bootstrap_difference, group_summary
+from clipsafety.summaries import bootstrap_difference, compare_to_groups, group_summary
 
 __all__ = ["CLAIMS", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS", "SCALES",
-           "assess_across_scales", "assess_factor_claims", "degenerate_factors",
+           "agreement_table", "assess_across_scales", "assess_factor_claims", "clip_differences",
+           "decision_effective_robustness", "decision_side_table", "degenerate_factors",
            "factor_annotations", "factor_leaders", "factor_long", "factor_mechanism",
-           "leader_agreement", "published_base_table", "published_decision_factors", "published_factor_table",
-           "resolve_factors", "trend_grid", "with_effective_robustness", "world_nuisance_rates"]
+           "leader_agreement", "leader_overlap", "mechanism_factor", "model_counts",
+           "published_base_table", "published_counts", "published_decision_factors",
+           "published_factor_table", "resolve_factors", "trend_grid", "verdicts_by_scale",
+           "with_effective_robustness", "with_mechanisms", "world_nuisance_rates"]
 
 
 # --------------------------------------------------------------------------- effective robustness
@@ -512,6 +515,123 @@ def published_base_table(which: str = "top") -> pd.DataFrame:
     """ImageNet-X's published per-factor table of its base models (ResNet-50, ViT, DINO,
     SimCLR), wide, one row per model (fractions)."""
     return pd.read_csv(fetch(IMAGENETX.format(which=which, collection="base")))
+
+
+# --------------------------------------------------------------------------- the chapter's tables and verdict rows
+
+def model_counts(er: pd.DataFrame) -> pd.DataFrame:
+    """Per group of a :func:`with_effective_robustness` table: ``models`` (distinct models) and
+    ``extrapolated`` (how many of them lie outside the baseline models' overall-accuracy
+    range). One row per model is read (its first), so the count does not depend on the
+    number of factors."""
+    per_model = er.drop_duplicates("model")
+    return per_model.groupby("group").agg(models=("model", "size"),
+                                          extrapolated=("extrapolated", "sum"))
+
+
+def published_counts(tables: dict) -> pd.DataFrame:
+    """Models per (collection, group) of the published long tables (``{collection: table}``,
+    :func:`published_factor_table` or its :func:`with_effective_robustness`), one column per
+    group, 0 where a collection has none of a group."""
+    return pd.concat(tables.values()).drop_duplicates(["collection", "model"]).groupby(
+        ["collection", "group"]).size().unstack(fill_value=0)
+
+
+def verdicts_by_scale(table: pd.DataFrame) -> pd.DataFrame:
+    """The (claim, scale) verdict table of :func:`assess_across_scales` as one row per claim and
+    one column per scale, in :data:`SCALES` order (scales not assessed are left out)."""
+    wide = table.pivot(index="claim_id", columns="scale", values="verdict")
+    return wide[[c for c in SCALES if c in wide]]
+
+
+def clip_differences(er: pd.DataFrame, group: str = BASELINE, n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """Per factor: zero-shot CLIP's mean effective robustness minus ``group``'s, with its
+    bootstrap interval (columns diff, lo, hi, n_target, n_other; index factor), from
+    :func:`clipsafety.summaries.compare_to_groups`."""
+    cmp = compare_to_groups(er, "eff_rob", n_boot=n_boot, seed=seed)
+    return cmp[cmp["group"] == group].set_index("factor")
+
+
+def agreement_table(lead_sets: dict) -> pd.DataFrame:
+    """Which factors, per evidence source: one column per source of ``lead_sets``
+    (``{source: factor_leaders table}``) holding :func:`leader_agreement`'s ``observed`` (+1
+    zero-shot CLIP leads every other group, -1 it trails every other group, 0 neither), and a
+    ``paper`` column with :data:`PAPER_FACTOR_DIRECTIONS` (None where not available). One row
+    per factor present in any source."""
+    agree = pd.DataFrame({k: leader_agreement(v).set_index("factor")["observed"]
+                          for k, v in lead_sets.items()})
+    agree["paper"] = pd.Series(PAPER_FACTOR_DIRECTIONS)
+    return agree
+
+
+def leader_overlap(lead_sets: dict) -> tuple[dict, set]:
+    """``(leads, common)``: per source of ``lead_sets`` the set of factors on which zero-shot
+    CLIP leads every other group (:func:`factor_leaders`' ``target_leads``), and the factors
+    it leads on in every source (empty when there is no source)."""
+    leads = {k: set(v.loc[v["target_leads"], "factor"]) for k, v in lead_sets.items()}
+    common = set.intersection(*leads.values()) if leads else set()
+    return leads, common
+
+
+def mechanism_factor(row: dict, factors: Sequence[str]) -> str | None:
+    """The factor a "not reproduced" verdict row is about, for its mechanism check. Rule: the
+    pose claim is about pose; a row whose detail says CLIP's lead "disagrees with the paper
+    on" factors is about the first factor named there; otherwise the first of ``factors``
+    named in the row's evidence as ``"on <factor>:"`` (the source claim's largest
+    difference). ``None`` when no factor is named."""
+    if row["claim_id"] == "factors-pose":
+        return "pose"
+    marker = "disagrees with the paper on "
+    if marker in row["detail"]:
+        return row["detail"].rsplit(marker, 1)[1].split(",")[0].strip()
+    return next((x for x in factors if f"on {x}:" in row["evidence"]), None)
+
+
+def with_mechanisms(rows: list[dict], long: pd.DataFrame, factors: Sequence[str],
+                    degenerate: pd.DataFrame | None = None, world: bool = False) -> list[dict]:
+    """The verdict rows with a computed mechanism check on each "not reproduced" one: its
+    evidence gains ``". Mechanism check: <check>"``, the check being :func:`factor_mechanism`
+    of the factor :func:`mechanism_factor` names (with ``degenerate`` and ``world`` as
+    given), or, when no factor is named, a note that CLIP leads on fewer factors than claimed.
+    Other verdicts are returned unchanged, in the same order."""
+    out = []
+    for r in rows:
+        if r["verdict"] == NOT_REPRODUCED:
+            f = mechanism_factor(r, factors)
+            check = (factor_mechanism(long, f, degenerate=degenerate, world=world) if f else
+                     "CLIP leads on fewer factors than claimed; see the per-factor table above")
+            r = {**r, "evidence": f"{r['evidence']}. Mechanism check: {check}"}
+        out.append(r)
+    return out
+
+
+def decision_side_table(table: pd.DataFrame, base: pd.DataFrame, testbed: pd.DataFrame | None,
+                        factors: Sequence[str]) -> pd.DataFrame:
+    """Per-factor accuracies side by side, one row per model (index model; columns the
+    ``factors`` and ``average``, fractions): the wide :func:`published_decision_factors`
+    ``table``, ImageNet-X's published supervised ResNet-50 and ViT rows (``base``,
+    :func:`published_base_table`) and, when ``testbed`` (the imagenet-testbed long table) is
+    given, its zero-shot CLIPs (their factor accuracies; no ``average``)."""
+    side = pd.concat([table[[*factors, "average"]].reset_index(),
+                      base[base["model"].isin(["ResNet50", "ViT"])][["model", *factors, "average"]]])
+    if testbed is not None:
+        clip = testbed[testbed["group"] == CLIP_ZEROSHOT].pivot_table(
+            index="model", columns="factor", values="factor_acc").reset_index()
+        side = pd.concat([side, clip])
+    return side.set_index("model")
+
+
+def decision_effective_robustness(testbed_long: pd.DataFrame, decision_long: pd.DataFrame,
+                                  baseline_group: str = BASELINE,
+                                  scale: str = "logit") -> pd.Series:
+    """Effective robustness per factor of the one model of ``decision_long``
+    (:func:`published_decision_factors`' long form) against the trend of the
+    ``baseline_group`` models of ``testbed_long`` (:func:`published_factor_table`), fitted
+    with both tables together as :func:`with_effective_robustness` does (the added model is
+    not in the baseline group, so it does not move the fit)."""
+    er = with_effective_robustness(pd.concat([testbed_long, decision_long]), baseline_group, scale)
+    return er[er["model"] == decision_long["model"].iloc[0]].set_index("factor")["eff_rob"]
 
 
 # --------------------------------------------------------------------------------------------

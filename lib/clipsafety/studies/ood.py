@@ -40,10 +40,11 @@ from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
 from clipsafety.summaries import accuracy_controlled_difference, bootstrap_mean, paired_changes
 
-__all__ = ["CLAIMS", "SCORES", "METRICS", "assess_ood_claims", "average_over_sets",
-           "correlations", "cood_results", "detection_table", "negative_vocabulary",
-           "fine_tuning_pairs", "id_classnames", "neglabel", "ninco_results", "ninco_summary",
-           "record_scores", "resolve_ood_sets", "resolve_scores", "two_stage_pairs"]
+__all__ = ["CLAIMS", "COOD_IMAGENET", "GROUP_MEAN_COLUMNS", "SCORES", "METRICS",
+           "assess_ood_claims", "average_over_sets", "cood_as_standard", "correlations",
+           "cood_results", "detection_table", "negative_vocabulary", "fine_tuning_pairs",
+           "group_means", "id_classnames", "neglabel", "ninco_results", "ninco_summary",
+           "record_scores", "resolve_ood_sets", "resolve_scores", "score_gain", "two_stage_pairs"]
 
 SCORES = ("mcm", "msp", "maxlogit", "energy", "neglabel")
 METRICS = ("auroc", "fpr95", "aupr_in", "aupr_out")
@@ -342,6 +343,8 @@ def ninco_summary(ninco: pd.DataFrame) -> pd.DataFrame:
 
 #: Galil et al.'s CLIPs: ``CLIP_<arch>`` zero-shot (OpenAI, WIT), ``CLIP_finetuned_<arch>``
 _COOD_CLIP = "CLIP_"
+#: the group :func:`cood_results` gives every other model of C-OOD (ImageNet classifiers)
+COOD_IMAGENET = "imagenet"
 
 
 def cood_results(confidence: str = "softmax") -> pd.DataFrame:
@@ -363,11 +366,36 @@ def cood_results(confidence: str = "softmax") -> pd.DataFrame:
     out["id_acc"] = out["model"].map(acc)
     ft = out["model"].str.startswith(_COOD_CLIP + "finetuned_")
     zs = out["model"].str.startswith(_COOD_CLIP) & ~ft
-    out["group"] = np.where(zs, CLIP_ZEROSHOT, np.where(ft, CLIP_FT_DIRECT, "imagenet"))
+    out["group"] = np.where(zs, CLIP_ZEROSHOT, np.where(ft, CLIP_FT_DIRECT, COOD_IMAGENET))
     out["source"] = np.where(zs | ft, "WIT", "ImageNet")
     out["parent"] = np.where(ft, _COOD_CLIP + out["model"].str.removeprefix(_COOD_CLIP + "finetuned_"),
                              None)
     return out
+
+
+# --------------------------------------------------------------------------- the chapter's tables
+
+#: the columns of :func:`group_means`
+GROUP_MEAN_COLUMNS = ("auroc", "fpr95", "aupr_in", "aupr_out", "id_acc")
+
+
+def group_means(avg: pd.DataFrame, values: Sequence[str] = GROUP_MEAN_COLUMNS) -> pd.DataFrame:
+    """Mean over the models of each group of :func:`average_over_sets` (index group, sorted):
+    detection metrics averaged over the OOD sets, and ID accuracy."""
+    return avg.groupby("group")[list(values)].mean()
+
+
+def score_gain(base: pd.DataFrame, other: pd.DataFrame, metric: str = "auroc") -> pd.Series:
+    """Per model: the mean over OOD sets of ``metric`` with the ``other`` score minus with the
+    ``base`` score (two :func:`detection_table` outputs of the same models and sets)."""
+    return other.groupby("model")[metric].mean() - base.groupby("model")[metric].mean()
+
+
+def cood_as_standard(cood: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cood_results` for the claims: its ImageNet classifiers (group
+    :data:`COOD_IMAGENET`, every non-CLIP model of the file) count as the standard group, the
+    comparison group of :func:`assess_ood_claims`."""
+    return cood.assign(group=cood["group"].replace(COOD_IMAGENET, STANDARD))
 
 
 # --------------------------------------------------------------------------- claims

@@ -34,10 +34,13 @@ from clipsafety import rules as _R
 from clipsafety.rules import Exercise
 from clipsafety.summaries import bootstrap_mean
 
-__all__ = ["CLAIMS", "KINDS", "TEMPLATE_SETS", "VALUES", "assess_prompt_claims",
-           "assess_published_ece", "check_vocabulary", "evaluate_head", "groups_of",
-           "prompt_ece_spread", "random_subsets", "resolve_template_sets", "standard_points",
-           "subset_summary", "template_set", "with_effective_robustness"]
+__all__ = ["CLAIMS", "KINDS", "PUBLISHED_UNTESTABLE", "TEMPLATE_SETS", "TUNED_ARMS", "TUNING_LR",
+           "VALUES", "arm_means", "assess_prompt_claims", "assess_published_ece",
+           "check_vocabulary", "ece_before_after", "ensemble_gain", "evaluate_head", "groups_of",
+           "head_evaluator", "metric_long", "named_heads", "prompt_ece_spread",
+           "published_claims", "random_subsets", "resolve_template_sets", "standard_points",
+           "subset_heads", "subset_intervals", "subset_summary", "subset_table", "template_set",
+           "tuned_heads", "tuning_comparison", "with_effective_robustness"]
 
 #: hand-written kinds of the world's templates (every word is in the world's vocabulary)
 KINDS: dict[str, list[str]] = {
@@ -339,6 +342,183 @@ def standard_points(records_by_set: dict, id_set: str, shifts: Sequence[str]) ->
         rows.append({"model": m, "acc_id": metrics.accuracy(r.logits, r.targets, r.label_subset),
                      "acc_shift": float(np.mean(acc_s)) if acc_s else np.nan})
     return pd.DataFrame(rows, columns=["model", "acc_id", "acc_shift"])
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's tables: one head per (model, template set, subset or tuned arm)
+
+def head_evaluator(features_by_model: dict, id_set: str, shift_sets: Sequence[str],
+                   ood_sets: Sequence[str], splits: dict, n_bins: int = 15):
+    """A function ``evaluate(model, weights) -> dict``: :func:`evaluate_head` of a head over the
+    model's cached features (``features_by_model``: ``{model: {dataset: feature record}}``) on
+    ``id_set``, the ``shift_sets`` and the ``ood_sets``, with the model's ID split from
+    ``splits`` (``{model: (fit_idx, eval_idx)}``)."""
+    def evaluate(m, W):
+        f = features_by_model[m]
+        return evaluate_head(W, f[id_set], [f[d] for d in shift_sets], [f[d] for d in ood_sets],
+                             split=splits[m], n_bins=n_bins)
+
+    return evaluate
+
+
+def _with_groups(table: pd.DataFrame, groups: dict) -> pd.DataFrame:
+    table["group"] = [groups[m] for m in table["model"]]
+    return table
+
+
+def named_heads(towers: dict, named_sets: dict, evaluate, standard: pd.DataFrame,
+                groups: dict) -> pd.DataFrame:
+    """One row per (model of ``towers``, named template set): model, arm (the set's name),
+    n_templates, atfd (:func:`clipsafety.prompt_tuning.atfd` of the head's class embeddings),
+    the ``evaluate`` metrics (:func:`head_evaluator`), ``eff_rob`` against the ``standard``
+    models' trend (:func:`with_effective_robustness`) and the model's group (``groups``).
+    Models in ``towers`` order, sets in ``named_sets`` order."""
+    from clipsafety import features
+    from clipsafety.prompt_tuning import atfd
+
+    rows = []
+    for m in towers:
+        for name, ts in named_sets.items():
+            W = features.zero_shot_weights(towers[m], ts)
+            rows.append({"model": m, "arm": name, "n_templates": len(ts),
+                         "atfd": float(atfd(W.T)), **evaluate(m, W)})
+    return _with_groups(with_effective_robustness(pd.DataFrame(rows), standard), groups)
+
+
+def subset_heads(towers: dict, pool: Sequence[str], subsets: Sequence[dict], evaluate,
+                 standard: pd.DataFrame, groups: dict) -> pd.DataFrame:
+    """One row per (model of ``towers``, random subset of :func:`random_subsets`): model, size,
+    draw, the ``evaluate`` metrics, ``eff_rob`` and group, as :func:`named_heads`. Every
+    template of ``pool`` is encoded once per model; a subset's head is the average of its
+    templates' embeddings (:func:`clipsafety.features.head_of`)."""
+    from clipsafety import features
+
+    rows = []
+    for m in towers:
+        E = features.template_embeddings(towers[m], pool)
+        for s in subsets:
+            rows.append({"model": m, "size": s["size"], "draw": s["draw"],
+                         **evaluate(m, features.head_of(E, s["index"]))})
+    return _with_groups(with_effective_robustness(pd.DataFrame(rows), standard), groups)
+
+
+#: the tuned arms: CoOp (no dispersion term) and CoOp + C-TPT (the chapter's ``ctpt_lambda``)
+TUNED_ARMS = ("coop", "ctpt")
+#: Adam's learning rate of the prompt tuning
+TUNING_LR = 5e-3
+
+
+def tuned_heads(towers: dict, models: Sequence[str], train_features, evaluate,
+                standard: pd.DataFrame, groups: dict, *, steps: int, ctpt_lambda: float,
+                seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(tuned, history)``: per model of ``models`` and arm of :data:`TUNED_ARMS`, CoOp context
+    vectors trained (:func:`clipsafety.prompt_tuning.train_prompts`, ``steps`` steps,
+    learning rate :data:`TUNING_LR`, ``seed``) on ``train_features(model)`` (the labelled
+    training set's feature record), with C-TPT's weight 0 for ``coop`` and ``ctpt_lambda`` for
+    ``ctpt``. ``tuned``: one row per (model, arm) with n_templates 0, atfd and the
+    ``evaluate`` metrics, ``eff_rob`` and group as :func:`named_heads`; ``history``: the
+    training logs with model and arm."""
+    from clipsafety.prompt_tuning import atfd, train_prompts
+
+    rows, hist = [], []
+    for m in models:
+        tr = train_features(m)
+        for arm, lam in zip(TUNED_ARMS, (0.0, float(ctpt_lambda)), strict=True):
+            res = train_prompts(towers[m].clip, towers[m].tokenizer, towers[m].classes,
+                                tr.features, tr.targets, towers[m].scale, steps=int(steps),
+                                lam=lam, lr=TUNING_LR, seed=seed)
+            W = res.learner.weights()
+            rows.append({"model": m, "arm": arm, "n_templates": 0, "atfd": float(atfd(W.T)),
+                         **evaluate(m, W)})
+            hist += [{**h, "model": m, "arm": arm} for h in res.history]
+    tuned = _with_groups(with_effective_robustness(pd.DataFrame(rows), standard), groups)
+    return tuned, pd.DataFrame(hist)
+
+
+def arm_means(*tables: pd.DataFrame, values: Sequence[str] = VALUES) -> pd.DataFrame:
+    """Mean of each of ``values`` over models, per ``arm``, over the non-empty ``tables``
+    together; arms in their order of appearance."""
+    parts = [t for t in tables if len(t)]
+    rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return rows.groupby("arm", sort=False)[list(values)].mean()
+
+
+def ece_before_after(named: pd.DataFrame, arms: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """``(both, order)``: the named-set rows twice, with ``scaling`` "before" / "after", ``ece``
+    the ECE before scaling / with the ID temperature, and ``panel`` "<arm> (<scaling>)";
+    ``order``: the panels, every arm of ``arms`` before scaling, then after."""
+    both = pd.concat([named.assign(scaling="before", ece=named["ece_before"]),
+                      named.assign(scaling="after", ece=named["ece_after"])], ignore_index=True)
+    both["panel"] = both["arm"] + " (" + both["scaling"] + ")"
+    return both, [f"{a} ({s})" for s in ("before", "after") for a in arms]
+
+
+def subset_intervals(summ: pd.DataFrame,
+                     values: Sequence[str] = ("ece_before", "ece_after")) -> pd.DataFrame:
+    """One row per subset size of :func:`subset_summary` (``size`` "<n> templates"), with
+    ``<value>``, ``<value>_lo`` and ``<value>_hi`` (mean and 2.5-97.5% range over draws) for
+    each of ``values``."""
+    wide = summ.pivot_table(index="size", columns="value", values=["mean", "lo", "hi"])
+    iv = pd.DataFrame({"size": [f"{s} templates" for s in wide.index]})
+    for v in values:
+        for k, suffix in (("mean", ""), ("lo", "_lo"), ("hi", "_hi")):
+            iv[f"{v}{suffix}"] = wide[(k, v)].to_numpy()
+    return iv
+
+
+def subset_table(summ: pd.DataFrame) -> pd.DataFrame:
+    """:func:`subset_summary` as one row per value and one column per (statistic, size),
+    rounded to 4 decimals."""
+    return (summ.assign(**{c: summ[c].round(4) for c in ("mean", "lo", "hi")})
+            .pivot_table(index="value", columns="size", values=["mean", "lo", "hi"]).round(4))
+
+
+def tuning_comparison(named: pd.DataFrame, tuned: pd.DataFrame,
+                      reference: str = "single") -> pd.DataFrame:
+    """The rows of the hand-written ``reference`` set (the template CoOp starts from) for the
+    tuned models, followed by the ``tuned`` rows."""
+    ref = named[named["model"].isin(tuned["model"]) & (named["arm"] == reference)]
+    return pd.concat([ref, tuned], ignore_index=True)
+
+
+def metric_long(table: pd.DataFrame, values: Sequence[str]) -> pd.DataFrame:
+    """``table`` (model, arm, ``values``) in long form: model, arm, metric, value."""
+    return table.melt(id_vars=["model", "arm"], value_vars=list(values), var_name="metric",
+                      value_name="value")
+
+
+def ensemble_gain(named: pd.DataFrame, ensemble: str = "openai",
+                  single: str = "single") -> pd.DataFrame | None:
+    """Per training source of the models (:func:`clipsafety.models.model_metadata`): the
+    ``mean``, ``min``, ``max`` and ``size`` over models of ID accuracy with the ``ensemble``
+    set minus with the ``single`` template (fractions). ``None`` when either set is missing."""
+    from clipsafety.models import model_metadata
+
+    w = named.pivot_table(index="model", columns="arm", values="acc_id")
+    if not {ensemble, single} <= set(w.columns):
+        return None
+    meta = model_metadata(list(dict.fromkeys(named["model"])))
+    src = dict(zip(meta["model"], meta["source"], strict=True))
+    return (w[ensemble] - w[single]).groupby(pd.Series(src)).agg(["mean", "min", "max", "size"])
+
+
+#: why LeVine et al.'s file can test the ECE claim only
+PUBLISHED_UNTESTABLE = ("LeVine et al. publish ECE per prompt only: no accuracy, no "
+                        "temperature-scaled ECE, no OOD scores and no learned prompts")
+
+
+def published_claims(spread: pd.DataFrame, source: str, ece_margin: float = 0.01,
+                     n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """The verdict rows of the published evidence, in :data:`CLAIMS` order with the ECE claim
+    first. Rule: the ECE claim is judged on LeVine et al.'s spreads
+    (:func:`assess_published_ece`), not testable when ``spread`` is empty (the file is not
+    available, or the run did not ask for it); every other claim is not testable
+    (:data:`PUBLISHED_UNTESTABLE`)."""
+    rows = [assess_published_ece(spread, source, ece_margin, n_boot, seed) if len(spread) else
+            claims.not_testable(CLAIMS["prompt-ece"], source,
+                                "the published file is not available or published=False")]
+    return rows + [claims.not_testable(c, source, PUBLISHED_UNTESTABLE)
+                   for k, c in CLAIMS.items() if k != "prompt-ece"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from clipsafety.groups import (
     MORE_DATA,
     OTHER_ROBUST,
     STANDARD,
+    group_label,
 )
 from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
@@ -48,15 +49,19 @@ from clipsafety.summaries import (
     accuracy_controlled_difference,
     bootstrap_difference,
     bootstrap_mean,
+    group_summary,
     leave_one_out,
     paired_changes,
 )
 
-__all__ = ["CLAIMS", "MVH_NETWORKS", "MVH_SOURCES", "PUBLISHED_SHAPE_FILES",
-           "assess_published_shape_claims", "assess_shape_claims", "clip_agreement",
-           "human_band", "mvh_decisions", "mvh_other_datasets", "published_shape_decisions",
+__all__ = ["CLAIMS", "COLOUR_ID_CONDITION", "MVH_NETWORKS", "MVH_SOURCES", "NETWORK_COLUMNS",
+           "PUBLISHED_SHAPE_FILES", "SHOWN_COLUMNS", "assess_published_shape_claims",
+           "assess_shape_claims", "clip_agreement", "direct_reading", "group_shape_summary",
+           "human_band", "mvh_decisions", "mvh_other_datasets", "network_kinds", "network_table",
+           "observers_with_id_accuracy", "published_networks", "published_shape_decisions",
            "published_shape_observers", "shape_bias_by_observer", "shape_bias_of_record",
-           "shape_mechanism", "shape_reading", "shape_table"]
+           "shape_mechanism", "shape_overview", "shape_reading", "shape_table", "with_human_mean",
+           "with_id_accuracy"]
 
 
 # --------------------------------------------------------------------------- published decisions
@@ -492,6 +497,97 @@ def mechanism_rows(rows: list[dict], text: str) -> list[dict]:
     """``rows`` with ``text`` appended to the evidence of each "not reproduced" row."""
     return [{**r, "evidence": f"{r['evidence']}. Check: {text}"} if r["verdict"] == NOT_REPRODUCED
             else r for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# the chapter's tables
+
+def published_networks(observers: dict) -> pd.DataFrame:
+    """The networks (not the humans) of the published observer tables ``{source:
+    published_shape_observers table}``, all sources together."""
+    allobs = pd.concat(observers.values(), ignore_index=True)
+    return allobs[allobs["group"] != HUMAN]
+
+
+#: the columns of the published networks' table the chapter shows
+NETWORK_COLUMNS = ("observer", "group", "training", "shape_bias", "lo", "hi", "cue_share",
+                   "duplicate_of")
+
+
+def network_table(networks: pd.DataFrame) -> pd.DataFrame:
+    """:func:`published_networks` with the :data:`NETWORK_COLUMNS`, highest shape bias first."""
+    return (networks[list(NETWORK_COLUMNS)].sort_values("shape_bias", ascending=False)
+            .reset_index(drop=True))
+
+
+def network_kinds(networks: pd.DataFrame) -> pd.DataFrame:
+    """Shape bias of the published non-CLIP networks (duplicates left out) per (source,
+    training): their number (``size``), ``mean``, ``min`` and ``max``."""
+    nets = networks[(networks["duplicate_of"] == "") & (networks["group"] != CLIP_ZEROSHOT)]
+    return nets.groupby(["source", "training"])["shape_bias"].agg(["size", "mean", "min", "max"])
+
+
+#: model-vs-human's colour experiment: the condition of unaltered colour images (the ID accuracy
+#: of a published observer)
+COLOUR_ID_CONDITION = "cr"
+
+
+def observers_with_id_accuracy(observers: pd.DataFrame, colour: pd.DataFrame) -> pd.DataFrame:
+    """A source's published observers (duplicates left out; ``observer`` renamed ``model``) with
+    ``id_acc``: each observer's accuracy on the unaltered colour images
+    (:data:`COLOUR_ID_CONDITION`) of the ``colour`` experiment's decisions
+    (:func:`shape.accuracy_by_condition`), NaN where it has none."""
+    col = accuracy_by_condition(colour)
+    id_acc = col[col["condition"] == COLOUR_ID_CONDITION].set_index("observer")["accuracy"]
+    obs = observers.rename(columns={"observer": "model"})
+    return obs[obs["duplicate_of"] == ""].assign(id_acc=lambda d: d["model"].map(id_acc))
+
+
+def with_id_accuracy(shape: pd.DataFrame, records: dict) -> pd.DataFrame:
+    """``shape`` (:func:`shape_table`) with ``id_acc``: each model's top-1 accuracy on its ID
+    record (``records``: ``{model: record}``; :func:`metrics.accuracy` on the record's label
+    subset), NaN for a model without one."""
+    return shape.assign(id_acc=shape["model"].map(
+        {m: metrics.accuracy(r.logits, r.targets, r.label_subset) for m, r in records.items()}))
+
+
+#: what a reader compares in the live table (the full table, with hashes and training losses,
+#: is in the recorded outputs)
+SHOWN_COLUMNS = ("model", "group", "source", "samples", "reading", "shape_bias", "shape_hits",
+                 "texture_hits", "cue_share", "id_acc")
+
+
+def shape_overview(shape: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`SHOWN_COLUMNS` of ``shape`` that it has."""
+    return shape[[c for c in SHOWN_COLUMNS if c in shape]]
+
+
+def direct_reading(shape: pd.DataFrame, direct: pd.DataFrame) -> pd.DataFrame:
+    """Per zero-shot CLIP of ``direct`` (:func:`shape_table` with a head over the 16
+    cue-conflict class names): its shape bias and reading in ``shape`` (the 1000-way head and
+    the mapping) beside the direct ones (``shape_bias_direct``, ``reading_direct``)."""
+    clip_ids = list(shape.loc[shape["group"] == CLIP_ZEROSHOT, "model"])
+    return shape[shape["model"].isin(clip_ids)][["model", "shape_bias", "reading"]].merge(
+        direct[["model", "shape_bias", "reading"]], on="model", suffixes=("", "_direct"))
+
+
+def group_shape_summary(shape: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per group of ``shape``: number of models, mean shape bias and its bootstrap interval over
+    models (:func:`summaries.group_summary`), the group named by its display label
+    (:func:`clipsafety.groups.group_label`)."""
+    summary = group_summary(shape.assign(all="all"), "shape_bias", by=["all"], n_boot=n_boot,
+                            seed=seed).drop(columns="all")
+    summary["group"] = summary["group"].map(group_label)
+    return summary
+
+
+def with_human_mean(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """:func:`mvh_other_datasets`' accuracy table with the humans replaced by their mean per
+    (dataset, condition, order), as one observer "humans (mean)" of group human."""
+    hum = accuracy[accuracy["group"] == HUMAN].groupby(["dataset", "condition", "order"])[
+        "accuracy"].mean()
+    return pd.concat([accuracy[accuracy["group"] != HUMAN],
+                      hum.reset_index().assign(observer="humans (mean)", group=HUMAN)])
 
 
 # --------------------------------------------------------------------------------------------
