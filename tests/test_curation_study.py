@@ -14,10 +14,8 @@ from clipsafety.synth import curation as C
 from clipsafety.synth import raw_pool
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_chapters_factors_shape import ROOT, _charts, run_chapter  # noqa: E402
-
-needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
-                               reason="zoo not built")
+from conftest import needs_zoo  # noqa: E402
+from test_chapters_factors_shape import _charts, run_chapter  # noqa: E402
 
 
 def test_residuals_match_numpy_polyfit():

@@ -14,11 +14,10 @@ from clipsafety import book, finetune
 from clipsafety.studies import finetuning as S
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_chapters_factors_shape import MIRROR, ROOT, _charts, run_chapter  # noqa: E402
+from test_chapters_factors_shape import MIRROR, _charts, run_chapter  # noqa: E402
 
 PARENT = "zoo:clip-convnext-wit-10k"
-needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
-                               reason="zoo not built")
+from conftest import needs_zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

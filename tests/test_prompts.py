@@ -10,11 +10,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_chapters_factors_shape import MIRROR, ROOT, _charts, run_chapter  # noqa: E402
+from test_chapters_factors_shape import MIRROR, _charts, run_chapter  # noqa: E402
 
 CLIP = "zoo:clip-resnet-wit-10k"
-needs_zoo = pytest.mark.skipif(not (ROOT / "data" / "zoo" / "catalog.csv").is_file(),
-                               reason="zoo not built")
+from conftest import needs_zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
