@@ -487,7 +487,7 @@ def calibration_medians(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = "the synthetic world and the tiny model zoo: what is put in, and what emerges."
+ABOUT = "what the synthetic world puts in, what emerges from it, and a card per zoo model."
 
 PARAMETER_RULES = {
     "n_examples": _R.ints(1, "example images per set"),

@@ -783,7 +783,7 @@ def published_claims(source: str, coverage: pd.DataFrame | None = None,
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = "calibration, before and after temperature scaling (section 6)."
+ABOUT = "ECE and NLL before and after temperature scaling, in distribution and under shift."
 
 PARAMETER_RULES = {
     **_R.LIVE, "id_dataset": _R.dataset, "shifts": _R.datasets,

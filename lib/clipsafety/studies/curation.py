@@ -514,8 +514,8 @@ __all__ = ["ARCHS", "CLAIMS", "CURATIONS", "DATACOMP_COLUMNS", "T_AT_BOUND", "ab
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = ("data curation and calibration: how filtering, balancing and selecting a CLIP's "
-         "training data moves its calibration (an open question).")
+ABOUT = ("how filtering, balancing and selecting a CLIP's training data moves its calibration "
+         "(an open question).")
 
 
 def _fractions_rule(v, params):

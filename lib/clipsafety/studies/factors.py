@@ -637,7 +637,7 @@ def decision_effective_robustness(testbed_long: pd.DataFrame, decision_long: pd.
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = "robustness to visual factors (paper section 4.1, ImageNet-X)."
+ABOUT = "ImageNet-X's factors of variation: on which is zero-shot CLIP more or less robust than ImageNet models?"
 
 
 def _factors_rule(v, params):

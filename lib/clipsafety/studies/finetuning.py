@@ -526,8 +526,7 @@ __all__ = ["CLAIMS", "DEFAULT_PARENTS", "PUBLISHED_NAMES", "REAL_PATH", "RECIPES
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = ("fine-tuning and OOD detection: which recipe keeps zero-shot CLIP's detection "
-         "(an open question).")
+ABOUT = "which fine-tuning recipe keeps zero-shot CLIP's OOD detection (an open question)."
 
 
 def _parents_rule(v, params):

@@ -238,8 +238,7 @@ def untested_rows(shifts, source: str, why: str) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = ("the robustness landscape — accuracy under shift against ImageNet accuracy, and "
-         "CLIP's effective robustness (published tables).")
+ABOUT = "accuracy under shift against ImageNet accuracy, and CLIP's effective robustness (published tables and the zoo)."
 
 #: the published tables of the landscape (the readers of clipsafety.published.landscape_long)
 LANDSCAPE_SOURCES = ("timm", "open_clip", "imagenet-testbed")

@@ -493,7 +493,7 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = "out-of-distribution detection (section 5)."
+ABOUT = "does CLIP notice inputs that belong to none of its classes (MCM and other scores; NINCO, C-OOD)?"
 
 PARAMETER_RULES = {
     **_R.LIVE, "id_dataset": _R.dataset, "ood_sets": _R.datasets,

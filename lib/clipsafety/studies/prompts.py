@@ -524,8 +524,8 @@ def published_claims(spread: pd.DataFrame, source: str, ece_margin: float = 0.01
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = ("test-time prompts and the three safety objectives: hand-written, random and tuned "
-         "prompts against calibration, OOD detection and robustness (an open question).")
+ABOUT = ("hand-written, random and tuned prompts against calibration, OOD detection and "
+         "robustness (an open question).")
 
 
 def _subset_sizes_rule(v, params):

@@ -593,7 +593,7 @@ def with_human_mean(accuracy: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
 
-ABOUT = "shape versus texture (section 4.2, cue-conflict)."
+ABOUT = "cue-conflict images: does CLIP decide by shape rather than texture?"
 
 PARAMETER_RULES = {**_R.LIVE, "id_dataset": _R.dataset}
 
