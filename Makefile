@@ -27,17 +27,33 @@ export PYTHONUNBUFFERED := 1
 # AVX2 ones, so every command runs numpy without its AVX-512 dispatch (no effect elsewhere).
 export NPY_DISABLE_CPU_FEATURES ?= X86_V4 AVX512_ICL AVX512_SPR
 
-.PHONY: book test test-full chapter zoo bench venv venv-cpu clean lint lock
+.PHONY: book test test-full chapter zoo bench venv venv-install venv-cpu clean lint lock
 
-venv: $(STAMP)
+# The venv is current when its stamp holds the hash of the pins and the package metadata it
+# was set up from (their contents, not their file times: a fresh clone of the same pins finds
+# a shared venv current). A venv whose editable install points at another checkout is never
+# reinstalled into (that would re-point every checkout sharing it): make refuses and says why.
+# Every command runs this checkout's own library (PYTHONPATH), shared venv or not.
+ENV_HASH := $(shell cat requirements.lock pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+HERE := $(realpath .)
+export PYTHONPATH := $(HERE)/lib$(if $(PYTHONPATH),:$(PYTHONPATH))
+venv_owner = $(shell [ -x $(PY) ] && PYTHONPATH= $(PY) -c "import importlib.util as u, pathlib as p; s = u.find_spec('clipsafety'); print(p.Path(s.origin).resolve().parents[2] if s and s.origin else '')" 2>/dev/null)
 
-$(STAMP): requirements.lock pyproject.toml
+venv:
+	@if [ -x $(PY) ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$(ENV_HASH)" ]; then exit 0; fi; \
+	owner="$(venv_owner)"; \
+	if [ -n "$$owner" ] && [ "$$owner" != "$(HERE)" ]; then \
+	  echo "error: $(VENV) was set up by the checkout $$owner (its editable install points there) from other pins than this checkout's requirements.lock / pyproject.toml; refusing to reinstall into it, which would re-point it away from $$owner. Run make in $$owner, or give this checkout its own venv: rm $(VENV) (a link) and run make again." >&2; \
+	  exit 2; fi; \
+	$(MAKE) --no-print-directory venv-install
+
+venv-install:
 	@echo "== setting up $(VENV) (pinned in requirements.lock; first time takes a few minutes)"
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	@touch $@
+	@echo $(ENV_HASH) > $(STAMP)
 
 # Workshop laptops: the pins of requirements.lock with PyTorch's CPU-only wheels, without the
 # CUDA libraries (nvidia-*, cuda-*, triton) that the default Linux wheels pull in.
@@ -53,36 +69,36 @@ venv-cpu: requirements.lock pyproject.toml
 	grep -vE '^(nvidia-|cuda-|triton==)' requirements.lock > $(VENV)/requirements-cpu.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements-cpu.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	@touch $(STAMP)
+	@echo $(ENV_HASH) > $(STAMP)
 
-book: $(STAMP)
+book: venv
 	$(PY) -m clipsafety.book build --jobs $(BOOK_JOBS)
 
-chapter: $(STAMP)
+chapter: venv
 	@[ -n "$(NAME)" ] || { echo "usage: make chapter NAME=<chapter> PARAMS='-p key value ...'"; exit 2; }
 	$(PY) -m clipsafety.book chapter $(NAME) $(PARAMS)
 
-test: $(STAMP)
+test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # also the chapters at their defaults over the whole zoo (tens of minutes on a cold store)
-test-full: $(STAMP)
+test-full: venv
 	CLIPSAFETY_FULL_TESTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-zoo: $(STAMP)
+zoo: venv
 	$(PY) -m clipsafety.zoo.train $(ZOO_ARGS)
 
-bench: $(STAMP)
+bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-lint: $(STAMP)
+lint: venv
 	$(PY) -m ruff check lib tests bench analyses
 
 clean:
 	rm -rf book/_build book/chapters book/_assets/data .cache
 
 # refresh the pins from the current .venv (after adding a dependency), then environment.yml
-lock: $(STAMP)
+lock: venv
 	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
 	$(PY) -m clipsafety.envfile
-	@touch $(STAMP)
+	@cat requirements.lock pyproject.toml | sha256sum | cut -c1-16 > $(STAMP)

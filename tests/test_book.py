@@ -265,3 +265,45 @@ def test_the_findings_page_lists_the_chapters_of_the_table_of_contents(tmp_path,
     assert "factors" not in text and "findings`" not in text
     assert contents.toc_chapters() == ["findings", "ood", "curation"]
     assert contents.claim_chapters() == ["ood", "curation"]
+
+
+def test_ctrl_c_during_a_chapter_prints_one_line_keeps_the_page_and_its_temp_folder_goes(
+        tiny_book, monkeypatch, capsys):
+    """An interrupted chapter: exit 130 with one line, the previous page byte for byte, and no
+    ``clipsafety-<chapter>-*`` folder left in the temporary directory."""
+    import tempfile
+
+    import papermill
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_book / "tmp"))
+    (tiny_book / "tmp").mkdir()
+    monkeypatch.setattr(executor, "build_site", lambda: 0)
+    assert book.main(["chapter", "tiny"]) == 0
+    page = (toc.CHAPTERS / "tiny.ipynb").read_bytes()
+    capsys.readouterr()
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    assert book.main(["chapter", "tiny", "-p", "n", "4"]) == 130
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+    assert "interrupted" in err and "kept" in out
+    assert (toc.CHAPTERS / "tiny.ipynb").read_bytes() == page
+    assert list((tiny_book / "tmp").iterdir()) == []
+
+
+def test_make_chapter_on_a_fresh_clone_runs_the_chapter_and_says_to_build_the_book(
+        tiny_book, monkeypatch, capsys):
+    """Before `make book`, the other chapters have no page, so the strict site build would
+    fail on their links: the chapter runs, the site is left alone, the message says what to do,
+    and the exit status is 0."""
+    (tiny_book / "analyses" / "tiny2.py").write_text(CHAPTER)
+    built = []
+    monkeypatch.setattr(executor, "build_site", lambda: built.append(1) or 0)
+    assert book.main(["chapter", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert (toc.CHAPTERS / "tiny.ipynb").exists() and built == []
+    assert "run `make book` once" in out and "tiny2" in out
+    assert book.main(["chapter", "tiny2"]) == 0 and built == [1]  # now every chapter has a page

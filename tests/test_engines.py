@@ -119,3 +119,24 @@ def test_plan_reads_resources_from_the_catalog():
     big = engines.plan_tasks(["openclip:ViT-bigG-14@laion2b_s39b_b160k"], DATASETS, OPTIONS, gpu=True)
     assert big[0].resolution == 224 and big[0].memory > tasks[0].memory
     assert engines.plan_tasks(MODELS[:1], DATASETS, OPTIONS, gpu=False)[0].num_gpus == 0
+
+
+def test_an_unreachable_ray_address_fails_fast_naming_it(tmp_path, capsys):
+    """``--address`` where nothing listens: Ray itself would retry for ever, printing "Failed
+    to connect to GCS"; the run stops within seconds with the address and what to do, and
+    nothing is computed."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.monotonic()
+    code = main(["eval", "--engine", "ray", "--address", f"127.0.0.1:{port}", "--models",
+                 MODELS[0], "--datasets", "synth:id-test", "--store", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 1 and time.monotonic() - t0 < 30
+    assert f"--address '127.0.0.1:{port}': nothing answers" in err and "ray start --head" in err
+    assert not (tmp_path / "s" / "records").exists() or not any((tmp_path / "s" / "records").iterdir())
+    with pytest.raises(engines.EngineError, match="is not an address"):
+        engines.probe_address("no-port-here")

@@ -237,7 +237,26 @@ def _one_line_warnings():
     warnings.showwarning = show
 
 
+def _terminate(signum, frame):
+    """SIGTERM stops a run as Ctrl-C does (finished records stay in the store)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import warnings
 

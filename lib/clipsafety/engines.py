@@ -339,6 +339,35 @@ def _remote(ray, max_retries: int):
     return ray.remote(max_retries=max_retries, retry_exceptions=list(TRANSIENT))(eval_task)
 
 
+#: seconds to wait for a Ray cluster's port to answer before giving up on ``--address``
+CONNECT_TIMEOUT = 10.0
+
+
+def probe_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise :class:`EngineError` naming ``address`` unless something listens there.
+
+    ``ray.init`` retries an unreachable ``HOST:PORT`` for ever, printing "Failed to connect to
+    GCS" and ignoring Ctrl-C; a plain TCP connection with a timeout answers first. ``auto``
+    (the cluster this machine belongs to) is left to Ray."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise EngineError(f"--address {address!r} is not an address; expected auto, HOST:6379 "
+                          "or ray://HOST:10001.")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise EngineError(f"--address {address!r}: nothing answers at {host}:{port} within "
+                          f"{timeout:g} s ({type(e).__name__}: {e}); start a cluster there "
+                          "(ray start --head) or check the address (auto, HOST:6379 or "
+                          "ray://HOST:10001).") from e
+
+
 def connect(address: str | None = None, num_cpus: int | None = None):
     """Initialise Ray unless it is: ``address`` (``auto``, ``ray://host:10001``, ``host:6379``)
     or, without one, a local cluster on this machine. The ``CLIPSAFETY_*`` variables of this
@@ -347,6 +376,8 @@ def connect(address: str | None = None, num_cpus: int | None = None):
 
     if ray.is_initialized():
         return False
+    if address is not None:
+        probe_address(address)
     env = {k: v for k, v in os.environ.items() if k.startswith("CLIPSAFETY_") and k != CRASH_ENV}
     kw = {"runtime_env": {"env_vars": env}} if address else {"num_cpus": num_cpus,
                                                              "include_dashboard": False}

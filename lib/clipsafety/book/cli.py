@@ -32,7 +32,33 @@ command exits non-zero naming the failed chapters.
 """
 
 
+def _terminate(signum, frame):
+    """SIGTERM ends a run as Ctrl-C does: the chapter's temporary folder is removed and the
+    previous page kept (see :func:`main`)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; Ctrl-C (or SIGTERM) prints one line and exits 130, the built pages
+    kept and no temporary folder left."""
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave the handler alone
+        previous = None
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("clipsafety.book: interrupted; the pages built before are kept, and a rerun "
+              "re-executes what did not finish.", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m clipsafety.book", description=USAGE,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -59,6 +59,11 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
                 log_output=False, cwd=str(toc.ROOT), report_mode=False,
                 kernel_manager_class=_ipc_kernel_manager(Path(tmp)),
             )
+        except KeyboardInterrupt:  # the temporary folder goes with the context; page kept
+            kept = "the previous page is kept" if out_nb.exists() else "no page was written"
+            print(f"{index} {chapter.name}: interrupted after {time.time() - t0:.1f} s ({kept}).",
+                  flush=True)
+            raise
         except Exception as exc:  # keep the previous notebook; report and carry on
             seconds = time.time() - t0
             kept = "the previous executed notebook is kept" if out_nb.exists() else "no notebook"
@@ -144,7 +149,10 @@ def _run_env() -> None:
 def _execute_job(job: tuple) -> tuple[str, str]:
     """One chapter of a parallel build (a worker process): ``(name, status)``."""
     ch, params, env, force, index = job
-    return ch.name, execute(ch, params, env, force=force, index=index)[0]
+    try:
+        return ch.name, execute(ch, params, env, force=force, index=index)[0]
+    except KeyboardInterrupt:  # a worker of a parallel build: one line (execute's), no traceback
+        return ch.name, "interrupted"
 
 
 def build_jobs(jobs: int | None) -> int:
@@ -191,6 +199,8 @@ def build(force: bool = False, only: list[str] | None = None,
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with ProcessPoolExecutor(max_workers=min(jobs, len(first)), mp_context=ctx) as ex:
             done = list(ex.map(_execute_job, work[:len(first)]))
+        if any(status == "interrupted" for _, status in done):
+            raise KeyboardInterrupt
         failed += [name for name, status in done if status == "failed"]
         work = work[len(first):]
     for job in work:
@@ -216,9 +226,17 @@ def check_chapter_params(name: str, pairs: list[tuple[str, str]]) -> tuple[Chapt
     return ch, params
 
 
+def unbuilt_chapters() -> list[str]:
+    """Chapters of the book without an executed notebook (a fresh clone before ``make book``)."""
+    return [c.name for c in chapters() if not (toc.CHAPTERS / f"{c.name}.ipynb").exists()]
+
+
 def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> int:
     """Re-execute one chapter with ``pairs`` (``-p key value``) and rebuild the site; a bad
-    parameter prints the error and returns 2 with nothing run."""
+    parameter prints the error and returns 2 with nothing run. Where other chapters have never
+    been executed (a fresh clone), the site is not built (its pages link to each other, so the
+    strict build would fail): the chapter's notebook is kept and the message says to run
+    ``make book`` once."""
     try:
         ch, params = check_chapter_params(name, pairs)
     except ParameterError as exc:
@@ -226,8 +244,17 @@ def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> 
         return 2
     _run_env()
     status, _ = execute(ch, params, cache.environment_fingerprint(), force=force, index="[1/1]")
-    rc = build_site()
-    return 1 if status == "failed" else rc
+    if status == "failed":
+        return 1
+    missing = unbuilt_chapters()
+    if missing:
+        print(f"{name}: executed ({os.path.relpath(toc.CHAPTERS / (name + '.ipynb'))}); the site "
+              f"is not built because {len(missing)} chapter(s) never ran here "
+              f"({', '.join(missing)}): run `make book` once, then `make chapter` rebuilds it.",
+              flush=True)
+        return 0
+    return build_site()
 
 
-__all__ = ["build", "build_jobs", "check_chapter_params", "execute", "run_chapter"]
+__all__ = ["build", "build_jobs", "check_chapter_params", "execute", "run_chapter",
+           "unbuilt_chapters"]
