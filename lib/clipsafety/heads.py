@@ -68,11 +68,36 @@ class NamedClasses(list):
         self.label_space = label_space
 
 
+def normalized_classname(name: str) -> str:
+    """A class name as a CLIP text tower reads it: case, ``_`` vs space and repeated spaces
+    ignored (``"Ice_Cream"`` and ``"ice  cream"`` give the same prompts' embeddings)."""
+    return " ".join(str(name).replace("_", " ").split()).casefold()
+
+
+def _refuse_colliding_names(names: Sequence[str], label_space: str) -> None:
+    """ValueError when two of a dataset's class names are the same once normalised
+    (:func:`normalized_classname`): the head would get two identical columns and split each
+    image's score between them."""
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names):
+        j = seen.setdefault(normalized_classname(n), i)
+        if j != i:
+            raise ValueError(
+                f"class names {j} {names[j]!r} and {i} {n!r} of label space {label_space!r} are the "
+                f"same name once case and '_' vs space are ignored ({normalized_classname(n)!r}): a "
+                "zero-shot head built from them would have two identical columns. Merge the two "
+                "classes (for a folder: dataset, their folders) or rename one.")
+
+
 def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str], str]:
     """``(class names, label-space name)``; ``None`` means ImageNet-1k.
 
     A list of names gets the label space ``"custom-<8 hex of its sha256>"`` (a
-    :class:`NamedClasses` list keeps its own name).
+    :class:`NamedClasses` list keeps its own name). A dataset's own names (a
+    :class:`NamedClasses` list) that collide after normalisation (:func:`normalized_classname`:
+    ``cat``/``Cat``, ``ice_cream``/``ice cream``) are refused with a ``ValueError``. Other lists
+    are taken as given (open_clip's ImageNet names themselves repeat ``missile`` and
+    ``sunglasses``).
     """
     if classnames is None:
         classnames = "imagenet-1k"
@@ -82,6 +107,7 @@ def resolve_classnames(classnames: str | Sequence[str] | None) -> tuple[list[str
     if not names:
         raise ValueError("classnames is empty; expected at least one class name")
     if getattr(classnames, "label_space", None):
+        _refuse_colliding_names(names, classnames.label_space)
         return names, classnames.label_space
     digest = hashlib.sha256(json.dumps(names).encode()).hexdigest()[:8]
     return names, f"custom-{digest}"

@@ -28,14 +28,22 @@ Conventions:
   of the model-soups / WiSE-FT evaluation code).
 - Cue-conflict: label space ``"cue-conflict-16"``, target = shape class; ``meta()`` has the
   texture class and a ``same_class`` flag (kept in the data, excluded from shape bias).
-- Unreadable images are not this module's concern beyond :func:`load_rgb`: it decodes
-  grayscale, CMYK, RGBA and palette images to RGB and raises :class:`BadImage` for corrupt or
-  truncated files; :func:`clipsafety.predict` skips those and lists them in the manifest.
+- Unreadable images are not this module's concern beyond :func:`load_rgb` and
+  :class:`FolderSpec`: they decode grayscale, CMYK, RGBA and palette images to RGB and raise
+  :class:`BadImage` for any file that cannot be read or decoded (corrupt, truncated, a
+  dangling link, no permission, a header claiming more pixels than PIL decodes safely, a file
+  name that is not UTF-8, whose id gets ``\\xNN`` escapes); :func:`clipsafety.predict` skips
+  those and lists them in the manifest, and the other images of the set are scored as usual.
+- ``folder:PATH`` refuses (:class:`LayoutError`) an image reachable under two class folders
+  (a class folder symlinked to the root or to another class; real paths compared), plain
+  class names that are the same once case and ``_`` vs space are ignored, and a single
+  plain-named class; a ``~user`` that cannot be expanded is an :class:`InvalidDatasetId`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from clipsafety.datasets.real import (
@@ -56,6 +64,7 @@ from clipsafety.datasets.registry import (
     KINDS,
     REGISTRY,
     DatasetEntry,
+    InvalidDatasetId,
     UnknownDataset,
     add,
     lookup,
@@ -63,8 +72,25 @@ from clipsafety.datasets.registry import (
 )
 from clipsafety.records import DatasetSpec
 
-add(DatasetEntry("folder:PATH", lambda dataset_id: user_folder(
-    dataset_id, Path(dataset_id.split(":", 1)[1]).expanduser()),
+
+def _expand(path: str, what: str, example: str = "folder:/home/me/my-classes") -> Path:
+    """``Path(path).expanduser()``, or :class:`InvalidDatasetId` naming ``what`` and the path
+    when its ``~user`` cannot be expanded (no such user, no home directory)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError as e:
+        head = str(path).split("/", 1)[0]
+        raise InvalidDatasetId(
+            f"{what}: cannot expand {head!r} in the path {str(path)!r} ({e}): no such user or no "
+            f"home directory on this machine. Write the folder's full path instead, e.g. "
+            f"{example}.") from None
+
+
+def _folder_builder(dataset_id: str) -> DatasetSpec:
+    return user_folder(dataset_id, _expand(dataset_id.split(":", 1)[1], dataset_id))
+
+
+add(DatasetEntry("folder:PATH", _folder_builder,
     "your own folder of class folders (ImageNet wnids or class names)", "custom", None,
     source="folder", pattern=r"folder:.*"))
 
@@ -77,7 +103,23 @@ def _synth_builder(dataset_id: str, **kw) -> DatasetSpec:
         from clipsafety.zoo import reference_scorer
 
         kw["reference"] = reference_scorer(ref)
-    return synth.get_dataset(dataset_id.split(":", 1)[1], **kw)
+    try:
+        return synth.get_dataset(dataset_id.split(":", 1)[1], **kw)
+    except UnknownDataset:
+        raise
+    except KeyError as e:  # synth's own "unknown" error: the registry's kind, naming the id
+        raise UnknownDataset(f"{dataset_id}: {e.args[0] if e.args else 'unknown synthetic dataset'}"
+                             ) from None
+
+
+def _curated_pattern(sd) -> str:
+    """``synth:<a synthetic set>@<filter>[+<filter>...]``: only ids the curation can read,
+    so the registry's check (the CLI's, before any work) refuses what the builder would."""
+    from clipsafety.synth.curation import ID_FILTERS
+
+    sets = "|".join(re.escape(r.id) for r in sd.SYNTH_SETS)
+    part = "|".join([*(re.escape(f) for f in sorted(ID_FILTERS, key=len, reverse=True)), r"random-\d+"])
+    return rf"synth:(?:{sets})@(?:{part})(?:\+(?:{part}))*"
 
 
 def _register_synth() -> None:
@@ -88,7 +130,7 @@ def _register_synth() -> None:
                          annotations=row.annotations, source="synth"))
     add(DatasetEntry(f"synth:{sd.CURATED_PATTERN}", _synth_builder, sd.CURATED_DESCRIPTION, "train",
                      "synth", annotations="synth-factors", source="synth",
-                     pattern=r"synth:[^@]+@.+", listed=False))
+                     pattern=_curated_pattern(sd), listed=False))
 
 
 _register_synth()
@@ -105,8 +147,12 @@ def list_datasets(include_synth: bool = True, kind: str | None = None) -> list[s
 
 def dataset_info(dataset_id: str) -> DatasetEntry:
     """The registry entry of ``dataset_id`` (``dataset_info("imagenet:r").kind == "shift"``);
-    raises :class:`UnknownDataset` with the nearest ids."""
-    return lookup(dataset_id, list_datasets())
+    raises :class:`UnknownDataset` with the nearest ids, and :class:`InvalidDatasetId` for a
+    ``folder:~user/...`` path whose ``~user`` cannot be expanded."""
+    entry = lookup(dataset_id, list_datasets())
+    if entry.source == "folder":
+        _expand(dataset_id.split(":", 1)[1], dataset_id)
+    return entry
 
 
 DATA_ROOT_ENV = "CLIPSAFETY_DATA_ROOT"
@@ -125,7 +171,7 @@ def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> list[str]
     if not base:
         raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
                           f"holds {entry.folders[0]}/) or set CLIPSAFETY_DATA_ROOT.")
-    base = Path(base).expanduser()
+    base = _expand(base, f"{dataset_id}: data_root", "data_root='/home/me/data'")
     return [str(t) for t in [base / s for s in entry.folders] + [base]]
 
 
@@ -164,6 +210,6 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
 
 __all__ = [
     "ANNOTATIONS", "DATA_ROOT_ENV", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
-    "FolderSpec", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
+    "FolderSpec", "InvalidDatasetId", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
     "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from clipsafety.datasets.registry import register
-from clipsafety.heads import imagenet_classnames
+from clipsafety.heads import imagenet_classnames, normalized_classname
 from clipsafety.records import DatasetSpec
 from clipsafety.shape import CUE_CONFLICT_CLASSES, parse_cue_conflict_name
 
@@ -30,7 +30,9 @@ class LayoutError(FileNotFoundError):
 
 
 class BadImage(OSError):
-    """An image file that cannot be decoded (corrupt, truncated, not an image)."""
+    """An image file that cannot be read or decoded (corrupt, truncated, not an image, too
+    large to decode safely, unreadable, a dangling link, a file name that is not UTF-8):
+    :func:`clipsafety.predict` skips it and lists it in the record's ``manifest["skipped"]``."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -59,7 +61,8 @@ def subset_indices(which: str) -> list[int]:
 def load_rgb(path: str | os.PathLike, crop: int = 0):
     """Decode an image file to an RGB ``PIL.Image`` (grayscale/CMYK/RGBA/palette converted;
     transparency dropped). ``crop`` removes that many pixels from every side.
-    Raises :class:`BadImage` for corrupt or truncated files."""
+    Raises :class:`BadImage` for corrupt, truncated or unreadable files and for images whose
+    header claims more pixels than PIL decodes safely (``DecompressionBombError``)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -70,7 +73,7 @@ def load_rgb(path: str | os.PathLike, crop: int = 0):
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 im = im.point(lambda v: v / 256).convert("L")
             rgb = im.convert("RGB") if im.mode != "RGB" else im.copy()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise BadImage(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
     if crop:
         w, h = rgb.size
@@ -86,6 +89,26 @@ def _list_images(folder: Path) -> list[Path]:
         out += [Path(dirpath) / f for f in sorted(filenames)
                 if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith(".")]
     return out
+
+
+def _sample_id(path: Path, root: Path) -> str:
+    """The sample id of ``path``: its POSIX path relative to ``root``. A file name that is not
+    valid UTF-8 (read by Python as lone surrogates) gets its bytes written as ``\\xNN`` escapes,
+    so the id is text a record can hold; :class:`FolderSpec` skips such a file by name."""
+    rel = path.relative_to(root).as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+    return rel
+
+
+def _utf8_name(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _subdirs(folder: Path) -> list[str]:
@@ -111,7 +134,13 @@ class FolderSpec(DatasetSpec):
         self.dataset_id = dataset_id
         self.root = Path(root)
         self.files = [Path(f) for f in files]
-        self.ids = [f.relative_to(self.root).as_posix() for f in self.files]
+        self.ids = [_sample_id(f, self.root) for f in self.files]
+        #: positions of files whose names are not valid UTF-8: skipped as unreadable
+        self._bad_names = {i for i, f in enumerate(self.files) if not _utf8_name(f)}
+        if not _utf8_name(self.root):
+            raise LayoutError(f"{os.fsencode(self.root)!r}: the dataset folder's path is not valid "
+                              "UTF-8; sample ids and records are text. Rename the folder (or link "
+                              "it from a UTF-8 path) and use that path.")
         self.targets = np.asarray(targets, dtype=np.int64)
         self.label_space = label_space
         self.classes = classes
@@ -130,17 +159,51 @@ class FolderSpec(DatasetSpec):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        return load_rgb(self.files[i], crop=self.crop), int(self.targets[i]), self.ids[i]
+        """``(RGB image, target, id)``; raises :class:`BadImage` (which
+        :func:`clipsafety.predict` skips and lists) for any file that cannot be read or
+        decoded, whatever the reason."""
+        from PIL import Image
+
+        if i in self._bad_names:
+            raise BadImage(f"{self.ids[i]}: the file name is not valid UTF-8 (bytes "
+                           f"{os.fsencode(self.files[i].name)!r}); sample ids are text, so the file "
+                           "is skipped. Rename it to a UTF-8 name to include it.")
+        try:
+            img = load_rgb(self.files[i], crop=self.crop)
+        except BadImage:
+            raise
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise BadImage(f"{self.files[i]}: cannot read image ({type(e).__name__}: {e})") from e
+        return img, int(self.targets[i]), self.ids[i]
+
+    def _digests(self) -> list[str]:
+        """Content digest of each file (:func:`clipsafety.files.content_digests`); a file that
+        cannot be read (a dangling link, no permission) or whose name is not UTF-8 gets
+        ``"unreadable:<reason>"`` instead, so the manifest still identifies the data and the
+        image is skipped at inference rather than failing the whole dataset."""
+        from clipsafety.files import content_digests
+
+        good = [f for i, f in enumerate(self.files) if i not in self._bad_names]
+        try:
+            digests = content_digests(good)
+        except OSError:
+            digests = []
+            for f in good:
+                try:
+                    digests += content_digests([f])
+                except OSError as e:
+                    digests.append(f"unreadable:{type(e).__name__}")
+        it = iter(digests)
+        return ["unreadable:file-name-not-utf-8" if i in self._bad_names else next(it)
+                for i in range(len(self.files))]
 
     def manifest(self) -> dict:
         """Identifies the data exactly: ids, targets and each file's content digest (sha256 of
         its bytes, :func:`clipsafety.files.content_digests`: computed once per file and cached
         by path, size, mtime, ctime and inode), label space, crop. An image whose bytes change,
         even at the same size, changes the manifest and so the store key."""
-        from clipsafety.files import content_digests
-
         h = hashlib.sha256()
-        for rel, t, d in zip(self.ids, self.targets.tolist(), content_digests(self.files)):
+        for rel, t, d in zip(self.ids, self.targets.tolist(), self._digests()):
             h.update(f"{rel}\t{t}\t{d}\n".encode())
         return {"dataset_id": self.dataset_id, "layout": self.layout, "n": len(self),
                 "label_space": self.label_space, "target_space": self.target_space,
@@ -221,7 +284,7 @@ def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
             raise LayoutError(f"{dataset_id}: expected {layout}; found no ILSVRC2012_val_*.JPEG files. "
                               f"{_describe(root)}")
         targets = [int(labels[f.name]) for f in files]
-    ids = [f.relative_to(root).as_posix() for f in files]
+    ids = [_sample_id(f, root) for f in files]
     return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
                       classes=imagenet_classnames(), layout=layout,
                       meta=lambda: _imagenet_x_meta(ids))
@@ -308,7 +371,7 @@ def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
         files += imgs
         targets += [cls_index[label]] * len(imgs)
         folders += [folder] * len(imgs)
-    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files], "folder": folders})
+    meta = pd.DataFrame({"id": [_sample_id(f, root) for f in files], "folder": folders})
     subset = sorted({i for cols in label_map for i in cols})
     return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
                       classes=imagenet_classnames(), label_subset=subset, layout=layout,
@@ -323,7 +386,7 @@ def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
 
     layout = "<root>/<wnid>/*.jpg (all samples are OOD: target -1)"
     files, wn = _wnid_folders(dataset_id, root, None, layout)
-    meta = pd.DataFrame({"id": [f.relative_to(root).as_posix() for f in files],
+    meta = pd.DataFrame({"id": [_sample_id(f, root) for f in files],
                          "nearest_class": wn})
     return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
                       classes=imagenet_classnames(), layout=layout, meta=meta)
@@ -341,7 +404,7 @@ def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
         if not files:
             raise LayoutError(f"{dataset_id}: expected {layout}; found neither. {_describe(root)}")
     rel = [f.relative_to(root) for f in files]
-    meta = pd.DataFrame({"id": [r.as_posix() for r in rel],
+    meta = pd.DataFrame({"id": [_sample_id(f, root) for f in files],
                          "subclass": [r.parts[1] if len(r.parts) > 2 else "" for r in rel]})
     return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
                       classes=imagenet_classnames(), layout=layout, meta=meta)
@@ -373,7 +436,7 @@ def _ninco(dataset_id: str, root: Path) -> FolderSpec:
         raise LayoutError(f"{dataset_id}: expected {layout}; found no images in class folders. "
                           f"{_describe(root)}")
     rel = [f.relative_to(root) for f in files]
-    meta = pd.DataFrame({"id": [r.as_posix() for r in rel], "subclass": [r.parts[0] for r in rel]})
+    meta = pd.DataFrame({"id": [_sample_id(f, root) for f in files], "subclass": [r.parts[0] for r in rel]})
     return FolderSpec(dataset_id, root, files, [-1] * len(files), label_space="imagenet-1k",
                       classes=imagenet_classnames(), layout=layout, meta=meta)
 
@@ -399,7 +462,7 @@ def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
             except ValueError as e:
                 raise LayoutError(f"{dataset_id}: {e}") from e
             files.append(f)
-            rows.append({"id": f.relative_to(root).as_posix(), "shape": shape,
+            rows.append({"id": _sample_id(f, root), "shape": shape,
                          "texture": texture, "texture_target": idx[texture],
                          "same_class": shape == texture})
     meta = pd.DataFrame(rows)
@@ -408,9 +471,36 @@ def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
                       meta=meta)
 
 
+def _refuse_aliases(dataset_id: str, root: Path, files: list[Path], labels: list[str]) -> None:
+    """A LayoutError when one image (its real path, symlinks resolved) is reached under two
+    class folders: a class folder linked to the root or to another class would count its
+    images again under another label."""
+    first: dict[str, tuple[Path, str]] = {}
+    clashes = []
+    for f, lab in zip(files, labels):
+        real = os.path.realpath(f)
+        seen = first.setdefault(real, (f, lab))
+        if seen[1] != lab:
+            clashes.append(f"{seen[0]} (class {seen[1]!r}) and {f} (class {lab!r})")
+    if clashes:
+        raise LayoutError(
+            f"{dataset_id}: {len(clashes)} image(s) are reachable under two class folders, e.g. "
+            f"{'; '.join(clashes[:3])}: the same file (symlinks resolved) would count once per "
+            "label. A class folder is probably a symlink to the root or to another class "
+            f"folder. Remove the link (or the copy) so that each image sits under one class "
+            f"folder of {root}.")
+
+
 def user_folder(dataset_id: str, root: Path) -> FolderSpec:
     """``folder:PATH``: class folders named by ImageNet wnids (label space ``imagenet-1k``,
-    subset = those classes) or by plain class names (label space ``folder-<hash>``)."""
+    subset = those classes) or by plain class names (label space ``folder-<hash>``).
+
+    Refused with a :class:`LayoutError`: no or empty class folders; an image reachable under
+    two class folders (a symlinked class folder, real paths compared); plain class names that
+    are the same once case and ``_`` vs space are ignored (``cat``/``Cat``,
+    ``ice_cream``/``ice cream``: a zero-shot head would get two identical columns); fewer
+    than two plain-named classes (a one-column head is right on every image). Unreadable
+    files are kept and skipped at inference (:class:`BadImage`)."""
     layout = "<PATH>/<class name or ImageNet wnid>/*.jpg"
     if not str(dataset_id).split(":", 1)[-1].strip():
         raise LayoutError(f"{dataset_id!r}: no path after 'folder:'; expected folder:PATH with "
@@ -430,9 +520,28 @@ def user_folder(dataset_id: str, root: Path) -> FolderSpec:
     w2i = wnid_to_index()
     if all(s in w2i for s in subs):
         files, targets = _wnid_folders(dataset_id, root, None, layout)
+        labels = [imagenet_synsets()[t] for t in targets]
+        _refuse_aliases(dataset_id, root, files, labels)
         return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
                           classes=imagenet_classnames(), label_subset=[w2i[s] for s in subs],
                           layout=layout)
+    if len(subs) < 2:
+        raise LayoutError(
+            f"{dataset_id}: {root} has one class folder ({subs[0]!r}); a dataset of plain class "
+            "names needs at least two classes: a head over one name predicts it for every "
+            "image, so top-1 would be 1.0 whatever the model. Add the other classes' folders "
+            "(or name the folder by its ImageNet WordNet id to score it in ImageNet's 1000 classes).")
+    groups: dict[str, list[str]] = {}
+    for s in subs:
+        groups.setdefault(normalized_classname(s), []).append(s)
+    same = [g for g in groups.values() if len(g) > 1]
+    if same:
+        raise LayoutError(
+            f"{dataset_id}: class folders {' and '.join(repr(x) for x in same[0])}"
+            f"{f' (and {len(same) - 1} more group(s): {same[1:4]})' if len(same) > 1 else ''} under "
+            f"{root} are the same class name once case and '_' vs space are ignored "
+            f"({normalized_classname(same[0][0])!r}): a zero-shot head built from the names would have two "
+            "identical columns. Merge them into one folder or rename one.")
     names = [s.replace("_", " ") for s in subs]
     space = "folder-" + hashlib.sha256(json.dumps(names).encode()).hexdigest()[:8]
     files, targets = [], []
@@ -440,6 +549,5 @@ def user_folder(dataset_id: str, root: Path) -> FolderSpec:
         imgs = _list_images(root / s)
         files += imgs
         targets += [k] * len(imgs)
+    _refuse_aliases(dataset_id, root, files, [subs[t] for t in targets])
     return FolderSpec(dataset_id, root, files, targets, label_space=space, classes=names, layout=layout)
-
-

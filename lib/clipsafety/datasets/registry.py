@@ -30,6 +30,12 @@ class UnknownDataset(ValueError, KeyError):
     __str__ = BaseException.__str__
 
 
+class InvalidDatasetId(UnknownDataset):
+    """An id of a known family that cannot name a dataset: a ``folder:~user/...`` path whose
+    ``~user`` cannot be expanded (an :class:`UnknownDataset`, so checks that catch that
+    report it before any work)."""
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     """One registered dataset id.
@@ -113,6 +119,10 @@ def lookup(dataset_id: str, known: list[str]) -> DatasetEntry:
         if e.pattern is not None and e.matches(dataset_id):
             return e
     near = difflib.get_close_matches(dataset_id, known, n=5, cutoff=0.4)
+    prefix = str(dataset_id).split(":", 1)[0] + ":"
+    families = [f"{e.id} ({e.description})" for e in REGISTRY.values()
+                if e.pattern is not None and not e.listed and e.id.startswith(prefix)]
     raise UnknownDataset(f"unknown dataset id {dataset_id!r}."
                          f"{' Did you mean ' + ', '.join(near) + '?' if near else ''} "
-                         f"Known ids: {', '.join(known)}.")
+                         f"Known ids: {', '.join(known)}"
+                         f"{'; and the form(s) ' + '; '.join(families) if families else ''}.")

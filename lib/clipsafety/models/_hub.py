@@ -15,6 +15,7 @@ import os
 import re
 import socket
 import sys
+from pathlib import Path
 
 from clipsafety.external import sha256_file as file_sha256
 from clipsafety.models._registry import InvalidCheckpoint, WeightsUnavailable
@@ -113,11 +114,10 @@ def _checkpoint_errors(model_id: str, path, arch: str):
     except Exception as e:
         text = str(e)
         if "Error(s) in loading state_dict" in text:
-            missing = len(re.findall(r'"[^"]+"', text.split("Unexpected key(s)")[0]))
             raise InvalidCheckpoint(
                 f"{model_id}: {path} is not a checkpoint of {arch}: its tensors do not fit that "
-                f"architecture (about {missing} missing or mismatched keys). Check that the "
-                "architecture before '@' is the one the checkpoint was trained with.") from None
+                f"architecture ({_state_dict_mismatch(text)}). Check that the architecture before "
+                "'@' is the one the checkpoint was trained with.") from None
         if type(e).__name__ == "SafetensorError" or str(path).endswith(".safetensors"):
             why = f"not a readable safetensors file ({text.splitlines()[0][:120] if text else type(e).__name__})"
         elif "weights_only" in text or type(e).__name__ == "UnpicklingError":
@@ -132,6 +132,147 @@ def _checkpoint_errors(model_id: str, path, arch: str):
             "architecture. clipsafety reads checkpoints with weights_only=True only and never "
             "falls back to weights_only=False (that can run code from the file); re-save the "
             "weights as a plain state dict or as safetensors.") from None
+
+
+def _state_dict_mismatch(text: str, n: int = 4) -> str:
+    """What torch's ``load_state_dict`` error says, in one sentence: the missing and unexpected
+    keys and the tensors of another shape (checkpoint vs model), the first ``n`` of each."""
+    missing, unexpected, shapes = [], [], []
+    for line in text.splitlines():
+        if "Missing key(s) in state_dict" in line:
+            missing += re.findall(r'"([^"]+)"', line)
+        elif "Unexpected key(s) in state_dict" in line:
+            unexpected += re.findall(r'"([^"]+)"', line)
+        m = re.search(r"size mismatch for (\S+): copying a param with shape torch\.Size\(\[([^\]]*)\]\) "
+                      r"from checkpoint, the shape in current model is torch\.Size\(\[([^\]]*)\]\)", line)
+        if m:
+            shapes.append((m.group(1), m.group(2), m.group(3)))
+
+    def some(keys):
+        return ", ".join(repr(k) for k in keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} tensor(s) of another shape: " + "; ".join(
+            f"{k!r} is [{a}] in the checkpoint, [{b}] in the model" for k, a, b in shapes[:n])
+            + (f"; ... ({len(shapes)} in all)" if len(shapes) > n else ""))
+        heads = [(a.split(",")[0], b.split(",")[0]) for _, a, b in shapes
+                 if a.split(",")[1:] == b.split(",")[1:] and a.split(",")[0] != b.split(",")[0]]
+        if heads and len(heads) == len(shapes) and len(set(heads)) == 1 and not missing and not unexpected:
+            parts[-1] += (f" (a classifier of {heads[0][0].strip()} outputs where the id builds "
+                          f"{heads[0][1].strip()}: a checkpoint fine-tuned to other classes cannot be "
+                          "loaded through this id)")
+    if missing:
+        parts.append(f"{len(missing)} key(s) the model needs are missing: {some(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} key(s) the model does not have: {some(unexpected)}")
+    return "; ".join(parts) or text.splitlines()[0][:200]
+
+
+def checkpoint_path(model_id: str, tag: str, expected: str) -> Path:
+    """The checkpoint file named after ``@`` (``~`` expanded): ``FileNotFoundError`` when there
+    is none, :class:`InvalidCheckpoint` when it is a folder, each naming the path and what was
+    expected (``expected``: e.g. ``"a timm state dict (.pth/.safetensors)"``)."""
+    try:
+        path = Path(tag).expanduser()
+    except RuntimeError as e:
+        raise FileNotFoundError(
+            f"{model_id}: cannot expand {tag.split('/', 1)[0]!r} in the checkpoint path {tag!r} "
+            f"({e}): no such user or no home directory on this machine. Write the file's full "
+            "path after '@'.") from None
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir()
+                        if p.is_file() and p.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
+        raise InvalidCheckpoint(
+            f"{model_id}: {path} is a folder, not a checkpoint file; expected {expected}. Pass "
+            "the checkpoint file itself after '@'"
+            f"{' (this folder holds ' + str(inside[:5]) + ')' if inside else ''}.")
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} {what}; expected {expected}.")
+    return path
+
+
+#: safetensors dtype codes -> torch's names
+_ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+              "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+              "BOOL": "bool"}
+
+
+def _st_dtype(code: str) -> str:
+    """A safetensors dtype code as torch names it (``"I64"`` -> ``"int64"``; the float8 codes
+    ``"F8_E4M3"``... -> ``"float8_e4m3"``)."""
+    return _ST_DTYPES.get(code) or ("float" + code[1:].lower() if code.startswith("F") else code.lower())
+
+
+def _file_dtypes(path: Path) -> dict[str, str]:
+    """Tensor name -> dtype name (``"float32"``, ``"int64"``) of a checkpoint file, names as a
+    model sees them (one wrapper dict such as ``state_dict`` opened, ``module.`` removed); read
+    without loading the values where the format allows; ``{}`` when it cannot be read here."""
+    import torch
+
+    try:
+        if str(path).endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                return {k: _st_dtype(str(f.get_slice(k).get_dtype())) for k in f.keys()}
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an old (non-zip) file cannot be memory-mapped
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - the loader already read it; this check is best effort
+        return {}
+    if not isinstance(obj, dict):
+        return {}
+    out: dict[str, str] = {}
+    for d in [obj, *(v for v in obj.values() if isinstance(v, dict))]:
+        for k, v in d.items():
+            if isinstance(v, torch.Tensor):
+                name = k.removeprefix("module.")
+                dtype = str(v.dtype).removeprefix("torch.")
+                if not out.get(name, "float").startswith(("float", "bfloat")):
+                    continue  # keep a non-floating entry seen first
+                out[name] = dtype
+    return out
+
+
+def check_loaded_weights(model_id: str, path: Path, module) -> None:
+    """:class:`InvalidCheckpoint` naming the tensor(s) when a checkpoint loaded into ``module``
+    holds weights that cannot give a meaningful model: a tensor the model keeps in floating
+    point stored with an integer or boolean dtype (loaded, it is truncated to whole numbers,
+    e.g. all zeros), or NaN/infinite values in a parameter (NaN in a buffer such as a
+    BatchNorm statistic); either gives NaN or constant logits that a record would store."""
+    import torch
+
+    state = module.state_dict()
+    dtypes = _file_dtypes(path)
+    wrong = [(k, dtypes[k], str(v.dtype).removeprefix("torch.")) for k, v in state.items()
+             if v.is_floating_point() and k in dtypes and not dtypes[k].startswith(("float", "bfloat"))]
+    if wrong:
+        shown = "; ".join(f"{k!r} is {a} (the model's is {b})" for k, a, b in wrong[:4])
+        raise InvalidCheckpoint(
+            f"{model_id}: {path} stores {len(wrong)} weight tensor(s) with a non-floating dtype: "
+            f"{shown}{f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else ''}. Loaded, they become whole numbers (a "
+            "model that outputs constant logits). Expected floating-point weights (float32, "
+            "float16 or bfloat16): re-save them from the trained model, "
+            "torch.save(model.state_dict(), path), without casting to an integer type.")
+    params = {k for k, _ in module.named_parameters()}
+    bad = []
+    with torch.no_grad():
+        for k, v in state.items():
+            if not v.is_floating_point():
+                continue
+            nan = int(torch.isnan(v).sum())
+            inf = int(torch.isinf(v).sum()) if k in params else 0
+            if nan or inf:
+                bad.append(f"{k!r} ({nan} NaN, {inf} infinite of {v.numel()} values)")
+    if bad:
+        raise InvalidCheckpoint(
+            f"{model_id}: {path} holds NaN or infinite weights in {len(bad)} tensor(s): "
+            f"{'; '.join(bad[:4])}{f' (and {len(bad) - 4} more)' if len(bad) > 4 else ''}. A model with them gives "
+            "NaN logits on every image. Expected finite weights: use a checkpoint saved before "
+            "training diverged, or check how the file was written.")
 
 
 def _seeded(fn):

@@ -86,7 +86,8 @@ class ModelSource:
     id_forms: ClassVar[tuple[str, ...]] = ()
 
     def split(self, rest: str) -> tuple[str, str | None]:
-        """``"ARCH@TAG"`` -> ``("ARCH", "TAG")``; no ``@`` (or nothing after it) -> tag ``None``."""
+        """``"ARCH@TAG"`` -> ``("ARCH", "TAG")``; no ``@`` -> tag ``None`` (an id ending in
+        ``@`` is refused before this is called)."""
         name, _, tag = rest.partition("@")
         return name, (tag or None)
 
@@ -177,6 +178,12 @@ def _parse(model_id: str, suggestions: bool = True) -> ModelSpec:
     if source is None:
         raise UnknownModel(f"model id {model_id!r}: unknown prefix {prefix!r}; expected one of "
                            f"{', '.join(p + ':' for p in sorted(SOURCES))} ({_id_forms()}).{hint()}")
+    if rest.endswith("@"):
+        raise UnknownModel(f"model id {model_id!r} ends with '@' and nothing after it; an empty tag "
+                           "is not read as the default weights. Expected one of "
+                           f"{', '.join(repr(f) for f in source.id_forms) or repr(prefix + ':NAME')}: "
+                           "drop the '@' for the source's default (pretrained) weights where it has "
+                           "them, or write the tag, 'random' or a checkpoint path after it.")
     name, tag = source.split(rest)
     return ModelSpec(id=model_id, source=prefix, name=name, tag=tag, **_metadata(model_id, source))
 

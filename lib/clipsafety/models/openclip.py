@@ -14,7 +14,6 @@ else raises :class:`clipsafety.heads.TemplateSetError`. Metadata comes from the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from clipsafety.models import _hub as hub
 from clipsafety.models._registry import ModelSource, ModelSpec, UnknownModel, register_source
@@ -69,13 +68,12 @@ def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, 
             model, _, preprocess = hub._seeded(
                 lambda: open_clip.create_model_and_transforms(arch, pretrained=None, **kw))
     elif hub._is_path(tag):
-        path = Path(tag).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
-                                    "file saved by open_clip (state dict, .pt/.bin/.safetensors).")
+        path = hub.checkpoint_path(model_id, tag, "a file saved by open_clip (state dict, "
+                                   ".pt/.bin/.safetensors)")
         weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
         with hub._checkpoint_errors(model_id, path, arch), hub._fetch_errors(model_id, "openclip", arch, online):
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(path), **kw)
+        hub.check_loaded_weights(model_id, path, model)
     else:
         if tag not in open_clip.list_pretrained_tags_by_model(arch):
             raise UnknownModel(f"{model_id}: open_clip has no pretrained tag {tag!r} for {arch}."

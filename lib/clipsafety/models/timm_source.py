@@ -11,8 +11,6 @@ Metadata comes from the real catalog (``data/catalog/models.csv``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from clipsafety.models import _hub as hub
 from clipsafety.models._registry import ModelSource, ModelSpec, UnknownModel, register_source
 from clipsafety.models._registry import _suggest_text as suggest_text
@@ -60,13 +58,11 @@ def _load_timm(spec: ModelSpec, device, image_size):
         weights = {"source": "random", "seed": 0}
         model = hub._seeded(lambda: timm.create_model(name, pretrained=False, **kw))
     elif hub._is_path(tag):
-        path = Path(tag).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"{model_id}: checkpoint {str(path)!r} does not exist; expected a "
-                                    "timm state dict (.pth/.safetensors).")
+        path = hub.checkpoint_path(model_id, tag, "a timm state dict (.pth/.safetensors)")
         weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
         with hub._checkpoint_errors(model_id, path, base):
             model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
+        hub.check_loaded_weights(model_id, path, model)
     elif tag is not None:
         raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
                            f"pretrained tags go after a dot, e.g. timm:{base}.a1_in1k.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,8 +26,6 @@ MEAN, STD, RESOLUTION = 0.5, 0.25, 32
 
 def zoo_dir() -> Path:
     """``data/zoo`` of this checkout, or the directory named by ``CLIPSAFETY_ZOO``."""
-    import os
-
     return Path(os.environ["CLIPSAFETY_ZOO"]) if os.environ.get("CLIPSAFETY_ZOO") else ZOO_DIR
 
 
@@ -165,15 +164,41 @@ def zero_shot_head(clip_model, templates="default", classes=None):
             clip_model, tok, list(classes or CATEGORIES), list(templates), num_classes_per_batch=None)
 
 
+class UnknownZooModel(ValueError, KeyError):
+    """A zoo id that names no weights file of the zoo (a ``KeyError`` too, as before)."""
+
+    __str__ = BaseException.__str__
+
+
+def weights_path(zoo_id: str) -> Path:
+    """``<zoo>/weights/<zoo_id>.safetensors``. A zoo id is a file name in that folder and
+    nothing else: an id with a path separator, a NUL, a leading ``.`` or ``~`` (``../x``,
+    ``/abs/path``) is refused with :class:`UnknownZooModel`, so no id reaches a file outside
+    the zoo's weights."""
+    wdir = zoo_dir() / "weights"
+    if (not isinstance(zoo_id, str) or not zoo_id.strip() or zoo_id.startswith((".", "~"))
+            or any(c in zoo_id for c in ("/", "\\", "\0", os.sep))):
+        raise UnknownZooModel(
+            f"zoo:{zoo_id}: not a zoo id; a zoo id is the name of a weights file in {wdir} "
+            "(e.g. zoo:clip-resnet-wit-10k), without folders, '..' or a leading '.' or '~'. "
+            "List the zoo's ids with clipsafety.zoo.list_zoo() or `python -m clipsafety models "
+            "--catalog zoo`; for a weights file elsewhere use a timm: or openclip: id with "
+            "@/path/to/checkpoint.")
+    path = wdir / f"{zoo_id}.safetensors"
+    if os.path.dirname(os.path.normpath(path)) != os.path.normpath(wdir):  # belt and braces
+        raise UnknownZooModel(f"zoo:{zoo_id}: resolves outside the zoo's weights folder {wdir}.")
+    return path
+
+
 @lru_cache(maxsize=128)
 def _read(zoo_id: str):
     from safetensors import safe_open
 
-    path = zoo_dir() / "weights" / f"{zoo_id}.safetensors"
+    path = weights_path(zoo_id)
     if not path.exists():
         known = sorted(p.stem for p in (zoo_dir() / "weights").glob("*.safetensors"))
-        raise KeyError(f"zoo model {zoo_id!r} not found at {path}; known ids: {known[:60]} "
-                       "(run `make zoo` to train the zoo)")
+        raise UnknownZooModel(f"zoo model {zoo_id!r} not found at {path}; known ids: {known[:60]} "
+                              "(run `make zoo` to train the zoo)")
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["clipsafety"])
         state = {k: f.get_tensor(k) for k in f.keys()}
