@@ -274,7 +274,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     key = manifest_key(kman)
     described = describe_manifest(loaded, spec)
     if not recompute:
-        rec = store.get(key)
+        rec = store.get(key, expect=kman)
         if rec is not None:
             rec.manifest.update(described)  # today's catalog, even for a record stored before
             rec.cache_hit = True  # not part of the record; tells callers (the CLI) it was read
@@ -355,14 +355,15 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
 
     idx, logits, targets, ids, skipped = run.load()
     if len(idx) + len(skipped) != n:  # a concurrent run of this key finished and cleaned up
-        rec = store.get(key)
+        rec = store.get(key, expect=kman)
         if rec is None:
             from clipsafety.store import StoreError
 
             raise StoreError(f"{loaded.model_id} on {spec.dataset_id}: {n - len(idx) - len(skipped)} "
                              f"of {n} samples' shards vanished from {run.folder} while this run "
-                             "was writing (another run of the same record removed them) and no "
-                             "record was stored; run it again (it resumes).")
+                             "was writing (removed by another process: a run of the same record "
+                             "that finished, or a deleter of the store) and no record was "
+                             "stored; run it again (it resumes from the shards left).")
         run.cleanup()  # the rows this run wrote after the other finished are not needed
         rec.manifest.update(described)
         rec.cache_hit = False
@@ -383,11 +384,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         manifest["label_map"] = spec.label_map
     manifest.update(described)
     rec = PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
-    if recompute:
-        store.delete(key)
-    store.put(key, rec)
+    from clipsafety.store import StoreIOError
+
+    try:
+        if recompute:
+            store.delete(key)
+        store.put(key, rec)
+    except StoreIOError as e:  # nothing computed is lost: the shards stay until a record is stored
+        raise e.with_note(f"All {n} samples of {loaded.model_id} on {spec.dataset_id} are saved "
+                          f"as shards in {run.folder}: a rerun (without recompute) stores "
+                          "the record from them without recomputing.") from e.__cause__
     run.cleanup()
-    out = store.get(key) or rec
+    out = store.get(key, expect=kman) or rec
     out.manifest.update(described)
     out.cache_hit = False
     return out

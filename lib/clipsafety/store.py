@@ -20,11 +20,22 @@ Conventions:
   so a reader sees a whole record or none, even after ``kill -9``.
 - Shards of an unfinished run survive a kill; :func:`clipsafety.predict` resumes from them.
 - Integrity: ``manifest.json`` carries the sha256 of ``arrays.safetensors`` and
-  ``samples.parquet`` (``checksums``) and of its own canonical JSON (``manifest_sha256``).
-  :meth:`Store.get` verifies them (and that every file parses and the row counts agree); a
-  record that fails is named with its path, moved aside to ``corrupt/<key>-<stamp>/`` with a
-  :class:`CorruptRecordWarning`, and reported as a miss, so the next :func:`clipsafety.predict`
-  recomputes it. A shard that does not load is renamed ``*.corrupt`` and its samples recomputed.
+  ``samples.parquet`` (``checksums``), its folder's ``key`` and the sha256 of its own canonical
+  JSON (``manifest_sha256``). :meth:`Store.get` verifies them all (and that every file parses
+  and the row counts agree): a manifest without them is not a record's (every record is put
+  with them), so a record is never served without a matching checksum. Given the key
+  manifest it was asked for (``expect``, as :func:`clipsafety.predict` does), it also checks
+  that the record's key fields are those, i.e. that they hash to its folder's key. A record
+  that fails (a folder without a manifest included) is named with its path, moved aside to
+  ``corrupt/<key>-<stamp>/`` with a :class:`CorruptRecordWarning`, and reported as a miss, so
+  the next :func:`clipsafety.predict` recomputes it. A shard that does not load is renamed
+  ``*.corrupt`` and its samples recomputed.
+- Faults of the file system (a full disk or quota, a read-only mount, a file another user's
+  umask keeps from this one, a folder removed underneath) raise :class:`StoreIOError` naming
+  the path, the ``OSError`` and what to do; never a record moved aside for them. A failed
+  shard write loses that batch only (the shards already written are kept; a rerun resumes),
+  a failed record write loses nothing computed (its shards stay until the record is stored);
+  a corrupt record that cannot be moved aside is named with its checksum failure.
 - Permissions: directories and files are created with the process umask (no fixed 0600 or
   0700), so with ``umask 002`` a group shares a store (README: "Shared stores").
 
@@ -92,6 +103,89 @@ class CorruptRecordWarning(UserWarning):
     """A corrupt record was moved aside and will be recomputed."""
 
 
+class StoreIOError(StoreError):
+    """The file system refused a read or a write of the store: a full disk or quota, a
+    read-only mount, a file another user's umask keeps from this one, a folder removed
+    underneath. The message names the path, what happened and what to do; ``path`` and
+    ``errno`` are kept as attributes, the ``OSError`` as ``__cause__``."""
+
+    def __init__(self, message: str, path, errno: int | None = None):
+        self.path = Path(path)
+        self.errno = errno
+        super().__init__(message)
+
+    def with_note(self, note: str) -> StoreIOError:
+        """The same error with ``note`` (what is kept, what a rerun does) appended."""
+        return StoreIOError(f"{self} {note}", self.path, self.errno)
+
+
+#: how to share a store between the users of a group (README.md, "Shared stores")
+SHARED_STORE_ADVICE = (
+    "Records are created with their writer's umask: a store is shared by a group when every "
+    "writer runs `umask 002` (files 664, folders 775) in a group-owned store folder with the "
+    "setgid bit (chmod 2775; README.md, 'Shared stores'). The owner of these files runs "
+    "`chmod -R g+rwX {root}` and writes with `umask 002` from now on; or use a store of your "
+    "own (--store DIR, $CLIPSAFETY_STORE or store=).")
+
+
+def _owner(path) -> str:
+    """``owner <user>, group <group>, mode 0600`` of ``path`` (as far as stat tells)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(st.st_uid).pw_name
+        group = grp.getgrgid(st.st_gid).gr_name
+    except (ImportError, KeyError):
+        user, group = f"uid {st.st_uid}", f"gid {st.st_gid}"
+    return f" (owner {user}, group {group}, mode {st.st_mode & 0o777:04o})"
+
+
+def _fault(path, doing: str, exc: OSError, root, *, reading: bool = False,
+           kept: str = "") -> StoreIOError:
+    """A :class:`StoreIOError` for ``exc``, raised while ``doing`` ``path`` in the store at
+    ``root``: the path, the ``OSError``, what it means and what to do, then ``kept``."""
+    told, what = _explain(path, exc, root, reading=reading)
+    msg = f"{path}: could not {doing}: {told}. {what}"
+    return StoreIOError(f"{msg} {kept}" if kept else msg, path, getattr(exc, "errno", None))
+
+
+def _explain(path, exc: OSError, root, *, reading: bool = False) -> tuple[str, str]:
+    """``(the OSError as told, what it means and what to do)`` for :func:`_fault`."""
+    import errno as E
+
+    code = getattr(exc, "errno", None)
+    told = f"[Errno {code}] {exc.strerror}" if code is not None and exc.strerror else str(exc)
+    if exc.filename is not None and str(exc.filename) != str(path):
+        told += f": {exc.filename}"
+    where = "--store DIR, $CLIPSAFETY_STORE or store="
+    if code in (E.ENOSPC, getattr(E, "EDQUOT", -1)):
+        what = (f"The file system holding the store is full (or this user's disk quota is "
+                f"used up). Free space there (records moved aside under {root}/corrupt/ can "
+                f"go), or point the store at a file system with room ({where}).")
+    elif code == E.EROFS:
+        what = ("The store is on a read-only file system. Remount it read-write, or point the "
+                f"store at a writable folder ({where}); the records of a read-only store are "
+                "still read.")
+    elif code in (E.EACCES, E.EPERM) and reading:
+        what = ("This user may not read it" + _owner(path) + ": it was written under a umask "
+                "that keeps it from other users (umask 077 makes files 0600). "
+                + SHARED_STORE_ADVICE.format(root=root))
+    elif code in (E.EACCES, E.EPERM):
+        what = ("This user may not write there" + _owner(Path(exc.filename or path).parent) + ". "
+                + SHARED_STORE_ADVICE.format(root=root))
+    elif code == E.ENOENT:
+        what = ("The folder was removed while this process was using it (a concurrent delete "
+                "of the store or of this folder). Run it again.")
+    else:
+        what = f"Check the file system that holds the store ({root})."
+    return told, what
+
+
 def _manifest_digest(manifest: dict) -> str:
     body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
@@ -115,10 +209,21 @@ def manifest_key(manifest: dict) -> str:
 
     :data:`~clipsafety.records.NON_KEY_FIELDS` are dropped first (at the top level and in
     ``manifest["model"]``), so they never change a key."""
+    return hashlib.sha256(canonical_json(_key_fields(manifest)).encode()).hexdigest()[:32]
+
+
+def _key_fields(manifest: dict) -> dict:
+    """``manifest`` without :data:`~clipsafety.records.NON_KEY_FIELDS` (at the top level and
+    in ``manifest["model"]``): what its key hashes."""
     hashed = {k: v for k, v in manifest.items() if k not in NON_KEY_FIELDS}
     if isinstance(hashed.get("model"), dict):
         hashed["model"] = {k: v for k, v in hashed["model"].items() if k not in NON_KEY_FIELDS}
-    return hashlib.sha256(canonical_json(hashed).encode()).hexdigest()[:32]
+    return hashed
+
+
+def _as_stored(obj):
+    """``obj`` as :meth:`Store.put` writes it into a manifest (JSON, ``str`` of the rest)."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def default_root() -> Path:
@@ -144,69 +249,116 @@ class Store:
     def has(self, key: str) -> bool:
         return (self.record_dir(key) / "manifest.json").is_file()
 
-    def get(self, key: str, on_corrupt: str = "move") -> PredictionRecord | None:
+    def get(self, key: str, on_corrupt: str = "move", expect: dict | None = None) -> PredictionRecord | None:
         """The stored record, or ``None`` on a miss.
 
         A corrupt record (see the module docstring) is moved aside with a
         :class:`CorruptRecordWarning` naming its path and reported as a miss
-        (``on_corrupt="move"``), or raises :class:`CorruptRecord` (``on_corrupt="raise"``)."""
+        (``on_corrupt="move"``), or raises :class:`CorruptRecord` (``on_corrupt="raise"``).
+        expect: the key manifest the record is asked for (:func:`clipsafety.infer.key_manifest`);
+        a record whose key fields differ from it is corrupt. A record removed (or replaced)
+        while it is read is looked up again: a miss or the new record, never an error. A
+        fault of the file system raises :class:`StoreIOError`."""
         if on_corrupt not in ("move", "raise"):
             raise ValueError(f"on_corrupt={on_corrupt!r}; expected 'move' or 'raise'.")
         d = self.record_dir(key)
-        try:
-            ident = _identity(d)
-        except FileNotFoundError:
-            return None
-        if not (d / "manifest.json").is_file():
-            return None
-        try:
-            return self.read(key)
-        except CorruptRecord as exc:
-            if on_corrupt == "raise":
-                raise
-            moved = self.quarantine(key, identity=ident)
-            if moved is None:  # another reader moved it (or a writer replaced it) first
-                return self.get(key)
-            warnings.warn(f"corrupt record {exc}; moved aside to {moved}, it will be recomputed.",
-                          CorruptRecordWarning, stacklevel=2)
-            return None
+        for _ in range(5):
+            try:
+                ident = _identity(d)
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                raise _fault(d, "look up a record", e, self.root, reading=True) from e
+            try:
+                return self.read(key, expect=expect)
+            except CorruptRecord as exc:
+                if _identity_or_none(d) != ident:
+                    continue  # removed or replaced while it was read: not corrupt, look again
+                if on_corrupt == "raise":
+                    raise
+                try:
+                    moved = self.quarantine(key, identity=ident)
+                except StoreIOError as e:  # name the damage, not only the write that failed
+                    told, what = _explain(d, e.__cause__, self.root)
+                    raise StoreIOError(
+                        f"corrupt record {exc}; it could not be moved aside to "
+                        f"{self.root / 'corrupt'}: {told}. {what} Once the store is writable "
+                        f"the next run moves it aside and it is recomputed (or remove {d} by "
+                        "hand).", d, e.errno) from e.__cause__
+                if moved is None:  # another reader moved it (or a writer replaced it) first
+                    continue
+                warnings.warn(f"corrupt record {exc}; moved aside to {moved}, it will be recomputed.",
+                              CorruptRecordWarning, stacklevel=2)
+                return None
+        return None  # removed and put again over and over while this process read it: a miss
 
-    def read(self, key: str) -> PredictionRecord:
-        """Read and verify the record ``key``; :class:`CorruptRecord` names the bad file."""
+    def read(self, key: str, expect: dict | None = None) -> PredictionRecord:
+        """Read and verify the record ``key``; :class:`CorruptRecord` names the bad file (one
+        that is missing included), :class:`StoreIOError` a file this user may not read.
+
+        expect: the key manifest the record must have been put with (see :meth:`get`)."""
         import pyarrow.parquet as pq
         from safetensors.numpy import load_file
 
-        from clipsafety.files import content_digest
+        from clipsafety import files
 
         d = self.record_dir(key)
         mpath = d / "manifest.json"
         try:
             manifest = json.loads(mpath.read_text())
+        except FileNotFoundError as e:
+            raise CorruptRecord(mpath, "missing; a record folder always holds its manifest") from e
+        except PermissionError as e:
+            raise _fault(mpath, "read a record's manifest", e, self.root, reading=True) from e
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise CorruptRecord(mpath, f"not a readable JSON manifest ({type(e).__name__}: {e}); "
                                 "the file is truncated or damaged") from e
         if not isinstance(manifest, dict):
             raise CorruptRecord(mpath, "the manifest is not a JSON object")
         want = manifest.get("manifest_sha256")
-        if want is not None and want != _manifest_digest(manifest):
+        if not isinstance(want, str):
+            raise CorruptRecord(mpath, "the manifest carries no manifest_sha256 (every record is "
+                                "stored with one): it was rewritten or damaged")
+        if want != _manifest_digest(manifest):
             raise CorruptRecord(mpath, "the manifest does not match its manifest_sha256 (edited or damaged)")
-        if manifest.get("key", key) != key:
+        if manifest.get("key") != key:
             raise CorruptRecord(mpath, f"the manifest's key {manifest.get('key')!r} is not its folder's {key!r}")
-        for name, digest in (manifest.get("checksums") or {}).items():
+        sums = manifest.get("checksums")
+        if not isinstance(sums, dict) or not set(RECORD_FILES) <= set(sums):
+            raise CorruptRecord(mpath, "the manifest does not carry the sha256 of each of "
+                                f"{', '.join(RECORD_FILES)} (checksums): the record's numbers "
+                                "cannot be checked; it was rewritten or damaged")
+        if expect is not None:
+            asked = _as_stored(_key_fields(expect))
+            found = _key_fields({k: manifest[k] for k in asked if k in manifest})
+            bad = [k for k in asked if k not in found or canonical_json(found[k]) != canonical_json(asked[k])]
+            if bad:
+                raise CorruptRecord(mpath, f"its {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} "
+                                    "not that of the model and data asked for, whose key is its "
+                                    "folder's: it was copied from another record or edited")
+        for name, digest in sums.items():
             f = d / name
-            if not f.is_file():
-                raise CorruptRecord(f, "missing")
-            if content_digest(f) != digest:
+            try:
+                got = files.content_digest(f)
+            except FileNotFoundError as e:
+                raise CorruptRecord(f, "missing") from e
+            except PermissionError as e:
+                raise _fault(f, "read a record's file", e, self.root, reading=True) from e
+            if got != digest:
                 raise CorruptRecord(f, f"sha256 does not match the manifest's checksum "
-                                    f"({digest[:12]}...); the file is truncated or damaged")
+                                    f"({str(digest)[:12]}...); the file is truncated or damaged")
         try:
             arrays = load_file(str(d / "arrays.safetensors"))
             logits, targets = arrays["logits"], arrays["targets"]
+        except PermissionError as e:
+            raise _fault(d / "arrays.safetensors", "read a record's file", e, self.root, reading=True) from e
         except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, KeyError: all corrupt
             raise CorruptRecord(d / "arrays.safetensors", f"does not load ({type(e).__name__}: {e})") from e
         try:
             table = pq.read_table(d / "samples.parquet").to_pandas()
             ids = table["id"].to_numpy(dtype=str)
+        except PermissionError as e:
+            raise _fault(d / "samples.parquet", "read a record's file", e, self.root, reading=True) from e
         except Exception as e:  # noqa: BLE001 - ArrowInvalid, OSError, KeyError: all corrupt
             raise CorruptRecord(d / "samples.parquet", f"does not load ({type(e).__name__}: {e})") from e
         n = manifest.get("n", logits.shape[0])
@@ -238,37 +390,46 @@ class Store:
 
         identity: the record folder's ``(inode, ctime)`` when it was found corrupt; if the
         folder is no longer that one (another reader moved it and a writer put a new record),
-        nothing is moved. Runs under :meth:`key_lock`."""
+        nothing is moved. Runs under :meth:`key_lock`. A write the file system refuses raises
+        :class:`StoreIOError`."""
         d = self.record_dir(key)
         dest = self.root / "corrupt" / f"{key}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with self.key_lock(key):
-            try:
-                if identity is not None and _identity(d) != identity:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with self.key_lock(key):
+                try:
+                    if identity is not None and _identity(d) != identity:
+                        return None
+                    os.replace(d, dest)
+                except FileNotFoundError:  # another process moved it first
                     return None
-                os.replace(d, dest)
-            except FileNotFoundError:  # another process moved it first
-                return None
+        except OSError as e:
+            raise _fault(d, "move the record aside", e, self.root) from e
         return dest
 
     def put(self, key: str, record: PredictionRecord) -> Path:
-        """Write ``record`` under ``key`` atomically; an existing record is kept as it is."""
+        """Write ``record`` under ``key`` atomically; an existing record is kept as it is.
+
+        A write the file system refuses raises :class:`StoreIOError` naming the file; the
+        half-written copy is removed, the store is left as it was."""
         import pandas as pd
         import pyarrow as pa
         import pyarrow.parquet as pq
         from safetensors.numpy import save
 
         final = self.record_dir(key)
-        if self.has(key):
-            return final
         tmp = self.root / "tmp" / f"{key}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
+        at = tmp
         try:
+            if self.has(key):
+                return final
+            tmp.mkdir(parents=True)
             # safetensors' save_file creates its file 0600 whatever the umask: write the bytes
             # ourselves (opened with the umask), so a group can share the store
             data = save({"logits": np.ascontiguousarray(record.logits, dtype=np.float32),
                          "targets": np.ascontiguousarray(record.targets, dtype=np.int64)})
-            with open(tmp / "arrays.safetensors", "xb") as fh:
+            at = tmp / "arrays.safetensors"
+            with open(at, "xb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -276,15 +437,18 @@ class Store:
             if record.meta is not None:
                 meta = record.meta.reset_index(drop=True)
                 table = pd.concat([table, meta.drop(columns=[c for c in ("id",) if c in meta])], axis=1)
-            pq.write_table(pa.Table.from_pandas(table, preserve_index=False), tmp / "samples.parquet")
-            _fsync(tmp / "samples.parquet")
+            at = tmp / "samples.parquet"
+            pq.write_table(pa.Table.from_pandas(table, preserve_index=False), at)
+            _fsync(at)
             sums = {name: _sha256(tmp / name) for name in RECORD_FILES}
             manifest = json.loads(json.dumps({**record.manifest, "key": key, "checksums": sums},
                                              default=str))
             manifest["manifest_sha256"] = _manifest_digest(manifest)
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            _fsync(tmp / "manifest.json")
+            at = tmp / "manifest.json"
+            at.write_text(json.dumps(manifest, indent=1))
+            _fsync(at)
             _fsync(tmp)
+            at = final
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.replace(tmp, final)  # atomic for directories when `final` does not exist
@@ -293,27 +457,46 @@ class Store:
                     raise
             else:
                 _fsync(final.parent)
+        except OSError as e:
+            why = "write a record"
+            if at == final and _is_dir(final) and not self.has(key):
+                why += (" (a folder without a manifest.json is in its place: a damaged record, "
+                        "which the next read moves aside to corrupt/)")
+            raise _fault(at, why, e, self.root) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     def delete(self, key: str) -> None:
         """Remove a record: renamed away first (readers see a miss, never half a record),
-        under :meth:`key_lock`."""
+        under :meth:`key_lock`. A write the file system refuses raises :class:`StoreIOError`."""
         d = self.record_dir(key)
         if d.exists():
             trash = self.root / "tmp" / f"{key}-deleted-{uuid.uuid4().hex[:8]}"
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            with self.key_lock(key):
-                try:
-                    os.replace(d, trash)
-                except FileNotFoundError:  # another process removed it first
-                    return
+            try:
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                with self.key_lock(key):
+                    try:
+                        os.replace(d, trash)
+                    except FileNotFoundError:  # another process removed it first
+                        return
+            except OSError as e:
+                raise _fault(d, "remove the record", e, self.root) from e
             shutil.rmtree(trash, ignore_errors=True)
 
     def keys(self) -> list[str]:
+        """The keys of the stored records (a folder this user may not look into included)."""
         d = self.root / "records"
-        return sorted(p.name for p in d.iterdir() if (p / "manifest.json").is_file()) if d.is_dir() else []
+        if not d.is_dir():
+            return []
+        out = []
+        for p in d.iterdir():
+            try:
+                if (p / "manifest.json").is_file():
+                    out.append(p.name)
+            except PermissionError:  # another user's umask: get() names it and what to do
+                out.append(p.name)
+        return sorted(out)
 
     def manifests(self):
         """A ``pandas.DataFrame`` with one row per stored record (key, model, dataset, n)."""
@@ -324,6 +507,12 @@ class Store:
             path = self.record_dir(k) / "manifest.json"
             try:
                 m = json.loads(path.read_text())
+            except FileNotFoundError:  # removed since it was listed
+                continue
+            except PermissionError as e:
+                warnings.warn(f"{_fault(path, 'read a manifest', e, self.root, reading=True)} "
+                              "Left out of the listing.", stacklevel=2)
+                continue
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                 warnings.warn(f"{path}: not a readable JSON manifest ({e}); left out of the "
                               "listing (the next predict of that pair moves it aside and "
@@ -345,6 +534,20 @@ def _identity(folder: Path) -> tuple:
     return st.st_ino, st.st_ctime_ns
 
 
+def _identity_or_none(folder: Path) -> tuple | None:
+    try:
+        return _identity(folder)
+    except OSError:
+        return None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def _fsync(path: Path) -> None:
     """Flush a file's (or a folder's entries') data to the storage before a rename."""
     fd = os.open(path, os.O_RDONLY)
@@ -361,18 +564,39 @@ def _sha256(path: Path) -> str:
 
 
 class PartialRun:
-    """Shards of an unfinished run: each holds the logits of a set of dataset indices."""
+    """Shards of an unfinished run: each holds the logits of a set of dataset indices.
+
+    A write the file system refuses raises :class:`StoreIOError` naming the folder and what
+    is kept; a folder removed underneath (a finished twin's :meth:`cleanup`) is opened again."""
+
+    #: attempts to open the folder again when a concurrent cleanup removes it between steps
+    ATTEMPTS = 5
 
     def __init__(self, folder: Path, manifest: dict):
         self.folder = folder
         self._manifest = manifest
-        self._open()
+        self._open(kept="Nothing was computed yet.")
 
-    def _open(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+    @property
+    def root(self) -> Path:
+        """The store root (``<root>/partial/<key>``)."""
+        return self.folder.parent.parent
+
+    def _open(self, kept: str = "") -> None:
         mpath = self.folder / "manifest.json"
-        if not mpath.exists():
-            atomic_write_bytes(mpath, canonical_json(self._manifest).encode())
+        for attempt in range(self.ATTEMPTS):
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                if not mpath.exists():
+                    atomic_write_bytes(mpath, canonical_json(self._manifest).encode())
+                return
+            except FileNotFoundError as e:  # a twin's cleanup removed the folder: again
+                if attempt == self.ATTEMPTS - 1:
+                    raise _fault(self.folder, "create the folder of this run's shards", e,
+                                 self.root, kept=kept) from e
+            except OSError as e:
+                raise _fault(self.folder, "create the folder of this run's shards", e,
+                             self.root, kept=kept) from e
 
     def shards(self) -> list[Path]:
         return sorted(self.folder.glob("shard-*.safetensors"))
@@ -389,14 +613,27 @@ class PartialRun:
                      "targets": np.ascontiguousarray(targets, dtype=np.int64)},
                     metadata={"ids": json.dumps(list(ids)), "skipped": json.dumps(skipped)})
         target = self.folder / f"shard-{start:010d}.safetensors"
-        try:
-            atomic_write_bytes(target, data)
-        except FileNotFoundError:
-            # another run of the same record finished and removed this folder (cleanup) while
-            # this one was writing: open it again and keep the rows; the caller then finds the
-            # finished record in the store (clipsafety.infer.predict) instead of failing
-            self._open()
-            atomic_write_bytes(target, data)
+        for attempt in range(self.ATTEMPTS):
+            try:
+                atomic_write_bytes(target, data)
+                return
+            except FileNotFoundError as e:
+                # another run of the same record finished and removed this folder (cleanup)
+                # while this one was writing: open it again and keep the rows; the caller then
+                # finds the finished record in the store (clipsafety.infer.predict)
+                if attempt == self.ATTEMPTS - 1:
+                    raise self._lost_batch(target, e, len(indices) + len(skipped)) from e
+                self._open(kept=self._kept(len(indices) + len(skipped)))
+            except OSError as e:
+                raise self._lost_batch(target, e, len(indices) + len(skipped)) from e
+
+    def _kept(self, n: int) -> str:
+        k = len(self.shards())
+        return (f"The {n} samples of this batch were not saved; the {k} shard{'s' * (k != 1)} "
+                f"already written in {self.folder} are kept, and a rerun resumes from them.")
+
+    def _lost_batch(self, target: Path, exc: OSError, n: int) -> StoreIOError:
+        return _fault(target, "save a shard of this run", exc, self.root, kept=self._kept(n))
 
     def load(self):
         """``(indices, logits, targets, ids, skipped)`` concatenated over all shards."""
@@ -411,12 +648,19 @@ class PartialRun:
                 sid, sk = json.loads(md["ids"]), json.loads(md["skipped"])
                 if not (len(i) == lo.shape[0] == len(t) == len(sid)):
                     raise ValueError(f"row counts disagree ({len(i)}, {lo.shape[0]}, {len(t)}, {len(sid)})")
+            except FileNotFoundError:  # removed by a finished twin's cleanup
+                continue
+            except PermissionError as e:
+                raise _fault(p, "read a shard of this run", e, self.root, reading=True) from e
             except Exception as e:  # noqa: BLE001 - a damaged shard: set it aside, redo its rows
                 bad = p.with_name(p.name + ".corrupt")
                 try:
                     os.replace(p, bad)
                 except FileNotFoundError:
                     continue
+                except OSError as e2:
+                    raise _fault(p, f"move a corrupt shard aside ({type(e).__name__}: {e})", e2,
+                                 self.root) from e2
                 warnings.warn(f"corrupt shard {p} ({type(e).__name__}: {e}); moved aside to "
                               f"{bad.name}, its samples will be recomputed.", CorruptRecordWarning,
                               stacklevel=2)
