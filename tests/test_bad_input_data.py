@@ -124,6 +124,17 @@ def test_one_plain_class_is_refused(tmp):
              "add the other classes"])
 
 
+def test_one_wordnet_id_class_is_scored_in_all_1000_classes(tmp):
+    """Before: its label subset was its one column, so top-1 was 1.0 whatever the model; now
+    it declares no subset (top-1 over ImageNet's 1000 classes); two classes keep theirs."""
+    from fixtures_real import make_wnid_dataset
+
+    make_wnid_dataset(tmp / "data", "one", [7], per_class=2)
+    make_wnid_dataset(tmp / "data", "two", [7, 9], per_class=2)
+    assert get_dataset(f"folder:{tmp / 'data' / 'one'}").label_subset is None
+    assert get_dataset(f"folder:{tmp / 'data' / 'two'}").label_subset == [7, 9]
+
+
 def test_valid_folders_are_unchanged(tmp):
     """Good input: same ids, targets, classes and manifest as the documented formula."""
     import hashlib

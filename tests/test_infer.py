@@ -272,3 +272,46 @@ def test_a_run_whose_partial_folder_is_removed_by_a_twin_returns_the_twins_recor
     np.testing.assert_array_equal(rec.logits, twin.logits)
     np.testing.assert_array_equal(rec.ids, twin.ids)
     assert list((store / "partial").iterdir()) == []
+
+
+def test_tied_and_non_finite_logits_are_counted_or_refused():
+    """Ties are counted (argmax credits the first tied column); a record where most rows tie,
+    or any row is NaN/inf, is refused as a broken model."""
+    import warnings
+
+    from clipsafety.infer import BrokenModel, check_logits, tied_rows
+
+    x = np.array([[1.0, 2.0, 0.0], [3.0, 3.0, 1.0], [0.0, 0.0, 0.0], [5.0, 1.0, 5.0]])
+    assert tied_rows(x) == 3 and tied_rows(x[:1]) == 0 and tied_rows(np.zeros((0, 3))) == 0
+    with pytest.raises(BrokenModel, match="3 of 4 rows have their top logits tied"):
+        check_logits(x, "m on d")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_logits(x[[0, 0, 0, 1]], "m on d") == 1
+    assert any("1 of 4 rows have tied top logits" in str(w.message) for w in caught)
+    with pytest.raises(BrokenModel, match="1 of 2 rows have NaN or infinite logits"):
+        check_logits(np.array([[1.0, np.nan], [1.0, 2.0]]), "m on d")
+
+
+def test_a_model_with_constant_outputs_is_refused_and_nothing_is_stored(tmp_path):
+    """All-zero logits (what integer or zeroed weights give) used to be stored and scored as
+    top-1 = the share of class 0; now predict refuses, and no record or shard is kept."""
+    import dataclasses
+
+    import clipsafety
+    import torch
+    from clipsafety.infer import BrokenModel
+
+    real = clipsafety.load("zoo:sup-resnet-labelled-10k")
+
+    class Zeros(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(len(x), len(real.classes))
+
+    broken = dataclasses.replace(real, module=Zeros())
+    store = tmp_path / "store"
+    with pytest.raises(BrokenModel, match="top logits tied"):
+        predict(broken, "synth:id-test", store=store, progress=False)
+    records = store / "records"
+    assert not records.exists() or not any(records.iterdir())
+    assert not any((store / "partial").iterdir())

@@ -374,10 +374,10 @@ def connect(address: str | None = None, num_cpus: int | None = None):
     process travel to the workers. Returns whether this call started Ray."""
     import ray
 
+    if address is not None:  # before anything else: Ray would retry an unreachable one for ever
+        probe_address(address)
     if ray.is_initialized():
         return False
-    if address is not None:
-        probe_address(address)
     env = {k: v for k, v in os.environ.items() if k.startswith("CLIPSAFETY_") and k != CRASH_ENV}
     kw = {"runtime_env": {"env_vars": env}} if address else {"num_cpus": num_cpus,
                                                              "include_dashboard": False}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -39,6 +40,44 @@ import clipsafety
 from clipsafety.records import DatasetSpec, LoadedModel, PredictionRecord
 
 RECORD_FORMAT = 1
+
+
+class BrokenModel(ValueError):
+    """Logits no metric can read: non-finite values, or most rows' top logits tied (constant
+    outputs, as all-zero or integer weights give). Raised before anything is stored."""
+
+
+#: share of rows with a tied top logit above which a record is refused as a broken model
+MAX_TIED_SHARE = 0.5
+
+
+def tied_rows(logits: np.ndarray) -> int:
+    """Rows whose largest logit is shared by another column (argmax would credit the first)."""
+    if logits.ndim != 2 or logits.shape[1] < 2 or not len(logits):
+        return 0
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return int((top2[:, 0] == top2[:, 1]).sum())
+
+
+def check_logits(logits: np.ndarray, what: str) -> int:
+    """Refuse logits no metric can read (:class:`BrokenModel`, naming ``what``); return the
+    number of rows whose top logits tie (reported in the record's manifest)."""
+    bad = int((~np.isfinite(logits)).any(axis=1).sum()) if logits.size else 0
+    if bad:
+        raise BrokenModel(f"{what}: {bad} of {len(logits)} rows have NaN or infinite logits; the "
+                          "model's weights or its preprocessing are broken (check the checkpoint "
+                          "for NaN/inf and the input normalisation). Nothing was stored.")
+    tied = tied_rows(logits)
+    if len(logits) and tied > MAX_TIED_SHARE * len(logits):
+        raise BrokenModel(f"{what}: {tied} of {len(logits)} rows have their top logits tied (e.g. "
+                          "all equal): the model's outputs are constant, as all-zero or integer "
+                          "weights give, and accuracy would credit column 0. Check the "
+                          "checkpoint. Nothing was stored.")
+    if tied:
+        warnings.warn(f"{what}: {tied} of {len(logits)} rows have tied top logits; argmax "
+                      "credits the first of the tied classes (the count is in the record's "
+                      "manifest, tied_rows).", stacklevel=3)
+    return tied
 
 
 class DeviceUnavailable(ValueError):
@@ -376,10 +415,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     meta = spec.meta()
     if meta is not None:
         meta = meta.iloc[idx].reset_index(drop=True)
+    what = f"{loaded.model_id} on {spec.dataset_id}"
+    try:
+        tied = check_logits(logits, what)
+    except BrokenModel:
+        run.cleanup()  # a rerun must not resume from these shards
+        raise
     manifest = {**kman, "n": len(idx), "n_skipped": len(skipped), "skipped": skipped,
                 "resumed_samples": int(n - len(todo)), "device": device,
                 "seconds": round(seconds, 3), "logit_policy": loaded.logit_policy,
                 "images_per_second": round(len(todo) / seconds, 2) if seconds > 0 else None}
+    if tied:
+        manifest["tied_rows"] = tied
     if getattr(spec, "label_map", None) is not None:
         manifest["label_map"] = spec.label_map
     manifest.update(described)

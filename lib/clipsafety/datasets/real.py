@@ -522,8 +522,11 @@ def user_folder(dataset_id: str, root: Path) -> FolderSpec:
         files, targets = _wnid_folders(dataset_id, root, None, layout)
         labels = [imagenet_synsets()[t] for t in targets]
         _refuse_aliases(dataset_id, root, files, labels)
+        # one WordNet-id class is scored in all 1000 classes: restricted to its own column,
+        # top-1 would be 1.0 whatever the model
         return FolderSpec(dataset_id, root, files, targets, label_space="imagenet-1k",
-                          classes=imagenet_classnames(), label_subset=[w2i[s] for s in subs],
+                          classes=imagenet_classnames(),
+                          label_subset=[w2i[s] for s in subs] if len(subs) > 1 else None,
                           layout=layout)
     if len(subs) < 2:
         raise LayoutError(
