@@ -3,8 +3,6 @@ and hand constructions."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from clipsafety import metrics as M
@@ -165,10 +163,10 @@ def test_fit_temperature_with_subset_and_single_class():
     keep = np.isin(t, sub)
     T = M.fit_temperature(L[keep], t[keep], sub)
     assert T == pytest.approx(M.fit_temperature(L[keep][:, sub], np.searchsorted(sub, t[keep])), rel=1e-9)
-    # one class only: nothing to calibrate against but still a finite fit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert np.isfinite(M.fit_temperature(np.zeros((5, 1)), np.zeros(5, int)))
+    # one class column only: the softmax is 1 for every T, so no temperature is fitted (the
+    # bound T = 0.001 it used to return was no estimate; tests/test_bad_input_params.py)
+    with pytest.raises(ValueError, match="1 class column"):
+        M.fit_temperature(np.zeros((5, 1)), np.zeros(5, int))
 
 
 def test_stratified_split_is_stratified_and_disjoint():

@@ -148,6 +148,12 @@ def _check_options(args) -> list[str]:
                           "or write the CSV elsewhere.")
     if args.groups is not None and not args.catalog:
         errors.append("--groups selects rows of a catalog; pass --catalog NAME with it.")
+    if args.groups == []:
+        from clipsafety.groups import GROUPS
+
+        errors.append(f"--groups was given without a group id, which would take every model of the "
+                      f"catalog; name one or more of {list(GROUPS)} (e.g. --groups clip-zeroshot), "
+                      "or leave --groups out to take the whole catalog.")
     if args.limit is not None and not args.catalog:
         errors.append("--limit limits the models of a catalog; pass --catalog NAME with it.")
     if args.groups:

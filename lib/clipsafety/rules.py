@@ -39,11 +39,32 @@ FEW_ZOO_MODELS = ["zoo:clip-resnet-wit-100k", "zoo:clip-resnet-laion-100k",
                   "zoo:sup-vit-labelled-100k"]
 
 
-def ints(lo: int, what: str) -> Rule:
-    """An integer >= ``lo`` (``what`` says what it counts)."""
+#: characters of a value a message echoes (the rest is cut with an ellipsis)
+SHOWN_CHARS = 200
+
+
+def shown(v, limit: int = SHOWN_CHARS) -> str:
+    """``repr(v)`` for a message, at most ``limit`` characters (cut with an ellipsis). Nested
+    and long containers are abbreviated before ``repr`` builds them, so a huge value costs no
+    more than a short one."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlong = 3, limit, limit, limit
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = r.maxfrozenset = r.maxdeque = r.maxarray = 20
+    text = r.repr(v)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def ints(lo: int, what: str, hi: int | None = None) -> Rule:
+    """An integer >= ``lo`` (and <= ``hi`` when given; ``what`` says what it counts and why
+    the bounds). Every chapter parameter's rule gives ``hi``, so that no value makes a
+    chapter's memory or time unbounded."""
+    bounds = f">= {lo}" if hi is None else f">= {lo} and <= {hi}"
+
     def rule(v, params):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            return f"expected an integer >= {lo} ({what})"
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+            return f"expected an integer {bounds} ({what})"
         return None
     return rule
 
@@ -54,6 +75,19 @@ def int_range(lo: int, hi: int, what: str) -> Rule:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             return f"expected an integer in [{lo}, {hi}]{' ' + what if what else ''}"
         return None
+    return rule
+
+
+def number_range(lo: float, hi: float, what: str, *, lo_open: bool = False,
+                 hi_open: bool = False) -> Rule:
+    """A finite number in ``[lo, hi]`` (``lo_open`` / ``hi_open``: the end excluded); ``what``
+    says what it is and why the bounds."""
+    text = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def rule(v, params):
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+              and (lo < v if lo_open else lo <= v) and (v < hi if hi_open else v <= hi))
+        return None if ok else f"expected a number in {text} ({what})"
     return rule
 
 
@@ -78,7 +112,7 @@ def subset(valid: tuple[str, ...] | Callable, what: str) -> Rule:
         items = as_list(v)
         bad = [x for x in items if x not in allowed]
         if bad or not items:
-            return (f"{'unknown ' + what + ' ' + repr(bad) if bad else 'an empty list'}; expected a "
+            return (f"{'unknown ' + what + ' ' + shown(bad) if bad else 'an empty list'}; expected a "
                     f"non-empty list of {list(allowed)}")
         return None
     return rule
@@ -96,14 +130,14 @@ def models(v, params):
         return "an empty list; expected model ids, or the catalog name 'zoo' or 'real'"
     not_str = [x for x in items if not isinstance(x, str)]
     if not_str:
-        return (f"{not_str} {'is' if len(not_str) == 1 else 'are'} not model ids; expected strings "
+        return (f"{shown(not_str)} {'is' if len(not_str) == 1 else 'are'} not model ids; expected strings "
                 "such as 'zoo:clip-resnet-wit-10k', 'openclip:ViT-B-32@openai' or "
                 "'timm:resnet50.a1_in1k', or the catalog name 'zoo' or 'real'")
     unknown = [x for x in items if not is_known_id(x)]
     if unknown:
-        hints = "; ".join(f"{x!r}: did you mean {', '.join(suggest(x)[:3]) or 'no close id'}?"
+        hints = "; ".join(f"{shown(x, 80)}: did you mean {', '.join(suggest(x)[:3]) or 'no close id'}?"
                           for x in unknown[:3])
-        return (f"unknown model id(s) {unknown}; expected ids of the zoo (python -m clipsafety.cli "
+        return (f"unknown model id(s) {shown(unknown)}; expected ids of the zoo (python -m clipsafety.cli "
                 f"models --catalog zoo), open_clip or timm ({hints})")
     try:
         resolve_models(items)
@@ -186,7 +220,7 @@ def datasets(v, params):
     for d in as_list(v):
         err = dataset(d, params) if isinstance(d, str) else "expected dataset ids"
         if err:
-            return f"{d!r}: {err}"
+            return f"{shown(d, 80)}: {err}"
     return None
 
 
@@ -227,7 +261,7 @@ def templates(v, params):
         return f"expected one of {list(TEMPLATE_SETS)}, a list of templates or a template file"
     bad = [t for t in v if not isinstance(t, str) or t.count("{}") != 1]
     if bad or not v:
-        return f"each template needs exactly one '{{}}' for the class name; got {bad[:3] or v}"
+        return f"each template needs exactly one '{{}}' for the class name; got {shown(bad[:3] or v)}"
     return None
 
 
@@ -255,6 +289,20 @@ def open_fraction(v, params):
     return None if fraction(v, params) is None and v < 1 else "expected a number in (0, 1)"
 
 
+def max_items(n: int, what: str, rule: Rule) -> Rule:
+    """``rule``, and a list of at most ``n`` distinct items (``what`` says what each costs)."""
+    def check(v, params):
+        err = rule(v, params)
+        if err or isinstance(v, str) or not isinstance(v, (list, tuple)):
+            return err
+        try:
+            k = len(set(v))
+        except TypeError:
+            k = len(v)
+        return None if k <= n else f"{k} items; expected at most {n} ({what})"
+    return check
+
+
 def from_check(check: Callable) -> Rule:
     """A rule from a study's checking function that raises ``ValueError`` with its message."""
     def rule(v, params):
@@ -269,15 +317,31 @@ def from_check(check: Callable) -> Rule:
 #: the fitting scales of an effective-robustness trend
 SCALES = choice("logit", "probit", "linear")
 
+#: bootstrap resamples of a chapter: at least 100, so that the 2.5% and 97.5% quantiles of a
+#: 95% interval rest on more than a resample or two (with 1 the "interval" is one resample and
+#: need not even hold its own estimate); at most 10000, 5x the largest default, which keeps
+#: memory (resample indices of up to 1280 cue-conflict stimuli) and time bounded
+N_BOOT = ints(100, "bootstrap resamples: at least 100 for a 95% interval to rest on more than a "
+              "couple of resamples, at most 10000 to keep memory and time bounded", hi=10_000)
+#: seeds go to numpy, scikit-learn and torch; scikit-learn takes 32-bit seeds
+SEED = ints(0, "the random seed; scikit-learn's splits take 32-bit seeds", hi=2**32 - 1)
+#: images per forward pass (memory grows with it)
+BATCH_SIZE = ints(1, "images per forward pass; memory grows with it", hi=4096)
+#: bins of ECE and the reliability diagrams
+N_BINS = ints(2, "confidence bins; with more than 100 most bins hold a handful of samples", hi=100)
+#: an ECE margin (ECE is a fraction in [0, 1]: 0.01 is one point)
+ECE_MARGIN = number_range(0, 1, "a positive ECE difference as a fraction: 0.01 is one point",
+                          lo_open=True)
+
 #: the parameters every chapter that runs models shares
 LIVE = {
     "models": models, "dataset": dataset, "data_root": folder("data_root"),
     "store": folder("store"), "device": device,
-    "batch_size": ints(1, "images per forward pass"), "templates": templates,
-    "seed": ints(0, "the random seed"), "n_boot": ints(1, "bootstrap resamples"),
+    "batch_size": BATCH_SIZE, "templates": templates, "seed": SEED, "n_boot": N_BOOT,
 }
 
-__all__ = ["FEW_ZOO_MODELS", "LIVE", "SCALES", "Exercise", "Rule", "as_list", "choice",
-           "clip_models", "dataset", "datasets", "device", "folder", "fraction", "from_check",
-           "groups", "int_range", "ints", "models", "open_fraction", "optional_models",
-           "positive_float", "real_models", "subset", "templates", "zoo_clip"]
+__all__ = ["BATCH_SIZE", "ECE_MARGIN", "FEW_ZOO_MODELS", "LIVE", "N_BINS", "N_BOOT", "SCALES",
+           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models",
+           "dataset", "datasets", "device", "folder", "fraction", "from_check", "groups",
+           "int_range", "ints", "max_items", "models", "number_range", "open_fraction", "optional_models",
+           "positive_float", "real_models", "shown", "subset", "templates", "zoo_clip"]

@@ -17,12 +17,14 @@ from .core import (
     apply_temperature,
     brier,
     check_logits,
+    check_n_bins,
     confidences,
     ece,
     ece_from_logits,
     fit_temperature,
     nll,
     prepare,
+    refuse_probabilities,
     row_stats,
     softmax,
     stratified_split,
@@ -38,7 +40,7 @@ from .ood import (
     mcm,
     msp,
 )
-from .stats import bootstrap_ci, correlation
+from .stats import bootstrap_ci, check_n_boot, correlation
 from .suite import summary, summary_record
 from .trend import (
     SCALES,
@@ -52,8 +54,9 @@ from .trend import (
 
 __all__ = [
     "SCALES", "Trend", "accuracy", "adaptive_ece", "apply_temperature", "aupr_in", "aupr_out", "auroc",
-    "bootstrap_ci", "brier", "check_logits", "confidences", "correlation", "cosines_from_logits", "ece",
-    "ece_from_logits", "effective_robustness", "energy", "fit_temperature", "fit_trend", "fpr_at_tpr",
-    "inverse_transform", "max_logit", "mcm", "msp", "nll", "prepare", "row_stats", "softmax",
-    "stratified_split", "summary", "summary_record", "transform", "trend_band",
+    "bootstrap_ci", "brier", "check_logits", "check_n_bins", "check_n_boot", "confidences",
+    "correlation", "cosines_from_logits", "ece", "ece_from_logits", "effective_robustness", "energy",
+    "fit_temperature", "fit_trend", "fpr_at_tpr", "inverse_transform", "max_logit", "mcm", "msp",
+    "nll", "prepare", "refuse_probabilities", "row_stats", "softmax", "stratified_split", "summary",
+    "summary_record", "transform", "trend_band",
 ]

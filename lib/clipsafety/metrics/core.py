@@ -11,6 +11,11 @@ Conventions (the book's "Methods and conventions" page, book/methods.md: calibra
   softmax; targets are mapped to their position in the subset, and a target outside the subset
   is an error.
 - Non-finite logits (NaN, +inf, -inf) raise ``ValueError`` naming the first offending rows.
+- Probabilities are not logits: where a softmax is taken (:func:`softmax`, :func:`row_stats` and
+  the metrics built on it, :func:`fit_temperature`), an array whose every row lies in [0, 1] and
+  sums to 1 (within :data:`PROB_SUM_TOL` of its dtype) raises ``ValueError`` (the softmax would be
+  applied twice). Pass ``np.log(probabilities)`` if probabilities are all you have.
+- Empty input (0 rows) raises ``ValueError``: a mean over no samples is not a metric.
 - ``temperature``: logits are divided by it before the softmax (1.0 leaves them unchanged).
 - Rows are processed in chunks so memory stays at a few tens of MB over the input.
 """
@@ -125,6 +130,59 @@ def check_temperature(temperature) -> float:
     return t
 
 
+#: row-sum tolerance of :func:`refuse_probabilities` per dtype (the rounding of a softmax stored
+#: in that dtype; genuine logits are not all in [0, 1] with rows summing to 1)
+PROB_SUM_TOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-5, np.dtype(np.float16): 1e-2}
+
+
+def _is_probability_block(x: np.ndarray, tol: float) -> bool:
+    if x.size == 0:
+        return True
+    if x.min() < 0 or x.max() > 1:
+        return False
+    return bool(np.all(np.abs(x.sum(1, dtype=np.float64) - 1.0) <= tol))
+
+
+def refuse_probabilities(logits, name: str = "logits") -> None:
+    """Raise ``ValueError`` when every row of ``logits`` (at least 2 columns) lies in [0, 1]
+    and sums to 1 within :data:`PROB_SUM_TOL`: those are probabilities, and a softmax over
+    them gives meaningless confidences, NLL and Brier. One row is checked first, so genuine
+    logits cost O(columns)."""
+    L = np.asarray(logits)
+    if L.ndim != 2 or L.shape[0] == 0 or L.shape[1] < 2 or not np.issubdtype(L.dtype, np.floating):
+        return
+    tol = PROB_SUM_TOL.get(L.dtype, 1e-6)
+    if not _is_probability_block(L[:1], tol):
+        return
+    for sl in _chunks(L.shape[0]):
+        if not _is_probability_block(L[sl], tol):
+            return
+    raise ValueError(
+        f"{name} look like probabilities, not logits: every one of the {L.shape[0]} rows lies in "
+        f"[0, 1] and sums to 1 (within {tol:g}), so a softmax would be applied twice and the "
+        "confidences, NLL and Brier score would be meaningless. Pass the model's logits "
+        "(pre-softmax scores), or np.log(probabilities) if probabilities are all you have.")
+
+
+#: most confidence bins :func:`ece` and :func:`adaptive_ece` accept (memory grows with them;
+#: more bins than samples leave most bins empty)
+MAX_BINS = 1_000_000
+
+
+def check_n_bins(n_bins) -> int:
+    """``n_bins`` as an int; a ``ValueError`` unless it is an integer in [1, :data:`MAX_BINS`]."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or not 1 <= n_bins <= MAX_BINS:
+        raise ValueError(f"n_bins must be an integer >= 1 and <= {MAX_BINS} (confidence bins of the "
+                         f"calibration error; the book uses 15), got {n_bins!r:.80}.")
+    return int(n_bins)
+
+
+def _require_rows(n: int, what: str) -> None:
+    if n == 0:
+        raise ValueError(f"{what} of an empty set is undefined (0 samples); pass at least one row "
+                         "of logits with its target.")
+
+
 def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
     for s in range(0, n, size):
         yield slice(s, min(s + size, n))
@@ -135,6 +193,7 @@ def softmax(logits, label_subset=None, temperature: float = 1.0) -> np.ndarray:
     """Row softmax of ``logits / temperature`` over the subset's columns ``[N, len(subset)]``."""
     temperature = check_temperature(temperature)
     L, _ = prepare(logits, None, label_subset)
+    refuse_probabilities(logits)
     out = np.empty(L.shape, dtype=L.dtype)
     for sl in _chunks(L.shape[0]):
         z = L[sl] / temperature if temperature != 1.0 else L[sl]
@@ -161,11 +220,13 @@ def row_stats(logits, targets=None, label_subset=None, temperature: float = 1.0,
     softmax probability), ``pred`` (argmax position, ties to the lowest index) and, when
     targets are given, ``correct``, ``log_p_true`` and ``brier`` (sum over classes of
     ``(p_k - 1[k = y])**2``). ``need`` limits the work to the named quantities.
+    Probabilities passed as logits are an error (:func:`refuse_probabilities`).
     Written by hand rather than with torch/scipy because one fused, cache-sized pass (the row
     max, one exp, float32 pairwise sums) is what makes the suite fit in well under a second.
     """
     check_temperature(temperature)
     L, t = prepare(logits, targets, label_subset, check=False)
+    refuse_probabilities(logits)
     n, c = L.shape
     need = set(need)
     if t is None:
@@ -262,6 +323,7 @@ def ece(confidence, correct, n_bins: int = 15) -> float:
     torchmetrics' ``MulticlassCalibrationError`` uses ``[lo, hi)`` bins and puts confidence 1.0 in an
     extra bin; the two agree when no confidence lies exactly on an inner edge or at 1.0.
     """
+    n_bins = check_n_bins(n_bins)
     c, k = _conf_correct(confidence, correct)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     b = np.searchsorted(edges[1:-1], c, side="left")
@@ -273,6 +335,7 @@ def ece(confidence, correct, n_bins: int = 15) -> float:
 def adaptive_ece(confidence, correct, n_bins: int = 15) -> float:
     """Equal-mass ECE: samples sorted by confidence (stable) and split into ``n_bins`` groups of
     sizes differing by at most one (``numpy.array_split``); weighted mean of ``|acc_b - conf_b|``."""
+    n_bins = check_n_bins(n_bins)
     c, k = _conf_correct(confidence, correct)
     order = np.argsort(c, kind="stable")
     total = 0.0
@@ -283,6 +346,7 @@ def adaptive_ece(confidence, correct, n_bins: int = 15) -> float:
 
 def ece_from_logits(logits, targets, label_subset=None, temperature: float = 1.0, n_bins: int = 15) -> float:
     """:func:`ece` of the softmax of ``logits / temperature`` restricted to ``label_subset``."""
+    check_n_bins(n_bins)
     st = row_stats(logits, targets, label_subset, temperature, need=("confidence", "pred"))
     return ece(st["confidence"], st["correct"], n_bins)
 
@@ -290,12 +354,14 @@ def ece_from_logits(logits, targets, label_subset=None, temperature: float = 1.0
 def nll(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood ``-log p(y | x)`` (natural log) of softmax(logits / T)."""
     st = row_stats(logits, targets, label_subset, temperature, need=("log_p_true",))
+    _require_rows(st["log_p_true"].size, "NLL")
     return float(-np.mean(st["log_p_true"]))
 
 
 def brier(logits, targets, label_subset=None, temperature: float = 1.0) -> float:
     """Multi-class Brier score: mean over samples of ``sum_k (p_k - 1[k = y])**2`` (range [0, 2])."""
     st = row_stats(logits, targets, label_subset, temperature, need=("brier",))
+    _require_rows(st["brier"].size, "the Brier score")
     return float(np.mean(st["brier"]))
 
 
@@ -338,27 +404,59 @@ def fit_temperature(
     with gradient ``mean(E_p[l] - l_y)`` and curvature ``mean(Var_p[l])``, so a safeguarded Newton
     iteration (bisection fallback inside a sign-change bracket) converges in a handful of passes
     over the logits. ``T`` is confined to ``bounds``; hitting a bound (e.g. all samples correct and
-    separable, where the NLL keeps falling as ``T -> 0``) warns.
+    separable, where the NLL keeps falling as ``T -> 0``) warns: the value returned is the bound,
+    not an estimate.
+
+    Input on which no temperature means anything is an error: 0 rows, fewer than 2 columns
+    (the softmax is 1 for every T), targets of a single class, logits equal across every row
+    (the softmax is uniform for every T), probabilities instead of logits.
     """
+    lo_b, hi_b = (float(b) for b in bounds)
+    if not (np.isfinite(lo_b) and np.isfinite(hi_b) and 0 < lo_b < hi_b):
+        raise ValueError(f"bounds must be two positive finite numbers (low, high) with low < high, "
+                         f"got {bounds!r:.80}.")
     L, t = prepare(logits, targets, label_subset)
     if L.shape[0] == 0:
         raise ValueError("cannot fit a temperature on 0 samples.")
+    refuse_probabilities(logits)
+    if L.shape[1] < 2:
+        raise ValueError(
+            f"cannot fit a temperature over {L.shape[1]} class column: the softmax of one column is 1 "
+            "for every T, so the NLL does not depend on it. Check the label subset (it must keep at "
+            "least 2 columns).")
+    classes = np.unique(t)
+    if classes.size < 2:
+        raise ValueError(
+            f"cannot fit a temperature on targets of one class ({int(classes[0])}, {t.size} samples): "
+            "the NLL then only rewards pushing that class's probability up or down, which says "
+            "nothing about calibration. Fit on a set with at least 2 classes (a stratified split "
+            "of the ID set).")
     m = L.max(1, keepdims=True)
     D = L - m
+    if not D.any():
+        raise ValueError(
+            f"cannot fit a temperature: the logits are equal across every row ({L.shape[0]} rows, "
+            "all ties), so the softmax is uniform for every T and the NLL does not depend on it. "
+            "Check the model's outputs (a constant head? logits of an unloaded model?).")
     Dy = np.take_along_axis(D, t[:, None], 1)[:, 0].astype(np.float64)
     dy = Dy.mean()
+    bounds = (lo_b, hi_b)
     b_lo, b_hi = 1.0 / bounds[1], 1.0 / bounds[0]
     if np.all(Dy == 0):  # every target is a row maximum: the NLL falls monotonically as T -> 0
+        n_tied = int(np.sum((D == 0).sum(1) > 1))
+        ties = (f" ({n_tied} of them tied with another class, so their probability tends to 1/k, "
+                "not 1)" if n_tied else "")
         warnings.warn(
-            f"fit_temperature hit the bound T={bounds[0]:g}: every sample's target has the top logit, "
-            "so the NLL has no interior minimum (it keeps falling as T -> 0).",
+            f"fit_temperature hit the bound T={bounds[0]:g}: every sample's target has the top "
+            f"logit{ties}, so the NLL has no interior minimum (it keeps falling as T -> 0); the "
+            "returned T is the bound, not an estimate.",
             stacklevel=2,
         )
         return float(bounds[0])
     if float(D.mean(dtype=np.float64)) - dy >= 0:  # gradient at beta = 0 is >= 0: no better than chance
         warnings.warn(
             f"fit_temperature hit the bound T={bounds[1]:g}: the logits rank targets no better than chance, "
-            "so the NLL is minimised as T -> infinity.",
+            "so the NLL is minimised as T -> infinity; the returned T is the bound, not an estimate.",
             stacklevel=2,
         )
         return float(bounds[1])
@@ -405,6 +503,7 @@ def stratified_split(targets, frac: float = 0.5, seed: int = 0) -> tuple[np.ndar
 
 
 __all__: Sequence[str] = (
-    "accuracy", "adaptive_ece", "apply_temperature", "brier", "check_logits", "confidences", "ece",
-    "ece_from_logits", "fit_temperature", "nll", "prepare", "row_stats", "softmax", "stratified_split",
+    "MAX_BINS", "PROB_SUM_TOL", "accuracy", "adaptive_ece", "apply_temperature", "brier", "check_logits",
+    "check_n_bins", "confidences", "ece", "ece_from_logits", "fit_temperature", "nll", "prepare",
+    "refuse_probabilities", "row_stats", "softmax", "stratified_split",
 )

@@ -129,22 +129,29 @@ def trend_band(
     """Trend line on ``grid`` (``mid``, the fit on all models) and a percentile bootstrap band.
 
     Models are resampled with replacement ``n_boot`` times (``numpy.random.default_rng(seed)``);
-    resamples whose x accuracies are all equal are skipped. ``lo``/``hi`` are the
+    resamples whose x accuracies are all equal are skipped (``n_boot`` in [1, 1000000], drawn in
+    bounded blocks as :func:`clipsafety.metrics.stats.resample_blocks`). ``lo``/``hi`` are the
     ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the predicted accuracy per grid point.
     """
+    from .stats import check_level, check_n_boot, resample_blocks
+
+    n_boot = check_n_boot(n_boot)
+    level = check_level(level)
     x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
     g = np.asarray(grid, dtype=np.float64)
     mid = fit_trend(x, y, scale).predict(g)
     tx, ty, tg = transform(x, scale), transform(y, scale), transform(g, scale)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    bx, by = tx[idx], ty[idx]
-    xm, ym = bx.mean(1, keepdims=True), by.mean(1, keepdims=True)
-    sxx = np.sum((bx - xm) ** 2, 1)
-    ok = sxx > 1e-12 * max(1.0, float(np.var(tx)) * x.size)
-    slope = np.sum((bx - xm) * (by - ym), 1)[ok] / sxx[ok]
-    inter = ym[ok, 0] - slope * xm[ok, 0]
-    pred = inverse_transform(slope[:, None] * tg[None, :] + inter[:, None], scale)
+    floor = 1e-12 * max(1.0, float(np.var(tx)) * x.size)
+    preds = []
+    for idx in resample_blocks(x.size, n_boot, seed):
+        bx, by = tx[idx], ty[idx]
+        xm, ym = bx.mean(1, keepdims=True), by.mean(1, keepdims=True)
+        sxx = np.sum((bx - xm) ** 2, 1)
+        ok = sxx > floor
+        slope = np.sum((bx - xm) * (by - ym), 1)[ok] / sxx[ok]
+        inter = ym[ok, 0] - slope * xm[ok, 0]
+        preds.append(inverse_transform(slope[:, None] * tg[None, :] + inter[:, None], scale))
+    pred = np.concatenate(preds)
     q = [(1 - level) / 2, (1 + level) / 2]
     lo, hi = np.quantile(pred, q, axis=0)
     return lo, mid, hi

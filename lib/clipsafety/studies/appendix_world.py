@@ -490,9 +490,11 @@ def calibration_medians(table: pd.DataFrame) -> pd.DataFrame:
 ABOUT = "what the synthetic world puts in, what emerges from it, and a card per zoo model."
 
 PARAMETER_RULES = {
-    "n_examples": _R.ints(1, "example images per set"),
-    "n_factor_samples": _R.ints(1, "samples per source"),
-    "n_boot": _R.ints(1, "bootstrap resamples"), "seed": _R.ints(0, "the random seed"),
+    "n_examples": _R.ints(1, "example images per set, all drawn on the page", hi=64),
+    "n_factor_samples": _R.ints(100, "samples per source: at least 100 for a share to be more "
+                                "than a few images' factors; the sources' training sets hold "
+                                "10000", hi=10_000),
+    "n_boot": _R.N_BOOT, "seed": _R.SEED,
     "scale": _R.SCALES, "store": _R.folder("store"), "models": _R.models,
 }
 

@@ -141,12 +141,37 @@ def temperature_split(targets, frac: float = FIT_FRACTION, seed: int = 0):
     return metrics.stratified_split(targets, frac=frac, seed=seed)
 
 
-def _quiet_fit(L, t, sub):
+def _fit(L, t, sub, where: str, at_bound: list) -> float:
+    """:func:`metrics.fit_temperature` of one (model, set). A bound it hits is noted in
+    ``at_bound`` (:func:`calibration_table` reports them together, as one warning); input it
+    refuses (one class, one column, all ties, probabilities) is re-raised naming ``where``."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return metrics.fit_temperature(L, t, sub)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            T = metrics.fit_temperature(L, t, sub)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    for w in caught:
+        if str(w.message).startswith("fit_temperature hit the bound"):
+            at_bound.append(f"{where}: T = {T:g}")
+        else:
+            warnings.warn(w.message, w.category, stacklevel=3)
+    return T
+
+
+def _warn_bounds(at_bound: list, n_fits: int) -> None:
+    import warnings
+
+    if at_bound:
+        shown = "; ".join(at_bound[:5]) + (f"; and {len(at_bound) - 5} more" if len(at_bound) > 5 else "")
+        warnings.warn(
+            f"calibration_table: {len(at_bound)} of {n_fits} temperature fits stopped at a bound of "
+            f"metrics.fit_temperature ({shown}). Such a T is the bound, not an estimate: 1000 means "
+            "the model ranks the targets no better than chance there (its scaled softmax is near "
+            "uniform), 0.001 that every target has the top logit. Read T_id / T_oracle and the "
+            "scaled metrics of those rows with that in mind.", stacklevel=3)
 
 
 def _metrics_of(L, t, sub, T, n_bins):
@@ -174,15 +199,23 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = FIT_FRACT
     :data:`METRICS` + mean_confidence and scaling ``before`` / ``after`` (the oracle reading has
     ``ece_oracle``, ``nll_oracle`` and ``mean_confidence_oracle`` only), then the models'
     metadata (group, family, source, samples, ...).
+
+    A temperature fit that stops at a bound of :func:`metrics.fit_temperature` (T = 1000: no
+    better than chance; T = 0.001: every target on top) is reported in one warning listing the
+    (model, set) pairs. ID rows no temperature can be fitted on (one class, one column, all
+    ties) are a ``ValueError`` naming the model; such a shift leaves its oracle reading NaN,
+    with a warning.
     """
     if id_set not in records_by_set:
         raise ValueError(f"id_set {id_set!r} is not among the collected sets "
                          f"{list(records_by_set)}; pass the ID set's id.")
-    rows = []
+    rows, at_bound, n_fits = [], [], 0
     for mid, rec in records_by_set[id_set].items():
         L, t, sub = calibration_inputs(rec)
         fit, ev = temperature_split(t, frac=frac, seed=seed)
-        T = _quiet_fit(L[fit], t[fit], sub)
+        T = _fit(L[fit], t[fit], sub, f"model {mid!r} on {id_set!r} (the ID fit half, T_id)",
+                 at_bound)
+        n_fits += 1
         for d, recs in records_by_set.items():
             if mid not in recs:
                 continue
@@ -196,12 +229,22 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = FIT_FRACT
             row.update(n=n, accuracy=acc)
             parts = {"before": before, "after": after}
             if oracle:
-                To = _quiet_fit(Ld, td, sd)
+                try:
+                    To = _fit(Ld, td, sd, f"model {mid!r} on {d!r} (oracle)", at_bound)
+                    oracle_vals = _oracle_metrics(Ld, td, sd, To, n_bins)
+                except ValueError as exc:  # no temperature means anything on this set
+                    import warnings
+
+                    warnings.warn(f"calibration_table: {exc} Its oracle reading is left NaN.",
+                                  stacklevel=2)
+                    To, oracle_vals = np.nan, dict.fromkeys(("ece", "nll", "mean_confidence"), np.nan)
+                n_fits += 1
                 row["T_oracle"] = To
-                parts["oracle"] = _oracle_metrics(Ld, td, sd, To, n_bins)
+                parts["oracle"] = oracle_vals
             for sc, vals in parts.items():
                 row.update({f"{k}_{sc}": v for k, v in vals.items()})
             rows.append(row)
+    _warn_bounds(at_bound, n_fits)
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -787,9 +830,9 @@ ABOUT = "ECE and NLL before and after temperature scaling, in distribution and u
 
 PARAMETER_RULES = {
     **_R.LIVE, "id_dataset": _R.dataset, "shifts": _R.datasets,
-    "fit_fraction": _R.open_fraction, "n_bins": _R.ints(2, "bins"),
+    "fit_fraction": _R.open_fraction, "n_bins": _R.N_BINS,
     "reliability_models": _R.optional_models, "reference_group": _R.groups,
-    "transfer_margin": _R.positive_float, "transfer_share": _R.fraction,
+    "transfer_margin": _R.ECE_MARGIN, "transfer_share": _R.fraction,
     "published": _R.choice(True, False),
 }
 

@@ -554,13 +554,17 @@ def _alignment_fit(params):
 
 
 PARAMETER_RULES = {
-    "curations": _R.subset(CURATIONS, "curation(s)"), "keep_fractions": _fractions_rule,
-    "sizes": _sizes_rule, "pool_size": _R.int_range(100, 100_000, "(rows of the raw pool)"),
+    "curations": _R.subset(CURATIONS, "curation(s)"),
+    "keep_fractions": _R.max_items(10, "each fraction trains one more CLIP per curation",
+                                   _fractions_rule),
+    "sizes": _R.max_items(10, "each size trains one more CLIP per curation", _sizes_rule),
+    "pool_size": _R.int_range(100, 100_000, "(rows of the raw pool)"),
     "budget": _R.from_check(check_budget),
     "arch": _R.choice("convnext", "resnet", "vit"), "reference": _R.zoo_clip("reference"),
-    "n_eval": _R.ints(20, "images per evaluation set"), "fit_fraction": _R.open_fraction,
-    "seed": _R.ints(0, "the random seed"), "n_boot": _R.ints(1, "bootstrap resamples"),
-    "published": _R.choice(True, False), "jobs": _R.ints(0, "worker processes (0: one per core)"),
+    "n_eval": _R.ints(20, "images per evaluation set; the largest set holds 2000", hi=2000),
+    "fit_fraction": _R.open_fraction, "seed": _R.SEED, "n_boot": _R.N_BOOT,
+    "published": _R.choice(True, False),
+    "jobs": _R.ints(0, "worker processes (0: one per core)", hi=64),
 }
 
 EXERCISES = [

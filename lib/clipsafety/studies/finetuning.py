@@ -548,15 +548,16 @@ def _published_rule(v, params):
 
 PARAMETER_RULES = {
     "parents": _parents_rule, "budget": _R.from_check(check_budget),
-    "alphas": _R.from_check(check_alphas),
+    "alphas": _R.max_items(21, "each mixing coefficient is one more model to evaluate",
+                           _R.from_check(check_alphas)),
     "train_set": _R.choice("train-labelled-10k", "train-labelled-30k"),
-    "n_eval": _R.ints(20, "images per evaluation set"),
+    "n_eval": _R.ints(20, "images per evaluation set; the largest set holds 2000", hi=2000),
     "score": _R.choice("mcm", "msp", "maxlogit", "energy"),
-    "seed": _R.ints(0, "the random seed"), "n_boot": _R.ints(1, "bootstrap resamples"),
+    "seed": _R.SEED, "n_boot": _R.N_BOOT,
     "published": _published_rule, "real_models": _R.real_models,
     "data_root": _R.folder("data_root"), "ood_sets": _R.datasets,
     "store": _R.folder("store"), "device": _R.device,
-    "batch_size": _R.ints(1, "images per forward pass"),
+    "batch_size": _R.BATCH_SIZE,
 }
 
 EXERCISES = [

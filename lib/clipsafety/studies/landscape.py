@@ -258,8 +258,8 @@ PARAMETER_RULES = {
     "shifts": _R.subset(lambda: tuple(SHIFTS), "shift(s)"),
     "sources": _R.subset(LANDSCAPE_SOURCES, "source(s)"),
     "baseline_sources": _baseline_sources, "scale": _R.SCALES,
-    "n_boot": _R.ints(1, "bootstrap resamples"), "seed": _R.ints(0, "the random seed"),
-    "top_n": _R.ints(1, "rows of the per-model table"),
+    "n_boot": _R.N_BOOT, "seed": _R.SEED,
+    "top_n": _R.ints(1, "rows of the per-model table", hi=1000),
 }
 
 EXERCISES = [

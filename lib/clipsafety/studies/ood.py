@@ -499,7 +499,9 @@ PARAMETER_RULES = {
     **_R.LIVE, "id_dataset": _R.dataset, "ood_sets": _R.datasets,
     "clip_score": _R.choice("mcm", "msp", "maxlogit", "energy", "neglabel"),
     "other_score": _R.choice("msp", "maxlogit", "energy"),
-    "temperature": _R.positive_float, "fpr_convention": _R.choice("id-recall", "ood-recall"),
+    "temperature": _R.number_range(1e-3, 1e3, "the softmax temperature of MCM and MSP, "
+                                   "positive; 1 is the papers' choice"),
+    "fpr_convention": _R.choice("id-recall", "ood-recall"),
     "aupr_method": _R.choice("step", "trapezoid"), "negative_labels": _R.choice(True, False),
     "published": _R.subset(("ninco", "cood"), "published result(s)"),
 }

@@ -546,12 +546,13 @@ def _budget_rule(v, params):
 PARAMETER_RULES = {
     **_R.LIVE, "models": _R.clip_models,
     "template_sets": _R.subset(TEMPLATE_SETS, "template set(s)"),
-    "subset_sizes": _subset_sizes_rule, "n_subsets": _R.ints(1, "random subsets per size"),
+    "subset_sizes": _R.max_items(10, "each size builds n_subsets more heads", _subset_sizes_rule),
+    "n_subsets": _R.ints(1, "random subsets per size; each is one more head to evaluate", hi=500),
     "budget": _budget_rule, "tune_models": _R.optional_models,
-    "ctpt_lambda": lambda v, p: None if v == 0 else _R.positive_float(v, p),
+    "ctpt_lambda": _R.number_range(0, 100, "weight of C-TPT's dispersion term; 0 turns it off"),
     "id_dataset": _R.dataset, "shifts": _R.datasets, "ood_sets": _R.datasets,
-    "train_dataset": _R.dataset, "n_bins": _R.ints(2, "bins"),
-    "ece_margin": _R.positive_float, "published": _R.choice(True, False),
+    "train_dataset": _R.dataset, "n_bins": _R.N_BINS,
+    "ece_margin": _R.ECE_MARGIN, "published": _R.choice(True, False),
 }
 
 EXERCISES = [
