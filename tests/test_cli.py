@@ -59,3 +59,31 @@ def test_python_dash_m_entry_point():
     r = subprocess.run([sys.executable, "-m", "clipsafety", "datasets"], capture_output=True, text=True,
                        timeout=120, check=False)
     assert r.returncode == 0 and "imagenet:r" in r.stdout and "objectnet" in r.stdout
+
+
+def test_a_header_only_catalog_is_named_as_empty(tmp_path, capsys):
+    """Before: "no models; pass ... --catalog" although a catalog was passed."""
+    cat = tmp_path / "empty.csv"
+    cat.write_text("id,group\n")
+    code = main(["eval", "--catalog", str(cat), "--datasets", "synth:id-test",
+                 "--store", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--catalog {str(cat)!r} lists no models" in err and "add rows" in err
+
+
+def test_an_unwritable_out_names_out_after_the_table(tmp_path, capsys):
+    """``--out /dev/full``: the table is printed and the records stored; the error names --out
+    and what to do, instead of an [Errno 28] with no option named."""
+    import os
+
+    if not os.path.exists("/dev/full"):
+        import pytest
+
+        pytest.skip("no /dev/full here")
+    make_wnid_dataset(tmp_path / "data", "mine", [1, 2], per_class=2)
+    code = main(["eval", "--models", M, "--datasets", f"folder:{tmp_path / 'data' / 'mine'}",
+                 "--store", str(tmp_path / "s"), "--image-size", "32", "--no-progress",
+                 "--out", "/dev/full"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "computed" in out
+    assert "--out '/dev/full': the table could not be written" in err and "another --out" in err

@@ -198,7 +198,12 @@ def run_eval(args) -> int:
         except UsageError as exc:
             errors.append(str(exc))
     if not models and not errors:
-        errors.append("no models; pass --models ID ... or --catalog NAME (real, zoo or a CSV path)")
+        if args.catalog:
+            which = f" in groups {list(args.groups)}" if args.groups else ""
+            errors.append(f"--catalog {args.catalog!r} lists no models{which}; add rows (columns "
+                          "id, group) or pass other --groups, or name models with --models ID ...")
+        else:
+            errors.append("no models; pass --models ID ... or --catalog NAME (real, zoo or a CSV path)")
     errors += _check_models(models) + _check_datasets(args.datasets, args.data_root)
     if errors:
         print("clipsafety eval: stopped before running anything:\n  " + "\n  ".join(errors), file=sys.stderr)
@@ -222,7 +227,14 @@ def run_eval(args) -> int:
         for f in failures:
             print(f"  {f}")
     if args.out:
-        table.to_csv(args.out, index=False)
+        try:
+            table.to_csv(args.out, index=False)
+        except OSError as exc:  # the table above is printed and the records are stored
+            print(f"clipsafety eval: --out {args.out!r}: the table could not be written "
+                  f"({type(exc).__name__}: {exc}); it is printed above and every record is in "
+                  f"the store ({args.store or 'the default store'}); pass another --out path.",
+                  file=sys.stderr)
+            return 1
     n_ok = len(table) - len(failures)
     if args.engine == "ray":
         computed = int((table.get("status") == "computed").sum()) if len(table) else 0
