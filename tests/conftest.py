@@ -45,3 +45,39 @@ def use_book_folders(monkeypatch, analyses, book_dir):
     monkeypatch.setattr(toc, "BOOK", book_dir)
     monkeypatch.setattr(toc, "CHAPTERS", book_dir / "chapters")
     monkeypatch.setattr(toc, "STATE", book_dir / "chapters" / ".state")
+
+
+def expect_error(fn, exc, fragments):
+    """Call ``fn``; it must raise ``exc`` whose message holds every fragment (any case)."""
+    with pytest.raises(exc) as info:
+        fn()
+    msg = str(info.value).lower()
+    for f in fragments:
+        assert str(f).lower() in msg, (f, str(info.value))
+    return info.value
+
+
+@pytest.fixture
+def pages(tmp_path, monkeypatch):
+    """The real chapters, with their built pages in a tmp folder; execution is stubbed so a
+    run that passes validation writes a new page (and is seen to have happened)."""
+    from clipsafety import book
+    from clipsafety.book import cache, executor, toc
+
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    for ch in book.chapters():
+        (chapters / f"{ch.name}.ipynb").write_text(f"the built page of {ch.name}")
+    monkeypatch.setattr(toc, "CHAPTERS", chapters)
+    monkeypatch.setattr(toc, "STATE", chapters / ".state")
+    ran = []
+
+    def fake_execute(ch, params, env, force=False, index=""):
+        ran.append((ch.name, params))
+        (chapters / f"{ch.name}.ipynb").write_text("a new page")
+        return "executed", 0.0
+
+    monkeypatch.setattr(executor, "execute", fake_execute)
+    monkeypatch.setattr(executor, "build_site", lambda: 0)
+    monkeypatch.setattr(cache, "environment_fingerprint", lambda: {})
+    return chapters, ran

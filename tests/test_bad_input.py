@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clipsafety import book, cli, metrics
-from clipsafety.book import cache, executor, toc
+from clipsafety.book import executor
+from conftest import expect_error as _expect
 from fixtures_real import make_wnid_dataset
 from PIL import Image
 
@@ -233,13 +234,6 @@ def test_cli_garbage_checkpoint_is_named_and_never_unpickled(env, capsys):
 
 
 # ------------------------------------------------------------------------------ the library
-def _expect(fn, exc, fragments):
-    with pytest.raises(exc) as info:
-        fn()
-    msg = str(info.value).lower()
-    for f in fragments:
-        assert f.lower() in msg, (f, str(info.value))
-    return info.value
 
 
 L = RNG.normal(size=(20, 5))
@@ -513,27 +507,6 @@ def test_record_files_honour_the_umask(env):
 
 
 # ------------------------------------------------------------------------------ chapters
-@pytest.fixture
-def pages(tmp_path, monkeypatch):
-    """The real chapters, with their built pages in a tmp folder; execution is stubbed so a
-    run that passes validation writes a new page (and is seen to have happened)."""
-    chapters = tmp_path / "chapters"
-    chapters.mkdir()
-    for name in ("factors", "landscape", "shape_bias", "appendix_world", "ood"):
-        (chapters / f"{name}.ipynb").write_text(f"the built page of {name}")
-    monkeypatch.setattr(toc, "CHAPTERS", chapters)
-    monkeypatch.setattr(toc, "STATE", chapters / ".state")
-    ran = []
-
-    def fake_execute(ch, params, env, force=False, index=""):
-        ran.append((ch.name, params))
-        (chapters / f"{ch.name}.ipynb").write_text("a new page")
-        return "executed", 0.0
-
-    monkeypatch.setattr(executor, "execute", fake_execute)
-    monkeypatch.setattr(executor, "build_site", lambda: 0)
-    monkeypatch.setattr(cache, "environment_fingerprint", lambda: {})
-    return chapters, ran
 
 
 CHAPTER_CASES = [

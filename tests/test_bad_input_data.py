@@ -26,6 +26,7 @@ from clipsafety.datasets import (
     get_dataset,
 )
 from clipsafety.models import InvalidCheckpoint, UnknownModel, is_known_id
+from conftest import expect_error as _expect
 from fixtures_real import synsets
 from PIL import Image
 
@@ -33,13 +34,6 @@ torch.set_num_threads(2)
 M = "timm:resnet18@random"
 
 
-def _expect(fn, exc, fragments):
-    with pytest.raises(exc) as info:
-        fn()
-    msg = str(info.value).lower()
-    for f in fragments:
-        assert f.lower() in msg, (f, str(info.value))
-    return info.value
 
 
 def _folder(root: Path, classes=("cat", "dog"), per_class: int = 3) -> Path:

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pytest
 from clipsafety import book, cli, metrics
-from clipsafety.book import cache, executor, toc
+from conftest import expect_error as _expect
 
 M = "timm:resnet18@random"
 RNG = np.random.default_rng(7)
@@ -34,13 +34,6 @@ P = np.exp(L - L.max(1, keepdims=True))
 P /= P.sum(1, keepdims=True)
 
 
-def _expect(fn, exc, fragments):
-    with pytest.raises(exc) as info:
-        fn()
-    msg = str(info.value).lower()
-    for f in fragments:
-        assert f.lower() in msg, (f, str(info.value))
-    return info.value
 
 
 # ------------------------------------------------------------------------- 1. the metrics
@@ -218,27 +211,6 @@ def test_metric_values_unchanged_for_valid_input(monkeypatch):
 
 
 # ------------------------------------------------------------------------- 2. ranges
-@pytest.fixture
-def pages(tmp_path, monkeypatch):
-    """The real chapters, with their built pages in a tmp folder; execution is stubbed so a
-    run that passes validation writes a new page (and is seen to have happened)."""
-    chapters = tmp_path / "chapters"
-    chapters.mkdir()
-    for ch in book.chapters():
-        (chapters / f"{ch.name}.ipynb").write_text(f"the built page of {ch.name}")
-    monkeypatch.setattr(toc, "CHAPTERS", chapters)
-    monkeypatch.setattr(toc, "STATE", chapters / ".state")
-    ran = []
-
-    def fake_execute(ch, params, env, force=False, index=""):
-        ran.append((ch.name, params))
-        (chapters / f"{ch.name}.ipynb").write_text("a new page")
-        return "executed", 0.0
-
-    monkeypatch.setattr(executor, "execute", fake_execute)
-    monkeypatch.setattr(executor, "build_site", lambda: 0)
-    monkeypatch.setattr(cache, "environment_fingerprint", lambda: {})
-    return chapters, ran
 
 
 def _snapshot(root):

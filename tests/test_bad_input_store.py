@@ -36,6 +36,7 @@ from clipsafety import store as store_mod
 from clipsafety.infer import predict
 from clipsafety.records import PredictionRecord
 from clipsafety.store import CorruptRecordWarning, Store, StoreError
+from conftest import expect_error as _expect
 from conftest import needs_zoo
 
 MODEL = "zoo:clip-resnet-wit-10k"
@@ -56,13 +57,6 @@ def _predict(spec, store, **kw):
     return rec, [str(w.message) for w in caught if issubclass(w.category, CorruptRecordWarning)]
 
 
-def _expect(fn, exc, fragments):
-    with pytest.raises(exc) as info:
-        fn()
-    msg = str(info.value).lower()
-    for f in fragments:
-        assert str(f).lower() in msg, (f, str(info.value))
-    return info.value
 
 
 def _top1(rec) -> float:
