@@ -23,16 +23,28 @@
 # :format: myst
 # :::
 #
-# **Reading guide.** Each row below is a claim, in the paper's words or, for the open
-# questions, the book's; each column a kind of evidence: the *synthetic world* (images with
-# known visual factors and the project's own tiny model zoo, on a laptop CPU), *published
-# results* of real models (timm, open_clip, imagenet-testbed, ImageNet-X, texture-vs-shape,
-# LeVine et al.), and *real models on real data* when a reader supplies them. A cell gives the
-# verdict by the rule its chapter states — **reproduced** (the interval lies on the claimed
-# side), **not reproduced** (it does not; the chapter checks why), **not testable** (this
-# evidence cannot speak to the claim, and why) — then the effect with its 95% interval. Hover
-# a cell for the whole evidence; the chapter's name links to its page. Nothing here is typed:
-# every cell is read from the outputs the chapters recorded when they last ran.
+# **What each section of the paper found**, one computed sentence per section (real-model
+# evidence first; the world's verdicts hold under its assumptions only):
+#
+# :::{glue:md} section_sentences
+# :format: myst
+# :::
+#
+# **Reading guide.** Each row of the table below is a claim — the paper's, in its words; the
+# premise it starts from; or, apart, one of the book's own hypotheses for the open questions —
+# judged once, in its home chapter. Each column is a kind of evidence: *published results* of
+# real models (timm, open_clip, imagenet-testbed, ImageNet-X, model-vs-human and its forks,
+# NINCO, C-OOD, LeVine et al.), *real models run here* when a reader supplies weights and data,
+# and the *synthetic world* (images with known visual factors and the project's tiny model
+# zoo), whose verdicts are conditional on its settings. A verdict follows its chapter's rule on
+# the numbers shown: **reproduced** (the interval lies on the claimed side), **contradicted**
+# (on the opposite side), **inconclusive** (it includes zero), **not testable** (this evidence
+# cannot speak to the claim, and why), **built in** (a world setting or a method's objective
+# puts the effect there) or **premise not met** (the world lacks what the claim needs, with
+# the measured premise). A verdict resting on fewer than five models on a side, or on one
+# checkpoint resampled over its stimuli, carries its size ("n = 2 models"). The methods page
+# lists every claim with its test. Nothing here is typed: every cell is read from the fields
+# the chapters recorded when they last ran.
 
 # %% tags=["parameters"]
 chapters: str | list = "all"  # which chapters' claims to show: all, or a list of chapter names
@@ -47,16 +59,18 @@ plots.setup()
 found = study.read_outputs(None if chapters == "all" else chapters)
 claims_all = study.findings_table(found)
 glue("findings_summary", Markdown(study.findings_summary(claims_all)), display=False)
+glue("section_sentences", Markdown(study.section_sentences(claims_all)), display=False)
 glue("chapter_list", Markdown(study.chapter_list()), display=False)
 
 # %% [markdown]
 # ## At a glance
 #
-# Per chapter and kind of evidence, how many claims each verdict got.
+# Per chapter and kind of evidence, how many claims each verdict got (one verdict per claim
+# and kind of evidence, counted in the claim's home chapter).
 
 # %%
 if len(claims_all):
-    display(charts.verdict_overview(claims_all, chapters=list(found)))
+    display(charts.verdict_overview(study.per_kind(claims_all), chapters=list(found)))
 
 # %% [markdown]
 # ## Every claim against every kind of evidence
@@ -64,6 +78,7 @@ if len(claims_all):
 # %%
 if len(claims_all):
     display(HTML(study.findings_html(claims_all)))
+    display(Markdown(study.real_run_note(claims_all)))
 display(Markdown(study.chapters_status(found)))
 
 # %% [markdown]

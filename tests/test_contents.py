@@ -47,15 +47,15 @@ def test_one_verdict_colour_table():
 
 def _rows():
     c1, c2, c3 = (claims.Claim(f"c{i}", f"claim {i}") for i in (1, 2, 3))
-    pub = claims.SOURCES[1]
+    kw = dict(effect="e", scale="points", unit=claims.MODELS, n=(6, 6))
     return claims.claims_table([
-        claims.verdict_from_interval(c1, claims.SOURCES[0], 1.0, 0.5, 1.5),
-        claims.verdict_from_interval(c2, claims.SOURCES[0], 0.1, -0.2, 0.4),
-        claims.not_testable(c3, claims.SOURCES[0], "no data"),
+        claims.interval(c1, claims.WORLD, 1.0, 0.5, 1.5, **kw),
+        claims.interval(c2, claims.WORLD, 0.1, -0.2, 0.4, **kw),
+        claims.not_testable(c3, claims.WORLD, "no data"),
         # published evidence under a named source counts as published evidence
-        claims.verdict_from_interval(c1, f"{pub} (NINCO)", 0.2, 0.1, 0.3),
-        claims.verdict_from_interval(c2, f"{pub} (C-OOD)", -0.2, -0.3, -0.1),
-        claims.not_testable(c3, claims.SOURCES[2], "no real models"),
+        claims.interval(c1, f"{claims.PUBLISHED} (NINCO)", 0.2, 0.1, 0.3, **kw),
+        claims.interval(c2, f"{claims.PUBLISHED} (C-OOD)", -0.2, -0.3, -0.1, **kw),
+        claims.not_testable(c3, claims.REAL, "no real models"),
     ])
 
 
@@ -64,19 +64,18 @@ def test_the_count_of_verdicts_is_one_function_read_by_both_pages():
     a source named after a kind ("published upstream results (NINCO)") is of that kind."""
     table = _rows()
     kinds = table["source"].map(claims.source_kind)
-    assert kinds.value_counts().to_dict() == {claims.SOURCES[0]: 3, claims.SOURCES[1]: 2,
-                                              claims.SOURCES[2]: 1}
-    assert claims.tally(table[kinds == claims.SOURCES[0]]) == (1, 2)
-    assert claims.tally(table[kinds == claims.SOURCES[1]]) == (1, 2)
-    assert claims.tally(table[kinds == claims.SOURCES[2]]) == (0, 0)
+    assert kinds.value_counts().to_dict() == {claims.WORLD: 3, claims.PUBLISHED: 2,
+                                              claims.REAL: 1}
+    world = claims.tally(table[kinds == claims.WORLD])
+    assert (world[claims.REPRODUCED], world[claims.INCONCLUSIVE], world[claims.NOT_TESTABLE]) == (1, 1, 1)
+    pub = claims.tally(table[kinds == claims.PUBLISHED])
+    assert (pub[claims.REPRODUCED], pub[claims.CONTRADICTED]) == (1, 1)
     summary = pages.summary_text(table)
-    assert f"{claims.SOURCES[0]}: 1 of 2 reproduced" in summary
-    assert f"{claims.SOURCES[1]}: 1 of 2 reproduced" in summary
-    assert f"{claims.SOURCES[2]}: not testable here" in summary
+    assert f"{claims.KIND_NAMES[claims.WORLD]}: 1 reproduced, 1 inconclusive (and 1 not testable)" in summary
+    assert f"{claims.KIND_NAMES[claims.PUBLISHED]}: 1 reproduced, 1 contradicted" in summary
     found = findings.findings_table({"x": {"claims": json.loads(table.to_json(orient="records"))}})
     lead = findings.findings_summary(found)
-    assert f"on {claims.SOURCES[0]}, 1 of 2 tested claims reproduce" in lead
-    assert f"on {claims.SOURCES[1]}, 1 of 2 tested claims reproduce" in lead
+    assert f"on {claims.KIND_NAMES[claims.PUBLISHED]}, 1 reproduced, 1 contradicted" in lead
 
 
 def test_recorded_outputs_have_one_owner(tmp_path, monkeypatch):

@@ -55,32 +55,3 @@ def test_command_round_trip_quotes_lists_and_strings():
                                             "n_boot": 200, "negative_labels": False}
 
 
-def test_summary_counts_verdicts_per_kind_of_evidence():
-    from clipsafety import claims
-
-    c = claims.Claim("c1", "A beats B")
-    rows = [claims.verdict_from_interval(c, claims.SOURCES[0], 1.0, 0.5, 1.5),
-            claims.not_testable(c, claims.SOURCES[1], "no data"),
-            claims.verdict_from_interval(claims.Claim("c2", "C beats D"), claims.SOURCES[0],
-                                         0.1, -0.2, 0.4)]
-    text = pages.summary_text(claims.claims_table(rows))
-    assert "2 claims" in text and "1 of 2 reproduced" in text
-    assert f"{claims.SOURCES[1]}: not testable here" in text
-
-
-def test_a_built_in_claim_keeps_its_effect_but_is_never_counted_as_reproduced():
-    from clipsafety import claims
-
-    c, d = claims.Claim("c1", "A beats B"), claims.Claim("c2", "C beats D")
-    measured = claims.verdict_from_interval(c, claims.SOURCES[0], 1.0, 0.5, 1.5)
-    assert measured["verdict"] == claims.REPRODUCED
-    row = claims.built_in(c, claims.SOURCES[0], "the world draws A larger", measured)
-    assert row["verdict"] == claims.BUILT_IN
-    assert row["evidence"].startswith("+1 [+0.5, +1.5]")
-    assert row["evidence"].endswith("built in: the world draws A larger")
-    rows = [row, claims.verdict_from_interval(d, claims.SOURCES[0], 0.1, -0.2, 0.4)]
-    # one tested claim on the synthetic source (c2, not reproduced); c1 is not a finding
-    assert f"{claims.SOURCES[0]}: 0 of 1 reproduced" in pages.summary_text(claims.claims_table(rows))
-    html = findings.findings_html(claims.claims_table(rows).assign(chapter="x",
-                                                                source_kind=claims.SOURCES[0]))
-    assert "built in</span>" in html and findings.BADGES["built in"][0] in html

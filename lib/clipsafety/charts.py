@@ -484,29 +484,29 @@ VERDICT_COLOURS = {v: colour for v, (colour, _text) in style.VERDICT_COLOURS.ite
 
 def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None):
     """What the book found, at a glance: for each chapter (rows) and each kind of evidence
-    (panels), how many of its claims were reproduced, not reproduced or not testable (stacked
-    bars in the verdict colours, legend below). ``table``:
-    :func:`clipsafety.studies.findings.findings_table` (its ``source_kind`` column)."""
+    (panels), how many of its claims got each verdict (stacked bars in the verdict colours,
+    legend below), one verdict per claim and kind of evidence. ``table``: the per-kind
+    verdicts (:func:`clipsafety.claims.by_kind` of the findings table, with ``chapter``)."""
     alt = _alt()
-    from clipsafety.claims import SOURCES
+    from clipsafety.claims import KIND_NAMES, SOURCES
 
-    d = (table.groupby(["chapter", "source_kind", "verdict"]).size().rename("claims")
+    d = (table.groupby(["chapter", "evidence_kind", "verdict"]).size().rename("claims")
          .reset_index())
     order = list(chapters or dict.fromkeys(table["chapter"]))
-    kinds = [k for k in SOURCES if k in set(d["source_kind"])]
+    kinds = [k for k in SOURCES if k in set(d["evidence_kind"])]
     width = panel_width(len(kinds), axis=0, budget=TEXT_WIDTH - 110)
     panels = []
     for i, kind in enumerate(kinds):
-        panels.append(alt.Chart(d[d["source_kind"] == kind]).mark_bar().encode(
-            x=alt.X("claims:Q", title="claims", stack="zero"),
+        panels.append(alt.Chart(d[d["evidence_kind"] == kind]).mark_bar().encode(
+            x=alt.X("claims:Q", title="claims", stack="zero", axis=alt.Axis(tickMinStep=1)),
             y=alt.Y("chapter:N", sort=order, title=None, axis=alt.Axis(labels=i == 0)),
             color=alt.Color("verdict:N", title="verdict",
                             scale=alt.Scale(domain=list(VERDICT_COLOURS),
                                             range=list(VERDICT_COLOURS.values()))),
             order=alt.Order("verdict:N"),
-            tooltip=["chapter:N", alt.Tooltip("source_kind:N", title="evidence"), "verdict:N",
+            tooltip=["chapter:N", alt.Tooltip("evidence_kind:N", title="evidence"), "verdict:N",
                      "claims:Q"],
-        ).properties(width=width, height=alt.Step(22), title=kind))
+        ).properties(width=width, height=alt.Step(22), title=KIND_NAMES[kind]))
     return alt.hconcat(*panels, spacing=8).resolve_scale(y="shared")
 
 

@@ -98,22 +98,26 @@ def try_it(chapter: str):
 
 
 def summary_text(table) -> str:
-    """Markdown: what a chapter's claims table says, counted per kind of evidence
-    (:func:`clipsafety.claims.tally` over the rows of each kind)."""
+    """Markdown: what a chapter's claims table says: how many claims of each kind it judges
+    and, per kind of evidence, the count of each verdict (:func:`clipsafety.claims.tally`, one
+    verdict per claim and kind; claims whose home is another chapter are not counted)."""
     from clipsafety import claims
 
     if table is None or not len(table):
         return "This chapter records no claims."
-    n = table["claim_id"].nunique()
-    kinds = table["source"].map(claims.source_kind)
+    per_kind = table.drop_duplicates("claim_id")["claim_kind"].fillna(claims.PAPER).value_counts()
+    kinds = [f"{per_kind[k]} {'of the paper' if k == claims.PAPER else k}"
+             f" claim{'s' if per_kind[k] != 1 else ''}" if k != claims.EXTENSION else
+             f"{per_kind[k]} of the book's own hypotheses (extensions)"
+             for k in claims.CLAIM_KINDS if per_kind.get(k)]
     parts = []
     for kind in claims.SOURCES:
-        k, tested = claims.tally(table[kinds == kind])
-        parts.append(f"{kind}: {k} of {tested} reproduced" if tested
-                     else f"{kind}: not testable here")
-    return (f"**What this chapter found.** Of the {n} claim{'s' if n != 1 else ''} it tests — "
-            + "; ".join(parts) + ". Every verdict, with its effect and interval, is at the end "
-            "of the page; the findings page sets them beside the other chapters'.")
+        sub = table[table["source"].map(claims.source_kind) == kind]
+        parts.append(f"{claims.KIND_NAMES[kind]}: {claims.tally_text(claims.tally(sub))}"
+                     if len(sub) else f"{claims.KIND_NAMES[kind]}: none")
+    return (f"**What this chapter found.** It judges {' and '.join(kinds)}. "
+            + "; ".join(parts) + ". Every verdict, with its effect, interval and n, is at the "
+            "end of the page; the findings page sets them beside the other chapters'.")
 
 
 def glue_summary(table) -> None:
@@ -137,7 +141,7 @@ def chapter_ending(verdicts):
     table = claims.claims_table(verdicts)
     glue_summary(table)
     shown = [claims.claims_matrix(table), Markdown(claims.claims_sentences(table)),
-             Markdown(claims.disagreement_note(table))]
+             Markdown(claims.world_note(table))]
     return table, shown
 
 

@@ -66,7 +66,9 @@ def group_shape_scale(groups=None):
 #: verdict -> (colour, text colour on it): the findings matrix's badges and the overview chart
 VERDICT_COLOURS: dict[str, tuple[str, str]] = {
     "reproduced": ("#2ca02c", "white"),
-    "not reproduced": ("#d62728", "white"),
+    "contradicted": ("#d62728", "white"),
+    "inconclusive": ("#f2c14e", "#333"),
     "not testable": ("#c7c7c7", "#333"),
     "built in": ("#6b7b8c", "white"),
+    "premise not met": ("#9e7bb5", "white"),
 }

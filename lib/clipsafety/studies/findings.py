@@ -20,11 +20,13 @@ from clipsafety import rules as _R
 from clipsafety.rules import Exercise
 from clipsafety.style import VERDICT_COLOURS
 
-__all__ = ["BADGES", "chapter_list", "chapters_status", "findings_html", "findings_matrix",
-           "findings_summary", "findings_table", "read_outputs"]
+__all__ = ["BADGES", "SECTIONS", "chapter_list", "chapters_status", "findings_html",
+           "findings_summary", "findings_table", "per_kind", "read_outputs", "section_sentences"]
 
-#: the three kinds of evidence, by the start of a source's name
-SOURCE_KINDS = tuple(claims.SOURCES)
+#: the paper's sections, in order, with what each is about
+SECTIONS = {"abstract": "The headline (abstract)", "4.1": "Visual factors (section 4.1)",
+            "4.2": "Shape bias (section 4.2)", "5": "Out-of-distribution detection (section 5)",
+            "6": "Calibration (section 6)"}
 
 
 def read_outputs(chapters: Sequence[str] | str | None = None) -> dict:
@@ -35,35 +37,48 @@ def read_outputs(chapters: Sequence[str] | str | None = None) -> dict:
 
 
 def findings_table(found: dict) -> pd.DataFrame:
-    """All recorded claim rows of ``found`` (:func:`read_outputs`) as one tidy table: chapter,
-    claim_id, claim, source, source_kind (one of the three kinds of evidence), verdict,
-    detail, evidence."""
+    """All recorded judgements of ``found`` (:func:`read_outputs`) as one tidy table: the
+    columns of :data:`clipsafety.claims.COLUMNS` and ``chapter``. Fields are read as recorded,
+    never parsed from text."""
     rows = []
     for chapter, payload in found.items():
         for r in (payload or {}).get("claims", []) or []:
-            rows.append({"chapter": chapter, **r, "source_kind": claims.source_kind(r["source"])})
-    cols = ["chapter", "claim_id", "claim", "source", "source_kind", "verdict", "detail", "evidence"]
-    return pd.DataFrame(rows, columns=cols)
+            rows.append({"chapter": chapter, **r})
+    df = pd.DataFrame(rows, columns=["chapter", *claims.COLUMNS])
+    if len(df):
+        df["evidence_kind"] = df["source"].map(claims.source_kind)
+        df["claim_kind"] = df["claim_kind"].fillna(claims.PAPER)
+    return df
 
 
-def findings_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (chapter, claim), one column per source, cells ``verdict: evidence``."""
-    cell = table["verdict"] + ": " + table["evidence"].astype(str)
-    wide = table.assign(cell=cell).pivot_table(index=["chapter", "claim"], columns="source",
-                                               values="cell", aggfunc="first", sort=False)
-    order = sorted(wide.columns, key=lambda c: (next((i for i, k in enumerate(SOURCE_KINDS)
-                                                      if str(c).startswith(k)), 9), str(c)))
-    return wide[order].fillna("")
+def per_kind(table: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per claim and kind of evidence over the whole book
+    (:func:`clipsafety.claims.by_kind`: only the claim's home chapter counts), with the chapter
+    it is judged in."""
+    if table is None or not len(table):
+        return pd.DataFrame(columns=["chapter", *claims.COLUMNS])
+    out = []
+    for chapter, part in table.groupby("chapter", sort=False):
+        k = claims.by_kind(part)
+        if len(k):
+            k["chapter"] = chapter
+            out.append(k)
+    if not out:
+        return pd.DataFrame(columns=["chapter", *claims.COLUMNS])
+    return pd.concat(out, ignore_index=True)
 
 
 def chapters_status(found: dict) -> str:
-    """Markdown: which chapters have recorded outputs and how many claims each tests."""
+    """Markdown: which chapters have recorded outputs and how many claims each judges."""
     have = [c for c, p in found.items() if p]
     missing = [c for c, p in found.items() if not p]
-    parts = [f"`{c}` ({len(found[c].get('claims') or [])} verdicts)" for c in have]
+    parts = []
+    for c in have:
+        ids = {r["claim_id"] for r in found[c].get("claims") or []}
+        parts.append(f"`{c}` ({len(ids)} claim{'s' if len(ids) != 1 else ''})")
     text = f"Chapters with recorded results: {', '.join(parts) or 'none'}."
     if missing:
-        text += (f" Not yet run, so not in the matrix: {', '.join(f'`{c}`' for c in missing)} "
+        text += (f" Not yet run, so not in the table: {', '.join(f'`{c}`' for c in missing)} "
                  "(`make book` runs them).")
     return text
 
@@ -88,59 +103,159 @@ def _cell(text) -> str:
     return html.escape(str(text))
 
 
-#: verdict -> (badge colour, text colour) of the findings matrix
+#: verdict -> (badge colour, text colour)
 BADGES = VERDICT_COLOURS
 
 
-def _effect(evidence: str, limit: int = 110) -> str:
-    """The lead of an evidence text: its first clause (the effect and its interval)."""
-    lead = str(evidence).split("; ")[0].split(". Built into")[0]
-    return lead if len(lead) <= limit else lead[: limit - 1].rstrip() + "…"
+def _numbers(r) -> str:
+    """The effect of a judgement row, from its fields: estimate [interval] scale; n."""
+    est, lo, hi = (r.get("estimate"), r.get("lo"), r.get("hi"))
+    scale = r.get("scale") or ""
+    text = ""
+    if est is not None and pd.notna(est):
+        text = claims.fmt(est, scale)
+        if lo is not None and pd.notna(lo) and hi is not None and pd.notna(hi):
+            text += f" [{claims.fmt(lo, scale)}, {claims.fmt(hi, scale)}]"
+        text += f" {scale}".rstrip()
+    n = r.get("n") or []
+    if len(n):
+        text += ("; " if text else "") + f"n = {' vs '.join(map(str, n))} {r.get('unit') or ''}"
+    return text.strip()
 
 
-def findings_html(table, page_of: dict | None = None) -> str:
-    """The findings matrix as an HTML table that wraps to the text column: one row per claim
-    (grouped by chapter, linked to its page), one column per kind of evidence, each cell the
-    verdict, the effect with its interval, and the full evidence on hover and unfolded.
+def _badge(r) -> str:
+    bg, fg = BADGES.get(r["verdict"], ("#fff", "#000"))
+    return (f'<span class="clipsafety-verdict" style="background:{bg};color:{fg}">'
+            f"{_cell(r.get('label') or r['verdict'])}</span>")
+
+
+def _has_real_run(kinds: pd.DataFrame) -> bool:
+    real = kinds[kinds["evidence_kind"] == claims.REAL]
+    return bool(len(real)) and bool(real["verdict"].isin(claims.TESTED).any())
+
+
+def findings_html(table: pd.DataFrame, page_of: dict | None = None) -> str:
+    """The claims table (HTML, wraps to the text column): one row per claim, the paper's
+    claims first (by section), then the premise, then the book's extensions; one column per
+    kind of evidence, real-model evidence first and the world's last ("under its
+    assumptions"); each cell the verdict as shown, the effect with its interval and n, and
+    the reason. The real-run column is left out when no real run exists (a note says so).
     ``table``: :func:`findings_table`."""
-
-    kinds = list(claims.SOURCES)
-    head = "".join(f"<th>{_cell(k)}</th>" for k in kinds)
+    kinds = per_kind(table)
+    cols = [k for k in claims.SOURCES if k != claims.REAL or _has_real_run(kinds)]
+    head = "".join(f"<th>{_cell(claims.KIND_NAMES[k])}</th>" for k in cols)
     body = []
-    for (chapter, _cid), rows in table.groupby(["chapter", "claim_id"], sort=False):
-        link = (page_of or {}).get(chapter, f"{chapter}.html")
-        cells = []
-        for kind in kinds:
-            parts = []
-            for r in rows[rows["source_kind"] == kind].itertuples():
-                bg, fg = BADGES.get(r.verdict, ("#fff", "#000"))
-                src = "" if r.source == kind else f" <small>({_cell(r.source[len(kind):].strip(' ()'))})</small>"
-                parts.append(
-                    f'<div title="{_cell(r.evidence)}"><span class="clipsafety-verdict" '
-                    f'style="background:{bg};color:{fg}">{_cell(r.verdict)}</span>{src} '
-                    f"<small>{_cell(_effect(r.evidence))}</small></div>")
-            cells.append(f"<td>{''.join(parts) or '—'}</td>")
-        claim = rows["claim"].iloc[0]
-        body.append(f'<tr><td><a href="{_cell(link)}">{_cell(chapter)}</a>: {_cell(claim)}</td>'
-                    + "".join(cells) + "</tr>")
+    for ckind in claims.CLAIM_KINDS:
+        part = kinds[kinds["claim_kind"] == ckind]
+        if part.empty:
+            continue
+        body.append(f'<tr class="clipsafety-kind"><th colspan="{len(cols) + 1}">'
+                    f"{_cell(claims.CLAIM_KIND_NAMES[ckind][0].upper() + claims.CLAIM_KIND_NAMES[ckind][1:])}"
+                    "</th></tr>")
+        order = {s: i for i, s in enumerate(SECTIONS)}
+        claim_ids = sorted(dict.fromkeys(part["claim_id"]),
+                           key=lambda c: order.get(str(part[part["claim_id"] == c]["section"].iloc[0]), 99))
+        for cid in claim_ids:
+            rows = part[part["claim_id"] == cid]
+            r0 = rows.iloc[0]
+            link = (page_of or {}).get(r0["chapter"], f"{r0['chapter']}.html")
+            cells = []
+            for k in cols:
+                sub = rows[rows["evidence_kind"] == k]
+                if sub.empty:
+                    cells.append("<td>—</td>")
+                    continue
+                r = sub.iloc[0].to_dict()
+                why = "" if r["verdict"] in claims.TESTED else r.get("reason") or ""
+                nums = _numbers(r)
+                cells.append(f"<td>{_badge(r)}<br><small>{_cell(nums)}"
+                             f"{'<br>' if nums and why else ''}{_cell(why)}</small></td>")
+            sec = f"§{r0['section']} " if r0["section"] and r0["section"] != "abstract" else ""
+            body.append(f'<tr><td>{_cell(sec)}{_cell(r0["claim"])} <small>(<a href="{_cell(link)}">'
+                        f"{_cell(r0['chapter'])}</a>)</small></td>" + "".join(cells) + "</tr>")
     return ('<table class="table clipsafety-findings"><thead><tr><th>claim (chapter)</th>'
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
-def findings_summary(table) -> str:
-    """Markdown: the landing page's first words, counted from the findings table
-    (:func:`clipsafety.claims.tally` per kind of evidence)."""
+def real_run_note(table: pd.DataFrame) -> str:
+    """Markdown: when no real model ran on real data in this build, one note instead of a
+    column of "not testable" cells."""
+    kinds = per_kind(table)
+    if not len(kinds) or _has_real_run(kinds):
+        return ""
+    return ("**Real models run here.** No chapter ran real models on real data in this build "
+            "(the book's machines have neither pretrained weights nor the datasets), so that "
+            "column is left out of the table; each chapter's rerun box gives the command that "
+            "fills it.")
+
+
+def _claim_phrase(rows: pd.DataFrame) -> str:
+    """One claim's verdicts in words: real-model evidence first, then the world's."""
+    bits = []
+    for k in claims.SOURCES:
+        sub = rows[rows["evidence_kind"] == k]
+        if sub.empty:
+            continue
+        r = sub.iloc[0].to_dict()
+        if r["verdict"] == claims.NOT_TESTABLE and k != claims.WORLD:
+            continue
+        nums = _numbers(r)
+        where = {claims.PUBLISHED: "published results", claims.REAL: "real models run here",
+                 claims.WORLD: "the world"}[k]
+        bits.append(f"{where}: {r.get('label') or r['verdict']}" + (f" ({nums})" if nums and
+                                                                   r["verdict"] in claims.TESTED
+                                                                   else ""))
+    if not any(not b.startswith("the world") for b in bits):
+        bits.insert(0, "no real-model test")
+    return "; ".join(bits)
+
+
+def section_sentences(table: pd.DataFrame) -> str:
+    """Markdown: per section of the paper, then the premise and the extensions, what the
+    evidence shows, one computed sentence each (every claim with its per-kind verdicts)."""
+    kinds = per_kind(table)
+    if not len(kinds):
+        return ""
+    lines = []
+    paper = kinds[kinds["claim_kind"] == claims.PAPER]
+    for sec, title in SECTIONS.items():
+        part = paper[paper["section"].astype(str) == sec]
+        if part.empty:
+            continue
+        items = [f"*{rows['claim'].iloc[0]}* — {_claim_phrase(rows)}"
+                 for _, rows in part.groupby("claim_id", sort=False)]
+        lines.append(f"- **{title}.** " + " ".join(f"{i}." for i in items))
+    for ckind in (claims.PREMISE, claims.EXTENSION):
+        part = kinds[kinds["claim_kind"] == ckind]
+        if part.empty:
+            continue
+        c = claims.tally(part)
+        title = claims.CLAIM_KIND_NAMES[ckind]
+        lines.append(f"- **{title[0].upper() + title[1:]}.** " + "; ".join(
+            f"{claims.KIND_NAMES[k]}: {claims.tally_text(claims.tally(part[part['evidence_kind'] == k]))}"
+            for k in claims.SOURCES if (part["evidence_kind"] == k).any()) + ".")
+        _ = c
+    return "\n".join(lines)
+
+
+def findings_summary(table: pd.DataFrame) -> str:
+    """Markdown: the landing page's first words, counted from the per-kind verdicts: the
+    paper's claims per kind of evidence, kept apart from the premise and the extensions."""
     if table is None or not len(table):
         return ("**No chapter has recorded its results yet**, so there is nothing to report: "
                 "`make book` runs every chapter, then this page.")
-    parts = []
-    for kind in claims.SOURCES:
-        k, tested = claims.tally(table[table["source_kind"] == kind])
-        if tested:
-            parts.append(f"on {kind}, {k} of {tested} tested claims reproduce")
-    n = table.groupby(["chapter", "claim_id"]).ngroups
-    return (f"**In short.** {n} claims in {table['chapter'].nunique()} chapters; "
-            + "; ".join(parts) + ". Where a claim does not reproduce, its chapter says why.")
+    kinds = per_kind(table)
+    paper = kinds[kinds["claim_kind"] == claims.PAPER]
+    n = paper["claim_id"].nunique()
+    parts = [f"on {claims.KIND_NAMES[k]}, {claims.tally_text(claims.tally(paper[paper['evidence_kind'] == k]))}"
+             for k in claims.SOURCES if (paper["evidence_kind"] == k).any()]
+    ext = kinds[kinds["claim_kind"] == claims.EXTENSION]["claim_id"].nunique()
+    return (f"**In short.** The book judges {n} claims of the paper, once each, in "
+            f"{kinds[kinds['claim_kind'] == claims.PAPER]['chapter'].nunique()} chapters: "
+            + "; ".join(parts) + ". Real-model evidence outranks the world's; a world verdict "
+            "holds under the world's assumptions only."
+            + (f" The book's own {ext} hypotheses for the open questions are counted apart "
+               "(below)." if ext else ""))
 
 
 PARAMETER_RULES = {"chapters": _R.subset(lambda: ["all", *[n for n in contents.toc_chapters()
