@@ -294,7 +294,10 @@ div_diffs.round(3)
 # source's row reads the mean over the three families).
 
 # %%
-contract = study.contract(ranges, sig, erosion, ablation)
+from clipsafety.studies import landscape as landscape_study  # noqa: E402
+
+premise = landscape_study.shift_findings(points, list(study.NATURAL_SHIFTS), n_boot=n_boot, seed=seed)
+contract = study.contract(ranges, sig, erosion, ablation, premise)
 held = int(contract["holds"].sum())
 failing = contract.loc[~contract["holds"], "requirement"].tolist()
 verdict_line = (f"**{held} of {len(contract)} requirements hold**"

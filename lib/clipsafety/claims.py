@@ -82,6 +82,10 @@ KIND_NAMES = {PUBLISHED: "published results of real models", REAL: "real models 
 #: resampling units
 MODELS, PAIRS, PARENTS = "models", "model pairs", "parents"
 IMAGES, STIMULI = "images of the checkpoints measured", "stimuli of one checkpoint"
+#: a training study's contrast over evaluation images, one training run (seed) per parent
+RUNS = "evaluation images, one training run per parent"
+#: fewer parents or seeds than this in a training study is labelled single-seed / few parents
+MIN_RUNS = 3
 MODEL_UNITS = (MODELS, PAIRS, PARENTS)
 #: fewer models than this on a side of a model-level claim is always labelled
 MIN_MODELS = 5
@@ -183,7 +187,7 @@ class Judgement:
         models on a side, or one checkpoint resampled over its images or stimuli."""
         if self.unit in MODEL_UNITS:
             return bool(self.n) and min(int(v) for v in self.n) < MIN_MODELS
-        return self.unit in (IMAGES, STIMULI)
+        return self.unit in (IMAGES, STIMULI, RUNS)
 
     def evidence(self) -> str:
         """The judgement in words, from its fields (shown on pages; never parsed back)."""
@@ -229,6 +233,9 @@ def label(verdict: str, unit: str = "", n: Sequence = ()) -> str:
         return f"{verdict} (n = {min(int(v) for v in n)} {unit})"
     if unit == STIMULI:
         return f"{verdict} (one checkpoint)"
+    if unit == RUNS:
+        k = max(int(v) for v in n) if len(n) else 0
+        return f"{verdict} (single seed, {k} parent{'s' if k != 1 else ''})"
     if unit == IMAGES:
         return f"{verdict} ({max(int(v) for v in n) if len(n) else '?'} checkpoints, over images)"
     return verdict
@@ -361,9 +368,9 @@ def gated(judgement: Judgement, premises: Sequence[Premise]) -> Judgement:
         if judgement.verdict == NOT_TESTABLE:
             return judgement
         return replace(judgement, premise=text)
+    measured = judgement if math.isfinite(_f(judgement.estimate)) else None
     return premise_not_met(judgement.claim, judgement.source,
-                           "; ".join(p.text() for p in failed),
-                           judgement if judgement.verdict in TESTED else None)
+                           "; ".join(p.text() for p in failed), measured)
 
 
 def bonferroni(k: int, level: float = 0.95) -> tuple[float, str]:
@@ -525,7 +532,7 @@ def disagreement_note(table: pd.DataFrame, source: str = WORLD) -> str:
 __all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "EXTENSION", "IMAGES",
            "INCONCLUSIVE", "Judgement", "MIN_MODELS", "MODELS", "NOT_TESTABLE", "PAIRS",
            "PAPER", "PARENTS", "PREMISE", "PREMISE_NOT_MET", "PUBLISHED", "Premise", "REAL",
-           "REPRODUCED", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",
+           "REPRODUCED", "RUNS", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",
            "bonferroni", "built_in", "by_kind", "claims_matrix", "claims_sentences",
            "claims_table", "count", "decide", "gated", "interval", "label", "not_testable",
            "premise_not_met", "rows", "source_kind", "tally", "tally_text", "world_note"]
