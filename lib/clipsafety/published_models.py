@@ -137,6 +137,12 @@ MVH_CHECKPOINTS = {
     ("Burns", "clip"): ("openai/ViT-B-16", "ViT-B/16"),
     ("Burns", "resnet50"): ("torchvision/resnet50", "ResNet-50"),
 }
+#: the forks' training descriptions (:data:`clipsafety.studies.shape_bias.MVH_NETWORKS`) as
+#: training sources
+_MVH_TRAINING = {"supervised (ImageNet-1k)": "ImageNet-1k",
+                 "self-supervised (ImageNet-1k)": "ImageNet-1k (self-supervised)",
+                 "Stylized-ImageNet-trained": "Stylized-ImageNet", "more training data": "more data",
+                 "image-text (OpenAI WIT)": "WIT"}
 #: ImageNet-X's CLIPs -> checkpoint: model-vs-human's ``clip`` is OpenAI ViT-B/32
 IMAGENETX_CHECKPOINTS = {
     "clip": "openai/ViT-B-32", "clipRN50": "openai/RN50",
@@ -246,7 +252,7 @@ def mvh_fork_trials() -> pd.DataFrame:
         tr["arch"] = [n[1] if n else lbl.rsplit(" [", 1)[0]
                       for n, lbl in zip(named, tr["observer"])]
         tr["training_source"] = np.where(tr["group"] == CLIP_ZEROSHOT, "WIT",
-                                         tr["training"].astype(str))
+                                         tr["training"].map(_MVH_TRAINING).fillna("unknown"))
         tr["head"] = "1000-class mapped"
         tr["prompt"] = np.where(tr["group"] == CLIP_ZEROSHOT, "the fork's templates", "")
         tr["observer"] = tr["file_observer"]
@@ -407,7 +413,7 @@ def ninco_models() -> pd.DataFrame:
 
 
 def ninco_per_model(ninco: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per (checkpoint, score): mean AUROC and FPR@95 over NINCO's 64 OOD classes (each class's
+    """Per (checkpoint, score): mean AUROC and FPR@95 over the 46 NINCO OOD classes its results file scores (each class's
     AUROC against ImageNet val, averaged), and ImageNet accuracy."""
     n = ninco_models() if ninco is None else ninco
     cls = n[n["kind"] == "NINCO class"]
@@ -496,7 +502,7 @@ for _c, _h, _u, _t in [
     ("shape_head", "Shape head", "", "16-way zero-shot or 1000-class mapped"),
     ("cood_auroc", "C-OOD AUROC (MSP)", "%", "mean over C-OOD's 11 severities"),
     ("conf_gap", "Confidence gap (C-OOD)", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
-    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over NINCO's 64 OOD classes; MCM for zero-shot CLIPs, MSP otherwise"),
+    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
     ("ninco_best_score", "NINCO best score", "", "the score with the highest NINCO AUROC for this model"),
     ("ninco_best_auroc", "NINCO AUROC, best score", "%", "that score's AUROC"),
     ("factor_mean", "ImageNet-X factor accuracy, mean", "%", "mean over the 10 ImageNet-X factors the book uses"),
