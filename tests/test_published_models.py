@@ -40,13 +40,35 @@ def count_bias(answers):
 
 
 @pytest.fixture(scope="module")
-def shape():
-    return M.shape_models()
+def forks():
+    import pandas as pd
+    from clipsafety.studies import shape_bias
+
+    return pd.concat([shape_bias.mvh_decisions(r, humans=False) for r in shape_bias.MVH_SOURCES],
+                     ignore_index=True)
 
 
 @pytest.fixture(scope="module")
-def models():
-    return M.table()
+def factor_tables():
+    from clipsafety.studies import factors
+
+    return [factors.published_factor_table(c) for c in ("imagenet_testbed", "modelvshuman")] + [
+        factors.published_decision_factors()[1]]
+
+
+@pytest.fixture(scope="module")
+def shape(forks):
+    return M.shape_models(M.shape_trials(forks))
+
+
+@pytest.fixture(scope="module")
+def models(forks, factor_tables):
+    from clipsafety.published import SHIFTS
+    from clipsafety.studies import landscape
+
+    long = landscape.published_long(landscape.LANDSCAPE_SOURCES, list(SHIFTS))
+    points, _, _ = landscape.fit_landscape(long, n_boot=20, grid_points=2)
+    return M.table(landscape.effective_robustness_table(points), forks, factor_tables)
 
 
 # --------------------------------------------------------------------------- registry
@@ -128,7 +150,7 @@ def test_same_backbone_twins_are_read_with_their_groups(shape):
 
 
 def test_per_stimulus_hits_allow_a_paired_bootstrap():
-    tr = M.shape_trials(("vlm_shapebias",))
+    tr = M.shape_trials(sources=("vlm_shapebias",))
     per = tr.groupby("observer")["stimulus"].agg(["size", "nunique"])
     assert (per["size"] == 1200).all() and (per["nunique"] == 1200).all()
     assert tr["confidence"].between(0, 1).any() and set(tr.columns) == set(M.TRIAL_COLUMNS)
@@ -149,8 +171,8 @@ def test_a_checkpoint_in_two_forks_has_one_primary_row(shape):
     assert sum(t[s] == k[s] for s in t) / len(t) > 0.99
 
 
-def test_factor_collections_count_one_checkpoint_once():
-    f = M.factor_models()
+def test_factor_collections_count_one_checkpoint_once(factor_tables):
+    f = M.factor_models(factor_tables)
     rn50 = f[f["checkpoint"] == "openai/RN50"]
     assert set(rn50["collection"]) == {"imagenet_testbed", "modelvshuman"}
     assert rn50.loc[rn50["primary"], "collection"].nunique() == 1
@@ -276,6 +298,15 @@ def test_every_table_column_has_a_readable_header(models):
 
 
 # --------------------------------------------------------------------------- bad input
+
+def test_study_inputs_of_the_wrong_kind_are_named():
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="mvh_decisions"):
+        M.mvh_fork_trials(pd.DataFrame({"imagename": ["a1-b2.png"]}))
+    with pytest.raises(ValueError, match="effective_robustness_table"):
+        M.landscape_models(pd.DataFrame({"model": ["x"]}))
+
 
 def test_vlm_reader_names_missing_columns(tmp_path):
     from clipsafety.shape import read_performances, read_vlm_answers
