@@ -74,7 +74,10 @@ CLAIM_KIND_NAMES = {PAPER: "the paper's claims", PREMISE: "the paper's premise (
 PUBLISHED = "published upstream results"
 REAL = "real models on real data"
 WORLD = "synthetic world + zoo"
-SOURCES = (PUBLISHED, REAL, WORLD)
+#: the kinds in their historical order (``SOURCES[0]`` is the world, ``[1]`` published,
+#: ``[2]`` real); pages show them in :data:`DISPLAY` order
+SOURCES = (WORLD, PUBLISHED, REAL)
+DISPLAY = (PUBLISHED, REAL, WORLD)
 REAL_KINDS = (PUBLISHED, REAL)
 KIND_NAMES = {PUBLISHED: "published results of real models", REAL: "real models run here",
               WORLD: "the synthetic world (under its assumptions)"}
@@ -391,7 +394,7 @@ def rows(judgements: Iterable) -> list[dict]:
 
 def claims_table(judgements: Iterable) -> pd.DataFrame:
     """Tidy table of judgements: one row per (claim, source), claims in the order given,
-    sources in display order (:data:`SOURCES`)."""
+    sources in display order (:data:`DISPLAY`)."""
     df = pd.DataFrame(rows(judgements))
     for c in COLUMNS:
         if c not in df.columns:
@@ -399,7 +402,7 @@ def claims_table(judgements: Iterable) -> pd.DataFrame:
     df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
     if df.empty:
         return df
-    order = {s: i for i, s in enumerate(SOURCES)}
+    order = {s: i for i, s in enumerate(DISPLAY)}
     kind = df["source"].map(source_kind)
     df["_o"] = kind.map(order).fillna(len(order))
     claim_order = {c: i for i, c in enumerate(dict.fromkeys(df["claim_id"]))}
@@ -477,14 +480,14 @@ def tally_text(counts: dict, empty: str = "not testable here") -> str:
 
 
 def claims_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per claim, one column per kind of evidence (:data:`SOURCES`), cells
+    """Wide view: one row per claim, one column per kind of evidence (:data:`DISPLAY`), cells
     the per-kind verdict as shown (:func:`label`)."""
     per = by_kind(table)
     if per.empty:
         return pd.DataFrame()
     wide = per.pivot_table(index="claim", columns="evidence_kind", values="label",
                            aggfunc="first", sort=False)
-    cols = [s for s in SOURCES if s in wide.columns]
+    cols = [s for s in DISPLAY if s in wide.columns]
     wide = wide[cols].fillna(NOT_TESTABLE)
     wide.columns = [KIND_NAMES[c] for c in cols]
     wide.index.name = "claim"
@@ -529,7 +532,7 @@ def disagreement_note(table: pd.DataFrame, source: str = WORLD) -> str:
     return world_note(table)
 
 
-__all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "EXTENSION", "IMAGES",
+__all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "DISPLAY", "EXTENSION", "IMAGES",
            "INCONCLUSIVE", "Judgement", "MIN_MODELS", "MODELS", "NOT_TESTABLE", "PAIRS",
            "PAPER", "PARENTS", "PREMISE", "PREMISE_NOT_MET", "PUBLISHED", "Premise", "REAL",
            "REPRODUCED", "RUNS", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",

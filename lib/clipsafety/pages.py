@@ -111,7 +111,7 @@ def summary_text(table) -> str:
              f"{per_kind[k]} of the book's own hypotheses (extensions)"
              for k in claims.CLAIM_KINDS if per_kind.get(k)]
     parts = []
-    for kind in claims.SOURCES:
+    for kind in claims.DISPLAY:
         sub = table[table["source"].map(claims.source_kind) == kind]
         parts.append(f"{claims.KIND_NAMES[kind]}: {claims.tally_text(claims.tally(sub))}"
                      if len(sub) else f"{claims.KIND_NAMES[kind]}: none")

@@ -142,7 +142,7 @@ def findings_html(table: pd.DataFrame, page_of: dict | None = None) -> str:
     the reason. The real-run column is left out when no real run exists (a note says so).
     ``table``: :func:`findings_table`."""
     kinds = per_kind(table)
-    cols = [k for k in claims.SOURCES if k != claims.REAL or _has_real_run(kinds)]
+    cols = [k for k in claims.DISPLAY if k != claims.REAL or _has_real_run(kinds)]
     head = "".join(f"<th>{_cell(claims.KIND_NAMES[k])}</th>" for k in cols)
     body = []
     for ckind in claims.CLAIM_KINDS:
@@ -192,7 +192,7 @@ def real_run_note(table: pd.DataFrame) -> str:
 def _claim_phrase(rows: pd.DataFrame) -> str:
     """One claim's verdicts in words: real-model evidence first, then the world's."""
     bits = []
-    for k in claims.SOURCES:
+    for k in claims.DISPLAY:
         sub = rows[rows["evidence_kind"] == k]
         if sub.empty:
             continue
@@ -233,7 +233,7 @@ def section_sentences(table: pd.DataFrame) -> str:
         title = claims.CLAIM_KIND_NAMES[ckind]
         lines.append(f"- **{title[0].upper() + title[1:]}.** " + "; ".join(
             f"{claims.KIND_NAMES[k]}: {claims.tally_text(claims.tally(part[part['evidence_kind'] == k]))}"
-            for k in claims.SOURCES if (part["evidence_kind"] == k).any()) + ".")
+            for k in claims.DISPLAY if (part["evidence_kind"] == k).any()) + ".")
         _ = c
     return "\n".join(lines)
 
@@ -248,7 +248,7 @@ def findings_summary(table: pd.DataFrame) -> str:
     paper = kinds[kinds["claim_kind"] == claims.PAPER]
     n = paper["claim_id"].nunique()
     parts = [f"on {claims.KIND_NAMES[k]}, {claims.tally_text(claims.tally(paper[paper['evidence_kind'] == k]))}"
-             for k in claims.SOURCES if (paper["evidence_kind"] == k).any()]
+             for k in claims.DISPLAY if (paper["evidence_kind"] == k).any()]
     ext = kinds[kinds["claim_kind"] == claims.EXTENSION]["claim_id"].nunique()
     return (f"**In short.** The book judges {n} claims of the paper, once each, in "
             f"{kinds[kinds['claim_kind'] == claims.PAPER]['chapter'].nunique()} chapters: "
