@@ -175,7 +175,7 @@ def test_chapter_runs_at_a_tiny_budget_and_records_claims(tmp_path, monkeypatch)
         assert r["claim_kind"] == "extension" and r["home"] == "finetuning"
         # a tiny budget leaves some variant below twice chance, or the verdict is labelled
         # single-seed with its one parent
-        assert r["verdict"] == "premise not met" or r["label"].endswith("(single seed, 1 parent)")
+        assert r["verdict"] == "premise not met" or r["label"].endswith("(single seed, 1 run per arm)")
     recipes = {r["recipe"] for r in rec["tables"]["table"]}
     assert recipes == set(S.RECIPES)
 

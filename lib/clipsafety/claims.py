@@ -238,7 +238,7 @@ def label(verdict: str, unit: str = "", n: Sequence = ()) -> str:
         return f"{verdict} (one checkpoint)"
     if unit == RUNS:
         k = max(int(v) for v in n) if len(n) else 0
-        return f"{verdict} (single seed, {k} parent{'s' if k != 1 else ''})"
+        return f"{verdict} (single seed, {k} run{'s' if k != 1 else ''} per arm)"
     if unit == IMAGES:
         return f"{verdict} ({max(int(v) for v in n) if len(n) else '?'} checkpoints, over images)"
     return verdict
@@ -367,9 +367,9 @@ def gated(judgement: Judgement, premises: Sequence[Premise]) -> Judgement:
     :func:`premise_not_met` with the failed premises and the measured effect kept."""
     text = "; ".join(p.text() for p in premises)
     failed = [p for p in premises if not p.ok]
+    if judgement.verdict == NOT_TESTABLE:  # nothing to gate: the source cannot test it anyway
+        return judgement
     if not failed:
-        if judgement.verdict == NOT_TESTABLE:
-            return judgement
         return replace(judgement, premise=text)
     measured = judgement if math.isfinite(_f(judgement.estimate)) else None
     return premise_not_met(judgement.claim, judgement.source,
