@@ -21,7 +21,8 @@ from clipsafety.rules import Exercise
 from clipsafety.style import VERDICT_COLOURS
 
 __all__ = ["BADGES", "SECTIONS", "chapter_list", "chapters_status", "findings_html",
-           "findings_summary", "findings_table", "per_kind", "read_outputs", "section_sentences"]
+           "findings_summary", "findings_table", "per_kind", "premise_table", "read_outputs",
+           "section_sentences"]
 
 #: the paper's sections, in order, with what each is about
 SECTIONS = {"abstract": "The headline (abstract)", "4.1": "Visual factors (section 4.1)",
@@ -175,6 +176,23 @@ def findings_html(table: pd.DataFrame, page_of: dict | None = None) -> str:
                         f"{_cell(r0['chapter'])}</a>)</small></td>" + "".join(cells) + "</tr>")
     return ('<table class="table clipsafety-findings"><thead><tr><th>claim (chapter)</th>'
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def premise_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The world's premises, per claim: for every world verdict recorded in its home chapter,
+    the verdict as shown and the premises measured before it (those that held, or the ones that
+    failed), or a dash when the chapter checks none. Read from the judgements' fields."""
+    kinds = per_kind(table)
+    w = kinds[kinds["evidence_kind"] == claims.WORLD] if len(kinds) else kinds
+    rows = []
+    for r in w.itertuples():
+        if r.verdict == claims.NOT_TESTABLE:
+            continue
+        checked = r.premise if isinstance(r.premise, str) and r.premise else ""
+        rows.append({"chapter": r.chapter, "claim": r.claim, "verdict": r.label,
+                     "premises measured": checked or ("(a world setting decides it) " + r.reason
+                                                      if r.verdict == claims.BUILT_IN else "—")})
+    return pd.DataFrame(rows, columns=["chapter", "claim", "verdict", "premises measured"])
 
 
 def real_run_note(table: pd.DataFrame) -> str:
