@@ -98,7 +98,7 @@ DIRECTIONS = ("greater", "less", "differs")
 COLUMNS = ["claim_id", "claim", "claim_kind", "section", "home", "source", "evidence_kind",
            "verdict", "label", "estimate", "lo", "hi", "level", "threshold", "direction",
            "effect", "scale", "unit", "n", "sides", "correction", "data", "reason", "premise",
-           "evidence"]
+           "rule", "evidence"]
 
 
 def source_kind(source: str) -> str:
@@ -171,6 +171,7 @@ class Judgement:
     correction: str = "none"
     data: tuple = ()
     premise: str = ""
+    rule: str = "interval"
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -224,7 +225,8 @@ class Judgement:
                 "direction": c.direction, "effect": self.effect, "scale": self.scale,
                 "unit": self.unit, "n": [int(v) for v in self.n], "sides": list(self.sides),
                 "correction": self.correction, "data": sorted(map(str, self.data)),
-                "reason": self.reason, "premise": self.premise, "evidence": self.evidence()}
+                "reason": self.reason, "premise": self.premise, "rule": self.rule,
+                "evidence": self.evidence()}
 
 
 def label(verdict: str, unit: str = "", n: Sequence = ()) -> str:
@@ -317,7 +319,7 @@ def count(claim: Claim, source: str, items: pd.DataFrame, claimed: int, *, effec
     return Judgement(claim, source, verdict, reason, float(len(yes)), effect=effect,
                      scale=scale or f"of {total}", unit=unit, n=tuple(int(v) for v in n),
                      sides=tuple(sides), correction=correction, data=tuple(data),
-                     threshold=threshold, premise=premise)
+                     threshold=threshold, premise=premise, rule="count")
 
 
 def not_testable(claim: Claim, source: str, reason: str, *, data: Iterable[str] = ()) -> Judgement:
@@ -334,7 +336,7 @@ def built_in(claim: Claim, source: str, setting: str, measured: Judgement | None
     return Judgement(claim, source, BUILT_IN, setting, measured.estimate, measured.lo,
                      measured.hi, measured.level, measured.threshold, measured.effect,
                      measured.scale, measured.unit, measured.n, measured.sides,
-                     measured.correction, measured.data, measured.premise)
+                     measured.correction, measured.data, measured.premise, measured.rule)
 
 
 def premise_not_met(claim: Claim, source: str, premise: str,
@@ -346,7 +348,7 @@ def premise_not_met(claim: Claim, source: str, premise: str,
     return Judgement(claim, source, PREMISE_NOT_MET, premise, measured.estimate, measured.lo,
                      measured.hi, measured.level, measured.threshold, measured.effect,
                      measured.scale, measured.unit, measured.n, measured.sides,
-                     measured.correction, measured.data, premise)
+                     measured.correction, measured.data, premise, measured.rule)
 
 
 @dataclass(frozen=True)
@@ -382,6 +384,49 @@ def bonferroni(k: int, level: float = 0.95) -> tuple[float, str]:
     if k == 1:
         return level, "none"
     return 1 - (1 - level) / k, f"Bonferroni over {k} ({100 * (1 - (1 - level) / k):.2f}% intervals)"
+
+
+def problems(table: pd.DataFrame, chapter: str | None = None) -> list[str]:
+    """What is wrong with recorded judgements (flat rows), as sentences; empty when every row
+    follows its rule: a reproduced / contradicted / inconclusive interval lies on the claimed /
+    opposite side of its threshold / includes it; a tested verdict has its unit and n per side;
+    a count names its correction (Bonferroni or Holm); premise not met says which premise; built
+    in names its setting; a claim is recorded only by its home chapter (``chapter``); one claim
+    and source has one row."""
+    out = []
+    if table is None or not len(table):
+        return out
+    for r in table.to_dict("records"):
+        where = f"{r.get('claim_id')} on {r.get('source')!r}"
+        v = r.get("verdict")
+        if v not in VERDICTS:
+            out.append(f"{where}: unknown verdict {v!r}")
+            continue
+        if chapter and r.get("home") and r["home"] != chapter:
+            out.append(f"{where}: recorded by {chapter!r}, but its home is {r['home']!r}")
+        if v in TESTED:
+            if not r.get("unit") or not len(r.get("n") or []):
+                out.append(f"{where}: {v} without its resampling unit and n per side")
+            if r.get("rule") == "count":
+                corr = str(r.get("correction") or "")
+                if "Bonferroni" not in corr and "Holm" not in corr:
+                    out.append(f"{where}: a count over items without a named correction")
+                continue
+            lo, hi, t, d = _f(r.get("lo")), _f(r.get("hi")), _f(r.get("threshold")), r.get("direction")
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                out.append(f"{where}: {v} without an interval")
+                continue
+            want, _ = decide(_f(r.get("estimate")), lo, hi, d or "greater", t if math.isfinite(t) else 0.0)
+            if want != v:
+                out.append(f"{where}: recorded {v!r} but the interval [{lo:+.4g}, {hi:+.4g}] "
+                           f"against {t:g} ({d}) gives {want!r}")
+        if v == PREMISE_NOT_MET and not (r.get("premise") or r.get("reason")):
+            out.append(f"{where}: premise not met without the premise")
+        if v == BUILT_IN and not r.get("reason"):
+            out.append(f"{where}: built in without the setting that builds it")
+    dup = table.groupby(["claim_id", "source"]).size()
+    out += [f"{c} on {s!r}: {k} rows" for (c, s), k in dup[dup > 1].items()]
+    return out
 
 
 # --------------------------------------------------------------------------- tables
@@ -538,5 +583,5 @@ __all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "DISPLAY", "EXTEN
            "REPRODUCED", "RUNS", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",
            "bonferroni", "built_in", "by_kind", "claims_matrix", "claims_sentences",
            "claims_table", "count", "decide", "gated", "interval", "label", "not_testable",
-           "premise_not_met", "rows", "source_kind", "tally", "tally_text", "world_note"]
+           "premise_not_met", "problems", "rows", "source_kind", "tally", "tally_text", "world_note"]
 

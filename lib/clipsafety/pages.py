@@ -154,7 +154,13 @@ def end_chapter(chapter: str, verdicts, *, note: bool = True, **tables) -> None:
 
     from clipsafety import outputs
 
+    from clipsafety import claims
+
     table, shown = chapter_ending(verdicts)
+    wrong = claims.problems(table, chapter)
+    if wrong:
+        raise ValueError(f"chapter {chapter!r} records judgements that break their rules (nothing "
+                         "was recorded): " + "; ".join(wrong))
     for obj in shown if note else shown[:2]:
         display(obj)
     outputs.record(chapter, table, **tables)
