@@ -72,7 +72,8 @@ def _only_where_used(app, pagename, templatename, context, doctree):
     for key in ("script_files", "css_files"):
         files = context.get(key)
         if files:
-            files[:] = [f for f in files if _filename(f).split("?")[0] not in unused]
+            files[:] = [f for f in files
+                        if _filename(f).split("?")[0].rsplit("/", 1)[-1] not in unused]
 
 
 def _trim_theme(app, exception):
@@ -194,7 +195,7 @@ class ChapterList(_Markdown):
         found = self.env.found_docs
         lines, caption = [], None
         for part, file in contents.toc_entries()[1:]:  # the landing page leads anyway
-            if file not in found:
+            if file not in found or file == self.env.docname:
                 continue
             if part != caption:
                 lines += ["", f"**{part}**", ""] if part else [""]
