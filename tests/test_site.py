@@ -338,3 +338,42 @@ def test_pages_about_the_book_are_computed(site):
         assert html.count("clipsafety-section-code\"") <= sections, page.name
         entry = next(c for c in record["chapters"] if c["name"] == page.stem)
         assert ("Built with non-default parameters" in html) == bool(entry["changed"]), page.name
+
+
+def test_code_folds_once_per_section():
+    """The hidden code cells of a section move into one fold at the end of the section's own
+    text (before its subsections); their outputs stay; a cell with no output left goes."""
+    from clipsafety.sphinx_ext import fold_section_code
+    from docutils import nodes
+    from docutils.utils import new_document
+    from myst_nb.sphinx_ import HideCodeCellNode
+
+    def cell(i, output=True, hide="input"):
+        c = nodes.container(nb_element="cell_code", hide_mode=hide)
+        c += nodes.container("", nodes.literal_block(text=f"code {i}"), nb_element="cell_code_source")
+        if output:
+            c += nodes.container("", nodes.paragraph(text=f"output {i}"), nb_element="cell_code_output")
+        return c
+
+    doc = new_document("test")
+    top = nodes.section()
+    top += nodes.title(text="Chapter")
+    top += [cell(1, output=False), nodes.paragraph(text="prose"), cell(2), cell(3, hide="")]
+    sub = nodes.section()
+    sub += nodes.title(text="Part")
+    sub += [cell(4), cell(5)]
+    top += sub
+    doc += top
+    fold_section_code(doc)
+    folds = list(doc.findall(HideCodeCellNode))
+    assert len(folds) == 2
+    assert [b.astext() for b in folds[0].findall(nodes.literal_block)] == ["code 1", "code 2"]
+    assert [b.astext() for b in folds[1].findall(nodes.literal_block)] == ["code 4", "code 5"]
+    assert folds[0].parent is top and top.index(folds[0]) == top.index(sub) - 1
+    assert folds[1].parent is sub and sub.children[-1] is folds[1]
+    # outputs stay in place; the cell without output is gone; a visible cell is left alone
+    assert [p.astext() for p in top.children if isinstance(p, nodes.paragraph)] == ["prose"]
+    texts = [c.astext() for c in top.children if isinstance(c, nodes.container)
+             and c.get("nb_element") == "cell_code"]
+    assert texts == ["output 2", "code 3\n\noutput 3"]
+    assert "Show the code of this section (2 cells)" == folds[0]["prompt_show"]
