@@ -117,6 +117,8 @@ def test_numbers_at_sensible_precision():
     assert readable.format_value(0.0, Column("Change", "points")) == "0.0"
     assert readable.format_value(float("inf"), c) == "∞"
     assert readable.format_value(1.23456, Column("Temperature", "ratio")) == "1.23"
+    assert readable.format_value(np.bool_(True), Column("Outlier")) == "yes"
+    assert readable.format_value(np.int64(12000), Column("Images", "count")) == "12,000"
 
 
 def test_bad_input_is_named(frame):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: rows shown in the open; a longer table is folded behind <details>
@@ -96,7 +97,7 @@ def format_value(value, col: Column) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA \
             or value is pd.NaT:
         return ""
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if col.unit == "text" or not isinstance(value, int | float) and not hasattr(value, "dtype"):
         return str(value)
@@ -245,7 +246,7 @@ def table(df: pd.DataFrame, columns: Mapping[str, str | tuple | Column], caption
 def _csv_value(v, col: Column):
     if _is_missing(v):
         return ""
-    if isinstance(v, bool) or col.unit in ("text",) or not isinstance(v, int | float) \
+    if isinstance(v, bool | np.bool_) or col.unit in ("text",) or not isinstance(v, int | float) \
             and not hasattr(v, "dtype"):
         return v
     if col.unit in ("percent", "points"):
