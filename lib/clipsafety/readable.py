@@ -10,7 +10,7 @@ folder (a notebook run by hand) the CSV travels in the link itself (a ``data:`` 
 
 :func:`audit_html` reads a built page and names what a reader should not meet there: the
 literal NaN in a table cell, an unnamed index column (0, 1, ..., n-1 first), ``snake_case``
-headers, and ``snake_case`` chart titles, axis titles, legends and panel labels (read from the
+headers, a table of more than :data:`FOLD_ROWS` rows shown open, and ``snake_case`` chart titles, axis titles, legends and panel labels (read from the
 Vega-Lite specs in the page and their data files). :func:`audit_site` does it for every page
 of a built site.
 
@@ -275,7 +275,10 @@ class _Tables(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.tables: list[list[list[tuple[bool, str]]]] = []
+        self.folded: list[bool] = []  # each table: inside a <details>
         self._stack: list[list] = []
+        self._open: list[bool] = []
+        self._details = 0
         self._cell: list[str] | None = None
         self._header = False
         self._skip = 0
@@ -283,8 +286,11 @@ class _Tables(HTMLParser):
     def handle_starttag(self, tag, attrs):
         if tag in ("script", "style"):
             self._skip += 1
+        elif tag == "details":
+            self._details += 1
         elif tag == "table":
             self._stack.append([])
+            self._open.append(self._details > 0)
         elif tag == "tr" and self._stack:
             self._stack[-1].append([])
         elif tag in ("td", "th") and self._stack:
@@ -298,15 +304,18 @@ class _Tables(HTMLParser):
         elif tag in ("td", "th") and self._cell is not None and self._stack:
             self._stack[-1][-1].append((self._header, " ".join("".join(self._cell).split())))
             self._cell = None
+        elif tag == "details":
+            self._details = max(0, self._details - 1)
         elif tag == "table" and self._stack:
             self.tables.append([r for r in self._stack.pop() if r])
+            self.folded.append(self._open.pop())
 
     def handle_data(self, data):
         if self._cell is not None and not self._skip:
             self._cell.append(data)
 
 
-def _table_problems(rows: list[list[tuple[bool, str]]]) -> list[str]:
+def _table_problems(rows: list[list[tuple[bool, str]]], folded: bool = False) -> list[str]:
     out = []
     head = [t for is_h, t in rows[0]] if rows and all(h for h, _ in rows[0]) else []
     body = rows[1:] if head else rows
@@ -327,6 +336,9 @@ def _table_problems(rows: list[list[tuple[bool, str]]]) -> list[str]:
     snake = sorted({m for h in (head or []) for m in SNAKE.findall(h)})
     if snake:
         out.append(f"variable names in headers: {', '.join(snake[:8])}")
+    if len(body) > FOLD_ROWS and not folded:
+        out.append(f"{len(body)} rows shown open (fold a table of more than {FOLD_ROWS} rows, "
+                   "with its CSV)")
     return out
 
 
@@ -449,8 +461,8 @@ def audit_html(html: str, data_file: Callable[[str], str | None] = lambda key: N
     parser = _Tables()
     parser.feed(html)
     problems = []
-    for i, rows in enumerate(parser.tables, 1):
-        for what in _table_problems(rows):
+    for i, (rows, folded) in enumerate(zip(parser.tables, parser.folded), 1):
+        for what in _table_problems(rows, folded):
             problems.append(Problem(f"table {i} ({_table_label(rows)})", what))
     for i, m in enumerate(_SPEC.finditer(html), 1):
         try:
