@@ -43,6 +43,9 @@ DASH = "–"
 UNITS = ("percent", "points", "number", "count", "text", "ratio")
 #: a name written in snake_case (two or more lower-case words joined by underscores)
 SNAKE = re.compile(r"(?<![\w./:-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w./:-])")
+#: classes of tables that are a page's content, read row by row (the findings matrix): long
+#: by design, never folded
+WHOLE = ("clipsafety-findings",)
 #: what pandas writes for a missing value
 NAN_WORDS = {"nan", "NaN", "<NA>", "NaT", "None", "null"}
 
@@ -290,7 +293,10 @@ class _Tables(HTMLParser):
             self._details += 1
         elif tag == "table":
             self._stack.append([])
-            self._open.append(self._details > 0)
+            # a table the page is made of (the findings matrix) counts as folded: it is read
+            # row by row, not dumped
+            classes = dict(attrs).get("class") or ""
+            self._open.append(self._details > 0 or any(c in classes.split() for c in WHOLE))
         elif tag == "tr" and self._stack:
             self._stack[-1].append([])
         elif tag in ("td", "th") and self._stack:
