@@ -7,6 +7,7 @@
 #   make venv-cpu             the same .venv with PyTorch's CPU-only wheels (workshop laptops)
 #   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
 #   make bench                run the speed/memory benchmarks under bench/
+#   make publish-check        refuse to publish with the placeholder repository url (_config.yml)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -27,7 +28,7 @@ export PYTHONUNBUFFERED := 1
 # AVX2 ones, so every command runs numpy without its AVX-512 dispatch (no effect elsewhere).
 export NPY_DISABLE_CPU_FEATURES ?= X86_V4 AVX512_ICL AVX512_SPR
 
-.PHONY: book test test-full chapter zoo bench venv venv-install venv-cpu clean lint lock
+.PHONY: book test test-full chapter zoo bench venv venv-install venv-cpu clean lint lock publish-check
 
 # The venv is current when its stamp holds the hash of the pins and the package metadata it
 # was set up from (their contents, not their file times: a fresh clone of the same pins finds
@@ -90,6 +91,11 @@ zoo: venv
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# the launch buttons' repository url is set (not the placeholder); with a built site, every
+# launch link opens a file the Pages workflow publishes
+publish-check: venv
+	$(PY) -m clipsafety.book publish-check $(if $(wildcard book/_build/html/index.html),--site)
 
 lint: venv
 	$(PY) -m ruff check lib tests bench analyses

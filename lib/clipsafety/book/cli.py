@@ -16,6 +16,7 @@ USAGE = """Execute the chapters with papermill and build the site with Jupyter B
 ``python -m clipsafety.book build``            every chapter at its default parameters, then the site
 ``python -m clipsafety.book chapter NAME -p key value ...``   one chapter with new parameters
 ``python -m clipsafety.book params [NAME]``    each chapter's parameters
+``python -m clipsafety.book publish-check``    refuse to publish with the placeholder repository url
 
 Chapters are jupytext percent-format files ``analyses/<name>.py`` with a cell tagged
 ``parameters``. Executed notebooks land in ``book/chapters/<name>.ipynb``; Jupyter Book's own
@@ -72,7 +73,23 @@ def _main(argv: list[str] | None = None) -> int:
     c.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                    metavar=("KEY", "VALUE"), help="a parameter (YAML value)")
     sub.add_parser("params", help="list each chapter's parameters").add_argument("name", nargs="?")
+    pc = sub.add_parser("publish-check", help="refuse to publish with the placeholder repository "
+                        "url or launch buttons that open nothing")
+    pc.add_argument("--site", action="store_true",
+                    help="also check every launch link of the built site (book/_build/html)")
+    pc.add_argument("--branch", action="store_true",
+                    help="print the branch the executed notebooks are published on")
     args = ap.parse_args(argv)
+    if args.cmd == "publish-check":
+        from clipsafety.book import site, toc
+
+        problems = site.publish_problems(toc.BOOK / "_build" / "html" if args.site else None)
+        for p in problems:
+            print(f"error: {p}", file=sys.stderr)
+        if not problems:
+            print(site.repository().get("branch") or "main" if args.branch else
+                  "publish-check: the repository url and the launch buttons are set")
+        return 2 if problems else 0
     if args.cmd == "build":
         try:
             jobs = build_jobs(args.jobs)

@@ -8,6 +8,7 @@ own execution is off (``_config.yml``); papermill executed the chapters.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import yaml
 
 from clipsafety.book import toc
 from clipsafety.book.cache import chart_data_refs
-from clipsafety.book.provenance import write_provenance
+from clipsafety.book.provenance import _git, hardware, write_provenance
 
 
 def prune_chart_data() -> None:
@@ -26,9 +27,16 @@ def prune_chart_data() -> None:
     folder = toc.STATIC / "data"
     if not folder.is_dir():
         return
-    used = set().union(*[chart_data_refs(nb) for nb in toc.CHAPTERS.glob("*.ipynb")])
+    notebooks = list(toc.CHAPTERS.glob("*.ipynb"))
+    used = set().union(*[chart_data_refs(nb) for nb in notebooks])
     for f in folder.glob("*.js"):
         if f.stem not in used:
+            f.unlink()
+    # the full tables behind folds (clipsafety.readable), linked as _static/data/<key>.csv
+    tables = set().union(*[set(re.findall(r"_static/data/([0-9a-f]{20})\.csv",
+                                          nb.read_text(errors="replace"))) for nb in notebooks])
+    for f in folder.glob("*.csv"):
+        if f.stem not in tables:
             f.unlink()
 
 
@@ -79,6 +87,106 @@ def write_mathjax(dest: Path) -> None:
             (dest / part).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src / part, dest / part)
     stamp.write_text(repr(MATHJAX_PARTS))
+
+
+def write_build_record() -> Path:
+    """``book/chapters/provenance.json``: the build's record the pages read (the Sphinx
+    extension :mod:`clipsafety.sphinx_ext`: the chapters' run times, a banner on a chapter
+    built with non-default parameters): commit, time, hardware, and each executed chapter's
+    seconds, time and parameters that differ from its defaults."""
+    import json
+
+    from clipsafety.book.cache import read_state
+    from clipsafety.book.toc import chapters
+
+    rows = []
+    for ch in chapters():
+        st = read_state(ch.name)
+        if not st:
+            continue
+        changed = {k: v for k, v in st.get("params", {}).items()
+                   if st.get("defaults", {}).get(k) != v}
+        rows.append({"name": ch.name, "seconds": st.get("seconds"),
+                     "executed_at": st.get("executed_at"), "changed": changed})
+    record = {"commit": _git("rev-parse", "HEAD") or "unknown",
+              "built": time.strftime("%Y-%m-%d %H:%M %Z"), "hardware": hardware(),
+              "chapters": rows}
+    toc.CHAPTERS.mkdir(parents=True, exist_ok=True)
+    out = toc.CHAPTERS / "provenance.json"
+    out.write_text(json.dumps(record, indent=1, default=str))
+    return out
+
+
+#: the repository url of a fresh clone (_config.yml): launch buttons made from it lead nowhere
+PLACEHOLDER_REPO = "your-org/clipsafety"
+#: the Pages workflow (it publishes the site and, for the launch buttons, the executed notebooks)
+PAGES_WORKFLOW = ".github/workflows/pages.yml"
+_LAUNCH = re.compile(r'href="(https://(?:mybinder\.org/v2/gh|colab\.research\.google\.com/github)'
+                     r'/[^"]+)"')
+
+
+def repository() -> dict:
+    """``_config.yml``'s ``repository`` (url, path_to_book, branch): the one place the
+    repository's address is set."""
+    cfg = yaml.safe_load((toc.ROOT / "_config.yml").read_text()) or {}
+    return dict(cfg.get("repository") or {})
+
+
+def launch_targets(html: str) -> list[tuple[str, str, str]]:
+    """The launch buttons of a built page: (url, branch, path in the repository) of each
+    Binder and Colab link."""
+    out = []
+    for url in _LAUNCH.findall(html):
+        url = url.replace("&amp;", "&")
+        m = (re.search(r"/v2/gh/[^/]+/[^/]+/([^?]+)\?urlpath=(?:tree|lab/tree)/([^&]+)", url)
+             or re.search(r"/github/[^/]+/[^/]+/blob/([^/]+)/(.+)$", url))
+        if m:
+            out.append((url, m.group(1), m.group(2)))
+    return out
+
+
+def publish_problems(site: Path | None = None) -> list[str]:
+    """Why the book must not be published as it is: the repository url is still the
+    placeholder (or not a GitHub address, which the launch buttons need); the Pages workflow
+    does not publish the executed notebooks on the branch the launch buttons open; and, for a
+    built ``site``, a launch link whose target would not exist in what the workflow
+    publishes (the tracked files plus the executed notebooks ``book/chapters/*.ipynb``)."""
+    problems = []
+    repo = repository()
+    url = str(repo.get("url") or "")
+    if not url or PLACEHOLDER_REPO in url:
+        problems.append(f"_config.yml: repository.url is {url or 'not set'!r}, the placeholder; "
+                        "set it to the published repository (https://github.com/<owner>/<name>) "
+                        "before publishing, or the launch and repository buttons lead nowhere")
+    elif not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+/?", url):
+        problems.append(f"_config.yml: repository.url {url!r} is not a GitHub repository's "
+                        "address (https://github.com/<owner>/<name>), which Binder and Colab "
+                        "open notebooks from")
+    branch = str(repo.get("branch") or "main")
+    workflow = toc.ROOT / PAGES_WORKFLOW
+    text = workflow.read_text() if workflow.is_file() else ""
+    pushes = ("git add -f book/chapters/*.ipynb" in text
+              and "clipsafety.book publish-check --branch" in text)
+    if not pushes:
+        problems.append(f"{PAGES_WORKFLOW} does not push the executed notebooks "
+                        "(book/chapters/*.ipynb) to the branch of _config.yml's "
+                        f"repository.branch ({branch!r}), which the launch buttons open")
+    if site is not None:
+        book_path = str(repo.get("path_to_book") or "book").strip("/")
+        tracked = set(_git("ls-files").splitlines())
+        published = tracked | ({f"{book_path}/chapters/{p.name}"
+                                for p in toc.CHAPTERS.glob("*.ipynb")} if pushes else set())
+        for page in sorted(Path(site).rglob("*.html")):
+            if "_static" in page.parts:
+                continue
+            for link, to_branch, path in launch_targets(page.read_text(errors="replace")):
+                if to_branch != branch:
+                    problems.append(f"{page.relative_to(site)}: {link} opens the branch "
+                                    f"{to_branch!r}, not {branch!r} where the notebooks are")
+                elif path not in published:
+                    problems.append(f"{page.relative_to(site)}: {link} opens {path}, which the "
+                                    "Pages workflow does not publish")
+    return problems
 
 
 def effective_toc() -> Path:
@@ -147,6 +255,7 @@ def build_site() -> int:
     for stale in ("mathjax", "data"):  # Sphinx adds static files, never removes them
         shutil.rmtree(toc.BOOK / "_build" / "html" / "_static" / stale, ignore_errors=True)
     write_provenance()
+    write_build_record()
     print("building the site with Jupyter Book (execution off: papermill executed the chapters)",
           flush=True)
     t0 = time.time()
@@ -164,4 +273,5 @@ def build_site() -> int:
 
 
 __all__ = ["MATHJAX_PARTS", "build_site", "effective_toc", "prune_chart_data",
+           "launch_targets", "publish_problems", "repository", "write_build_record",
            "write_mathjax", "write_static_assets"]
