@@ -200,25 +200,21 @@ if live_ok:
 # and the conditions on which the compared groups are at least twice chance.
 
 # %%
-real_range, cood_cal = None, pd.DataFrame()
+cood_cal = pd.DataFrame()
 try:
     from clipsafety.published_models import cood_models
 
     cood_cal = cood_models("softmax")
-    real_range = study.real_gap_range(cood_cal)
 except ExternalUnavailable as exc:
     display(plots.unavailable_note(exc, "The real confidence range (C-OOD)"))
 if live_ok:
     display(study.confidence_gaps(table).rename(index=group_label).round(3))
     display(study.chance_ok(table, [CLIP_ZEROSHOT, reference_group]).set_index("dataset")
             .round(3))
-    if real_range:
-        display(Markdown(
-            f"Real range (C-OOD): the {real_range['n_clip']} zero-shot CLIPs' gap lies within "
-            f"{real_range['clip'][0]:+.1f} to {real_range['clip'][1]:+.1f} points; the "
-            f"{real_range['n_imagenet']} ImageNet models' 5th to 95th percentile is "
-            f"{real_range['imagenet'][0]:+.1f} to {real_range['imagenet'][1]:+.1f} (median "
-            f"{real_range['imagenet_median']:+.1f})."))
+    if not run.real:
+        regime = study.regime_premise(table, cood_cal if len(cood_cal) else None,
+                                      reference_group)
+        display(Markdown("**Premises.** " + "; ".join(p.text() for p in regime) + "."))
 
 # %% [markdown]
 # **The claims and their tests** (`clipsafety.studies.calibration.CLAIMS`). Every comparison
@@ -232,7 +228,8 @@ display(pd.DataFrame([{"claim": c.text, "test": c.test} for c in study.CLAIMS.va
 if live_ok:
     ws = study.world_source_settings() if not run.real else None
     live_rows = study.assess_live_claims(table, live_source, id_set, reference=reference_group,
-                                         world=not run.real, real_range=real_range,
+                                         world=not run.real,
+                                         real=cood_cal if len(cood_cal) else None,
                                          settings=ws, n_boot=n_boot, seed=seed)
     if ws is not None:
         display(Markdown("**Built into the synthetic world.** The world's training sources "

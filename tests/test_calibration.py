@@ -309,38 +309,40 @@ def test_after_scaling_rule_against_the_other_groups():
     assert CS.assess_after_scaling(_after(0.0), "x", n_boot=200).verdict == claims.INCONCLUSIVE
 
 
-def _calib_table(gap_clip, gap_std, acc_shift=0.5):
+def _calib_table(gap_clip, gap_std, acc_shift=None):
     """A calibration table of 5 CLIPs and 6 standard models on an ID set and one shift, with
     each group's mean confidence ``gap`` (fraction) from its accuracy on the ID set."""
-    t = _acc_table({"id": 0.02, "s1": 0.02})
+    t = _acc_table({"id": 0.02, "s1": 0.02}, n_clip=6)
     t["mean_confidence_before"] = t["accuracy"] + np.where(t.group == CLIP_ZEROSHOT, gap_clip,
                                                            gap_std)
-    t.loc[t.dataset == "s1", "accuracy"] = acc_shift
+    s1 = t.dataset == "s1"
+    t.loc[s1, "accuracy"] = 0.9 * t.loc[s1, "accuracy"] if acc_shift is None else acc_shift
     return t.assign(ece_after=t["ece_before"], source=np.where(t.model.str[-1] < "3", "A", "B"),
-                    samples=1e5)
+                    samples=np.where(t.model.str[-1].isin(["0", "2", "4"]), 1e4, 1e5))
 
 
-REAL = {"clip": (-1.0, 5.8), "n_clip": 9, "imagenet": (-13.6, 6.2), "imagenet_median": -4.0,
-        "n_imagenet": 523}
+#: a real regime like C-OOD's: zero-shot CLIPs -1 to +5.8 points, ImageNet models -13.6 to +6.2
+REAL = pd.DataFrame({"group": [CLIP_ZEROSHOT] * 3 + ["standard"] * 3,
+                     "conf_gap": [-1.0, 2.0, 5.8, -13.6, -4.0, 6.2]})
 
 
 def test_world_rows_are_gated_by_the_measured_regime_and_chance():
     under = _calib_table(-0.17, -0.07)
-    p = CS.regime_premise(under, REAL)
-    assert not p.ok and "clip-zeroshot median -17.0 points" in p.measured
-    rows = CS.assess_live_claims(under, claims.WORLD, "id", world=True, real_range=REAL,
+    clip_p, std_p = CS.regime_premise(under, REAL)
+    assert not clip_p.ok and std_p.ok and "world gap median -17.0 points" in clip_p.measured
+    rows = CS.assess_live_claims(under, claims.WORLD, "id", world=True, real=REAL,
                                  n_boot=100)
     assert [j.claim.claim_id for j in rows] == list(CS.CLAIMS)
     assert {j.verdict for j in rows} == {claims.PREMISE_NOT_MET}
     assert "confidence regime" in rows[0].premise and np.isfinite(rows[0].estimate)
     # the real regime: the verdicts are the rules', the source claim built into the world
     real = _calib_table(0.02, -0.04)
-    assert CS.regime_premise(real, REAL).ok
-    rows = CS.assess_live_claims(real, claims.WORLD, "id", world=True, real_range=REAL,
+    assert all(p.ok for p in CS.regime_premise(real, REAL))
+    rows = CS.assess_live_claims(real, claims.WORLD, "id", world=True, real=REAL,
                                  settings=CS.world_source_settings(), n_boot=100)
     assert rows[0].verdict == claims.REPRODUCED and rows[1].verdict == claims.BUILT_IN
     assert "p_misaligned" in rows[1].reason
-    assert not CS.regime_premise(real, None).ok  # no real range: the regime is unchecked
+    assert not CS.regime_premise(real, None)[0].ok  # no real range: the regime is unchecked
     # near chance (accuracy 0.15, chance 0.1): the shift is left out, named in the premise
     near = _calib_table(0.02, -0.04, acc_shift=0.15)
     ok = CS.chance_ok(near, [CLIP_ZEROSHOT, BASELINE])
@@ -413,10 +415,11 @@ def test_cood_gap_and_real_range_against_the_raw_csv():
     inet = [g for m, g in gaps.items() if not m.startswith("CLIP_")]
     ft_conf = [c for m, (a, c) in first.items() if m.startswith("CLIP_finetuned")]
     assert len(zs) == 9 and len(ft_conf) == 7 and max(ft_conf) < 0.01
-    rr = CS.real_gap_range(cood_models())
-    assert rr["clip"] == pytest.approx((min(zs), max(zs))) and rr["n_clip"] == 9
-    assert rr["n_imagenet"] == len(inet)
-    assert rr["imagenet_median"] == pytest.approx(float(np.median(inet)))
+    from clipsafety.premises import real_gap_ranges
+
+    rr = real_gap_ranges(cood_models(), {"c": CLIP_ZEROSHOT, "s": "standard"})
+    assert rr["c"][:2] == pytest.approx((min(zs), max(zs))) and rr["c"][3] == 9
+    assert rr["s"][3] == len(inet) and rr["s"][2] == pytest.approx(float(np.median(inet)))
     j = CS.assess_cood(cood_models(), "pub", n_boot=100)[0]
     assert j.n == (9, len(inet))
 

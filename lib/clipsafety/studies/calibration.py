@@ -33,7 +33,7 @@ import pandas as pd
 from clipsafety import claims, metrics
 from clipsafety import rules as _R
 from clipsafety.external import fetch, keys
-from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, STANDARD
 from clipsafety.rules import Exercise
 from clipsafety.summaries import (
     accuracy_controlled_difference,
@@ -50,7 +50,7 @@ __all__ = ["BUILT_INTO_WORLD", "CLAIMS", "CONTROL", "FIT_FRACTION", "IMAGENETX_P
            "group_means_wide", "id_temperatures", "imagenetx_confidences", "model_counts",
            "prompt_ece_by_source", "prompt_ece_means", "prompt_ece_span", "published_claims",
            "published_coverage", "published_gaps", "published_imagenetx_table",
-           "published_prompt_eces", "real_gap_range", "regime_premise", "reliability_bins",
+           "published_prompt_eces", "regime_premise", "reliability_bins",
            "reliability_model_ids", "reliability_of_record", "reliability_table",
            "settings_text", "temperature_split", "world_source_settings"]
 
@@ -508,18 +508,6 @@ def chance_premise(ok: pd.DataFrame, factor: float = MIN_ABOVE_CHANCE) -> claims
         f"at least one condition with accuracy >= {factor:g}x chance")
 
 
-def real_gap_range(cood: pd.DataFrame) -> dict:
-    """The real confidence regime, from C-OOD (:func:`clipsafety.published_models.cood_models`,
-    rows with ``softmax_ok``): per side the range of ``conf_gap`` (points) — the zero-shot
-    CLIPs' min and max, the ImageNet classifiers' 5th to 95th percentile and median."""
-    ok = cood[cood["softmax_ok"]].dropna(subset=["conf_gap"])
-    clip = ok.loc[ok["group"] == CLIP_ZEROSHOT, "conf_gap"]
-    inet = ok.loc[ok["group"] != CLIP_ZEROSHOT, "conf_gap"]
-    return {"clip": (float(clip.min()), float(clip.max())), "n_clip": int(clip.size),
-            "imagenet": (float(inet.quantile(0.05)), float(inet.quantile(0.95))),
-            "imagenet_median": float(inet.median()), "n_imagenet": int(inet.size)}
-
-
 def confidence_gaps(table: pd.DataFrame) -> pd.DataFrame:
     """Per group, on the ID rows of a :func:`calibration_table`: models, mean accuracy, mean
     confidence before scaling and the median gap ``100 * (confidence - accuracy)`` (points;
@@ -532,27 +520,24 @@ def confidence_gaps(table: pd.DataFrame) -> pd.DataFrame:
                                     max_gap=("gap", "max"))
 
 
-def regime_premise(table: pd.DataFrame, real: dict | None,
-                   reference: str = BASELINE) -> claims.Premise:
-    """The world's confidence regime against the real one: zero-shot CLIP's median ID gap
-    within the real zero-shot CLIPs' range and the ``reference`` group's within the real
-    ImageNet models' 5th-95th percentile (:func:`real_gap_range`). Not met when ``real`` is
-    None (C-OOD unavailable: the regime cannot be checked)."""
-    g = confidence_gaps(table)
-    have = {k: float(g.loc[k, "median_gap"]) for k in (CLIP_ZEROSHOT, reference) if k in g.index}
-    measured = ", ".join(f"{k} median {v:+.1f} points" for k, v in have.items())
-    if real is None:
-        return claims.Premise("confidence regime", False, measured + "; the real range (C-OOD) "
-                              "is not available here")
-    (clo, chi), (ilo, ihi) = real["clip"], real["imagenet"]
-    ok = (CLIP_ZEROSHOT in have and clo <= have[CLIP_ZEROSHOT] <= chi
-          and reference in have and ilo <= have[reference] <= ihi)
-    return claims.Premise(
-        "confidence regime", ok, f"confidence minus accuracy on the ID set: {measured}",
-        f"zero-shot CLIP within {clo:+.1f} to {chi:+.1f} points (C-OOD's {real['n_clip']} "
-        f"zero-shot CLIPs) and {reference} within {ilo:+.1f} to {ihi:+.1f} (the 5th to 95th "
-        f"percentile of C-OOD's {real['n_imagenet']} ImageNet models, median "
-        f"{real['imagenet_median']:+.1f})")
+def regime_premise(table: pd.DataFrame, real: pd.DataFrame | None,
+                   reference: str = BASELINE) -> list[claims.Premise]:
+    """The world's confidence regime against the real one, with the book's shared premise
+    (:func:`clipsafety.premises.confidence_regime`): per group (zero-shot CLIP and
+    ``reference``), the models' ID gap (mean confidence before scaling minus accuracy, points)
+    against the real range of the same group in ``real`` (C-OOD,
+    :func:`clipsafety.published_models.cood_models`: its zero-shot CLIPs, and its ImageNet
+    classifiers for ``reference``). One failing premise when ``real`` is None (the real range
+    is not available, so the regime cannot be checked)."""
+    from clipsafety import premises
+
+    if real is None or not len(real):
+        return [claims.Premise("confidence regime", False, "the published real range (C-OOD) "
+                               "is not available here", "C-OOD's file")]
+    world = table[table["is_id"]].assign(
+        conf_gap=lambda t: 100 * (t["mean_confidence_before"] - t["accuracy"]))
+    ranges = premises.real_gap_ranges(real, {CLIP_ZEROSHOT: CLIP_ZEROSHOT, reference: STANDARD})
+    return premises.confidence_regime(world, ranges)
 
 
 def _controlled(df, value, x, target, reference, n_boot, seed, level=0.95):
@@ -913,14 +898,14 @@ def settings_text(settings: pd.DataFrame) -> str:
 
 
 def assess_live_claims(table: pd.DataFrame, source: str, id_set: str, reference: str = BASELINE,
-                       *, world: bool = False, real_range: dict | None = None,
+                       *, world: bool = False, real: pd.DataFrame | None = None,
                        settings: pd.DataFrame | None = None, n_boot: int = 1000,
                        seed: int = 0) -> list[claims.Judgement]:
     """The four calibration claims on a :func:`calibration_table`, in :data:`CLAIMS` order,
     each on the conditions where zero-shot CLIP and ``reference`` are at least
     :data:`MIN_ABOVE_CHANCE` x chance (:func:`chance_ok`). ``world``: the synthetic world's
     rows, gated (:func:`claims.gated`) by that premise and by the confidence regime
-    (:func:`regime_premise` against ``real_range``, :func:`real_gap_range`); the source claim,
+    (:func:`regime_premise` against ``real``, C-OOD's models); the source claim,
     when its premises hold, is built in (the world's ``settings``, :func:`world_source_settings`)."""
     ok = chance_ok(table, [CLIP_ZEROSHOT, reference])
     conds = list(ok.loc[ok["ok"], "dataset"])
@@ -933,11 +918,11 @@ def assess_live_claims(table: pd.DataFrame, source: str, id_set: str, reference:
             assess_after_scaling(table, source, conditions=conds, n_boot=n_boot, seed=seed)]
     premises = [chance_premise(ok)]
     if world:
-        premises.insert(0, regime_premise(table, real_range, reference))
+        premises = regime_premise(table, real, reference) + premises
     out = []
     for j in rows:
         g = claims.gated(j, premises)
-        if world and g.verdict != claims.PREMISE_NOT_MET and j.claim.claim_id in BUILT_INTO_WORLD:
+        if world and g.verdict in claims.TESTED and j.claim.claim_id in BUILT_INTO_WORLD:
             what = settings_text(settings) if settings is not None else "the source settings"
             g = claims.built_in(j.claim, source, "the world's training sources differ by "
                                 f"construction (lib/clipsafety/synth/sources.py: {what})",

@@ -598,7 +598,7 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
         out = [claims.gated(j, premises) for j in out]
     if built_in:
         out = [claims.built_in(j.claim, source, built_in, j if j.verdict in claims.TESTED else None)
-               if j.claim.claim_id in BUILT_INTO_WORLD and j.verdict != claims.PREMISE_NOT_MET
+               if j.claim.claim_id in BUILT_INTO_WORLD and j.verdict in claims.TESTED
                else j for j in out]
     return out
 
