@@ -620,3 +620,21 @@ def test_chapter_at_defaults():
     assert text.count("synthetic world + zoo") >= len(CS.CLAIMS)
     assert "Built into the synthetic world" in text and "premise not met" in text
     assert "Finding (synthetic world + zoo)" in text
+
+
+def test_every_judgement_follows_its_rule_and_names_its_fields():
+    """The calibration rows pass the book's rule check (claims.problems), name their unit, n per
+    side and (counts over conditions) a Bonferroni correction; each claim states its test."""
+    rows = (CS.assess_live_claims(_calib_table(0.02, -0.04), claims.WORLD, "id", world=True,
+                                  real=REAL, settings=CS.world_source_settings(), n_boot=100)
+            + CS.published_claims(claims.PUBLISHED, _cood(14.0), None, n_boot=100))
+    table = claims.claims_table(rows)
+    assert claims.problems(table, "calibration") == []
+    tested = table[table["verdict"].isin(claims.TESTED)]
+    assert len(tested) >= 2 and (tested["unit"] == claims.MODELS).all()
+    assert all(len(n) == 2 for n in tested["n"])
+    assert all(c.test and c.compares and c.conditioned_on and c.home == "calibration"
+               for c in CS.CLAIMS.values())
+    assert CS.CLAIMS["calib-not-better"].section == "abstract"
+    assert CS.CLAIMS["calib-quantity"].direction == "greater"  # less data, worse: directional
+    assert CS.CLAIMS["calib-after-scaling"].direction == "less"  # CLIP better than the others

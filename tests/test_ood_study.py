@@ -271,3 +271,22 @@ def test_group_means_score_gain_and_cood_groups():
     cood = pd.DataFrame({"model": ["CLIP_x", "rn50"], "group": ["clip-zeroshot", ood.COOD_IMAGENET]})
     assert ood.cood_as_standard(cood)["group"].tolist() == ["clip-zeroshot", "standard"]
     assert cood["group"].tolist() == ["clip-zeroshot", "imagenet"]  # the published table unchanged
+
+
+def test_every_judgement_follows_its_rule_and_names_its_fields():
+    """The recorded rows of the OOD claims pass the book's rule check (claims.problems): every
+    tested verdict on its side of the threshold, with unit and n per side, counts corrected."""
+    from clipsafety import claims
+
+    rows = ood.assess_ood_claims(_avg_table(), claims.WORLD, n_boot=200,
+                                 premises=ood.world_premises(_avg_table(), 0.1, n_boot=200),
+                                 built_in=ood.world_source_setting())
+    table = claims.claims_table(rows)
+    assert claims.problems(table, "ood") == []
+    assert set(table["home"]) == {"ood"} and table["claim_id"].is_unique
+    tested = table[table["verdict"].isin(claims.TESTED)]
+    assert len(tested) >= 3 and all(len(n) >= 1 for n in tested["n"])
+    counts = tested[tested["rule"] == "count"]
+    assert len(counts) and counts["correction"].str.startswith("Bonferroni").all()
+    assert all(c.test and c.compares and c.conditioned_on and c.home == "ood"
+               for c in ood.CLAIMS.values())
