@@ -294,8 +294,9 @@ if published and len(cood_cal):
         f"{gap.loc[gap.group != CLIP_ZEROSHOT, 'conf_gap'].median():+.1f}. At equal accuracy, "
         f"zero-shot CLIP's |gap| minus the ImageNet models' line is {head.estimate:+.1f} points "
         f"[{head.lo:+.1f}, {head.hi:+.1f}]: *{head.claim.text}* is "
-        f"**{claims.label(head.verdict, head.unit, head.n)}** on this evidence (one condition, "
-        f"ImageNet val; {len(flagged)} fine-tuned rows left out)."))
+        f"**{claims.label(head.verdict, head.unit, head.n)}** on this evidence. It is one "
+        f"condition (ImageNet val, no shifts) and a comparison of lower bounds on ECE "
+        f"(calibration in the large), not of ECEs; {len(flagged)} fine-tuned rows left out."))
 
 # %% [markdown]
 # ### Zero-shot CLIPs: LeVine et al.'s per-prompt ECEs

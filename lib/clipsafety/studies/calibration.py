@@ -691,10 +691,12 @@ def assess_cood(cood: pd.DataFrame, source: str, n_boot: int = 1000,
     clip_keys = tuple(d.loc[d["group"] == CLIP_ZEROSHOT, "checkpoint"])
     data = (COOD, *clip_keys, f"C-OOD ImageNet classifiers ({n_ref})")
     j = claims.interval(CLAIMS["calib-not-better"], source, est, lo, hi,
-                        effect="|mean confidence - accuracy| on ImageNet val (a lower bound on "
-                               "ECE) of zero-shot CLIP minus the ImageNet classifiers' line at "
-                               f"equal accuracy; {len(flagged)} fine-tuned CLIP rows left out "
-                               "(their score is not a softmax at T = 1)",
+                        effect="|mean confidence - accuracy| on ImageNet val of zero-shot CLIP "
+                               "minus the ImageNet classifiers' line at equal accuracy "
+                               "(calibration in the large: a lower bound on ECE, so lower bounds "
+                               "are compared, not ECEs; one condition, no shifts); "
+                               f"{len(flagged)} fine-tuned CLIP rows left out (their score is not "
+                               "a softmax at T = 1)",
                         scale="points", unit=claims.MODELS, n=(n_clip, n_ref),
                         sides=("zero-shot CLIP", "ImageNet classifiers"), data=data)
     one = ("C-OOD's CLIPs are OpenAI's WIT models of one training set: no second source or "
