@@ -231,10 +231,10 @@ if "ninco_scores" in pub:
     msp = ranks.set_index("score").loc["MSP"] if "MSP" in set(ranks["score"]) else None
     display(Markdown(
         f"**Finding (NINCO, every score).** `{top.score}` has the highest mean AUROC "
-        f"({100 * top['mean AUROC']:.1f}%) over its {top.models} models and is the best score "
-        f"of {top['best for']} of {len(wide)}"
+        f"({100 * top['mean AUROC']:.1f}%) over its {int(top.models)} models and is the best "
+        f"score of {int(top['best for'])} of {len(wide)}"
         + (f"; MSP, the paper's score for ImageNet models, averages "
-           f"{100 * msp['mean AUROC']:.1f}% and is the best score of {msp['best for']}"
+           f"{100 * msp['mean AUROC']:.1f}% and is the best score of {int(msp['best for'])}"
            if msp is not None else "")
         + ". The scores do not rank the models alike: their rank correlation with MSP ranges "
         f"from {ranks['rank correlation with MSP'].min():+.2f} to "
