@@ -24,7 +24,7 @@ def test_ood_chapter_published_evidence_and_note_without_data_root(tmp_path):
     # C-OOD has nine zero-shot OpenAI CLIPs: the accuracy claim is testable there
     assert "WIT: r +" in text
     # its fine-tuned rows are not a softmax at T = 1: the chapter says what that means
-    assert "not a softmax at temperature 1" in text
+    assert "not a softmax at T = 1" in text
 
 
 @pytest.mark.slow
