@@ -38,7 +38,6 @@ from clipsafety.rules import Exercise
 from clipsafety.summaries import (
     accuracy_controlled_difference,
     bootstrap_difference,
-    bootstrap_mean,
 )
 
 __all__ = ["BUILT_INTO_WORLD", "CLAIMS", "CONTROL", "FIT_FRACTION", "IMAGENETX_PREDICTIONS",

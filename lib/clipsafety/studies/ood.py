@@ -578,7 +578,7 @@ def assess_ood_claims(avg: pd.DataFrame, source: str, metric: str = "auroc",
     one = d[d["group"] == CLIP_FT_DIRECT]
     if two.empty or len(one) < 3:
         ts = two_stage_pairs(d, metric)
-        raw = (f"; raw two-stage minus direct of the same parent: "
+        raw = ("; raw two-stage minus direct of the same parent: "
                + ", ".join(f"{v:+.3f}" for v in ts["diff"]) if len(ts) else "")
         out.append(claims.not_testable(
             c["ood-2stage"], source, f"needs two-stage fine-tunes and at least 3 direct ones for "
