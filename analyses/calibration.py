@@ -277,12 +277,18 @@ if published:
 # %%
 if published and len(cood_cal):
     gap = cood_cal[cood_cal.softmax_ok].rename(columns={"model": "name"}).assign(
-        model=lambda t: t["checkpoint"])
+        model=lambda t: t["checkpoint"])[["model", "name", "group", "id_acc", "conf_gap"]]
     flagged = cood_cal[~cood_cal.softmax_ok]
     display(charts.versus_accuracy(gap, "id_acc", "conf_gap", x_title="ImageNet accuracy (%)",
                                    y_title="mean confidence - accuracy (points)",
                                    title="C-OOD: confidence gap on ImageNet val, zero-shot "
                                          "CLIPs and ImageNet models", tooltip_extra=["name"]))
+    display(charts.versus_accuracy_with_line(
+        gap.assign(abs_gap=gap["conf_gap"].abs()), "id_acc", "abs_gap",
+        [g for g in gap.group.unique() if g != CLIP_ZEROSHOT], x_title="ImageNet accuracy (%)",
+        y_title="|mean confidence - accuracy| (points, a lower bound on ECE)",
+        line_label="ImageNet models' line", title="the comparison at equal accuracy: zero-shot "
+        "CLIPs against the ImageNet models' line", tooltip_extra=["name"]))
     display(flagged[["checkpoint", "id_acc", "id_avg_conf"]].set_index("checkpoint").round(4))
     cood_rows = study.assess_cood(cood_cal, f"{claims.PUBLISHED} (C-OOD)", n_boot=n_boot,
                                   seed=seed)
