@@ -50,7 +50,7 @@ reliability_models: str | list = ""  # models whose reliability diagrams are dra
 reference_group = "standard"  # the ImageNet group CLIP is compared with
 transfer_margin = 0.02  # largest excess ECE over the oracle temperature that still counts as transferred
 transfer_share = 0.75  # share of shifts that must count for the transfer claim
-published = True  # show the published evidence (ImageNet-X confidences, LeVine et al.'s ECEs)
+published = True  # show the published evidence (C-OOD confidence gaps, ImageNet-X confidences, LeVine et al.'s ECEs)
 
 # %%
 import pandas as pd
@@ -193,32 +193,50 @@ if live_ok:
         "softens it."))
 
 # %% [markdown]
-# **Claim rules** (`clipsafety.studies.calibration`, each `assess_*` docstring). *Not
-# consistently better*: per condition, zero-shot CLIP's mean ECE before scaling minus the
-# reference group's, with a bootstrap interval; reproduced when at least one condition's
-# interval is not entirely below zero. *Training distribution*: the two CLIP training sources
-# with most models (two or more each), difference of mean ID ECE, interval excludes zero.
-# *Training quantity*: within a source of at least four CLIPs of two or more sizes, the
-# Spearman correlation of ID ECE with the log training-set size, interval excludes zero in at
-# least one source. *Transfer*: per shift, CLIP's mean excess ECE of the ID temperature over
-# the oracle temperature; a shift counts when the interval's upper end is at most
-# `transfer_margin`; reproduced when `transfer_share` of the shifts count. *Own trend*: per
-# model the mean over shifts of ECE after scaling and of accuracy; CLIP minus the reference
-# group's line at equal accuracy, interval excludes zero.
+# **The world's premises.** A world verdict on calibration needs the world's models to be in
+# the confidence regime of real ones, and above chance where they are compared. The real
+# regime is read from C-OOD (Galil et al.): each ImageNet model's mean confidence on ImageNet
+# val minus its accuracy. Below, each group's gap on this run's ID set against that range,
+# and the conditions on which the compared groups are at least twice chance.
 
 # %%
+cood_cal = pd.DataFrame()
+try:
+    from clipsafety.published_models import cood_models
+
+    cood_cal = cood_models("softmax")
+except ExternalUnavailable as exc:
+    display(plots.unavailable_note(exc, "The real confidence range (C-OOD)"))
 if live_ok:
-    live_rows = study.assess_live_claims(table, live_source, id_set, reference=reference_group,
-                                         transfer_margin=transfer_margin,
-                                         transfer_share=transfer_share, n_boot=n_boot, seed=seed)
+    display(study.confidence_gaps(table).rename(index=group_label).round(3))
+    display(study.chance_ok(table, [CLIP_ZEROSHOT, reference_group]).set_index("dataset")
+            .round(3))
     if not run.real:
-        ws = study.world_source_settings()
-        live_rows = study.with_world_settings(live_rows, ws)
+        regime = study.regime_premise(table, cood_cal if len(cood_cal) else None,
+                                      reference_group)
+        display(Markdown("**Premises.** " + "; ".join(p.text() for p in regime) + "."))
+
+# %% [markdown]
+# **The claims and their tests** (`clipsafety.studies.calibration.CLAIMS`). Every comparison
+# of groups, training sources or quantities is made at equal accuracy with the one control of
+# the book (`summaries.accuracy_controlled_difference`, the line fitted on the comparison
+# group).
+
+# %%
+display(pd.DataFrame([{"claim": c.text, "test": c.test} for c in study.CLAIMS.values()])
+        .set_index("claim"))
+if live_ok:
+    ws = study.world_source_settings() if not run.real else None
+    live_rows = study.assess_live_claims(table, live_source, id_set, reference=reference_group,
+                                         world=not run.real,
+                                         real=cood_cal if len(cood_cal) else None,
+                                         settings=ws, n_boot=n_boot, seed=seed)
+    if ws is not None:
         display(Markdown("**Built into the synthetic world.** The world's training sources "
                          "differ by construction, read from its configuration:"))
         display(ws.set_index("setting"))
     verdicts += live_rows
-    display(claims.claims_table(live_rows)[["claim", "verdict", "detail"]])
+    display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].set_index("claim"))
 
 # %% [markdown]
 # ## 2. Published evidence
@@ -244,6 +262,47 @@ if published:
             f"{r.adaptive_ece * 100:.2f})" for r in pub_table.itertuples()) + "."))
     except ExternalUnavailable as exc:
         display(plots.unavailable_note(exc, "The ImageNet-X confidence panel"))
+
+# %% [markdown]
+# ### Zero-shot CLIPs against ImageNet models: C-OOD's confidence gaps
+#
+# C-OOD publishes for every model its ImageNet accuracy and its mean confidence (maximum
+# softmax probability) on ImageNet val. Their difference is a signed **confidence gap**:
+# positive when the model is over-confident on average. Its absolute value is a lower bound on
+# ECE (ECE averages |accuracy - confidence| within bins; the gap averages before taking the
+# absolute value), so a small gap does not prove a model calibrated, but a large one proves it
+# miscalibrated. C-OOD's seven fine-tuned CLIP rows report a mean confidence of about 0.002 at
+# about 80% accuracy: their score is not a softmax at T = 1, so they are flagged and left out.
+
+# %%
+if published and len(cood_cal):
+    gap = cood_cal[cood_cal.softmax_ok].rename(columns={"model": "name"}).assign(
+        model=lambda t: t["checkpoint"])[["model", "name", "group", "id_acc", "conf_gap"]]
+    flagged = cood_cal[~cood_cal.softmax_ok]
+    display(charts.versus_accuracy(gap, "id_acc", "conf_gap", x_title="ImageNet accuracy (%)",
+                                   y_title="mean confidence - accuracy (points)",
+                                   title="C-OOD: confidence gap on ImageNet val, zero-shot "
+                                         "CLIPs and ImageNet models", tooltip_extra=["name"]))
+    display(charts.versus_accuracy_with_line(
+        gap.assign(abs_gap=gap["conf_gap"].abs()), "id_acc", "abs_gap",
+        [g for g in gap.group.unique() if g != CLIP_ZEROSHOT], x_title="ImageNet accuracy (%)",
+        y_title="|mean confidence - accuracy| (points, a lower bound on ECE)",
+        line_label="ImageNet models' line", title="the comparison at equal accuracy: zero-shot "
+        "CLIPs against the ImageNet models' line", tooltip_extra=["name"]))
+    display(flagged[["checkpoint", "id_acc", "id_avg_conf"]].set_index("checkpoint").round(4))
+    cood_rows = study.assess_cood(cood_cal, f"{claims.PUBLISHED} (C-OOD)", n_boot=n_boot,
+                                  seed=seed)
+    head = cood_rows[0]
+    zs_gap = gap.loc[gap.group == CLIP_ZEROSHOT, "conf_gap"]
+    display(Markdown(
+        f"**Finding (published, C-OOD).** The {len(zs_gap)} zero-shot CLIPs' gap runs from "
+        f"{zs_gap.min():+.1f} to {zs_gap.max():+.1f} points; the other models' median is "
+        f"{gap.loc[gap.group != CLIP_ZEROSHOT, 'conf_gap'].median():+.1f}. At equal accuracy, "
+        f"zero-shot CLIP's |gap| minus the ImageNet models' line is {head.estimate:+.1f} points "
+        f"[{head.lo:+.1f}, {head.hi:+.1f}]: *{head.claim.text}* is "
+        f"**{claims.label(head.verdict, head.unit, head.n)}** on this evidence. It is one "
+        f"condition (ImageNet val, no shifts) and a comparison of lower bounds on ECE "
+        f"(calibration in the large), not of ECEs; {len(flagged)} fine-tuned rows left out."))
 
 # %% [markdown]
 # ### Zero-shot CLIPs: LeVine et al.'s per-prompt ECEs
@@ -278,7 +337,6 @@ if published:
 # calibration evidence, for which models and sets.
 
 # %%
-pub_src = claims.SOURCES[1]
 if published:
     coverage = study.published_coverage()
     display(coverage.set_index("file"))
@@ -286,12 +344,14 @@ if published:
     display(Markdown(
         f"**What no published data can test.** {untestable[0].upper() + untestable[1:]}. No "
         "repository we found publishes per-sample CLIP confidences on ImageNet or its shifts, so "
-        "CLIP against ImageNet models on one set, temperature scaling and its transfer across "
-        "shifts, and CLIP's trend after scaling cannot be tested on published data."
+        "temperature scaling, its transfer across shifts and CLIP's trend after scaling cannot "
+        "be tested on published data; C-OOD's confidence gaps test CLIP against ImageNet models "
+        "on ImageNet val only, and LeVine et al.'s ECEs come without accuracies, so no "
+        "comparison at equal accuracy can be made on them."
         + (f" Not available here (not in the mirror, so not registered): {', '.join(missing)}."
            if missing else "")))
-verdicts += study.published_claims(pub_src, coverage if published else None, prompt,
-                                   n_boot=n_boot, seed=seed)
+verdicts += study.published_claims(claims.PUBLISHED, cood_cal if published else None,
+                                   prompt if published else None, n_boot=n_boot, seed=seed)
 
 # %% [markdown]
 # ## 3. Real models on real data
@@ -312,4 +372,6 @@ from clipsafety import pages  # noqa: E402
 
 pages.end_chapter("calibration", verdicts, table=table if live_ok else None,
                   group_means=group_means if live_ok else None,
-                  published_imagenetx=pub_table, published_coverage=coverage)
+                  published_imagenetx=pub_table, published_coverage=coverage,
+                  cood_gaps=cood_cal[["checkpoint", "group", "id_acc", "id_avg_conf", "conf_gap",
+                                      "softmax_ok"]] if len(cood_cal) else None)

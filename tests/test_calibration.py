@@ -201,72 +201,181 @@ def test_prompt_eces_read_from_the_json():
 
 # ------------------------------------------------------------------ claim rules on hand-built tables
 
-def _table(clip_ece, std_ece, datasets=("id", "s1")):
+ACC = np.linspace(0.3, 0.8, 6)
+
+
+def _line(acc):
+    return 0.25 - 0.2 * np.asarray(acc)
+
+
+def _acc_table(offsets, n_clip=5, noise=0.0, seed=0, spread=0.0):
+    """Per condition (offsets: {dataset: CLIP's ECE above the standard line}): 6 standard
+    models on the line ECE = 0.25 - 0.2 acc, ``n_clip`` CLIPs at other accuracies off it."""
+    rng = np.random.default_rng(seed)
     rows = []
-    for d in datasets:
-        for i, v in enumerate(clip_ece):
-            rows.append({"model": f"c{i}", "dataset": d, "group": CLIP_ZEROSHOT, "ece_before": v})
-        for i, v in enumerate(std_ece):
-            rows.append({"model": f"s{i}", "dataset": d, "group": BASELINE, "ece_before": v})
+    for d, off in offsets.items():
+        for i, a in enumerate(ACC):
+            rows.append({"model": f"s{i}", "dataset": d, "group": BASELINE, "accuracy": a,
+                         "ece_before": _line(a) + rng.normal(0, noise)})
+        for i, a in enumerate(np.linspace(0.35, 0.75, n_clip)):
+            rows.append({"model": f"c{i}", "dataset": d, "group": CLIP_ZEROSHOT, "accuracy": a,
+                         "ece_before": _line(a) + off + spread * (-1) ** i
+                         + rng.normal(0, noise)})
+    t = pd.DataFrame(rows)
+    return t.assign(is_id=t["dataset"] == list(offsets)[0], n_classes=10)
+
+
+def test_not_better_rule_reproduced_contradicted_inconclusive():
+    r = CS.assess_not_better(_acc_table({"id": -0.05, "s1": +0.05}), "x", n_boot=200)
+    assert r.verdict == claims.REPRODUCED and r.estimate == 1  # worse on one of two
+    assert r.correction.startswith("Bonferroni over 2") and r.unit == claims.MODELS
+    assert r.n == (5, 6) and r.sides == ("zero-shot CLIP", BASELINE)
+    assert "s1 +5.0 [+5.0, +5.0]" in r.reason and "id -5.0" in r.reason
+    r = CS.assess_not_better(_acc_table({"id": -0.05, "s1": -0.03}), "x", n_boot=200)
+    assert r.verdict == claims.CONTRADICTED  # better (at equal accuracy) on every condition
+    r = CS.assess_not_better(_acc_table({"id": 0.0, "s1": 0.0}, n_clip=6, spread=0.03), "x",
+                                n_boot=200)
+    assert r.verdict == claims.INCONCLUSIVE
+    # one condition: the interval rule, no correction; CLIP 5 points above the line
+    one = CS.assess_not_better(_acc_table({"id": 0.05}), "x", n_boot=200)
+    assert one.verdict == claims.REPRODUCED and one.correction == "none"
+    assert one.estimate == pytest.approx(5.0) and one.scale == "points"
+    assert CS.assess_not_better(_acc_table({"id": 0.05}, n_clip=1), "x").verdict == claims.NOT_TESTABLE
+
+
+def test_not_better_compares_at_equal_accuracy():
+    """CLIPs on the standard models' line but less accurate have a higher raw mean ECE; at equal
+    accuracy they are neither better nor worse, so the rule does not call them worse."""
+    t = _acc_table({"id": 0.0}, noise=0.002)
+    t.loc[t.group == CLIP_ZEROSHOT, "accuracy"] = np.linspace(0.3, 0.45, 5)
+    t.loc[t.group == CLIP_ZEROSHOT, "ece_before"] = _line(np.linspace(0.3, 0.45, 5))
+    raw = t[t.group == CLIP_ZEROSHOT].ece_before.mean() - t[t.group == BASELINE].ece_before.mean()
+    assert raw > 0.03
+    assert CS.assess_not_better(t, "x", n_boot=200).verdict != claims.REPRODUCED
+
+
+def _clips(offsets, samples=None):
+    rows = []
+    for src, off in offsets.items():
+        for i, a in enumerate(np.linspace(0.3, 0.8, 6)):
+            rows.append({"model": f"{src}{i}", "group": CLIP_ZEROSHOT, "source": src,
+                         "accuracy": a, "samples": (samples or {}).get((src, i), 1e5),
+                         "ece_before": _line(a) + off + 0.002 * (-1) ** i})
     return pd.DataFrame(rows)
 
 
-def test_not_better_rule():
-    better = _table([0.01, 0.02, 0.015], [0.10, 0.12, 0.11])
-    r = CS.assess_not_better(better, "x", n_boot=200)
-    assert r["verdict"] == claims.NOT_REPRODUCED and "better on 2 of 2" in r["detail"]
-    mixed = pd.concat([better[better.dataset == "id"],
-                       _table([0.2, 0.25, 0.22], [0.1, 0.12, 0.11], datasets=("s1",))])
-    r = CS.assess_not_better(mixed, "x", n_boot=200)
-    assert r["verdict"] == claims.REPRODUCED and "worse on 1" in r["detail"]
-    r = CS.assess_not_better(_table([0.1], [0.1, 0.2]), "x")
-    assert r["verdict"] == claims.NOT_TESTABLE
+def test_source_rule_controls_for_accuracy():
+    r = CS.assess_source(_clips({"A": 0.04, "B": 0.0}), "x", n_boot=200)
+    assert r.verdict == claims.REPRODUCED and r.estimate == pytest.approx(4.0, abs=0.3)
+    assert r.n == (6, 6) and r.sides == ("A", "B") and r.claim.direction == "differs"
+    # B only less accurate, on A's line: raw means differ by 4 points, at equal accuracy none
+    same = _clips({"A": 0.0, "B": 0.0})
+    same.loc[same.source == "B", "accuracy"] -= 0.2
+    same.loc[same.source == "B", "ece_before"] = _line(same.loc[same.source == "B", "accuracy"])
+    assert CS.assess_source(same, "x", n_boot=200).verdict == claims.INCONCLUSIVE
+    assert CS.assess_source(_clips({"A": 0.0}), "x").verdict == claims.NOT_TESTABLE
 
 
-def test_source_and_quantity_rules():
-    df = pd.DataFrame({"model": [f"m{i}" for i in range(8)], "group": CLIP_ZEROSHOT,
-                       "source": ["A"] * 4 + ["B"] * 4,
-                       "samples": [1e4, 3e4, 1e5, 3e5] * 2,
-                       "ece_before": [0.10, 0.08, 0.06, 0.04, 0.20, 0.19, 0.21, 0.20]})
-    r = CS.assess_source(df, "x", n_boot=200)
-    assert r["verdict"] == claims.REPRODUCED and "minus" in r["evidence"]
-    same = df.assign(ece_before=[0.1, 0.2, 0.15, 0.12] * 2)
-    assert CS.assess_source(same, "x", n_boot=200)["verdict"] == claims.NOT_REPRODUCED
-    q = CS.assess_quantity(df, "x", n_boot=200)
-    assert q["verdict"] == claims.REPRODUCED and "1 of 2 sources" in q["detail"]
-    one = df.assign(samples=1e5)
-    assert CS.assess_quantity(one, "x")["verdict"] == claims.NOT_TESTABLE
-    assert CS.assess_source(df[df.source == "A"], "x")["verdict"] == claims.NOT_TESTABLE
+def test_quantity_rule_is_directional():
+    sizes = {("A", i): (1e4 if i % 2 else 1e6) for i in range(6)}
+    worse = _clips({"A": 0.0}, sizes)
+    worse.loc[worse.samples < 1e6, "ece_before"] += 0.05
+    r = CS.assess_quantity(worse, "x", n_boot=200)
+    assert r.verdict == claims.REPRODUCED and r.sides == ("less data", "most data")
+    assert r.n == (3, 3) and r.estimate == pytest.approx(5.0, abs=0.5)
+    better = _clips({"A": 0.0}, sizes)
+    better.loc[better.samples < 1e6, "ece_before"] -= 0.05
+    assert CS.assess_quantity(better, "x", n_boot=200).verdict == claims.CONTRADICTED
+    assert CS.assess_quantity(_clips({"A": 0.0}), "x").verdict == claims.NOT_TESTABLE
 
 
-def test_transfer_rule():
+def _after(off):
     rows = []
-    for d, excess in (("s1", 0.001), ("s2", 0.002), ("s3", 0.05)):
-        for i in range(4):
-            rows.append({"model": f"c{i}", "dataset": d, "is_id": False, "group": CLIP_ZEROSHOT,
-                         "ece_before": 0.1, "ece_after": 0.03 + excess + i * 1e-4,
-                         "ece_oracle": 0.03 + i * 1e-4})
-    t = pd.DataFrame(rows)
-    r = CS.assess_transfer(t, "x", margin=0.02, share=0.6, n_boot=200)
-    assert r["verdict"] == claims.REPRODUCED and "2 of 3" in r["detail"]
-    r = CS.assess_transfer(t, "x", margin=0.02, share=1.0, n_boot=200)
-    assert r["verdict"] == claims.NOT_REPRODUCED
+    for d in ("s1", "s2"):
+        for g, accs, o in (("standard", np.linspace(0.3, 0.8, 5), 0.0),
+                           ("more-data", np.linspace(0.4, 0.9, 4), 0.0),
+                           (CLIP_ZEROSHOT, np.linspace(0.35, 0.75, 5), off)):
+            for i, a in enumerate(accs):
+                rows.append({"model": f"{g}{i}", "group": g, "dataset": d, "is_id": False,
+                             "accuracy": a, "ece_after": _line(a) + o + 0.002 * (-1) ** i})
+    return pd.DataFrame(rows)
 
 
-def test_own_trend_rule():
-    acc = np.linspace(0.3, 0.8, 6)
-    std = pd.DataFrame({"model": [f"s{i}" for i in range(6)], "group": BASELINE,
-                        "accuracy": acc, "ece_after": 0.2 - 0.2 * acc})
-    below = pd.DataFrame({"model": [f"c{i}" for i in range(4)], "group": CLIP_ZEROSHOT,
-                          "accuracy": acc[:4], "ece_after": 0.2 - 0.2 * acc[:4] - 0.05})
-    t = pd.concat([std, below]).assign(is_id=False, dataset="s1")
-    r = CS.assess_own_trend(t, "x", n_boot=200)
-    assert r["verdict"] == claims.REPRODUCED and "below" in r["detail"]
-    on = t.assign(ece_after=0.2 - 0.2 * t["accuracy"] + np.r_[np.zeros(6), [0.01, -0.01, 0.01, -0.01]])
-    assert CS.assess_own_trend(on, "x", n_boot=200)["verdict"] == claims.NOT_REPRODUCED
+def test_after_scaling_rule_against_the_other_groups():
+    r = CS.assess_after_scaling(_after(-0.04), "x", n_boot=200)
+    assert r.verdict == claims.REPRODUCED and r.n == (5, 9)
+    assert "more-data, standard" in r.effect
+    assert CS.assess_after_scaling(_after(+0.04), "x", n_boot=200).verdict == claims.CONTRADICTED
+    assert CS.assess_after_scaling(_after(0.0), "x", n_boot=200).verdict == claims.INCONCLUSIVE
 
 
-def test_prompt_claims_rule():
+def _calib_table(gap_clip, gap_std, acc_shift=None):
+    """A calibration table of 5 CLIPs and 6 standard models on an ID set and one shift, with
+    each group's mean confidence ``gap`` (fraction) from its accuracy on the ID set."""
+    t = _acc_table({"id": 0.02, "s1": 0.02}, n_clip=6)
+    t["mean_confidence_before"] = t["accuracy"] + np.where(t.group == CLIP_ZEROSHOT, gap_clip,
+                                                           gap_std)
+    s1 = t.dataset == "s1"
+    t.loc[s1, "accuracy"] = 0.9 * t.loc[s1, "accuracy"] if acc_shift is None else acc_shift
+    return t.assign(ece_after=t["ece_before"], source=np.where(t.model.str[-1] < "3", "A", "B"),
+                    samples=np.where(t.model.str[-1].isin(["0", "2", "4"]), 1e4, 1e5))
+
+
+#: a real regime like C-OOD's: zero-shot CLIPs -1 to +5.8 points, ImageNet models -13.6 to +6.2
+REAL = pd.DataFrame({"group": [CLIP_ZEROSHOT] * 3 + ["standard"] * 3,
+                     "conf_gap": [-1.0, 2.0, 5.8, -13.6, -4.0, 6.2]})
+
+
+def test_world_rows_are_gated_by_the_measured_regime_and_chance():
+    under = _calib_table(-0.17, -0.07)
+    clip_p, std_p = CS.regime_premise(under, REAL)
+    assert not clip_p.ok and std_p.ok and "world gap median -17.0 points" in clip_p.measured
+    rows = CS.assess_live_claims(under, claims.WORLD, "id", world=True, real=REAL,
+                                 n_boot=100)
+    assert [j.claim.claim_id for j in rows] == list(CS.CLAIMS)
+    assert {j.verdict for j in rows} == {claims.PREMISE_NOT_MET}
+    assert "confidence regime" in rows[0].premise and np.isfinite(rows[0].estimate)
+    # the real regime: the verdicts are the rules', the source claim built into the world
+    real = _calib_table(0.02, -0.04)
+    assert all(p.ok for p in CS.regime_premise(real, REAL))
+    rows = CS.assess_live_claims(real, claims.WORLD, "id", world=True, real=REAL,
+                                 settings=CS.world_source_settings(), n_boot=100)
+    assert rows[0].verdict == claims.REPRODUCED and rows[1].verdict == claims.BUILT_IN
+    assert "p_misaligned" in rows[1].reason
+    assert not CS.regime_premise(real, None)[0].ok  # no real range: the regime is unchecked
+    # near chance (accuracy 0.15, chance 0.1): the shift is left out, named in the premise
+    near = _calib_table(0.02, -0.04, acc_shift=0.15)
+    ok = CS.chance_ok(near, [CLIP_ZEROSHOT, BASELINE])
+    assert ok.set_index("dataset")["ok"].to_dict() == {"id": True, "s1": False}
+    rows = CS.assess_live_claims(near, claims.REAL, "id", n_boot=100)
+    assert rows[0].correction == "none"  # one condition left
+    assert "left out: s1 (chance 10%" in rows[0].premise
+
+
+def _cood(clip_gap, n_std=30):
+    acc = np.linspace(0.6, 0.85, n_std)
+    rows = [{"checkpoint": f"cood/m{i}", "group": "standard", "id_acc": a,
+             "conf_gap": -4.0 + 10 * (a - 0.7) + 0.3 * (-1) ** i, "softmax_ok": True}
+            for i, a in enumerate(acc)]
+    rows += [{"checkpoint": f"openai/c{i}", "group": CLIP_ZEROSHOT, "id_acc": a,
+              "conf_gap": -4.0 + 10 * (a - 0.7) + clip_gap, "softmax_ok": True}
+             for i, a in enumerate(np.linspace(0.6, 0.76, 9))]
+    rows += [{"checkpoint": f"cood/ft{i}", "group": "clip-ft-direct", "id_acc": 0.8,
+              "conf_gap": np.nan, "softmax_ok": False} for i in range(7)]
+    return pd.DataFrame(rows)
+
+
+def test_cood_gap_rule_and_flagged_rows():
+    j, src, qty, after = CS.assess_cood(_cood(+14.0), "pub (C-OOD)", n_boot=200)
+    assert j.verdict == claims.REPRODUCED and j.n == (9, 30)  # the 7 flagged rows left out
+    assert "7 fine-tuned CLIP rows left out" in j.effect and "lower bound on ECE" in j.effect
+    assert "openai/c0" in j.data and not any("ft" in d for d in j.data)
+    assert {src.verdict, qty.verdict, after.verdict} == {claims.NOT_TESTABLE}
+    # signed gaps near 0: |gap| of the CLIPs below the line, better calibrated on the one condition
+    assert CS.assess_cood(_cood(+4.0), "p", n_boot=200)[0].verdict == claims.CONTRADICTED
+
+
+def test_prompt_claims_need_accuracies():
     rows = []
     for arch in ("B", "L"):
         for src, tag, v in (("WIT", "openai", 0.08), ("LAION-2B", "laion2b_x", 0.03),
@@ -275,10 +384,44 @@ def test_prompt_claims_rule():
                 rows.append({"dataset": "D", "model": f"openclip:{arch}@{tag}", "arch": arch,
                              "tag": tag, "group": CLIP_ZEROSHOT, "source": src,
                              "samples": 1.0, "prompt": k, "ece": v + 0.001 * k + (arch == "L") * 0.002})
-    src, qty = CS.assess_prompt_claims(pd.DataFrame(rows), "pub", n_boot=200)
-    assert src["claim_id"] == "calib-source" and src["verdict"] == claims.REPRODUCED
-    assert qty["claim_id"] == "calib-quantity" and qty["verdict"] == claims.REPRODUCED
-    assert "LAION-2B minus LAION-400M at matched architectures (B, L)" in qty["evidence"]
+    nb, src, qty, after = CS.assess_prompt_claims(pd.DataFrame(rows), "pub", n_boot=200)
+    assert nb.verdict == after.verdict == claims.NOT_TESTABLE
+    assert src.verdict == qty.verdict == claims.PREMISE_NOT_MET
+    assert "no accuracies" in qty.reason
+    # the measured numbers kept: LAION-400M minus LAION-2B = -1 point (less data, *better*)
+    assert qty.estimate == pytest.approx(-1.0) and qty.sides == ("LAION-400M", "LAION-2B")
+
+
+def test_published_claims_sources_and_off():
+    off = CS.published_claims("pub")
+    assert [j.verdict for j in off] == [claims.NOT_TESTABLE] * len(CS.CLAIMS)
+    rows = CS.published_claims(claims.PUBLISHED, _cood(8.0), None, n_boot=100)
+    assert {j.source for j in rows} == {f"{claims.PUBLISHED} (C-OOD)"}
+    assert all(j.evidence_kind == claims.PUBLISHED for j in rows)
+
+
+@needs_mirror
+def test_cood_gap_and_real_range_against_the_raw_csv():
+    from clipsafety.published_models import cood_models
+
+    path = MIRROR / "mdabbah" / "COOD_benchmarking" / "paper_results" / "all_paper_results.csv"
+    first = {}
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            if r["confidence function"] == "softmax":
+                first.setdefault(r["model name"], (float(r["id-acc"]), float(r["id_avg_conf"])))
+    gaps = {m: 100 * (c - a) for m, (a, c) in first.items()}
+    zs = [g for m, g in gaps.items() if m.startswith("CLIP_") and "finetuned" not in m]
+    inet = [g for m, g in gaps.items() if not m.startswith("CLIP_")]
+    ft_conf = [c for m, (a, c) in first.items() if m.startswith("CLIP_finetuned")]
+    assert len(zs) == 9 and len(ft_conf) == 7 and max(ft_conf) < 0.01
+    from clipsafety.premises import real_gap_ranges
+
+    rr = real_gap_ranges(cood_models(), {"c": CLIP_ZEROSHOT, "s": "standard"})
+    assert rr["c"][:2] == pytest.approx((min(zs), max(zs))) and rr["c"][3] == 9
+    assert rr["s"][3] == len(inet) and rr["s"][2] == pytest.approx(float(np.median(inet)))
+    j = CS.assess_cood(cood_models(), "pub", n_boot=100)[0]
+    assert j.n == (9, len(inet))
 
 
 # ------------------------------------------------------------------ the chapter's tables and verdict rows
@@ -376,38 +519,6 @@ def test_reliability_table_reads_the_eval_half_before_and_after(constructed):
         assert ece == pytest.approx(_ece_by_hand(p, y[ev], n_bins=10), abs=1e-5)
 
 
-def test_assess_live_claims_runs_the_five_rules_in_order():
-    t = _table([0.01, 0.02, 0.015], [0.10, 0.12, 0.11]).assign(
-        is_id=lambda d: d.dataset == "id", accuracy=0.5, ece_after=0.05, ece_oracle=0.04,
-        source=lambda d: np.where(d.model.str[-1].isin(["0", "1"]), "A", "B"), samples=1e4)
-    rows = CS.assess_live_claims(t, "x", "id", reference=BASELINE, transfer_margin=0.02,
-                                 transfer_share=0.75, n_boot=100, seed=3)
-    idt = t[t.is_id]
-    where = "ID ECE before scaling on id"
-    assert rows == [CS.assess_not_better(t, "x", reference=BASELINE, n_boot=100, seed=3),
-                    CS.assess_source(idt, "x", n_boot=100, seed=3, where=where),
-                    CS.assess_quantity(idt, "x", n_boot=100, seed=3, where=where),
-                    CS.assess_transfer(t, "x", margin=0.02, share=0.75, n_boot=100, seed=3),
-                    CS.assess_own_trend(t, "x", reference=(BASELINE,), n_boot=100, seed=3)]
-    assert [r["claim_id"] for r in rows] == list(CS.CLAIMS)
-    # CLIP's ECE is below the standard models' on both conditions: "not better" does not hold
-    assert rows[0]["verdict"] == claims.NOT_REPRODUCED
-    # the transfer: excess ECE 0.01 on the one shift, below the 0.02 margin
-    assert rows[3]["verdict"] == claims.REPRODUCED
-
-
-def test_with_world_settings_notes_the_built_in_claims_only():
-    rows = [{"claim_id": cid, "evidence": "e"} for cid in CS.CLAIMS]
-    ws = pd.DataFrame({"setting": ["p_x", "q"], "labelled": [0.0, "a"], "wit-like": [0.5, "b"],
-                       "laion-like": [0.9, "c"]})
-    out = CS.with_world_settings(rows, ws)
-    noted = [r["claim_id"] for r in out if r["evidence"] != "e"]
-    assert noted == ["calib-source", "calib-quantity"]
-    assert ("(p_x: labelled 0.0, wit-like 0.5, laion-like 0.9; q: labelled a, wit-like b, "
-            "laion-like c)") in out[1]["evidence"]
-    assert out[1]["evidence"].startswith("e. Built into the world (not a finding): ")
-
-
 def _coverage():
     return pd.DataFrame({"file": ["a.csv", "b.csv", "p.json"], "registered": [True, False, True],
                          "models": ["x", "y", "13 CLIPs"], "clip_models": [0, 0, 13],
@@ -415,20 +526,12 @@ def _coverage():
                          "per_sample": [True, False, False]})
 
 
-def test_published_gaps_and_claims():
+def test_published_gaps():
     text, missing = CS.published_gaps(_coverage())
     assert missing == ["b.csv"]
     assert text.startswith("the registered per-sample confidences (1 files) hold 0 CLIP models, "
                            "and the only published CLIP ECEs (13 CLIPs, LeVine et al.) are on "
                            "C10, C100, not on ImageNet")
-    off = CS.published_claims("pub")
-    assert [r["verdict"] for r in off] == [claims.NOT_TESTABLE] * 5
-    assert all("published=False" in r["detail"] + r["evidence"] for r in off)
-    rows = CS.published_claims("pub", _coverage(), pd.DataFrame())
-    assert [r["claim_id"] for r in rows] == ["calib-not-better", "calib-transfer",
-                                             "calib-own-trend", "calib-source", "calib-quantity"]
-    assert {r["verdict"] for r in rows} == {claims.NOT_TESTABLE}
-    assert "LeVine et al.'s ECEs are not available here" in rows[3]["detail"] + rows[3]["evidence"]
 
 
 def _prompt_eces():
@@ -472,6 +575,7 @@ def test_chapter_on_published_data_only(tmp_path):
     assert "no `data_root` was given" in text and "make chapter NAME=calibration" in text
     assert "Finding (published, ImageNet-X)" in text and "ResNet-50 (supervised)" in text
     assert "What no published data can test" in text and "hold 0 CLIP models" in text
+    assert "Finding (published, C-OOD)" in text and "lower bound on ECE" in text
     assert "published upstream results (LeVine et al.)" in text
     assert n_charts >= 2
 
@@ -514,5 +618,23 @@ def test_chapter_at_defaults():
     for c in CS.CLAIMS.values():
         assert c.text in text
     assert text.count("synthetic world + zoo") >= len(CS.CLAIMS)
-    assert "Built into the synthetic world" in text
+    assert "Built into the synthetic world" in text and "premise not met" in text
     assert "Finding (synthetic world + zoo)" in text
+
+
+def test_every_judgement_follows_its_rule_and_names_its_fields():
+    """The calibration rows pass the book's rule check (claims.problems), name their unit, n per
+    side and (counts over conditions) a Bonferroni correction; each claim states its test."""
+    rows = (CS.assess_live_claims(_calib_table(0.02, -0.04), claims.WORLD, "id", world=True,
+                                  real=REAL, settings=CS.world_source_settings(), n_boot=100)
+            + CS.published_claims(claims.PUBLISHED, _cood(14.0), None, n_boot=100))
+    table = claims.claims_table(rows)
+    assert claims.problems(table, "calibration") == []
+    tested = table[table["verdict"].isin(claims.TESTED)]
+    assert len(tested) >= 2 and (tested["unit"] == claims.MODELS).all()
+    assert all(len(n) == 2 for n in tested["n"])
+    assert all(c.test and c.compares and c.conditioned_on and c.home == "calibration"
+               for c in CS.CLAIMS.values())
+    assert CS.CLAIMS["calib-not-better"].section == "abstract"
+    assert CS.CLAIMS["calib-quantity"].direction == "greater"  # less data, worse: directional
+    assert CS.CLAIMS["calib-after-scaling"].direction == "less"  # CLIP better than the others

@@ -20,8 +20,11 @@ def test_ood_chapter_published_evidence_and_note_without_data_root(tmp_path):
     assert "**Finding (NINCO).**" in text and "**Finding (C-OOD).**" in text
     assert "published upstream results (NINCO)" in text and "published upstream results (C-OOD)" in text
     assert _charts(text) >= 2
+    assert "**Finding (NINCO, every score).**" in text and "Relative Mahalanobis" in text
     # C-OOD has nine zero-shot OpenAI CLIPs: the accuracy claim is testable there
-    assert "WIT: r =" in text
+    assert "WIT: r +" in text
+    # its fine-tuned rows are not a softmax at T = 1: the chapter says what that means
+    assert "not a softmax at T = 1" in text
 
 
 @pytest.mark.slow

@@ -858,3 +858,22 @@ def stage_lines(long: pd.DataFrame, x: str, y: str, pair: str, colour: str, stag
         tooltip=[f"{colour}:N", f"{pair}:N", *(f"{c}:N" for c in extra), f"{stage}:N",
                  alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{y}:Q", format=".3f")]
     ).properties(width=width, height=height, title=title)
+
+
+def versus_accuracy_with_line(df: pd.DataFrame, x: str, y: str, reference: Sequence[str],
+                              x_title: str = "ID accuracy (%)", y_title: str = "",
+                              title: str = "", line_label: str = "",
+                              tooltip_extra: Sequence[str] = ()):
+    """:func:`versus_accuracy` with the least-squares line of ``y`` on ``x`` fitted on the
+    models of the ``reference`` groups (dashed): the line a comparison at equal accuracy
+    measures the other models against (:func:`clipsafety.summaries.accuracy_controlled_difference`)."""
+    import json
+
+    alt = _alt()
+    pts = versus_accuracy(df, x, y, x_title=x_title, y_title=y_title or y, title=title,
+                          tooltip_extra=tooltip_extra)
+    line = alt.Chart(pts.data).transform_filter(  # the points' own data (embedded once)
+        alt.FieldOneOfPredicate(field="group", oneOf=list(reference))).transform_regression(
+        x, y).transform_calculate(line=json.dumps(line_label or "reference line")).mark_line(
+        strokeDash=[6, 4], color="#444").encode(x=f"{x}:Q", y=f"{y}:Q", tooltip=["line:N"])
+    return alt.layer(pts, line)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -32,25 +33,25 @@ import pandas as pd
 from clipsafety import claims, metrics
 from clipsafety import rules as _R
 from clipsafety.external import fetch, keys
-from clipsafety.groups import BASELINE, CLIP_ZEROSHOT
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, STANDARD
 from clipsafety.rules import Exercise
 from clipsafety.summaries import (
     accuracy_controlled_difference,
     bootstrap_difference,
-    bootstrap_mean,
 )
 
-__all__ = ["BUILT_INTO_WORLD", "CLAIMS", "FIT_FRACTION", "IMAGENETX_PREDICTIONS", "METRICS",
-           "NEEDS_PER_SAMPLE", "PROMPT_ECES", "SCALINGS", "assess_live_claims",
-           "assess_not_better", "assess_own_trend", "assess_prompt_claims", "assess_quantity",
-           "assess_source", "assess_transfer", "calibration_inputs", "calibration_long",
-           "calibration_table", "collect_sets", "condition_summary", "excess_ece",
+__all__ = ["BUILT_INTO_WORLD", "CLAIMS", "CONTROL", "FIT_FRACTION", "IMAGENETX_PREDICTIONS",
+           "METRICS", "MIN_ABOVE_CHANCE", "PROMPT_ECES", "SCALINGS", "after_scaling_per_model",
+           "assess_after_scaling", "assess_cood", "assess_live_claims", "assess_not_better",
+           "assess_prompt_claims", "assess_quantity", "assess_source", "calibration_inputs",
+           "calibration_long", "calibration_table", "chance_ok", "chance_premise",
+           "collect_sets", "condition_summary", "confidence_gaps", "excess_ece",
            "group_means_wide", "id_temperatures", "imagenetx_confidences", "model_counts",
            "prompt_ece_by_source", "prompt_ece_means", "prompt_ece_span", "published_claims",
            "published_coverage", "published_gaps", "published_imagenetx_table",
-           "published_prompt_eces", "reliability_bins", "reliability_model_ids",
-           "reliability_of_record", "reliability_table", "temperature_split",
-           "with_world_settings", "world_source_settings"]
+           "published_prompt_eces", "regime_premise", "reliability_bins",
+           "reliability_model_ids", "reliability_of_record", "reliability_table",
+           "settings_text", "temperature_split", "world_source_settings"]
 
 #: the metrics of the chapter (keys of :func:`metrics.summary`), lower is better for all four
 METRICS = ("ece", "adaptive_ece", "nll", "brier")
@@ -195,7 +196,8 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = FIT_FRACT
     ``records_by_set``: ``{dataset: {model: record}}`` (:func:`collect_sets`), ``id_set`` one
     of its keys. Per model the ID rows are split (:func:`temperature_split`); ``T_id`` is fitted
     on the fit half and applied unchanged to the other half and to every shift. Columns: model,
-    dataset, is_id, n, accuracy, T_id, T_oracle, ``<metric>_<scaling>`` for metric in
+    dataset, is_id, n_classes (the classes scored: chance is 1 / n_classes), n, accuracy, T_id,
+    T_oracle, ``<metric>_<scaling>`` for metric in
     :data:`METRICS` + mean_confidence and scaling ``before`` / ``after`` (the oracle reading has
     ``ece_oracle``, ``nll_oracle`` and ``mean_confidence_oracle`` only), then the models'
     metadata (group, family, source, samples, ...).
@@ -223,7 +225,8 @@ def calibration_table(records_by_set: dict, id_set: str, frac: float = FIT_FRACT
                 Ld, td, sd = L[ev], t[ev], sub
             else:
                 Ld, td, sd = calibration_inputs(recs[mid])
-            row = {"model": mid, "dataset": d, "is_id": d == id_set, "T_id": T}
+            row = {"model": mid, "dataset": d, "is_id": d == id_set, "T_id": T,
+                   "n_classes": int(np.asarray(Ld).shape[1] if sd is None else len(sd))}
             before, acc, n = _metrics_of(Ld, td, sd, 1.0, n_bins)
             after, _, _ = _metrics_of(Ld, td, sd, T, n_bins)
             row.update(n=n, accuracy=acc)
@@ -408,211 +411,355 @@ def published_coverage() -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- claims
 
+#: the book's methods convention: the other groups' line of a value on accuracy, fitted on the
+#: comparison group (:func:`summaries.accuracy_controlled_difference`) — the one accuracy
+#: control of every claim about training source, quantity or fine-tuning (OOD chapter alike)
+CONTROL = ("summaries.accuracy_controlled_difference: the target models' value minus the "
+           "comparison group's least-squares line of the value on accuracy at each target "
+           "model's accuracy (the line fitted on the comparison group), percentile bootstrap "
+           "over the pooled models with their group flags")
+#: accuracy at least this multiple of chance for a condition to enter a comparison
+MIN_ABOVE_CHANCE = 2.0
+
 CLAIMS = {
     "calib-not-better": claims.Claim(
         "calib-not-better",
-        "Zero-shot CLIP is not consistently better calibrated than ImageNet models", "6"),
+        "CLIP models are not consistently more calibrated than other ImageNet models, which "
+        "contradicts existing findings", section="abstract", direction="greater",
+        compares="zero-shot CLIP vs ImageNet models (the reference group; C-OOD: its ImageNet "
+                 "classifiers)",
+        conditioned_on="equal accuracy, per test condition",
+        test="Per test condition (models at least twice chance), zero-shot CLIP's ECE minus "
+             "the ImageNet models' line of ECE on accuracy at each CLIP's accuracy (the line "
+             "fitted on the ImageNet models), bootstrap over models, Bonferroni over the "
+             "conditions; reproduced when CLIP is worse (interval above 0) on at least one "
+             "condition — a positive showing that it is not better everywhere, where an "
+             "interval that includes 0 shows nothing —, contradicted when it is better "
+             "(interval below 0) on every condition, inconclusive otherwise. On C-OOD (one "
+             "condition, ImageNet val) the value is |mean confidence - accuracy|, a lower "
+             "bound on ECE.", home="calibration"),
     "calib-source": claims.Claim(
-        "calib-source", "The training distribution of CLIP changes its calibration", "6"),
+        "calib-source",
+        "CLIP models trained on different distributions are not consistently grouped together: "
+        "the training distribution changes calibration", section="6", direction="differs",
+        compares="zero-shot CLIPs of the two training sources with the most models",
+        conditioned_on="equal ID accuracy",
+        test="ID ECE of the first source's CLIPs minus the second source's line of ECE on "
+             "accuracy (fitted on the second source), bootstrap over models; two-sided: "
+             "reproduced when the interval excludes 0.", home="calibration"),
     "calib-quantity": claims.Claim(
-        "calib-quantity", "The quantity of training data changes CLIP's calibration", "6"),
-    "calib-transfer": claims.Claim(
-        "calib-transfer",
-        "After ID temperature scaling zero-shot CLIP stays reasonably calibrated under shift "
-        "(the ID temperature transfers)", "6"),
-    "calib-own-trend": claims.Claim(
-        "calib-own-trend",
-        "After ID temperature scaling zero-shot CLIP follows its own trend of ECE against "
-        "accuracy, apart from ImageNet models", "6"),
+        "calib-quantity",
+        "CLIP models trained on less data are worse calibrated ('CLIP models trained on "
+        "LAION-80M exhibit much lower calibration performance when compared to standard "
+        "models')", section="6", direction="greater",
+        compares="zero-shot CLIPs trained on less data vs CLIPs of the same source trained on "
+                 "the most data",
+        conditioned_on="equal ID accuracy, same training source",
+        test="ID ECE of the CLIPs below their source's largest training set minus the line of "
+             "ECE on accuracy fitted on the CLIPs at their source's largest training set, "
+             "bootstrap over models; reproduced when the interval lies above 0 (less data, "
+             "worse), contradicted when below.", home="calibration"),
+    "calib-after-scaling": claims.Claim(
+        "calib-after-scaling",
+        "After ID temperature scaling, CLIP models follow their own trend, stay reasonably "
+        "calibrated under shift and compare favourably with the other groups", section="6",
+        direction="less",
+        compares="zero-shot CLIP vs every other group of the run (standard, more data, other "
+                 "robust, fine-tuned CLIPs)",
+        conditioned_on="equal accuracy under shift, each model's ID temperature",
+        test="Per model the mean over the shifts (models at least twice chance) of ECE with "
+             "its ID temperature and of accuracy; zero-shot CLIP's value minus the other "
+             "groups' line at equal accuracy (fitted on the other groups), bootstrap over "
+             "models; reproduced when the interval lies below 0 (CLIP better calibrated), "
+             "contradicted when above.", home="calibration"),
 }
+#: the claims whose world contrast a setting of the world fixes (its training sources)
+BUILT_INTO_WORLD = ("calib-source",)
 
 
-def _fmt(est, lo, hi, scale=100.0, unit=" points"):
-    return f"{est * scale:+.2f} [{lo * scale:+.2f}, {hi * scale:+.2f}]{unit}"
+def chance_ok(table: pd.DataFrame, groups: Sequence[str],
+              factor: float = MIN_ABOVE_CHANCE) -> pd.DataFrame:
+    """Per test condition of a :func:`calibration_table`: chance (1 / classes scored), each of
+    ``groups``' mean accuracy and ``ok`` = every group at least ``factor`` x chance."""
+    rows = []
+    for d, part in table.groupby("dataset", sort=False):
+        chance = 1.0 / float(part["n_classes"].iloc[0]) if "n_classes" in part else np.nan
+        accs = {g: float(part.loc[part["group"] == g, "accuracy"].mean()) for g in groups}
+        ok = bool(np.isfinite(chance) and all(np.isfinite(a) and a >= factor * chance
+                                              for a in accs.values()))
+        rows.append({"dataset": d, "chance": chance, **{f"acc {g}": a for g, a in accs.items()},
+                     "ok": ok})
+    return pd.DataFrame(rows)
+
+
+def chance_premise(ok: pd.DataFrame, factor: float = MIN_ABOVE_CHANCE) -> claims.Premise:
+    """The above-chance premise from :func:`chance_ok`: holds when at least one condition is
+    left; the conditions left out are named with their accuracies."""
+    bad = ok[~ok["ok"]]
+    acc_cols = [c for c in ok.columns if c.startswith("acc ")]
+    left_out = "; ".join(f"{r['dataset']} (chance {100 * r['chance']:.0f}%: "
+                         + ", ".join(f"{c[4:]} {100 * r[c]:.0f}%" for c in acc_cols) + ")"
+                         for _, r in bad.iterrows())
+    return claims.Premise(
+        "models above chance", bool(ok["ok"].any()),
+        f"{int(ok['ok'].sum())} of {len(ok)} conditions with every compared group at least "
+        f"{factor:g}x chance" + (f"; left out: {left_out}" if left_out else ""),
+        f"at least one condition with accuracy >= {factor:g}x chance")
+
+
+def confidence_gaps(table: pd.DataFrame) -> pd.DataFrame:
+    """Per group, on the ID rows of a :func:`calibration_table`: models, mean accuracy, mean
+    confidence before scaling and the median gap ``100 * (confidence - accuracy)`` (points;
+    negative = under-confident)."""
+    idt = table[table["is_id"]].assign(
+        gap=lambda t: 100 * (t["mean_confidence_before"] - t["accuracy"]))
+    return idt.groupby("group").agg(models=("model", "nunique"), accuracy=("accuracy", "mean"),
+                                    confidence=("mean_confidence_before", "mean"),
+                                    median_gap=("gap", "median"), min_gap=("gap", "min"),
+                                    max_gap=("gap", "max"))
+
+
+def regime_premise(table: pd.DataFrame, real: pd.DataFrame | None,
+                   reference: str = BASELINE) -> list[claims.Premise]:
+    """The world's confidence regime against the real one, with the book's shared premise
+    (:func:`clipsafety.premises.confidence_regime`): per group (zero-shot CLIP and
+    ``reference``), the models' ID gap (mean confidence before scaling minus accuracy, points)
+    against the real range of the same group in ``real`` (C-OOD,
+    :func:`clipsafety.published_models.cood_models`: its zero-shot CLIPs, and its ImageNet
+    classifiers for ``reference``). One failing premise when ``real`` is None (the real range
+    is not available, so the regime cannot be checked)."""
+    from clipsafety import premises
+
+    if real is None or not len(real):
+        return [claims.Premise("confidence regime", False, "the published real range (C-OOD) "
+                               "is not available here", "C-OOD's file")]
+    world = table[table["is_id"]].assign(
+        conf_gap=lambda t: 100 * (t["mean_confidence_before"] - t["accuracy"]))
+    ranges = premises.real_gap_ranges(real, {CLIP_ZEROSHOT: CLIP_ZEROSHOT, reference: STANDARD})
+    return premises.confidence_regime(world, ranges)
+
+
+def _controlled(df, value, x, target, reference, n_boot, seed, level=0.95):
+    return accuracy_controlled_difference(df, x, value, target, list(reference), n_boot=n_boot,
+                                          seed=seed, level=level)
 
 
 def assess_not_better(table: pd.DataFrame, source: str, value: str = "ece_before",
-                      reference: str = BASELINE, n_boot: int = 1000, seed: int = 0) -> dict:
-    """*Not consistently better*. Per test condition, ``d = mean(value | zero-shot CLIP) -
-    mean(value | reference group)`` with a bootstrap interval over models
-    (:func:`summaries.bootstrap_difference`). CLIP would be *consistently better* if every
-    condition's interval lay entirely below zero. Rule: the claim is reproduced when at least
-    one condition's interval does not lie entirely below zero (CLIP is not demonstrably better
-    there); the evidence counts the conditions where CLIP is better, worse (interval above zero)
-    and inconclusive. Not testable with fewer than two models in either group."""
+                      reference: str = BASELINE, conditions: Sequence[str] | None = None,
+                      n_boot: int = 1000, seed: int = 0) -> claims.Judgement:
+    """*Not consistently more calibrated* (the abstract's headline) on a
+    :func:`calibration_table`: per condition in ``conditions`` (default all), CLIP's ``value``
+    minus the ``reference`` group's line at equal accuracy (:data:`CONTROL`), at the
+    Bonferroni level over the conditions; the rule of the claim's ``test``
+    (:func:`claims.count` with one claimed; :func:`claims.interval` for one condition)."""
     c = CLAIMS["calib-not-better"]
-    counts = {"better": [], "worse": [], "inconclusive": []}
-    parts = []
-    for d, part in table.groupby("dataset", sort=False):
-        a = part.loc[part["group"] == CLIP_ZEROSHOT, value].dropna()
-        b = part.loc[part["group"] == reference, value].dropna()
-        if len(a) < 2 or len(b) < 2:
-            continue
-        est, lo, hi = bootstrap_difference(a, b, n_boot=n_boot, seed=seed)
-        kind = "better" if hi < 0 else ("worse" if lo > 0 else "inconclusive")
-        counts[kind].append(d)
-        parts.append(f"{d} {_fmt(est, lo, hi, unit='')}")
-    n = sum(len(v) for v in counts.values())
-    if n == 0:
-        return claims.not_testable(c, source, f"needs at least two zero-shot CLIP and two {reference} "
-                            "models with a value on one test condition")
-    ok = len(counts["better"]) < n
-    detail = (f"CLIP better on {len(counts['better'])} of {n} conditions, worse on "
-              f"{len(counts['worse'])}, inconclusive on {len(counts['inconclusive'])}")
-    evidence = (f"{detail}; {value} CLIP minus {reference}, points: " + "; ".join(parts))
-    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail, evidence)
+    conds = list(dict.fromkeys(table["dataset"])) if conditions is None else list(conditions)
+    usable = []
+    for d in conds:
+        part = table[table["dataset"] == d].dropna(subset=[value, "accuracy"])
+        if (part["group"] == CLIP_ZEROSHOT).sum() >= 2 and (part["group"] == reference).sum() >= 3:
+            usable.append(d)
+    if not usable:
+        return claims.not_testable(c, source, f"needs at least two zero-shot CLIPs and three "
+                                   f"{reference} models on one condition above chance")
+    level, corr = claims.bonferroni(len(usable))
+    items, n_clip, n_ref = [], 0, 0
+    for d in usable:
+        part = table[table["dataset"] == d]
+        est, lo, hi = _controlled(part, value, "accuracy", CLIP_ZEROSHOT, [reference], n_boot,
+                                  seed, level)
+        items.append({"item": d, "estimate": 100 * est, "lo": 100 * lo, "hi": 100 * hi})
+        n_clip = max(n_clip, int((part["group"] == CLIP_ZEROSHOT).sum()))
+        n_ref = max(n_ref, int((part["group"] == reference).sum()))
+    items = pd.DataFrame(items)
+    kw = dict(effect=f"{value} of zero-shot CLIP minus the {reference} line at equal accuracy"
+              + ("" if len(usable) == 1 else ", per condition"),
+              scale="points", unit=claims.MODELS, n=(n_clip, n_ref),
+              sides=("zero-shot CLIP", reference), data=tuple(dict.fromkeys(table.loc[
+                  table["dataset"].isin(usable), "model"])))
+    if len(usable) == 1:
+        r = items.iloc[0]
+        return claims.interval(c, source, r.estimate, r.lo, r.hi, **kw)
+    kw["scale"] = ""
+    j = claims.count(c, source, items, 1, correction=corr, **kw)
+    detail = "; ".join(f"{r.item} {r.estimate:+.1f} [{r.lo:+.1f}, {r.hi:+.1f}]"
+                       for r in items.itertuples())
+    return replace(j, reason=f"{j.reason}. Per condition (points, {100 * level:.2f}% "
+                   f"intervals): {detail}")
 
 
-def assess_source(df: pd.DataFrame, source: str, value: str = "ece_before",
-                  min_models: int = 2, n_boot: int = 1000, seed: int = 0,
-                  where: str = "") -> dict:
-    """*Training distribution*. ``df``: one row per zero-shot CLIP model with ``source`` (its
-    training source) and ``value``. Rule: for the two training sources with the most models
-    (at least ``min_models`` each), reproduced when the bootstrap interval of the difference
-    of their mean ``value`` excludes zero (:func:`summaries.bootstrap_difference`)."""
+def assess_source(df: pd.DataFrame, source: str, value: str = "ece_before", x: str = "accuracy",
+                  min_models: int = 3, n_boot: int = 1000, seed: int = 0,
+                  where: str = "") -> claims.Judgement:
+    """*Training distribution*: ``df`` one row per model (``group``, ``source``, ``value``,
+    ``x``); the two zero-shot-CLIP training sources with the most models (at least
+    ``min_models`` each): the first's ``value`` minus the second's line at equal ``x``
+    (:data:`CONTROL`), two-sided."""
     c = CLAIMS["calib-source"]
-    d = df[df["group"] == CLIP_ZEROSHOT].dropna(subset=[value])
+    d = df[df["group"] == CLIP_ZEROSHOT].dropna(subset=[value, x])
     counts = d["source"].value_counts()
     counts = counts[counts >= min_models]
     if len(counts) < 2:
         return claims.not_testable(c, source, f"needs two CLIP training sources with at least "
-                            f"{min_models} models each; found "
-                            f"{ {k: int(v) for k, v in d['source'].value_counts().items()} }")
-    a, b = counts.index[:2]
-    est, lo, hi = bootstrap_difference(d.loc[d["source"] == a, value],
-                                       d.loc[d["source"] == b, value], n_boot=n_boot, seed=seed)
-    ok = np.isfinite(lo) and (lo > 0 or hi < 0)
-    detail = ("the interval excludes zero" if ok else "the interval includes zero (inconclusive)")
-    ev = (f"{value} {a} ({counts[a]} models) minus {b} ({counts[b]}): {_fmt(est, lo, hi)}"
-          + (f"; {where}" if where else ""))
-    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail, ev)
+                                   f"{min_models} models each; found "
+                                   f"{ {k: int(v) for k, v in d['source'].value_counts().items()} }")
+    a, b = sorted(counts.index[:2])
+    part = d[d["source"].isin([a, b])].assign(group=lambda t: np.where(t["source"] == a, "A", "B"))
+    est, lo, hi = _controlled(part, value, x, "A", ["B"], n_boot, seed)
+    return claims.interval(c, source, 100 * est, 100 * lo, 100 * hi,
+                           effect=f"{value} of {a} CLIPs minus the {b} CLIPs' line at equal "
+                                  f"accuracy" + (f" ({where})" if where else ""),
+                           scale="points", unit=claims.MODELS,
+                           n=(int(counts[a]), int(counts[b])), sides=(a, b),
+                           data=tuple(part["model"]))
 
 
-def assess_quantity(df: pd.DataFrame, source: str, value: str = "ece_before",
-                    min_models: int = 4, n_boot: int = 1000, seed: int = 0,
-                    where: str = "") -> dict:
-    """*Training quantity*. ``df``: one row per zero-shot CLIP model with ``source``,
-    ``samples`` (training-set size) and ``value``. Rule: within each training source with at
-    least ``min_models`` models and two sizes, the Spearman correlation of ``value`` with the
-    training-set size and its bootstrap interval (:func:`metrics.correlation`); reproduced when
-    at least one source's interval excludes zero (the sources are named with their
-    correlations)."""
+def assess_quantity(df: pd.DataFrame, source: str, value: str = "ece_before", x: str = "accuracy",
+                    n_boot: int = 1000, seed: int = 0, where: str = "") -> claims.Judgement:
+    """*Less data, worse calibrated*: ``df`` one row per model (``group``, ``source``,
+    ``samples``, ``value``, ``x``). Zero-shot CLIPs of sources with two or more training-set
+    sizes: those below their source's largest size minus the line fitted on those at it
+    (:data:`CONTROL`), directional (greater = less data, higher ECE)."""
     c = CLAIMS["calib-quantity"]
-    d = df[df["group"] == CLIP_ZEROSHOT].dropna(subset=[value, "samples"])
-    parts, hits = [], 0
-    for src, part in d.groupby("source", sort=True):
-        if len(part) < max(3, min_models) or part["samples"].nunique() < 2:
-            continue
-        r, lo, hi = metrics.correlation(np.log10(part["samples"].to_numpy(float)),
-                                        part[value].to_numpy(float), "spearman",
-                                        n_boot=n_boot, seed=seed)
-        sig = np.isfinite(lo) and (lo > 0 or hi < 0)
-        hits += int(sig)
-        parts.append(f"{src} ({len(part)} models, {part['samples'].nunique()} sizes): "
-                     f"rho {r:+.2f} [{lo:+.2f}, {hi:+.2f}]")
-    if not parts:
-        return claims.not_testable(c, source, f"needs a CLIP training source with at least "
-                            f"{min_models} models of two training-set sizes")
-    detail = f"{hits} of {len(parts)} sources with an interval excluding zero"
-    ev = f"Spearman correlation of {value} with log training-set size: " + "; ".join(parts) + (
-        f"; {where}" if where else "")
-    return claims.judgement(c, source, claims.REPRODUCED if hits else claims.NOT_REPRODUCED, detail, ev)
+    d = df[df["group"] == CLIP_ZEROSHOT].dropna(subset=[value, x, "samples"])
+    d = d[d.groupby("source")["samples"].transform("nunique") >= 2]
+    if d.empty:
+        return claims.not_testable(c, source, "needs zero-shot CLIPs of one training source at "
+                                   "two or more training-set sizes")
+    top = d.groupby("source")["samples"].transform("max")
+    part = d.assign(group=np.where(d["samples"] < top, "less", "most"))
+    n_less, n_most = int((part["group"] == "less").sum()), int((part["group"] == "most").sum())
+    est, lo, hi = _controlled(part, value, x, "less", ["most"], n_boot, seed)
+    return claims.interval(c, source, 100 * est, 100 * lo, 100 * hi,
+                           effect=f"{value} of CLIPs trained on less data minus the line of "
+                                  "those at their source's largest training set, at equal "
+                                  "accuracy" + (f" ({where})" if where else ""),
+                           scale="points", unit=claims.MODELS, n=(n_less, n_most),
+                           sides=("less data", "most data"), data=tuple(part["model"]))
 
 
-def assess_transfer(table: pd.DataFrame, source: str, margin: float = 0.02,
-                    share: float = 0.75, n_boot: int = 1000, seed: int = 0) -> dict:
-    """*The ID temperature transfers*. Per shift, over the zero-shot CLIP models: the mean
-    excess ECE of the ID temperature over the shift's oracle temperature
-    (``ece_after - ece_oracle``) with a bootstrap interval over models
-    (:func:`summaries.bootstrap_mean`). A shift counts when the interval's upper end is at most
-    ``margin`` (default 2 ECE points). Rule: reproduced when at least ``share`` of the shifts
-    count (:func:`claims.verdict_from_count`); the mean ECE before and after scaling is in the
-    evidence."""
-    c = CLAIMS["calib-transfer"]
-    sh = table[(~table["is_id"]) & (table["group"] == CLIP_ZEROSHOT)]
-    if sh.empty or "ece_oracle" not in sh:
-        return claims.not_testable(c, source, "no zero-shot CLIP model on a shifted set (with oracle "
-                            "temperatures)")
-    ok, parts = 0, []
-    n = 0
-    for d, part in sh.groupby("dataset", sort=False):
-        ex = (part["ece_after"] - part["ece_oracle"]).to_numpy(float)
-        if ex.size < 2:
-            continue
-        n += 1
-        est, lo, hi = bootstrap_mean(ex, n_boot=n_boot, seed=seed)
-        good = bool(np.isfinite(hi) and hi <= margin)
-        ok += int(good)
-        parts.append(f"{d} excess {_fmt(est, lo, hi, unit='')} (ECE {part['ece_before'].mean() * 100:.1f}"
-                     f" -> {part['ece_after'].mean() * 100:.1f})")
-    if n == 0:
-        return claims.not_testable(c, source, "needs at least two zero-shot CLIP models per shift")
-    claimed = int(np.ceil(share * n - 1e-9))
-    return claims.verdict_from_count(
-        c, source, ok, n, claimed,
-        evidence=f"{ok} of {n} shifts within {margin * 100:.0f} ECE points of the oracle "
-                 f"temperature (needed {claimed}); points: " + "; ".join(parts))
-
-
-def assess_own_trend(table: pd.DataFrame, source: str, value: str = "ece_after",
-                     reference: Sequence[str] = (BASELINE,), n_boot: int = 1000,
-                     seed: int = 0) -> dict:
-    """*Own trend after scaling*. Per model, the mean over the shifts of ``value`` and of
-    accuracy; zero-shot CLIP's mean ``value`` minus the reference groups' least-squares line of
-    ``value`` on accuracy at each CLIP model's accuracy
-    (:func:`summaries.accuracy_controlled_difference`). Rule: reproduced when the bootstrap
-    interval excludes zero (CLIP lies off the ImageNet models' trend; the sign says which
-    side)."""
-    c = CLAIMS["calib-own-trend"]
+def after_scaling_per_model(table: pd.DataFrame, conditions: Sequence[str] | None = None,
+                            value: str = "ece_after") -> pd.DataFrame:
+    """Per model the mean over the shift rows (of ``conditions``, default all) of ``value`` and
+    of accuracy, with its group."""
     sh = table[~table["is_id"]]
-    per = sh.groupby(["model", "group"], as_index=False)[[value, "accuracy"]].mean()
-    n_ref = int(per["group"].isin(reference).sum())
+    if conditions is not None:
+        sh = sh[sh["dataset"].isin(list(conditions))]
+    return sh.groupby(["model", "group"], as_index=False)[[value, "accuracy"]].mean()
+
+
+def assess_after_scaling(table: pd.DataFrame, source: str, value: str = "ece_after",
+                         conditions: Sequence[str] | None = None, n_boot: int = 1000,
+                         seed: int = 0) -> claims.Judgement:
+    """*After ID scaling CLIP compares favourably*: per model the mean over the shifts of
+    ``value`` and accuracy (:func:`after_scaling_per_model`); CLIP minus every other group's
+    line at equal accuracy (:data:`CONTROL`), directional (less)."""
+    c = CLAIMS["calib-after-scaling"]
+    per = after_scaling_per_model(table, conditions, value)
+    others = sorted(g for g in per["group"].dropna().unique() if g != CLIP_ZEROSHOT)
     n_clip = int((per["group"] == CLIP_ZEROSHOT).sum())
-    if n_ref < 3 or n_clip < 1:
-        return claims.not_testable(c, source, f"needs at least three {'/'.join(reference)} models and "
-                            f"one zero-shot CLIP on the shifts; found {n_ref} and {n_clip}")
-    est, lo, hi = accuracy_controlled_difference(per, "accuracy", value, CLIP_ZEROSHOT,
-                                                 list(reference), n_boot=n_boot, seed=seed)
-    if not np.all(np.isfinite([est, lo, hi])):
-        return claims.not_testable(c, source, "the reference trend could not be fitted")
-    ok = lo > 0 or hi < 0
-    side = "below (better calibrated)" if est < 0 else "above (worse calibrated)"
-    detail = (f"CLIP lies {side} the {'/'.join(reference)} trend" if ok else
-              "the interval includes zero (CLIP on the ImageNet models' trend)")
-    return claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED, detail,
-                     f"{value} (mean over shifts) CLIP minus the {'/'.join(reference)} line at "
-                     f"equal accuracy: {_fmt(est, lo, hi)}; {n_clip} CLIP, {n_ref} reference models")
+    n_ref = int(per["group"].isin(others).sum())
+    if n_clip < 2 or n_ref < 3:
+        return claims.not_testable(c, source, f"needs at least two zero-shot CLIPs and three other "
+                                   f"models on the shifts; found {n_clip} and {n_ref}")
+    est, lo, hi = _controlled(per, value, "accuracy", CLIP_ZEROSHOT, others, n_boot, seed)
+    return claims.interval(c, source, 100 * est, 100 * lo, 100 * hi,
+                           effect=f"{value} (mean over shifts) of zero-shot CLIP minus the line "
+                                  f"of the other groups ({', '.join(others)}) at equal accuracy",
+                           scale="points", unit=claims.MODELS, n=(n_clip, n_ref),
+                           sides=("zero-shot CLIP", "other groups"), data=tuple(per["model"]))
+
+
+def assess_cood(cood: pd.DataFrame, source: str, n_boot: int = 1000,
+                seed: int = 0) -> list[claims.Judgement]:
+    """The calibration claims on C-OOD's confidence gaps
+    (:func:`clipsafety.published_models.cood_models`): *not consistently more calibrated* from
+    ``|conf_gap|`` (a lower bound on ECE, points) of the zero-shot CLIPs against the ImageNet
+    classifiers' line at equal accuracy (one condition, ImageNet val; rows without a softmax
+    at T = 1, the fine-tuned CLIPs, left out and named); the other claims not testable (one
+    training source and size; no temperatures or shifts)."""
+    ok = cood[cood["softmax_ok"]].dropna(subset=["conf_gap", "id_acc"])
+    flagged = cood.loc[~cood["softmax_ok"], "checkpoint"].tolist()
+    d = ok.assign(abs_gap=lambda t: t["conf_gap"].abs(),
+                  group=lambda t: np.where(t["group"] == CLIP_ZEROSHOT, CLIP_ZEROSHOT, "imagenet"))
+    n_clip, n_ref = int((d["group"] == CLIP_ZEROSHOT).sum()), int((d["group"] == "imagenet").sum())
+    est, lo, hi = accuracy_controlled_difference(d, "id_acc", "abs_gap", CLIP_ZEROSHOT,
+                                                 ["imagenet"], n_boot=n_boot, seed=seed)
+    from clipsafety.published_models import COOD
+
+    clip_keys = tuple(d.loc[d["group"] == CLIP_ZEROSHOT, "checkpoint"])
+    data = (COOD, *clip_keys, f"C-OOD ImageNet classifiers ({n_ref})")
+    j = claims.interval(CLAIMS["calib-not-better"], source, est, lo, hi,
+                        effect="|mean confidence - accuracy| on ImageNet val of zero-shot CLIP "
+                               "minus the ImageNet classifiers' line at equal accuracy "
+                               "(calibration in the large: a lower bound on ECE, so lower bounds "
+                               "are compared, not ECEs; one condition, no shifts); "
+                               f"{len(flagged)} fine-tuned CLIP rows left out (their score is not "
+                               "a softmax at T = 1)",
+                        scale="points", unit=claims.MODELS, n=(n_clip, n_ref),
+                        sides=("zero-shot CLIP", "ImageNet classifiers"), data=data)
+    one = ("C-OOD's CLIPs are OpenAI's WIT models of one training set: no second source or "
+           "size")
+    return [j, claims.not_testable(CLAIMS["calib-source"], source, one, data=(COOD,)),
+            claims.not_testable(CLAIMS["calib-quantity"], source, one, data=(COOD,)),
+            claims.not_testable(CLAIMS["calib-after-scaling"], source,
+                                "C-OOD publishes no temperatures and no shifted sets",
+                                data=(COOD,))]
 
 
 def assess_prompt_claims(prompt: pd.DataFrame, source: str, n_boot: int = 1000,
-                         seed: int = 0) -> list[dict]:
-    """The training-distribution and training-quantity claims on LeVine et al.'s published
-    per-prompt ECEs (CIFAR-10/100, zero-shot CLIPs only): per model the mean ECE over prompts
-    and datasets; *source*: :func:`assess_source` on the two sources with most models;
-    *quantity*: LAION-400M against LAION-2B (one distribution family at two sizes) at matched
-    architectures, :func:`assess_quantity`'s correlation being undefined with two sizes, the
-    difference LAION-2B minus LAION-400M with a bootstrap interval excludes zero."""
+                         seed: int = 0) -> list[claims.Judgement]:
+    """The claims on LeVine et al.'s per-prompt ECEs (zero-shot CLIPs only, CIFAR-10/100,
+    Food-101, SUN397): per model the mean over prompts and datasets. The file has no
+    accuracies, so the comparison at equal accuracy the source and quantity claims need
+    (:data:`CONTROL`) cannot be made: *premise not met*, with the uncontrolled difference kept
+    as the measured numbers (source: the two sources with most models, two-sided; quantity:
+    LAION-400M minus LAION-2B at the architectures both have, less data minus more).
+    *Not consistently better* and *after scaling* are not testable (no ImageNet models; no
+    temperatures)."""
     per = prompt.groupby(["model", "arch", "source", "samples", "group"], as_index=False)["ece"].mean()
-    where = f"mean ECE over prompts on {', '.join(prompt['dataset'].unique())} (LeVine et al.)"
-    rows = [assess_source(per, source, value="ece", n_boot=n_boot, seed=seed, where=where)]
-    c = CLAIMS["calib-quantity"]
+    where = f"mean ECE over prompts on {', '.join(prompt['dataset'].unique())}"
+    no_acc = ("LeVine et al. publish no accuracies, so the comparison at equal accuracy this "
+              "claim needs cannot be made; the uncontrolled difference is shown, not judged")
+    data = (PROMPT_ECES, *per["model"])
+    out = [claims.not_testable(CLAIMS["calib-not-better"], source,
+                               "LeVine et al. evaluate CLIPs only (no ImageNet models)",
+                               data=(PROMPT_ECES,))]
+    counts = per["source"].value_counts()
+    counts = counts[counts >= 2]
+    if len(counts) >= 2:
+        a, b = sorted(counts.index[:2])
+        est, lo, hi = bootstrap_difference(per.loc[per["source"] == a, "ece"],
+                                           per.loc[per["source"] == b, "ece"], n_boot=n_boot,
+                                           seed=seed)
+        m = claims.interval(CLAIMS["calib-source"], source, 100 * est, 100 * lo, 100 * hi,
+                            effect=f"ECE {a} minus {b}, not at equal accuracy ({where})",
+                            scale="points", unit=claims.MODELS,
+                            n=(int(counts[a]), int(counts[b])), sides=(a, b), data=data)
+        out.append(claims.premise_not_met(CLAIMS["calib-source"], source, no_acc, m))
+    else:
+        out.append(claims.not_testable(CLAIMS["calib-source"], source,
+                                       "fewer than two training sources with two models"))
     big, small = per[per["source"] == "LAION-2B"], per[per["source"] == "LAION-400M"]
     archs = sorted(set(big["arch"]) & set(small["arch"]))
-    if len(archs) < 2:
-        rows.append(claims.not_testable(c, source, "needs LAION-400M and LAION-2B CLIPs of two shared "
-                                 "architectures"))
-        return rows
-    a = big[big["arch"].isin(archs)]["ece"]
-    b = small[small["arch"].isin(archs)]["ece"]
-    est, lo, hi = bootstrap_difference(a, b, n_boot=n_boot, seed=seed)
-    ok = np.isfinite(lo) and (lo > 0 or hi < 0)
-    rows.append(claims.judgement(c, source, claims.REPRODUCED if ok else claims.NOT_REPRODUCED,
-                          "the interval excludes zero" if ok else
-                          "the interval includes zero (inconclusive)",
-                          f"LAION-2B minus LAION-400M at matched architectures "
-                          f"({', '.join(archs)}): {_fmt(est, lo, hi)}; {where}"))
-    return rows
-
+    if len(archs) >= 2:
+        a = small[small["arch"].isin(archs)]["ece"]
+        b = big[big["arch"].isin(archs)]["ece"]
+        est, lo, hi = bootstrap_difference(a, b, n_boot=n_boot, seed=seed)
+        m = claims.interval(CLAIMS["calib-quantity"], source, 100 * est, 100 * lo, 100 * hi,
+                            effect=f"ECE LAION-400M minus LAION-2B at the architectures both "
+                                   f"have ({', '.join(archs)}), not at equal accuracy ({where})",
+                            scale="points", unit=claims.MODELS, n=(len(a), len(b)),
+                            sides=("LAION-400M", "LAION-2B"), data=data)
+        out.append(claims.premise_not_met(CLAIMS["calib-quantity"], source, no_acc, m))
+    else:
+        out.append(claims.not_testable(CLAIMS["calib-quantity"], source,
+                                       "needs LAION-400M and LAION-2B CLIPs of two shared "
+                                       "architectures"))
+    out.append(claims.not_testable(CLAIMS["calib-after-scaling"], source,
+                                   "LeVine et al. publish no temperatures, shifts or per-sample "
+                                   "confidences", data=(PROMPT_ECES,)))
+    return out
 
 def world_source_settings(fields: Sequence[str] = ("p_misaligned", "p_class_word", "n_filler",
                                                    "cue_strength", "caption_style")) -> pd.DataFrame:
@@ -744,48 +891,51 @@ def prompt_ece_by_source(prompt: pd.DataFrame) -> pd.Series:
 
 # --------------------------------------------------------------------------- the chapter's verdict rows
 
+def settings_text(settings: pd.DataFrame) -> str:
+    """The world's source settings (:func:`world_source_settings`) in one line."""
+    return "; ".join(f"{r.setting}: " + ", ".join(f"{k} {r[k]}" for k in
+                                                  ("labelled", "wit-like", "laion-like"))
+                     for _, r in settings.iterrows())
+
+
 def assess_live_claims(table: pd.DataFrame, source: str, id_set: str, reference: str = BASELINE,
-                       transfer_margin: float = 0.02, transfer_share: float = 0.75,
-                       n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """The five calibration claims on a :func:`calibration_table`, in :data:`CLAIMS` order:
-    :func:`assess_not_better` (against ``reference``), :func:`assess_source` and
-    :func:`assess_quantity` on the ID rows (ECE before scaling on ``id_set``),
-    :func:`assess_transfer` (``transfer_margin``, ``transfer_share``) and
-    :func:`assess_own_trend` (against ``reference``); each function's docstring states its
-    rule."""
-    idt = table[table["is_id"]]
+                       *, world: bool = False, real: pd.DataFrame | None = None,
+                       settings: pd.DataFrame | None = None, n_boot: int = 1000,
+                       seed: int = 0) -> list[claims.Judgement]:
+    """The four calibration claims on a :func:`calibration_table`, in :data:`CLAIMS` order,
+    each on the conditions where zero-shot CLIP and ``reference`` are at least
+    :data:`MIN_ABOVE_CHANCE` x chance (:func:`chance_ok`). ``world``: the synthetic world's
+    rows, gated (:func:`claims.gated`) by that premise and by the confidence regime
+    (:func:`regime_premise` against ``real``, C-OOD's models); the source claim,
+    when its premises hold, is built in (the world's ``settings``, :func:`world_source_settings`)."""
+    ok = chance_ok(table, [CLIP_ZEROSHOT, reference])
+    conds = list(ok.loc[ok["ok"], "dataset"])
+    idt = table[table["is_id"] & table["dataset"].isin(conds)]
     where = f"ID ECE before scaling on {id_set}"
-    return [assess_not_better(table, source, reference=reference, n_boot=n_boot, seed=seed),
+    rows = [assess_not_better(table, source, reference=reference, conditions=conds,
+                              n_boot=n_boot, seed=seed),
             assess_source(idt, source, n_boot=n_boot, seed=seed, where=where),
             assess_quantity(idt, source, n_boot=n_boot, seed=seed, where=where),
-            assess_transfer(table, source, margin=transfer_margin, share=transfer_share,
-                            n_boot=n_boot, seed=seed),
-            assess_own_trend(table, source, reference=(reference,), n_boot=n_boot, seed=seed)]
-
-
-#: the claims whose verdict on the synthetic world measures what the world builds in
-BUILT_INTO_WORLD = ("calib-source", "calib-quantity")
-
-
-def with_world_settings(rows: list[dict], settings: pd.DataFrame) -> list[dict]:
-    """Verdict rows of the synthetic world, the claims of :data:`BUILT_INTO_WORLD` with a note
-    appended to their evidence: the training sources differ by construction (``settings``,
-    :func:`world_source_settings`, one ``setting`` per row with its labelled, WIT-like and
-    LAION-like values) and the training sets' sizes are set by the zoo's plan, so the verdict
-    measures what that does to calibration. Other rows unchanged, in the same order."""
-    built = "; ".join(f"{r.setting}: " + ", ".join(f"{k} {r[k]}" for k in
-                                                    ("labelled", "wit-like", "laion-like"))
-                      for _, r in settings.iterrows())
-    return [{**r, "evidence": f"{r['evidence']}. Built into the world (not a finding): "
-             f"the training sources differ by construction ({built}) and the training "
-             "sets' sizes are set by the zoo's plan; the verdict measures what that does "
-             "to calibration"} if r["claim_id"] in BUILT_INTO_WORLD else r for r in rows]
+            assess_after_scaling(table, source, conditions=conds, n_boot=n_boot, seed=seed)]
+    premises = [chance_premise(ok)]
+    if world:
+        premises = regime_premise(table, real, reference) + premises
+    out = []
+    for j in rows:
+        g = claims.gated(j, premises)
+        if world and g.verdict in claims.TESTED and j.claim.claim_id in BUILT_INTO_WORLD:
+            what = settings_text(settings) if settings is not None else "the source settings"
+            g = claims.built_in(j.claim, source, "the world's training sources differ by "
+                                f"construction (lib/clipsafety/synth/sources.py: {what})",
+                                j if j.verdict in claims.TESTED else None)
+        out.append(g)
+    return out
 
 
 def published_gaps(coverage: pd.DataFrame) -> tuple[str, list[str]]:
     """``(untestable, missing)`` from :func:`published_coverage`: why no published file can test
-    the claims that need per-sample CLIP confidences on ImageNet and its shifts (how many CLIPs
-    the per-sample files hold, on which sets the only published CLIP ECEs are), and the
+    the claim that needs CLIP confidences under shift with temperatures (how many CLIPs the
+    per-sample files hold, on which sets the only published CLIP ECEs are), and the
     ImageNet-X files not in the registry."""
     per_sample = coverage[coverage["per_sample"]]
     n_clip_ps = int(per_sample["clip_models"].sum())
@@ -798,30 +948,22 @@ def published_gaps(coverage: pd.DataFrame) -> tuple[str, list[str]]:
     return untestable, missing
 
 
-#: the claims no published file can test (they need per-sample CLIP confidences on ImageNet)
-NEEDS_PER_SAMPLE = ("calib-not-better", "calib-transfer", "calib-own-trend")
-
-
-def published_claims(source: str, coverage: pd.DataFrame | None = None,
+def published_claims(source: str, cood: pd.DataFrame | None = None,
                      prompt: pd.DataFrame | None = None, n_boot: int = 1000,
-                     seed: int = 0) -> list[dict]:
-    """The verdict rows of the published evidence. Rule: with no ``coverage`` (the run did not
-    ask for published evidence), every claim is not testable; otherwise the claims of
-    :data:`NEEDS_PER_SAMPLE` are not testable for the reason :func:`published_gaps` gives, and
-    the training-distribution and training-quantity claims are judged on LeVine et al.'s
-    ``prompt`` ECEs (:func:`assess_prompt_claims`), not testable when those are empty."""
-    if coverage is None:
-        return [claims.not_testable(c, source, "published=False in this run")
-                for c in CLAIMS.values()]
-    untestable, _ = published_gaps(coverage)
-    rows = [claims.not_testable(CLAIMS[cid], source, untestable) for cid in NEEDS_PER_SAMPLE]
+                     seed: int = 0, why: str = "published=False in this run"
+                     ) -> list[claims.Judgement]:
+    """The judgements of the published evidence, one source per file: C-OOD's confidence
+    gaps (:func:`assess_cood`, source ``"<source> (C-OOD)"``) and LeVine et al.'s ECEs
+    (:func:`assess_prompt_claims`, ``"<source> (LeVine et al.)"``). With neither, every claim
+    is not testable on ``source`` for ``why``."""
+    out = []
+    if cood is not None and len(cood):
+        out += assess_cood(cood, f"{source} (C-OOD)", n_boot=n_boot, seed=seed)
     if prompt is not None and len(prompt):
-        return rows + assess_prompt_claims(prompt, f"{source} (LeVine et al.)", n_boot=n_boot,
-                                           seed=seed)
-    return rows + [claims.not_testable(CLAIMS[cid], source,
-                                       "LeVine et al.'s ECEs are not available here")
-                   for cid in ("calib-source", "calib-quantity")]
-
+        out += assess_prompt_claims(prompt, f"{source} (LeVine et al.)", n_boot=n_boot, seed=seed)
+    if not out:
+        out = [claims.not_testable(c, source, why) for c in CLAIMS.values()]
+    return out
 
 # --------------------------------------------------------------------------------------------
 # the chapter's parameters and exercises (collected by the book runner and the pages)
