@@ -145,6 +145,8 @@ def fmt(x: float, scale: str = "") -> str:
     if not math.isfinite(_f(x)):
         return "–"
     x = float(x)
+    if scale.startswith("of "):  # a count ("3 of 7")
+        return f"{x:.0f}"
     if "point" in scale or scale.endswith("%"):
         return f"{x:+.1f}"
     return f"{x:+.3f}"
@@ -345,7 +347,11 @@ def premise_not_met(claim: Claim, source: str, premise: str,
     measured value. A measured effect, if any, is kept as numbers; it is not a finding."""
     if measured is None:
         return Judgement(claim, source, PREMISE_NOT_MET, premise, premise=premise)
-    return Judgement(claim, source, PREMISE_NOT_MET, premise, measured.estimate, measured.lo,
+    if measured.rule == "count" and measured.reason:  # keep which items went which way
+        premise_text = f"{premise} (measured: {measured.reason})"
+    else:
+        premise_text = premise
+    return Judgement(claim, source, PREMISE_NOT_MET, premise_text, measured.estimate, measured.lo,
                      measured.hi, measured.level, measured.threshold, measured.effect,
                      measured.scale, measured.unit, measured.n, measured.sides,
                      measured.correction, measured.data, premise, measured.rule)

@@ -95,11 +95,11 @@ class ChapterRun:
 
     @property
     def live_source(self) -> str:
-        return claims.SOURCES[2] if self.real else claims.SOURCES[0]
+        return claims.REAL if self.real else claims.WORLD
 
     @property
     def other_source(self) -> str:
-        return claims.SOURCES[0] if self.real else claims.SOURCES[2]
+        return claims.WORLD if self.real else claims.REAL
 
     @property
     def live_ok(self) -> bool:
