@@ -395,3 +395,52 @@ def error_consistency_table(decisions: pd.DataFrame, humans, by: str = "observer
         rows += [{"dataset": ds, by: o, "error_consistency": float(ec[i]), "pairs": int(pairs[i])}
                  for i, o in enumerate(cols)]
     return pd.DataFrame(rows, columns=["dataset", by, "error_consistency", "pairs"])
+
+
+# --------------------------------------------------------------------------- other published formats
+
+#: the columns of vlm_shapebias's per-image answer files (``raw-data/clip/*.csv`` and
+#: ``raw-data/inet_classifier/*.csv``; ``response`` and ``pred_conf`` are absent in some)
+VLM_ANSWER_COLUMNS: tuple[str, ...] = ("image", "response", "pred_label", "pred_conf")
+
+
+def read_vlm_answers(path, observer: str | None = None) -> pd.DataFrame:
+    """One vlm_shapebias answer file (Gavrikov et al. 2024, ``raw-data/clip`` or
+    ``raw-data/inet_classifier``) in the decision-table columns :func:`cue_conflict_trials`
+    reads: ``imagename`` (the stimulus, ``bicycle1-chair1`` written without ``.png``),
+    ``object_response`` (the file's ``pred_label``, stripped and lower-cased: the class the
+    model chose), ``confidence`` (``pred_conf``, the chosen class's probability in [0, 1]; NaN
+    where the file has none) and ``observer`` (``observer`` or the file's stem).
+
+    The CLIP files' head is 16-way zero-shot over the cue-conflict class names, not a 1000-class
+    head mapped to 16 classes; say so wherever these rows sit beside model-vs-human ones."""
+    df = pd.read_csv(path)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in ("image", "pred_label") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: lacks columns {missing}; expected vlm_shapebias's answer "
+                         f"format {list(VLM_ANSWER_COLUMNS)} (response and pred_conf optional).")
+    stem = str(path).replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".csv")
+    conf = pd.to_numeric(df["pred_conf"], errors="coerce") if "pred_conf" in df else np.nan
+    return pd.DataFrame({"imagename": df["image"].astype(str).str.strip(),
+                         "object_response": df["pred_label"].astype(str).str.strip().str.lower(),
+                         "confidence": conf, "observer": observer or stem})
+
+
+#: the columns of a model-vs-human ``raw-data/performances/*.csv`` file
+PERFORMANCE_COLUMNS: tuple[str, ...] = ("subj", "dataset_name", "metric_name", "performance")
+
+
+def read_performances(path) -> pd.DataFrame:
+    """A model-vs-human ``performances`` file (``subj, dataset_name, metric_name,
+    performance``; one row per observer, dataset and metric) as a table with those columns,
+    ``performance`` a float (``accuracy (top-1)`` is a fraction of all trials of the dataset,
+    same-class cue-conflict stimuli included, with ``object_response == category``)."""
+    df = pd.read_csv(path)
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    missing = [c for c in PERFORMANCE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: lacks columns {missing}; expected model-vs-human's "
+                         f"performances format {list(PERFORMANCE_COLUMNS)}.")
+    df["performance"] = pd.to_numeric(df["performance"], errors="coerce")
+    return df[list(PERFORMANCE_COLUMNS)]
