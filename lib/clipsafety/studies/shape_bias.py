@@ -17,7 +17,9 @@ import pandas as pd
 
 from clipsafety import metrics
 from clipsafety import rules as _R
-from clipsafety.claims import NOT_REPRODUCED, Claim, not_testable, verdict_from_interval
+from clipsafety import claims as C
+from clipsafety.claims import Claim, not_testable
+NOT_REPRODUCED = "not reproduced"
 from clipsafety.external import fetch, keys
 from clipsafety.groups import (
     CLIP_ZEROSHOT,
