@@ -491,13 +491,14 @@ def premises_of(table: pd.DataFrame, times_chance: float = 2.0) -> list:
 
 
 def built_in_factors(clip_sources: Sequence[str], factors: Sequence[str],
-                     against: Sequence[str] | None = None) -> tuple[bool, str]:
-    """Whether the world's settings fix a factor contrast: ``(fixed, setting)``. With
-    ``against`` (zoo source names), the contrast is between the CLIPs' sources
-    ``clip_sources`` and ``against``'s (a factor is fixed when the rendering rate of the
-    majority of the first side differs from the second's); without it, between the CLIPs'
-    sources and the labelled set the standard models learn from. The claim is built in when
-    every factor is fixed. ``setting`` names the rates (:func:`world_nuisance_rates`)."""
+                     against: Sequence[str] | None = None) -> tuple[list, str]:
+    """Which factor contrasts the world's settings fix: ``(fixed, setting)``. With ``against``
+    (zoo source names), the contrast is between the CLIPs' sources ``clip_sources`` and
+    ``against``'s (a factor is fixed when the rendering rate seen by most of the first side
+    differs from every rate of the second); without it, between the CLIPs' sources and the
+    labelled set the standard models learn from. ``fixed``: the fixed factors; ``setting``
+    names their rates (:func:`world_nuisance_rates`). A claim is built in when fewer of its
+    factors than it needs are free of such a setting (:func:`assess_factor_claims`)."""
     from clipsafety.synth import sources as S
 
     def rate(src, f):
@@ -513,13 +514,16 @@ def built_in_factors(clip_sources: Sequence[str], factors: Sequence[str],
             fixed.append(False)
             continue
         diff = (a.to_numpy()[:, None] != b.to_numpy()[None, :]).all(1).mean() > 0.5
-        fixed.append(bool(diff))
-        txt.append(f"{f} " + "/".join(f"{v:.0%}" for v in sorted(set(a.dropna()))) + " vs "
-                   + "/".join(f"{v:.0%}" for v in sorted(set(b.dropna()))))
+        if diff:
+            fixed.append(f)
+            txt.append(f"{f} " + "/".join(f"{v:.0%}" for v in sorted(set(a.dropna()))) + " vs "
+                       + "/".join(f"{v:.0%}" for v in sorted(set(b.dropna()))))
+    free = [f for f in factors if f not in fixed]
     setting = ("the world's rendering rates (synth.sources.WorldConfig: p_pose, p_partial, "
                "p_deform, background_probs, cue_strength, ...) differ between the compared "
-               "models' training sources on every factor judged: " + "; ".join(txt))
-    return bool(fixed) and all(fixed), setting
+               "models' training sources on " + (", ".join(txt) or "no factor")
+               + (f"; free of such a setting: {', '.join(free)}" if free else ""))
+    return fixed, setting
 
 
 def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed: int = 0,
@@ -527,9 +531,10 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
     """The factor claims judged on one evidence source (:func:`judge_factor_claims`); on the
     synthetic world (``world=True``) each judgement is gated by its measured premises
     (:func:`factor_premises`: the factor costs the standard models accuracy, the compared models
-    at least ``times_chance`` x chance on it; :func:`claims.gated`) and a contrast that the
-    world's rendering rates fix is ``built in`` (:func:`built_in_factors`), the measured effect
-    kept."""
+    at least ``times_chance`` x chance on it; :func:`claims.gated`) and a claim is ``built in``
+    when fewer of its factors than it needs are free of a rendering-rate contrast
+    (:func:`built_in_factors`: 6 of 10 for *differ*, those 6 plus pose and partial view for the
+    journal's reading, all 3 for *source*), the measured effect kept."""
     out = judge_factor_claims(er, source, n_boot=n_boot, seed=seed, data=data)
     if not world:
         return out
@@ -545,14 +550,17 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
             sides = clip["source"].map(source_side)
             fixed, setting = built_in_factors(list(clip.loc[sides == "LAION", "source"]), fs,
                                               list(clip.loc[sides == "WIT", "source"]))
+            needed = len(fs)
         else:
             fs = factors
             prem = premises_of(factor_premises(
                 er, fs, lambda p: p["group"].isin([CLIP_ZEROSHOT, BASELINE, MORE_DATA])),
                 times_chance)
             fixed, setting = built_in_factors(list(clip["source"]), fs)
+            needed = paper_claimed(len(fs)) + (
+                len(JOURNAL_WEAKER) if j.claim.claim_id == "factors-journal" else 0)
         g = C.gated(j, prem)
-        if g.verdict in C.TESTED and fixed:
+        if g.verdict in C.TESTED and len(fs) - len(fixed) < needed:
             g = C.built_in(j.claim, source, setting, g)
         res.append(g)
     return res
