@@ -39,7 +39,7 @@ from clipsafety import charts, plots
 from clipsafety.studies import appendix_world as study
 from clipsafety.synth import CATEGORIES, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 plots.setup()
@@ -294,7 +294,10 @@ div_diffs.round(3)
 # source's row reads the mean over the three families).
 
 # %%
-contract = study.contract(ranges, sig, erosion, ablation)
+from clipsafety.studies import landscape as landscape_study  # noqa: E402
+
+premise = landscape_study.shift_findings(points, list(study.NATURAL_SHIFTS), n_boot=n_boot, seed=seed)
+contract = study.contract(ranges, sig, erosion, ablation, premise)
 held = int(contract["holds"].sum())
 failing = contract.loc[~contract["holds"], "requirement"].tolist()
 verdict_line = (f"**{held} of {len(contract)} requirements hold**"
@@ -347,10 +350,32 @@ except Exception as err:  # noqa: BLE001
     display(Markdown(f"ImageNet-X's published confidences are unavailable here "
                      f"({type(err).__name__})."))
 
+# %% [markdown]
+# ## The world's premises, per claim
+# Before a world verdict counts, its chapter measures on the zoo what the claim needs: the
+# models compared are above chance on what is measured, the world's confidence regime lies in
+# the range of real models (C-OOD's published confidence gaps), a factor costs the baseline
+# models accuracy, a training study rests on models at twice chance (and says when it has one
+# seed). A failed premise turns the verdict into *premise not met*; a contrast that a setting of
+# the world fixes is *built in*. Read from the verdicts the chapters recorded when they last ran
+# (this appendix is built after them).
+
+# %%
+from clipsafety.studies import findings as findings_study  # noqa: E402
+
+premise_tab = findings_study.premise_table(findings_study.findings_table(
+    findings_study.read_outputs()))
+if len(premise_tab):
+    display(HTML(premise_tab.to_html(index=False, classes="table", escape=True)))
+else:
+    display(Markdown("No chapter has recorded a world verdict yet (`make book` runs them first)."))
+
+# %%
 outputs.record("appendix_world", None, contract=contract, ranges=ranges,
                signature=sig_table, erosion=erosion, ablation=ablation,
                ablation_pairs=div_diffs, objective_pairs=obj_diffs, false_negatives=fneg,
-               ood_by_group=ood_by_group, calibration_by_group=cal_by_group)
+               ood_by_group=ood_by_group, calibration_by_group=cal_by_group,
+               premises=premise_tab)
 
 # %% [markdown]
 # ## Model cards

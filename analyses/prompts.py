@@ -246,18 +246,42 @@ elif live_ok:
                      "on this path: pass `train_dataset`)."))
 
 # %% [markdown]
-# **Claim rules** (`clipsafety.studies.prompts.assess_prompt_claims`): per-model paired
-# differences with percentile bootstrap intervals over models; a spread is per model the
-# maximum minus the minimum over the named template sets, and counts when its mean's interval
-# clears `ece_margin`. C-TPT raising ATFD holds by construction (its loss maximises ATFD), so
-# that verdict is labelled built in and is no finding.
+# **Claim rules** (`clipsafety.studies.prompts.assess_prompt_claims`; each claim's test is on
+# the methods page): per-model paired differences in points with percentile bootstrap
+# intervals over models; a spread is per model the maximum minus the minimum over the named
+# template sets, and counts when its mean's interval clears `ece_margin`. C-TPT raising ATFD
+# holds by construction (its loss maximises ATFD), so that verdict is built in and no finding.
+# These are the book's own hypotheses (extensions), never counted with the paper's claims.
+#
+# **The world's confidence regime.** The claims about ECE need the world's CLIPs to be
+# confident the way real CLIPs are. The premise compares each zoo CLIP's confidence gap (mean
+# confidence minus accuracy on the ID evaluation half, `openai` set) with the published gaps of
+# real zero-shot CLIPs (C-OOD's softmax rows); when fewer than three quarters lie in the real
+# range, those claims read *premise not met* on the world, with the measured gaps.
 
 # %%
 if live_ok:
+    from clipsafety import premises, published_models  # noqa: E402
+
+    regime = []
+    if not run.real:
+        try:
+            ranges = premises.real_gap_ranges(published_models.cood_models(),
+                                              {CLIP_ZEROSHOT: CLIP_ZEROSHOT})
+            arm0 = "openai" if "openai" in set(named.arm) else named.arm.iloc[0]
+            regime = premises.confidence_regime(
+                named[named.arm == arm0].assign(group=CLIP_ZEROSHOT), ranges)
+        except ExternalUnavailable as exc:
+            display(plots.unavailable_note(exc, "The confidence-regime premise"))
+            regime = [claims.Premise("confidence regime", False, "the published real range is "
+                                     "unavailable", "C-OOD's file")]
+        display(Markdown("**Premise.** " + "; ".join(p.text() for p in regime) + "."))
     live_rows = study.assess_prompt_claims(named, run.live_source, tuned=tuned,
-                                           ece_margin=ece_margin, n_boot=n_boot, seed=seed)
+                                           ece_margin=ece_margin, n_boot=n_boot, seed=seed,
+                                           premises=regime)
     verdicts += live_rows
-    display(claims.claims_table(live_rows)[["claim", "verdict", "detail", "evidence"]])
+    display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].rename(
+        columns={"label": "verdict"}).set_index("claim"))
 
 # %% [markdown]
 # **Mechanism checks** for claims that do not reproduce: the ensemble's accuracy gain per
@@ -286,7 +310,7 @@ if live_ok:
 # prompt alone, on real models (their ECE code, not recomputable here).
 
 # %%
-pub_src = claims.SOURCES[1] + " (LeVine et al.)"
+pub_src = claims.PUBLISHED + " (LeVine et al.)"
 spread = pd.DataFrame()
 if published:
     try:

@@ -127,20 +127,35 @@ def test_model_table_equals_the_metrics_on_the_logits():
         assert ref_id["ece_before"] == metrics.ece_from_logits(p["id#eval"][0], p["id#eval"][1])
 
 
-def test_claims_are_not_testable_when_the_models_are_at_chance():
+def test_claims_are_premise_not_met_when_the_models_are_near_chance():
     import pandas as pd
+    from clipsafety import claims
 
     models = pd.DataFrame({"curation": ["a", "b"], "size": [10, 10], "condition": ["id", "id"],
                            "acc": [0.11, 0.12]})
     res = pd.DataFrame({"metric": "ece", "scaling": "before", "condition": "id",
                         "curation": ["a", "b"], "residual": [0.1, -0.1], "lo": [0.05, -0.2],
                         "hi": [0.2, -0.05]})
-    rows = S.assess(res, "synthetic world + zoo", models)
-    assert {r["verdict"] for r in rows} == {"not testable"}
-    assert "have not learned" in rows[0]["detail"]
+    level, corr = claims.bonferroni(2)
+    kw = dict(level=level, correction=corr, n_models=2)
+    rows = S.assess(res, claims.WORLD, premises=S.premises_of(models), **kw)
+    ece = next(r for r in rows if r.claim.claim_id == "cur-ece")
+    assert ece.verdict == claims.PREMISE_NOT_MET and "lowest ID accuracy 11.0%" in ece.reason
+    assert ece.estimate == 2  # the measured count is kept
     learned = models.assign(acc=[0.4, 0.5])
-    row = next(r for r in S.assess(res, "synthetic world + zoo", learned) if r["claim_id"] == "cur-ece")
-    assert row["verdict"] == "reproduced" and "2 of 2 curations" in row["detail"]
+    ece = next(r for r in S.assess(res, claims.WORLD, premises=S.premises_of(learned), **kw)
+               if r.claim.claim_id == "cur-ece")
+    # both curations' intervals exclude zero, two-sided; one training run each
+    assert ece.verdict == claims.REPRODUCED and "2 of 2" in ece.reason
+    assert ece.correction.startswith("Bonferroni over 2")
+    assert ece.row()["label"] == "reproduced (single seed, 2 runs per arm)"
+    # one interval touching zero: one of two, still at least one
+    res2 = res.assign(lo=[0.0, -0.2])
+    ece = next(r for r in S.assess(res2, claims.WORLD, **kw) if r.claim.claim_id == "cur-ece")
+    assert ece.verdict == claims.REPRODUCED and ece.estimate == 1
+    res3 = res.assign(lo=[-0.01, -0.2], hi=[0.2, 0.01])
+    ece = next(r for r in S.assess(res3, claims.WORLD, **kw) if r.claim.claim_id == "cur-ece")
+    assert ece.verdict == claims.INCONCLUSIVE
 
 
 @needs_zoo
@@ -231,10 +246,10 @@ def test_chart_tables_reshape_the_model_table():
         ("a", "acc"): 0.5, ("a", "ece_before"): 0.1, ("a", "ece_after"): 0.05,
         ("b", "acc"): 0.11, ("b", "ece_before"): 0.3, ("b", "ece_after"): 0.25}
     assert S.mean_temperatures(models).to_dict() == {"a": 1.5, "b": 1000.0}
-    # chance is 10%: a (50%) is 5 points above it, b (11%) is not; b's T sits at the bound
+    # chance is 10%: a (50%) is above twice chance, b (11%) is not; b's T sits at the bound
     learn = S.learning_summary(models)
     assert learn == {"above": 1, "n": 2, "id_min": 0.11, "id_max": 0.5, "at_bound": 1,
-                     "learned": True}
+                     "learned": False}
     assert S.learning_summary(models.assign(acc=0.1))["learned"] is False
 
 
@@ -263,5 +278,5 @@ def test_published_views_and_untested_rows():
     view = S.datacomp_view(dc)
     assert list(view.columns) == ["tag", "imagenet"] and list(view.index) == list(dc["model"])
     rows = S.untested_rows("published upstream results", "why")
-    assert [r["claim_id"] for r in rows] == list(S.CLAIMS)
-    assert {(r["verdict"], r["source"]) for r in rows} == {("not testable", "published upstream results")}
+    assert [r.claim.claim_id for r in rows] == list(S.CLAIMS)
+    assert {(r.verdict, r.source) for r in rows} == {("not testable", "published upstream results")}

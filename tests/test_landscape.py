@@ -107,8 +107,8 @@ def test_world_analogues_and_untested_rows():
     assert named["shift"].tolist() == ["a", "r"] and pts["shift"].tolist()[0] == "synth:shift-a"
     assert landscape.analogue_names(analogues)["r"] == "`synth:shift-r` (r analogue)"
     rows = landscape.untested_rows(["r", "a"], "real models on real data", "why")
-    assert [r["claim_id"] for r in rows] == ["landscape-r", "landscape-a"]
-    assert {r["verdict"] for r in rows} == {"not testable"}
+    assert [r.claim.claim_id for r in rows] == ["landscape-r", "landscape-a"]
+    assert {r.verdict for r in rows} == {"not testable"} and rows[0].claim.kind == "premise"
 
 
 def test_published_long_keeps_the_shifts_asked_for(monkeypatch):
@@ -119,3 +119,30 @@ def test_published_long_keeps_the_shifts_asked_for(monkeypatch):
                          "shift": ["r", "r", "v2", "a"]})
     monkeypatch.setattr(published, "landscape_long", lambda sources: long)
     assert landscape.published_long(["timm"], ["r", "a"])["model"].tolist() == ["a", "d"]
+
+
+def test_premise_rule_is_the_mean_difference_with_a_joint_interval():
+    """The landscape's one rule: CLIP's mean effective robustness minus the standard models',
+    interval from resampling both groups jointly; checked against a direct numpy bootstrap."""
+    import numpy as np
+    from clipsafety import claims
+
+    rng = np.random.default_rng(1)
+    clip, std = rng.normal(0.05, 0.02, 12), rng.normal(0.0, 0.02, 20)
+    pts = pd.DataFrame({"shift": "r", "group": ["clip-zeroshot"] * 12 + ["standard"] * 20,
+                        "eff_rob": np.concatenate([clip, std])})
+    f = landscape.shift_findings(pts, ["r"], n_boot=400, seed=0).iloc[0]
+    assert f["diff"] == pytest.approx(clip.mean() - std.mean())
+    assert f["lo"] > 0 and f["reading"] == claims.REPRODUCED
+    j = landscape.assess_landscape_claims(pd.DataFrame([f]), claims.WORLD,
+                                          built_in={"r": "style mix"})[0]
+    assert j.verdict == claims.BUILT_IN and j.estimate == pytest.approx(100 * f["diff"])
+    # the same clouds swapped: contradicted, not merely "not reproduced"
+    pts2 = pts.assign(group=["standard"] * 12 + ["clip-zeroshot"] * 20)
+    f2 = landscape.shift_findings(pts2, ["r"], n_boot=400, seed=0).iloc[0]
+    assert f2["reading"] == claims.CONTRADICTED
+    # premise: below twice chance on the shift is premise not met
+    pts3 = pts.assign(shift_acc=0.15)
+    prem = landscape.world_premises(pts3, ["r"])["r"]
+    j3 = claims.gated(landscape.assess_landscape_claims(pd.DataFrame([f]), claims.WORLD)[0], prem)
+    assert j3.verdict == claims.PREMISE_NOT_MET and "15.0%" in j3.reason

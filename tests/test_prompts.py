@@ -253,11 +253,15 @@ def test_chapter_at_a_tiny_budget_records_claims_with_verdicts(tmp_path, monkeyp
     rec = json.loads((out / "prompts.json").read_text())
     live = {r["claim_id"]: r for r in rec["claims"] if r["source"] == "synthetic world + zoo"}
     assert set(live) == set(study.CLAIMS)
-    assert all(r["verdict"] in ("reproduced", "not reproduced") for c, r in live.items()
-               if c != "ctpt-atfd")
+    assert all(r["verdict"] in ("reproduced", "contradicted", "inconclusive", "premise not met")
+               for c, r in live.items() if c != "ctpt-atfd")
+    assert {r["claim_kind"] for r in live.values()} == {"extension"}
+    # the claims about confidence are gated by the world's confidence regime, measured
+    for c in study.CONFIDENCE_CLAIMS:
+        assert "confidence regime" in live[c]["premise"] + live[c]["reason"], live[c]
     # what C-TPT's loss maximises is built in, never counted as a finding
     assert live["ctpt-atfd"]["verdict"] == "built in"
-    assert "built in: C-TPT's dispersion term maximises ATFD" in live["ctpt-atfd"]["evidence"]
+    assert "C-TPT's dispersion term maximises ATFD" in live["ctpt-atfd"]["evidence"]
     assert len(rec["tables"]["named"]) == 2 * 6 and len(rec["tables"]["tuned"]) == 2 * 2
 
 
@@ -454,13 +458,52 @@ def test_published_prompt_claims():
     from clipsafety import claims
     from clipsafety.studies import prompts as study
 
-    spread = pd.DataFrame({"prompts": [5, 5, 1], "spread": [0.05, 0.04, 0.9]})
+    spread = pd.DataFrame({"model": ["a", "b", "c"], "prompts": [5, 5, 1],
+                           "spread": [0.05, 0.04, 0.9]})
     rows = study.published_claims(spread, "pub", ece_margin=0.01, n_boot=100, seed=0)
-    assert [r["claim_id"] for r in rows] == ["prompt-ece", *[k for k in study.CLAIMS
-                                                           if k != "prompt-ece"]]
+    assert [r.claim.claim_id for r in rows] == ["prompt-ece", *[k for k in study.CLAIMS
+                                                              if k != "prompt-ece"]]
     assert rows[0] == study.assess_published_ece(spread, "pub", 0.01, 100, 0)
-    # two pairs with >= 2 prompts, spreads 5 and 4 points: both above the 1-point margin
-    assert rows[0]["verdict"] == claims.REPRODUCED
-    assert {r["verdict"] for r in rows[1:]} == {claims.NOT_TESTABLE}
+    # two pairs with >= 2 prompts, spreads 5 and 4 points: both above the 1-point threshold,
+    # but only two CLIPs: the verdict carries its size
+    assert rows[0].verdict == claims.REPRODUCED and rows[0].estimate == pytest.approx(4.5)
+    assert rows[0].threshold == 1.0 and rows[0].row()["label"] == "reproduced (n = 2 models)"
+    assert {r.verdict for r in rows[1:]} == {claims.NOT_TESTABLE}
     none = study.published_claims(pd.DataFrame(), "pub")
-    assert none[0]["verdict"] == claims.NOT_TESTABLE and len(none) == len(study.CLAIMS)
+    assert none[0].verdict == claims.NOT_TESTABLE and len(none) == len(study.CLAIMS)
+
+
+def test_prompt_rules_on_constructed_tables():
+    """Each rule gives the verdict its test states, on hand-built per-model tables."""
+    import numpy as np
+    import pandas as pd
+    from clipsafety import claims
+    from clipsafety.studies import prompts as study
+
+    rows = []
+    for i in range(8):
+        for arm, acc, ece, ece_after in (("openai", 0.62, 0.05 + 0.01 * (i % 2), 0.02),
+                                         ("single", 0.55, 0.09, 0.021), ("generic", 0.60, 0.03, 0.022)):
+            rows.append({"model": f"m{i}", "arm": arm, "acc_id": acc + 0.001 * i, "ece_before": ece,
+                         "ece_after": ece_after, "eff_rob": 0.01 * (arm == "single"),
+                         "auroc": 0.8, "conf_gap": -20.0})
+    named = pd.DataFrame(rows)
+    out = {j.claim.claim_id: j for j in study.assess_prompt_claims(named, claims.WORLD, n_boot=200)}
+    # ensemble +7 points on every model: reproduced, over 8 models
+    assert out["prompt-ensemble"].verdict == claims.REPRODUCED
+    assert out["prompt-ensemble"].estimate == pytest.approx(7.0) and out["prompt-ensemble"].n == (8,)
+    # ECE spreads of 5-6 points against the 1-point threshold: reproduced
+    assert out["prompt-ece"].verdict == claims.REPRODUCED
+    # temperature scaling shrinks spreads from about 5.5 to 0.2 points: below minus half
+    assert out["prompt-ts"].verdict == claims.REPRODUCED
+    # effective robustness moves by exactly 1 point per model: the interval sits on the
+    # threshold, so it cannot be below it
+    assert out["prompt-er"].verdict in (claims.INCONCLUSIVE, claims.CONTRADICTED)
+    # a failed confidence regime gates the claims about confidence, and only those
+    bad = [claims.Premise("confidence regime", False, "gap -20 points", "within the real range")]
+    gated = {j.claim.claim_id: j for j in study.assess_prompt_claims(named, claims.WORLD,
+                                                                     n_boot=200, premises=bad)}
+    assert {c for c, j in gated.items() if j.verdict == claims.PREMISE_NOT_MET} == set(
+        study.CONFIDENCE_CLAIMS) - {"coop-calib", "ctpt-ece"}  # no tuning in this table
+    assert gated["prompt-ensemble"].verdict == claims.REPRODUCED
+    assert np.isfinite(gated["prompt-ece"].estimate)  # the measured effect is kept

@@ -172,3 +172,60 @@ def test_findings_page_from_a_small_set_of_judgements():
     assert html.index(C.KIND_NAMES[C.PUBLISHED]) < html.index(C.KIND_NAMES[C.WORLD])
     assert html.index("A is larger than B") < html.index("a prompt set helps")  # paper first
     assert "+2.0 [+1.0, +3.0] points" in html  # never cut mid-interval
+
+
+def test_problems_catch_judgements_that_break_their_rules():
+    ok = C.claims_table([_j(UP, 2, 1, 3), _j(DOWN, -2, -3, -1),
+                         C.built_in(UP, f"{C.PUBLISHED} (a)", "a setting", _j(UP, 1, 0.5, 2))])
+    assert C.problems(ok, "x") == []
+    bad = ok.copy()
+    bad.loc[0, "verdict"] = C.REPRODUCED
+    bad.loc[0, "lo"] = -1.0  # a reproduced whose interval includes zero
+    bad.loc[1, "verdict"] = C.CONTRADICTED  # interval on the claimed side
+    found = C.problems(bad, "x")
+    assert len(found) == 2 and "gives 'inconclusive'" in found[0] and "gives 'reproduced'" in found[1]
+    # recorded outside its home, and twice
+    assert any("its home is 'x'" in p for p in C.problems(ok, "y"))
+    assert any("2 rows" in p for p in C.problems(pd.concat([ok, ok.iloc[:1]]), "x"))
+    # a count without a correction, a premise without its text
+    cnt = C.count(UP, C.WORLD, pd.DataFrame([{"item": "a", "estimate": 1, "lo": 0.5, "hi": 2}]), 1,
+                  effect="e", scale="", unit=C.MODELS, n=(6, 6), correction="Bonferroni over 1")
+    t = C.claims_table([cnt])
+    assert C.problems(t, "x") == []
+    t.loc[0, "correction"] = "none"
+    assert "without a named correction" in C.problems(t, "x")[0]
+
+
+def test_end_chapter_refuses_to_record_a_broken_judgement(monkeypatch, tmp_path):
+    from clipsafety import outputs
+
+    monkeypatch.setenv(outputs.OUTPUTS_ENV, str(tmp_path))
+    j = _j(UP, 2, 1, 3)
+    broken = {**j.row(), "verdict": C.CONTRADICTED}
+    with pytest.raises(ValueError, match="break their rules"):
+        pages.end_chapter("x", [broken])
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_recorded_book_outputs_follow_their_rules():
+    """After `make book`: every chapter's recorded judgements follow their rules, each claim id
+    is recorded by one chapter only, and each chapter's summary counts equal its judgements'."""
+    from clipsafety import contents, outputs
+
+    found = {c: p for c, p in outputs.read(contents.claim_chapters()).items() if p}
+    if not found:
+        pytest.skip("no recorded chapter outputs (run `make book`)")
+    homes = {}
+    for chapter, payload in found.items():
+        t = pd.DataFrame(payload["claims"])
+        assert C.problems(t, chapter) == [], chapter
+        for cid in set(t["claim_id"]):
+            assert cid not in homes, f"{cid} recorded by {homes.get(cid)} and {chapter}"
+            homes[cid] = chapter
+        counts = C.tally(t)
+        text = pages.summary_text(t)
+        for kind in C.DISPLAY:
+            sub = t[t["source"].map(C.source_kind) == kind]
+            if len(sub):
+                assert C.tally_text(C.tally(sub)) in text, (chapter, kind)
+        assert sum(counts.values()) == len(C.by_kind(t))

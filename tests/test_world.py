@@ -229,7 +229,10 @@ def test_appendix_records_the_contract_the_study_computes(tmp_path, monkeypatch)
     pairs = pd.DataFrame(rec["ablation_pairs"])
     assert len(pairs) == 3 * len(W.NATURAL_SHIFTS) and (pairs["lo"] <= pairs["diff"]).all()
     assert (pairs["diff"] <= pairs["hi"]).all()
-    want = W.contract(ranges, sig, ero, W.pair_summary(pairs, n_boot=200))
+    from clipsafety.studies import landscape as L
+
+    premise = L.shift_findings(pts, list(W.NATURAL_SHIFTS), n_boot=200, seed=0)
+    want = W.contract(ranges, sig, ero, W.pair_summary(pairs, n_boot=200), premise)
     got = pd.DataFrame(rec["contract"])
     pd.testing.assert_frame_equal(got, want)
     held = int(want["holds"].sum())

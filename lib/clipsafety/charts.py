@@ -488,12 +488,12 @@ def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None)
     legend below), one verdict per claim and kind of evidence. ``table``: the per-kind
     verdicts (:func:`clipsafety.claims.by_kind` of the findings table, with ``chapter``)."""
     alt = _alt()
-    from clipsafety.claims import KIND_NAMES, SOURCES
+    from clipsafety.claims import DISPLAY, KIND_NAMES
 
     d = (table.groupby(["chapter", "evidence_kind", "verdict"]).size().rename("claims")
          .reset_index())
     order = list(chapters or dict.fromkeys(table["chapter"]))
-    kinds = [k for k in SOURCES if k in set(d["evidence_kind"])]
+    kinds = [k for k in DISPLAY if k in set(d["evidence_kind"])]
     width = panel_width(len(kinds), axis=0, budget=TEXT_WIDTH - 110)
     panels = []
     for i, kind in enumerate(kinds):

@@ -74,7 +74,10 @@ CLAIM_KIND_NAMES = {PAPER: "the paper's claims", PREMISE: "the paper's premise (
 PUBLISHED = "published upstream results"
 REAL = "real models on real data"
 WORLD = "synthetic world + zoo"
-SOURCES = (PUBLISHED, REAL, WORLD)
+#: the kinds in their historical order (``SOURCES[0]`` is the world, ``[1]`` published,
+#: ``[2]`` real); pages show them in :data:`DISPLAY` order
+SOURCES = (WORLD, PUBLISHED, REAL)
+DISPLAY = (PUBLISHED, REAL, WORLD)
 REAL_KINDS = (PUBLISHED, REAL)
 KIND_NAMES = {PUBLISHED: "published results of real models", REAL: "real models run here",
               WORLD: "the synthetic world (under its assumptions)"}
@@ -82,6 +85,10 @@ KIND_NAMES = {PUBLISHED: "published results of real models", REAL: "real models 
 #: resampling units
 MODELS, PAIRS, PARENTS = "models", "model pairs", "parents"
 IMAGES, STIMULI = "images of the checkpoints measured", "stimuli of one checkpoint"
+#: a training study's contrast over evaluation images, one training run (seed) per parent
+RUNS = "evaluation images, one training run per parent"
+#: fewer parents or seeds than this in a training study is labelled single-seed / few parents
+MIN_RUNS = 3
 MODEL_UNITS = (MODELS, PAIRS, PARENTS)
 #: fewer models than this on a side of a model-level claim is always labelled
 MIN_MODELS = 5
@@ -91,7 +98,7 @@ DIRECTIONS = ("greater", "less", "differs")
 COLUMNS = ["claim_id", "claim", "claim_kind", "section", "home", "source", "evidence_kind",
            "verdict", "label", "estimate", "lo", "hi", "level", "threshold", "direction",
            "effect", "scale", "unit", "n", "sides", "correction", "data", "reason", "premise",
-           "evidence"]
+           "rule", "evidence"]
 
 
 def source_kind(source: str) -> str:
@@ -164,6 +171,7 @@ class Judgement:
     correction: str = "none"
     data: tuple = ()
     premise: str = ""
+    rule: str = "interval"
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -183,7 +191,7 @@ class Judgement:
         models on a side, or one checkpoint resampled over its images or stimuli."""
         if self.unit in MODEL_UNITS:
             return bool(self.n) and min(int(v) for v in self.n) < MIN_MODELS
-        return self.unit in (IMAGES, STIMULI)
+        return self.unit in (IMAGES, STIMULI, RUNS)
 
     def evidence(self) -> str:
         """The judgement in words, from its fields (shown on pages; never parsed back)."""
@@ -217,7 +225,8 @@ class Judgement:
                 "direction": c.direction, "effect": self.effect, "scale": self.scale,
                 "unit": self.unit, "n": [int(v) for v in self.n], "sides": list(self.sides),
                 "correction": self.correction, "data": sorted(map(str, self.data)),
-                "reason": self.reason, "premise": self.premise, "evidence": self.evidence()}
+                "reason": self.reason, "premise": self.premise, "rule": self.rule,
+                "evidence": self.evidence()}
 
 
 def label(verdict: str, unit: str = "", n: Sequence = ()) -> str:
@@ -229,6 +238,9 @@ def label(verdict: str, unit: str = "", n: Sequence = ()) -> str:
         return f"{verdict} (n = {min(int(v) for v in n)} {unit})"
     if unit == STIMULI:
         return f"{verdict} (one checkpoint)"
+    if unit == RUNS:
+        k = max(int(v) for v in n) if len(n) else 0
+        return f"{verdict} (single seed, {k} run{'s' if k != 1 else ''} per arm)"
     if unit == IMAGES:
         return f"{verdict} ({max(int(v) for v in n) if len(n) else '?'} checkpoints, over images)"
     return verdict
@@ -307,7 +319,7 @@ def count(claim: Claim, source: str, items: pd.DataFrame, claimed: int, *, effec
     return Judgement(claim, source, verdict, reason, float(len(yes)), effect=effect,
                      scale=scale or f"of {total}", unit=unit, n=tuple(int(v) for v in n),
                      sides=tuple(sides), correction=correction, data=tuple(data),
-                     threshold=threshold, premise=premise)
+                     threshold=threshold, premise=premise, rule="count")
 
 
 def not_testable(claim: Claim, source: str, reason: str, *, data: Iterable[str] = ()) -> Judgement:
@@ -324,7 +336,7 @@ def built_in(claim: Claim, source: str, setting: str, measured: Judgement | None
     return Judgement(claim, source, BUILT_IN, setting, measured.estimate, measured.lo,
                      measured.hi, measured.level, measured.threshold, measured.effect,
                      measured.scale, measured.unit, measured.n, measured.sides,
-                     measured.correction, measured.data, measured.premise)
+                     measured.correction, measured.data, measured.premise, measured.rule)
 
 
 def premise_not_met(claim: Claim, source: str, premise: str,
@@ -336,7 +348,7 @@ def premise_not_met(claim: Claim, source: str, premise: str,
     return Judgement(claim, source, PREMISE_NOT_MET, premise, measured.estimate, measured.lo,
                      measured.hi, measured.level, measured.threshold, measured.effect,
                      measured.scale, measured.unit, measured.n, measured.sides,
-                     measured.correction, measured.data, premise)
+                     measured.correction, measured.data, premise, measured.rule)
 
 
 @dataclass(frozen=True)
@@ -357,13 +369,13 @@ def gated(judgement: Judgement, premises: Sequence[Premise]) -> Judgement:
     :func:`premise_not_met` with the failed premises and the measured effect kept."""
     text = "; ".join(p.text() for p in premises)
     failed = [p for p in premises if not p.ok]
+    if judgement.verdict == NOT_TESTABLE:  # nothing to gate: the source cannot test it anyway
+        return judgement
     if not failed:
-        if judgement.verdict == NOT_TESTABLE:
-            return judgement
         return replace(judgement, premise=text)
+    measured = judgement if math.isfinite(_f(judgement.estimate)) else None
     return premise_not_met(judgement.claim, judgement.source,
-                           "; ".join(p.text() for p in failed),
-                           judgement if judgement.verdict in TESTED else None)
+                           "; ".join(p.text() for p in failed), measured)
 
 
 def bonferroni(k: int, level: float = 0.95) -> tuple[float, str]:
@@ -372,6 +384,49 @@ def bonferroni(k: int, level: float = 0.95) -> tuple[float, str]:
     if k == 1:
         return level, "none"
     return 1 - (1 - level) / k, f"Bonferroni over {k} ({100 * (1 - (1 - level) / k):.2f}% intervals)"
+
+
+def problems(table: pd.DataFrame, chapter: str | None = None) -> list[str]:
+    """What is wrong with recorded judgements (flat rows), as sentences; empty when every row
+    follows its rule: a reproduced / contradicted / inconclusive interval lies on the claimed /
+    opposite side of its threshold / includes it; a tested verdict has its unit and n per side;
+    a count names its correction (Bonferroni or Holm); premise not met says which premise; built
+    in names its setting; a claim is recorded only by its home chapter (``chapter``); one claim
+    and source has one row."""
+    out = []
+    if table is None or not len(table):
+        return out
+    for r in table.to_dict("records"):
+        where = f"{r.get('claim_id')} on {r.get('source')!r}"
+        v = r.get("verdict")
+        if v not in VERDICTS:
+            out.append(f"{where}: unknown verdict {v!r}")
+            continue
+        if chapter and r.get("home") and r["home"] != chapter:
+            out.append(f"{where}: recorded by {chapter!r}, but its home is {r['home']!r}")
+        if v in TESTED:
+            if not r.get("unit") or not len(r.get("n") or []):
+                out.append(f"{where}: {v} without its resampling unit and n per side")
+            if r.get("rule") == "count":
+                corr = str(r.get("correction") or "")
+                if "Bonferroni" not in corr and "Holm" not in corr:
+                    out.append(f"{where}: a count over items without a named correction")
+                continue
+            lo, hi, t, d = _f(r.get("lo")), _f(r.get("hi")), _f(r.get("threshold")), r.get("direction")
+            if not (math.isfinite(lo) and math.isfinite(hi)):
+                out.append(f"{where}: {v} without an interval")
+                continue
+            want, _ = decide(_f(r.get("estimate")), lo, hi, d or "greater", t if math.isfinite(t) else 0.0)
+            if want != v:
+                out.append(f"{where}: recorded {v!r} but the interval [{lo:+.4g}, {hi:+.4g}] "
+                           f"against {t:g} ({d}) gives {want!r}")
+        if v == PREMISE_NOT_MET and not (r.get("premise") or r.get("reason")):
+            out.append(f"{where}: premise not met without the premise")
+        if v == BUILT_IN and not r.get("reason"):
+            out.append(f"{where}: built in without the setting that builds it")
+    dup = table.groupby(["claim_id", "source"]).size()
+    out += [f"{c} on {s!r}: {k} rows" for (c, s), k in dup[dup > 1].items()]
+    return out
 
 
 # --------------------------------------------------------------------------- tables
@@ -384,7 +439,7 @@ def rows(judgements: Iterable) -> list[dict]:
 
 def claims_table(judgements: Iterable) -> pd.DataFrame:
     """Tidy table of judgements: one row per (claim, source), claims in the order given,
-    sources in display order (:data:`SOURCES`)."""
+    sources in display order (:data:`DISPLAY`)."""
     df = pd.DataFrame(rows(judgements))
     for c in COLUMNS:
         if c not in df.columns:
@@ -392,7 +447,7 @@ def claims_table(judgements: Iterable) -> pd.DataFrame:
     df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
     if df.empty:
         return df
-    order = {s: i for i, s in enumerate(SOURCES)}
+    order = {s: i for i, s in enumerate(DISPLAY)}
     kind = df["source"].map(source_kind)
     df["_o"] = kind.map(order).fillna(len(order))
     claim_order = {c: i for i, c in enumerate(dict.fromkeys(df["claim_id"]))}
@@ -470,14 +525,14 @@ def tally_text(counts: dict, empty: str = "not testable here") -> str:
 
 
 def claims_matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per claim, one column per kind of evidence (:data:`SOURCES`), cells
+    """Wide view: one row per claim, one column per kind of evidence (:data:`DISPLAY`), cells
     the per-kind verdict as shown (:func:`label`)."""
     per = by_kind(table)
     if per.empty:
         return pd.DataFrame()
     wide = per.pivot_table(index="claim", columns="evidence_kind", values="label",
                            aggfunc="first", sort=False)
-    cols = [s for s in SOURCES if s in wide.columns]
+    cols = [s for s in DISPLAY if s in wide.columns]
     wide = wide[cols].fillna(NOT_TESTABLE)
     wide.columns = [KIND_NAMES[c] for c in cols]
     wide.index.name = "claim"
@@ -522,11 +577,11 @@ def disagreement_note(table: pd.DataFrame, source: str = WORLD) -> str:
     return world_note(table)
 
 
-__all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "EXTENSION", "IMAGES",
+__all__ = ["BUILT_IN", "CLAIM_KINDS", "CONTRADICTED", "Claim", "DISPLAY", "EXTENSION", "IMAGES",
            "INCONCLUSIVE", "Judgement", "MIN_MODELS", "MODELS", "NOT_TESTABLE", "PAIRS",
            "PAPER", "PARENTS", "PREMISE", "PREMISE_NOT_MET", "PUBLISHED", "Premise", "REAL",
-           "REPRODUCED", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",
+           "REPRODUCED", "RUNS", "SOURCES", "STIMULI", "TESTED", "UNTESTED", "VERDICTS", "WORLD",
            "bonferroni", "built_in", "by_kind", "claims_matrix", "claims_sentences",
            "claims_table", "count", "decide", "gated", "interval", "label", "not_testable",
-           "premise_not_met", "rows", "source_kind", "tally", "tally_text", "world_note"]
+           "premise_not_met", "problems", "rows", "source_kind", "tally", "tally_text", "world_note"]
 

@@ -32,7 +32,7 @@ TOC = BOOK / "_toc.yml"
 
 #: chapters that read the other chapters' recorded outputs: executed last, and re-executed
 #: whenever those outputs change
-SUMMARY_CHAPTERS = ("findings",)
+SUMMARY_CHAPTERS = ("findings", "appendix_world")
 #: pages of the table of contents that are written by the runner, not executed
 GENERATED_PAGES = ("provenance",)
 
@@ -77,6 +77,56 @@ def claim_chapters() -> list[str]:
     chapter whose study declares ``CLAIMS`` (the summary chapters read, never judge)."""
     return [n for n in toc_chapters()
             if n not in SUMMARY_CHAPTERS and getattr(study(n), "CLAIMS", None) is not None]
+
+
+def all_claims():
+    """Every claim the book judges, from the studies' ``CLAIMS`` (never typed twice): one row
+    per claim with its chapter, kind, section, direction, the groups it compares, what it is
+    conditioned on, its test and its home. A claim id declared by two chapters, or whose home is
+    not the chapter declaring it, is an error (one claim, one home)."""
+    import pandas as pd
+
+    rows, seen = [], {}
+    for ch in claim_chapters():
+        for c in study(ch).CLAIMS.values():
+            if c.claim_id in seen:
+                raise ValueError(f"claim {c.claim_id!r} is declared by {seen[c.claim_id]!r} and "
+                                 f"{ch!r}; a claim has one home (show it in the other chapter).")
+            if c.home != ch:
+                raise ValueError(f"claim {c.claim_id!r} of chapter {ch!r} names home {c.home!r}.")
+            seen[c.claim_id] = ch
+            rows.append({"chapter": ch, "claim_id": c.claim_id, "kind": c.kind,
+                         "section": c.section, "claim": c.text, "direction": c.direction,
+                         "compares": c.compares, "conditioned_on": c.conditioned_on,
+                         "test": c.test})
+    return pd.DataFrame(rows)
+
+
+def claims_markdown() -> str:
+    """MyST Markdown for the methods page: every claim with its test, by kind (the paper's by
+    section, then the premise, then the book's extensions), read from :func:`all_claims`."""
+    from clipsafety import claims as C
+
+    t = all_claims()
+    order = {"abstract": 0, "4.1": 1, "4.2": 2, "5": 3, "6": 4}
+    lines = []
+    for kind in C.CLAIM_KINDS:
+        part = t[t["kind"] == kind]
+        if part.empty:
+            continue
+        part = part.assign(_o=part["section"].map(order).fillna(9)).sort_values("_o", kind="stable")
+        name = C.CLAIM_KIND_NAMES[kind]
+        lines += [f"**{name[0].upper() + name[1:]}**", ""]
+        for r in part.itertuples():
+            where = f"§{r.section}, " if r.section and r.section not in ("premise",) else ""
+            sides = {"greater": "directional (larger)", "less": "directional (smaller)",
+                     "differs": "two-sided"}[r.direction]
+            lines.append(f"- *{r.claim}* ({where}{{doc}}`chapters/{r.chapter}`; {sides}"
+                         + (f"; compares {r.compares}" if r.compares else "")
+                         + (f"; conditioned on {r.conditioned_on}" if r.conditioned_on else "")
+                         + f"). Test: {r.test or 'stated in the chapter'}.")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def study(name: str) -> ModuleType | None:

@@ -78,12 +78,16 @@ def read(chapters: Sequence[str] | str) -> dict:
     return out
 
 
-def digest() -> str:
-    """A hash of every recorded outputs file (names and bytes): what the summary chapters'
-    cache key holds, so the findings page re-executes when any chapter's outputs change."""
+def digest(chapters: Sequence[str] | None = None) -> str:
+    """A hash of the recorded outputs files of ``chapters`` (default: every one; names and
+    bytes): what the summary chapters' cache key holds, so the findings page and the world
+    appendix re-execute when a chapter they read has new outputs (and not when their own do)."""
     h = hashlib.sha256()
     d = folder()
-    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+    files = sorted(d.glob("*.json")) if d.is_dir() else []
+    if chapters is not None:
+        files = [p for p in files if p.stem in set(chapters)]
+    for p in files:
         h.update(p.name.encode() + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
 

@@ -111,7 +111,7 @@ def summary_text(table) -> str:
              f"{per_kind[k]} of the book's own hypotheses (extensions)"
              for k in claims.CLAIM_KINDS if per_kind.get(k)]
     parts = []
-    for kind in claims.SOURCES:
+    for kind in claims.DISPLAY:
         sub = table[table["source"].map(claims.source_kind) == kind]
         parts.append(f"{claims.KIND_NAMES[kind]}: {claims.tally_text(claims.tally(sub))}"
                      if len(sub) else f"{claims.KIND_NAMES[kind]}: none")
@@ -154,7 +154,13 @@ def end_chapter(chapter: str, verdicts, *, note: bool = True, **tables) -> None:
 
     from clipsafety import outputs
 
+    from clipsafety import claims
+
     table, shown = chapter_ending(verdicts)
+    wrong = claims.problems(table, chapter)
+    if wrong:
+        raise ValueError(f"chapter {chapter!r} records judgements that break their rules (nothing "
+                         "was recorded): " + "; ".join(wrong))
     for obj in shown if note else shown[:2]:
         display(obj)
     outputs.record(chapter, table, **tables)

@@ -137,6 +137,12 @@ MVH_CHECKPOINTS = {
     ("Burns", "clip"): ("openai/ViT-B-16", "ViT-B/16"),
     ("Burns", "resnet50"): ("torchvision/resnet50", "ResNet-50"),
 }
+#: the forks' training descriptions (:data:`clipsafety.studies.shape_bias.MVH_NETWORKS`) as
+#: training sources
+_MVH_TRAINING = {"supervised (ImageNet-1k)": "ImageNet-1k",
+                 "self-supervised (ImageNet-1k)": "ImageNet-1k (self-supervised)",
+                 "Stylized-ImageNet-trained": "Stylized-ImageNet", "more training data": "more data",
+                 "image-text (OpenAI WIT)": "WIT"}
 #: ImageNet-X's CLIPs -> checkpoint: model-vs-human's ``clip`` is OpenAI ViT-B/32
 IMAGENETX_CHECKPOINTS = {
     "clip": "openai/ViT-B-32", "clipRN50": "openai/RN50",
@@ -231,22 +237,27 @@ def beyond_inet_accuracy() -> pd.DataFrame:
                       for k in external.keys(BEYOND_INET + "performances/")], ignore_index=True)
 
 
-def mvh_fork_trials() -> pd.DataFrame:
-    """The networks of the two model-vs-human forks the shape chapter reads (Thieringer's and
-    Burns', :func:`clipsafety.studies.shape_bias.mvh_decisions`), humans left out."""
-    from clipsafety.studies.shape_bias import MVH_SOURCES, mvh_decisions
-
+def mvh_fork_trials(fork_decisions: pd.DataFrame) -> pd.DataFrame:
+    """The networks of model-vs-human forks, one row per stimulus, from the decisions the shape
+    chapter reads (``fork_decisions``: the shape study's ``mvh_decisions`` of each fork,
+    stacked, with its ``source`` (fork short name), ``file_observer``, ``observer``, ``group``
+    and ``training`` columns); human observers are left out."""
+    need = {"source", "file_observer", "observer", "group", "training", "imagename",
+            "object_response"}
+    missing = sorted(need - set(fork_decisions.columns))
+    if missing:
+        raise ValueError(f"fork_decisions lacks columns {missing}; pass the shape study's "
+                         "mvh_decisions(repo) of each fork, stacked with pd.concat.")
     frames = []
-    for repo in MVH_SOURCES:
-        dec = mvh_decisions(repo, humans=False)
-        tr = _trials(dec)
-        short = MVH_SOURCES[repo]
+    dec = fork_decisions[~fork_decisions["file_observer"].astype(str).str.startswith("subject-")]
+    for short, part in dec.groupby("source", sort=False):
+        tr = _trials(part)
         named = [MVH_CHECKPOINTS.get((short, o)) for o in tr["file_observer"]]
         tr["checkpoint"] = [n[0] if n else f"{short}/{o}" for n, o in zip(named, tr["file_observer"])]
         tr["arch"] = [n[1] if n else lbl.rsplit(" [", 1)[0]
                       for n, lbl in zip(named, tr["observer"])]
         tr["training_source"] = np.where(tr["group"] == CLIP_ZEROSHOT, "WIT",
-                                         tr["training"].astype(str))
+                                         tr["training"].map(_MVH_TRAINING).fillna("unknown"))
         tr["head"] = "1000-class mapped"
         tr["prompt"] = np.where(tr["group"] == CLIP_ZEROSHOT, "the fork's templates", "")
         tr["observer"] = tr["file_observer"]
@@ -259,16 +270,16 @@ TRIAL_COLUMNS = (*DESCRIPTIVE, "observer", "stimulus", "shape", "texture", "obje
                  "shape_hit", "texture_hit", "confidence")
 
 
-def shape_trials(sources: Sequence[str] = ("Thieringer", "Burns", "Beyond-INet",
-                                           "vlm_shapebias")) -> pd.DataFrame:
+def shape_trials(fork_decisions: pd.DataFrame | None = None,
+                 sources: Sequence[str] = ("Beyond-INet", "vlm_shapebias")) -> pd.DataFrame:
     """Every published model's cue-conflict answer per stimulus (same-class stimuli dropped):
     :data:`TRIAL_COLUMNS`. ``stimulus`` is the short name (``airplane1-bicycle2``), the same in
     every source, so a bootstrap over stimuli can pair models; ``confidence`` is the chosen
-    class's probability where the file gives one (vlm_shapebias), NaN otherwise."""
+    class's probability where the file gives one (vlm_shapebias), NaN otherwise.
+    ``fork_decisions`` adds the model-vs-human forks' networks (:func:`mvh_fork_trials`)."""
     frames = []
-    if {"Thieringer", "Burns"} & set(sources):
-        mvh = mvh_fork_trials()
-        frames.append(mvh[mvh["source"].isin(sources)])
+    if fork_decisions is not None:
+        frames.append(mvh_fork_trials(fork_decisions))
     if "Beyond-INet" in sources:
         frames.append(beyond_inet_trials())
     if "vlm_shapebias" in sources:
@@ -407,8 +418,8 @@ def ninco_models() -> pd.DataFrame:
 
 
 def ninco_per_model(ninco: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per (checkpoint, score): mean AUROC and FPR@95 over NINCO's 64 OOD classes (each class's
-    AUROC against ImageNet val, averaged), and ImageNet accuracy."""
+    """Per (checkpoint, score): mean AUROC and FPR@95 over the 46 NINCO OOD classes its results
+    file scores (each class's AUROC against ImageNet val, averaged), and ImageNet accuracy."""
     n = ninco_models() if ninco is None else ninco
     cls = n[n["kind"] == "NINCO class"]
     return cls.groupby(["checkpoint", "model", "group", "training_source", "score"],
@@ -419,26 +430,34 @@ def ninco_per_model(ninco: pd.DataFrame | None = None) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- factors
 
-def factor_models(which: str = "top") -> pd.DataFrame:
+#: the factor study's name of the kayburns decisions' CLIP -> checkpoint
+DECISION_FACTOR_CHECKPOINTS = {"CLIP ViT-B/16 (OpenAI, zero-shot) [Burns]": "openai/ViT-B-16"}
+
+
+def factor_models(factor_tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per-factor ImageNet-X accuracies of real models, long: the descriptive columns,
     ``model`` (the source's name), ``collection`` (``imagenet_testbed`` or ``modelvshuman``:
     ImageNet-X's published tables; ``kayburns decisions``: CLIP ViT-B/16's 50,000 ImageNet val
     decisions scored with ImageNet-X's annotations), ``factor``, ``factor_acc`` and
     ``overall_acc`` (fractions), ``primary`` (one collection per checkpoint: ImageNet-X's two
-    collections hold the same OpenAI RN50 and ViT-B/32). Computed by the factors study's public
-    readers (:func:`clipsafety.studies.factors.published_factor_table`,
-    :func:`~clipsafety.studies.factors.published_decision_factors`)."""
-    from clipsafety.studies.factors import published_decision_factors, published_factor_table
-
+    collections hold the same OpenAI RN50 and ViT-B/32). ``factor_tables``: the factors study's
+    long tables (``published_factor_table(collection)`` of each ImageNet-X collection and the
+    long part of ``published_decision_factors()``), in the order the primary one is chosen."""
     frames = []
-    for coll in ("imagenet_testbed", "modelvshuman"):
-        long = published_factor_table(coll, which)
-        prefix = "testbed" if coll == "imagenet_testbed" else "mvh-imagenetx"
-        long["checkpoint"] = [IMAGENETX_CHECKPOINTS.get(m, f"{prefix}/{m}") for m in long["model"]]
+    for long in factor_tables:
+        long = long.copy()
+        ck = []
+        for m, coll in zip(long["model"], long["collection"]):
+            if coll == "kayburns decisions":
+                if m not in DECISION_FACTOR_CHECKPOINTS:
+                    raise KeyError(f"factor decisions of {m!r} have no checkpoint; add it to "
+                                   "DECISION_FACTOR_CHECKPOINTS.")
+                ck.append(DECISION_FACTOR_CHECKPOINTS[m])
+            else:
+                prefix = "testbed" if coll == "imagenet_testbed" else f"imagenetx-{coll}"
+                ck.append(IMAGENETX_CHECKPOINTS.get(m, f"{prefix}/{m}"))
+        long["checkpoint"] = ck
         frames.append(long)
-    _, kb = published_decision_factors(which)
-    kb["checkpoint"] = "openai/ViT-B-16"
-    frames.append(kb)
     out = pd.concat(frames, ignore_index=True)
     out["training_source"] = out["source"].fillna("unknown")
     out["arch"] = out["family"]
@@ -496,7 +515,7 @@ for _c, _h, _u, _t in [
     ("shape_head", "Shape head", "", "16-way zero-shot or 1000-class mapped"),
     ("cood_auroc", "C-OOD AUROC (MSP)", "%", "mean over C-OOD's 11 severities"),
     ("conf_gap", "Confidence gap (C-OOD)", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
-    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over NINCO's 64 OOD classes; MCM for zero-shot CLIPs, MSP otherwise"),
+    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
     ("ninco_best_score", "NINCO best score", "", "the score with the highest NINCO AUROC for this model"),
     ("ninco_best_auroc", "NINCO AUROC, best score", "%", "that score's AUROC"),
     ("factor_mean", "ImageNet-X factor accuracy, mean", "%", "mean over the 10 ImageNet-X factors the book uses"),
@@ -512,12 +531,19 @@ for _c, _h, _u, _t in [
 PERCENTILE_METRICS = ("er_mean", "shape_bias", "cood_auroc", "conf_gap")
 
 
-def _landscape(shifts: Sequence[str], scale: str) -> pd.DataFrame:
-    from clipsafety.studies import landscape
-
-    long = landscape.published_long(("timm", "open_clip", "imagenet-testbed"), list(shifts))
-    points, _, _ = landscape.fit_landscape(long, scale=scale, n_boot=20, grid_points=2)
-    er = landscape.effective_robustness_table(points)
+def landscape_models(er: pd.DataFrame) -> pd.DataFrame:
+    """The landscape study's ``effective_robustness_table`` (one row per published model:
+    source, model, group, imagenet, ``ER <shift>`` and ``ER mean``, fractions) keyed by
+    checkpoint, in points: ``checkpoint, group, imagenet, er_<shift>, er_mean, source``
+    (``openclip:ARCH@TAG`` -> ``TAG/ARCH``, ``timm:NAME`` -> ``timm/NAME``, imagenet-testbed's
+    ``testbed/NAME``, its CLIPs by :data:`IMAGENETX_CHECKPOINTS`); a model listed at several
+    image sizes keeps its first row."""
+    need = {"source", "model", "group", "imagenet", "ER mean"}
+    missing = sorted(need - set(er.columns))
+    if missing:
+        raise ValueError(f"effective-robustness table lacks columns {missing}; pass the "
+                         "landscape study's effective_robustness_table(points).")
+    er = er.copy()
     ck = []
     for m in er["model"]:
         kind, _, name = m.partition(":")
@@ -530,15 +556,11 @@ def _landscape(shifts: Sequence[str], scale: str) -> pd.DataFrame:
             ck.append(f"{kind}/{name}")
     er["checkpoint"] = ck
     er = er.drop_duplicates("checkpoint")
-    ren = {f"ER {s}": f"er_{s}" for s in shifts}
-    ren["ER mean"] = "er_mean"
-    er = er.rename(columns=ren)
+    er = er.rename(columns={c: "er_" + c.removeprefix("ER ") for c in er if c.startswith("ER ")})
     num = [c for c in er if c.startswith("er_")]
     er[num] = 100 * er[num]
     er["imagenet"] = 100 * er["imagenet"]
-    src = er["source"]
-    return er[["checkpoint", "group", "imagenet", *num]].assign(
-        training_source=np.nan, _src=src)
+    return er[["checkpoint", "group", "imagenet", *num, "source"]].reset_index(drop=True)
 
 
 def percentile_of(values: Sequence[float], value: float) -> float:
@@ -551,23 +573,25 @@ def percentile_of(values: Sequence[float], value: float) -> float:
     return float(100 * ((v < value).sum() + 0.5 * (v == value).sum()) / len(v))
 
 
-def table(shifts: Sequence[str] = ("v2", "sketch", "r", "a", "objectnet"),
-          scale: str = "logit") -> pd.DataFrame:
+def table(effective_robustness: pd.DataFrame | None = None,
+          fork_decisions: pd.DataFrame | None = None,
+          factor_tables: Sequence[pd.DataFrame] = ()) -> pd.DataFrame:
     """One row per real checkpoint with published evidence, the columns of
     :data:`TABLE_COLUMNS` (their units: ``%`` and ``points`` as stated there; percentiles are
     within the model's group, among the models that have the metric).
 
-    Evidence joined by checkpoint: effective robustness per shift from the landscape study's
-    fit (:func:`clipsafety.studies.landscape.fit_landscape`, timm + open_clip +
-    imagenet-testbed, standard models' line on ``scale``), shape bias and cue share from the
-    primary cue-conflict row (:func:`shape_models`), C-OOD's softmax AUROC and confidence gap
-    (:func:`cood_models`; the gap empty where ``softmax_ok`` is False), NINCO's AUROC
-    (:func:`ninco_per_model`), ImageNet-X factor accuracy (:func:`factor_models`, primary
-    collection)."""
-    parts = {}
-    land = _landscape(shifts, scale)
-    parts["landscape"] = land
-    shape = shape_models()
+    Evidence joined by checkpoint: effective robustness per shift (the landscape study's
+    ``effective_robustness_table``, :func:`landscape_models`), shape bias and cue share from
+    the primary cue-conflict row (:func:`shape_models`; vlm_shapebias and Beyond-INet always,
+    the model-vs-human forks when ``fork_decisions`` is given), C-OOD's softmax AUROC and
+    confidence gap (:func:`cood_models`; the gap empty where ``softmax_ok`` is False), NINCO's
+    AUROC (:func:`ninco_per_model`), ImageNet-X factor accuracy (:func:`factor_models` of
+    ``factor_tables``, primary collection). The study outputs are passed in, because the
+    library sits below the studies: the models chapter (``analyses/models.py``) shows how, and
+    records the result as its ``models`` table."""
+    land = (landscape_models(effective_robustness) if effective_robustness is not None else
+            pd.DataFrame(columns=["checkpoint", "group", "imagenet", "er_mean", "source"]))
+    shape = shape_models(shape_trials(fork_decisions))
     prim = shape[shape["primary"]].set_index("checkpoint")
     n_shape = shape.groupby("checkpoint")["source"].agg(lambda s: sorted(set(s)))
     cood = cood_models("softmax").set_index("checkpoint")
@@ -575,8 +599,10 @@ def table(shifts: Sequence[str] = ("v2", "sketch", "r", "a", "objectnet"),
     mine = np.where(ninco["group"] == CLIP_ZEROSHOT, "mcm-clip", "MSP")
     ni = ninco[ninco["score"] == mine].set_index("checkpoint")
     best = ninco.sort_values("auroc", ascending=False).drop_duplicates("checkpoint").set_index("checkpoint")
-    fac = factor_models()
-    fac = fac[fac["primary"]]
+    fac = (factor_models(factor_tables) if len(factor_tables) else
+           pd.DataFrame(columns=["checkpoint", "factor_acc", "group", "training_source",
+                                 "overall_acc", "source", "primary"]))
+    fac = fac[fac["primary"].astype(bool)]
     fac_mean = fac.groupby("checkpoint").agg(factor_mean=("factor_acc", "mean"),
                                              fac_group=("group", "first"),
                                              fac_src=("training_source", "first"),
@@ -587,7 +613,7 @@ def table(shifts: Sequence[str] = ("v2", "sketch", "r", "a", "objectnet"),
     allk = pd.Index(sorted(set(land["checkpoint"]) | set(prim.index) | set(cood.index)
                            | set(ni.index) | set(fac_mean.index)))
     t = pd.DataFrame(index=allk)
-    L = land.set_index("checkpoint")
+    L = land.set_index("checkpoint").assign(training_source=np.nan)
     # group and training source: the first source that states them
     group = pd.Series(np.nan, index=allk, dtype=object)
     srcs = pd.Series(np.nan, index=allk, dtype=object)
@@ -621,7 +647,7 @@ def table(shifts: Sequence[str] = ("v2", "sketch", "r", "a", "objectnet"),
         col = t[m]
         t[f"{m}_pct"] = [percentile_of(col[t["group"] == g], v) for g, v in zip(t["group"], col)]
     sources = []
-    land_src = L["_src"].reindex(allk)
+    land_src = L["source"].reindex(allk)
     for k in allk:
         s = []
         if isinstance(land_src.get(k), str):
@@ -644,12 +670,24 @@ def readable(t: pd.DataFrame) -> pd.DataFrame:
                                for c, (h, u, _) in TABLE_COLUMNS.items()})
 
 
+def recorded_table() -> pd.DataFrame:
+    """The per-model table as the models chapter last recorded it (its ``models`` output,
+    :mod:`clipsafety.outputs`), every source joined; when the chapter has not run, the
+    :func:`table` of the readers alone (no effective robustness, forks or factors)."""
+    from clipsafety import outputs
+
+    rec = outputs.read(["models"]).get("models")
+    if rec and rec.get("tables", {}).get("models"):
+        return pd.DataFrame(rec["tables"]["models"])
+    return table()
+
+
 def percentile(metric: str, value: float, group: str | None = None,
                models: pd.DataFrame | None = None) -> float:
     """Where ``value`` of ``metric`` (a column of :func:`table`, in its unit) sits among the
     published models of ``group`` (a group id; all models when None): percent of models below,
-    ties counted half. Pass ``models`` (a :func:`table`) to avoid rebuilding it."""
-    t = table() if models is None else models
+    ties counted half. ``models``: a :func:`table`; by default :func:`recorded_table`."""
+    t = recorded_table() if models is None else models
     if metric not in t:
         raise KeyError(f"{metric!r} is not a column of the per-model table; expected one of "
                        f"{[c for c in t.columns if t[c].dtype.kind == 'f']}.")
@@ -660,8 +698,9 @@ def percentile(metric: str, value: float, group: str | None = None,
 def nearest(metric: str, value: float, k: int = 5, group: str | None = None,
             models: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ``k`` published models whose ``metric`` is closest to ``value`` (rows of
-    :func:`table`, with ``distance`` = |metric - value| in the metric's unit)."""
-    t = table() if models is None else models
+    :func:`table`, with ``distance`` = |metric - value| in the metric's unit); ``models`` as in
+    :func:`percentile`."""
+    t = recorded_table() if models is None else models
     if metric not in t:
         raise KeyError(f"{metric!r} is not a column of the per-model table.")
     if k < 1:

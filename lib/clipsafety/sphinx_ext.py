@@ -29,4 +29,5 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 def setup(app):
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.add_css_file("clipsafety.css")
+    app.setup_extension("clipsafety.sphinx_claims")  # the methods page's list of claims
     return {"parallel_read_safe": True, "parallel_write_safe": True}

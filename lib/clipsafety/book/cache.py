@@ -59,7 +59,9 @@ def chapter_key(chapter: Chapter, params: dict, env: dict) -> str:
         **env,
     }
     if chapter.name in toc.SUMMARY_CHAPTERS:
-        payload["outputs"] = outputs.digest()
+        from clipsafety.contents import claim_chapters
+
+        payload["outputs"] = outputs.digest(claim_chapters())
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

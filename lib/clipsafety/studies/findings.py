@@ -21,7 +21,8 @@ from clipsafety.rules import Exercise
 from clipsafety.style import VERDICT_COLOURS
 
 __all__ = ["BADGES", "SECTIONS", "chapter_list", "chapters_status", "findings_html",
-           "findings_summary", "findings_table", "per_kind", "read_outputs", "section_sentences"]
+           "findings_summary", "findings_table", "per_kind", "premise_table", "read_outputs",
+           "section_sentences"]
 
 #: the paper's sections, in order, with what each is about
 SECTIONS = {"abstract": "The headline (abstract)", "4.1": "Visual factors (section 4.1)",
@@ -142,7 +143,7 @@ def findings_html(table: pd.DataFrame, page_of: dict | None = None) -> str:
     the reason. The real-run column is left out when no real run exists (a note says so).
     ``table``: :func:`findings_table`."""
     kinds = per_kind(table)
-    cols = [k for k in claims.SOURCES if k != claims.REAL or _has_real_run(kinds)]
+    cols = [k for k in claims.DISPLAY if k != claims.REAL or _has_real_run(kinds)]
     head = "".join(f"<th>{_cell(claims.KIND_NAMES[k])}</th>" for k in cols)
     body = []
     for ckind in claims.CLAIM_KINDS:
@@ -177,6 +178,23 @@ def findings_html(table: pd.DataFrame, page_of: dict | None = None) -> str:
             f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
+def premise_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The world's premises, per claim: for every world verdict recorded in its home chapter,
+    the verdict as shown and the premises measured before it (those that held, or the ones that
+    failed), or a dash when the chapter checks none. Read from the judgements' fields."""
+    kinds = per_kind(table)
+    w = kinds[kinds["evidence_kind"] == claims.WORLD] if len(kinds) else kinds
+    rows = []
+    for r in w.itertuples():
+        if r.verdict == claims.NOT_TESTABLE:
+            continue
+        checked = r.premise if isinstance(r.premise, str) and r.premise else ""
+        rows.append({"chapter": r.chapter, "claim": r.claim, "verdict": r.label,
+                     "premises measured": checked or ("(a world setting decides it) " + r.reason
+                                                      if r.verdict == claims.BUILT_IN else "—")})
+    return pd.DataFrame(rows, columns=["chapter", "claim", "verdict", "premises measured"])
+
+
 def real_run_note(table: pd.DataFrame) -> str:
     """Markdown: when no real model ran on real data in this build, one note instead of a
     column of "not testable" cells."""
@@ -192,7 +210,7 @@ def real_run_note(table: pd.DataFrame) -> str:
 def _claim_phrase(rows: pd.DataFrame) -> str:
     """One claim's verdicts in words: real-model evidence first, then the world's."""
     bits = []
-    for k in claims.SOURCES:
+    for k in claims.DISPLAY:
         sub = rows[rows["evidence_kind"] == k]
         if sub.empty:
             continue
@@ -233,7 +251,7 @@ def section_sentences(table: pd.DataFrame) -> str:
         title = claims.CLAIM_KIND_NAMES[ckind]
         lines.append(f"- **{title[0].upper() + title[1:]}.** " + "; ".join(
             f"{claims.KIND_NAMES[k]}: {claims.tally_text(claims.tally(part[part['evidence_kind'] == k]))}"
-            for k in claims.SOURCES if (part["evidence_kind"] == k).any()) + ".")
+            for k in claims.DISPLAY if (part["evidence_kind"] == k).any()) + ".")
         _ = c
     return "\n".join(lines)
 
@@ -248,7 +266,7 @@ def findings_summary(table: pd.DataFrame) -> str:
     paper = kinds[kinds["claim_kind"] == claims.PAPER]
     n = paper["claim_id"].nunique()
     parts = [f"on {claims.KIND_NAMES[k]}, {claims.tally_text(claims.tally(paper[paper['evidence_kind'] == k]))}"
-             for k in claims.SOURCES if (paper["evidence_kind"] == k).any()]
+             for k in claims.DISPLAY if (paper["evidence_kind"] == k).any()]
     ext = kinds[kinds["claim_kind"] == claims.EXTENSION]["claim_id"].nunique()
     return (f"**In short.** The book judges {n} claims of the paper, once each, in "
             f"{kinds[kinds['claim_kind'] == claims.PAPER]['chapter'].nunique()} chapters: "

@@ -39,22 +39,39 @@ DEFAULT_PARENTS = ("zoo:clip-convnext-wit-100k",)
 BUDGET_RANGE = (256, 200_000)
 PROBE_EPOCHS = 10  # the linear probe sees its training features this many times
 
-#: the paper's two fine-tuning claims (section 5), stated by the OOD study
-#: (:data:`clipsafety.studies.ood.CLAIMS`); the chapter passes them to :func:`assess_live`
+#: the paper's two fine-tuning claims (section 5) are judged in the OOD chapter, their home
+#: (:data:`clipsafety.studies.ood.CLAIMS`); this chapter shows its live contrasts for them as
+#: measurements, never as a second verdict
 PAPER_CLAIMS = ("ood-ft-worse", "ood-2stage")
-#: the claims of the fine-tuning literature this chapter adds
+
+
+def _ext(cid: str, text: str, test: str) -> claims.Claim:
+    return claims.Claim(cid, text, "", kind=claims.EXTENSION, direction="greater",
+                        compares="fine-tuning recipes of the same zero-shot parents",
+                        conditioned_on="the same parents, budget and training set",
+                        test=test + "; the interval resamples the evaluation images (one joint "
+                        "draw for every recipe and parent), so it speaks for the runs measured, "
+                        "not for other training seeds", home="finetuning")
+
+
+#: the book's hypotheses from the fine-tuning literature (extensions, not the paper's claims)
 CLAIMS = {
-    "ft-lpft-shift": claims.Claim(
-        "ft-lpft-shift", "LP-FT is more accurate under distribution shift than full fine-tuning "
-        "(Kumar et al. 2022)", "related work"),
-    "ft-lpft-detect": claims.Claim(
-        "ft-lpft-detect", "LP-FT keeps OOD detection better than full fine-tuning", "extension"),
-    "ft-wise-shift": claims.Claim(
-        "ft-wise-shift", "Interpolating zero-shot and fine-tuned weights (WiSE-FT) is more "
-        "accurate under shift than either end (Wortsman et al. 2022)", "related work"),
-    "ft-wise-detect": claims.Claim(
-        "ft-wise-detect", "WiSE-FT detects OOD better than the fine-tuned end", "extension"),
+    "ft-lpft-shift": _ext("ft-lpft-shift", "LP-FT is more accurate under distribution shift than "
+                          "full fine-tuning (Kumar et al. 2022)",
+                          "LP-FT minus full fine-tuning in mean shift accuracy, mean over parents"),
+    "ft-lpft-detect": _ext("ft-lpft-detect", "LP-FT keeps OOD detection better than full "
+                           "fine-tuning", "LP-FT minus full fine-tuning in mean AUROC over the "
+                           "OOD sets, mean over parents"),
+    "ft-wise-shift": _ext("ft-wise-shift", "Interpolating zero-shot and fine-tuned weights "
+                          "(WiSE-FT) is more accurate under shift than either end (Wortsman et "
+                          "al. 2022)", "WiSE-FT at the interior alpha nearest 0.5 minus the "
+                          "better end (per parent and resample) in mean shift accuracy"),
+    "ft-wise-detect": _ext("ft-wise-detect", "WiSE-FT detects OOD better than the fine-tuned end",
+                           "WiSE-FT at the interior alpha nearest 0.5 minus full fine-tuning in "
+                           "mean AUROC"),
 }
+#: chance accuracy of the world's 10 categories; a training study needs models at twice it
+CHANCE = 0.1
 
 
 def check_alphas(alphas) -> list[float]:
@@ -323,53 +340,67 @@ def interior_alpha(table: pd.DataFrame) -> float:
     return float(a[np.argmin(np.abs(a - 0.5))]) if len(a) else np.nan
 
 
-def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, score: str,
-                n_boot: int, seed: int, paper_claims: dict) -> tuple[list[dict], dict]:
-    """The six claims on the live paths (``paper_claims``: the :data:`PAPER_CLAIMS` by id, as
-    the OOD study states them); returns (rows, contrasts by claim id).
+def training_premises(table: pd.DataFrame, recipes, chance: float = CHANCE,
+                       factor: float = 2.0) -> list:
+    """The premises of a training study's verdict, measured on :func:`path_table`: every
+    variant of ``recipes`` is at least ``factor`` times chance in ID accuracy, and how many
+    parents the contrast rests on (fewer than :data:`clipsafety.claims.MIN_RUNS` parents, or one
+    seed, is not a failed premise: the verdict carries the label)."""
+    t = table[table["recipe"].isin(list(recipes))]
+    low = t[t["id_acc"] < factor * chance]
+    worst = t.loc[t["id_acc"].idxmin()] if len(t) else None
+    measured = ("lowest ID accuracy " + (f"{100 * worst['id_acc']:.1f}% ({worst['label']}, "
+                                         f"{worst['parent']})" if worst is not None else "–"))
+    return [claims.Premise("above chance", low.empty, measured,
+                           f"every variant at least {100 * factor * chance:.0f}% ID accuracy "
+                           f"({factor:g} times chance)")]
 
-    Rules: *fine-tuned worse* — a parent counts when its full fine-tune's mean AUROC is below
-    its zero-shot model's with the interval of that parent's difference below 0 (counting
-    claim, at least one); *two-stage* — two-stage minus full FT AUROC, mean over parents,
-    interval above 0; *LP-FT shift* / *LP-FT detect* — LP-FT minus full FT in mean shift
-    accuracy / AUROC; *WiSE shift* — WiSE-FT at the interior alpha nearest 0.5 minus the better
-    end (zero-shot or full FT, per parent and resample); *WiSE detect* — that alpha minus full FT
-    in AUROC. Intervals: :func:`contrast`."""
-    c = {**CLAIMS, **{k: paper_claims[k] for k in PAPER_CLAIMS}}
+
+def assess_live(evals: dict, sets: EvalSets, table: pd.DataFrame, source: str, score: str,
+                n_boot: int, seed: int) -> tuple[list, dict]:
+    """Judgements of the chapter's extensions (:data:`CLAIMS`) on the live paths, and the
+    contrasts by claim id (also those of the paper's fine-tuning claims, measured here but
+    judged in the OOD chapter: ``ood-ft-worse``, full fine-tune minus zero-shot per parent;
+    ``ood-2stage``, two-stage minus full fine-tune).
+
+    Rules: *LP-FT shift* / *LP-FT detect* — LP-FT minus full FT in mean shift accuracy / mean
+    AUROC; *WiSE shift* — WiSE-FT at the interior alpha nearest 0.5 minus the better end
+    (zero-shot or full FT, per parent and resample); *WiSE detect* — that alpha minus full FT
+    in AUROC; each directional (above zero), intervals by :func:`contrast`, gated by
+    :func:`training_premises` and labelled single-seed."""
     rows, con = [], {}
     ZS, FT, TS, LPFT = ("zero-shot", 0.0), ("full FT", 1.0), ("two-stage FT", np.nan), ("LP-FT", np.nan)
-    per = []
-    for p in sorted(table.parent.unique()):
-        sub = {k: v for k, v in evals.items() if k != "_seconds" and k[0] == p}
-        r = contrast(sub, sets, FT, ZS, "auroc", score, n_boot, seed)
-        per.append((p, r))
-    con["ood-ft-worse"] = per
-    worse = sum(r["hi"] < 0 for _, r in per)
-    ev = "; ".join(f"{p}: {r['est']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]" for p, r in per)
-    rows.append(claims.verdict_from_count(
-        c["ood-ft-worse"], source, worse, len(per), 1,
-        evidence=f"full FT minus zero-shot, mean {score} AUROC over the OOD sets: {ev}"))
-    specs = {"ood-2stage": (TS, FT, "auroc", "two-stage FT minus full FT, mean AUROC"),
-             "ft-lpft-shift": (LPFT, FT, "shift_acc", "LP-FT minus full FT, mean shift accuracy"),
-             "ft-lpft-detect": (LPFT, FT, "auroc", "LP-FT minus full FT, mean AUROC")}
+    con["ood-ft-worse"] = [(p, contrast({k: v for k, v in evals.items() if k != "_seconds"
+                                         and k[0] == p}, sets, FT, ZS, "auroc", score, n_boot, seed))
+                           for p in sorted(table.parent.unique())]
+    con["ood-2stage"] = contrast(evals, sets, TS, FT, "auroc", score, n_boot, seed)
+    specs = {"ft-lpft-shift": (LPFT, FT, "shift_acc", "LP-FT minus full FT, mean shift accuracy",
+                               ("LP-FT", "full FT")),
+             "ft-lpft-detect": (LPFT, FT, "auroc", "LP-FT minus full FT, mean AUROC",
+                                ("LP-FT", "full FT"))}
     a_mid = interior_alpha(table)
     if np.isfinite(a_mid):
         specs["ft-wise-shift"] = (("WiSE-FT", a_mid), lambda p: [ZS, FT], "shift_acc",
                                   f"WiSE-FT at alpha {a_mid:.2f} minus the better end, mean "
-                                  "shift accuracy")
+                                  "shift accuracy", ("WiSE-FT", "zero-shot", "full FT"))
         specs["ft-wise-detect"] = (("WiSE-FT", a_mid), FT, "auroc",
-                                   f"WiSE-FT at alpha {a_mid:.2f} minus full FT, mean AUROC")
-    for cid, (a, b, what, text) in specs.items():
+                                   f"WiSE-FT at alpha {a_mid:.2f} minus full FT, mean AUROC",
+                                   ("WiSE-FT", "full FT"))
+    n_parents = int(table.parent.nunique())
+    for cid, (a, b, what, text, recipes) in specs.items():
         r = contrast(evals, sets, a, b, what, score, n_boot, seed)
         con[cid] = r
-        rows.append(claims.verdict_from_interval(
-            c[cid], source, r["est"], r["lo"], r["hi"], "greater",
-            evidence=f"{text}{f' ({score})' if what == 'auroc' else ''} over "
-                     f"{len(r['per_parent'])} parent(s); intervals "
-                     "resample the evaluation images"))
+        pts = 100.0 if what == "shift_acc" else 1.0
+        j = claims.interval(
+            CLAIMS[cid], source, pts * r["est"], pts * r["lo"], pts * r["hi"],
+            effect=text + (f" ({score})" if what == "auroc" else ""),
+            scale="points" if what == "shift_acc" else "AUROC", unit=claims.RUNS,
+            n=(n_parents,), sides=(f"{n_parents} parent{'s' if n_parents != 1 else ''}",),
+            data=tuple(sorted(table.parent.unique())))
+        rows.append(claims.gated(j, training_premises(table, recipes)))
     for cid in ("ft-wise-shift", "ft-wise-detect"):
         if cid not in specs:
-            rows.append(claims.not_testable(c[cid], source, "no alpha strictly inside (0, 1) "
+            rows.append(claims.not_testable(CLAIMS[cid], source, "no alpha strictly inside (0, 1) "
                                             "in the grid"))
     return rows, con
 
@@ -406,11 +437,9 @@ def published_pairs(results: dict) -> pd.DataFrame:
                                        "parent_id_acc", "parent_auroc"])
 
 
-def untested_rows(source: str, why: str, paper_claims=()) -> list[dict]:
-    """``not testable`` rows on ``source``: of the ``paper_claims`` given (the paper's claims,
-    :data:`PAPER_CLAIMS`, as the OOD study states them), then of this chapter's own claims
-    (:data:`CLAIMS`)."""
-    return [claims.not_testable(c, source, why) for c in [*paper_claims, *CLAIMS.values()]]
+def untested_rows(source: str, why: str) -> list:
+    """``not testable`` judgements of this chapter's extensions (:data:`CLAIMS`) on ``source``."""
+    return [claims.not_testable(c, source, why) for c in CLAIMS.values()]
 
 
 #: the real catalog's zero-shot / fine-tuned pairs of one backbone (ViT-B/16, OpenAI weights)
@@ -508,19 +537,13 @@ def published_changes(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.dropna(subset=["parent_auroc"]).assign(d=lambda t: t.auroc - t.parent_auroc)
 
 
-def paper_rows(rows: list[dict]) -> list[dict]:
-    """The verdict rows of the paper's fine-tuning claims (:data:`PAPER_CLAIMS`) among
-    ``rows``."""
-    return [r for r in rows if r["claim_id"] in PAPER_CLAIMS]
-
-
 __all__ = ["CLAIMS", "DEFAULT_PARENTS", "PUBLISHED_NAMES", "REAL_PATH", "RECIPES", "SCORES",
            "WISE_PATH", "EvalSets", "PAPER_CLAIMS", "assess_live", "best_recipe",
            "built_in_table", "check_alphas", "check_budget", "contrast", "eval_sets",
-           "evaluate_head", "interior_alpha", "paper_rows", "path_overview", "path_table",
+           "evaluate_head", "interior_alpha", "path_overview", "path_table",
            "per_set_table", "published_changes", "published_long", "published_pairs",
            "resolve_parents", "run_paths", "score_arrays", "score_changes", "scores_long",
-           "untested_rows", "wise_long", "zero_shot_means"]
+           "training_premises", "untested_rows", "wise_long", "zero_shot_means"]
 
 
 # --------------------------------------------------------------------------------------------
