@@ -256,7 +256,7 @@ for coll, er in pub.items():
 try:
     pooled, pooled_data = study.published_pooled(which=which, factors=factor_list)
     display(study.published_clip_rows(which))
-    judged, _, _ = show_rules(pooled, claims.PUBLISHED, data=pooled_data)
+    judged, _ = show_rules(pooled, claims.PUBLISHED, data=pooled_data)
     verdicts += judged
     pooled_er = study.with_effective_robustness(pooled, baseline_group, scale)
     level, corr = claims.bonferroni(len(factor_list))

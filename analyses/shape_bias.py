@@ -182,9 +182,7 @@ if "Thieringer" in mvh_obs:
 
 # %%
 try:
-    from clipsafety import published_models
-
-    pub_trials = published_models.shape_trials()
+    pub_trials = study.published_shape_trials()
     pub_models = study.published_shape_models(pub_trials)
     have_models = True
 except ExternalUnavailable as exc:

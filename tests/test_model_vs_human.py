@@ -201,9 +201,7 @@ def test_published_shape_evidence_once_per_checkpoint_against_the_raw_files():
     zs = _vlm_bias(_path(V + "clip/ViT_L_14_openai_a_photo_of_a_CLS..csv"))
     ft = [_vlm_bias(_path(V + f"inet_classifier/vit_large_patch14_clip_224.openai_{t}.csv"))
           for t in ("ft_in1k", "ft_in12k_in1k")]
-    from clipsafety import published_models as P
-
-    trials = P.shape_trials()
+    trials = SS.published_shape_trials()
     models = SS.published_shape_models(trials)
     js, extra = SS.assess_published_shape(trials, models, n_boot=200)
     js = {j.claim.claim_id: j for j in js}

@@ -727,7 +727,8 @@ def published_pooled(which: str = "top", factors: Sequence[str] | None = None):
     from clipsafety import published_models as P
 
     factors = resolve_factors(factors)
-    fm = P.factor_models(which)
+    fm = P.factor_models([published_factor_table(c, which, factors) for c in PUBLISHED_COLLECTIONS]
+                         + [published_decision_factors(which, factors)[1]])
     fm = fm[fm["factor"].isin(factors)]
     keep = (fm["collection"] == "imagenet_testbed") & (fm["group"] != CLIP_ZEROSHOT)
     keep |= (fm["group"] == CLIP_ZEROSHOT) & fm["primary"]
@@ -746,7 +747,8 @@ def published_clip_rows(which: str = "top") -> pd.DataFrame:
     two collections is shown, counted once."""
     from clipsafety import published_models as P
 
-    fm = P.factor_models(which)
+    fm = P.factor_models([published_factor_table(c, which) for c in PUBLISHED_COLLECTIONS]
+                         + [published_decision_factors(which)[1]])
     clip = fm[fm["group"] == CLIP_ZEROSHOT].drop_duplicates(["checkpoint", "collection"])
     return clip[["checkpoint", "model", "collection", "training_source", "overall_acc",
                  "primary"]].reset_index(drop=True)

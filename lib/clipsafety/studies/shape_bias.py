@@ -63,7 +63,7 @@ __all__ = ["CLAIMS", "COLOUR_ID_CONDITION", "HOME", "MVH_NETWORKS", "MVH_SOURCES
            "judge_shape_ft", "judge_shape_source", "mvh_decisions", "mvh_other_datasets",
            "network_kinds", "network_table", "observers_with_id_accuracy", "parent_changes",
            "published_clip_table", "published_networks", "published_pooled_shape",
-           "published_shape_decisions", "published_shape_models", "published_shape_observers",
+           "published_shape_decisions", "published_shape_models", "published_shape_trials", "published_shape_observers",
            "shape_bias_by_observer", "shape_bias_of_record", "shape_mechanism", "shape_overview",
            "shape_premises", "shape_reading", "shape_table", "stimulus_contrast",
            "with_human_mean", "with_id_accuracy", "with_shape_only_accuracy"]
@@ -477,6 +477,17 @@ def _key(df: pd.DataFrame) -> pd.Series:
     return df["checkpoint"] + " | " + df["source"] + " | " + df["prompt"].fillna("")
 
 
+def published_shape_trials() -> pd.DataFrame:
+    """Every published model's cue-conflict answer per stimulus
+    (:func:`clipsafety.published_models.shape_trials`): the two model-vs-human forks' networks
+    (:func:`mvh_decisions`, humans left out), Beyond-INet and vlm_shapebias."""
+    from clipsafety import published_models as P
+
+    forks = pd.concat([mvh_decisions(repo, humans=False) for repo in MVH_SOURCES],
+                      ignore_index=True)
+    return P.shape_trials(forks)
+
+
 def published_shape_models(trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every real model of the published cue-conflict files, one row per (checkpoint, fork,
     prompt) (:func:`clipsafety.published_models.shape_models`), with ``counted``: True on one
@@ -486,7 +497,7 @@ def published_shape_models(trials: pd.DataFrame | None = None) -> pd.DataFrame:
     ``checkpoint | fork | prompt``."""
     from clipsafety import published_models as P
 
-    tr = P.shape_trials() if trials is None else trials
+    tr = published_shape_trials() if trials is None else trials
     m = P.shape_models(tr)
     m["model"] = _key(m)
     tr = tr.assign(model=_key(tr))
