@@ -56,6 +56,8 @@ baseline_group = "standard"  # the group whose trend defines effective robustnes
 published = ["imagenet_testbed", "modelvshuman"]  # published ImageNet-X collections
 
 # %%
+from dataclasses import replace
+
 import pandas as pd
 from clipsafety import charts, claims, evidence, plots, summaries
 from clipsafety.external import ExternalUnavailable
@@ -170,8 +172,9 @@ if live_ok:
         display(study.world_nuisance_rates(factor_list).round(2))
         for j in judged:
             if j.verdict not in claims.TESTED:
+                measured = replace(j, reason="", premise="").evidence()
                 display(Markdown(f"*{j.claim.text}* — **{j.verdict}** on the synthetic world: "
-                                 f"{j.reason}. Measured: {j.evidence() or 'nothing'}."))
+                                 f"{j.reason}. Measured: {measured or 'nothing'}."))
     lead = study.factor_leaders(live_summary) if len(live_summary) else pd.DataFrame()
     if len(lead):
         pose = live_summary[(live_summary.factor == "pose") & (live_summary.group == CLIP_ZEROSHOT)]

@@ -481,11 +481,11 @@ def premises_of(table: pd.DataFrame, times_chance: float = 2.0) -> list:
                   + (f" (no cost on {', '.join(no_cost['factor'])})" if len(no_cost) else ""),
                   "below zero on every factor judged"),
         C.Premise("the compared models are above chance on the factor", low.empty,
+                  ("below {:g}x chance ({:.0%}) on ".format(times_chance, table["chance"].iloc[0])
+                   + ", ".join(f"{r.factor} ({r.worst_model} {r.min_acc:.1%})"
+                               for r in low.itertuples())) if len(low) else
                   "lowest factor accuracy of a compared model: " + ", ".join(
-                      f"{r.factor} {r.min_acc:.1%}" for r in table.itertuples())
-                  + (f"; below {times_chance:g}x chance ({table['chance'].iloc[0]:.0%}) on "
-                     + ", ".join(f"{r.factor} ({r.worst_model} {r.min_acc:.1%})"
-                                 for r in low.itertuples()) if len(low) else ""),
+                      f"{r.factor} {r.min_acc:.1%}" for r in table.itertuples()),
                   f"at least {times_chance:g}x chance for every compared model"),
     ]
 
