@@ -12,8 +12,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety import external, shape, summaries
 from clipsafety import claims as C
+from clipsafety import external, shape, summaries
 from clipsafety.studies import factors as FS
 from clipsafety.studies import shape_bias as SS
 

@@ -20,10 +20,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
+from clipsafety import claims as C
 from clipsafety import groups as G
 from clipsafety import metrics
 from clipsafety import rules as _R
-from clipsafety import claims as C
 from clipsafety.claims import Claim
 from clipsafety.external import fetch
 from clipsafety.factors import (
@@ -37,7 +37,7 @@ from clipsafety.factors import factor_long as _tidy
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, IMAGENETX_CLIP, MORE_DATA
 from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
-from clipsafety.summaries import bootstrap_difference, compare_to_groups, group_summary
+from clipsafety.summaries import bootstrap_difference, compare_to_groups
 
 __all__ = ["CLAIMS", "HOME", "JOURNAL_WEAKER", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS",
            "SCALES", "SOURCE_DIRECTIONS", "agreement_table", "assess_across_scales",
@@ -545,7 +545,7 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
         if j.claim.claim_id == "factors-source":
             fs = [f for f in SOURCE_DIRECTIONS if f in factors]
             sided = er["group"].eq(CLIP_ZEROSHOT) & er["source"].map(source_side).notna()
-            prem = premises_of(factor_premises(er, fs, lambda p: sided.loc[p.index]),
+            prem = premises_of(factor_premises(er, fs, lambda p, m=sided: m.loc[p.index]),
                                times_chance)
             sides = clip["source"].map(source_side)
             fixed, setting = built_in_factors(list(clip.loc[sides == "LAION", "source"]), fs,

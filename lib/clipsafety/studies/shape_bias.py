@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from clipsafety import claims as C
 from clipsafety import metrics
 from clipsafety import rules as _R
-from clipsafety import claims as C
 from clipsafety.claims import Claim
 from clipsafety.external import fetch, keys
 from clipsafety.groups import (
@@ -40,10 +40,8 @@ from clipsafety.shape import (
     parse_decision_file_name,
     read_decisions,
     shape_bias_intervals,
-    shape_bias_resamples,
     shape_bias_table,
     shape_counts,
-    stimulus_bootstrap_difference,
     stimulus_key,
 )
 from clipsafety.summaries import (
@@ -271,7 +269,7 @@ def group_differences(shape: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
 
 
 def judge_shape_clip(shape: pd.DataFrame, source: str, n_boot: int = 1000, seed: int = 0,
-                     data=()) -> "C.Judgement":
+                     data=()) -> C.Judgement:
     """*shape-clip* on one source: :func:`group_differences` at the Bonferroni level over the
     groups present, judged by :func:`claims.count` (every group present must be reproduced)."""
     c = CLAIMS["shape-clip"]
@@ -317,7 +315,7 @@ def parent_changes(shape: pd.DataFrame) -> pd.DataFrame:
 
 
 def judge_shape_ft(shape: pd.DataFrame, source: str, n_boot: int = 1000, seed: int = 0,
-                   data=()) -> "C.Judgement":
+                   data=()) -> C.Judgement:
     """*shape-ft* where parents are known: the mean per-parent change and its bootstrap interval
     over parents (:func:`parent_changes`)."""
     c = CLAIMS["shape-ft"]
@@ -337,7 +335,7 @@ def judge_shape_ft(shape: pd.DataFrame, source: str, n_boot: int = 1000, seed: i
 
 
 def judge_shape_source(shape: pd.DataFrame, source: str, x: str = "id_acc", n_boot: int = 1000,
-                       seed: int = 0, data=()) -> "C.Judgement":
+                       seed: int = 0, data=()) -> C.Judgement:
     """*shape-source* over models: LAION CLIPs' mean shape bias minus the WIT CLIPs' line at
     equal ``x`` (:func:`summaries.accuracy_controlled_difference`)."""
     c = CLAIMS["shape-source"]
@@ -409,8 +407,8 @@ def cue_strength_setting(a_sources, b_sources, a: str, b: str) -> tuple[bool, st
     if ca.empty or cb.empty:
         return False, ""
     fixed = bool((~ca.isin(set(cb))).mean() > 0.5)
-    return fixed, (f"the world's cue_strength setting (synth.sources.WorldConfig: chance that an "
-                   f"object wears its category's colour and pattern) is "
+    return fixed, ("the world's cue_strength setting (synth.sources.WorldConfig: chance that an "
+                   "object wears its category's colour and pattern) is "
                    + "/".join(f"{v:g}" for v in sorted(set(ca))) + f" in the training data of {a} "
                    f"and " + "/".join(f"{v:g}" for v in sorted(set(cb))) + f" in that of {b}")
 
