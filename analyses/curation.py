@@ -170,7 +170,8 @@ display(Markdown(
     + ("" if learn["learned"] else
        "**Some CLIPs are near chance at this budget**: the claims below read *premise not "
        "met*, not refuted; rerun with a larger budget (the command at the end).")))
-from clipsafety import premises as P, published_models  # noqa: E402
+from clipsafety import premises as P  # noqa: E402
+from clipsafety import published_models
 from clipsafety.groups import CLIP_ZEROSHOT  # noqa: E402
 
 try:

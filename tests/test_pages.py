@@ -4,7 +4,6 @@ import ast
 
 import pytest
 from clipsafety import book, contents, pages
-from clipsafety.studies import findings
 
 
 def chapter_names():

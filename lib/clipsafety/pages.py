@@ -152,9 +152,7 @@ def end_chapter(chapter: str, verdicts, *, note: bool = True, **tables) -> None:
     (:func:`try_it`). Returns nothing, so the cell shows only what it displays."""
     from IPython.display import display
 
-    from clipsafety import outputs
-
-    from clipsafety import claims
+    from clipsafety import claims, outputs
 
     table, shown = chapter_ending(verdicts)
     wrong = claims.problems(table, chapter)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from clipsafety import rules as _R
 from clipsafety import claims
+from clipsafety import rules as _R
 from clipsafety.claims import Claim
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.metrics import bootstrap_ci, effective_robustness, fit_trend, trend_band
