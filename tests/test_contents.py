@@ -94,3 +94,19 @@ def test_recorded_outputs_have_one_owner(tmp_path, monkeypatch):
     assert len(got["a"]["claims"]) == len(_rows())
     assert outputs.digest() != d0
     assert outputs.read("a, b") == got
+
+
+def test_every_claim_has_one_home_a_kind_and_a_test():
+    """The studies declare each claim once, in its home chapter, with its test; the paper's
+    sections are covered; the methods page's list is built from the same declarations."""
+    from clipsafety import claims as C
+
+    t = contents.all_claims()
+    assert t["claim_id"].is_unique and (t["test"].str.len() > 40).all()
+    paper = t[t["kind"] == C.PAPER]
+    assert set(paper["section"]) == {"abstract", "4.1", "4.2", "5", "6"}
+    assert set(t[t["kind"] == C.PREMISE]["chapter"]) == {"landscape"}
+    # the paper's fine-tuning claims live in the OOD chapter only
+    assert set(t.loc[t["claim_id"].isin(["ood-ft-worse", "ood-2stage"]), "chapter"]) == {"ood"}
+    md = contents.claims_markdown()
+    assert all(c in md for c in t["claim"]) and md.index("The paper's claims") < md.index("extensions")

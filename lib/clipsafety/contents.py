@@ -124,7 +124,7 @@ def claims_markdown() -> str:
             lines.append(f"- *{r.claim}* ({where}{{doc}}`chapters/{r.chapter}`; {sides}"
                          + (f"; compares {r.compares}" if r.compares else "")
                          + (f"; conditioned on {r.conditioned_on}" if r.conditioned_on else "")
-                         + f"). Test: {r.test or 'stated in the chapter'}.")
+                         + f"). Test: {(r.test or 'stated in the chapter').rstrip('.')}.")
         lines.append("")
     return "\n".join(lines)
 
