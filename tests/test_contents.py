@@ -101,6 +101,8 @@ def test_every_claim_has_one_home_a_kind_and_a_test():
     sections are covered; the methods page's list is built from the same declarations."""
     from clipsafety import claims as C
 
+    from clipsafety import contents
+
     t = contents.all_claims()
     assert t["claim_id"].is_unique and (t["test"].str.len() > 40).all()
     paper = t[t["kind"] == C.PAPER]
