@@ -205,7 +205,11 @@ class Judgement:
             parts.append(f"{num} {self.scale}".strip())
         if self.effect:
             parts.append(self.effect)
-        if self.n:
+        if self.n and self.unit == RUNS:
+            k = max(int(v) for v in self.n)
+            parts.append(f"{k} training run{'s' if k != 1 else ''} per arm ({' vs '.join(self.sides)}), "
+                         "one seed; the interval resamples evaluation images")
+        elif self.n:
             per = " vs ".join(f"{v}" for v in self.n)
             sides = f" ({' vs '.join(self.sides)})" if self.sides else ""
             parts.append(f"n = {per} {self.unit}{sides}")
