@@ -207,7 +207,7 @@ def test_published_shape_evidence_once_per_checkpoint_against_the_raw_files():
     js = {j.claim.claim_id: j for j in js}
     j = js["shape-ft"]
     assert j.estimate == pytest.approx(np.mean(ft) - zs, abs=1e-12)
-    assert j.unit == C.STIMULI and j.n == (1, 2) and C.label(j.verdict, j.unit, j.n).endswith(
+    assert j.unit == C.STIMULI and j.n == (1200,) and C.label(j.verdict, j.unit, j.n).endswith(
         "(one checkpoint)")
     assert j.lo < j.estimate < j.hi
     # OpenAI ViT-B/16 is in both forks: counted once

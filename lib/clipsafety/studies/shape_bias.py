@@ -593,8 +593,8 @@ def assess_published_shape(trials: pd.DataFrame, models: pd.DataFrame, n_boot: i
             effect="shape bias of OpenAI ViT-L/14 fine-tuned on ImageNet-1k and on 12k then 1k "
                    "(mean of the two; 1000-class heads mapped to 16) minus the same checkpoint "
                    "zero-shot (16-way head, 'a photo of a {c}.'), vlm_shapebias",
-            scale="shape bias", unit=C.STIMULI, n=(1, len(kids)),
-            sides=("zero-shot ViT-L/14", "its fine-tuned twins"),
+            scale="shape bias", unit=C.STIMULI, n=(int(trials["stimulus"].nunique()),),
+            sides=(f"zero-shot ViT-L/14 against its {len(kids)} fine-tuned twins",),
             data=(PUBLISHED_SHAPE_DATA[3], parent, *kids)))
         p336 = "openai/ViT-L-14-336"
         extra["ft336"] = stimulus_contrast(
@@ -611,8 +611,9 @@ def assess_published_shape(trials: pd.DataFrame, models: pd.DataFrame, n_boot: i
             CLAIMS["shape-source"], C.PUBLISHED, est, lo, hi,
             effect="shape bias of open_clip ViT-B/16 trained on LAION-400M (Beyond-INet) minus "
                    "OpenAI's ViT-B/16 trained on WIT (model-vs-human), both 1000-class heads "
-                   "mapped to 16", scale="shape bias", unit=C.STIMULI, n=(1, 1),
-            sides=("LAION-400M ViT-B/16", "WIT ViT-B/16"),
+                   "mapped to 16", scale="shape bias", unit=C.STIMULI,
+            n=(int(trials["stimulus"].nunique()),),
+            sides=("LAION-400M ViT-B/16 against WIT ViT-B/16",),
             data=(PUBLISHED_SHAPE_DATA[2], PUBLISHED_SHAPE_DATA[0], la, wi)))
     except KeyError as exc:
         out.append(C.not_testable(CLAIMS["shape-source"], C.PUBLISHED, str(exc)))
