@@ -27,7 +27,7 @@ def prune_chart_data() -> None:
     if not folder.is_dir():
         return
     used = set().union(*[chart_data_refs(nb) for nb in toc.CHAPTERS.glob("*.ipynb")])
-    for f in folder.glob("*.js"):
+    for f in [*folder.glob("*.js"), *folder.glob("*.csv")]:  # a table's CSV shares its key
         if f.stem not in used:
             f.unlink()
 
