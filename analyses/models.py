@@ -156,3 +156,8 @@ if have_data:
 
 # %%
 outputs.record("models", pd.DataFrame(), models=table if have_data else pd.DataFrame())
+
+# %%
+from clipsafety import pages  # noqa: E402
+
+display(pages.try_it("models"))

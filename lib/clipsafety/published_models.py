@@ -38,8 +38,14 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import external
-from clipsafety.groups import (CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, GROUPS, MORE_DATA,
-                               OTHER_ROBUST, STANDARD)
+from clipsafety.groups import (
+    CLIP_FT_2STAGE,
+    CLIP_FT_DIRECT,
+    CLIP_ZEROSHOT,
+    GROUPS,
+    MORE_DATA,
+    STANDARD,
+)
 
 __all__ = ["BEYOND_INET", "COOD", "NINCO", "VLM", "beyond_inet_accuracy", "cood_models",
            "factor_models", "ninco_models", "openclip_models", "shape_models", "shape_trials",

@@ -157,7 +157,7 @@ def sortable_table(df: pd.DataFrame, headers: dict | None = None, titles: dict |
                     for c in df.columns)
     link = (f'<a class="cs-csv" href="{CHART_DATA_URL}{key}.csv" download="{csv_name}">'
             f"Download the table (CSV)</a>" if key else
-            f'<a class="cs-csv" href="#">Download the table (CSV)</a>')
+            '<a class="cs-csv" href="#">Download the table (CSV)</a>')
     js = _JS % {"payload": json.dumps(key) if key else payload, "id": div, "csv": csv_name,
                 "csvurl": json.dumps(f"{CHART_DATA_URL}{key}.csv" if key else ""),
                 "show": show, "decimals": decimals}
