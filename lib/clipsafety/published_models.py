@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import external
+from clipsafety.factors import PAPER_FACTORS
 from clipsafety.groups import (
     CLIP_FT_2STAGE,
     CLIP_FT_DIRECT,
@@ -519,12 +520,15 @@ for _c, _h, _u, _t in [
     ("shape_bias", "Shape bias", "%", "cue-conflict, shape / (shape + texture)"),
     ("cue_share", "Cue share", "%", "cue-conflict answers naming shape or texture"),
     ("shape_head", "Shape head", "", "16-way zero-shot or 1000-class mapped"),
-    ("cood_auroc", "C-OOD AUROC (MSP)", "%", "mean over C-OOD's 11 severities"),
-    ("conf_gap", "Confidence gap (C-OOD)", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
-    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
+    ("cood_auroc", "C-OOD AUROC, MSP", "%", "mean over C-OOD's 11 severities"),
+    ("conf_gap", "Confidence gap, C-OOD", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
+    ("ninco_auroc", "NINCO AUROC, MSP or MCM", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
     ("ninco_best_score", "NINCO best score", "", "the score with the highest NINCO AUROC for this model"),
     ("ninco_best_auroc", "NINCO AUROC, best score", "%", "that score's AUROC"),
     ("factor_mean", "ImageNet-X factor accuracy, mean", "%", "mean over the 10 ImageNet-X factors the book uses"),
+    *[(f"factor_{f}", f"ImageNet-X {f.replace('_', ' ')} accuracy", "%",
+       f"top-1 on ImageNet val images whose top factor is {f.replace('_', ' ')}")
+      for f in PAPER_FACTORS],
     ("er_mean_pct", "Eff. robustness percentile in kind", "%", "percentile of the mean effective robustness among models of the same kind"),
     ("shape_bias_pct", "Shape bias percentile in kind", "%", ""),
     ("cood_auroc_pct", "C-OOD AUROC percentile in kind", "%", ""),
@@ -649,6 +653,11 @@ def table(effective_robustness: pd.DataFrame | None = None,
     t["ninco_best_score"] = best["score"].reindex(allk)
     t["ninco_best_auroc"] = 100 * best["auroc"].reindex(allk)
     t["factor_mean"] = 100 * fac_mean["factor_mean"].reindex(allk)
+    if len(fac):
+        per = fac.pivot_table(index="checkpoint", columns="factor", values="factor_acc")
+        for f in PAPER_FACTORS:
+            if f in per:
+                t[f"factor_{f}"] = 100 * per[f].reindex(allk)
     for m in PERCENTILE_METRICS:
         col = t[m]
         t[f"{m}_pct"] = [percentile_of(col[t["group"] == g], v) for g, v in zip(t["group"], col)]
