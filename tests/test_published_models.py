@@ -294,6 +294,8 @@ def test_nearest_returns_the_closest_models(models):
 
 def test_every_table_column_has_a_readable_header(models):
     assert set(models.columns) <= set(M.TABLE_COLUMNS)
+    for c in set(models.columns) - set(M.TEXT_COLUMNS):
+        assert models[c].dtype == float, c
     heads = M.readable(models.head(3)).columns
     assert not any("_" in h for h in heads)
     assert Counter(models["group"]).keys() <= {CLIP_ZEROSHOT, CLIP_FT_DIRECT, CLIP_FT_2STAGE,

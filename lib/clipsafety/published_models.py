@@ -537,6 +537,9 @@ for _c, _h, _u, _t in [
 ]:
     _col(_c, _h, _u, _t)
 
+#: the columns of :func:`table` that hold text; every other column is a float
+TEXT_COLUMNS = ("checkpoint", "group", "training_source", "shape_head", "ninco_best_score",
+                "sources")
 #: metrics :func:`table` places each model's percentile of, within its group
 PERCENTILE_METRICS = ("er_mean", "shape_bias", "cood_auroc", "conf_gap")
 
@@ -675,6 +678,9 @@ def table(effective_robustness: pd.DataFrame | None = None,
         sources.append("; ".join(dict.fromkeys(s)))
     t["sources"] = sources
     t = t.rename_axis("checkpoint").reset_index()
+    for c in t.columns:
+        if c not in TEXT_COLUMNS:
+            t[c] = pd.to_numeric(t[c], errors="coerce").astype(float)
     return t[[c for c in TABLE_COLUMNS if c in t]]
 
 
