@@ -132,7 +132,8 @@ if have_data:
         f"{im.min():+.1f} to {im.max():+.1f} (median {im.median():+.1f}). The {len(ft)} "
         f"fine-tuned CLIPs' mean confidence is {ft['id_avg_conf'].min():.4f} to "
         f"{ft['id_avg_conf'].max():.4f} at {100 * ft['id_acc'].min():.0f}–"
-        f"{100 * ft['id_acc'].max():.0f}% accuracy: {pm.COOD_FT_NOTE}."))
+        f"{100 * ft['id_acc'].max():.0f}% accuracy; they are flagged, with the reason: "
+        f"{pm.COOD_FT_NOTE}."))
 
 # %% [markdown]
 # ## Placing a model
