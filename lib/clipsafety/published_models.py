@@ -335,6 +335,11 @@ COOD_FT_NOTE = ("mean confidence about 0.002 at about 80% accuracy: the score C-
                 "accuracy says nothing about calibration (their AUROC ranks by that score)")
 
 
+#: the training source C-OOD's ImageNet models get: the file names them, nothing more (its
+#: models count as standard here, as in the OOD chapter, though some saw more data)
+COOD_IMAGENET_SOURCE = "ImageNet (more data not stated)"
+
+
 def cood_models(confidence: str = "softmax") -> pd.DataFrame:
     """Galil et al.'s C-OOD (ICLR 2023), one row per model for one confidence function
     (``softmax`` = maximum softmax probability): the descriptive columns, ``model`` (C-OOD's
@@ -366,9 +371,9 @@ def cood_models(confidence: str = "softmax") -> pd.DataFrame:
                          "1000-class zero-shot", "C-OOD's templates"))
         elif m.endswith("_torchvision"):
             a = m.removesuffix("_torchvision")
-            rows.append((f"torchvision/{a}", STANDARD, "ImageNet", a, "1000-class", ""))
+            rows.append((f"torchvision/{a}", STANDARD, "ImageNet-1k", a, "1000-class", ""))
         else:
-            rows.append((f"cood/{m}", STANDARD, "ImageNet", m, "1000-class", ""))
+            rows.append((f"cood/{m}", STANDARD, COOD_IMAGENET_SOURCE, m, "1000-class", ""))
     meta = pd.DataFrame(rows, columns=["checkpoint", "group", "training_source", "arch", "head",
                                        "prompt"])
     out = pd.concat([meta, out], axis=1)
@@ -639,6 +644,12 @@ def table(effective_robustness: pd.DataFrame | None = None,
     is_clip = group.isin([CLIP_ZEROSHOT])
     srcs = srcs.where(~(is_clip & srcs.isna()), pd.Series(allk.str.split("/").str[0], index=allk)
                       .map(training_source))
+    # the rest by kind: a fine-tuned CLIP's image-text data from its timm tag
+    # (``.openai_ft_in1k``, ``.clip_laion2b_augreg_ft_in1k``), ImageNet models by their group
+    tag = pd.Series([k.partition(".")[2].removeprefix("clip_") for k in allk], index=allk)
+    ft = group.isin([CLIP_FT_DIRECT, CLIP_FT_2STAGE]) & srcs.isna()
+    srcs = srcs.where(~ft, tag.map(training_source))
+    srcs = srcs.fillna(group.map({STANDARD: "ImageNet-1k", MORE_DATA: "more data"}))
     t["group"] = group
     t["training_source"] = srcs.fillna("unknown")
     imagenet = L["imagenet"].reindex(allk)
