@@ -19,6 +19,10 @@
 # evidence into one table, one row per checkpoint, from the files the book reads (each pinned
 # to an upstream commit and checked by sha256). It judges no claim.
 #
+# :::{glue:md} summary
+# :format: myst
+# :::
+#
 # **How a checkpoint is counted once.** Every row carries a canonical key of its weights: a
 # zero-shot CLIP is `<pretrained tag>/<open_clip architecture>` (`openai/ViT-B-16`,
 # `laion400m_e31/ViT-B-16`), a timm weight `timm/<name.tag>`, torchvision's
@@ -39,7 +43,7 @@ show = 100  # rows drawn before "show all" is pressed
 
 # %%
 import pandas as pd
-from clipsafety import outputs, plots
+from clipsafety import charts, outputs, plots
 from clipsafety import published_models as pm
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, group_label
@@ -47,6 +51,9 @@ from clipsafety.sortable import SortableTable
 from clipsafety.studies import factors, landscape, shape_bias
 from clipsafety.studies import models as study
 from IPython.display import Markdown, display
+from myst_nb import glue
+
+plots.setup()
 
 try:
     long = landscape.published_long(landscape.LANDSCAPE_SOURCES, shifts)
@@ -92,6 +99,18 @@ if have_data:
         f"({', '.join(rich['checkpoint'].head(8))}{', ...' if len(rich) > 8 else ''}). "
         "Models per kind with each kind of evidence:"))
     display(cov)
+
+# %% [markdown]
+# ## Shape bias of every model with cue-conflict decisions
+#
+# One point per checkpoint (the row the table counts), one row per kind. Hover a point for
+# its head (16-way zero-shot or 1000-class mapped) and its source.
+
+# %%
+if have_data:
+    pts = shape[shape["primary"]].assign(model=lambda d: d["checkpoint"])
+    display(charts.strip_by_group(pts, value="shape_bias", tooltip_extra=["head", "source"],
+                                  title="Shape bias per published checkpoint"))
 
 # %% [markdown]
 # ## One checkpoint, several files
@@ -156,6 +175,16 @@ if have_data:
             .rename(columns=study.headers()).round(1))
 
 # %%
+if have_data:
+    kinds = sum(1 for k, c in study.EVIDENCE.items() if table[c].notna().any())
+    glue("summary", Markdown(
+        f"**What this chapter found.** {len(table):,} real checkpoints have published evidence "
+        f"({n_clip} zero-shot CLIPs); {len(rich)} have at least four of the {kinds} kinds of "
+        f"evidence, all OpenAI CLIPs. {len(dup)} checkpoints appear in more than one "
+        "cue-conflict file and are counted once. No claim is judged here."), display=False)
+else:
+    glue("summary", Markdown("**What this chapter found.** The published files are not "
+                             "available here, so the table is empty."), display=False)
 outputs.record("models", pd.DataFrame(), models=table if have_data else pd.DataFrame())
 
 # %%
