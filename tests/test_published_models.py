@@ -256,13 +256,16 @@ def test_openclip_models_keyed_like_the_other_readers():
 
 # --------------------------------------------------------------------------- the table
 
-def test_table_has_one_row_per_checkpoint_with_its_sources(models):
+def test_table_has_one_row_per_checkpoint_with_its_sources(models, factor_tables):
     assert models["checkpoint"].is_unique
     row = models.set_index("checkpoint").loc["openai/ViT-B-16"]
     for s in ("open_clip", "Thieringer", "Burns", "C-OOD", "NINCO"):
         assert s in row["sources"]
     assert row["group"] == CLIP_ZEROSHOT and np.isfinite(row["er_r"])
     assert row["shape_bias"] == pytest.approx(100 * 0.474595, abs=1e-3)
+    kb = factor_tables[-1].set_index("factor")["factor_acc"]  # the kayburns decisions' row
+    for f in ("pose", "background", "texture"):
+        assert row[f"factor_{f}"] == pytest.approx(100 * kb[f])
     ft = models.set_index("checkpoint").loc["cood/CLIP_finetuned_ViT-B~16"]
     assert np.isnan(ft["conf_gap"]) and np.isfinite(ft["cood_auroc"])
 
@@ -291,6 +294,8 @@ def test_nearest_returns_the_closest_models(models):
 
 def test_every_table_column_has_a_readable_header(models):
     assert set(models.columns) <= set(M.TABLE_COLUMNS)
+    for c in set(models.columns) - set(M.TEXT_COLUMNS):
+        assert models[c].dtype == float, c
     heads = M.readable(models.head(3)).columns
     assert not any("_" in h for h in heads)
     assert Counter(models["group"]).keys() <= {CLIP_ZEROSHOT, CLIP_FT_DIRECT, CLIP_FT_2STAGE,

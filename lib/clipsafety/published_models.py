@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import external
+from clipsafety.factors import PAPER_FACTORS
 from clipsafety.groups import (
     CLIP_FT_2STAGE,
     CLIP_FT_DIRECT,
@@ -334,6 +335,11 @@ COOD_FT_NOTE = ("mean confidence about 0.002 at about 80% accuracy: the score C-
                 "accuracy says nothing about calibration (their AUROC ranks by that score)")
 
 
+#: the training source C-OOD's ImageNet models get: the file names them, nothing more (its
+#: models count as standard here, as in the OOD chapter, though some saw more data)
+COOD_IMAGENET_SOURCE = "ImageNet (more data not stated)"
+
+
 def cood_models(confidence: str = "softmax") -> pd.DataFrame:
     """Galil et al.'s C-OOD (ICLR 2023), one row per model for one confidence function
     (``softmax`` = maximum softmax probability): the descriptive columns, ``model`` (C-OOD's
@@ -365,9 +371,9 @@ def cood_models(confidence: str = "softmax") -> pd.DataFrame:
                          "1000-class zero-shot", "C-OOD's templates"))
         elif m.endswith("_torchvision"):
             a = m.removesuffix("_torchvision")
-            rows.append((f"torchvision/{a}", STANDARD, "ImageNet", a, "1000-class", ""))
+            rows.append((f"torchvision/{a}", STANDARD, "ImageNet-1k", a, "1000-class", ""))
         else:
-            rows.append((f"cood/{m}", STANDARD, "ImageNet", m, "1000-class", ""))
+            rows.append((f"cood/{m}", STANDARD, COOD_IMAGENET_SOURCE, m, "1000-class", ""))
     meta = pd.DataFrame(rows, columns=["checkpoint", "group", "training_source", "arch", "head",
                                        "prompt"])
     out = pd.concat([meta, out], axis=1)
@@ -519,12 +525,15 @@ for _c, _h, _u, _t in [
     ("shape_bias", "Shape bias", "%", "cue-conflict, shape / (shape + texture)"),
     ("cue_share", "Cue share", "%", "cue-conflict answers naming shape or texture"),
     ("shape_head", "Shape head", "", "16-way zero-shot or 1000-class mapped"),
-    ("cood_auroc", "C-OOD AUROC (MSP)", "%", "mean over C-OOD's 11 severities"),
-    ("conf_gap", "Confidence gap (C-OOD)", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
-    ("ninco_auroc", "NINCO AUROC (MSP / MCM)", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
+    ("cood_auroc", "C-OOD AUROC, MSP", "%", "mean over C-OOD's 11 severities"),
+    ("conf_gap", "Confidence gap, C-OOD", "points", "mean confidence minus accuracy on ImageNet val; lower bound on |ECE|"),
+    ("ninco_auroc", "NINCO AUROC, MSP or MCM", "%", "mean over the 46 NINCO OOD classes of its results file; MCM for zero-shot CLIPs, MSP otherwise"),
     ("ninco_best_score", "NINCO best score", "", "the score with the highest NINCO AUROC for this model"),
     ("ninco_best_auroc", "NINCO AUROC, best score", "%", "that score's AUROC"),
     ("factor_mean", "ImageNet-X factor accuracy, mean", "%", "mean over the 10 ImageNet-X factors the book uses"),
+    *[(f"factor_{f}", f"ImageNet-X {f.replace('_', ' ')} accuracy", "%",
+       f"top-1 on ImageNet val images whose top factor is {f.replace('_', ' ')}")
+      for f in PAPER_FACTORS],
     ("er_mean_pct", "Eff. robustness percentile in kind", "%", "percentile of the mean effective robustness among models of the same kind"),
     ("shape_bias_pct", "Shape bias percentile in kind", "%", ""),
     ("cood_auroc_pct", "C-OOD AUROC percentile in kind", "%", ""),
@@ -533,6 +542,9 @@ for _c, _h, _u, _t in [
 ]:
     _col(_c, _h, _u, _t)
 
+#: the columns of :func:`table` that hold text; every other column is a float
+TEXT_COLUMNS = ("checkpoint", "group", "training_source", "shape_head", "ninco_best_score",
+                "sources")
 #: metrics :func:`table` places each model's percentile of, within its group
 PERCENTILE_METRICS = ("er_mean", "shape_bias", "cood_auroc", "conf_gap")
 
@@ -632,6 +644,12 @@ def table(effective_robustness: pd.DataFrame | None = None,
     is_clip = group.isin([CLIP_ZEROSHOT])
     srcs = srcs.where(~(is_clip & srcs.isna()), pd.Series(allk.str.split("/").str[0], index=allk)
                       .map(training_source))
+    # the rest by kind: a fine-tuned CLIP's image-text data from its timm tag
+    # (``.openai_ft_in1k``, ``.clip_laion2b_augreg_ft_in1k``), ImageNet models by their group
+    tag = pd.Series([k.partition(".")[2].removeprefix("clip_") for k in allk], index=allk)
+    ft = group.isin([CLIP_FT_DIRECT, CLIP_FT_2STAGE]) & srcs.isna()
+    srcs = srcs.where(~ft, tag.map(training_source))
+    srcs = srcs.fillna(group.map({STANDARD: "ImageNet-1k", MORE_DATA: "more data"}))
     t["group"] = group
     t["training_source"] = srcs.fillna("unknown")
     imagenet = L["imagenet"].reindex(allk)
@@ -649,6 +667,11 @@ def table(effective_robustness: pd.DataFrame | None = None,
     t["ninco_best_score"] = best["score"].reindex(allk)
     t["ninco_best_auroc"] = 100 * best["auroc"].reindex(allk)
     t["factor_mean"] = 100 * fac_mean["factor_mean"].reindex(allk)
+    if len(fac):
+        per = fac.pivot_table(index="checkpoint", columns="factor", values="factor_acc")
+        for f in PAPER_FACTORS:
+            if f in per:
+                t[f"factor_{f}"] = 100 * per[f].reindex(allk)
     for m in PERCENTILE_METRICS:
         col = t[m]
         t[f"{m}_pct"] = [percentile_of(col[t["group"] == g], v) for g, v in zip(t["group"], col)]
@@ -666,6 +689,9 @@ def table(effective_robustness: pd.DataFrame | None = None,
         sources.append("; ".join(dict.fromkeys(s)))
     t["sources"] = sources
     t = t.rename_axis("checkpoint").reset_index()
+    for c in t.columns:
+        if c not in TEXT_COLUMNS:
+            t[c] = pd.to_numeric(t[c], errors="coerce").astype(float)
     return t[[c for c in TABLE_COLUMNS if c in t]]
 
 

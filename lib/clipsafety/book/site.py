@@ -35,8 +35,8 @@ def prune_chart_data() -> None:
     # the full tables behind folds (clipsafety.readable), linked as _static/data/<key>.csv
     tables = set().union(*[set(re.findall(r"_static/data/([0-9a-f]{20})\.csv",
                                           nb.read_text(errors="replace"))) for nb in notebooks])
-    for f in folder.glob("*.csv"):
-        if f.stem not in tables:
+    for f in folder.glob("*.csv"):  # a sortable table's CSV shares its data file's key
+        if f.stem not in tables and f.stem not in used:
             f.unlink()
 
 
