@@ -3,7 +3,7 @@ or several at once with ``cores // jobs`` threads each (and, with ``--oversubscr
 at once with all the cores' threads each, as before issue 30). The fastest layout is the
 default of ``make book`` (``BOOK_JOBS``, :func:`clipsafety.book.build_jobs`).
 
-Each run executes the chapter's notebook cold (papermill, its own empty prediction store, its
+Each run executes the chapter's notebook cold (papermill, its own empty prediction store and cache, its
 recorded outputs and chart data in a temporary folder: the book's pages and outputs are not
 touched), in a fresh process whose OpenMP/MKL threads are set before torch starts.
 
@@ -42,7 +42,8 @@ def run_copies(chapter: str, copies: int, at_once: int, threads: int, tmp: Path)
             run = tmp / f"run-{at_once}x{threads}-{i}"
             run.mkdir()
             env = {**os.environ, **{v: str(threads) for v in THREAD_VARS},
-                   "CLIPSAFETY_STORE": str(run / "store"), "CLIPSAFETY_OUTPUTS": str(run / "outputs"),
+                   "CLIPSAFETY_STORE": str(run / "store"), "CLIPSAFETY_CACHE": str(run / "cache"),
+                   "CLIPSAFETY_OUTPUTS": str(run / "outputs"),
                    "CLIPSAFETY_CHART_DATA": str(run / "charts")}
             cmd = [sys.executable, "-m", "papermill", str(src), str(run / "out.ipynb"), "--cwd",
                    str(ROOT), "-k", "python3", "--no-progress-bar", "--no-log-output"]
