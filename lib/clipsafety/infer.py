@@ -283,7 +283,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     from tqdm.auto import tqdm
 
     from clipsafety.datasets import get_dataset
-    from clipsafety.models import load
+    from clipsafety.models import describe, load
     from clipsafety.records import check_label_spaces
     from clipsafety.store import Store, manifest_key
 
@@ -295,11 +295,15 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     cuda = device.startswith("cuda")
     store = store if isinstance(store, Store) else Store(store)
     spec = get_dataset(dataset, data_root=data_root) if isinstance(dataset, str) else dataset
+    head_kw = dict(classnames=_resolve_classnames(classnames, spec), templates=templates,
+                   logit_scale=logit_scale, image_size=image_size) if not isinstance(model, LoadedModel) else {}
     if isinstance(model, LoadedModel):
         loaded = model
-    else:
-        loaded = load(model, device=device, classnames=_resolve_classnames(classnames, spec),
-                      templates=templates, logit_scale=logit_scale, image_size=image_size)
+    else:  # the store key from the spec and the weights' digest where the source can tell it:
+        # a stored record is then read without building the model (clipsafety.models.describe)
+        loaded = None if recompute else describe(model, **head_kw)
+        if loaded is None:
+            loaded = load(model, device=device, **head_kw)
     # a head over some of the dataset's own class names (a prompt or label-set ablation) can be
     # mapped by name later, so it is stored; metrics on it are refused until it is mapped
     ablation = (str(loaded.label_space).startswith("custom-") and bool(loaded.classes)
@@ -319,6 +323,13 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             rec.cache_hit = True  # not part of the record; tells callers (the CLI) it was read
             return rec
 
+    if loaded.module is None:  # described, not built: a miss, so build it now
+        loaded = load(model, device=device, **head_kw)
+        built = key_manifest(loaded, spec, precision)
+        if manifest_key(built) != key:
+            raise RuntimeError(f"{loaded.model_id}: the store key described from its weights' "
+                               f"digest ({key}) is not the built model's ({manifest_key(built)}); "
+                               "this is a bug of its model source's describe(). Report it.")
     batch_size = batch_size or (256 if cuda else 128)
     if num_workers is None:  # GPU: decode in parallel; CPU: in-process (the forward owns the cores)
         num_workers = min(8, os.cpu_count() or 1) if cuda else 0
@@ -436,13 +447,12 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     try:
         if recompute:
             store.delete(key)
-        store.put(key, rec)
+        out = store.put_record(key, rec)  # the record as a read would give it, not read back
     except StoreIOError as e:  # nothing computed is lost: the shards stay until a record is stored
         raise e.with_note(f"All {n} samples of {loaded.model_id} on {spec.dataset_id} are saved "
                           f"as shards in {run.folder}: a rerun (without recompute) stores "
                           "the record from them without recomputing.") from e.__cause__
     run.cleanup()
-    out = store.get(key, expect=kman) or rec
     out.manifest.update(described)
     out.cache_hit = False
     return out
