@@ -18,6 +18,10 @@ The one place where models meet data. Conventions:
   ``extra["array_transform"]`` (a callable mapping a ``uint8`` numpy array ``[B,H,W,3]`` to
   the model's input, a float tensor ``[B,3,H',W']``, equivalent to applying ``transform`` per
   image), batches are sliced from the arrays without PIL or a DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
+- Real image sets (folders of files) are decoded and transformed once per preprocessing into
+  a memory-mapped cache that every model with that preprocessing reads
+  (:mod:`clipsafety.datasets.tensor_cache`); a transform the cache cannot identify is applied
+  image by image as above.
 - Results are written in shards of ``shard_size`` samples; a killed run resumes from them.
 - Descriptions outside the key (:data:`clipsafety.records.NON_KEY_FIELDS`):
   ``manifest["model_meta"]``, the model's catalog metadata (its spec's, see
@@ -267,7 +271,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
             templates="openai", classnames=None, progress: bool = True, shard_size: int | None = None,
             logit_scale: float | None = None, image_size: int | None = None,
-            recompute: bool = False) -> PredictionRecord:
+            recompute: bool = False, tensor_cache: bool = True) -> PredictionRecord:
     """Per-sample logits of ``model`` on ``dataset``, from the store or computed and stored.
 
     model / dataset: ids (``clipsafety.load`` / ``clipsafety.datasets.get_dataset``) or objects.
@@ -275,6 +279,9 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     CLIP heads; ``classnames="dataset"`` uses the dataset's classes (``folder:`` data).
     store: a :class:`~clipsafety.store.Store`, a path, or ``None`` (default root).
     recompute: ignore a stored record and earlier shards; compute and replace the record.
+    tensor_cache: read a real image set's images decoded and transformed once per
+    preprocessing (:mod:`clipsafety.datasets.tensor_cache`; the same tensors, bit for bit);
+    ``False`` (or ``CLIPSAFETY_TENSOR_CACHE=0``) decodes them for this model alone.
     A model whose label space cannot meet the dataset's targets raises
     :class:`clipsafety.records.LabelSpaceMismatch` before any inference.
     batch_size: default 256 on GPU, 128 on CPU. num_workers: see the module docstring. shard_size: samples per resumable shard (default ``max(4 * batch, 2048)``).
@@ -373,12 +380,19 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     arrays = getattr(spec, "arrays", None)
     extra = loaded.extra or {}
     batch_transform = extra.get("batch_transform") or extra.get("array_transform")
+    cache = None
+    if arrays is None or batch_transform is None:
+        from clipsafety.datasets.tensor_cache import for_model
+
+        cache = for_model(spec, loaded.transform) if tensor_cache else None
     if arrays is not None and batch_transform is not None:
         X, Y, IDS = arrays()
         IDS = np.asarray(IDS, dtype=str)
         batches = ((batch_transform(np.ascontiguousarray(X[b])), np.asarray(Y[b], np.int64),
                     b, IDS[b].tolist(), []) for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
         batches = (b for b in batches if len(b[2]))
+    elif cache is not None:  # decoded and transformed once per preprocessing, memory-mapped
+        batches = cache.open(num_workers=num_workers, progress=progress).batches(todo, batch_size)
     else:
         loader = torch.utils.data.DataLoader(
             _Samples(spec, loaded.transform, todo), batch_size=batch_size, shuffle=False,
