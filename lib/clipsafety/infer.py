@@ -399,7 +399,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             num_workers=num_workers, collate_fn=_collate, pin_memory=cuda,
             persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
         batches = _single_threaded_fetch(loader) if num_workers == 0 else iter(loader)
-    pending = 0
+    pending, flushed = 0, False
     for x, y, idx, ids, bad in batches:
         if x is not None:
             buf["logits"].append(forward(x))
@@ -412,12 +412,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         bar.update(k)
         if pending >= shard_size:
             flush()
-            pending = 0
-    flush()
+            flushed, pending = True, 0
     bar.close()
-    seconds = time.perf_counter() - t0
-
-    idx, logits, targets, ids, skipped = run.load()
+    if not flushed and not done:  # one shard's worth, nothing resumed: no shard to write and read
+        idx = np.concatenate(buf["idx"]) if buf["idx"] else np.zeros(0, np.int64)
+        logits = np.concatenate(buf["logits"]) if buf["logits"] else None
+        targets = np.concatenate(buf["targets"]) if buf["targets"] else np.zeros(0, np.int64)
+        ids, skipped = list(buf["ids"]), list(buf["skipped"])
+        seconds = time.perf_counter() - t0
+    else:
+        flush()
+        seconds = time.perf_counter() - t0
+        idx, logits, targets, ids, skipped = run.load()
     if len(idx) + len(skipped) != n:  # a concurrent run of this key finished and cleaned up
         rec = store.get(key, expect=kman)
         if rec is None:
