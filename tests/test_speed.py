@@ -107,6 +107,30 @@ def test_a_store_hit_builds_no_model_and_returns_the_written_record(tmp_path, mo
     assert {**read.manifest, **described} == first.manifest == hit.manifest
 
 
+def test_timm_ids_are_described_without_weights_and_a_hit_builds_nothing(tmp_path, monkeypatch):
+    """timm @random / @checkpoint ids: the described manifest (meta-device architecture) is the
+    loaded model's, so a stored record is a hit without building the model."""
+    import clipsafety.models as models
+    from clipsafety.infer import predict
+
+    for mid, size in (("timm:resnet18@random", 32), ("timm:vit_tiny_patch16_224@random", 32)):
+        told, built = models.describe(mid, image_size=size), models.load(mid, image_size=size)
+        assert told is not None and told.module is None
+        assert (told.manifest, told.label_space, told.classes) == (
+            built.manifest, built.label_space, built.classes)
+    ckpt = tmp_path / "r18.pth"
+    torch.save(models.load("timm:resnet18@random").module.state_dict(), ckpt)
+    told, built = models.describe(f"timm:resnet18@{ckpt}"), models.load(f"timm:resnet18@{ckpt}")
+    assert told.manifest == built.manifest and told.manifest["weights"]["sha256"]
+    folder = make_wnid_dataset(tmp_path, "wnid", [1, 2], per_class=2)
+    first = predict("timm:resnet18@random", f"folder:{folder}", store=tmp_path / "s",
+                    image_size=32, progress=False)
+    monkeypatch.setattr(models, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("built")))
+    hit = predict("timm:resnet18@random", f"folder:{folder}", store=tmp_path / "s", image_size=32,
+                  progress=False)
+    assert hit.cache_hit and np.array_equal(hit.logits, first.logits)
+
+
 @needs_zoo
 def test_identical_sample_tables_are_stored_once(tmp_path):
     from clipsafety.infer import predict
