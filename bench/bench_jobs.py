@@ -28,7 +28,6 @@ from pathlib import Path
 def run_copies(chapter: str, copies: int, at_once: int, threads: int, tmp: Path) -> dict:
     """``copies`` cold runs of ``chapter``, ``at_once`` at a time, each with ``threads`` threads."""
     import nbformat
-
     from clipsafety.book.toc import ROOT, get_chapter
     from clipsafety.engines import THREAD_VARS
 

@@ -66,7 +66,6 @@ def decode_ms(n: int = 32) -> tuple[float, float]:
     eval transform: bicubic resize, centre crop, to tensor, CLIP's normalisation), best of 3."""
     import open_clip
     import torch
-
     from clipsafety.datasets import load_rgb
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -129,7 +128,6 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
     distinct preprocessing (the GPUs counted as waiting for it) and every model then runs at
     its forward. The forward comes from counted FLOPs at an ASSUMED throughput: an estimate."""
     import pandas as pd
-
     from clipsafety.catalog import read_catalog
     from clipsafety.files import REPO_ROOT
 

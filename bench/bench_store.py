@@ -81,7 +81,6 @@ print(json.dumps({{"first": statistics.median(first) * 1e3, "first_max": max(fir
 
 def builds(repeats: int = 15) -> dict:
     import torch
-
     from clipsafety.zoo import core
 
     zid = "clip-vit-wit-10k"
@@ -111,7 +110,6 @@ def builds(repeats: int = 15) -> dict:
 
 def run_chapter(name: str, store: Path, tmp: Path) -> float:
     import nbformat
-
     from clipsafety.book.toc import ROOT, get_chapter
 
     src = tmp / f"{name}.ipynb"
@@ -152,7 +150,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-
     from clipsafety.engines import limit_threads
     from clipsafety.zoo import core
 

@@ -154,7 +154,6 @@ def loop_images_per_s(fn, xs, batch: int, rounds: int = 3) -> float:
 
 def zoo_table(args) -> None:
     import torch
-
     from clipsafety.datasets import get_dataset
     from clipsafety.engines import available_cores, threads_per_job
     from clipsafety.infer import predict
@@ -208,7 +207,7 @@ def zoo_table(args) -> None:
           "millisecond forwards do not hide")
     print("levers (on the bare loop; off in predict, the measurement is why):")
     which = rows if args.levers == "all" else rows[:1]
-    for arch, mid, module, xs, flops, bare in which:
+    for arch, _mid, module, xs, _flops, bare in which:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = loop_images_per_s(module, xs, args.batch_size, rounds=1)
         line = f"  {arch:<20} bf16 autocast x{bf16 / bare:.2f}"

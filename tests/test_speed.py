@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import needs_zoo
 from fixtures_real import make_wnid_dataset
 
@@ -248,10 +247,9 @@ def test_a_second_model_with_the_same_preprocessing_decodes_nothing(tmp_path, mo
 
 
 def test_a_transform_the_cache_cannot_identify_is_not_cached(tmp_path):
-    from torchvision import transforms as T
-
     from clipsafety.datasets import get_dataset
     from clipsafety.datasets.tensor_cache import for_model, transform_description
+    from torchvision import transforms as T
 
     spec = get_dataset(f"folder:{make_wnid_dataset(tmp_path, 'wnid', [1], per_class=1)}")
     assert for_model(spec, lambda img: img) is None

@@ -114,8 +114,8 @@ def _describe_timm(spec: ModelSpec, base: str, kw: dict, image_size) -> LoadedMo
     digest) ids, the architecture built on the meta device (no memory, no random
     initialisation) for its data config and classes. Pretrained ids (weights named by timm's
     tag, whose resolution needs the hub) return ``None``: they are loaded."""
-    import torch
     import timm
+    import torch
 
     name, tag = spec.name, spec.tag
     if tag == "random":
