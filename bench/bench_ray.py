@@ -125,8 +125,9 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
                    overhead: float, decode_from: str = "measured here") -> None:
     """GPU-hours of the paper matrix, without and with the shared tensor cache: per image and
     model ``max(forward, decode / decoders)`` without it; with it, each set is decoded once per
-    distinct preprocessing (the GPUs counted as waiting for it) and every model then runs at
-    its forward. The forward comes from counted FLOPs at an ASSUMED throughput: an estimate."""
+    distinct preprocessing, while that preprocessing's first model runs (at ``max(forward,
+    decode / decoders)``), and every other model runs at its forward. The forward comes from
+    counted FLOPs at an ASSUMED throughput: an estimate."""
     import pandas as pd
     from clipsafety.catalog import read_catalog
     from clipsafety.files import REPO_ROOT
@@ -149,8 +150,15 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
     distinct = len(set(known)) + (len(pre) - len(known))
     largest = max((known.count(p) for p in set(known)), default=0)
     decodes_without, decodes_with = len(df) * images, distinct * images
-    shared_hours = (float(forward_s.sum()) * images + decodes_with * decode / 1000 / decoders
-                    + tasks * overhead) / 3600
+    # with the cache, each preprocessing's first model (the slowest forward of its group) runs
+    # at the decode's pace while the cache is filled, as every model did without it; the others
+    # then read the cache at their forward's pace
+    groups_s = 0.0
+    keys = [p if p is not None else ("unknown", i) for i, p in enumerate(pre)]
+    for k in set(keys):
+        fw = forward_s[[i for i, q in enumerate(keys) if q == k]]
+        groups_s += max(decode / 1000 / decoders, float(fw.max())) + float(fw.sum() - fw.max())
+    shared_hours = (groups_s * images + tasks * overhead) / 3600
     # records: float32 logits over 1000 classes (what the store writes) and in float16
     logit_bytes = len(df) * images * 1000
     print(f"paper matrix: {len(df)} models ({', '.join(groups)}; FLOPs counted for {int(have.sum())}, "
