@@ -490,6 +490,22 @@ def test_disk_full_on_the_record_keeps_every_shard_and_a_rerun_computes_nothing(
 
 
 @needs_zoo
+def test_disk_full_on_the_record_of_a_one_shard_run_saves_its_rows_as_a_shard(tmp_path, monkeypatch):
+    """A run that fits one shard keeps its rows in memory (no shard written and read back);
+    when its record cannot be written they are saved as a shard, and a rerun computes nothing."""
+    spec, root = _spec(), tmp_path / "store"
+    failed = _disk_full(monkeypatch, root, lambda p: p.name == "arrays.safetensors")
+    _expect(lambda: predict(MODEL, spec, store=root, progress=False),
+            StoreError, ["[errno 28]", str(root), "full", f"all {N} samples", "shards",
+                         "without recomputing"])
+    assert failed
+    monkeypatch.undo()
+    assert len(list((root / "partial").glob("*/shard-*.safetensors"))) == 1
+    rec = predict(MODEL, spec, store=root, progress=False)
+    assert rec.manifest["resumed_samples"] == N and len(rec) == N
+
+
+@needs_zoo
 def test_a_read_only_store_names_the_folder_before_computing_and_still_serves_hits(tmp_path,
                                                                                   monkeypatch):
     spec, other, root = _spec(), _spec("shift-v2"), tmp_path / "store"

@@ -469,6 +469,13 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             store.delete(key)
         out = store.put_record(key, rec)  # the record as a read would give it, not read back
     except StoreIOError as e:  # nothing computed is lost: the shards stay until a record is stored
+        if any(buf.values()):  # kept in memory (one shard's worth): saved as a shard now
+            try:
+                flush()
+            except StoreIOError:
+                raise e.with_note(f"The {n} samples of {loaded.model_id} on {spec.dataset_id} "
+                                  "could not be saved as a shard either; a rerun computes "
+                                  "them again.") from e.__cause__
         raise e.with_note(f"All {n} samples of {loaded.model_id} on {spec.dataset_id} are saved "
                           f"as shards in {run.folder}: a rerun (without recompute) stores "
                           "the record from them without recomputing.") from e.__cause__
