@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 
-def run_copies(chapter: str, copies: int, at_once: int, threads: int, tmp: Path) -> dict:
+def run_copies(chapter: str, copies: int, at_once: int, threads: int, tmp: Path,
+               params: list | None = None) -> dict:
     """``copies`` cold runs of ``chapter``, ``at_once`` at a time, each with ``threads`` threads."""
     import nbformat
     from clipsafety.book.toc import ROOT, get_chapter
@@ -46,6 +47,8 @@ def run_copies(chapter: str, copies: int, at_once: int, threads: int, tmp: Path)
                    "CLIPSAFETY_CHART_DATA": str(run / "charts")}
             cmd = [sys.executable, "-m", "papermill", str(src), str(run / "out.ipynb"), "--cwd",
                    str(ROOT), "-k", "python3", "--no-progress-bar", "--no-log-output"]
+            for key, value in params or []:
+                cmd += ["-y", f"{key}: {value}"]
             procs.append((subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                            stderr=subprocess.PIPE, text=True), time.perf_counter()))
         p, t0 = procs[0]
@@ -72,6 +75,9 @@ def main(argv=None) -> int:
     ap.add_argument("--oversubscribed", action="store_true",
                     help="also run the copies at once with all the cores' threads each")
     ap.add_argument("--json", default="", help="write the table here too")
+    ap.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                    help="a chapter parameter (YAML value), e.g. -p models '[zoo:clip-vit-wit-10k]' "
+                         "for shorter runs on a busy machine")
     args = ap.parse_args(argv)
 
     from clipsafety.engines import available_cores, threads_per_job
@@ -80,12 +86,13 @@ def main(argv=None) -> int:
     layouts = [(1, cores), (args.copies, threads_per_job(args.copies, cores))]
     if args.oversubscribed:
         layouts.append((args.copies, cores))
-    print(f"{args.copies} cold runs of the {args.chapter} chapter on {cores} cores "
+    print(f"{args.copies} cold runs of the {args.chapter} chapter"
+          f"{' with ' + ', '.join(f'{k}={v}' for k, v in args.param) if args.param else ''} on {cores} cores "
           f"(load average before: {os.getloadavg()[0]:.2f})")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         for at_once, threads in layouts:
-            row = run_copies(args.chapter, args.copies, at_once, threads, Path(tmp))
+            row = run_copies(args.chapter, args.copies, at_once, threads, Path(tmp), args.param)
             row["load_after"] = round(os.getloadavg()[0], 2)
             rows.append(row)
             print(f"  {row['layout']:<28} {row['wall_s']:>7.1f} s in all  (each: "
