@@ -1,6 +1,7 @@
 # clipsafety: the commands the README names.
 #   make book                 set up .venv, execute every chapter (papermill, cached), build the site
-#                             (BOOK_JOBS=N chapters at once; default one per core, at most 4)
+#                             (BOOK_JOBS=N chapters at once, each with cores/N torch threads;
+#                             default one per core, at most 4: fastest in bench/bench_jobs.py)
 #   make test                 set up .venv, run the test suite
 #   make test-full            the suite plus each chapter at its defaults over the whole zoo
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
@@ -13,6 +14,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# 0: one chapter per core (at most 4), each with cores // jobs threads (clipsafety.book.build_jobs)
 BOOK_JOBS ?= 0
 
 # Published upstream files are read from a mirror when one exists (../shared/external here),

@@ -11,19 +11,25 @@ Measures, on this machine (each engine writing into a fresh store of its own):
 - the scheduling overhead per task: the wall time per no-op Ray task submitted with the
   same options (``num_cpus=1``, ``memory``), waited on with ``ray.wait`` as the engine does;
 - the per-image costs the estimate uses: the zoo's CPU forward (from the local run), and the
-  decode + resize + normalise of a 500x375 JPEG to 224 px (one CPU thread).
+  decode + transform of a 500x375 JPEG through the project's own pipeline (``load_rgb``, then
+  open_clip's 224 px eval transform; one CPU thread): measure it on an idle machine
+  (``--decode-only`` skips the Ray part).
 
 Then estimates the paper's matrix (the CLIP groups of the real catalog, ``--groups``, on the
 13 real evaluation sets at their published sizes, :data:`PAPER_SETS`) on N GPUs: per image
 ``max(forward, decode / decoders)``, the forward from the image tower's FLOPs
 (``data/catalog/params.csv``, counted by ``data/catalog/count_params.py``) at an assumed
 effective GPU throughput (``--gpu-tflops``: an assumption, printed as such; no GPU here),
-the decode from the measured cost spread over ``--decoders`` CPU processes per GPU.
+the decode from the measured cost spread over ``--decoders`` CPU processes per GPU; and the
+same with the shared tensor cache (:mod:`clipsafety.datasets.tensor_cache`: each set decoded
+once per distinct preprocessing, counted from open_clip's and timm's bundled configs), with
+the decodes counted both ways.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -54,32 +60,74 @@ def noop_overhead(n: int) -> float:
     return (time.perf_counter() - t) / n
 
 
-def decode_ms(n: int = 32) -> float:
-    """Milliseconds of one thread to decode a 500x375 JPEG and make a 224 px input."""
+def decode_ms(n: int = 32) -> tuple[float, float]:
+    """Milliseconds of one thread per 500x375 JPEG: ``(decode, decode + transform)``, through
+    the pipeline the project uses (``clipsafety.datasets.load_rgb``, then open_clip's 224 px
+    eval transform: bicubic resize, centre crop, to tensor, CLIP's normalisation), best of 3."""
+    import open_clip
     import torch
     from clipsafety.datasets import load_rgb
-    from torchvision import transforms as T
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_throughput import make_jpegs
 
     torch.set_num_threads(1)
-    tf = T.Compose([T.Resize(224), T.CenterCrop(224), T.ToTensor(),
-                    T.Normalize([0.48, 0.46, 0.41], [0.27, 0.26, 0.28])])
+    tf = open_clip.image_transform(224, is_train=False)
     with tempfile.TemporaryDirectory() as tmp:
         make_jpegs(Path(tmp), n)
         files = sorted(Path(tmp).rglob("*.JPEG"))
-        best = 1e9
+        best_dec = best_all = 1e9
         for _ in range(3):
+            t = time.perf_counter()
+            imgs = [load_rgb(f) for f in files]
+            best_dec = min(best_dec, time.perf_counter() - t)
             t = time.perf_counter()
             for f in files:
                 tf(load_rgb(f))
-            best = min(best, time.perf_counter() - t)
-    return 1000 * best / n
+            best_all = min(best_all, time.perf_counter() - t)
+        del imgs
+    return 1000 * best_dec / n, 1000 * best_all / n
+
+
+def preprocessing_of(model_id: str) -> tuple | None:
+    """What a model's eval transform depends on (resolution, resize mode, crop, interpolation,
+    mean, std), from open_clip's and timm's bundled configs (nothing downloaded); ``None``
+    where neither knows the model."""
+    import open_clip
+    import timm
+
+    source, _, rest = model_id.partition(":")
+    name, _, tag = rest.partition("@")
+    if source == "openclip":
+        cfg = open_clip.get_model_config(name) or {}
+        pre = open_clip.get_pretrained_cfg(name, tag) if tag else {}
+        size = (cfg.get("vision_cfg") or {}).get("image_size")
+        if size is None:
+            return None
+        return ("openclip", str(size), pre.get("interpolation", "bicubic"),
+                pre.get("resize_mode", "shortest"),
+                tuple(pre.get("mean") or open_clip.OPENAI_DATASET_MEAN),
+                tuple(pre.get("std") or open_clip.OPENAI_DATASET_STD))
+    if source == "timm":
+        try:
+            pc = timm.models.get_pretrained_cfg(name)
+        except Exception:  # noqa: BLE001 - an unknown name: not counted
+            pc = None
+        if pc is None:
+            return None
+        pc = pc.to_dict()
+        return ("timm", str(pc.get("input_size")), pc.get("interpolation"), pc.get("crop_mode"),
+                pc.get("crop_pct"), tuple(pc.get("mean") or ()), tuple(pc.get("std") or ()))
+    return None
 
 
 def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float,
                    overhead: float, decode_from: str = "measured here") -> None:
+    """GPU-hours of the paper matrix, without and with the shared tensor cache: per image and
+    model ``max(forward, decode / decoders)`` without it; with it, each set is decoded once per
+    distinct preprocessing, while that preprocessing's first model runs (at ``max(forward,
+    decode / decoders)``), and every other model runs at its forward. The forward comes from
+    counted FLOPs at an ASSUMED throughput: an estimate."""
     import pandas as pd
     from clipsafety.catalog import read_catalog
     from clipsafety.files import REPO_ROOT
@@ -94,22 +142,43 @@ def paper_estimate(groups, gpus, gpu_tflops: float, decoders: int, decode: float
     images = sum(PAPER_SETS.values())
     forward_s = gflops / (gpu_tflops * 1e3)  # seconds per image
     per_image = forward_s.clip(lower=decode / 1000 / decoders)
-    gpu_hours = float(per_image.sum()) * images / 3600
     tasks = len(df) * len(PAPER_SETS)
-    gpu_hours += tasks * overhead / 3600
+    gpu_hours = float(per_image.sum()) * images / 3600 + tasks * overhead / 3600
+    pre = [preprocessing_of(m) for m in df["id"]]
+    known = [p for p in pre if p is not None]
+    # a model whose preprocessing is unknown counts as one of its own (no sharing assumed)
+    distinct = len(set(known)) + (len(pre) - len(known))
+    largest = max((known.count(p) for p in set(known)), default=0)
+    decodes_without, decodes_with = len(df) * images, distinct * images
+    # with the cache, each preprocessing's first model (the slowest forward of its group) runs
+    # at the decode's pace while the cache is filled, as every model did without it; the others
+    # then read the cache at their forward's pace
+    groups_s = 0.0
+    keys = [p if p is not None else ("unknown", i) for i, p in enumerate(pre)]
+    for k in set(keys):
+        fw = forward_s[[i for i, q in enumerate(keys) if q == k]]
+        groups_s += max(decode / 1000 / decoders, float(fw.max())) + float(fw.sum() - fw.max())
+    shared_hours = (groups_s * images + tasks * overhead) / 3600
     # records: float32 logits over 1000 classes (what the store writes) and in float16
     logit_bytes = len(df) * images * 1000
     print(f"paper matrix: {len(df)} models ({', '.join(groups)}; FLOPs counted for {int(have.sum())}, "
           f"the median for the other {int((~have).sum())}) "
           f"x {len(PAPER_SETS)} sets = {tasks} tasks, {images:,} images per model")
+    print(f"  preprocessings: {distinct} distinct ({len(known)} models' from open_clip/timm "
+          f"configs, the largest shared by {largest}; {len(pre) - len(known)} unknown, each "
+          "counted as its own)")
     print(f"  per image: forward median {1000 * forward_s.median():.2f} ms at the ASSUMED "
           f"{gpu_tflops:g} effective TFLOP/s (image-tower GFLOPs: median "
           f"{df.loc[have, 'image_gflops'].median():.1f}, max {df['image_gflops'].max():.0f}); decode "
-          f"{decode:.2f} ms {decode_from} / {decoders} decoders per GPU")
-    print(f"  total {gpu_hours:,.0f} GPU-hours; store {logit_bytes * 4 / 1e9:,.0f} GB of logits "
-          f"in float32 ({logit_bytes * 2 / 1e9:,.0f} GB in float16)")
+          f"+ transform {decode:.2f} ms {decode_from} / {decoders} decoders per GPU")
+    print(f"  decodes: {decodes_without:,} without the shared tensor cache "
+          f"({decodes_without * decode / 1000 / 3600:,.1f} CPU core-hours), {decodes_with:,} with it "
+          f"({decodes_with * decode / 1000 / 3600:,.1f} core-hours)")
+    print(f"  ESTIMATE: {gpu_hours:,.1f} GPU-hours without the shared cache, {shared_hours:,.1f} "
+          f"with it; store {logit_bytes * 4 / 1e9:,.0f} GB of logits in float32 "
+          f"({logit_bytes * 2 / 1e9:,.0f} GB in float16)")
     for n in gpus:
-        print(f"  on {n:4d} GPUs: {gpu_hours / n:8.1f} h")
+        print(f"  on {n:4d} GPUs: {gpu_hours / n:8.1f} h without, {shared_hours / n:8.1f} h with")
 
 
 def main() -> None:
@@ -127,11 +196,20 @@ def main() -> None:
     p.add_argument("--decoders", type=int, default=8, help="CPU decode processes per GPU")
     p.add_argument("--estimate-only", nargs=2, type=float, metavar=("DECODE_MS", "OVERHEAD_MS"),
                    help="skip the measurements: scale the paper matrix with these figures")
+    p.add_argument("--decode-only", action="store_true",
+                   help="measure the decode + transform only (no Ray), then scale the paper matrix "
+                        "with it and OVERHEAD_MS 1.8")
     args = p.parse_args()
     if args.estimate_only:
         decode, overhead = args.estimate_only
         paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, decode, overhead / 1000,
                        decode_from="(given)")
+        return
+    if args.decode_only:
+        dec, dec_tf = decode_ms()
+        print(f"JPEG decode      : {dec:7.2f} ms per 500x375 JPEG; {dec_tf:.2f} ms with open_clip's "
+              f"224 px transform (one thread, best of 3; load average {os.getloadavg()[0]:.2f})")
+        paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, dec_tf, 1.8 / 1000)
         return
 
     import ray
@@ -176,9 +254,10 @@ def main() -> None:
     cpu_ms = 1000 * statistics.median(per_image) if per_image else float("nan")
     print(f"zoo CPU forward  : {cpu_ms:7.3f} ms per 32 px image (median over tasks whose model "
           "was loaded; local engine, 2 threads)")
-    dec = decode_ms()
-    print(f"JPEG decode      : {dec:7.2f} ms per 500x375 JPEG -> 224 px (one thread, best of 3)")
-    paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, dec, overhead)
+    dec, dec_tf = decode_ms()
+    print(f"JPEG decode      : {dec:7.2f} ms per 500x375 JPEG; {dec_tf:.2f} ms with open_clip's "
+          f"224 px transform (one thread, best of 3; load average {os.getloadavg()[0]:.2f})")
+    paper_estimate(args.groups, args.gpus, args.gpu_tflops, args.decoders, dec_tf, overhead)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from clipsafety import files as files_mod
 from clipsafety import store as store_mod
 from clipsafety.infer import predict
 from clipsafety.records import PredictionRecord
@@ -327,13 +326,13 @@ def test_a_record_deleted_between_its_manifest_and_its_files_is_a_miss(tmp_path,
     removed after its manifest was read and before its files' checksums are."""
     store, key = Store(tmp_path), "df" * 16
     store.put(key, _golden_record())
-    real = files_mod.content_digest
+    real = Store._read_arrays  # the first of the record's files read after its manifest
 
-    def digest_after_a_delete(path):
+    def read_after_a_delete(self, path, digest):
         store.delete(key)
-        return real(path)
+        return real(self, path, digest)
 
-    monkeypatch.setattr(files_mod, "content_digest", digest_after_a_delete)
+    monkeypatch.setattr(Store, "_read_arrays", read_after_a_delete)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.get(key) is None
@@ -486,6 +485,22 @@ def test_disk_full_on_the_record_keeps_every_shard_and_a_rerun_computes_nothing(
     assert failed
     monkeypatch.undo()
     assert not list((root / "tmp").iterdir()) and not (root / "records").exists()
+    rec = predict(MODEL, spec, store=root, progress=False)
+    assert rec.manifest["resumed_samples"] == N and len(rec) == N
+
+
+@needs_zoo
+def test_disk_full_on_the_record_of_a_one_shard_run_saves_its_rows_as_a_shard(tmp_path, monkeypatch):
+    """A run that fits one shard keeps its rows in memory (no shard written and read back);
+    when its record cannot be written they are saved as a shard, and a rerun computes nothing."""
+    spec, root = _spec(), tmp_path / "store"
+    failed = _disk_full(monkeypatch, root, lambda p: p.name == "arrays.safetensors")
+    _expect(lambda: predict(MODEL, spec, store=root, progress=False),
+            StoreError, ["[errno 28]", str(root), "full", f"all {N} samples", "shards",
+                         "without recomputing"])
+    assert failed
+    monkeypatch.undo()
+    assert len(list((root / "partial").glob("*/shard-*.safetensors"))) == 1
     rec = predict(MODEL, spec, store=root, progress=False)
     assert rec.manifest["resumed_samples"] == N and len(rec) == N
 

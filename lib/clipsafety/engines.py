@@ -173,6 +173,53 @@ def plan_tasks(models, datasets, options: EvalOptions, gpu: bool = False) -> lis
 
 
 # ---------------------------------------------------------------------------------------------
+# threads: never more busy threads than cores
+
+#: the thread-count variables of the BLAS / OpenMP runtimes torch and numpy use
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else ``os.cpu_count()``)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int, cores: int | None = None) -> int:
+    """``max(1, cores // jobs)``: the torch threads of each of ``jobs`` processes running at
+    once, so that together they never oversubscribe the cores (two chapters with two threads
+    each on two cores ran 2.8x slower than with one thread each; ``bench/bench_jobs.py``)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: expected an integer >= 1 (processes running at once).")
+    return max(1, (cores or available_cores()) // jobs)
+
+
+def user_threads() -> int | None:
+    """The thread count the user set with ``OMP_NUM_THREADS`` (a positive integer), else None."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def limit_threads(jobs: int = 1, cores: int | None = None) -> int:
+    """Give this process (and the processes it starts) ``cores // jobs`` threads, or the
+    user's own ``OMP_NUM_THREADS`` when one is set (it is honoured, never overridden).
+
+    Sets :data:`THREAD_VARS` in the environment (read by OpenMP/MKL when a child process
+    starts torch) and, where this process has already imported torch, ``torch.set_num_threads``
+    (torch's pool is sized once; the variables alone would not reach it). Returns the count."""
+    import sys
+
+    n = user_threads() or threads_per_job(jobs, cores)
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(n)
+    return n
+
+
+# ---------------------------------------------------------------------------------------------
 # one task (both engines)
 
 _MODELS: OrderedDict = OrderedDict()
@@ -331,6 +378,10 @@ def _cause(exc: BaseException) -> BaseException:
 
 def _remote(ray, max_retries: int):
     def eval_task(task, options, store_root):
+        # a task asks for one CPU: as many threads as the CPUs Ray assigned it (Ray's own
+        # OMP_NUM_THREADS=1 default reaches OpenMP, not a torch imported before it was set)
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        limit_threads(cores=max(1, int(cpus)))
         t = time.perf_counter()
         row = run_task(task, options, store_root, crash_hook=True)
         row["seconds"] = round(time.perf_counter() - t, 2)
@@ -476,6 +527,8 @@ def table_rows(result: RunResult) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in drop} for r in result.rows]
 
 
-__all__ = ["ENGINES", "EngineError", "EvalOptions", "RunResult", "Task", "check_engine", "connect",
+__all__ = ["ENGINES", "THREAD_VARS", "EngineError", "EvalOptions", "RunResult", "Task",
+           "available_cores", "check_engine", "connect", "limit_threads", "threads_per_job",
+           "user_threads",
            "plan_tasks", "run_local", "run_matrix", "run_ray", "run_task", "summary",
            "table_rows", "task_resources"]

@@ -18,6 +18,10 @@ The one place where models meet data. Conventions:
   ``extra["array_transform"]`` (a callable mapping a ``uint8`` numpy array ``[B,H,W,3]`` to
   the model's input, a float tensor ``[B,3,H',W']``, equivalent to applying ``transform`` per
   image), batches are sliced from the arrays without PIL or a DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
+- Real image sets (folders of files) are decoded and transformed once per preprocessing into
+  a memory-mapped cache that every model with that preprocessing reads
+  (:mod:`clipsafety.datasets.tensor_cache`); a transform the cache cannot identify is applied
+  image by image as above.
 - Results are written in shards of ``shard_size`` samples; a killed run resumes from them.
 - Descriptions outside the key (:data:`clipsafety.records.NON_KEY_FIELDS`):
   ``manifest["model_meta"]``, the model's catalog metadata (its spec's, see
@@ -267,7 +271,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
             templates="openai", classnames=None, progress: bool = True, shard_size: int | None = None,
             logit_scale: float | None = None, image_size: int | None = None,
-            recompute: bool = False) -> PredictionRecord:
+            recompute: bool = False, tensor_cache: bool = True) -> PredictionRecord:
     """Per-sample logits of ``model`` on ``dataset``, from the store or computed and stored.
 
     model / dataset: ids (``clipsafety.load`` / ``clipsafety.datasets.get_dataset``) or objects.
@@ -275,6 +279,9 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     CLIP heads; ``classnames="dataset"`` uses the dataset's classes (``folder:`` data).
     store: a :class:`~clipsafety.store.Store`, a path, or ``None`` (default root).
     recompute: ignore a stored record and earlier shards; compute and replace the record.
+    tensor_cache: read a real image set's images decoded and transformed once per
+    preprocessing (:mod:`clipsafety.datasets.tensor_cache`; the same tensors, bit for bit);
+    ``False`` (or ``CLIPSAFETY_TENSOR_CACHE=0``) decodes them for this model alone.
     A model whose label space cannot meet the dataset's targets raises
     :class:`clipsafety.records.LabelSpaceMismatch` before any inference.
     batch_size: default 256 on GPU, 128 on CPU. num_workers: see the module docstring. shard_size: samples per resumable shard (default ``max(4 * batch, 2048)``).
@@ -283,7 +290,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     from tqdm.auto import tqdm
 
     from clipsafety.datasets import get_dataset
-    from clipsafety.models import load
+    from clipsafety.models import describe, load
     from clipsafety.records import check_label_spaces
     from clipsafety.store import Store, manifest_key
 
@@ -295,11 +302,15 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     cuda = device.startswith("cuda")
     store = store if isinstance(store, Store) else Store(store)
     spec = get_dataset(dataset, data_root=data_root) if isinstance(dataset, str) else dataset
+    head_kw = dict(classnames=_resolve_classnames(classnames, spec), templates=templates,
+                   logit_scale=logit_scale, image_size=image_size) if not isinstance(model, LoadedModel) else {}
     if isinstance(model, LoadedModel):
         loaded = model
-    else:
-        loaded = load(model, device=device, classnames=_resolve_classnames(classnames, spec),
-                      templates=templates, logit_scale=logit_scale, image_size=image_size)
+    else:  # the store key from the spec and the weights' digest where the source can tell it:
+        # a stored record is then read without building the model (clipsafety.models.describe)
+        loaded = None if recompute else describe(model, **head_kw)
+        if loaded is None:
+            loaded = load(model, device=device, **head_kw)
     # a head over some of the dataset's own class names (a prompt or label-set ablation) can be
     # mapped by name later, so it is stored; metrics on it are refused until it is mapped
     ablation = (str(loaded.label_space).startswith("custom-") and bool(loaded.classes)
@@ -319,6 +330,13 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             rec.cache_hit = True  # not part of the record; tells callers (the CLI) it was read
             return rec
 
+    if loaded.module is None:  # described, not built: a miss, so build it now
+        loaded = load(model, device=device, **head_kw)
+        built = key_manifest(loaded, spec, precision)
+        if manifest_key(built) != key:
+            raise RuntimeError(f"{loaded.model_id}: the store key described from its weights' "
+                               f"digest ({key}) is not the built model's ({manifest_key(built)}); "
+                               "this is a bug of its model source's describe(). Report it.")
     batch_size = batch_size or (256 if cuda else 128)
     if num_workers is None:  # GPU: decode in parallel; CPU: in-process (the forward owns the cores)
         num_workers = min(8, os.cpu_count() or 1) if cuda else 0
@@ -362,19 +380,26 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     arrays = getattr(spec, "arrays", None)
     extra = loaded.extra or {}
     batch_transform = extra.get("batch_transform") or extra.get("array_transform")
+    cache = None
+    if arrays is None or batch_transform is None:
+        from clipsafety.datasets.tensor_cache import for_model
+
+        cache = for_model(spec, loaded.transform) if tensor_cache else None
     if arrays is not None and batch_transform is not None:
         X, Y, IDS = arrays()
         IDS = np.asarray(IDS, dtype=str)
         batches = ((batch_transform(np.ascontiguousarray(X[b])), np.asarray(Y[b], np.int64),
                     b, IDS[b].tolist(), []) for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
         batches = (b for b in batches if len(b[2]))
+    elif cache is not None:  # decoded and transformed once per preprocessing, memory-mapped
+        batches = cache.open(num_workers=num_workers, progress=progress).batches(todo, batch_size)
     else:
         loader = torch.utils.data.DataLoader(
             _Samples(spec, loaded.transform, todo), batch_size=batch_size, shuffle=False,
             num_workers=num_workers, collate_fn=_collate, pin_memory=cuda,
             persistent_workers=False, prefetch_factor=4 if num_workers > 0 else None)
         batches = _single_threaded_fetch(loader) if num_workers == 0 else iter(loader)
-    pending = 0
+    pending, flushed = 0, False
     for x, y, idx, ids, bad in batches:
         if x is not None:
             buf["logits"].append(forward(x))
@@ -387,12 +412,18 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         bar.update(k)
         if pending >= shard_size:
             flush()
-            pending = 0
-    flush()
+            flushed, pending = True, 0
     bar.close()
-    seconds = time.perf_counter() - t0
-
-    idx, logits, targets, ids, skipped = run.load()
+    if not flushed and not done:  # one shard's worth, nothing resumed: no shard to write and read
+        idx = np.concatenate(buf["idx"]) if buf["idx"] else np.zeros(0, np.int64)
+        logits = np.concatenate(buf["logits"]) if buf["logits"] else None
+        targets = np.concatenate(buf["targets"]) if buf["targets"] else np.zeros(0, np.int64)
+        ids, skipped = list(buf["ids"]), list(buf["skipped"])
+        seconds = time.perf_counter() - t0
+    else:
+        flush()
+        seconds = time.perf_counter() - t0
+        idx, logits, targets, ids, skipped = run.load()
     if len(idx) + len(skipped) != n:  # a concurrent run of this key finished and cleaned up
         rec = store.get(key, expect=kman)
         if rec is None:
@@ -436,13 +467,19 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     try:
         if recompute:
             store.delete(key)
-        store.put(key, rec)
+        out = store.put_record(key, rec)  # the record as a read would give it, not read back
     except StoreIOError as e:  # nothing computed is lost: the shards stay until a record is stored
+        if any(buf.values()):  # kept in memory (one shard's worth): saved as a shard now
+            try:
+                flush()
+            except StoreIOError:
+                raise e.with_note(f"The {n} samples of {loaded.model_id} on {spec.dataset_id} "
+                                  "could not be saved as a shard either; a rerun computes "
+                                  "them again.") from e.__cause__
         raise e.with_note(f"All {n} samples of {loaded.model_id} on {spec.dataset_id} are saved "
                           f"as shards in {run.folder}: a rerun (without recompute) stores "
                           "the record from them without recomputing.") from e.__cause__
     run.cleanup()
-    out = store.get(key, expect=kman) or rec
     out.manifest.update(described)
     out.cache_hit = False
     return out

@@ -5,7 +5,9 @@ current directory)::
 
     records/<key>/manifest.json          the full manifest (key manifest + run facts)
     records/<key>/arrays.safetensors     logits float32 [N, C], targets int64 [N]
-    records/<key>/samples.parquet        id (+ per-sample meta columns), aligned with rows
+    records/<key>/samples.parquet        id (+ per-sample meta columns), aligned with rows: a
+                                         hard link to samples/<sha256>.parquet (one file per
+                                         distinct table; old stores with plain files still read)
     partial/<key>/shard-<start>.safetensors   finished batches of an unfinished run
 
 Conventions:
@@ -297,11 +299,6 @@ class Store:
         that is missing included), :class:`StoreIOError` a file this user may not read.
 
         expect: the key manifest the record must have been put with (see :meth:`get`)."""
-        import pyarrow.parquet as pq
-        from safetensors.numpy import load_file
-
-        from clipsafety import files
-
         d = self.record_dir(key)
         mpath = d / "manifest.json"
         try:
@@ -336,37 +333,65 @@ class Store:
                 raise CorruptRecord(mpath, f"its {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} "
                                     "not that of the model and data asked for, whose key is its "
                                     "folder's: it was copied from another record or edited")
-        for name, digest in sums.items():
-            f = d / name
-            try:
-                got = files.content_digest(f)
-            except FileNotFoundError as e:
-                raise CorruptRecord(f, "missing") from e
-            except PermissionError as e:
-                raise _fault(f, "read a record's file", e, self.root, reading=True) from e
-            if got != digest:
-                raise CorruptRecord(f, f"sha256 does not match the manifest's checksum "
-                                    f"({str(digest)[:12]}...); the file is truncated or damaged")
-        try:
-            arrays = load_file(str(d / "arrays.safetensors"))
-            logits, targets = arrays["logits"], arrays["targets"]
-        except PermissionError as e:
-            raise _fault(d / "arrays.safetensors", "read a record's file", e, self.root, reading=True) from e
-        except Exception as e:  # noqa: BLE001 - SafetensorError, OSError, KeyError: all corrupt
-            raise CorruptRecord(d / "arrays.safetensors", f"does not load ({type(e).__name__}: {e})") from e
-        try:
-            table = pq.read_table(d / "samples.parquet").to_pandas()
-            ids = table["id"].to_numpy(dtype=str)
-        except PermissionError as e:
-            raise _fault(d / "samples.parquet", "read a record's file", e, self.root, reading=True) from e
-        except Exception as e:  # noqa: BLE001 - ArrowInvalid, OSError, KeyError: all corrupt
-            raise CorruptRecord(d / "samples.parquet", f"does not load ({type(e).__name__}: {e})") from e
+        logits, targets = self._read_arrays(d / "arrays.safetensors", sums["arrays.safetensors"])
+        ids, table = self._read_samples(d / "samples.parquet", sums["samples.parquet"])
         n = manifest.get("n", logits.shape[0])
         if not (logits.ndim == 2 and logits.shape[0] == targets.shape[0] == len(ids) == n):
             raise CorruptRecord(d, f"row counts disagree: logits {logits.shape}, targets "
                                 f"{targets.shape}, ids {len(ids)}, manifest n={n}")
         meta = table if table.shape[1] > 1 else None
         return PredictionRecord(logits=logits, targets=targets, ids=ids, manifest=manifest, meta=meta)
+
+    def _read_arrays(self, path: Path, digest: str):
+        """``(logits, targets)`` of a record: the file read once, its sha256 checked on the
+        bytes read, then parsed from them (no second read)."""
+        from safetensors.numpy import load
+
+        data = self._read_bytes(path)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CorruptRecord(path, f"sha256 does not match the manifest's checksum "
+                                f"({str(digest)[:12]}...); the file is truncated or damaged")
+        try:
+            arrays = load(data)
+            return arrays["logits"], arrays["targets"]
+        except Exception as e:  # noqa: BLE001 - SafetensorError, KeyError: all corrupt
+            raise CorruptRecord(path, f"does not load ({type(e).__name__}: {e})") from e
+
+    def _read_bytes(self, path: Path) -> bytes:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError as e:
+            raise CorruptRecord(path, "missing") from e
+        except PermissionError as e:
+            raise _fault(path, "read a record's file", e, self.root, reading=True) from e
+        except OSError as e:
+            raise CorruptRecord(path, f"does not read ({type(e).__name__}: {e})") from e
+
+    def _read_samples(self, path: Path, digest: str):
+        """``(ids, table)`` of a record's sample table. Identical tables are one file (a hard
+        link to ``samples/<sha256>.parquet``, see :meth:`put`), read and checked once per
+        process: a file whose ``(device, inode, size, mtime, ctime)`` was checked against
+        ``digest`` is served from memory (a copy), any change to it is read and checked again."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError as e:
+            raise CorruptRecord(path, "missing") from e
+        except PermissionError as e:
+            raise _fault(path, "read a record's file", e, self.root, reading=True) from e
+        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if _CHECKED.get(ident) != digest or digest not in _TABLES:
+            data = self._read_bytes(path)
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise CorruptRecord(path, f"sha256 does not match the manifest's checksum "
+                                    f"({str(digest)[:12]}...); the file is truncated or damaged")
+            try:
+                _remember_table(digest, _parse_table(data))
+            except Exception as e:  # noqa: BLE001 - ArrowInvalid, KeyError: all corrupt
+                raise CorruptRecord(path, f"does not load ({type(e).__name__}: {e})") from e
+            _CHECKED[ident] = digest
+        ids, table = _TABLES[digest]
+        return ids.copy(), table.copy()
 
     @contextlib.contextmanager
     def key_lock(self, key: str):
@@ -410,11 +435,28 @@ class Store:
     def put(self, key: str, record: PredictionRecord) -> Path:
         """Write ``record`` under ``key`` atomically; an existing record is kept as it is.
 
-        A write the file system refuses raises :class:`StoreIOError` naming the file; the
-        half-written copy is removed, the store is left as it was."""
-        import pandas as pd
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        The record's sample table is stored once per content: ``samples/<sha256>.parquet``,
+        hard-linked as the record's ``samples.parquet`` (a copy where the file system has no
+        hard links); records of one dataset share it. A write the file system refuses raises
+        :class:`StoreIOError` naming the file; the half-written copy is removed, the store is
+        left as it was."""
+        return self._write(key, record)[0]
+
+    def put_record(self, key: str, record: PredictionRecord) -> PredictionRecord:
+        """:meth:`put`, returning the record as :meth:`get` would read it back (the stored
+        manifest, the sample table parsed from the bytes written) without reading it back."""
+        final, manifest, data = self._write(key, record)
+        if data is None:  # already stored (by another writer): read it
+            return self.get(key) or record
+        ids, table = _parse_table(data)
+        return PredictionRecord(logits=np.ascontiguousarray(record.logits, dtype=np.float32),
+                                targets=np.ascontiguousarray(record.targets, dtype=np.int64),
+                                ids=ids, manifest=manifest,
+                                meta=table if table.shape[1] > 1 else None)
+
+    def _write(self, key: str, record: PredictionRecord):
+        """``(folder, manifest, sample-table bytes)``; manifest and bytes are ``None`` when the
+        record was already there."""
         from safetensors.numpy import save
 
         final = self.record_dir(key)
@@ -422,7 +464,7 @@ class Store:
         at = tmp
         try:
             if self.has(key):
-                return final
+                return final, None, None
             tmp.mkdir(parents=True)
             # safetensors' save_file creates its file 0600 whatever the umask: write the bytes
             # ourselves (opened with the umask), so a group can share the store
@@ -433,14 +475,20 @@ class Store:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            table = pd.DataFrame({"id": np.asarray(record.ids, dtype=str)})
-            if record.meta is not None:
-                meta = record.meta.reset_index(drop=True)
-                table = pd.concat([table, meta.drop(columns=[c for c in ("id",) if c in meta])], axis=1)
+            table = _table_bytes(record)
+            sums = {"arrays.safetensors": hashlib.sha256(data).hexdigest(),
+                    "samples.parquet": hashlib.sha256(table).hexdigest()}
+            at = self._table_path(sums["samples.parquet"])
+            self._shared_table(sums["samples.parquet"], table)
             at = tmp / "samples.parquet"
-            pq.write_table(pa.Table.from_pandas(table, preserve_index=False), at)
-            _fsync(at)
-            sums = {name: _sha256(tmp / name) for name in RECORD_FILES}
+            try:
+                os.link(self._table_path(sums["samples.parquet"]), at)
+            except OSError:  # no hard links here (some FUSE / object-store mounts): a copy
+                at.unlink(missing_ok=True)
+                with open(at, "xb") as fh:
+                    fh.write(table)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             manifest = json.loads(json.dumps({**record.manifest, "key": key, "checksums": sums},
                                              default=str))
             manifest["manifest_sha256"] = _manifest_digest(manifest)
@@ -465,7 +513,39 @@ class Store:
             raise _fault(at, why, e, self.root) from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return final
+        return final, manifest, table
+
+    def _table_path(self, digest: str) -> Path:
+        return self.root / "samples" / f"{digest}.parquet"
+
+    def _shared_table(self, digest: str, data: bytes) -> Path:
+        """``samples/<digest>.parquet`` holding ``data``: kept when its bytes check, else
+        written (atomically, fsynced) — a damaged one (its inode shared with a damaged record)
+        is replaced by a new file, never repaired in place."""
+        path = self._table_path(digest)
+        try:
+            st = os.stat(path)
+            ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if _CHECKED.get(ident) == digest:
+                return path
+            with open(path, "rb") as fh:
+                if hashlib.sha256(fh.read()).hexdigest() == digest:
+                    _CHECKED[ident] = digest
+                    return path
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync(path.parent)
+        return path
 
     def delete(self, key: str) -> None:
         """Remove a record: renamed away first (readers see a miss, never half a record),
@@ -525,6 +605,45 @@ class Store:
 
     def partial(self, key: str, manifest: dict) -> PartialRun:
         return PartialRun(self.root / "partial" / key, manifest)
+
+
+#: sample tables read in this process, by sha256: ``(ids, table)`` (see Store._read_samples)
+_TABLES: dict[str, tuple] = {}
+#: ``(device, inode, size, mtime, ctime)`` of sample-table files checked in this process -> sha256
+_CHECKED: dict[tuple, str] = {}
+#: distinct sample tables kept in memory (a zoo's chapter reads about 15)
+TABLE_CACHE_SIZE = 64
+
+
+def _remember_table(digest: str, parsed: tuple) -> None:
+    _TABLES.pop(digest, None)
+    _TABLES[digest] = parsed
+    while len(_TABLES) > TABLE_CACHE_SIZE:
+        _TABLES.pop(next(iter(_TABLES)))
+
+
+def _table_bytes(record: PredictionRecord) -> bytes:
+    """The record's sample table (``id`` and its per-sample meta columns) as parquet bytes."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pd.DataFrame({"id": np.asarray(record.ids, dtype=str)})
+    if record.meta is not None:
+        meta = record.meta.reset_index(drop=True)
+        table = pd.concat([table, meta.drop(columns=[c for c in ("id",) if c in meta])], axis=1)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(table, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _parse_table(data: bytes) -> tuple:
+    """``(ids, table)`` of parquet bytes (``KeyError`` without an ``id`` column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(data)).to_pandas()
+    return table["id"].to_numpy(dtype=str), table
 
 
 def _identity(folder: Path) -> tuple:

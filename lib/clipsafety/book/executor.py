@@ -8,6 +8,7 @@ command exits non-zero naming the failed chapters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -179,6 +180,31 @@ def build(force: bool = False, only: list[str] | None = None,
     summary chapters run after all the others, since they read their outputs."""
     _run_env()
     jobs = build_jobs(jobs)
+    with chapter_threads(jobs):
+        return _build(force, only, overrides, jobs)
+
+
+@contextlib.contextmanager
+def chapter_threads(jobs: int):
+    """While a build runs, each chapter's kernel starts torch with ``cores // jobs`` threads
+    (:func:`clipsafety.engines.limit_threads`: OpenMP/MKL variables, inherited by the worker
+    processes and their kernels), so ``jobs`` chapters at once never oversubscribe the cores;
+    a user's own ``OMP_NUM_THREADS`` is kept. The variables are restored afterwards."""
+    from clipsafety.engines import THREAD_VARS, limit_threads
+
+    saved = {var: os.environ.get(var) for var in THREAD_VARS}
+    try:
+        limit_threads(jobs)
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _build(force: bool, only: list[str] | None, overrides: dict | None, jobs: int) -> int:
     chs = [c for c in chapters() if not only or c.name in only]
     first = [c for c in chs if c.name not in toc.SUMMARY_CHAPTERS]
     last = [c for c in chs if c.name in toc.SUMMARY_CHAPTERS]  # summaries read the others' outputs
@@ -243,7 +269,8 @@ def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> 
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _run_env()
-    status, _ = execute(ch, params, cache.environment_fingerprint(), force=force, index="[1/1]")
+    with chapter_threads(1):
+        status, _ = execute(ch, params, cache.environment_fingerprint(), force=force, index="[1/1]")
     if status == "failed":
         return 1
     missing = unbuilt_chapters()
@@ -256,5 +283,5 @@ def run_chapter(name: str, pairs: list[tuple[str, str]], force: bool = True) -> 
     return build_site()
 
 
-__all__ = ["build", "build_jobs", "check_chapter_params", "execute", "run_chapter",
+__all__ = ["build", "build_jobs", "chapter_threads", "check_chapter_params", "execute", "run_chapter",
            "unbuilt_chapters"]

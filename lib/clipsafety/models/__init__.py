@@ -62,6 +62,7 @@ from clipsafety.models._registry import (
     UnknownModel,
     WeightsUnavailable,
     candidate_ids,
+    describe,
     get_source,
     is_known_id,
     load,
@@ -87,7 +88,7 @@ _discover()
 from clipsafety.models.openclip import with_head  # noqa: E402  (after the sources registered)
 
 __all__ = ["META_FIELDS", "InvalidCheckpoint", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError",
-           "UnknownModel", "WeightsUnavailable", "candidate_ids", "describe_transform",
+           "UnknownModel", "WeightsUnavailable", "candidate_ids", "describe", "describe_transform",
            "file_sha256", "get_source", "hub_online", "is_known_id", "load", "model_metadata",
            "model_spec", "parse_model_id", "register_source", "registry_table", "suggest",
            "unregister_source", "with_head"]

@@ -101,6 +101,14 @@ class ModelSource:
         """Whether the spec names something that exists (no weights loaded or fetched)."""
         raise NotImplementedError
 
+    def describe(self, spec: ModelSpec, *, classnames=None, templates="openai",
+                 logit_scale: float | None = None, image_size: int | None = None) -> LoadedModel | None:
+        """What :meth:`load` would return, without its module (``module=None``): manifest,
+        classes, label space, logit policy and transform, from the spec and the weights'
+        digest, so that :func:`clipsafety.predict` finds a stored record without building
+        the model. ``None`` (the default) where the source cannot tell without loading."""
+        return None
+
     def candidates(self) -> list[str]:  # pragma: no cover - interface
         """Every id of this source a user could mean (for suggestions)."""
         raise NotImplementedError
@@ -231,6 +239,20 @@ def load(model_id: str | ModelSpec | LoadedModel, device: str = "cpu", *,
     return loaded
 
 
+def describe(model_id: str | ModelSpec, *, classnames: str | Sequence[str] | None = None,
+             templates: str | Sequence[str] = "openai", logit_scale: float | None = None,
+             image_size: int | None = None) -> LoadedModel | None:
+    """The model :func:`load` would give, without building its module (``module`` is
+    ``None``), where its source can tell from the spec and the weights' digest (the zoo);
+    else ``None``. Its manifest is :func:`load`'s, so its store key is the same."""
+    spec = model_spec(model_id)
+    out = SOURCES[spec.source].describe(spec, classnames=classnames, templates=templates,
+                                        logit_scale=logit_scale, image_size=image_size)
+    if out is not None:
+        out.spec = spec
+    return out
+
+
 def is_known_id(model_id: str) -> bool:
     """Whether an id names something that exists (no weights are loaded or fetched)."""
     try:
@@ -327,6 +349,6 @@ def registry_table() -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 __all__ = ["InvalidCheckpoint", "META_FIELDS", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError", "UnknownModel",
-           "WeightsUnavailable", "candidate_ids", "get_source", "is_known_id", "load",
+           "WeightsUnavailable", "candidate_ids", "describe", "get_source", "is_known_id", "load",
            "model_metadata", "model_spec", "parse_model_id", "register_source",
            "registry_table", "suggest", "unregister_source"]

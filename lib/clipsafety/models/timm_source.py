@@ -41,12 +41,18 @@ class TimmSource(ModelSource):
              logit_scale=None, image_size=None) -> LoadedModel:
         return _load_timm(spec, device, image_size)
 
+    def describe(self, spec: ModelSpec, *, classnames=None, templates="openai", logit_scale=None,
+                 image_size=None) -> LoadedModel | None:
+        return _load_timm(spec, "cpu", image_size, describe=True)
 
-def _load_timm(spec: ModelSpec, device, image_size):
+
+def _load_timm(spec: ModelSpec, device, image_size, describe: bool = False):
+    """The loaded model; ``describe=True``: the same without weights (``module=None``, for the
+    store key: the architecture built on the meta device for its data config and classes,
+    nothing downloaded or initialised; ``None`` where that is not possible)."""
     model_id, name, tag = spec.id, spec.name, spec.tag
     online = hub._prepare_hub()
     import timm
-    from timm.data import create_transform, resolve_data_config
 
     base = name.split(".")[0]
     if not timm.is_model(base):
@@ -54,6 +60,8 @@ def _load_timm(spec: ModelSpec, device, image_size):
     kw = {}
     if image_size and any(k in base for k in ("vit", "deit", "eva", "beit", "swin")):
         kw["img_size"] = image_size
+    if describe:
+        return _describe_timm(spec, base, kw, image_size)
     if tag == "random":
         weights = {"source": "random", "seed": 0}
         model = hub._seeded(lambda: timm.create_model(name, pretrained=False, **kw))
@@ -79,20 +87,54 @@ def _load_timm(spec: ModelSpec, device, image_size):
         weights["pretrained_cfg"] = {k: v for k, v in model.pretrained_cfg.items()
                                      if k in ("hf_hub_id", "tag", "url", "file")}
     model = model.to(device).eval()
+    return _loaded(spec, base, model, weights, image_size)
+
+
+def _loaded(spec: ModelSpec, base: str, model, weights: dict, image_size) -> LoadedModel:
+    from timm.data import create_transform, resolve_data_config
+
     cfg = resolve_data_config({}, model=model)
     if image_size:
         cfg["input_size"] = (3, image_size, image_size)
     transform = create_transform(**cfg)
     classes, label_space = _timm_classes(model)
     policy = {"kind": "classifier"}
-    manifest = {"model_id": model_id, "family": "timm", "arch": base, "weights": weights,
+    manifest = {"model_id": spec.id, "family": "timm", "arch": base, "weights": weights,
                 "preprocessing": hub.describe_transform(transform),
                 "head": {"kind": "classifier", "label_space": label_space,
                          "n_classes": len(classes)},
                 "logit_policy": policy}
-    return LoadedModel(model_id=model_id, module=model, transform=transform, classes=classes,
+    return LoadedModel(model_id=spec.id, module=model, transform=transform, classes=classes,
                        logit_policy=policy, manifest=manifest, label_space=label_space,
                        extra={"data_config": cfg}, spec=spec)
+
+
+def _describe_timm(spec: ModelSpec, base: str, kw: dict, image_size) -> LoadedModel | None:
+    """:func:`_load_timm`'s manifest without weights: ``@random`` and ``@/checkpoint`` (its
+    digest) ids, the architecture built on the meta device (no memory, no random
+    initialisation) for its data config and classes. Pretrained ids (weights named by timm's
+    tag, whose resolution needs the hub) return ``None``: they are loaded."""
+    import timm
+    import torch
+
+    name, tag = spec.name, spec.tag
+    if tag == "random":
+        weights = {"source": "random", "seed": 0}
+        overlay = {}
+    elif hub._is_path(tag):
+        path = hub.checkpoint_path(spec.id, tag, "a timm state dict (.pth/.safetensors)")
+        weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
+        overlay = {"pretrained_cfg_overlay": {"file": str(path)}}
+    else:
+        return None
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(name, pretrained=False, **overlay, **kw)
+    except Exception:  # noqa: BLE001 - an architecture that needs real tensors to build
+        return None
+    out = _loaded(spec, base, model, weights, image_size)
+    out.module = None
+    return out
 
 
 def _timm_pretrained_exists(name: str) -> bool:

@@ -40,3 +40,10 @@ class ZooSource(ModelSource):
 
         kw = {"classnames": classnames} if classnames is not None else {}
         return zoo.load(spec.name, device=device, templates=templates, **kw)
+
+    def describe(self, spec: ModelSpec, *, classnames=None, templates="openai", logit_scale=None,
+                 image_size=None) -> LoadedModel:
+        from clipsafety.zoo.core import describe
+
+        kw = {"classnames": classnames} if classnames is not None else {}
+        return describe(spec.name, templates=templates, **kw)

@@ -241,10 +241,25 @@ def _cached_head(key: str | None, build):
     return W
 
 
+def _visual_tower(cfg: dict):
+    """The image tower of an open_clip config alone (``CLIP.__init__``'s own
+    ``_build_vision_tower`` call), without the text tower a zoo model's head does not need
+    once the head is built."""
+    from open_clip.model import _build_vision_tower
+
+    return _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], cfg.get("quick_gelu", False))
+
+
 def build_module(meta: dict, state: dict | None = None, templates="default", classes=None,
                  head_key: str | None = None):
     """The ``nn.Module`` for a weights file's metadata (and state, if given). ``head_key``:
-    the cache key of a zero-shot CLIP's head (weights, templates and class names)."""
+    the cache key of a zero-shot CLIP's head (weights, templates and class names).
+
+    With a state, a CLIP's text tower is built only when its zero-shot head is not cached
+    (the head is what it is for); fine-tuned CLIPs never build it. The image tower is built
+    as ``open_clip.CLIP`` builds it and loaded with the same weights, so the logits are the
+    same. (Building on the meta device to skip the random initialisation was measured slower
+    for the zoo's tiny towers, 7-19 ms against 2-3 ms: ``bench/bench_store.py``.)"""
     import timm
 
     import clipsafety.zoo.arch  # noqa: F401
@@ -257,33 +272,62 @@ def build_module(meta: dict, state: dict | None = None, templates="default", cla
         if st is not None:
             m.load_state_dict(st)
         return m.eval(), None
-    clip = build_clip(meta["clip_config"])
+    cfg = meta["clip_config"]
+    if st is None:  # training builds the whole CLIP, randomly initialised
+        clip = build_clip(cfg)
+        if kind == "clip":
+            clip.eval()
+            W = _cached_head(head_key, lambda: zero_shot_head(clip, templates, classes))
+            scale = float(clip.logit_scale.detach().exp())
+            return ZeroShotCLIP(clip.visual, W, scale).eval(), scale
+        return FineTunedCLIP(clip.visual, meta["n_classes"], cfg["embed_dim"]).eval(), None
     if kind == "clip":
-        if st is not None:
+        built = {}
+
+        def head():  # only on a head-cache miss: the text tower encodes the templates
+            clip = build_clip(cfg)
             clip.load_state_dict(st)
-        clip.eval()
-        W = _cached_head(head_key, lambda: zero_shot_head(clip, templates, classes))
-        scale = float(clip.logit_scale.detach().exp())
-        return ZeroShotCLIP(clip.visual, W, scale).eval(), scale
-    m = FineTunedCLIP(clip.visual, meta["n_classes"], meta["clip_config"]["embed_dim"])
-    if st is not None:
-        m.load_state_dict(st)
+            built["clip"] = clip.eval()
+            return zero_shot_head(clip, templates, classes)
+
+        W = _cached_head(head_key, head)
+        if "clip" in built:
+            visual = built["clip"].visual
+        else:
+            visual = _visual_tower(cfg)
+            visual.load_state_dict({k[len("visual."):]: v for k, v in st.items()
+                                    if k.startswith("visual.")})
+        scale = float(st["logit_scale"].exp())  # the CLIP's logit_scale parameter, as loaded
+        return ZeroShotCLIP(visual.eval(), W, scale).eval(), scale
+    m = FineTunedCLIP(_visual_tower(cfg), meta["n_classes"], cfg["embed_dim"])
+    m.load_state_dict(st)
     return m.eval(), None
 
 
-def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
-    """A :class:`~clipsafety.records.LoadedModel` for ``zoo:<id>`` (prefix optional).
+@lru_cache(maxsize=256)
+def _header(zoo_id: str, stat: tuple):
+    """``(meta, sha256, logit scale or None)`` of a weights file, without reading its other
+    tensors (``stat``: the file's identity, so a rewritten file is read again)."""
+    import torch
+    from safetensors import safe_open
 
-    ``templates`` builds the head of a zero-shot CLIP (:mod:`clipsafety.zoo`'s table:
-    ``"openai"`` and ``"default"`` are the world's default set); other kinds check it and
-    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order; a
-    zero-shot CLIP also takes the categories followed by extra words (its head then scores
-    those too, label space ``synth+<n>-<hash>``: the negative labels of the OOD chapter).
-    """
-    from clipsafety.records import LoadedModel
-    from clipsafety.synth import CATEGORIES
+    from clipsafety.files import content_digest
 
-    zoo_id = zoo_id.removeprefix("zoo:")
+    path = weights_path(zoo_id)
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["clipsafety"])
+        scale = (float(f.get_tensor("logit_scale").to(torch.float32).exp())
+                 if "logit_scale" in f.keys() else None)
+    return meta, content_digest(path), scale
+
+
+def _describe(zoo_id: str, templates, classnames, meta: dict, sha: str, scale):
+    """``(manifest, policy, label space, class names, templates, head key)`` of a zoo model:
+    all :func:`load` records about it, from its weights file's metadata and digest."""
+    import open_clip
+
+    from clipsafety.synth import CATEGORIES, VOCAB
+
     tl, tname = resolve_templates(templates, f"zoo:{zoo_id}")
     names = list(CATEGORIES) if classnames in (None, "synth") else [str(c) for c in classnames]
     extended = names != list(CATEGORIES)
@@ -292,18 +336,11 @@ def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
                          f"zoo models classify the world's {len(CATEGORIES)} categories {list(CATEGORIES)} "
                          "(pass classnames=None or 'synth'); a zero-shot CLIP also accepts those "
                          "categories followed by extra words (e.g. negative labels).")
-    state, meta, sha = _read(zoo_id)
     if extended and meta["kind"] != "clip":
         raise ValueError(f"zoo:{zoo_id}: extra class names need a zero-shot CLIP (kind 'clip'); "
                          f"this model is a {meta['kind']!r} classifier with a trained head.")
-    import open_clip
-
-    from clipsafety.synth import VOCAB
-
     head_key = hashlib.sha256(json.dumps([sha, list(tl), names, VOCAB, open_clip.__version__])
                               .encode()).hexdigest()[:32]
-    module, scale = build_module(meta, state, tl, classes=names, head_key=head_key)
-    module = module.to(device)
     label_space = "synth"
     if meta["kind"] == "clip":
         head = {"kind": "zero-shot", "templates": tname,
@@ -319,6 +356,52 @@ def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
     manifest = {"model_id": f"zoo:{zoo_id}", "weights_sha256": sha, "kind": meta["kind"],
                 "arch": meta["arch"], "head": head, "logit_policy": policy,
                 "preprocess": {"resolution": RESOLUTION, "mean": MEAN, "std": STD}}
+    return manifest, policy, label_space, names, tl, head_key
+
+
+def describe(zoo_id: str, templates="openai", classnames=None):
+    """A :class:`~clipsafety.records.LoadedModel` without its module (``module=None``): the
+    manifest, classes, label space and logit policy :func:`load` gives, read from the weights
+    file's header, its digest and its logit scale alone. :func:`clipsafety.predict` computes
+    the store key from it, so a stored record is read without building the model."""
+    from clipsafety.records import LoadedModel
+
+    zoo_id = zoo_id.removeprefix("zoo:")
+    path = weights_path(zoo_id)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        _read(zoo_id)  # raises UnknownZooModel with the known ids
+        raise
+    meta, sha, scale = _header(zoo_id, (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    manifest, policy, label_space, names, _, _ = _describe(zoo_id, templates, classnames, meta,
+                                                           sha, scale)
+    return LoadedModel(model_id=f"zoo:{zoo_id}", module=None, transform=pil_transform(),
+                       classes=names, logit_policy=policy, manifest=manifest,
+                       label_space=label_space,
+                       extra={"array_transform": array_transform, "meta": meta})
+
+
+def load(zoo_id: str, device: str = "cpu", templates="openai", classnames=None):
+    """A :class:`~clipsafety.records.LoadedModel` for ``zoo:<id>`` (prefix optional).
+
+    ``templates`` builds the head of a zero-shot CLIP (:mod:`clipsafety.zoo`'s table:
+    ``"openai"`` and ``"default"`` are the world's default set); other kinds check it and
+    ignore it. ``classnames``: ``None``, ``"synth"`` or the world's categories in order; a
+    zero-shot CLIP also takes the categories followed by extra words (its head then scores
+    those too, label space ``synth+<n>-<hash>``: the negative labels of the OOD chapter).
+    """
+    from clipsafety.records import LoadedModel
+
+    zoo_id = zoo_id.removeprefix("zoo:")
+    resolve_templates(templates, f"zoo:{zoo_id}")  # a bad set is named before any file is read
+    state, meta, sha = _read(zoo_id)
+    manifest, policy, label_space, names, tl, head_key = _describe(
+        zoo_id, templates, classnames, meta, sha, None)
+    module, scale = build_module(meta, state, tl, classes=names, head_key=head_key)
+    module = module.to(device)
+    if meta["kind"] == "clip":
+        policy["scale"] = scale
     return LoadedModel(model_id=f"zoo:{zoo_id}", module=module, transform=pil_transform(),
                        classes=names, logit_policy=policy, manifest=manifest,
                        label_space=label_space,
