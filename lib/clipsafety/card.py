@@ -669,7 +669,12 @@ def place(value: float, column: str, landscape: pd.DataFrame, *, exclude: str | 
     kinds = {label: {"percentile": M.percentile_of(part[column], value), "n": int(len(part))}
              for label, part in _kinds_of(t).items()}
     near = M.nearest(column, value, k=k, models=t) if len(t) else t
-    return {"column": column, "kinds": kinds,
+    allv = np.r_[t[column].astype(float).to_numpy(), value]
+    edges = np.linspace(allv.min(), allv.max() if allv.max() > allv.min() else allv.min() + 1, 31)
+    hist = {"edges": [float(e) for e in edges],
+            "counts": {label: np.histogram(part[column].astype(float), edges)[0].tolist()
+                       for label, part in _kinds_of(t).items()}}
+    return {"column": column, "kinds": kinds, "hist": hist,
             "nearest": [{"checkpoint": r.checkpoint, "group": group_label(r.group),
                          "value": float(getattr(r, column))} for r in near.itertuples()]}
 
@@ -894,9 +899,16 @@ def _find(card: dict, pid: str, **match) -> list[dict]:
     return [v for v in prop["values"] if all(v.get(k) == x for k, x in match.items())]
 
 
+def ordinal(p: float) -> str:
+    """``91`` -> ``"91st"``, rounding to a whole percentile first."""
+    n = int(round(p))
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def _where(v: dict, prefer=("zero-shot CLIPs", "ImageNet models", "fine-tuned CLIPs")) -> str:
     kinds = v.get("placement", {}).get("kinds", {})
-    parts = [f"{kinds[k]['percentile']:.0f}th percentile of {k} (n={kinds[k]['n']})"
+    parts = [f"{ordinal(kinds[k]['percentile'])} percentile of {k} (n={kinds[k]['n']})"
              for k in prefer if k in kinds and kinds[k]["n"] and np.isfinite(kinds[k]["percentile"])]
     return "; ".join(parts[:2]) if parts else "no published model to compare with"
 
