@@ -227,8 +227,13 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
         try:
             spec = datasets.get_dataset(d) if zoo else datasets.get_dataset(d, data_root=root)
         except (datasets.LayoutError, FileNotFoundError) as exc:
-            out.missing[d] = _missing(d, f"not found under {root}: " + str(exc).split(": no folder")[0]
-                                      if "no folder" in str(exc) else str(exc))
+            out.missing[d] = _missing(d, f"not found under {root} ({exc})")
+            continue
+        if not zoo and _is_root_itself(spec, root, d):
+            # the registry also tries data_root itself (a root that *is* one dataset's folder);
+            # the card's root holds several sets, so a set found only there is not this set
+            out.missing[d] = _missing(d, f"no folder of its own under {root} (only {root} itself "
+                                         "matched its layout, and that folder holds the other sets)")
             continue
         try:
             out.records[d] = predict(loaded, spec, **kw)
@@ -242,6 +247,20 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
         out.image_gflops = _image_gflops(model)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _is_root_itself(spec, root: str, dataset: str) -> bool:
+    """Whether ``spec`` was read from ``root`` itself rather than from one of the dataset's own
+    folders under it."""
+    from pathlib import Path
+
+    from clipsafety.datasets import dataset_info
+
+    where = getattr(spec, "root", None)
+    if where is None:
+        return False
+    base = Path(root).expanduser().resolve()
+    return Path(where).resolve() == base and base.name not in dataset_info(dataset).folders
 
 
 def _missing(dataset: str, reason: str) -> dict:
@@ -587,10 +606,16 @@ def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet
     wide.columns = [f"ER {c}" for c in wide.columns]
     wide["ER mean"] = wide.mean(axis=1)
     er = wide.reset_index()
-    recorded = M.recorded_table()
     table = M.table(effective_robustness=er)
+    # ImageNet-X's per-model factor accuracies join the table where the models chapter recorded
+    # them (its table takes the factors study's tables, which sit above this library)
+    from clipsafety import outputs
+
+    rec = (outputs.read(["models"]).get("models") or {}).get("tables", {}).get("models")
+    recorded = pd.DataFrame(rec or [])
     if "factor_mean" in recorded and recorded["factor_mean"].notna().any():
-        table["factor_mean"] = table["checkpoint"].map(recorded.set_index("checkpoint")["factor_mean"])
+        table["factor_mean"] = table["checkpoint"].map(
+            recorded.drop_duplicates("checkpoint").set_index("checkpoint")["factor_mean"])
     return table, fits
 
 
@@ -682,7 +707,8 @@ def place(value: float, column: str, landscape: pd.DataFrame, *, exclude: str | 
 # --------------------------------------------------------------------------- the card
 
 def _missing_for(property_id: str, path: dict, coll_missing: dict, zero_shot: bool) -> list[dict]:
-    need = {"shift": [path["id"], *path["shifts"]], "factors": [path["id"]],
+    need = {"shift": [path["id"], *path["shifts"]],
+            "factors": [path["id"], path["id"] + " (factor annotations)"],
             "shape": [path["cue"]], "ood": [path["id"], *path["ood"]],
             "calibration": [path["id"], *path["shifts"]]}[property_id]
     return [coll_missing[d] for d in need if d in coll_missing]
@@ -717,7 +743,10 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
         fv = factor_values(R, path)
     except ValueError as exc:
         fv = []
-        coll.missing.setdefault(path["id"] + " (factor annotations)", _missing(path["id"], str(exc)))
+        coll.missing.setdefault(path["id"] + " (factor annotations)", _missing(
+            path["id"], "no ImageNet-X factor annotations for its images (factors need ImageNet val "
+            "with its original ILSVRC2012_val_*.JPEG file names, which the imagenet-x package "
+            f"annotates): {exc}"))
     for v in fv:
         if v["metric"] == "factor_mean":
             v["placement"] = place(v["value"], "factor_mean", table, exclude=own)
@@ -919,17 +948,24 @@ def summary_lines(card: dict) -> list[str]:
     to supply where a property is missing)."""
     lines = []
     er = [v for v in _find(card, "shift", metric="effective_robustness") if np.isfinite(v["value"])]
-    if er:
+    if len(er) > 1:
         best = max(er, key=lambda v: v["value"])
         worst = min(er, key=lambda v: v["value"])
         lines.append(f"Effective robustness from {worst['value']:+.1f} points ({worst['dataset']}) to "
                      f"{best['value']:+.1f} points ({best['dataset']}); on {best['dataset']}: "
                      f"{_where(best)}.")
+    elif er:
+        v = er[0]
+        lines.append(f"Effective robustness {v['value']:+.1f} points [{v['lo']:+.1f}, {v['hi']:+.1f}] on "
+                     f"{v['dataset']} (the only shift measured): {_where(v)}.")
     sb = _find(card, "shape", metric="shape_bias")
-    if sb:
+    if sb and np.isfinite(sb[0]["value"]):
         v = sb[0]
         lines.append(f"Shape bias {v['value']:.0f}% [{v['lo']:.0f}, {v['hi']:.0f}] ({v['head']}): "
                      f"{_where(v, ('ImageNet models', 'zero-shot CLIPs'))}.")
+    elif sb:
+        lines.append(f"Shape bias undefined: none of the {sb[0]['n']} cue-conflict answers named the "
+                     "shape or the texture class.")
     au = [v for v in _find(card, "ood", natural=True) if v["metric"] in ("auroc_mean",)]
     if au:
         v = au[0]

@@ -223,4 +223,4 @@ def render(card: dict) -> str:
     """The standalone page: :func:`fragment` in a minimal HTML document (no script, no link)."""
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>Safety card: {_e(card['model'])}</title></head><body>{fragment(card)}</body></html>")
+            f"<title>Safety card: {_e(card['model'])}</title></head><body><main>{fragment(card)}</main></body></html>")
