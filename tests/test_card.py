@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, expect_error, needs_zoo
 from scipy.special import logit as sp_logit
 from scipy.stats import percentileofscore
 from sklearn.metrics import roc_auc_score
-
-from conftest import ROOT, expect_error, needs_zoo
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -119,10 +118,9 @@ def test_zoo_percentiles_equal_scipy_percentileofscore(zoo_card):
 
 @needs_zoo
 def test_zoo_calibration_equals_numpy_by_hand_and_the_calibration_study(zoo_card):
-    from sklearn.model_selection import train_test_split
-
     from clipsafety import metrics
     from clipsafety.studies import calibration as CS
+    from sklearn.model_selection import train_test_split
 
     coll, _, c, _ = zoo_card
     rec = coll.records["synth:id-test"]
@@ -270,7 +268,6 @@ def test_json_and_html_are_complete_and_light(zoo_card, tmp_path):
 @needs_zoo
 def test_the_card_page_renders_fits_and_logs_no_error(zoo_card, tmp_path):
     from browser import Browser, chromium
-
     from clipsafety import card_html
 
     binary = chromium()
@@ -362,6 +359,10 @@ def _check_real_card(c, coll, root, zero_shot):
     assert c["natural_score"] == ("mcm" if zero_shot else "msp")
     cost = {x["property"]: x for x in c["cost"]}
     assert cost["shift"]["images"] == sum(card.FULL_SIZES[d] for d in ["imagenet:val", *card.REAL_PATH["shifts"]])
+    assert cost["factors"]["new_images"] == cost["calibration"]["new_images"] == 0  # shared records
+    assert sum(x["new_images"] for x in c["cost"]) == sum(card.FULL_SIZES.values()) + (1280 if zero_shot else 0)
+    if not zero_shot:  # timm's model card: ResNet-18 is 1.8 GMACs at 224 px, 2 FLOPs per MAC
+        assert cost["shift"]["gflops_per_image"] == pytest.approx(3.64, rel=0.03)
     assert metrics.accuracy(rid.logits, rid.targets) == pytest.approx(acc["value"] / 100)
 
 
@@ -435,10 +436,9 @@ def test_a_real_model_without_data_names_the_folder_to_supply(tmp_path, monkeypa
 def test_missing_folder_and_label_space_make_a_partial_card(tmp_path):
     """Sets that are not there, and one whose labels the head cannot read, are listed with
     what to supply; the card is made of the rest and says so."""
+    import fixtures_real as F
     from clipsafety import card
     from clipsafety.records import LabelSpaceMismatch
-
-    import fixtures_real as F
 
     root = tmp_path / "data"
     F.make_wnid_dataset(root, "imagenet/val", (0, 1, 2, 3), per_class=3)  # not ImageNet-X's names

@@ -46,8 +46,16 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import metrics
-from clipsafety.groups import (BASELINE, CLIP_FT_2STAGE, CLIP_FT_DIRECT, CLIP_ZEROSHOT, MORE_DATA,
-                               OTHER_ROBUST, STANDARD, group_label)
+from clipsafety.groups import (
+    BASELINE,
+    CLIP_FT_2STAGE,
+    CLIP_FT_DIRECT,
+    CLIP_ZEROSHOT,
+    MORE_DATA,
+    OTHER_ROBUST,
+    STANDARD,
+    group_label,
+)
 
 __all__ = ["CARD_VERSION", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH", "Collected",
            "CardError", "build", "card_json", "collect", "gpu_cost", "measure", "place",
@@ -175,6 +183,21 @@ def _image_gflops(model: str) -> float:
     return float(hit["image_gflops"].iloc[0]) if len(hit) and "image_gflops" in hit else float("nan")
 
 
+def count_gflops(module, resolution: int = 224) -> float:
+    """Forward GFLOPs of one ``resolution`` x ``resolution`` image through ``module``, counted by
+    :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and convolutions; a
+    multiply-add counts 2)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    p = next(module.parameters(), None)
+    x = torch.zeros(1, 3, resolution, resolution, device=p.device if p is not None else "cpu")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        module.eval()(x)
+    return counter.get_total_flops() / 1e9
+
+
 def collect(model: str, *, data_root: str = "", store=None, device: str = "auto",
             templates="openai", batch_size: int = 64, progress: bool = False,
             image_size: int | None = None, load: Callable | None = None,
@@ -245,6 +268,9 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
         out.records[CUE16] = predict(head16, spec, **kw)
     if not zoo:
         out.image_gflops = _image_gflops(model)
+        if not np.isfinite(out.image_gflops) and not zero_shot:
+            res = meta.get("resolution")
+            out.image_gflops = count_gflops(loaded.module, int(res) if pd.notna(res) and res else 224)
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -878,7 +904,8 @@ def _landscape_note(path: str, table: pd.DataFrame) -> dict:
 
 
 def gpu_cost(coll: Collected, tflops: float = 150.0, decode_per_s: float = 2500.0) -> list[dict]:
-    """Estimated GPU time of each property on the full sets, from counted work: images x
+    """Estimated GPU time of each property on the full sets, from counted work: the images it
+    needs that no property before it needed (``new_images``; records are shared) x
     forward GFLOPs (``image_gflops``) at ``tflops`` effective TFLOP/s (bf16 on an H100-class GPU
     at about 15 % of peak), floored by JPEG decoding at ``decode_per_s`` images/s (16 cores).
     An estimate, not a measurement: empty for the zoo (its cost is measured, CPU seconds)."""
@@ -888,14 +915,19 @@ def gpu_cost(coll: Collected, tflops: float = 150.0, decode_per_s: float = 2500.
     out = []
     path = REAL_PATH
     need = {"shift": [path["id"], *path["shifts"]], "factors": [path["id"]],
-            "shape": [path["cue"]] * (2 if coll.zero_shot else 1), "ood": [*path["ood"]],
-            "calibration": []}
+            "shape": [path["cue"]] + ([CUE16] if coll.zero_shot else []),
+            "ood": [path["id"], *path["ood"]], "calibration": [path["id"], *path["shifts"]]}
+    done: set = set()
     for pid, sets in need.items():
-        n = sum(FULL_SIZES[d] for d in sets)
+        new = [d for d in sets if d not in done]
+        done |= set(sets)
+        n = sum(FULL_SIZES[d.split(" ")[0]] for d in new)
         flops_s = n * g / (tflops * 1e3) if np.isfinite(g) else float("nan")
-        out.append({"property": pid, "images": n, "gflops_per_image": g,
+        out.append({"property": pid, "images": int(sum(FULL_SIZES[d.split(" ")[0]] for d in sets)),
+                    "new_images": int(n), "gflops_per_image": g,
                     "seconds": float(max(flops_s, n / decode_per_s)) if np.isfinite(flops_s) else float("nan"),
-                    "note": "shares the ID and shift records of the first property" if not sets else ""})
+                    "note": ("" if len(new) == len(sets) else
+                             f"reuses the records of {', '.join(d for d in sets if d not in new)}")})
     return out
 
 

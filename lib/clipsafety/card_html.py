@@ -196,7 +196,8 @@ def fragment(card: dict, standalone: bool = True) -> str:
             out.append(reliability_svg(rel[first]["before"], rel[first]["after"],
                                        f"Reliability diagram, {first}"))
     if card.get("cost"):
-        rows = "".join(f"<tr><td>{_e(c['property'])}</td><td class='num'>{c['images']:,}</td>"
+        rows = "".join(f"<tr><td>{_e(c['property'])}</td><td class='num'>{c['images']:,} "
+                       f"({c['new_images']:,} new)</td>"
                        f"<td class='num'>{_num(c['gflops_per_image'], 2)}</td>"
                        f"<td class='num'>{_num(c['seconds'] / 60, 1)}</td><td>{_e(c['note'])}</td></tr>"
                        for c in card["cost"])
