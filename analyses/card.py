@@ -52,7 +52,7 @@ data_root = ""  # folder holding the real datasets (imagenet/val, imagenet-r, ..
 store = ""  # prediction store folder; empty = the default store
 device = "auto"  # auto | cpu | cuda | cuda:N | mps
 templates = "openai"  # zero-shot templates of a CLIP's head
-batch_size = 64  # images per forward pass
+batch_size = 128  # images per forward pass
 n_boot = 200  # bootstrap resamples of each interval
 seed = 0  # the temperature split and the bootstrap
 out = ""  # also write card.html and card.json into this folder; empty = only this page

@@ -485,3 +485,27 @@ def test_the_chapter_declares_its_rules_and_exercises():
     for ex in study.EXERCISES:
         for k, v in ex.params.items():
             assert study.PARAMETER_RULES[k](v, {}) is None, (k, v)
+
+
+@pytest.mark.book
+@needs_zoo
+def test_the_chapter_shows_the_card_of_its_default_model(zoo_card, tmp_path):
+    """The chapter at its default model, on the store the zoo card above filled: the summary at
+    the top holds the card's five lines, the card's tables and charts follow, then "Try it"."""
+    from test_chapters_factors_shape import run_chapter
+
+    _, _, c, store = zoo_card
+    text = run_chapter("card", tmp_path, store=str(store), n_boot=100, out=str(tmp_path / "o"))
+    assert "Accuracy and effective robustness under shift" in text and "<svg" in text
+    assert "Nothing is missing" in text and "Try it" in text
+    written = json.loads((tmp_path / "o" / "card.json").read_text())
+    assert written["model"] == ZOO_MODEL and written["summary"] == c["summary"]
+
+
+@pytest.mark.book
+def test_the_chapter_without_real_data_says_what_to_supply(tmp_path, monkeypatch):
+    from test_chapters_factors_shape import run_chapter
+
+    monkeypatch.delenv("CLIPSAFETY_DATA_ROOT", raising=False)
+    text = run_chapter("card", tmp_path, model="timm:resnet18@random")
+    assert "No card" in text and "--data-root" in text and "Try it" in text

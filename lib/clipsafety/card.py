@@ -199,7 +199,7 @@ def count_gflops(module, resolution: int = 224) -> float:
 
 
 def collect(model: str, *, data_root: str = "", store=None, device: str = "auto",
-            templates="openai", batch_size: int = 64, progress: bool = False,
+            templates="openai", batch_size: int | None = None, progress: bool = False,
             image_size: int | None = None, load: Callable | None = None,
             predict: Callable | None = None) -> Collected:
     """The model's records on every set of its path (:data:`ZOO_PATH` / :data:`REAL_PATH`),
@@ -1051,7 +1051,7 @@ def card_json(card: dict) -> str:
 
 
 def build(model: str, out_dir=None, *, data_root: str = "", store=None, device: str = "auto",
-          templates="openai", batch_size: int = 64, n_boot: int = N_BOOT, progress: bool = False,
+          templates="openai", batch_size: int | None = None, n_boot: int = N_BOOT, progress: bool = False,
           image_size: int | None = None, landscape=None) -> dict:
     """:func:`collect`, :func:`measure`, and (``out_dir``) ``card.json`` and ``card.html``
     written there. Returns the card."""
