@@ -19,7 +19,7 @@ CSS = """
 .cs-card h1{font-size:1.6em;margin:.4em 0}.cs-card h2{font-size:1.25em;margin:1.4em 0 .4em;border-bottom:1px solid #ddd}
 .cs-card table{border-collapse:collapse;width:100%;margin:.4em 0;font-size:.92em;table-layout:auto}
 .cs-card th,.cs-card td{border-bottom:1px solid #eee;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-.cs-card th{background:#f6f6f6}.cs-card .num{text-align:right;white-space:nowrap}
+.cs-card th{background:#f6f6f6;overflow-wrap:normal}.cs-card .num{text-align:right;white-space:nowrap}
 .cs-card .summary{background:#f4f8fb;border-left:4px solid #2a6f97;padding:.5em 1em}
 .cs-card .missing{background:#fff6e5;border-left:4px solid #d08c00;padding:.4em 1em;margin:.4em 0}
 .cs-card code{font-size:.9em;background:#f3f3f3;padding:0 3px;overflow-wrap:anywhere}
@@ -166,7 +166,7 @@ def fragment(card: dict, standalone: bool = True) -> str:
     the chapter's own headings)."""
     out = [f"<style>{CSS}</style><div class='cs-card'>",
            f"<h1>Safety card: <code>{_e(card['model'])}</code></h1>" if standalone else "",
-           f"<p>{_e(card['group_label'])}; {'zero-shot CLIP' if card['zero_shot'] else 'classifier head'}; "
+           f"<p>{_e(card['group_label'])} ({'text head: zero-shot' if card['zero_shot'] else 'classifier head'}); "
            f"natural OOD score {_e(card['natural_score'].upper())}; placed on "
            f"{_e(card['landscape']['what'])}.</p>",
            "<div class='summary'><b>Summary</b><ol>"
