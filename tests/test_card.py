@@ -254,6 +254,10 @@ def test_json_and_html_are_complete_and_light(zoo_card, tmp_path):
         for v in p["values"]:
             assert {"value", "lo", "hi", "unit", "n", "dataset"} <= set(v)
     assert set(data["provenance"]["records"]) == set(card._sets(card.ZOO_PATH))
+    import hashlib
+
+    assert data["landscape"]["files"]["eval.csv"] == hashlib.sha256(
+        (ROOT / "data" / "zoo" / "eval.csv").read_bytes()).hexdigest()
     assert all(r["key"] for r in data["provenance"]["records"].values())
     page = card_html.render(c)
     assert len(page.encode()) < 1_500_000
@@ -357,6 +361,11 @@ def _check_real_card(c, coll, root, zero_shot):
     if flag.any():
         assert v["value"] == pytest.approx(100 * correct[flag].mean())
     assert c["natural_score"] == ("mcm" if zero_shot else "msp")
+    files = {f["file"]: f for f in c["landscape"]["files"]}
+    from clipsafety import external
+
+    oc = "mlfoundations/open_clip/docs/openclip_results.csv"
+    assert files[oc]["sha256"] == external.registry()[oc].sha256
     cost = {x["property"]: x for x in c["cost"]}
     assert cost["shift"]["images"] == sum(card.FULL_SIZES[d] for d in ["imagenet:val", *card.REAL_PATH["shifts"]])
     assert cost["factors"]["new_images"] == cost["calibration"]["new_images"] == 0  # shared records

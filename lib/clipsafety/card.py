@@ -893,14 +893,38 @@ def _shift_comparison(coll: Collected, v: dict, path: dict) -> tuple[bool, str]:
                 + ("" if ok else f"; not like for like: {v['n']:,} images, not the set's {full:,}"))
 
 
+#: the upstream repositories the published landscape reads (:func:`published_landscape`)
+LANDSCAPE_REPOS = ("huggingface/pytorch-image-models", "mlfoundations/open_clip",
+                   "modestyachts/imagenet-testbed", "paulgavrikov/vlm_shapebias",
+                   "kirill-vish/Beyond-INet", "mdabbah/COOD_benchmarking", "j-cb/NINCO")
+
+
 def _landscape_note(path: str, table: pd.DataFrame) -> dict:
+    """What the card is placed on, with its files: the zoo's evaluation table and the recorded
+    chapter outputs (sha256 of each), or the registered published files (repository, pinned
+    commit, sha256)."""
+    import hashlib
+
     counts = {label: int(len(part)) for label, part in _kinds_of(table).items()}
     if path == "zoo":
+        from clipsafety import outputs
+        from clipsafety.zoo import zoo_dir
+
+        files = {}
+        for f in [zoo_dir() / "eval.csv", zoo_dir() / "catalog.csv",
+                  *[outputs.path(c) for c in table.attrs.get("sources", {})]]:
+            if f.is_file():
+                files[str(f.name if f.parent.name != "outputs" else f"recorded outputs/{f.name}")] = \
+                    hashlib.sha256(f.read_bytes()).hexdigest()
         return {"what": "the zoo: data/zoo/eval.csv and the zoo tables the chapters recorded",
-                "recorded": table.attrs.get("sources", {}), "models": counts}
+                "recorded": table.attrs.get("sources", {}), "models": counts, "files": files}
+    from clipsafety import external
+
+    files = [{"file": k, "commit": f.commit, "sha256": f.sha256}
+             for k, f in external.registry().items() if f.repo in LANDSCAPE_REPOS]
     return {"what": "the published per-model table (open_clip and timm results, imagenet-testbed, "
                     "ImageNet-X, model-vs-human forks, vlm_shapebias, Beyond-INet, NINCO, C-OOD)",
-            "models": counts}
+            "models": counts, "files": files}
 
 
 def gpu_cost(coll: Collected, tflops: float = 150.0, decode_per_s: float = 2500.0) -> list[dict]:
