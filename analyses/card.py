@@ -97,6 +97,21 @@ if result is not None:
     display(HTML(card_html.fragment(result, standalone=False)))
 
 # %% [markdown]
+# ## Reliability on ID and under shift
+#
+# Accuracy per confidence bin (15 equal-width bins) on the ID evaluation half and on each
+# shift, before scaling and with the ID temperature; the dashed diagonal is perfect
+# calibration. Bars below it are over-confidence.
+
+# %%
+if result is not None and result["calibration"]:
+    from clipsafety import charts, plots
+
+    plots.setup()
+    display(charts.reliability_diagram(study.reliability_frame(result), series="scaling",
+                                       panel="set", columns=3))
+
+# %% [markdown]
 # ## What to supply
 #
 # A property whose data is missing is listed here with the folder it is looked for under

@@ -752,7 +752,9 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
     if landscape is None:
         landscape = zoo_landscape() if coll.path == "zoo" else published_landscape()
     table, fits = landscape
-    own = coll.model if coll.path == "zoo" else None
+    # the card's own checkpoint is left out of the landscape it is placed on
+    own = coll.model if coll.path == "zoo" else checkpoint_key(coll.model)
+    missing = dict(coll.missing)
     R = coll.records
     props = {}
 
@@ -770,7 +772,7 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
         fv = factor_values(R, path)
     except ValueError as exc:
         fv = []
-        coll.missing.setdefault(path["id"] + " (factor annotations)", _missing(
+        missing.setdefault(path["id"] + " (factor annotations)", _missing(
             path["id"], "no ImageNet-X factor annotations for its images (factors need ImageNet val "
             "with its original ILSVRC2012_val_*.JPEG file names, which the imagenet-x package "
             f"annotates): {exc}"))
@@ -795,9 +797,9 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
     for v in sv:
         if coll.path == "real":
             same_head = v["head"]
-            v["placement"] = place(v["value"], v["metric"], table,
+            v["placement"] = place(v["value"], v["metric"], table, exclude=own,
                                    where=lambda t, h=same_head: t["shape_head"] == h)
-            v["placement_all_heads"] = place(v["value"], v["metric"], table)
+            v["placement_all_heads"] = place(v["value"], v["metric"], table, exclude=own)
             v["like_for_like"] = True
             v["comparison"] = (f"published models read with the same head ({same_head}); the cue-conflict "
                                "stimuli of Geirhos et al. as in model-vs-human"
@@ -827,13 +829,13 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
             v["comparison"] = ("the zoo's models, each with its natural score, mean of the same five OOD sets"
                                if v["like_for_like"] else "the zoo's OOD table is not recorded")
         elif coll.path == "real" and v["metric"] == "auroc" and v["dataset"] == "ood:ninco":
-            v["placement"] = place(v["value"], "ninco_auroc", table)
+            v["placement"] = place(v["value"], "ninco_auroc", table, exclude=own)
             v["like_for_like"] = False
             v["comparison"] = ("NINCO's published AUROCs (MCM for zero-shot CLIPs, MSP otherwise: the same "
                                f"score, {natural.upper()}); not like for like in aggregation: NINCO averages "
                                "the AUROC of each OOD class, the card pools the images")
         elif coll.path == "real" and v["metric"] == "auroc_mean":
-            v["placement"] = place(v["value"], "cood_auroc", table)
+            v["placement"] = place(v["value"], "cood_auroc", table, exclude=own)
             v["like_for_like"] = False
             v["comparison"] = ("C-OOD's published MSP AUROC (mean of its 11 severities): not like for like "
                                "(other OOD images, and MSP for every model)")
@@ -851,7 +853,7 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
             v["comparison"] = ("the zoo's models on the same ID evaluation half, same split and seed"
                                if v["like_for_like"] else "the zoo's calibration table is not recorded")
         elif coll.path == "real" and v["metric"] == "conf_gap" and v["when"] == "before":
-            v["placement"] = place(v["value"], "conf_gap", table)
+            v["placement"] = place(v["value"], "conf_gap", table, exclude=own)
             v["like_for_like"] = v["n"] >= 25_000 * 0.9
             v["comparison"] = ("C-OOD's confidence gap (mean softmax confidence minus accuracy on ImageNet "
                                "val, T = 1; fine-tuned CLIPs whose score is not a softmax are left out)"
@@ -862,7 +864,7 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
 
     properties = []
     for pid, title in PROPERTIES.items():
-        miss = _missing_for(pid, path, coll.missing, coll.zero_shot)
+        miss = _missing_for(pid, path, missing, coll.zero_shot)
         vals = props[pid]
         status = "missing" if not vals else ("partial" if miss else "measured")
         properties.append({"id": pid, "title": title, "status": status, "values": vals, "missing": miss})
@@ -870,10 +872,32 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
             "group": coll.group, "group_label": group_label(coll.group), "zero_shot": coll.zero_shot,
             "natural_score": natural, "n_boot": n_boot, "properties": properties,
             "calibration": cal, "landscape": _landscape_note(coll.path, table),
-            "missing": list(coll.missing.values()), "cost": gpu_cost(coll),
+            "missing": list(missing.values()), "cost": gpu_cost(coll),
+            "published_row": _published_row(table, own) if coll.path == "real" else None,
             "provenance": provenance(coll)}
     card["summary"] = summary_lines(card)
     return card
+
+
+def checkpoint_key(model: str) -> str:
+    """The per-model table's key of a model id (:mod:`clipsafety.published_models`):
+    ``openclip:ARCH@TAG`` -> ``TAG/ARCH``, ``timm:NAME`` -> ``timm/NAME``."""
+    kind, _, name = model.partition(":")
+    if kind == "openclip":
+        arch, _, tag = name.partition("@")
+        return f"{tag}/{arch}"
+    return f"{kind}/{name}"
+
+
+def _published_row(table: pd.DataFrame, key: str) -> dict | None:
+    """The landscape's own row of the card's checkpoint (left out of its placement), so that a
+    reader sees the published numbers of the same weights beside the card's."""
+    row = table[table["checkpoint"] == key]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+    return {c: (float(r[c]) if isinstance(r[c], (int, float, np.floating)) else str(r[c]))
+            for c in row.columns if pd.notna(r[c])}
 
 
 def _shift_comparison(coll: Collected, v: dict, path: dict) -> tuple[bool, str]:

@@ -195,6 +195,13 @@ def fragment(card: dict, standalone: bool = True) -> str:
                        f"{card['calibration']['eval_rows']:,} (<code>{_e(first)}</code>):</p>")
             out.append(reliability_svg(rel[first]["before"], rel[first]["after"],
                                        f"Reliability diagram, {first}"))
+    pub = card.get("published_row")
+    if pub:
+        cells = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_num(v, 2) if isinstance(v, float) else v)}</td></tr>"
+                        for k, v in pub.items())
+        out.append("<{H}>The same weights in the published files</{H}><p class='small'>This checkpoint is "
+                   "in the published table; it is left out of the landscape the card places it on. "
+                   f"Its published numbers:</p><table><tbody>{cells}</tbody></table>")
     if card.get("cost"):
         rows = "".join(f"<tr><td>{_e(c['property'])}</td><td class='num'>{c['images']:,} "
                        f"({c['new_images']:,} new)</td>"

@@ -15,7 +15,7 @@ from clipsafety import rules as _R
 from clipsafety.rules import Exercise
 
 __all__ = ["ABOUT", "DEFAULT_MODEL", "EXERCISES", "PARAMETER_RULES", "missing_table",
-           "status_table", "summary_markdown"]
+           "reliability_frame", "status_table", "summary_markdown"]
 
 ABOUT = ("one model's safety card: effective robustness, factors, shape bias, OOD detection and "
          "calibration, each placed on the published landscape (or the zoo).")
@@ -71,3 +71,17 @@ def status_table(card: dict) -> pd.DataFrame:
 def missing_table(card: dict) -> pd.DataFrame:
     """What to supply: one row per missing set with the reason, the layout and where to get it."""
     return pd.DataFrame(card["missing"], columns=["dataset", "reason", "layout", "get"])
+
+
+def reliability_frame(card: dict) -> pd.DataFrame:
+    """The card's reliability bins, one row per (set, scaling, bin): ``set``, ``scaling``
+    (before scaling / after ID temperature), lo, hi, n, share, accuracy, confidence; for
+    :func:`clipsafety.charts.reliability_diagram` (one panel per set)."""
+    rows = []
+    for d, by in (card.get("calibration") or {}).get("reliability", {}).items():
+        for when, bins in by.items():
+            total = sum(b["n"] for b in bins) or 1
+            label = "before scaling" if when == "before" else "after ID temperature"
+            rows += [{"set": d, "scaling": label, **b, "share": b["n"] / total} for b in bins]
+    return pd.DataFrame(rows, columns=["set", "scaling", "lo", "hi", "n", "accuracy", "confidence",
+                                       "share"])
