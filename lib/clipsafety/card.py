@@ -57,9 +57,11 @@ from clipsafety.groups import (
     group_label,
 )
 
-__all__ = ["CARD_VERSION", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH", "Collected",
-           "CardError", "build", "card_json", "collect", "gpu_cost", "measure", "place",
-           "published_landscape", "summary_lines", "zoo_landscape"]
+__all__ = ["CARD_VERSION", "FULL_SIZES", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
+           "CardError", "Collected", "accuracy_values", "build", "calibration_values", "card_json",
+           "checkpoint_key", "collect", "count_gflops", "factor_values", "gpu_cost", "measure",
+           "ood_scores", "ood_values", "ordinal", "place", "provenance", "published_landscape",
+           "shape_values", "summary_lines", "zoo_landscape"]
 
 CARD_VERSION = 1
 N_BOOT = 200
