@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import metrics
+from clipsafety.card_html import ordinal
 from clipsafety.groups import (
     BASELINE,
     CLIP_FT_2STAGE,
@@ -1009,13 +1010,6 @@ def provenance(coll: Collected) -> dict:
 def _find(card: dict, pid: str, **match) -> list[dict]:
     prop = next(p for p in card["properties"] if p["id"] == pid)
     return [v for v in prop["values"] if all(v.get(k) == x for k, x in match.items())]
-
-
-def ordinal(p: float) -> str:
-    """``91`` -> ``"91st"``, rounding to a whole percentile first."""
-    n = int(round(p))
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
 
 
 def _where(v: dict, prefer=("zero-shot CLIPs", "ImageNet models", "fine-tuned CLIPs")) -> str:

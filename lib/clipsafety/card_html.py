@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 
-__all__ = ["fragment", "render", "reliability_svg", "strip_svg"]
+__all__ = ["fragment", "ordinal", "render", "reliability_svg", "strip_svg"]
 
 CSS = """
 .cs-card{font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;max-width:1100px;margin:0 auto}
@@ -28,6 +28,13 @@ CSS = """
 """
 
 KIND_COLOURS = {"zero-shot CLIPs": "#c0392b", "fine-tuned CLIPs": "#e67e22", "ImageNet models": "#2c7fb8"}
+
+
+def ordinal(p: float) -> str:
+    """``91`` -> ``"91st"``, rounding to a whole percentile first."""
+    n = int(round(p))
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _e(x) -> str:
@@ -113,8 +120,6 @@ def _placement_cell(v: dict) -> str:
     kinds = v.get("placement", {}).get("kinds", {})
     if not kinds:
         return '<span class="small">not placed</span>'
-    from clipsafety.card import ordinal
-
     return "<br>".join(f"{_e(k)}: {ordinal(p['percentile'])} percentile (n={p['n']})"
                        for k, p in kinds.items() if p["n"] and math.isfinite(p["percentile"]))
 
