@@ -75,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list dataset ids")
     m = sub.add_parser("models", help="list model ids of a catalog")
     m.add_argument("--catalog", default="real")
+    _add_card_parser(sub)
     return p
 
 
@@ -296,6 +297,8 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if args.command == "card":
+        return run_card(args)
     if args.command == "eval":
         return run_eval(args)
     if args.command == "datasets":
@@ -307,6 +310,71 @@ def _dispatch(args) -> int:
         print("\n".join(_read_catalog(args.catalog)["id"].tolist()))
         return 0
     return 2
+
+
+# --------------------------------------------------------------------------- card
+
+def _add_card_parser(sub) -> None:
+    c = sub.add_parser("card", help="a safety card of one model: card.html and card.json")
+    c.add_argument("model", help="model id (zoo:..., openclip:ARCH@TAG, timm:NAME)")
+    c.add_argument("--data-root", help="folder holding the real datasets (default $CLIPSAFETY_DATA_ROOT)")
+    c.add_argument("--store", help="prediction store folder (default $CLIPSAFETY_STORE or .cache/store)")
+    c.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    c.add_argument("--out", default="card", help="folder to write card.html and card.json to (default ./card)")
+    c.add_argument("--templates", default="openai", help="openai | simple | single | a text file")
+    c.add_argument("--batch-size", type=_int_at_least(1, "images per forward pass"),
+                   help="default 256 on a GPU, 128 on the CPU")
+    c.add_argument("--n-boot", type=_int_at_least(100, "bootstrap resamples of each interval"), default=200)
+    c.add_argument("--image-size", type=_int_at_least(16, "input resolution in pixels"),
+                   help="override input resolution (tests)")
+    c.add_argument("--progress", action="store_true", help="show per-image progress bars")
+
+
+def run_card(args) -> int:
+    """``clipsafety card MODEL``: collect the model's records (store first), measure, place,
+    write ``card.html`` and ``card.json`` into ``--out``. A partial card (some data missing) is
+    written and its missing sets listed (exit 0); an unknown model or a data folder that is not
+    there stops before any work (exit 2)."""
+    from clipsafety import card
+    from clipsafety.infer import DeviceUnavailable, resolve_device
+    from clipsafety.store import Store, StoreError
+
+    errors = []
+    try:
+        card._check_model(args.model)
+    except card.CardError as exc:
+        errors.append(str(exc))
+    try:
+        resolve_device(args.device)
+    except DeviceUnavailable as exc:
+        errors.append(f"--device: {exc}")
+    try:
+        Store(args.store)
+    except StoreError as exc:
+        errors.append(f"--store: {exc}")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        errors.append(f"--data-root {args.data_root!r} is not a folder; expected the folder that holds "
+                      "the datasets (imagenet/val, imagenet-r, cue-conflict, ...).")
+    out = Path(args.out).expanduser()
+    if out.exists() and not out.is_dir():
+        errors.append(f"--out {args.out!r} is a file; expected a folder to write card.html and card.json to.")
+    if errors:
+        print("clipsafety card: stopped before running anything:\n  " + "\n  ".join(errors), file=sys.stderr)
+        return 2
+    try:
+        result = card.build(args.model, out, data_root=args.data_root or "", store=args.store,
+                            device=args.device, templates=args.templates, batch_size=args.batch_size,
+                            n_boot=args.n_boot, progress=args.progress, image_size=args.image_size)
+    except card.CardError as exc:
+        raise UsageError(str(exc)) from None
+    print("\n".join(f"  {i + 1}. {line}" for i, line in enumerate(result["summary"])))
+    for m in result["missing"]:
+        print(f"missing {m['dataset']}: {m['reason']}\n  layout: {m['layout']}\n  get it: {m['get']}",
+              file=sys.stderr)
+    status = {p["id"]: p["status"] for p in result["properties"]}
+    print(f"card: {out / 'card.html'} and {out / 'card.json'} ("
+          + ", ".join(f"{k} {v}" for k, v in status.items()) + ")")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

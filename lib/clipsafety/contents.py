@@ -32,7 +32,7 @@ TOC = BOOK / "_toc.yml"
 
 #: chapters that read the other chapters' recorded outputs: executed last, and re-executed
 #: whenever those outputs change
-SUMMARY_CHAPTERS = ("findings", "appendix_world")
+SUMMARY_CHAPTERS = ("findings", "appendix_world", "card")
 #: pages of the table of contents that are written by the runner, not executed
 GENERATED_PAGES = ("provenance",)
 
