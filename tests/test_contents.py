@@ -100,7 +100,6 @@ def test_every_claim_has_one_home_a_kind_and_a_test():
     """The studies declare each claim once, in its home chapter, with its test; the paper's
     sections are covered; the methods page's list is built from the same declarations."""
     from clipsafety import claims as C
-
     from clipsafety import contents
 
     t = contents.all_claims()
