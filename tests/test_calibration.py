@@ -386,7 +386,7 @@ def test_prompt_claims_need_accuracies():
                              "samples": 1.0, "prompt": k, "ece": v + 0.001 * k + (arch == "L") * 0.002})
     nb, src, qty, after = CS.assess_prompt_claims(pd.DataFrame(rows), "pub", n_boot=200)
     assert nb.verdict == after.verdict == claims.NOT_TESTABLE
-    assert src.verdict == qty.verdict == claims.PREMISE_NOT_MET
+    assert src.verdict == qty.verdict == claims.NOT_TESTABLE  # a published source: not a world premise
     assert "no accuracies" in qty.reason
     # the measured numbers kept: LAION-400M minus LAION-2B = -1 point (less data, *better*)
     assert qty.estimate == pytest.approx(-1.0) and qty.sides == ("LAION-400M", "LAION-2B")

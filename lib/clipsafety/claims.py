@@ -328,9 +328,17 @@ def count(claim: Claim, source: str, items: pd.DataFrame, claimed: int, *, effec
                      threshold=threshold, premise=premise, rule="count")
 
 
-def not_testable(claim: Claim, source: str, reason: str, *, data: Iterable[str] = ()) -> Judgement:
-    """``source`` cannot test ``claim``, and why."""
-    return Judgement(claim, source, NOT_TESTABLE, reason, data=tuple(data))
+def not_testable(claim: Claim, source: str, reason: str, *, data: Iterable[str] = (),
+                 measured: Judgement | None = None) -> Judgement:
+    """``source`` cannot test ``claim``, and why. ``measured``: numbers the source does give
+    (an uncontrolled difference, say), kept as fields and shown, never judged."""
+    if measured is None:
+        return Judgement(claim, source, NOT_TESTABLE, reason, data=tuple(data))
+    return Judgement(claim, source, NOT_TESTABLE, reason, measured.estimate, measured.lo,
+                     measured.hi, measured.level, measured.threshold, measured.effect,
+                     measured.scale, measured.unit, measured.n, measured.sides,
+                     measured.correction, measured.data or tuple(data), measured.premise,
+                     measured.rule)
 
 
 def built_in(claim: Claim, source: str, setting: str, measured: Judgement | None = None) -> Judgement:

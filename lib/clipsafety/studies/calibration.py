@@ -712,8 +712,8 @@ def assess_prompt_claims(prompt: pd.DataFrame, source: str, n_boot: int = 1000,
     """The claims on LeVine et al.'s per-prompt ECEs (zero-shot CLIPs only, CIFAR-10/100,
     Food-101, SUN397): per model the mean over prompts and datasets. The file has no
     accuracies, so the comparison at equal accuracy the source and quantity claims need
-    (:data:`CONTROL`) cannot be made: *premise not met*, with the uncontrolled difference kept
-    as the measured numbers (source: the two sources with most models, two-sided; quantity:
+    (:data:`CONTROL`) cannot be made: *not testable* (the published source cannot speak to a
+    claim conditioned on accuracy), with the uncontrolled difference kept as numbers (source: the two sources with most models, two-sided; quantity:
     LAION-400M minus LAION-2B at the architectures both have, less data minus more).
     *Not consistently better* and *after scaling* are not testable (no ImageNet models; no
     temperatures)."""
@@ -736,7 +736,7 @@ def assess_prompt_claims(prompt: pd.DataFrame, source: str, n_boot: int = 1000,
                             effect=f"ECE {a} minus {b}, not at equal accuracy ({where})",
                             scale="points", unit=claims.MODELS,
                             n=(int(counts[a]), int(counts[b])), sides=(a, b), data=data)
-        out.append(claims.premise_not_met(CLAIMS["calib-source"], source, no_acc, m))
+        out.append(claims.not_testable(CLAIMS["calib-source"], source, no_acc, measured=m))
     else:
         out.append(claims.not_testable(CLAIMS["calib-source"], source,
                                        "fewer than two training sources with two models"))
@@ -751,7 +751,7 @@ def assess_prompt_claims(prompt: pd.DataFrame, source: str, n_boot: int = 1000,
                                    f"have ({', '.join(archs)}), not at equal accuracy ({where})",
                             scale="points", unit=claims.MODELS, n=(len(a), len(b)),
                             sides=("LAION-400M", "LAION-2B"), data=data)
-        out.append(claims.premise_not_met(CLAIMS["calib-quantity"], source, no_acc, m))
+        out.append(claims.not_testable(CLAIMS["calib-quantity"], source, no_acc, measured=m))
     else:
         out.append(claims.not_testable(CLAIMS["calib-quantity"], source,
                                        "needs LAION-400M and LAION-2B CLIPs of two shared "
