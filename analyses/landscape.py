@@ -52,8 +52,8 @@ top_n = 15  # rows of the per-model table
 import pandas as pd
 from clipsafety import charts, claims, plots, published, readable
 from clipsafety.external import ExternalUnavailable
-from clipsafety.studies import landscape
 from clipsafety.readable import Column
+from clipsafety.studies import landscape
 from clipsafety.style import SOURCE_MARKERS
 from IPython.display import Markdown, display
 
