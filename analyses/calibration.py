@@ -338,7 +338,7 @@ if published and len(cood_cal):
         "CLIPs against the ImageNet models' line", tooltip_extra=["name"]))
     display(readable.table(flagged, {"checkpoint": "Checkpoint",
                                      "id_acc": ("ImageNet accuracy", "percent"),
-                                     "id_avg_conf": ("Mean confidence", "percent")},
+                                     "id_avg_conf": ("Mean confidence", "percent", 2)},
                            caption="Fine-tuned rows left out of the comparison."))
     cood_rows = study.assess_cood(cood_cal, f"{claims.PUBLISHED} (C-OOD)", n_boot=n_boot,
                                   seed=seed)
