@@ -35,14 +35,30 @@ store = ""  # prediction store for the OOD and calibration tables; empty = the d
 
 # %%
 import pandas as pd
-from clipsafety import charts, plots
+from clipsafety import charts, plots, readable
+from clipsafety.groups import group_label
+from clipsafety.readable import Column
 from clipsafety.studies import appendix_world as study
 from clipsafety.synth import CATEGORIES, FACTORS, GENERATOR_VERSION, get_dataset
 from clipsafety.zoo import list_zoo, zoo_dir
-from IPython.display import HTML, Markdown, display
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 plots.setup()
+
+
+def shown(df, columns, caption, missing="not given for this row", **kw):
+    """``df`` as a readable table: ``columns`` maps a column to its header (and unit); a column
+    it does not name is shown under its name in words, as a number."""
+    names = [n for n in df.index.names if n] + list(df.columns)
+    cols = {}
+    for c in names:
+        spec = columns.get(c, (str(c).replace("_", " ").capitalize(), "number"))
+        if not isinstance(spec, Column):
+            spec = spec if isinstance(spec, tuple) else (spec,)
+            spec = Column(*spec[:3], missing=spec[3] if len(spec) > 3 else missing)
+        cols[c] = spec
+    return readable.table(df, cols, caption=caption, **kw)
 
 # %% [markdown]
 # ## The sets
@@ -54,7 +70,9 @@ from clipsafety.synth import card_sets
 SETS = card_sets()  # the evaluation rows of clipsafety.synth.datasets.SYNTH_SETS
 card = study.dataset_card(SETS)
 display(Markdown(f"Generator version {GENERATOR_VERSION}; {len(card)} evaluation sets."))
-card
+shown(card, {"dataset": "Data set", "samples": ("Samples", "count"),
+             "label subset": ("Label subset", "text", None, "every category of the world"),
+             "description": "Description"}, "The evaluation sets of the synthetic world.")
 
 # %% [markdown]
 # ## The raw pool and its curation filters
@@ -66,7 +84,8 @@ card
 steps, named, duplicates = study.curation_steps()
 display(Markdown(f"{named:.1%} of the pool's captions name a category; "
                  f"{duplicates:.1%} of its rows are duplicates."))
-steps
+shown(steps, {"selection": "Selection", "samples": ("Samples", "count")},
+      "The raw pool's size after each curation filter.")
 
 # %% [markdown]
 # ## Example images of every set
@@ -105,14 +124,24 @@ display(Markdown(
     f"workers needs at least {worker_min / 2:.0f} minutes plus rendering the training sets; "
     f"the longest model, `{longest['id']}`, trains for {longest['train_seconds'] / 60:.0f} "
     "minutes."))
-cat[["id", "group", "family", "source", "samples", "objective", "train_set", "id_acc",
-     "matched_pair", "parent"]]
+shown(cat[["id", "group", "family", "source", "samples", "objective", "train_set", "id_acc",
+           "matched_pair", "parent"]].assign(group=cat["group"].map(group_label)),
+      {"id": "Model", "group": "Group", "family": "Family", "source": "Training source",
+       "samples": ("Training samples", "count"), "objective": "Objective",
+       "train_set": "Training set", "id_acc": ("ID test accuracy", "percent"),
+       "matched_pair": ("Matched pairs", "text", None, "in no matched pair"),
+       "parent": ("Zero-shot parent", "text", None, "not fine-tuned from a zoo CLIP")},
+      "The zoo's models.", download="zoo-models")
 
 # %% [markdown]
 # ID test accuracy per group: range and median.
 
 # %%
-cat.groupby("group")["id_acc"].agg(["count", "min", "median", "max"]).round(3)
+shown(cat.groupby("group")["id_acc"].agg(["count", "min", "median", "max"])
+      .rename(index=group_label),
+      {"group": "Group", "count": ("Models", "count"), "min": ("Lowest (%)", "percent"),
+       "median": ("Median (%)", "percent"), "max": ("Highest (%)", "percent")},
+      "ID test accuracy per group.")
 
 # %% [markdown]
 # ID test accuracy of every model, by group.
@@ -130,7 +159,9 @@ tab = study.condition_drops(acc, cat["id"])
 display(Markdown(
     f"{study.notable_drops(tab)} of {len(tab) - 1} test conditions lower the zoo's mean "
     f"accuracy by at least {study.NOTABLE_DROP * 100:.0f} points."))
-tab
+shown(tab, {"dataset": "Test condition", "mean accuracy": ("Mean accuracy", "percent"),
+            "drop vs ID": ("Drop against ID", "points")},
+      "The zoo's mean accuracy per test condition.")
 
 # %% [markdown]
 # ## What is put into the world, and what emerges
@@ -159,7 +190,19 @@ tab
 # captions on the labelled set's picture distribution.
 
 # %%
-study.source_knobs()
+knobs = study.source_knobs()
+shown(knobs.astype({c: str for c in knobs.columns if knobs[c].map(
+          lambda v: isinstance(v, list | tuple)).any()}),
+      {"source": "Source", "cue_strength": ("Colour and pattern cue strength", "ratio"),
+       "p_pose": ("Unusual pose", "percent"), "background_probs": "Background: plain, clutter, scene",
+       "style_probs": "Style: photo, sketch, silhouette, painting",
+       "p_partial": ("Partial view", "percent"), "p_occluder": ("Occluder", "percent"),
+       "p_multi": ("Several objects", "percent"), "caption_style": "Caption style",
+       "p_class_word": ("Captions naming the class", "percent"),
+       "p_attr_word": ("Captions naming attributes", "percent"),
+       "p_misaligned": ("Captions of another image", "percent"),
+       "n_filler": ("Filler words", "count")},
+      "Each training source's settings (shares of samples in percent).")
 
 # %% [markdown]
 # ## Negatives in a contrastive batch
@@ -179,7 +222,12 @@ display(Markdown(
     "sub-type, colour, pattern, "
     "style and background words, so the identical-caption negatives are rare; the same-category "
     "ones are a property of a 10-category world."))
-fneg.round(4)
+shown(fneg, {"source": "Source", "batch": ("Batch", "count"),
+             "identical": ("Identical-caption negatives", "percent", 2),
+             "same_class": ("Same-category negatives", "percent"),
+             "distinct_per_batch": ("Distinct captions per batch", "ratio", 1),
+             "distinct_share": ("Distinct captions", "percent")},
+      "False negatives of a contrastive batch, per source.")
 
 # %% [markdown]
 # ## Does the world show what the paper studies?
@@ -200,7 +248,10 @@ display(Markdown(
     f"ID accuracy; the {ranges['n_group']} zero-shot CLIPs span "
     f"**{ranges['group_min']:.1%}-{ranges['group_max']:.1%}** (best: `{ranges['best']}`), "
     f"and {ranges['n_inside']} of them lie inside the standard models' range."))
-ranges_tab.round(3)
+shown(ranges_tab.assign(group=ranges_tab["group"].map(group_label)),
+      {"group": "Group", "n": ("Models", "count"), "min": ("Lowest (%)", "percent"),
+       "median": ("Median (%)", "percent"), "max": ("Highest (%)", "percent")},
+      "ID accuracy range per group.")
 
 # %%
 sig = study.signature(points, n_boot=n_boot, seed=seed)
@@ -221,7 +272,16 @@ sig_table = study.signature_table(sig, sig_in, real)
 display(Markdown("Mean ER of the zero-shot CLIPs per natural-shift analogue, with a "
                  f"{n_boot}-resample bootstrap interval over the models (`mean_inside`: the "
                  "models inside the baseline's ID range only). " + real_note))
-(sig_table.set_index("shift").drop(columns=["n"]) * 1).round(3)
+no_real = "no published value for this shift"
+shown(sig_table.drop(columns=["n"]),
+      {"shift": "World shift", "n_extrapolated": ("Models extrapolated", "count"),
+       "mean": ("Mean ER", "points"), "lo": ("Interval low", "points"),
+       "hi": ("Interval high", "points"), "share_above": ("Share above zero", "percent"),
+       "mean_inside": ("Mean ER inside the range", "points", None, "no model inside the range"),
+       "shift_real": ("Real shift", "text", None, no_real),
+       "real_mean": ("Real mean ER", "points", None, no_real),
+       "real_n": ("Real CLIPs", "count", None, no_real)},
+      "Effective robustness (ER) of the zero-shot CLIPs per natural-shift analogue.")
 
 # %%
 from clipsafety import groups as G
@@ -241,7 +301,11 @@ charts.scatter_panels(
 # %%
 ft_diffs = study.pair_differences(points, study.matched_pairs(catalog, "finetune"))
 erosion = study.pair_summary(ft_diffs, n_boot=n_boot, seed=seed)
-erosion.round(3)
+shown(erosion, {"shift": "World shift", "n_pairs": ("Pairs", "count"),
+                "mean": ("Mean change in ER", "points"), "lo": ("Interval low", "points"),
+                "hi": ("Interval high", "points"),
+                "share_negative": ("Pairs that lose ER", "percent")},
+      "Fine-tuning's change in effective robustness over matched pairs.")
 
 # %% [markdown]
 # **Objective control.** The same data and image tower trained with the contrastive loss and
@@ -251,7 +315,10 @@ erosion.round(3)
 
 # %%
 obj_diffs = study.pair_differences(points, study.matched_pairs(catalog, "objective"))
-study.pair_table(obj_diffs)
+pairs_wide = study.pair_table(obj_diffs)
+shown(pairs_wide, {"tag": "Pair",
+                   **{c: (f"{c} (points)", "ratio", 1) for c in pairs_wide.columns}},
+      "ER difference per objective pair and shift (points).")
 
 # %% [markdown]
 # **Diversity ablation.** The same CLIP recipe (architecture, budget, seed policy) on WIT-like
@@ -286,7 +353,12 @@ correct = {(m, d): correct_of(div_records[d][f"zoo:{m}"]) for m in div_models
 div_diffs = study.pair_differences(points[points["shift"].isin(study.NATURAL_SHIFTS)], div_pairs,
                                    correct=correct, n_boot=n_boot, seed=seed)
 ablation = study.pair_summary(div_diffs, n_boot=n_boot, seed=seed)
-div_diffs.round(3)
+shown(div_diffs, {"a": "Model A", "b": "Model B", "group": "Contrast", "tag": "Pair",
+                  "shift": "World shift", "er_a": ("ER of A", "points"),
+                  "er_b": ("ER of B", "points"), "diff": ("A minus B", "points"),
+                  "lo": ("Interval low", "points"), "hi": ("Interval high", "points")},
+      "The diversity ablation: ER of each matched pair per shift.",
+      download="diversity-pairs")
 
 # %% [markdown]
 # ## The contract
@@ -307,7 +379,8 @@ glue("summary", Markdown(
     f"**What this appendix shows.** {len(card)} evaluation sets of the synthetic world "
     f"(generator version {GENERATOR_VERSION}), and the zoo: {zoo_line} Against the real "
     f"landscape's signature, {verdict_line[2:].replace('**', '')}"), display=False)
-contract
+shown(contract, {"requirement": "Requirement", "measured": "Measured", "holds": "Holds"},
+      "The world's contract with the real landscape.")
 
 # %% [markdown]
 # ## OOD detection and calibration on the zoo
@@ -326,26 +399,46 @@ ood_by_group = study.ood_medians(ood_study.detection_table(id_recs, ood_recs, "m
                                  ood_study.detection_table(id_recs, ood_recs, "msp", "msp"))
 display(Markdown("Median AUROC per group and OOD set (`auroc`: MCM for zero-shot CLIPs, MSP for "
                  "the others; `auroc_msp`: MSP for every model)."))
-ood_by_group.pivot(index="group", columns="ood_set", values="auroc").round(3)
+ood_wide = ood_by_group.pivot(index="group", columns="ood_set", values="auroc")
+shown(ood_wide.rename(index=group_label).rename_axis(columns=None),
+      {"group": "Group", **{c: (f"{c} (%)", "percent") for c in ood_wide.columns}},
+      "Median AUROC per group and OOD set.")
 
 # %%
 cal = cal_study.calibration_table({d: records[d] for d in conditions}, study.ID_SET, seed=seed,
                                   oracle=False)
 cal_by_group = study.calibration_medians(cal)
-cal_by_group.round(3)
+shown(cal_by_group.assign(group=cal_by_group["group"].map(group_label)),
+      {"group": "Group", "kind": "Conditions", "accuracy": ("Median accuracy", "percent"),
+       "ece_before": ("Median ECE (%)", "percent"), "nll_before": ("Median NLL", "number")},
+      "Median accuracy, ECE and NLL per group, before temperature scaling.")
 
 # %%
 try:
     ninco = ood_study.ninco_summary(ood_study.ninco_results())
     display(Markdown("Published (NINCO, real ImageNet models): AUROC per group."))
-    display(ninco)
+    display(shown(
+        ninco.assign(group=ninco["group"].map(group_label)),
+        {"model": "Model", "method": "Score", "id_acc": ("ImageNet accuracy", "percent"),
+         "group": "Group", "source": "Training data",
+         "parent": ("Zero-shot parent", "text", None, "not a fine-tuned CLIP"),
+         "auroc": ("AUROC", "percent"), "fpr95": ("FPR@95", "percent"),
+         "n_classes": ("OOD classes", "count"),
+         **{c: (f"AUROC, {c[6:]} (%)", "percent", None, "not reported for this model")
+            for c in ninco.columns if c.startswith("auroc ")}},
+        "NINCO's published results per model", download="ninco-per-model"))
 except Exception as err:  # noqa: BLE001
     display(Markdown(f"NINCO's published results are unavailable here ({type(err).__name__})."))
 try:
     px, _ = cal_study.published_imagenetx_table()
     display(Markdown("Published (ImageNet-X per-image confidences of real ImageNet models): "
                      "ECE and NLL on ImageNet validation."))
-    display(px)
+    display(shown(px.assign(group=px["group"].map(group_label)),
+                  {"model": "Model", "description": "Description", "group": "Group",
+                   "n": ("Images", "count"), "accuracy": ("Accuracy", "percent"),
+                   "mean_confidence": ("Mean confidence", "percent"),
+                   "ece": ("ECE (%)", "percent", 2), "adaptive_ece": ("Adaptive ECE (%)", "percent", 2)},
+                  "ImageNet val, from ImageNet-X's published confidences."))
 except Exception as err:  # noqa: BLE001
     display(Markdown(f"ImageNet-X's published confidences are unavailable here "
                      f"({type(err).__name__})."))
@@ -366,7 +459,10 @@ from clipsafety.studies import findings as findings_study  # noqa: E402
 premise_tab = findings_study.premise_table(findings_study.findings_table(
     findings_study.read_outputs()))
 if len(premise_tab):
-    display(HTML(premise_tab.to_html(index=False, classes="table", escape=True)))
+    display(readable.table(premise_tab, {"chapter": "Chapter", "claim": "Claim",
+                                         "verdict": "Verdict",
+                                         "premises measured": "Premises measured"},
+                           caption="The world's premises, per claim", download="world-premises"))
 else:
     display(Markdown("No chapter has recorded a world verdict yet (`make book` runs them first)."))
 

@@ -54,9 +54,10 @@ published = True  # show the published evidence (C-OOD confidence gaps, ImageNet
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, datasets, evidence, plots, summaries, synth
+from clipsafety import charts, claims, datasets, evidence, plots, readable, summaries, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.readable import Column
 from clipsafety.studies import calibration as study
 from IPython.display import Markdown, display
 
@@ -98,7 +99,9 @@ if live_ok:
     table = study.calibration_table(records, id_set, frac=fit_fraction, seed=seed,
                                     n_bins=n_bins)
     long = study.calibration_long(table)
-    display(study.model_counts(table).rename(index=group_label))
+    display(readable.table(study.model_counts(table).rename(index=group_label),
+                           {"group": "Group", "models": ("Models", "count")},
+                           caption=f"Models per group ({live_source})."))
 else:
     display(Markdown(run.skipped_note(
         "ImageNet val under `/data/imagenet/val` and its shifts under `/data/imagenetv2-"
@@ -114,7 +117,17 @@ group_means = pd.DataFrame()
 if live_ok:
     group_means = summaries.group_summary(long, "value", by=("dataset", "metric", "scaling"),
                                           n_boot=n_boot, seed=seed)
-    display(study.group_means_wide(group_means).rename(index=group_label, level="group").round(4))
+    wide = study.group_means_wide(group_means).rename(index=group_label, level="group")
+    wide.columns = [f"{m} {sc}" for m, sc in wide.columns]
+    scaled = {"before": "before scaling", "after": "with the ID temperature"}
+    display(readable.table(
+        wide, {"dataset": "Test condition", "group": "Group",
+               **{c: (f"Mean ECE {scaled[c.split()[1]]} (%)", "percent", 2)
+                  for c in wide.columns if c.startswith("ece ")},
+               **{c: (f"Mean NLL {scaled[c.split()[1]]}", "number")
+                  for c in wide.columns if c.startswith("nll ")}},
+        caption="Mean ECE and NLL per test condition and group, before scaling and with each "
+                "model's ID temperature.", download="calibration-group-means"))
 
 # %% [markdown]
 # ECE against accuracy, one panel per test condition, **before** temperature scaling. Zero-shot
@@ -208,9 +221,24 @@ try:
 except ExternalUnavailable as exc:
     display(plots.unavailable_note(exc, "The real confidence range (C-OOD)"))
 if live_ok:
-    display(study.confidence_gaps(table).rename(index=group_label).round(3))
-    display(study.chance_ok(table, [CLIP_ZEROSHOT, reference_group]).set_index("dataset")
-            .round(3))
+    display(readable.table(
+        study.confidence_gaps(table).rename(index=group_label),
+        {"group": "Group", "models": ("Models", "count"), "accuracy": ("Mean accuracy", "percent"),
+         "confidence": ("Mean confidence", "percent"),
+         "median_gap": ("Median confidence minus accuracy (points)", "ratio", 1),
+         "min_gap": ("Lowest gap (points)", "ratio", 1),
+         "max_gap": ("Highest gap (points)", "ratio", 1)},
+        caption="Confidence against accuracy on the ID test set, before scaling."))
+    chance = study.chance_ok(table, [CLIP_ZEROSHOT, reference_group])
+    display(readable.table(
+        chance, {"dataset": "Test condition",
+                 "chance": Column("Chance", "percent", missing="the number of classes is not "
+                                  "recorded"),
+                 **{c: Column(f"Mean accuracy, {group_label(c[4:])}", "percent",
+                              missing="no model of the group on this condition")
+                    for c in chance.columns if c.startswith("acc ")},
+                 "ok": "Every group well above chance"},
+        caption="Chance per test condition, and the groups' mean accuracy."))
     if not run.real:
         regime = study.regime_premise(table, cood_cal if len(cood_cal) else None,
                                       reference_group)
@@ -223,8 +251,9 @@ if live_ok:
 # group).
 
 # %%
-display(pd.DataFrame([{"claim": c.text, "test": c.test} for c in study.CLAIMS.values()])
-        .set_index("claim"))
+display(readable.table(pd.DataFrame([{"claim": c.text, "test": c.test}
+                                     for c in study.CLAIMS.values()]),
+                       {"claim": "Claim", "test": "Test"}, caption="The claims and their tests."))
 if live_ok:
     ws = study.world_source_settings() if not run.real else None
     live_rows = study.assess_live_claims(table, live_source, id_set, reference=reference_group,
@@ -234,9 +263,21 @@ if live_ok:
     if ws is not None:
         display(Markdown("**Built into the synthetic world.** The world's training sources "
                          "differ by construction, read from its configuration:"))
-        display(ws.set_index("setting"))
+        setting_words = {
+            "p_misaligned": "Share of captions that describe another image",
+            "p_class_word": "Share of captions that name the class",
+            "n_filler": "Filler words per caption",
+            "cue_strength": "Chance the object wears its class's colour and pattern",
+            "caption_style": "Caption style"}
+        display(readable.table(
+            ws.assign(setting=lambda d: d["setting"].map(lambda k: setting_words.get(
+                k, k.replace("_", " ")))),
+            {"setting": "Setting", **{c: c for c in ws.columns if c != "setting"}},
+            caption="The world's training sources, from its configuration."))
     verdicts += live_rows
-    display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].set_index("claim"))
+    display(readable.table(claims.claims_table(live_rows),
+                           {"claim": "Claim", "label": "Verdict", "evidence": "Evidence"},
+                           caption=f"The claims on {live_source}."))
 
 # %% [markdown]
 # ## 2. Published evidence
@@ -253,7 +294,13 @@ pub_table, pub_bins, coverage = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
 if published:
     try:
         pub_table, pub_bins = study.published_imagenetx_table(n_bins)
-        display(pub_table.set_index("model").round(4))
+        display(readable.table(
+            pub_table.assign(group=lambda d: d["group"].map(group_label)),
+            {"model": "Model", "description": "Description", "group": "Group",
+             "n": ("Images", "count"), "accuracy": ("Accuracy", "percent"),
+             "mean_confidence": ("Mean confidence", "percent"), "ece": ("ECE (%)", "percent", 2),
+             "adaptive_ece": ("Adaptive ECE (%)", "percent", 2)},
+            caption="ImageNet val, from ImageNet-X's published confidences."))
         display(charts.reliability_diagram(pub_bins, series="model",
                                            title="ImageNet val, ImageNet-X's published confidences"))
         display(Markdown("**Finding (published, ImageNet-X).** " + "; ".join(
@@ -289,7 +336,10 @@ if published and len(cood_cal):
         y_title="|mean confidence - accuracy| (points, a lower bound on ECE)",
         line_label="ImageNet models' line", title="the comparison at equal accuracy: zero-shot "
         "CLIPs against the ImageNet models' line", tooltip_extra=["name"]))
-    display(flagged[["checkpoint", "id_acc", "id_avg_conf"]].set_index("checkpoint").round(4))
+    display(readable.table(flagged, {"checkpoint": "Checkpoint",
+                                     "id_acc": ("ImageNet accuracy", "percent"),
+                                     "id_avg_conf": ("Mean confidence", "percent", 2)},
+                           caption="Fine-tuned rows left out of the comparison."))
     cood_rows = study.assess_cood(cood_cal, f"{claims.PUBLISHED} (C-OOD)", n_boot=n_boot,
                                   seed=seed)
     head = cood_rows[0]
@@ -339,7 +389,10 @@ if published:
 # %%
 if published:
     coverage = study.published_coverage()
-    display(coverage.set_index("file"))
+    display(readable.table(coverage, {"file": "File", "registered": "Registered",
+                                      "models": "Models", "clip_models": ("CLIP models", "count"),
+                                      "datasets": "Data sets", "per_sample": "Per image"},
+                           caption="Published files with calibration evidence."))
     untestable, missing = study.published_gaps(coverage)
     display(Markdown(
         f"**What no published data can test.** {untestable[0].upper() + untestable[1:]}. No "

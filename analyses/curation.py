@@ -53,8 +53,9 @@ jobs = 0  # worker processes training the CLIPs; 0: one per core (at most 4); re
 import time
 
 import pandas as pd
-from clipsafety import charts, claims, plots
+from clipsafety import charts, claims, plots, readable
 from clipsafety.external import ExternalUnavailable
+from clipsafety.readable import Column
 from clipsafety.studies import curation as study
 from clipsafety.studies import finetuning as ft_study
 from clipsafety.synth import raw_pool
@@ -83,7 +84,11 @@ display(Markdown(
 pool = raw_pool(pool_size)
 sel = study.selections(pool, cur_names, keep_fractions, size_list, seed, reference)
 summary = study.selection_summary(pool, sel)
-display(summary.set_index(["curation", "size"]).round(3))
+display(readable.table(
+    summary, {"curation": "Curation", "size": ("Training images", "count"),
+              **{c: (f"{c[0].upper()}{c[1:]} (%)", "percent") for c in summary.columns
+                 if c not in ("curation", "size")}},
+    caption="What each curation keeps of the raw pool."))
 
 # %%
 sets = ft_study.eval_sets(n_eval, seed, ood=[])
@@ -91,7 +96,16 @@ t_train = time.time()
 preds, seconds = study.train_and_score(pool, sel, budget, arch, sets, seed, fit_fraction,
                                        jobs=jobs or None)
 models = study.model_table(preds, sets)
-display(models.set_index(["curation", "size", "condition"]).round(4))
+display(readable.table(
+    models, {"curation": "Curation", "size": ("Training images", "count"),
+             "condition": "Test condition", "T": ("Temperature", "ratio"),
+             "acc": ("Accuracy", "percent"),
+             "conf_gap": ("Confidence minus accuracy (points)", "ratio", 1),
+             "ece_before": ("ECE before scaling (%)", "percent"),
+             "ece_after": ("ECE with the ID temperature (%)", "percent"),
+             "nll_before": ("NLL before scaling", "number"),
+             "nll_after": ("NLL with the ID temperature", "number")},
+    caption="Every curated CLIP on the ID and shifted test sets", download="curation-models"))
 n_jobs = jobs or study.default_jobs()
 display(Markdown(f"Training and scoring {len(preds)} CLIPs took {time.time() - t_train:.0f} s on "
                  f"{min(n_jobs, len(preds))} worker process(es) ({sum(seconds.values()):.0f} s of "
@@ -118,7 +132,11 @@ display(charts.faceted_scatter(study.calibration_long(models, "nll"), "acc", "va
 # Accuracy and ECE against the training-set size.
 
 # %%
-display(charts.faceted_lines(study.size_long(models), "size", "curation", x_title="training images",
+measure_words = {"acc": "ID accuracy", "ece_before": "ECE before scaling",
+                 "ece_after": "ECE with the ID temperature"}
+display(charts.faceted_lines(study.size_long(models).assign(
+                                 measure=lambda d: d["measure"].map(measure_words)),
+                             "size", "curation", x_title="training images",
                              log_x=True, value_format=".4f", faded=0.12, height=160,
                              title="ID accuracy and ECE against size"))
 
@@ -134,7 +152,19 @@ res = study.curation_residuals(preds, sets, n_boot=n_boot, seed=seed, level=leve
 display(charts.interval_facets(study.residual_cells(res), "curation", "residual", "cell",
                                x_title="mean residual on accuracy",
                                title="does curation predict calibration beyond accuracy?"))
-display(study.residual_wide(res).round(4))
+resid = study.residual_wide(res)
+
+
+def _resid_header(metric, scaling, condition):
+    when = "before scaling" if scaling == "before" else "with the ID temperature"
+    unit = ("points", 2) if metric == "ece" else ("ratio", 3)
+    return (f"{metric.upper()} {when}, {condition}", *unit)
+
+
+headers = {" ".join(c): _resid_header(*c) for c in resid.columns}
+resid.columns = list(headers)
+display(readable.table(resid, {"curation": "Curation", **headers},
+                       caption="Mean residual on accuracy per curation."))
 
 # %%
 def _cell(m, sc, cond):
@@ -187,8 +217,9 @@ display(Markdown("**Premises.** " + "; ".join(p.text() for p in prem) + "."))
 live_rows = study.assess(res, live, level=level, correction=correction, n_models=len(preds),
                          premises=prem)
 verdicts += live_rows
-display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].rename(
-    columns={"label": "verdict"}).set_index("claim"))
+display(readable.table(claims.claims_table(live_rows),
+                       {"claim": "Claim", "label": "Verdict", "evidence": "Evidence"},
+                       caption="The claims on the synthetic world."))
 
 # %% [markdown]
 # **Built into the synthetic world (not findings).** What the raw pool holds by construction,
@@ -196,7 +227,9 @@ display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].rename(
 # category and of misaligned captions, which the filters then remove.
 
 # %%
-display(study.built_in_table(pool).set_index("property"))
+display(readable.table(study.built_in_table(pool),
+                       {"property": "Property", "value": ("Value", "number")},
+                       caption="What the raw pool holds by construction."))
 
 # %% [markdown]
 # ## 2. Published evidence
@@ -212,7 +245,19 @@ pub = claims.PUBLISHED
 if published:
     try:
         dc = study.published_datacomp()
-        display(study.datacomp_view(dc).round(4))
+        view = study.datacomp_view(dc)
+        no_acc = "open_clip reports no accuracy on this set for the model"
+        display(readable.table(
+            view, {"model": "Model", "arch": "Architecture", "tag": "Training data",
+                   "samples_seen": Column("Samples seen", "count",
+                                          missing="open_clip gives no sample count"),
+                   **{c: Column(f"{name} (%)", "percent", missing=no_acc)
+                      for c, name in (("imagenet", "ImageNet"), ("imagenet_v2", "ImageNet-V2"),
+                                      ("imagenet_r", "ImageNet-R"),
+                                      ("imagenet_sketch", "ImageNet-Sketch"),
+                                      ("objectnet", "ObjectNet")) if c in view.columns}},
+            caption="The DataComp / CommonPool models in open_clip's table",
+            download="datacomp-models"))
         display(Markdown(f"**Published (open_clip).** {len(dc)} DataComp / CommonPool models "
                          "with accuracies and no calibration."))
     except ExternalUnavailable as exc:

@@ -59,9 +59,10 @@ published = ["imagenet_testbed", "modelvshuman"]  # published ImageNet-X collect
 from dataclasses import replace
 
 import pandas as pd
-from clipsafety import charts, claims, evidence, plots, summaries
+from clipsafety import charts, claims, evidence, plots, readable, summaries
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.readable import Column
 from clipsafety.studies import factors as study
 from IPython.display import Markdown, display
 
@@ -94,7 +95,10 @@ if live_ok:
         study.factor_long(run.collect(), factor_list, which=which), baseline_group, scale)
     live_grid = study.trend_grid(live, baseline_group, scale, n_boot=n_boot, seed=seed)
     live_counts = study.model_counts(live)
-    display(live_counts.rename(index=group_label))
+    display(readable.table(live_counts.rename(index=group_label),
+                           {"group": "Group", "models": ("Models", "count"),
+                            "extrapolated": ("Extrapolated", "count")},
+                           caption=f"Models per group ({live_source})."))
     display(Markdown(
         f"`extrapolated`: models whose overall accuracy lies outside the {group_label(baseline_group)} "
         f"models' range ({int(live_counts['extrapolated'].sum())} of "
@@ -168,8 +172,17 @@ if live_ok:
             "(zero-shot CLIP, standard, more data) and who it is, against chance. Below: how "
             "often the world renders each factor in each training source (the settings that "
             "make a contrast *built in*)."))
-        display(prem.round(3))
-        display(study.world_nuisance_rates(factor_list).round(2))
+        display(readable.table(
+            prem, {"factor": "Factor", "cost": ("Cost (points)", "ratio"),
+                   "costs": "Costs accuracy", "min_acc": ("Lowest factor accuracy", "percent"),
+                   "worst_model": "Model with the lowest", "chance": ("Chance", "percent"),
+                   "above_chance": "Above chance"},
+            caption="The world's premises per factor, measured on the zoo."))
+        rates = study.world_nuisance_rates(factor_list)
+        display(readable.table(
+            rates, {"factor": "Factor", **{c: (f"{c} (%)", "percent", 0) for c in rates.columns
+                                           if c != "factor"}},
+            caption="How often the world renders each factor, per training source."))
         for j in judged:
             if j.verdict not in claims.TESTED:
                 measured = replace(j, reason="", premise="").evidence()
@@ -258,13 +271,25 @@ for coll, er in pub.items():
 # %%
 try:
     pooled, pooled_data = study.published_pooled(which=which, factors=factor_list)
-    display(study.published_clip_rows(which))
+    display(readable.table(
+        study.published_clip_rows(which).assign(
+            collection=lambda d: d["collection"].map(lambda c: study.PUBLISHED_COLLECTIONS.get(c, c))),
+        {"checkpoint": "Checkpoint", "model": "Model (as the collection names it)",
+         "collection": "Collection", "training_source": "Training source",
+         "overall_acc": ("Overall accuracy", "percent"),
+         "primary": "Counted in the pooled verdicts"},
+        caption="The zero-shot CLIP checkpoints of the published collections."))
     judged, _ = show_rules(pooled, claims.PUBLISHED, data=pooled_data)
     verdicts += judged
     pooled_er = study.with_effective_robustness(pooled, baseline_group, scale)
     level, corr = claims.bonferroni(len(factor_list))
     diffs = study.clip_vs_imagenet(pooled_er, n_boot=n_boot, seed=seed, level=level)
-    display(diffs.round(2))
+    display(readable.table(
+        diffs.assign(item=lambda d: d["item"].str.replace("_", " ")),
+        {"item": "Factor", "estimate": ("CLIP minus ImageNet models (points)", "ratio"),
+         "lo": ("Interval low (points)", "ratio"), "hi": ("Interval high (points)", "ratio"),
+         "n_clip": ("CLIP checkpoints", "count"), "n_imagenet": ("ImageNet models", "count")},
+        caption=f"Effective robustness, zero-shot CLIP minus the ImageNet models ({corr})."))
     n3 = pooled_er.loc[pooled_er.group == CLIP_ZEROSHOT, "model"].nunique()
     display(Markdown(
         f"**Published evidence, pooled.** Zero-shot CLIP ({n3} checkpoints) minus the "
@@ -288,7 +313,18 @@ if live_ok and len(live_summary):
 for coll, lead in pub_leads.items():
     lead_sets[coll] = lead
 if lead_sets:
-    display(study.agreement_table(lead_sets))
+    agreement = study.agreement_table(lead_sets)
+    agreement.index = agreement.index.str.replace("_", " ")
+    agreement.index.name = "factor"
+    direction = {1: "leads", 0: "neither", -1: "trails"}
+    display(readable.table(
+        agreement.apply(lambda c: c.map(direction, na_action="ignore")),
+        {"factor": "Factor",
+         **{k: study.PUBLISHED_COLLECTIONS.get(k, k) for k in lead_sets},
+         "paper": Column("Paper", missing="the paper's direction on this factor cannot be "
+                                          "cited")},
+        caption="Zero-shot CLIP's mean effective robustness per factor: above every other "
+                "group's (leads), below every other group's (trails) or neither."))
     leads, common = study.leader_overlap(lead_sets)
     display(Markdown(
         "CLIP leads on " + "; ".join(f"{len(v)} factors in {k}" for k, v in leads.items())
@@ -313,7 +349,15 @@ try:
     b16_table, b16_long = study.published_decision_factors(which=which, factors=factor_list)
     side = study.decision_side_table(b16_table, study.published_base_table(which),
                                      pub.get("imagenet_testbed"), factor_list)
-    display((side * 100).round(1))
+    side_shown = side.rename(columns=lambda c: c.replace("_", " "))
+    display(readable.table(
+        side_shown,
+        {"model": "Model",
+         **{c: Column(f"{c} (%)", "percent", missing="imagenet-testbed gives this model no "
+                      "accuracy over the annotated images as a whole")
+            for c in side_shown.columns}},
+        caption="Per-factor accuracy, CLIP ViT-B/16 from its own decisions beside published "
+                "rows."))
     if "imagenet_testbed" in pub:
         tb_long = study.published_factor_table("imagenet_testbed", which=which, factors=factor_list)
         b16_er = study.decision_effective_robustness(tb_long, b16_long, baseline_group, scale)

@@ -56,11 +56,18 @@ batch_size = 64
 import time
 
 import pandas as pd
-from clipsafety import charts, claims, evidence, plots
+from clipsafety import charts, claims, evidence, plots, readable
 from clipsafety.external import ExternalUnavailable
+from clipsafety.groups import group_label
+from clipsafety.readable import Column
 from clipsafety.studies import finetuning as study
 from clipsafety.studies import ood as ood_study
 from IPython.display import Markdown, display
+
+# the measures' names in words (fractions shown in percent, differences in points)
+SCORE_NAMES = {"mcm": "MCM", "msp": "MSP", "maxlogit": "max logit", "energy": "energy"}
+MEASURES = {"id_acc": "ID accuracy", "shift_acc": "shift accuracy",
+            **{f"auroc_{k}": f"AUROC, {v}" for k, v in SCORE_NAMES.items()}}
 
 plots.setup()
 t_start = time.time()
@@ -83,7 +90,13 @@ evals = study.run_paths(parent_ids, budget, grid, sets, train_set=train_set, see
                         progress=None)
 seconds = evals["_seconds"]
 table = study.path_table(evals, sets)
-display(study.path_overview(table, score).round(3))
+overview = study.path_overview(table, score)
+display(readable.table(
+    overview, {"parent": "Parent", "label": "Recipe",
+               **{c: (MEASURES[c][0].upper() + MEASURES[c][1:], "percent")
+                  for c in overview.columns if c in MEASURES},
+               f"fpr95_{score}": (f"FPR@95, {SCORE_NAMES[score]}", "percent")},
+    caption="Every recipe on every parent: accuracy and detection, mean over the OOD sets."))
 display(Markdown(f"Training and evaluation took {sum(seconds.values()):.0f} s "
                  f"({', '.join(f'{p}: {s:.0f} s' for p, s in seconds.items())})."))
 
@@ -111,7 +124,9 @@ display(charts.path_panels(table, "shift_acc", f"auroc_{score}", "recipe", "pare
 # coefficient (hover for values, click a parent to highlight it).
 
 # %%
-display(charts.faceted_lines(study.wise_long(table, score), "alpha", "parent",
+display(charts.faceted_lines(study.wise_long(table, score).assign(
+                                 measure=lambda d: d["measure"].map(MEASURES)),
+                             "alpha", "parent",
                              x_title="WiSE-FT alpha (0 = zero-shot, 1 = fine-tuned)",
                              x_format=".2f", title="the WiSE-FT path"))
 
@@ -129,7 +144,12 @@ display(charts.mean_points(study.scores_long(table), "label", "auroc", "score",
 
 # %%
 best = study.best_recipe(table, score)
-display(best.round(4))
+display(readable.table(
+    best, {"label": "Recipe", "d_id_acc": ("ID accuracy gain", "points"),
+           "d_shift_acc": ("Shift accuracy gain", "points"),
+           f"d_auroc_{score}": (f"AUROC change, {SCORE_NAMES[score]}", "points"),
+           "keeps": "Gains accuracy, keeps detection"},
+    caption="Each recipe against zero-shot, mean over parents."))
 keep = best[best["keeps"]]
 zs_row = study.zero_shot_means(table, score)
 lines = [f"- {lab}: ID accuracy {r.d_id_acc * 100:+.1f} points, shift accuracy "
@@ -165,8 +185,9 @@ display(Markdown(
 # %%
 live_rows, contrasts = study.assess_live(evals, sets, table, live, score, n_boot, seed)
 verdicts += live_rows
-display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].rename(
-    columns={"label": "verdict"}).set_index("claim"))
+display(readable.table(claims.claims_table(live_rows),
+                       {"claim": "Claim", "label": "Verdict", "evidence": "Evidence"},
+                       caption="The claims on the synthetic world."))
 ft_worse = contrasts["ood-ft-worse"]
 two = contrasts["ood-2stage"]
 display(Markdown(
@@ -181,7 +202,9 @@ display(Markdown(
 # training sources never use. Read from the world's configuration:
 
 # %%
-display(study.built_in_table(sets).set_index("property"))
+display(readable.table(study.built_in_table(sets),
+                       {"property": "Property", "value": ("Value", "number")},
+                       caption="What the synthetic world holds by construction."))
 
 # %% [markdown]
 # ## 2. Published evidence: zero-shot and fine-tuned CLIP pairs
@@ -201,7 +224,14 @@ if pub_names:
                    "C-OOD": ood_study.cood_results}
         pub_avg = {n: readers[n]() for n in pub_names}
         pairs = study.published_pairs(pub_avg)
-        display(pairs.set_index(["source", "model"]).round(4))
+        no_parent = "the source has no zero-shot parent of this model"
+        display(readable.table(
+            pairs.assign(group=pairs["group"].map(group_label)),
+            {"source": "Source", "model": "Model", "group": "Group", "parent": "Zero-shot parent",
+             "id_acc": ("ImageNet accuracy", "percent"), "auroc": ("Mean AUROC", "percent"),
+             "parent_id_acc": Column("Parent's ImageNet accuracy", "percent", missing=no_parent),
+             "parent_auroc": Column("Parent's mean AUROC", "percent", missing=no_parent)},
+            caption="Published zero-shot and fine-tuned CLIP pairs."))
         display(charts.stage_lines(study.published_long(pairs), "acc", "au", "model", "source",
                                    "stage", extra=["parent"], x_title="ID accuracy (%)",
                                    y_title="mean AUROC",

@@ -50,8 +50,9 @@ top_n = 15  # rows of the per-model table
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, plots, published
+from clipsafety import charts, claims, plots, published, readable
 from clipsafety.external import ExternalUnavailable
+from clipsafety.readable import Column
 from clipsafety.studies import landscape
 from clipsafety.style import SOURCE_MARKERS
 from IPython.display import Markdown, display
@@ -73,7 +74,10 @@ except ExternalUnavailable as exc:
 
 # %%
 if have_data:
-    display(landscape.source_counts(long))
+    counts = landscape.source_counts(long)
+    display(readable.table(counts, {"source": "Published table",
+                                    **{c: (c, "count") for c in counts.columns}},
+                           caption="Models per published table and group."))
 
 # %% [markdown]
 # ## Accuracy on the line, and CLIP above it
@@ -89,7 +93,12 @@ if have_data:
 
 # %%
 if have_data:
-    display(landscape.fit_table(fits).round(3))
+    display(readable.table(
+        landscape.fit_table(fits).assign(shift=lambda d: d["shift"].map(published.SHIFTS)),
+        {"shift": "Shift", "slope": ("Slope", "number"), "intercept": ("Intercept", "number"),
+         "n_baseline": ("Standard models fitted", "count"), "scale": "Scale"},
+        caption=f"The fitted line per shift ({scale} scale): shift accuracy against ImageNet "
+                "accuracy, both transformed."))
 
 # %% [markdown]
 # ## Effective robustness by group
@@ -125,7 +134,18 @@ if have_data and "open_clip" in sources:
 
 # %%
 if have_data:
-    display(landscape.per_model_table(points, top_n))
+    per_model = landscape.per_model_table(points, top_n)
+    no_shift = "the source reports no accuracy on this shift for the model"
+    display(readable.table(
+        per_model,
+        {"model": "Model", "group": "Group", "source": "Published table",
+         "imagenet": ("ImageNet accuracy (%)", "ratio"),
+         **{f"ER {s}": Column(f"Effective robustness, {published.SHIFTS[s].split(' (')[0]} "
+                              "(points)", "ratio", missing=no_shift) for s in shifts},
+         "ER mean": Column("Mean effective robustness (points)", "ratio", missing=no_shift)},
+        caption=f"The {top_n} most and the {top_n} least effectively robust CLIP models.",
+        note="Accuracy in percent and effective robustness in accuracy points, as computed above.",
+        download="landscape-per-model"))
 
 # %% [markdown]
 # ## Findings

@@ -57,9 +57,10 @@ published: str | list = ["ninco", "cood"]  # published results to show: ninco, c
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, evidence, plots, summaries
+from clipsafety import charts, claims, evidence, plots, readable, summaries
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.readable import Column
 from clipsafety.studies import ood as study
 from IPython.display import Markdown, display
 
@@ -94,7 +95,13 @@ if live_ok:
     table = study.detection_table(id_recs, ood_recs, clip_score, other_score, T=temperature,
                                   fpr_convention=fpr_convention, aupr_method=aupr_method)
     avg = study.average_over_sets(table)
-    display(study.group_means(avg).rename(index=group_label).round(3))
+    display(readable.table(
+        study.group_means(avg).rename(index=group_label),
+        {"group": "Group", "auroc": ("Mean AUROC", "percent"),
+         "fpr95": (f"Mean FPR@95 ({fpr_convention})", "percent"),
+         "aupr_in": ("Mean AUPR, ID positive", "percent"),
+         "aupr_out": ("Mean AUPR, OOD positive", "percent"), "id_acc": ("ID accuracy", "percent")},
+        caption="Per group: the detection metrics averaged over the OOD sets, and ID accuracy."))
 else:
     display(Markdown(run.skipped_note(
         "ImageNet val and the OOD sets under `/data` (see the appendix 'Datasets on disk')")))
@@ -120,7 +127,15 @@ if live_ok:
     if len(corr):
         display(charts.interval_points(corr, "source", ["pearson", "spearman"],
                                        title="ID accuracy vs mean AUROC, zero-shot CLIP"))
-    display(corr.round(3))
+    no_interval = "too few models for a bootstrap interval"
+    display(readable.table(
+        corr, {"source": "Training source", "n_models": ("Models", "count"),
+               **{f"{m}{end}": Column(f"{name}{words}", "ratio", missing=no_interval)
+                  for m, name in (("pearson", "Pearson r"), ("spearman", "Spearman ρ"))
+                  for end, words in (("", ""), ("_lo", ", interval low"),
+                                     ("_hi", ", interval high"))}},
+        caption="Correlation of ID accuracy with the mean AUROC, zero-shot CLIP per training "
+                "source (95% bootstrap intervals over models)."))
 
 # %%
 if live_ok:
@@ -135,7 +150,10 @@ if live_ok:
 
         premises = study.world_premises(avg, 1 / len(CATEGORIES), n_boot=n_boot, seed=seed)
         setting = study.world_source_setting()
-        display(pd.DataFrame([vars(p) for p in premises]).set_index("name"))
+        display(readable.table(pd.DataFrame([vars(p) for p in premises]),
+                               {"name": "Premise", "ok": "Met", "measured": "Measured",
+                                "needed": "Needed"},
+                               caption="The world's premises, measured on the zoo."))
     live_judgements = study.assess_ood_claims(avg, run.live_source, n_boot=n_boot, seed=seed,
                                               premises=premises, built_in=setting)
     verdicts += live_judgements
@@ -224,9 +242,24 @@ if "ninco_scores" in pub:
     wide = pub["ninco_scores"]
     ranks = study.score_ranks(wide)
     shown = wide.set_index(["checkpoint", "group"]).drop(columns=["best score"])
-    display((100 * shown).round(1).assign(**{"best score": wide.set_index(
-        ["checkpoint", "group"])["best score"]}).rename(columns={"id_acc": "ImageNet accuracy"}))
-    display(ranks.set_index("score").round(3))
+    not_scored = "NINCO does not report this score for this model"
+    display(readable.table(
+        wide.assign(group=lambda d: d["group"].map(group_label)),
+        {"checkpoint": "Checkpoint", "group": "Group",
+         "id_acc": Column("ImageNet accuracy (%)", "percent", missing=not_scored),
+         **{c: Column(f"{c} (%)", "percent", missing=not_scored) for c in shown.columns
+            if c != "id_acc"},
+         "best score": "Best score"},
+        caption="NINCO: each model's mean AUROC over the OOD classes, per score",
+        download="ninco-scores"))
+    display(readable.table(
+        ranks, {"score": "Score", "models": ("Models", "count"),
+                "mean AUROC": ("Mean AUROC", "percent"), "best for": ("Best for", "count"),
+                "rank correlation with MSP": Column(
+                    "Rank correlation with MSP", "ratio",
+                    missing="fewer than three models have both scores")},
+        caption="Per NINCO score: how often it is a model's best, and whether it orders the "
+                "models as MSP does."))
     top = ranks.iloc[0]
     msp = ranks.set_index("score").loc["MSP"] if "MSP" in set(ranks["score"]) else None
     display(Markdown(
@@ -315,8 +348,9 @@ display(Markdown(run.real_section()))
 # group).
 
 # %%
-display(pd.DataFrame([{"claim": c.text, "test": c.test} for c in study.CLAIMS.values()])
-        .set_index("claim"))
+display(readable.table(pd.DataFrame([{"claim": c.text, "test": c.test}
+                                     for c in study.CLAIMS.values()]),
+                       {"claim": "Claim", "test": "Test"}, caption="The claims and their tests."))
 
 # %%
 from clipsafety import pages  # noqa: E402

@@ -65,12 +65,31 @@ import time
 
 import pandas as pd
 import torch
-from clipsafety import catalog, charts, claims, evidence, features, plots, synth
+from clipsafety import catalog, charts, claims, evidence, features, plots, readable, synth
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, STANDARD
+from clipsafety.readable import Column
 from clipsafety.studies import calibration as calib_study
 from clipsafety.studies import prompts as study
 from IPython.display import Markdown, display
+
+# the metrics' names in words, with their units (fractions shown in percent or points)
+METRICS = {
+    "arm": ("Template set", "text"), "acc_id": ("ID accuracy", "percent"),
+    "acc_shift": ("Shift accuracy", "percent"), "eff_rob": ("Effective robustness", "points"),
+    "ece_before": ("ECE before scaling (%)", "percent"),
+    "ece_after": ("ECE with the fitted temperature (%)", "percent"),
+    "nll_before": ("NLL before scaling", "number"),
+    "nll_after": ("NLL with the fitted temperature", "number"),
+    "auroc": ("AUROC", "percent"), "atfd": ("Text-feature dispersion (ATFD)", "number"),
+    "T": ("Temperature", "ratio"),
+}
+
+
+def metric_table(df, caption):
+    """``df`` (one row per template set) as a readable table of the :data:`METRICS` it has."""
+    have = {*df.columns, *df.index.names}
+    return readable.table(df, {k: v for k, v in METRICS.items() if k in have}, caption=caption)
 
 t_start = time.perf_counter()
 plots.setup()
@@ -161,7 +180,8 @@ if live_ok:
         f"Features: {sum(len(v) for v in feats.values())} (model, dataset) records in "
         f"{t_feat:.1f} s; {len(named) + len(subs)} heads evaluated in {t_heads:.1f} s "
         f"({1000 * t_heads / max(1, len(named) + len(subs)):.0f} ms each)."))
-    display(study.arm_means(named).round(4))
+    display(metric_table(study.arm_means(named),
+                           caption="Per template set: the means over the models."))
 else:
     display(Markdown(run.skipped_note("ImageNet val under `/data/imagenet/val`")))
 
@@ -195,10 +215,26 @@ if live_ok:
 # %%
 if live_ok:
     summ = study.subset_summary(subs)
-    display(charts.interval_points(study.subset_intervals(summ), "size",
-                                   ["ece_before", "ece_after"], x_title="ECE",
+    ece_words = {"ece_before": "ECE before scaling", "ece_after": "ECE with the fitted temperature"}
+    intervals = study.subset_intervals(summ).rename(columns=lambda c: next(
+        (c.replace(k, v) for k, v in ece_words.items() if c.startswith(k)), c))
+    display(charts.interval_points(intervals, "size", list(ece_words.values()), x_title="ECE",
                                    title="ECE over random template subsets"))
-    display(study.subset_table(summ))
+
+    def _cell(r):
+        unit = METRICS[r.value][1]
+        f = [readable.format_value(x, Column("value", unit)) for x in (r.mean, r.lo, r.hi)]
+        return f"{f[0]} [{f[1]}, {f[2]}]"
+
+    by_size = (summ.assign(cell=summ.apply(_cell, axis=1))
+               .pivot(index="size", columns="value", values="cell"))
+    display(readable.table(
+        by_size, {"size": ("Templates in the subset", "count"),
+                  **{v: METRICS[v][0] + {"percent": " (%)", "points": " (points)"}.get(
+                      METRICS[v][1], "").replace(" (%) (%)", " (%)")
+                     for v in by_size.columns}},
+        caption="Over random template subsets: the mean over models, with the 2.5–97.5% range "
+                "over draws in brackets."))
     txt = []
     for v, label, k in (("acc_id", "ID accuracy", 100), ("ece_before", "ECE before scaling", 100),
                         ("ece_after", "ECE after scaling", 100), ("auroc", "MCM AUROC", 100)):
@@ -228,7 +264,9 @@ if live_ok and tuned_ids:
     cmp = study.tuning_comparison(named, tuned)
     cm = study.arm_means(cmp, values=["acc_id", "ece_before", "ece_after", "nll_before",
                                       "auroc", "atfd"])
-    display(cm.round(4))
+    display(metric_table(cm,
+                           caption="The single template against the tuned prompts: means over "
+                                   "the models."))
     long = study.metric_long(cmp, ["acc_id", "ece_before", "auroc"])
     display(charts.score_comparison(long, "metric", "value", "arm",
                                     title="hand-written (single) vs CoOp vs CoOp + C-TPT"))
@@ -280,8 +318,9 @@ if live_ok:
                                            ece_margin=ece_margin, n_boot=n_boot, seed=seed,
                                            premises=regime)
     verdicts += live_rows
-    display(claims.claims_table(live_rows)[["claim", "label", "evidence"]].rename(
-        columns={"label": "verdict"}).set_index("claim"))
+    display(readable.table(claims.claims_table(live_rows),
+                           {"claim": "Claim", "label": "Verdict", "evidence": "Evidence"},
+                           caption=f"The claims on {run.live_source}."))
 
 # %% [markdown]
 # **Mechanism checks** for claims that do not reproduce: the ensemble's accuracy gain per
@@ -292,12 +331,19 @@ if live_ok:
 if live_ok:
     gain = study.ensemble_gain(named)
     if gain is not None:
-        display((gain * [100, 100, 100, 1]).round(2).rename(columns={"size": "models"}))
+        display(readable.table(
+            gain.rename_axis("source"),
+            {"source": "Training source", "mean": ("Mean gain", "points"), "min": ("Lowest gain", "points"),
+                   "max": ("Highest gain", "points"), "size": ("Models", "count")},
+            caption="ID accuracy with the openai set minus with the single template, per "
+                    "training source."))
         display(Markdown("**Check (ensemble).** Mean ID accuracy gain of the `openai` set over "
                          "`single`, per training source, in points: " + ", ".join(
                              f"{k} {v:+.1f}" for k, v in (gain["mean"] * 100).items()) + "."))
     over = study.arm_means(named, tuned, values=["T", "ece_before", "ece_after"])
-    display(over.round(3))
+    display(metric_table(over,
+                           caption="Per template set: the mean fitted temperature, and the ECE "
+                                   "before and after it."))
     display(Markdown("**Check (calibration).** Mean ID temperature per arm: " + ", ".join(
         f"{a} {t:.2f}" for a, t in over["T"].items()) + " (T > 1: the head was over-confident "
         "and is softened; T < 1: under-confident)."))
@@ -319,7 +365,13 @@ if published:
         display(charts.points_by_category(spread.assign(group=CLIP_ZEROSHOT), "dataset", "spread",
                                           "model", x_title="ECE spread over prompts (max - min)",
                                           title="published: how far the prompt moves ECE"))
-        display(spread.set_index(["dataset", "model"]).round(4))
+        display(readable.table(
+            spread, {"dataset": "Data set", "model": "Model", "prompts": ("Prompts", "count"),
+                     "min": ("Lowest ECE (%)", "percent", 2),
+                     "median": ("Median ECE (%)", "percent", 2),
+                     "max": ("Highest ECE (%)", "percent", 2),
+                     "spread": ("Spread, highest minus lowest", "points", 2)},
+            caption="LeVine et al.: each model's ECE over the prompts", download="prompt-ece-spread"))
         top = spread.loc[spread.spread.idxmax()]
         display(Markdown(
             f"**Finding (published, LeVine et al.).** Over {len(spread)} (model, dataset) pairs "

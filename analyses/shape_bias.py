@@ -47,13 +47,44 @@ n_boot = 1000  # bootstrap resamples for intervals
 
 # %%
 import pandas as pd
-from clipsafety import charts, claims, evidence, plots, shape, summaries
+from clipsafety import charts, claims, evidence, plots, readable, shape, summaries
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_ZEROSHOT, group_label
+from clipsafety.readable import Column
 from clipsafety.studies import shape_bias as study
 from IPython.display import Markdown, display
 
 plots.setup()
+
+# the tables' headers in words (shape bias and its interval as fractions, as in the text)
+HEADERS = {
+    "observer": "Model", "model": "Model", "group": "Group", "training": "Training",
+    "source": "Source", "note": "Note", "samples": ("Training samples", "count"),
+    "reading": "Reading", "arch": "Architecture", "training_source": "Training source",
+    "head": "Head", "prompt": "Prompt", "fork": "Fork",
+    "shape_bias": ("Shape bias", "ratio", 3), "lo": ("Interval low", "ratio", 3),
+    "hi": ("Interval high", "ratio", 3), "shape_bias_direct": ("Shape bias, 16-way head", "ratio", 3),
+    "reading_direct": "Reading, 16-way head", "cue_share": ("Cue share", "percent"),
+    "shape_hits": ("Shape answers", "count"), "texture_hits": ("Texture answers", "count"),
+    "id_acc": ("ID accuracy", "percent"), "duplicate_of": "Duplicate of",
+    "counted": "Counted", "identical_to": "Identical to", "size": ("Networks", "count"),
+    "mean": ("Mean", "ratio", 3), "median": ("Median", "ratio", 3), "min": ("Lowest", "ratio", 3),
+    "max": ("Highest", "ratio", 3), "n_models": ("Models", "count"),
+    "most_influential": "Most influential model", "value_of_it": ("Its shape bias", "ratio", 3),
+    "mean_without": ("Mean without it", "ratio", 3), "robust_z": ("Robust z-score", "ratio"),
+    "outlier": "Outlier",
+}
+
+
+def shown(df, caption, **kw):
+    """``df`` as a readable table: every column (and named index) under its header in words."""
+    names = [n for n in df.index.names if n] + list(df.columns)
+    cols = {}
+    for c in names:
+        spec = HEADERS.get(c, (str(c).replace("_", " ").capitalize(), "number"))
+        spec = spec if isinstance(spec, tuple) else (spec,)
+        cols[c] = Column(*spec, missing="not given for this row")
+    return readable.table(df, cols, caption=caption, **kw)
 run = evidence.chapter_run("shape_bias", models, zoo_dataset="synth:cue-conflict",
                            real_dataset="cue-conflict", dataset=dataset, data_root=data_root,
                            store=store, device=device, batch_size=batch_size,
@@ -123,7 +154,9 @@ if mvh_obs:
     display(charts.strip_by_group(nets[nets.duplicate_of == ""].rename(columns={"observer": "model"}),
                                   band=band, title="published cue-conflict decisions, model-vs-human forks",
                                   tooltip_extra=["training", "lo", "hi", "cue_share"]))
-    display(study.network_table(nets).round(3))
+    display(shown(study.network_table(nets).assign(group=lambda d: d["group"].map(group_label)),
+                  "Shape bias of the published networks of the model-vs-human forks, highest "
+                  "first", download="shape-bias-published-networks"))
 
 # %% [markdown]
 # CLIP by model size, and each CLIP against the kinds of network beside it (mean shape bias
@@ -132,8 +165,10 @@ if mvh_obs:
 # %%
 if mvh_obs:
     clips = nets[nets.group == CLIP_ZEROSHOT].set_index("observer")
-    display(clips[["source", "note", "shape_bias", "lo", "hi", "cue_share"]].round(3))
-    display(study.network_kinds(nets).round(3))
+    display(shown(clips[["source", "note", "shape_bias", "lo", "hi", "cue_share"]],
+                  "The published zero-shot CLIPs."))
+    display(shown(study.network_kinds(nets), "Shape bias of the other published networks, per "
+                  "source and training."))
     txt = "; ".join(f"{o} {r.shape_bias:.3f} [{r.lo:.3f}, {r.hi:.3f}], cue share {r.cue_share:.0%}"
                     for o, r in clips.iterrows())
     same = ""
@@ -165,7 +200,9 @@ if "Thieringer" in mvh_obs:
         mvh_obs["Thieringer"], study.mvh_decisions("TizianThieringer/model-vs-human", "colour"))
     mech_pub = study.shape_mechanism(t_obs, "id_acc", n_boot=n_boot, seed=seed)
     display(Markdown(f"**Check (TizianThieringer).** {mech_pub['text']}"))
-    display(summaries.group_outliers(t_obs[t_obs.group != "human"], "shape_bias").round(3))
+    display(shown(summaries.group_outliers(t_obs[t_obs.group != "human"], "shape_bias")
+                  .assign(group=lambda d: d["group"].map(group_label)),
+                  "Per group: the model that moves the mean most, and whether it is an outlier."))
 
 # %% [markdown]
 # ### Every real CLIP in the published files, each checkpoint once
@@ -192,7 +229,8 @@ except ExternalUnavailable as exc:
 # %%
 if have_models:
     clip_table = study.published_clip_table(pub_models)
-    display(clip_table.round(3))
+    display(shown(clip_table, "Every zero-shot CLIP of the published cue-conflict files, "
+                  "highest shape bias first", download="shape-bias-published-clips"))
     pooled = study.published_pooled_shape(pub_models)
     judged_pub, extra = study.assess_published_shape(pub_trials, pub_models, n_boot=n_boot,
                                                      seed=seed)
@@ -241,7 +279,8 @@ if live_ok:
         shape = study.with_id_accuracy(shape, run.collect(acc_id))
     if not real:  # the shape-learning premise: accuracy on shape-only stimuli
         shape = study.with_shape_only_accuracy(shape, run.collect("synth:shift-stylized"))
-    display(study.shape_overview(shape).round(3))
+    display(shown(study.shape_overview(shape).assign(group=lambda d: d["group"].map(group_label)),
+                  f"Shape bias per model ({live_source})", download="shape-bias-per-model"))
 else:
     display(Markdown(run.skipped_note(
         "the stimuli under `/data/cue-conflict/<class>/<shape><n>-<texture><m>.png`")))
@@ -253,7 +292,7 @@ if live_ok and real and (shape.group == CLIP_ZEROSHOT).any():
     display(Markdown(second + ":"))
     clip_ids = list(shape.loc[shape.group == CLIP_ZEROSHOT, "model"])
     direct = study.shape_table(run.collect(models=clip_ids, classnames="cue-conflict-16"))
-    display(study.direct_reading(shape, direct).round(3))
+    display(shown(study.direct_reading(shape, direct), "Zero-shot CLIP read two ways."))
 else:
     display(Markdown(f"{second} needs real zero-shot CLIPs on real stimuli; this run has "
                      f"{'none' if not live_ok else 'zoo models, whose heads are the 16 classes already'}."))
@@ -290,9 +329,11 @@ elif live_ok:
 
 # %%
 if live_ok:
-    display(study.group_shape_summary(shape, n_boot=n_boot, seed=seed).round(3))
+    display(shown(study.group_shape_summary(shape, n_boot=n_boot, seed=seed),
+                  "Mean shape bias per group, with its 95% bootstrap interval over models."))
     outl = summaries.group_outliers(shape, "shape_bias")
-    display(outl.round(3))
+    display(shown(outl.assign(group=lambda d: d["group"].map(group_label)),
+                  "Per group: the model that moves the mean most, and whether it is an outlier."))
     mech = study.shape_mechanism(shape, "id_acc" if "id_acc" in shape else None,
                                  n_boot=n_boot, seed=seed)
     flagged = outl[outl.outlier]
