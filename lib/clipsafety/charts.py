@@ -488,12 +488,16 @@ def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None)
     legend below), one verdict per claim and kind of evidence. ``table``: the per-kind
     verdicts (:func:`clipsafety.claims.by_kind` of the findings table, with ``chapter``)."""
     alt = _alt()
-    from clipsafety.claims import DISPLAY, KIND_NAMES
+    from clipsafety.claims import DISPLAY, NOT_TESTABLE, PUBLISHED, REAL, WORLD
 
     d = (table.groupby(["chapter", "evidence_kind", "verdict"]).size().rename("claims")
          .reset_index())
     order = list(chapters or dict.fromkeys(table["chapter"]))
-    kinds = [k for k in DISPLAY if k in set(d["evidence_kind"])]
+    # a kind whose every verdict is "not testable" (no real run) says nothing: left out
+    kinds = [k for k in DISPLAY if k in set(d["evidence_kind"])
+             and (d[d["evidence_kind"] == k]["verdict"] != NOT_TESTABLE).any()]
+    titles = {PUBLISHED: "published results", REAL: "real models run here",
+              WORLD: "synthetic world"}
     width = panel_width(len(kinds), axis=0, budget=TEXT_WIDTH - 110)
     panels = []
     for i, kind in enumerate(kinds):
@@ -506,8 +510,9 @@ def verdict_overview(table: pd.DataFrame, chapters: Sequence[str] | None = None)
             order=alt.Order("verdict:N"),
             tooltip=["chapter:N", alt.Tooltip("evidence_kind:N", title="evidence"), "verdict:N",
                      "claims:Q"],
-        ).properties(width=width, height=alt.Step(22), title=KIND_NAMES[kind]))
-    return alt.hconcat(*panels, spacing=8).resolve_scale(y="shared")
+        ).properties(width=width, height=alt.Step(22), title=titles[kind]))
+    return alt.hconcat(*panels, spacing=8).resolve_scale(y="shared").configure_legend(
+        orient="bottom", columns=3)
 
 
 def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequence[str] | None = None,
