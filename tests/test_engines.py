@@ -72,8 +72,13 @@ def test_both_engines_write_the_same_records_and_a_killed_worker_is_retried(clus
         assert ray_files[key][2] == man_keys
     assert not list((tmp_path / "partial").glob("*/shard-*"))  # nothing left half-done
     # a model is loaded once per worker: a worker's later tasks of a model find it loaded
+    # (unless the worker had to evict it: a worker that held more models than its cache,
+    # as the survivor of the killed worker may, reloads an evicted one)
     loads = [(r["pid"], r["model"]) for r in result.rows if not r["model_cached"]]
-    assert len(loads) == len(set(loads))
+    for pid in {p for p, _ in loads}:
+        mine = [m for p, m in loads if p == pid]
+        if len(set(mine)) <= engines.MODEL_CACHE_SIZE:
+            assert len(mine) == len(set(mine)), (pid, mine)
     # a second run reads every record from the store
     again = engines.run_matrix(MODELS, DATASETS, OPTIONS, engine="ray", store=tmp_path, progress=False)
     assert [r["status"] for r in again.rows] == ["cached"] * 6
