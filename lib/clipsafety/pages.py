@@ -56,6 +56,16 @@ def _cell(text) -> str:
     return html.escape(str(text))
 
 
+def _fold_params(table: str, n: int) -> str:
+    """The parameters table, folded behind ``<details>`` when it is longer than a reader
+    scans (:data:`clipsafety.readable.FOLD_ROWS`)."""
+    from clipsafety.readable import FOLD_ROWS
+
+    if n <= FOLD_ROWS:
+        return table
+    return f"<details><summary>All {n} parameters</summary>{table}</details>"
+
+
 def rerun_box(chapter: str, examples: list[str] = ()) -> str:
     """The rerun box of ``chapter`` (HTML): every parameter with its type, default and help,
     as parsed from the chapter's parameters cell, and example commands."""
@@ -73,8 +83,10 @@ def rerun_box(chapter: str, examples: list[str] = ()) -> str:
         "</p><p>Parameters (values are YAML: <code>3</code>, <code>0.5</code>, <code>true</code>, "
         "<code>[a, b]</code>); a wrong name or value stops before anything runs, and the page "
         "you see is kept.</p>"
-        '<table class="table clipsafety-params"><thead><tr><th>parameter</th><th>type</th>'
-        f"<th>default</th><th>meaning</th></tr></thead><tbody>{rows}</tbody></table>"
+        + _fold_params(
+            '<table class="table clipsafety-params"><thead><tr><th>parameter</th><th>type</th>'
+            f"<th>default</th><th>meaning</th></tr></thead><tbody>{rows}</tbody></table>",
+            len(params)) +
         "<p>Example commands:</p><pre>" + _cell("\n".join(cmds)) + "</pre></div>")
 
 
@@ -140,8 +152,14 @@ def chapter_ending(verdicts):
 
     table = claims.claims_table(verdicts)
     glue_summary(table)
-    shown = [claims.claims_matrix(table), Markdown(claims.claims_sentences(table)),
-             Markdown(claims.world_note(table))]
+    from clipsafety import readable
+
+    matrix = claims.claims_matrix(table)
+    shown = [readable.table(matrix, {"claim": "claim", **{c: c for c in matrix.columns}},
+                            caption="One verdict per claim and kind of evidence (the rows "
+                            "below give each source's effect, interval and n).")
+             if len(matrix) else matrix,
+             Markdown(claims.claims_sentences(table)), Markdown(claims.world_note(table))]
     return table, shown
 
 
