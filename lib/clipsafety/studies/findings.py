@@ -119,7 +119,10 @@ def _numbers(r) -> str:
             text += f" [{claims.fmt(lo, scale)}, {claims.fmt(hi, scale)}]"
         text += f" {scale}".rstrip()
     n = r.get("n") or []
-    if len(n):
+    if len(n) and r.get("unit") == claims.RUNS:
+        k = max(int(v) for v in n)
+        text += ("; " if text else "") + f"{k} training run{'s' if k != 1 else ''} per arm, one seed"
+    elif len(n):
         text += ("; " if text else "") + f"n = {' vs '.join(map(str, n))} {r.get('unit') or ''}"
     return text.strip()
 
