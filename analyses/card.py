@@ -58,7 +58,7 @@ seed = 0  # the temperature split and the bootstrap
 out = ""  # also write card.html and card.json into this folder; empty = only this page
 
 # %%
-from clipsafety import card, card_html, outputs, pages
+from clipsafety import card, card_html, outputs, pages, readable
 from clipsafety.studies import card as study
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
@@ -80,7 +80,9 @@ glue("summary", Markdown(study.summary_markdown(result, problem)), display=False
 
 # %%
 if result is not None:
-    display(study.status_table(result))
+    status = study.status_table(result)
+    display(readable.table(status, {c: c for c in status.columns},
+                           caption="What the card measured, per property."))
 else:
     display(Markdown(f"No card: {problem}"))
 
@@ -119,7 +121,11 @@ if result is not None and result["calibration"]:
 
 # %%
 if result is not None and result["missing"]:
-    display(study.missing_table(result))
+    missing = study.missing_table(result)
+    display(readable.table(missing, {
+        "dataset": "dataset", "reason": "why it is missing",
+        "layout": readable.Column("layout under --data-root", missing="no fixed layout"),
+        "get": readable.Column("where to get it", missing="no public download")}))
 elif result is not None:
     display(Markdown("Nothing is missing: every property was measured."))
 

@@ -43,7 +43,7 @@ show = 100  # rows drawn before "show all" is pressed
 
 # %%
 import pandas as pd
-from clipsafety import charts, outputs, plots
+from clipsafety import charts, outputs, plots, readable
 from clipsafety import published_models as pm
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, group_label
@@ -98,7 +98,8 @@ if have_data:
         f"{len(rich)} have at least four of the six kinds of evidence "
         f"({', '.join(rich['checkpoint'].head(8))}{', ...' if len(rich) > 8 else ''}). "
         "Models per kind with each kind of evidence:"))
-    display(cov)
+    display(readable.table(cov, {c: c for c in cov.reset_index().columns},
+                           caption="Models per kind with each kind of evidence."))
 
 # %% [markdown]
 # ## Shape bias of every model with cue-conflict decisions
@@ -130,7 +131,8 @@ if have_data:
         f"{len(dup)} checkpoints have more than one cue-conflict file. OpenAI's ViT-B/16 reads "
         f"{100 * b16.get('Thieringer', float('nan')):.1f}% in one fork and "
         f"{100 * b16.get('Burns', float('nan')):.1f}% in the other: one model, counted once."))
-    display(dup)
+    display(readable.table(dup, {c: c for c in dup.columns},
+                           caption="Checkpoints with more than one cue-conflict file."))
 
 # %% [markdown]
 # ## Confidence gap: which rows have one
@@ -171,8 +173,9 @@ if have_data:
         f"{pm.percentile('shape_bias', b16['shape_bias'], CLIP_ZEROSHOT, models=table):.0f}% "
         "of the zero-shot CLIPs with a published shape bias lie below it (percentile, ties "
         "counted half). The zero-shot CLIPs closest to it, itself first:"))
-    display(near[["checkpoint", "training_source", "shape_bias", "shape_head", "sources"]]
-            .rename(columns=study.headers()).round(1))
+    cols = ["checkpoint", "training_source", "shape_bias", "shape_head", "sources"]
+    display(readable.table(near[cols].rename(columns=study.headers()).round(1),
+                           {study.headers().get(c, c): study.headers().get(c, c) for c in cols}))
 
 # %%
 if have_data:
