@@ -396,5 +396,8 @@ display(Markdown(run.real_section()))
 # %%
 from clipsafety import pages  # noqa: E402
 
+# each model's mean accuracy over the factors (the safety card places a model among them)
+per_model = (live_long.groupby("model", as_index=False)["factor_acc"].mean()
+             .rename(columns={"factor_acc": "factor_mean"}) if live_ok else None)
 pages.end_chapter("factors", verdicts, live_summary=live_summary if live_ok else None,
-                  published_summaries=pub_summaries)
+                  published_summaries=pub_summaries, per_model=per_model)

@@ -518,3 +518,36 @@ def test_the_chapter_without_real_data_says_what_to_supply(tmp_path, monkeypatch
     monkeypatch.delenv("CLIPSAFETY_DATA_ROOT", raising=False)
     text = run_chapter("card", tmp_path, model="timm:resnet18@random")
     assert "No card" in text and "--data-root" in text and "Try it" in text
+
+
+@needs_zoo
+def test_zoo_factor_mean_is_placed_among_the_factors_chapters_per_model_table(tmp_path, monkeypatch):
+    """A zoo card places its mean factor accuracy among the zoo models the factors chapter
+    recorded (its ``per_model`` table, fractions), as percent; percentiles equal scipy's."""
+    from clipsafety import card, outputs
+
+    monkeypatch.setenv(outputs.OUTPUTS_ENV, str(tmp_path))
+    rng = np.random.default_rng(0)
+    cat = pd.read_csv(ROOT / "data" / "zoo" / "catalog.csv")
+    per = pd.DataFrame({"model": "zoo:" + cat["id"], "factor_mean": rng.uniform(0.2, 0.8, len(cat))})
+    outputs.record("factors", None, per_model=per)
+    table, _ = card.zoo_landscape()
+    got = table.set_index("checkpoint")["factor_mean"]
+    np.testing.assert_allclose(got[per["model"]].to_numpy(), 100 * per["factor_mean"].to_numpy())
+    placed = card.place(55.0, "factor_mean", table, exclude="zoo:clip-resnet-wit-100k")
+    clips = table[(table["group"] == "clip-zeroshot") & (table["checkpoint"] != "zoo:clip-resnet-wit-100k")]
+    assert placed["kinds"]["zero-shot CLIPs"]["percentile"] == pytest.approx(
+        percentileofscore(clips["factor_mean"], 55.0, kind="mean"))
+
+
+@needs_zoo
+def test_standalone_page_draws_a_reliability_diagram_for_every_set(zoo_card):
+    """The ID set's diagram open, each shift's (ID temperature unchanged) behind one fold."""
+    from clipsafety import card_html
+
+    _, _, c, _ = zoo_card
+    sets = list(c["calibration"]["reliability"])
+    page = card_html.render(c)
+    assert len(sets) >= 2 and page.count("Reliability diagram, ") == len(sets)
+    assert all(f"Reliability diagram, {d}" in page for d in sets)
+    assert page.index(f"Reliability diagram, {sets[0]}") < page.index("Reliability under shift")

@@ -676,7 +676,7 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
         t[f"er_{shift}"] = 100 * (y - fits[shift].predict(x))
         t[f"acc_{shift}"] = 100 * y
     t["er_mean"] = t[[c for c in t if c.startswith("er_")]].mean(axis=1)
-    rec = outputs.read(["calibration", "ood", "shape_bias"])
+    rec = outputs.read(["calibration", "ood", "shape_bias", "factors"])
     sources = {}
 
     def join(chapter, table, cols, where=None):
@@ -697,6 +697,7 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
          lambda df: df["dataset"] == ZOO_PATH["id"])
     join("ood", "averages", ["auroc", "fpr95"])
     join("shape_bias", "shape", ["shape_bias", "cue_share"])
+    join("factors", "per_model", ["factor_mean"])
     t.attrs["sources"] = sources
     return t, fits
 
@@ -782,14 +783,19 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
     for v in fv:
         if v["metric"] == "factor_mean":
             v["placement"] = place(v["value"], "factor_mean", table, exclude=own)
-            v["like_for_like"] = coll.path == "real" and v["n"] >= 50_000 * 0.9
-            v["comparison"] = ("ImageNet-X's published per-model factor accuracies (ImageNet val, the same "
-                               "10 factors, top-factor annotations)"
-                               + ("" if v["like_for_like"] else
-                                  f"; not like for like: the card's {v['n']:,} annotated images are not "
-                                  "the full 50,000" if coll.path == "real" else
-                                  "; the zoo's per-model factor table is not recorded, so there is no zoo "
-                                  "placement (the factors chapter records group means only)"))
+            if coll.path == "real":
+                v["like_for_like"] = v["n"] >= 50_000 * 0.9
+                v["comparison"] = ("ImageNet-X's published per-model factor accuracies (ImageNet "
+                                   "val, the same 10 factors, top-factor annotations)"
+                                   + ("" if v["like_for_like"] else
+                                      f"; not like for like: the card's {v['n']:,} annotated "
+                                      "images are not the full 50,000"))
+            else:
+                v["like_for_like"] = "factor_mean" in table and table["factor_mean"].notna().any()
+                v["comparison"] = ("the zoo's models on the same set and factors (the factors "
+                                   "chapter's recorded per-model table)" if v["like_for_like"] else
+                                   "no placement: the factors chapter has not recorded its "
+                                   "per-model table yet (run it first)")
         else:
             v["placement"] = {"column": None, "kinds": {}, "nearest": []}
             v["like_for_like"], v["comparison"] = None, "per-factor values are not placed (only their mean)"

@@ -4,7 +4,8 @@ request to anything outside the file.
 
 Charts: per placed number a strip of the landscape it is placed on (one row per kind of model:
 a histogram of the published or zoo values, the card's value as a red line), and the
-reliability diagram of the ID evaluation half before and after temperature scaling.
+reliability diagram of the ID evaluation half before and after temperature scaling (and,
+folded, of every shift with the ID temperature applied unchanged).
 """
 
 from __future__ import annotations
@@ -200,6 +201,13 @@ def fragment(card: dict, standalone: bool = True) -> str:
                        f"{card['calibration']['eval_rows']:,} (<code>{_e(first)}</code>):</p>")
             out.append(reliability_svg(rel[first]["before"], rel[first]["after"],
                                        f"Reliability diagram, {first}"))
+            shifted = [d for d in rel if d != first]
+            if shifted:  # every shift, the ID temperature applied unchanged, behind a fold
+                out.append(f"<details><summary>Reliability under shift ({len(shifted)} sets, the "
+                           "ID temperature applied unchanged)</summary>" + "".join(
+                               reliability_svg(rel[d]["before"], rel[d]["after"],
+                                               f"Reliability diagram, {d}") for d in shifted)
+                           + "</details>")
     pub = card.get("published_row")
     if pub:
         cells = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_num(v, 2) if isinstance(v, float) else v)}</td></tr>"
