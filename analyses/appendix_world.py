@@ -444,6 +444,73 @@ except Exception as err:  # noqa: BLE001
                      f"({type(err).__name__})."))
 
 # %% [markdown]
+# ## The zoo's confidence regime
+# Real zero-shot CLIPs are about as confident as they are accurate on ImageNet; the zoo's are
+# not, so the calibration, prompt and curation chapters' world rows read *premise not met*. Why,
+# measured by `python -m clipsafety.zoo.pilots` (`data/zoo/pilots/`): every committed model's
+# ID gap (mean top-1 confidence minus accuracy on the ID test set, points; negative =
+# under-confident) and fitted ID temperature; for each zero-shot CLIP its learned logit scale,
+# the scale at which its own contrastive loss is lowest (batches of 64 from its training set,
+# with and without same-category negatives) and the zero-shot scale at which its ID gap would be
+# zero; the optimum at other batch sizes; and small training pilots, each one recipe change
+# retrained against the zoo's own recipe on one model per tower. The real ranges are C-OOD's
+# published gaps (its 9 zero-shot OpenAI CLIPs and its ImageNet classifiers).
+
+# %%
+from clipsafety import premises as premises_lib  # noqa: E402
+from clipsafety.groups import CLIP_ZEROSHOT, STANDARD  # noqa: E402
+from clipsafety.zoo import pilots as zoo_pilots  # noqa: E402
+
+pilot_dir = zoo_pilots.PILOT_DIR
+if (pilot_dir / "committed.csv").exists():
+    committed = pd.read_csv(pilot_dir / "committed.csv")
+    batch_opt = pd.read_csv(pilot_dir / "batch.csv") if (pilot_dir / "batch.csv").exists() else None
+    trained = pd.read_csv(pilot_dir / "trained.csv") if (pilot_dir / "trained.csv").exists() else None
+    try:
+        from clipsafety.published_models import cood_models
+
+        gap_ranges = premises_lib.real_gap_ranges(
+            cood_models("softmax"), {CLIP_ZEROSHOT: CLIP_ZEROSHOT, STANDARD: STANDARD})
+    except Exception as err:  # noqa: BLE001
+        gap_ranges = {}
+        display(Markdown(f"C-OOD's published gaps are unavailable here ({type(err).__name__}); "
+                         "the real ranges are left out."))
+    regime = study.regime_by_group(committed, gap_ranges)
+    pts = ["gap_median", "gap_min", "gap_max", "real_lo", "real_hi"]
+    shown(regime.assign(group=regime["group"].map(group_label), **{c: regime[c] / 100 for c in pts}),
+          {"group": "Group", "models": ("Models", "count"),
+           "gap_median": ("Median ID gap", "points", 1),
+           "gap_min": ("Lowest gap", "points", 1),
+           "gap_max": ("Highest gap", "points", 1),
+           "over_confident": ("Over-confident models", "percent"),
+           "real_lo": ("Real range from", "points", 1, "no real range for this group"),
+           "real_hi": ("Real range to", "points", 1, "no real range for this group"),
+           "inside_real": ("Inside the real range", "percent", None, "no real range for this group"),
+           "temperature_median": ("Median ID temperature", "ratio", 2),
+           "logit_scale": ("Median learned scale", "ratio", 1, "not a zero-shot CLIP"),
+           "contrastive_optimal_scale": ("Median contrastive-optimal scale", "ratio", 1, "not a zero-shot CLIP"),
+           "scale_for_zero_gap": ("Median scale for a zero gap", "ratio", 1, "not a zero-shot CLIP")},
+          "The zoo's ID confidence regime per group, against C-OOD's real range.")
+    display(Markdown("\n\n".join(study.regime_sentences(committed, batch_opt, trained))))
+    if trained is not None and len(trained):
+        eff = study.pilot_effects(trained)
+        shown(eff.assign(**{c: eff[c] / 100 for c in
+                             ("gap_points", "base_gap", "gap_change", "accuracy_change")}), {"model": "Retrained as", "variant": "Recipe change",
+                    "samples_seen": ("Samples seen", "count"),
+                    "id_accuracy": ("ID accuracy", "percent"),
+                    "gap_points": ("ID gap", "points", 1),
+                    "base_gap": ("Gap with the zoo's recipe", "points", 1),
+                    "gap_change": ("Gap change", "points", 1),
+                    "accuracy_change": ("Accuracy change", "points", 1),
+                    "logit_scale": ("Final logit scale", "ratio", 1, "not a CLIP"),
+                    "train_seconds": ("Training (s)", "number", 0)},
+              "The training pilots, each against the zoo's recipe retrained as a control.")
+else:
+    display(Markdown("The pilots' tables are not in `data/zoo/pilots/`; "
+                     "`python -m clipsafety.zoo.pilots committed batch trained` measures them "
+                     "(the training pilots take tens of minutes on 2 cores)."))
+
+# %% [markdown]
 # ## The world's premises, per claim
 # Before a world verdict counts, its chapter measures on the zoo what the claim needs: the
 # models compared are above chance on what is measured, the world's confidence regime lies in

@@ -40,7 +40,7 @@ __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING
            "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
            "paired_er_difference", "real_signature", "signature", "signature_table",
-           "source_knobs", "zoo_points"]
+           "regime_by_group", "pilot_effects", "regime_sentences", "source_knobs", "zoo_points"]
 
 ID_SET = "synth:id-test"
 #: the natural-shift analogues of the world and the real shift each stands for
@@ -487,6 +487,85 @@ def calibration_medians(table: pd.DataFrame) -> pd.DataFrame:
     return (table.assign(kind=np.where(table["is_id"], "ID", "shifts"))
             .groupby(["group", "kind"])[["accuracy", "ece_before", "nll_before"]].median()
             .reset_index())
+
+
+def regime_by_group(committed: pd.DataFrame, ranges: Mapping[str, tuple]) -> pd.DataFrame:
+    """Per zoo group of the confidence pilots' ``committed`` table
+    (:mod:`clipsafety.zoo.pilots`): models, median and range of the ID gap (points), the share
+    inside the real range of that group (``ranges``: :func:`clipsafety.premises.real_gap_ranges`,
+    ``nan`` where no real range applies), the median fitted ID temperature and, for the CLIPs,
+    the median learned logit scale, contrastive-optimal scale and zero-gap scale."""
+    rows = []
+    for g, part in committed.groupby("group", sort=False):
+        gap = part["gap_points"].to_numpy(float)
+        lo, hi = ranges.get(g, (np.nan, np.nan, np.nan, 0))[:2]
+        inside = float(((gap >= lo) & (gap <= hi)).mean()) if np.isfinite(lo) else np.nan
+        row = {"group": g, "models": len(part), "gap_median": float(np.median(gap)),
+               "gap_min": float(gap.min()), "gap_max": float(gap.max()),
+               "over_confident": float((gap > 0).mean()), "real_lo": lo, "real_hi": hi,
+               "inside_real": inside,
+               "temperature_median": float(part["id_temperature"].median())}
+        for c in ("logit_scale", "contrastive_optimal_scale", "scale_for_zero_gap"):
+            row[c] = float(part[c].median()) if c in part and part[c].notna().any() else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pilot_effects(trained: pd.DataFrame) -> pd.DataFrame:
+    """Each training pilot against its own ``base`` retrain (the zoo's recipe): the change in
+    ID accuracy and in the gap (points), per model and variant."""
+    base = trained[trained["variant"] == "base"].set_index("model")
+    out = trained[trained["variant"] != "base"].copy()
+    out["accuracy_change"] = 100 * (out["id_accuracy"] - out["model"].map(base["id_accuracy"]))
+    out["gap_change"] = out["gap_points"] - out["model"].map(base["gap_points"])
+    out["base_gap"] = out["model"].map(base["gap_points"])
+    return out.reset_index(drop=True)
+
+
+def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
+                     trained: pd.DataFrame | None, tolerance: float = 0.15) -> list[str]:
+    """What the confidence pilots show, in words computed from their tables: whether the CLIPs'
+    learned scale sits at its contrastive optimum (within ``tolerance``, relative), how batch
+    size and same-category negatives move that optimum, the scale a zero gap would need, and
+    each training pilot's effect on the gap."""
+    out = []
+    clips = committed.dropna(subset=["logit_scale"])
+    if len(clips):
+        ratio = clips["logit_scale"] / clips["contrastive_optimal_scale"]
+        at_opt = float((ratio.sub(1).abs() <= tolerance).mean())
+        out.append(
+            f"The {len(clips)} zero-shot CLIPs learned logit scales of "
+            f"{clips['logit_scale'].min():.1f} to {clips['logit_scale'].max():.1f} (open_clip starts "
+            f"at 1/0.07 = 14.3). Their own contrastive loss, on batches of 64 from their training "
+            f"set, is lowest at {clips['contrastive_optimal_scale'].min():.1f} to "
+            f"{clips['contrastive_optimal_scale'].max():.1f}: {at_opt:.0%} of them sit within "
+            f"{tolerance:.0%} of that optimum (median ratio {ratio.median():.2f}). "
+            + ("The scale is learned; it is the contrastive objective on this world that "
+               "wants it small." if at_opt >= 0.75 else
+               "The scale has not reached its contrastive optimum."))
+        out.append(
+            f"Without the negatives that share the positive's category "
+            f"({clips['same_category_negative_share'].median():.0%} of a batch's pairs), the "
+            f"optimum rises only to a median {clips['contrastive_optimal_scale_no_same_category'].median():.1f}. "
+            f"A zero ID gap would need a zero-shot scale of {clips['scale_for_zero_gap'].min():.0f} "
+            f"to {clips['scale_for_zero_gap'].max():.0f} (median "
+            f"{clips['scale_for_zero_gap'].median():.0f}), {clips['scale_for_zero_gap'].median() / clips['logit_scale'].median():.1f} "
+            "times the learned one; no single scale puts most of them in the real range.")
+    if batch is not None and len(batch):
+        w = batch.groupby("batch")["contrastive_optimal_scale"].median()
+        out.append(f"Batch size barely moves the optimum: a median {w.iloc[0]:.1f} at batch "
+                   f"{w.index[0]} and {w.iloc[-1]:.1f} at batch {w.index[-1]} (real CLIP trains "
+                   "at 32,768 and its scale reaches the cap of 100).")
+    if trained is not None and len(trained):
+        eff = pilot_effects(trained)
+        for v, part in eff.groupby("variant", sort=False):
+            scale = (f"; final scale {part['logit_scale'].min():.1f} to {part['logit_scale'].max():.1f}"
+                     if part["logit_scale"].notna().any() else "")
+            out.append(f"Pilot *{v}* ({len(part)} models): gap {part['base_gap'].median():+.1f} → "
+                       f"{part['gap_points'].median():+.1f} points (median change "
+                       f"{part['gap_change'].median():+.1f}), accuracy change "
+                       f"{part['accuracy_change'].median():+.1f} points{scale}.")
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -61,17 +61,29 @@ def _lr(step: int, steps: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def _param_groups(model, weight_decay: float = 0.05) -> list[dict]:
+def _param_groups(model, weight_decay: float = 0.05, scale_lr_mult: float = 1.0) -> list[dict]:
     """AdamW groups as in open_clip's training: no weight decay on gains, biases, embeddings
-    of rank < 2 and ``logit_scale`` (decaying the temperature keeps it from learning)."""
-    dec, nodec = [], []
+    of rank < 2 and ``logit_scale`` (decaying the temperature keeps it from learning).
+    ``scale_lr_mult`` != 1 puts ``logit_scale`` in a group of its own whose learning rate is the
+    schedule's times that factor (a recipe knob of the confidence pilots,
+    :mod:`clipsafety.zoo.pilots`); a frozen parameter is left out."""
+    dec, nodec, scale = [], [], []
     for name, p in model.named_parameters():
-        (dec if p.ndim >= 2 and "logit_scale" not in name else nodec).append(p)
-    return [{"params": dec, "weight_decay": weight_decay}, {"params": nodec, "weight_decay": 0.0}]
+        if not p.requires_grad:
+            continue
+        if "logit_scale" in name and scale_lr_mult != 1.0:
+            scale.append(p)
+        else:
+            (dec if p.ndim >= 2 and "logit_scale" not in name else nodec).append(p)
+    groups = [{"params": dec, "weight_decay": weight_decay}, {"params": nodec, "weight_decay": 0.0}]
+    if scale:
+        groups.append({"params": scale, "weight_decay": 0.0, "lr_mult": scale_lr_mult})
+    return groups
 
 
 def _optimise(model, n: int, samples_seen: int, seed: int, lr: float, batch: int,
-              loss_of_batch, after_step=None, desc: str = "", progress: bool = True) -> list[float]:
+              loss_of_batch, after_step=None, desc: str = "", progress: bool = True,
+              scale_lr_mult: float = 1.0) -> list[float]:
     """The one training loop of the zoo: AdamW (:func:`_param_groups`) with the schedule of
     :func:`_lr` over ``samples_seen // batch`` steps of seeded batches (:func:`_batches`);
     ``loss_of_batch(idx)`` gives the loss of a batch of row indices, ``after_step()`` runs after
@@ -81,14 +93,14 @@ def _optimise(model, n: int, samples_seen: int, seed: int, lr: float, batch: int
     torch = _torch()
     torch.manual_seed(seed)
     steps = max(1, samples_seen // batch)
-    opt = torch.optim.AdamW(_param_groups(model), lr=lr)
+    opt = torch.optim.AdamW(_param_groups(model, scale_lr_mult=scale_lr_mult), lr=lr)
     model.train()
     losses = []
     it = tqdm(_batches(n, batch, steps, seed), total=steps, desc=desc, disable=not progress,
               mininterval=5, leave=False)
     for step, idx in enumerate(it):
         for g in opt.param_groups:
-            g["lr"] = _lr(step, steps, lr)
+            g["lr"] = _lr(step, steps, lr) * g.get("lr_mult", 1.0)
         loss = loss_of_batch(idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -101,31 +113,64 @@ def _optimise(model, n: int, samples_seen: int, seed: int, lr: float, batch: int
 
 
 def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen: int, seed: int,
-                     lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True):
-    """Cross-entropy training; returns the per-step losses (list of floats)."""
+                     lr: float = 3e-3, batch: int = 64, desc: str = "", progress: bool = True,
+                     label_smoothing: float = 0.0):
+    """Cross-entropy training (``label_smoothing`` as in ``torch.nn.functional.cross_entropy``;
+    the zoo's recipe uses none); returns the per-step losses (list of floats)."""
     import torch.nn.functional as F
 
     from clipsafety.zoo import array_transform
 
     y_all = _torch().from_numpy(labels.astype(np.int64))
     return _optimise(model, len(images), samples_seen, seed, lr, batch,
-                     lambda idx: F.cross_entropy(model(array_transform(images[idx])), y_all[idx]),
+                     lambda idx: F.cross_entropy(model(array_transform(images[idx])), y_all[idx],
+                                                 label_smoothing=label_smoothing),
                      desc=desc, progress=progress)
 
 
+def same_class_masked_loss(img_f, txt_f, scale, labels):
+    """The symmetric contrastive loss of open_clip's ``ClipLoss`` with the negatives that share
+    the positive's category left out (``labels``: the batch's categories): the batch then holds
+    no false negatives, as a web-scale batch of distinct captions nearly does."""
+    torch = _torch()
+    import torch.nn.functional as F
+
+    logits = scale * img_f @ txt_f.T
+    same = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool)
+    logits = logits.masked_fill(same, torch.finfo(logits.dtype).min / 2)
+    target = torch.arange(len(labels))
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
 def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr: float = 2e-3,
-               batch: int = 128, desc: str = "", progress: bool = True):
+               batch: int = 128, desc: str = "", progress: bool = True, *,
+               scale_init: float | None = None, scale_fixed: bool = False,
+               scale_lr_mult: float = 1.0, labels: np.ndarray | None = None):
     """Contrastive training with open_clip's ``ClipLoss``; returns the per-step losses. The
-    logit scale is clamped to ``[0, log 100]`` after every step, as open_clip does."""
+    logit scale is clamped to ``[0, log 100]`` after every step, as open_clip does.
+
+    Recipe knobs (all off in the zoo's plan; the confidence pilots of
+    :mod:`clipsafety.zoo.pilots` turn one at a time): ``scale_init`` sets the initial logit
+    scale (open_clip's ``init_logit_scale``, as a scale, not its log), ``scale_fixed`` freezes it,
+    ``scale_lr_mult`` multiplies its learning rate, and ``labels`` (the images' categories)
+    switches to :func:`same_class_masked_loss`."""
     from open_clip.loss import ClipLoss
 
     from clipsafety.zoo import array_transform
 
     torch = _torch()
     loss_fn = ClipLoss()
+    if scale_init is not None:
+        with torch.no_grad():
+            clip.logit_scale.fill_(math.log(scale_init))
+    if scale_fixed:
+        clip.logit_scale.requires_grad_(False)
+    y_all = None if labels is None else torch.from_numpy(np.asarray(labels).astype(np.int64))
 
     def loss_of_batch(idx):
         img_f, txt_f, scale = clip(array_transform(images[idx]), texts[idx])[:3]
+        if y_all is not None:
+            return same_class_masked_loss(img_f, txt_f, scale, y_all[idx])
         return loss_fn(img_f, txt_f, scale)
 
     def clamp():
@@ -133,7 +178,7 @@ def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr
             clip.logit_scale.clamp_(0, math.log(100))
 
     return _optimise(clip, len(images), samples_seen, seed, lr, batch, loss_of_batch,
-                     after_step=clamp, desc=desc, progress=progress)
+                     after_step=clamp, desc=desc, progress=progress, scale_lr_mult=scale_lr_mult)
 
 
 # ---------------------------------------------------------------------------- driver

@@ -1,0 +1,331 @@
+"""The zoo's confidence regime, diagnosed: ``python -m clipsafety.zoo.pilots`` (issue 28).
+
+Real zero-shot CLIPs are about as confident as they are accurate on their ID set (C-OOD's nine
+OpenAI CLIPs: confidence minus accuracy within about -1 to +6 points); the zoo's are far
+under-confident. This module measures why, and writes what it measured as data under
+``data/zoo/pilots/`` (read by the world appendix):
+
+- ``committed.csv``: every committed zoo model on ``synth:id-test``: accuracy, mean confidence,
+  the gap ``100 * (confidence - accuracy)`` (points; negative = under-confident) and the fitted
+  ID temperature. For a zero-shot CLIP also its learned logit scale, the scale that minimises
+  its own contrastive loss on batches of its training set (:func:`contrastive_optimal_scale`,
+  with and without the negatives that share the positive's category) and the zero-shot scale at
+  which its ID gap would be zero (:func:`scale_for_gap`).
+- ``batch.csv``: the contrastive-optimal scale of three committed CLIPs at batch sizes 16 to 1024.
+- ``trained.csv``: small training pilots, each one recipe change against the zoo's recipe on
+  one plan entry per tower (:data:`CLIP_VARIANTS`, :data:`SUP_VARIANTS`), with the model's ID
+  accuracy, confidence, gap and (CLIPs) final logit scale. Slow (tens of minutes on 2 cores).
+
+Conventions: the gap uses the top-1 softmax probability of the model's own logits on all 10
+categories (a zero-shot CLIP: its learned scale times the cosine with the default templates'
+class embeddings), as the calibration chapter's "before scaling" column does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clipsafety.zoo.core import ZOO_DIR
+
+PILOT_DIR = ZOO_DIR / "pilots"
+ID_SET = "id-test"
+#: the pilots' plan entries: one per tower, on the 10k sets (the cheapest to train)
+CLIP_PILOT_MODELS = ("clip-convnext-wit-10k", "clip-vit-wit-10k", "clip-resnet-wit-10k")
+SUP_PILOT_MODELS = ("sup-convnext-labelled-10k", "sup-vit-labelled-10k", "sup-resnet-labelled-10k")
+#: one recipe change each (``base`` is the zoo's recipe, retrained as a control)
+CLIP_VARIANTS = {
+    "base": {},
+    "scale lr x10": {"scale_lr_mult": 10.0},
+    "scale starts at 100": {"scale_init": 100.0},
+    "scale fixed at 100": {"scale_init": 100.0, "scale_fixed": True},
+    "no same-category negatives": {"masked": True},
+}
+SUP_VARIANTS = {"base": {}, "4x samples seen": {"budget": 4}, "label smoothing 0.1": {"smoothing": 0.1}}
+
+
+# ---------------------------------------------------------------------------- pure measures
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def confidence_gap(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
+    """``(accuracy, mean top-1 softmax confidence, gap in points)`` of ``logits [N, C]``."""
+    L = np.asarray(logits, np.float64)
+    acc = float((L.argmax(1) == np.asarray(targets)).mean())
+    conf = float(_softmax(L).max(1).mean())
+    return acc, conf, 100.0 * (conf - acc)
+
+
+def scale_for_gap(cosines: np.ndarray, targets: np.ndarray, gap: float = 0.0,
+                  lo: float = 0.1, hi: float = 1e4) -> float:
+    """The zero-shot scale ``s`` at which ``softmax(s * cosines)`` has ID gap ``gap`` (points).
+    The mean top-1 confidence rises monotonically with ``s`` (each row's top probability is
+    ``1 / sum_j exp(s (c_j - c_max))``), so the root is unique; ``nan`` when it lies outside
+    ``[lo, hi]``."""
+    from scipy.optimize import brentq
+
+    C = np.asarray(cosines, np.float64)
+    acc = float((C.argmax(1) == np.asarray(targets)).mean())
+
+    def f(log_s):
+        return 100.0 * (_softmax(math.exp(log_s) * C).max(1).mean() - acc) - gap
+
+    a, b = math.log(lo), math.log(hi)
+    if f(a) * f(b) > 0:
+        return float("nan")
+    return math.exp(brentq(f, a, b, xtol=1e-6))
+
+
+def contrastive_loss(sim: np.ndarray, scale: float, same: np.ndarray | None = None) -> float:
+    """open_clip's symmetric ``ClipLoss`` of one batch from its cosine matrix ``sim [B, B]``
+    (image i, text j; the diagonal are the positives) at logit scale ``scale``; ``same``
+    (``[B, B]`` bool) drops those off-diagonal negatives."""
+    L = scale * np.asarray(sim, np.float64)
+    if same is not None:
+        L = np.where(same & ~np.eye(len(L), dtype=bool), -np.inf, L)
+    d = np.arange(len(L))
+
+    def ce(M):
+        m = M.max(1, keepdims=True)
+        lse = (m[:, 0] + np.log(np.exp(M - m).sum(1)))
+        return float((lse - M[d, d]).mean())
+
+    return (ce(L) + ce(L.T)) / 2
+
+
+def contrastive_optimal_scale(sims: list[np.ndarray], sames: list[np.ndarray] | None = None,
+                              lo: float = 1.0, hi: float = 1000.0) -> float:
+    """The logit scale that minimises the mean :func:`contrastive_loss` over batches ``sims``
+    (bounded search on the log scale)."""
+    from scipy.optimize import minimize_scalar
+
+    sames = sames or [None] * len(sims)
+
+    def f(log_s):
+        s = math.exp(log_s)
+        return float(np.mean([contrastive_loss(S, s, m) for S, m in zip(sims, sames)]))
+
+    r = minimize_scalar(f, bounds=(math.log(lo), math.log(hi)), method="bounded",
+                        options={"xatol": 1e-4})
+    return float(math.exp(r.x))
+
+
+# ---------------------------------------------------------------------------- model access
+def _id_set():
+    from clipsafety.synth import get_dataset
+
+    ds = get_dataset(ID_SET)
+    return ds.images(), np.asarray(ds.targets)
+
+
+def _logits(module, images: np.ndarray) -> np.ndarray:
+    from clipsafety.zoo.core import predict_arrays
+
+    return predict_arrays(module, images).astype(np.float64)
+
+
+def _clip_of(zoo_id: str):
+    from clipsafety.zoo.core import _read, build_clip
+
+    state, meta, _ = _read(zoo_id)
+    clip = build_clip(meta["clip_config"])
+    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
+    return clip.eval()
+
+
+def _zero_shot_module(clip):
+    from clipsafety.zoo.core import _modules, zero_shot_head
+
+    _, Z, _ = _modules()
+    return Z(clip.visual, zero_shot_head(clip, "default"), float(clip.logit_scale.detach().exp()))
+
+
+def _batch_sims(clip, images, tokens, labels, batch: int, n_batches: int, seed: int = 0):
+    import torch
+
+    from clipsafety.zoo.core import array_transform
+
+    rng = np.random.default_rng(seed)
+    sims, sames = [], []
+    with torch.no_grad():
+        for _ in range(n_batches):
+            idx = rng.choice(len(images), batch, replace=False)
+            i, t, _ = clip(array_transform(images[idx]), tokens[idx])[:3]
+            sims.append((i @ t.T).double().numpy())
+            sames.append(labels[idx][:, None] == labels[idx][None, :])
+    return sims, sames
+
+
+def _temperature(logits, targets) -> float:
+    from clipsafety import metrics
+
+    return float(metrics.fit_temperature(logits, targets))
+
+
+def committed(ids=None, n_batches: int = 20, data=None) -> list[dict]:
+    """One row per committed zoo model (``ids``: default all but the reference): the ID regime
+    and, for a zero-shot CLIP, its scales (module docstring)."""
+    from clipsafety.zoo import train as T
+    from clipsafety.zoo.core import load
+
+    data = data or T._Data()
+    X, y = _id_set()
+    rows = []
+    cat = {r["id"]: r for r in csv.DictReader(open(ZOO_DIR / "catalog.csv"))}
+    for zid in ids or [i for i, r in cat.items() if r["group"] != "reference"]:
+        zid = zid.removeprefix("zoo:")
+        r = cat[zid]
+        m = load(zid)
+        L = _logits(m, X)
+        acc, conf, gap = confidence_gap(L, y)
+        row = {"model": zid, "group": r["group"], "kind": r["kind"], "train_set": r["train_set"],
+               "samples_seen": int(r["samples_seen"]), "id_accuracy": acc, "id_confidence": conf,
+               "gap_points": gap, "id_temperature": _temperature(L, y)}
+        if r["kind"] == "clip":
+            clip = _clip_of(zid)
+            s = float(clip.logit_scale.detach().exp())
+            _, imgs, lab, _ = data.get(r["train_set"])
+            sims, sames = _batch_sims(clip, imgs, data.tokens(r["train_set"]), lab, 64, n_batches)
+            row.update(logit_scale=s,
+                       contrastive_optimal_scale=contrastive_optimal_scale(sims),
+                       contrastive_optimal_scale_no_same_category=contrastive_optimal_scale(sims, sames),
+                       same_category_negative_share=float(np.mean(
+                           [(m & ~np.eye(len(m), dtype=bool)).sum() / (len(m) * (len(m) - 1))
+                            for m in sames])),
+                       scale_for_zero_gap=scale_for_gap(L / s, y))
+        rows.append(row)
+        print(f"   {zid}: gap {gap:+.1f} points", flush=True)
+    return rows
+
+
+def batch_sizes(ids=CLIP_PILOT_MODELS, sizes=(16, 64, 256, 1024), images_per_size: int = 2048,
+                data=None) -> list[dict]:
+    """The contrastive-optimal scale of committed CLIPs at several batch sizes."""
+    from clipsafety.zoo import train as T
+
+    data = data or T._Data()
+    rows = []
+    for zid in ids:
+        clip = _clip_of(zid)
+        ts = T.PLAN_BY_ID[zid]["train_set"]
+        _, imgs, lab, _ = data.get(ts)
+        for b in sizes:
+            sims, _ = _batch_sims(clip, imgs, data.tokens(ts), lab, b, max(2, images_per_size // b))
+            rows.append({"model": zid, "batch": b, "logit_scale": float(clip.logit_scale.exp()),
+                         "contrastive_optimal_scale": contrastive_optimal_scale(sims)})
+            print(f"   {zid} batch {b}: {rows[-1]['contrastive_optimal_scale']:.1f}", flush=True)
+    return rows
+
+
+def train_variant(zid: str, variant: str, data=None) -> dict:
+    """Retrain plan entry ``zid`` with one recipe change (:data:`CLIP_VARIANTS` or
+    :data:`SUP_VARIANTS`) and measure its ID regime; the weights are not kept."""
+    import timm
+    import torch
+
+    import clipsafety.zoo.arch  # noqa: F401
+    from clipsafety.synth import VOCAB
+    from clipsafety.zoo import train as T
+    from clipsafety.zoo.arch import clip_config
+
+    data = data or T._Data()
+    spec = T.PLAN_BY_ID[zid]
+    X, y = _id_set()
+    t0 = time.time()
+    if spec["kind"] == "clip":
+        knobs = dict(CLIP_VARIANTS[variant])
+        _, imgs, lab, _ = data.get(spec["train_set"])
+        clip = T.build_clip_seeded(clip_config(spec["arch"], vocab_size=len(VOCAB)), spec["seed"])
+        masked = knobs.pop("masked", False)
+        T.train_clip(clip, imgs, data.tokens(spec["train_set"]), spec["samples_seen"], spec["seed"],
+                     lr=spec["lr"], batch=spec["batch"], progress=False,
+                     labels=lab if masked else None, **knobs)
+        clip.eval()
+        L = _logits(_zero_shot_module(clip), X)
+        extra = {"logit_scale": float(clip.logit_scale.detach().exp())}
+        seen = spec["samples_seen"]
+    else:
+        knobs = SUP_VARIANTS[variant]
+        _, imgs, lab, _ = data.get(spec["train_set"])
+        torch.manual_seed(spec["seed"])
+        m = timm.create_model(spec["arch"], num_classes=10)
+        seen = spec["samples_seen"] * knobs.get("budget", 1)
+        T.train_classifier(m, imgs, lab, seen, spec["seed"],
+                           lr=spec.get("lr", 1e-3 if "vit" in spec["arch"] else 3e-3),
+                           progress=False, label_smoothing=knobs.get("smoothing", 0.0))
+        m.eval()
+        L = _logits(m, X)
+        extra = {"logit_scale": float("nan")}
+    acc, conf, gap = confidence_gap(L, y)
+    row = {"model": zid, "variant": variant, "samples_seen": seen, "id_accuracy": acc,
+           "id_confidence": conf, "gap_points": gap, **extra,
+           "train_seconds": round(time.time() - t0, 1)}
+    print(f"   {zid} [{variant}]: accuracy {acc:.3f}, gap {gap:+.1f} points", flush=True)
+    return row
+
+
+def _write(rows: list[dict], path: Path) -> None:
+    from clipsafety.files import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+
+    def w(tmp):
+        with open(tmp, "w", newline="") as f:
+            wr = csv.DictWriter(f, cols)
+            wr.writeheader()
+            for r in rows:
+                wr.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+    atomic_write(path, w, suffix=".csv")
+
+
+def provenance() -> dict:
+    import torch
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "load_average": os.getloadavg()[0]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Measure the zoo's confidence regime (issue 28).")
+    ap.add_argument("what", nargs="*", default=["committed", "batch"],
+                    choices=["committed", "batch", "trained"])
+    ap.add_argument("--out", default=str(PILOT_DIR))
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    import torch
+
+    from clipsafety.zoo import train as T
+
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    data = T._Data()
+    if "committed" in a.what:
+        _write(committed(data=data), out / "committed.csv")
+    if "batch" in a.what:
+        _write(batch_sizes(data=data), out / "batch.csv")
+    if "trained" in a.what:
+        rows = []
+        for zid in CLIP_PILOT_MODELS:
+            rows += [train_variant(zid, v, data) for v in CLIP_VARIANTS]
+            _write(rows, out / "trained.csv")
+        for zid in SUP_PILOT_MODELS:
+            rows += [train_variant(zid, v, data) for v in SUP_VARIANTS]
+            _write(rows, out / "trained.csv")
+    print(f"wrote {out} ({provenance()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

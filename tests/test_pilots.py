@@ -1,0 +1,132 @@
+"""The confidence-regime pilots (issue 28): their measures against independent references
+(scipy's softmax, open_clip's ClipLoss, a brute-force grid), the recipe knobs they turn, and
+the appendix's reading of their tables."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.special import softmax
+
+from clipsafety.zoo import pilots as P
+
+
+def _cosines(n=400, c=10, seed=0, signal=0.15):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    C = rng.normal(0, 0.05, (n, c))
+    C[np.arange(n), y] += signal * rng.random(n)
+    return np.clip(C, -1, 1), y
+
+
+def test_confidence_gap_matches_scipy():
+    C, y = _cosines()
+    L = 20 * C
+    acc, conf, gap = P.confidence_gap(L, y)
+    assert acc == pytest.approx(float((L.argmax(1) == y).mean()))
+    assert conf == pytest.approx(float(softmax(L, 1).max(1).mean()), rel=1e-12)
+    assert gap == pytest.approx(100 * (conf - acc))
+
+
+@pytest.mark.parametrize("target", [-5.0, 0.0, 4.0])
+def test_scale_for_gap_hits_the_target_and_the_gap_rises_with_scale(target):
+    C, y = _cosines(seed=1)
+    s = P.scale_for_gap(C, y, target)
+    acc = (C.argmax(1) == y).mean()
+    assert 100 * (softmax(s * C, 1).max(1).mean() - acc) == pytest.approx(target, abs=1e-4)
+    gaps = [100 * (softmax(t * C, 1).max(1).mean() - acc) for t in np.geomspace(1, 500, 30)]
+    assert np.all(np.diff(gaps) > 0)
+    assert math.isnan(P.scale_for_gap(C, y, 200.0))  # a gap above 100 - accuracy is unreachable
+
+
+def test_contrastive_loss_equals_open_clip_and_the_masked_torch_loss():
+    from open_clip.loss import ClipLoss
+
+    from clipsafety.zoo.train import same_class_masked_loss
+
+    g = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(32, 16, generator=g, dtype=torch.float64), dim=1)
+    txt = torch.nn.functional.normalize(img + 0.8 * torch.randn(32, 16, generator=g, dtype=torch.float64), dim=1)
+    sim = (img @ txt.T).numpy()
+    ref = float(ClipLoss()(img, txt, torch.tensor(17.0, dtype=torch.float64)))
+    assert P.contrastive_loss(sim, 17.0) == pytest.approx(ref, rel=1e-10)
+    labels = torch.randint(0, 4, (32,), generator=g)
+    same = (labels[:, None] == labels[None, :]).numpy()
+    masked = float(same_class_masked_loss(img, txt, torch.tensor(17.0, dtype=torch.float64), labels))
+    assert P.contrastive_loss(sim, 17.0, same) == pytest.approx(masked, rel=1e-10)
+    assert P.contrastive_loss(sim, 17.0, same) < P.contrastive_loss(sim, 17.0)  # fewer negatives
+
+
+def test_contrastive_optimal_scale_is_the_grid_minimum():
+    rng = np.random.default_rng(3)
+    sims = []
+    for _ in range(4):
+        a = rng.normal(size=(24, 8))
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b = a + 0.9 * rng.normal(size=a.shape)
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        sims.append(a @ b.T)
+    s = P.contrastive_optimal_scale(sims)
+    grid = np.geomspace(1, 1000, 4000)
+    losses = [np.mean([P.contrastive_loss(S, t) for S in sims]) for t in grid]
+    assert s == pytest.approx(grid[int(np.argmin(losses))], rel=0.01)
+    assert 1 < s < 1000
+
+
+def _tiny_clip_run(**knobs):
+    from clipsafety.synth import VOCAB, WordTokenizer, get_dataset
+    from clipsafety.zoo.arch import clip_config
+    from clipsafety.zoo.train import build_clip_seeded, train_clip
+
+    torch.set_num_threads(1)
+    ds = get_dataset("train-wit-10k", n=512)
+    x, y, _ = ds.arrays()
+    clip = build_clip_seeded(clip_config("synth_convnext_xs", vocab_size=len(VOCAB)), 0)
+    labels = y if knobs.pop("masked", False) else None
+    train_clip(clip, x, WordTokenizer(16)(ds.captions()), samples_seen=640, seed=0, batch=64,
+               progress=False, labels=labels, **knobs)
+    return clip
+
+
+@pytest.mark.slow
+def test_recipe_knobs_of_the_pilots_change_what_they_name():
+    base = _tiny_clip_run()
+    fixed = _tiny_clip_run(scale_init=100.0, scale_fixed=True)
+    fast = _tiny_clip_run(scale_lr_mult=10.0)
+    start = math.log(1 / 0.07)
+    assert float(fixed.logit_scale.detach()) == pytest.approx(math.log(100.0))  # frozen: not moved
+    # ten times the learning rate moves the scale further from its start than the recipe does
+    assert abs(float(fast.logit_scale.detach()) - start) > 3 * abs(float(base.logit_scale.detach()) - start)
+    masked = _tiny_clip_run(masked=True)
+    assert not torch.equal(masked.logit_scale, base.logit_scale)
+    # the default call is the zoo's recipe: the same weights as before the knobs existed
+    again = _tiny_clip_run(scale_lr_mult=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(),
+                                                 again.state_dict().values()))
+
+
+def test_appendix_reads_the_pilot_tables():
+    from clipsafety.studies import appendix_world as W
+
+    committed = pd.DataFrame({
+        "model": ["c1", "c2", "s1", "s2"], "group": ["clip-zeroshot"] * 2 + ["standard"] * 2,
+        "gap_points": [-10.0, 2.0, -3.0, 4.0], "id_temperature": [0.8, 1.0, 1.1, 0.9],
+        "logit_scale": [14.0, 15.0, np.nan, np.nan],
+        "contrastive_optimal_scale": [14.5, 15.2, np.nan, np.nan],
+        "contrastive_optimal_scale_no_same_category": [16.0, 17.0, np.nan, np.nan],
+        "same_category_negative_share": [0.1, 0.1, np.nan, np.nan],
+        "scale_for_zero_gap": [25.0, 14.0, np.nan, np.nan]})
+    ranges = {"clip-zeroshot": (-1.0, 5.8, 0.8, 9), "standard": (-20.0, 20.0, -4.0, 500)}
+    g = W.regime_by_group(committed, ranges).set_index("group")
+    assert g.loc["clip-zeroshot", "inside_real"] == 0.5
+    assert g.loc["standard", "over_confident"] == 0.5
+    assert g.loc["clip-zeroshot", "gap_median"] == -4.0
+    trained = pd.DataFrame({"model": ["m", "m"], "variant": ["base", "x"],
+                            "id_accuracy": [0.5, 0.55], "gap_points": [-10.0, -4.0],
+                            "logit_scale": [14.0, 30.0]})
+    eff = W.pilot_effects(trained)
+    assert eff.loc[0, "gap_change"] == 6.0 and eff.loc[0, "accuracy_change"] == pytest.approx(5.0)
+    text = " ".join(W.regime_sentences(committed, None, trained))
+    assert "100% of them sit within 15%" in text and "gap -10.0 → -4.0" in text
