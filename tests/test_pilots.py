@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.special import softmax
-
 from clipsafety.zoo import pilots as P
+from scipy.special import softmax
 
 
 def _cosines(n=400, c=10, seed=0, signal=0.15):
@@ -42,9 +41,8 @@ def test_scale_for_gap_hits_the_target_and_the_gap_rises_with_scale(target):
 
 
 def test_contrastive_loss_equals_open_clip_and_the_masked_torch_loss():
-    from open_clip.loss import ClipLoss
-
     from clipsafety.zoo.train import same_class_masked_loss
+    from open_clip.loss import ClipLoss
 
     g = torch.Generator().manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(32, 16, generator=g, dtype=torch.float64), dim=1)
