@@ -7,6 +7,7 @@
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
 #   make venv-cpu             the same .venv with PyTorch's CPU-only wheels (workshop laptops)
 #   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
+#   make zoo-pilots           measure the zoo's confidence regime and its training pilots (data/zoo/pilots)
 #   make bench                run the speed/memory benchmarks under bench/
 #   make publish-check        refuse to publish with the placeholder repository url (_config.yml)
 SHELL := /bin/bash
@@ -30,7 +31,7 @@ export PYTHONUNBUFFERED := 1
 # AVX2 ones, so every command runs numpy without its AVX-512 dispatch (no effect elsewhere).
 export NPY_DISABLE_CPU_FEATURES ?= X86_V4 AVX512_ICL AVX512_SPR
 
-.PHONY: book test test-full chapter zoo bench venv venv-install venv-cpu clean lint lock publish-check
+.PHONY: book test test-full chapter zoo zoo-pilots bench venv venv-install venv-cpu clean lint lock publish-check
 
 # The venv is current when its stamp holds the hash of the pins and the package metadata it
 # was set up from (their contents, not their file times: a fresh clone of the same pins finds
@@ -90,6 +91,10 @@ test-full: venv
 
 zoo: venv
 	$(PY) -m clipsafety.zoo.train $(ZOO_ARGS)
+
+# the confidence regime of the committed zoo and one-change training pilots (about 40 min on 2 cores)
+zoo-pilots: venv
+	$(PY) -m clipsafety.zoo.pilots committed batch trained
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

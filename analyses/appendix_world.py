@@ -491,7 +491,8 @@ if (pilot_dir / "committed.csv").exists():
            "contrastive_optimal_scale": ("Median contrastive-optimal scale", "ratio", 1, "not a zero-shot CLIP"),
            "scale_for_zero_gap": ("Median scale for a zero gap", "ratio", 1, "not a zero-shot CLIP")},
           "The zoo's ID confidence regime per group, against C-OOD's real range.")
-    display(Markdown("\n\n".join(study.regime_sentences(committed, batch_opt, trained))))
+    display(Markdown("\n\n".join(study.regime_sentences(
+        committed, batch_opt, trained, clip_range=gap_ranges.get(CLIP_ZEROSHOT)))))
     if trained is not None and len(trained):
         eff = study.pilot_effects(trained)
         shown(eff.assign(**{c: eff[c] / 100 for c in

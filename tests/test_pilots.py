@@ -128,3 +128,9 @@ def test_appendix_reads_the_pilot_tables():
     assert eff.loc[0, "gap_change"] == 6.0 and eff.loc[0, "accuracy_change"] == pytest.approx(5.0)
     text = " ".join(W.regime_sentences(committed, None, trained))
     assert "100% of them sit within 15%" in text and "gap -10.0 → -4.0" in text
+    assert "none puts" in " ".join(W.regime_sentences(committed, None, trained, clip_range=(-1, 3)))
+    hit = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-5, 3)))
+    assert "1 put their model inside" in hit and "m with *x*" in hit
+    # an accuracy loss beyond the allowance does not count as reaching the range
+    assert "none puts" in " ".join(W.regime_sentences(committed, None, trained.assign(
+        id_accuracy=[0.5, 0.40]), clip_range=(-5, 3)))

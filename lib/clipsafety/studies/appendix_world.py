@@ -523,11 +523,15 @@ def pilot_effects(trained: pd.DataFrame) -> pd.DataFrame:
 
 
 def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
-                     trained: pd.DataFrame | None, tolerance: float = 0.15) -> list[str]:
+                     trained: pd.DataFrame | None, tolerance: float = 0.15,
+                     clip_range: tuple | None = None, max_accuracy_loss: float = 5.0) -> list[str]:
     """What the confidence pilots show, in words computed from their tables: whether the CLIPs'
     learned scale sits at its contrastive optimum (within ``tolerance``, relative), how batch
     size and same-category negatives move that optimum, the scale a zero gap would need, and
-    each training pilot's effect on the gap."""
+    each training pilot's effect on the gap. With ``clip_range`` (the real zero-shot range,
+    ``(lo, hi, ...)`` in points), a last sentence names the CLIP pilots that put their model
+    inside it while losing at most ``max_accuracy_loss`` points of ID accuracy, or says none
+    did."""
     out = []
     clips = committed.dropna(subset=["logit_scale"])
     if len(clips):
@@ -565,6 +569,20 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                        f"{part['gap_points'].median():+.1f} points (median change "
                        f"{part['gap_change'].median():+.1f}), accuracy change "
                        f"{part['accuracy_change'].median():+.1f} points{scale}.")
+        clip_eff = eff[eff["logit_scale"].notna()]
+        if clip_range is not None and len(clip_eff):
+            lo, hi = clip_range[:2]
+            ok = clip_eff[(clip_eff["gap_points"] >= lo) & (clip_eff["gap_points"] <= hi)
+                          & (clip_eff["accuracy_change"] >= -max_accuracy_loss)]
+            out.append(
+                f"Of {len(clip_eff)} CLIP pilots, " + (
+                    "none puts its model inside the real zero-shot range "
+                    f"({lo:+.1f} to {hi:+.1f} points) while losing at most {max_accuracy_loss:g} "
+                    "points of ID accuracy." if ok.empty else
+                    f"{len(ok)} put their model inside the real zero-shot range ({lo:+.1f} to "
+                    f"{hi:+.1f} points) while losing at most {max_accuracy_loss:g} points of ID "
+                    "accuracy: " + "; ".join(f"{r.model} with *{r.variant}*"
+                                             for r in ok.itertuples()) + "."))
     return out
 
 

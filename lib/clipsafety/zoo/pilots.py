@@ -46,6 +46,7 @@ CLIP_VARIANTS = {
     "scale lr x10": {"scale_lr_mult": 10.0},
     "scale starts at 100": {"scale_init": 100.0},
     "scale fixed at 100": {"scale_init": 100.0, "scale_fixed": True},
+    "scale fixed at 30": {"scale_init": 30.0, "scale_fixed": True},
     "no same-category negatives": {"masked": True},
 }
 SUP_VARIANTS = {"base": {}, "4x samples seen": {"budget": 4}, "label smoothing 0.1": {"smoothing": 0.1}}
@@ -290,6 +291,14 @@ def _write(rows: list[dict], path: Path) -> None:
     atomic_write(path, w, suffix=".csv")
 
 
+def _ordered(rows: list[dict]) -> list[dict]:
+    """Pilot rows in the order of the pilot tables (model, then variant)."""
+    models = [*CLIP_PILOT_MODELS, *SUP_PILOT_MODELS]
+    variants = [*CLIP_VARIANTS, *SUP_VARIANTS]
+    return sorted(rows, key=lambda r: (models.index(r["model"]) if r["model"] in models else 99,
+                                       variants.index(r["variant"]) if r["variant"] in variants else 99))
+
+
 def provenance() -> dict:
     import torch
 
@@ -303,6 +312,9 @@ def main(argv=None) -> int:
                     choices=["committed", "batch", "trained"])
     ap.add_argument("--out", default=str(PILOT_DIR))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", nargs="*", default=None,
+                    help="train only these pilots (names of CLIP_VARIANTS / SUP_VARIANTS); their "
+                         "rows replace the same (model, variant) rows of trained.csv")
     a = ap.parse_args(argv)
     import torch
 
@@ -316,13 +328,20 @@ def main(argv=None) -> int:
     if "batch" in a.what:
         _write(batch_sizes(data=data), out / "batch.csv")
     if "trained" in a.what:
+        known = {**CLIP_VARIANTS, **SUP_VARIANTS}
+        bad = sorted(set(a.variants or ()) - set(known))
+        if bad:
+            ap.error(f"unknown pilot(s) {bad}; expected some of {sorted(known)}")
+        path = out / "trained.csv"
+        kept = []
+        if a.variants and path.exists():
+            kept = [r for r in csv.DictReader(open(path)) if r["variant"] not in a.variants]
         rows = []
-        for zid in CLIP_PILOT_MODELS:
-            rows += [train_variant(zid, v, data) for v in CLIP_VARIANTS]
-            _write(rows, out / "trained.csv")
-        for zid in SUP_PILOT_MODELS:
-            rows += [train_variant(zid, v, data) for v in SUP_VARIANTS]
-            _write(rows, out / "trained.csv")
+        for models, variants in ((CLIP_PILOT_MODELS, CLIP_VARIANTS), (SUP_PILOT_MODELS, SUP_VARIANTS)):
+            for zid in models:
+                rows += [train_variant(zid, v, data) for v in variants
+                         if a.variants is None or v in a.variants]
+                _write(_ordered(kept + rows), path)
     print(f"wrote {out} ({provenance()})")
     return 0
 
