@@ -100,8 +100,49 @@ def test_zoo_effective_robustness_against_a_numpy_logit_fit(zoo_card):
 
 
 @needs_zoo
+def test_zoo_effective_robustness_interval_resamples_the_line_and_the_images(zoo_card):
+    """The interval is the joint bootstrap, reproduced by hand: resample b draws the model's ID
+    images (seed 0), its shift images (seed 1) and the zoo's standard models (seed 2), refits
+    numpy's logit line on those models and reads it at the resampled ID accuracy. It is wider
+    than the interval with the line held fixed, and the point estimate is the same."""
+    coll, _, c, _ = zoo_card
+    ev = pd.read_csv(ROOT / "data" / "zoo" / "eval.csv").pivot_table(index="id", columns="dataset",
+                                                                      values="accuracy")
+    cat = pd.read_csv(ROOT / "data" / "zoo" / "catalog.csv").set_index("id")
+    std = ev.index[cat.loc[ev.index, "group"] == "standard"]
+    n_boot = c["n_boot"]
+
+    def resampled_acc(d, seed):
+        rec = coll.records[d]
+        sub = np.arange(rec.logits.shape[1]) if rec.label_subset is None else np.asarray(rec.label_subset)
+        correct = sub[rec.logits[:, sub].argmax(1)] == np.asarray(rec.targets)
+        rng = np.random.default_rng(seed)
+        return correct.mean(), np.array([correct[rng.integers(0, len(correct), len(correct))].mean()
+                                         for _ in range(n_boot)])
+
+    x, xb = resampled_acc("synth:id-test", 0)
+    ers = _values(c, "shift", metric="effective_robustness")
+    assert len(ers) == 5
+    for v in ers:
+        y, yb = resampled_acc(v["dataset"], 1)
+        bx, by = ev.loc[std, "synth:id-test"].to_numpy(), ev.loc[std, v["dataset"]].to_numpy()
+        assert v["n_baseline"] == len(std) == 17
+        s, i = np.polyfit(sp_logit(bx), sp_logit(by), 1)
+        assert v["value"] == pytest.approx(100 * (y - 1 / (1 + np.exp(-(s * sp_logit(x) + i)))), abs=1e-6)
+        fixed = yb - 1 / (1 + np.exp(-(s * sp_logit(xb) + i)))
+        draws = np.random.default_rng(2).integers(0, len(bx), (n_boot, len(bx)))
+        lines = np.array([np.polyfit(sp_logit(bx[d]), sp_logit(by[d]), 1) for d in draws])
+        joint = yb - 1 / (1 + np.exp(-(lines[:, 0] * sp_logit(xb) + lines[:, 1])))
+        assert (v["lo"], v["hi"]) == pytest.approx(tuple(100 * np.quantile(joint, [0.025, 0.975])), abs=1e-6)
+        assert (v["lo_fixed_line"], v["hi_fixed_line"]) == pytest.approx(
+            tuple(100 * np.quantile(fixed, [0.025, 0.975])), abs=1e-6)
+        assert v["hi"] - v["lo"] > v["hi_fixed_line"] - v["lo_fixed_line"], v["dataset"]
+        assert v["lo"] <= v["value"] <= v["hi"]
+
+
+@needs_zoo
 def test_zoo_percentiles_equal_scipy_percentileofscore(zoo_card):
-    _, (land, _), c, _ = zoo_card
+    _, (land, _, _), c, _ = zoo_card
     others = land[land["checkpoint"] != ZOO_MODEL]
     v = _one(c, "shift", metric="effective_robustness", dataset="synth:shift-sketch")
     clips = others[others["group"] == "clip-zeroshot"]["er_sketch"]
@@ -331,7 +372,7 @@ def _check_real_card(c, coll, root, zero_shot):
     pos = np.searchsorted(sub, rr.targets)
     assert acc_r["value"] == pytest.approx(100 * (rr.logits[:, sub].argmax(1) == pos).mean())
     # effective robustness against the published line, placed among the published models
-    table, fits = card.published_landscape()
+    table, fits, _ = card.published_landscape()
     er = _one(c, "shift", metric="effective_robustness", dataset="imagenet:r")
     x = acc["value"] / 100
     assert er["value"] == pytest.approx(acc_r["value"] - 100 * float(fits["r"].predict(np.array([x]))[0]))
@@ -531,7 +572,7 @@ def test_zoo_factor_mean_is_placed_among_the_factors_chapters_per_model_table(tm
     cat = pd.read_csv(ROOT / "data" / "zoo" / "catalog.csv")
     per = pd.DataFrame({"model": "zoo:" + cat["id"], "factor_mean": rng.uniform(0.2, 0.8, len(cat))})
     outputs.record("factors", None, per_model=per)
-    table, _ = card.zoo_landscape()
+    table = card.zoo_landscape().table
     got = table.set_index("checkpoint")["factor_mean"]
     np.testing.assert_allclose(got[per["model"]].to_numpy(), 100 * per["factor_mean"].to_numpy())
     placed = card.place(55.0, "factor_mean", table, exclude="zoo:clip-resnet-wit-100k")

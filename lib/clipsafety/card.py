@@ -32,8 +32,14 @@ Three steps, each usable alone:
 :mod:`clipsafety.card_html` write the files. Units in the card: accuracies, AUROC, FPR, shape
 bias, cue share and ECE in percent; effective robustness and confidence gaps in points.
 Intervals are 95 % percentile bootstraps over images (stimuli for shape bias), ``n_boot``
-resamples; the baseline line of effective robustness is held fixed (its own uncertainty is
-not in the interval).
+resamples. Effective robustness's interval is a joint bootstrap of both of its sides
+(:func:`clipsafety.metrics.effective_robustness_ci`): each resample draws the model's ID and
+shift images with replacement *and* the baseline models that define the line (the published
+standard models of timm and imagenet-testbed on that shift for a real model, the zoo's
+standard models for a zoo model), refits the line on them and reads it at the resampled ID
+accuracy; the point estimate is the fit on all of them. The interval with the line held
+fixed (the images' uncertainty alone) is kept beside it (``lo_fixed_line``,
+``hi_fixed_line``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,7 +66,7 @@ from clipsafety.groups import (
 )
 
 __all__ = ["CARD_VERSION", "FULL_SIZES", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
-           "CardError", "Collected", "accuracy_values", "build", "calibration_values", "card_json",
+           "CardError", "Collected", "Landscape", "accuracy_values", "build", "calibration_values", "card_json",
            "checkpoint_key", "collect", "count_gflops", "factor_values", "gpu_cost", "measure",
            "ood_scores", "ood_values", "ordinal", "place", "provenance", "published_landscape",
            "shape_values", "summary_lines", "zoo_landscape"]
@@ -141,8 +148,10 @@ class CardError(ValueError):
 class Collected:
     """What :func:`collect` found: ``records`` {set: PredictionRecord}, ``missing`` {set:
     {"reason", "layout", "get"}}, the model's ``group``, whether it is a zero-shot CLIP, the
-    path (``zoo`` / ``real``), seconds spent, and ``image_gflops`` (forward cost of one image,
-    for :func:`gpu_cost`; NaN when unknown)."""
+    path (``zoo`` / ``real``), seconds spent, ``image_gflops`` (forward cost of one image,
+    for :func:`gpu_cost`; NaN when unknown), and the head the records were made with:
+    ``templates`` (a zero-shot CLIP's template set, ``""`` for a classifier) and
+    ``image_size`` (``None``: the model's own resolution)."""
 
     model: str
     path: str
@@ -153,6 +162,8 @@ class Collected:
     seconds: float = 0.0
     image_gflops: float = float("nan")
     data_root: str = ""
+    templates: str = ""
+    image_size: int | None = None
 
 
 def _sets(path: dict) -> list[str]:
@@ -248,7 +259,8 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
     loaded = load(model, device=dev, **head)
     zero_shot = (loaded.logit_policy or {}).get("kind") == "clip"
     out = Collected(model=model, path="zoo" if zoo else "real", group=group, zero_shot=zero_shot,
-                    data_root=root)
+                    data_root=root, image_size=image_size,
+                    templates=str((loaded.manifest.get("head") or {}).get("templates", "")) if zero_shot else "")
     for d in _sets(path):
         try:
             spec = datasets.get_dataset(d) if zoo else datasets.get_dataset(d, data_root=root)
@@ -347,14 +359,24 @@ def _value(metric: str, label: str, dataset: str, value: float, lo: float, hi: f
             "hi": hi, "unit": unit, "n": int(n), **extra}
 
 
-def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
+def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT, seed: int = 0,
+                    baselines: dict | None = None) -> list[dict]:
     """Top-1 accuracy on the ID set and each shift (on the set's label subset), and effective
-    robustness per shift against ``fits`` ({shift: :class:`metrics.Trend`}), with intervals: a
-    joint bootstrap over the ID and the shift images (the line held fixed)."""
+    robustness per shift against ``fits`` ({shift: :class:`metrics.Trend`}), with intervals.
+
+    Accuracy: the set's images resampled (ID: ``seed``, each shift: ``seed + 1``). Effective
+    robustness: a joint bootstrap (:func:`metrics.effective_robustness_ci`) that pairs those
+    image resamples with resamples of the baseline models that define the line (``baselines``
+    {shift: (x, y)}, fractions, the points ``fits`` were fitted on; ``seed + 2``), so that the
+    interval carries the line's uncertainty as well as the images'; ``lo_fixed_line`` /
+    ``hi_fixed_line``: the interval with the line held fixed, for comparison. A shift whose
+    baseline points are not given has no interval (NaN), never a fixed-line one passed off
+    as the joint one."""
     out = []
     idr = records.get(path["id"])
     if idr is None:
         return out
+    baselines = baselines or {}
     L, t, sub = _inputs(idr)
     _, c_id = metrics.confidences(L, t, sub)
     c_id = np.asarray(c_id, dtype=float)
@@ -373,12 +395,24 @@ def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT,
         out.append(_value("accuracy", "Top-1 accuracy", d, _pct(c.mean()), *map(_pct, _interval(boots)),
                           "%", len(c), shift=shift))
         trend = fits.get(shift)
-        if trend is not None:
-            er = c.mean() - float(trend.predict(np.array([acc_id]))[0])
-            er_b = boots - trend.predict(np.clip(boots_id, 1e-6, 1 - 1e-6))
-            out.append(_value("effective_robustness", "Effective robustness", d, _pct(er),
-                              *map(_pct, _interval(er_b)), "points", len(c), shift=shift,
-                              x_accuracy=_pct(acc_id)))
+        if trend is None:
+            continue
+        er = float(c.mean() - trend.predict(np.array([acc_id]))[0])
+        lo = hi = flo = fhi = float("nan")
+        base = baselines.get(shift)
+        if base is not None and n_boot:
+            bx, by = base
+            _, flo, fhi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
+                                                          trend.scale, seed + 2, LEVEL, line="fixed")
+            _, lo, hi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
+                                                        trend.scale, seed + 2, LEVEL)
+        out.append(_value("effective_robustness", "Effective robustness", d, _pct(er), _pct(lo),
+                          _pct(hi), "points", len(c), shift=shift, x_accuracy=_pct(acc_id),
+                          lo_fixed_line=_pct(flo), hi_fixed_line=_pct(fhi),
+                          n_baseline=int(len(base[0])) if base is not None else 0,
+                          interval=("joint bootstrap: the model's images and the baseline models "
+                                    "that define the line" if base is not None else
+                                    "no interval: the baseline models' points are not given")))
     return out
 
 
@@ -610,32 +644,38 @@ def calibration_values(records: dict, path: dict, n_boot: int = N_BOOT, seed: in
 
 # --------------------------------------------------------------------------- 3. landscapes
 
+class Landscape(NamedTuple):
+    """What a card is placed on: ``table`` (one row per model, the columns :func:`place`
+    reads), ``fits`` ({shift: :class:`metrics.Trend`}, the baseline line of each shift) and
+    ``baselines`` ({shift: (x, y)}: the ID and shift accuracies, fractions, of the baseline
+    models each line was fitted on, which effective robustness's interval resamples)."""
+
+    table: pd.DataFrame
+    fits: dict
+    baselines: dict
+
+
 def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet-testbed"),
-                        baseline_sources: Sequence[str] = ("timm", "imagenet-testbed"),
-                        scale: str = "logit") -> tuple[pd.DataFrame, dict]:
-    """The published landscape a real card is placed on: ``(table, fits)``. ``fits``: per
-    shift the line of the standard ImageNet models of ``baseline_sources`` (the landscape
-    chapter's baseline; :func:`metrics.fit_trend`, ``scale``); ``table``: the per-model table
-    (:func:`clipsafety.published_models.table`) with each model's effective robustness against
-    those lines. Published files are read, nothing is inferred."""
+                        baseline_sources: Sequence[str] | None = None,
+                        scale: str = "logit") -> Landscape:
+    """The published landscape a real card is placed on (:class:`Landscape`). ``fits``: per
+    shift the line of the standard ImageNet models of ``baseline_sources`` (default timm and
+    imagenet-testbed: :func:`clipsafety.published.baseline_lines`, the landscape chapter's
+    line, ``scale``); ``table``: the per-model table (:func:`clipsafety.published_models.table`)
+    with each model's raw accuracy (``acc_<shift>``, percent) and effective robustness
+    (``er_<shift>``, points) per shift. Published files are read, nothing is inferred."""
     from clipsafety import published_models as M
-    from clipsafety.published import landscape_long
+    from clipsafety.published import BASELINE_SOURCES, baseline_lines, effective_robustness_table, landscape_long
 
     long = landscape_long(list(sources))
     long = long[long["group"] != "excluded"]
-    fits, parts = {}, []
+    lines = baseline_lines(long, (BASELINE,), baseline_sources or BASELINE_SOURCES, scale)
+    fits, baselines, parts = {}, {}, []
     for shift, df in long.groupby("shift", sort=False):
-        base = (df["group"] == BASELINE) & df["source"].isin(baseline_sources)
-        if base.sum() < 3:
-            continue
-        fits[shift] = metrics.fit_trend(df.loc[base, "imagenet"], df.loc[base, "shift_acc"], scale)
+        fits[shift], base = lines[shift]
+        baselines[shift] = (df["imagenet"].to_numpy()[base], df["shift_acc"].to_numpy()[base])
         parts.append(df.assign(eff_rob=df["shift_acc"] - fits[shift].predict(df["imagenet"].to_numpy())))
-    pts = pd.concat(parts, ignore_index=True)
-    wide = pts.pivot_table(index=["source", "model", "group", "imagenet"], columns="shift",
-                           values="eff_rob", aggfunc="first")
-    wide.columns = [f"ER {c}" for c in wide.columns]
-    wide["ER mean"] = wide.mean(axis=1)
-    er = wide.reset_index()
+    er = effective_robustness_table(pd.concat(parts, ignore_index=True), accuracies=True)
     table = M.table(effective_robustness=er)
     # ImageNet-X's per-model factor accuracies join the table where the models chapter recorded
     # them (its table takes the factors study's tables, which sit above this library)
@@ -646,11 +686,11 @@ def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet
     if "factor_mean" in recorded and recorded["factor_mean"].notna().any():
         table["factor_mean"] = table["checkpoint"].map(
             recorded.drop_duplicates("checkpoint").set_index("checkpoint")["factor_mean"])
-    return table, fits
+    return Landscape(table, fits, baselines)
 
 
-def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
-    """The zoo a zoo card is placed on: ``(table, fits)``, one row per zoo model (``checkpoint``
+def zoo_landscape(scale: str = "logit") -> Landscape:
+    """The zoo a zoo card is placed on (:class:`Landscape`): ``table`` one row per zoo model (``checkpoint``
     = its id, ``group``) with ``imagenet`` (ID test accuracy), ``er_<shift>`` / ``er_mean``
     against the line of the zoo's standard models (``data/zoo/eval.csv``), and, where the
     chapters have recorded them (:mod:`clipsafety.outputs`), ``ece_before`` / ``ece_after`` on
@@ -667,12 +707,13 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
     t["group"] = t["checkpoint"].str.removeprefix("zoo:").map(cat.set_index("id")["group"])
     base = (t["group"] == BASELINE).to_numpy()
     x = wide[ZOO_PATH["id"]].to_numpy()
-    fits = {}
+    fits, baselines = {}, {}
     for d, shift in ZOO_PATH["shifts"].items():
         if d not in wide:
             continue
         y = wide[d].to_numpy()
         fits[shift] = metrics.fit_trend(x[base], y[base], scale)
+        baselines[shift] = (x[base], y[base])
         t[f"er_{shift}"] = 100 * (y - fits[shift].predict(x))
         t[f"acc_{shift}"] = 100 * y
     t["er_mean"] = t[[c for c in t if c.startswith("er_")]].mean(axis=1)
@@ -699,7 +740,7 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
     join("shape_bias", "shape", ["shape_bias", "cue_share"])
     join("factors", "per_model", ["factor_mean"])
     t.attrs["sources"] = sources
-    return t, fits
+    return Landscape(t, fits, baselines)
 
 
 def _kinds_of(t: pd.DataFrame) -> dict:
@@ -745,17 +786,22 @@ def _missing_for(property_id: str, path: dict, coll_missing: dict, zero_shot: bo
     return [coll_missing[d] for d in need if d in coll_missing]
 
 
-def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
+def measure(coll: Collected, landscape: Landscape | None = None,
             n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """The card of ``coll`` (:func:`collect`) as a JSON-ready dict: per property its values
-    (each with interval, unit, n and dataset), their placement on ``landscape`` (default: the
-    published landscape for a real model, the zoo for a zoo model), whether each comparison is
-    like for like, what is missing and what to supply; then :func:`summary_lines` and the
-    provenance of every record."""
+    (each with interval, unit, n and dataset), their placement on ``landscape`` (a
+    :class:`Landscape`; default: the published landscape for a real model, the zoo for a zoo
+    model), whether each comparison is like for like, what is missing and what to supply;
+    then :func:`summary_lines` and the provenance of every record."""
     path = ZOO_PATH if coll.path == "zoo" else REAL_PATH
     if landscape is None:
         landscape = zoo_landscape() if coll.path == "zoo" else published_landscape()
-    table, fits = landscape
+    if not isinstance(landscape, tuple) or len(landscape) != 3:
+        raise CardError(f"landscape: expected a Landscape (table, fits, baselines) from "
+                        f"published_landscape() or zoo_landscape(), got a {type(landscape).__name__}"
+                        + (f" of {len(landscape)} items" if isinstance(landscape, tuple) else "")
+                        + "; the baselines are what effective robustness's interval resamples.")
+    table, fits, baselines = landscape
     # the card's own checkpoint is left out of the landscape it is placed on
     own = coll.model if coll.path == "zoo" else checkpoint_key(coll.model)
     missing = dict(coll.missing)
@@ -763,7 +809,7 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
     props = {}
 
     # shift
-    vals = accuracy_values(R, path, fits, n_boot, seed)
+    vals = accuracy_values(R, path, fits, n_boot, seed, baselines=baselines)
     for v in vals:
         col = ("imagenet" if v["shift"] == "id" else f"acc_{v['shift']}") if v["metric"] == "accuracy" \
             else f"er_{v['shift']}"
@@ -910,20 +956,37 @@ def _published_row(table: pd.DataFrame, key: str) -> dict | None:
 
 
 def _shift_comparison(coll: Collected, v: dict, path: dict) -> tuple[bool, str]:
+    """Whether a shift value is like for like with the landscape it is placed on, and why:
+    the same set and split (every image of the published set) and the same head (a zero-shot
+    CLIP with OpenAI's 80 templates, as open_clip publishes; a classifier with its own head;
+    both at the model's own resolution)."""
     if coll.path == "zoo":
         return True, ("the zoo's models on the same world sets; the line of the zoo's standard models "
                       "(logit scale)")
-    if v["shift"] == "id":
-        ok = v["n"] >= 50_000 * 0.99
-        return ok, ("published ImageNet top-1 (timm, open_clip, imagenet-testbed)"
-                    + ("" if ok else f"; not like for like: {v['n']:,} images, not ImageNet val's 50,000"))
     from clipsafety.published import SHIFTS
 
-    full = FULL_SIZES.get(v["dataset"], 0)
-    ok = v["n"] >= 0.99 * full
-    return ok, (f"published accuracies on {SHIFTS.get(v['shift'], v['shift'])}, the same label subset; "
-                "the line of the standard ImageNet models of timm and imagenet-testbed (logit scale)"
-                + ("" if ok else f"; not like for like: {v['n']:,} images, not the set's {full:,}"))
+    why = []
+    full = 50_000 if v["shift"] == "id" else FULL_SIZES.get(v["dataset"], 0)
+    if v["n"] < 0.99 * full:
+        why.append(f"{v['n']:,} images, not the set's {full:,}")
+    if coll.zero_shot and coll.templates != "openai":
+        why.append(f"the zero-shot head's templates are {coll.templates or 'not recorded'!r}, not "
+                   "OpenAI's 80 (open_clip's published numbers)")
+    if coll.image_size:
+        why.append(f"images at {coll.image_size} px, not the model's own resolution")
+    head = ("zero-shot heads with OpenAI's 80 templates (open_clip), 1000-class heads (timm, "
+            "imagenet-testbed)")
+    if v["shift"] == "id":
+        what = f"published ImageNet top-1 (timm, open_clip, imagenet-testbed; {head})"
+    elif v["metric"] == "accuracy":
+        what = (f"published accuracies on {SHIFTS.get(v['shift'], v['shift'])}, the same label "
+                f"subset ({head})" + ("; imagenet-testbed's ObjectNet numbers are on its 1.0 beta "
+                                      "release" if v["shift"] == "objectnet" else ""))
+    else:
+        what = (f"published effective robustness on {SHIFTS.get(v['shift'], v['shift'])}; the line "
+                "of the standard ImageNet models of timm and imagenet-testbed (logit scale), its "
+                "uncertainty in the interval")
+    return not why, what + ("; not like for like: " + "; ".join(why) if why else "")
 
 
 #: the upstream repositories the published landscape reads (:func:`published_landscape`)
