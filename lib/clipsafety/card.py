@@ -665,7 +665,12 @@ def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet
     with each model's raw accuracy (``acc_<shift>``, percent) and effective robustness
     (``er_<shift>``, points) per shift. Published files are read, nothing is inferred."""
     from clipsafety import published_models as M
-    from clipsafety.published import BASELINE_SOURCES, baseline_lines, effective_robustness_table, landscape_long
+    from clipsafety.published import (
+        BASELINE_SOURCES,
+        baseline_lines,
+        effective_robustness_table,
+        landscape_long,
+    )
 
     long = landscape_long(list(sources))
     long = long[long["group"] != "excluded"]
