@@ -379,6 +379,22 @@ def _check_real_card(c, coll, root, zero_shot):
     clips = table[table["group"] == "clip-zeroshot"]["er_r"].dropna()
     assert er["placement"]["kinds"]["zero-shot CLIPs"]["percentile"] == pytest.approx(
         percentileofscore(clips, er["value"], kind="mean"))
+    assert er["lo"] <= er["lo_fixed_line"] and er["hi_fixed_line"] <= er["hi"]
+    # the raw accuracy on ImageNet-R, placed among the published accuracies on ImageNet-R
+    assert acc_r["placement"]["column"] == "acc_r"
+    for kind, groups in card.KINDS_PLACED.items():
+        published = table[table["group"].isin(groups)]["acc_r"].dropna()
+        assert acc_r["placement"]["kinds"][kind]["n"] == len(published) > 10, kind
+        assert acc_r["placement"]["kinds"][kind]["percentile"] == pytest.approx(
+            percentileofscore(published, acc_r["value"], kind="mean")), kind
+    dist = (table["acc_r"] - acc_r["value"]).abs().dropna().sort_values()
+    near = acc_r["placement"]["nearest"]
+    assert len(near) == 3 and [abs(n["value"] - acc_r["value"]) for n in near] == pytest.approx(
+        dist.iloc[:3].tolist())
+    assert near[0]["checkpoint"] in set(table.loc[dist.index[dist == dist.iloc[0]], "checkpoint"])
+    # like for like: the fixture has a handful of ImageNet-R's 30,000 images, at 64 px
+    assert acc_r["like_for_like"] is False
+    assert "not the set's 30,000" in acc_r["comparison"] and "64 px" in acc_r["comparison"]
     # the confidence gap on ID against C-OOD's published gaps
     gap = _one(c, "calibration", metric="conf_gap", dataset="imagenet:val", when="before")
     gaps = table[table["group"].isin(["standard", "more-data", "other-robust"])]["conf_gap"].dropna()
@@ -414,6 +430,47 @@ def _check_real_card(c, coll, root, zero_shot):
     if not zero_shot:  # timm's model card: ResNet-18 is 1.8 GMACs at 224 px, 2 FLOPs per MAC
         assert cost["shift"]["gflops_per_image"] == pytest.approx(3.64, rel=0.03)
     assert metrics.accuracy(rid.logits, rid.targets) == pytest.approx(acc["value"] / 100)
+
+
+def test_published_landscape_holds_each_shifts_raw_accuracy_from_the_files():
+    """The column a real card's shift accuracy is placed in is the published accuracy itself,
+    read here straight from each project's file (percent)."""
+    from clipsafety import card, external
+
+    table = card.published_landscape().table.set_index("checkpoint")
+    oc = pd.read_csv(external.fetch("mlfoundations/open_clip/docs/openclip_results.csv"))
+    row = oc[(oc["name"] == "ViT-B-32") & (oc["pretrained"] == "openai")].iloc[0]
+    assert table.loc["openai/ViT-B-32", "acc_r"] == pytest.approx(100 * row["ImageNet-R"])
+    assert table.loc["openai/ViT-B-32", "acc_objectnet"] == pytest.approx(100 * row["ObjectNet"])
+    tb = pd.read_csv(external.fetch("modestyachts/imagenet-testbed/robustness_top1s.csv")).set_index("model")
+    assert table.loc["testbed/resnet50", "acc_a"] == pytest.approx(tb.loc["resnet50", "imagenet-a"])
+    assert table.loc["testbed/resnet50", "acc_objectnet"] == pytest.approx(
+        tb.loc["resnet50", "objectnet-1.0-beta"])
+    tr = pd.read_csv(external.fetch("huggingface/pytorch-image-models/results/results-imagenet-r.csv"))
+    name = "vit_base_patch16_224.augreg_in1k"  # one image size in timm's files
+    assert (tr["model"] == name).sum() == 1
+    assert table.loc[f"timm/{name}", "acc_r"] == pytest.approx(tr.loc[tr["model"] == name, "top1"].iloc[0])
+    assert table.loc["openai/ViT-B-32", "group"] == "clip-zeroshot"
+
+
+def test_a_shift_comparison_is_like_for_like_only_on_the_full_set_with_the_published_head():
+    from clipsafety import card
+
+    def coll(**kw):
+        base = dict(model="openclip:ViT-B-32@openai", path="real", group="clip-zeroshot",
+                    zero_shot=True, templates="openai")
+        return card.Collected(**{**base, **kw})
+
+    full = {"metric": "accuracy", "shift": "r", "dataset": "imagenet:r", "n": 30_000}
+    ok, why = card._shift_comparison(coll(), full, card.REAL_PATH)
+    assert ok and "ImageNet-R" in why and "not like for like" not in why
+    ok, why = card._shift_comparison(coll(templates="simple"), full, card.REAL_PATH)
+    assert not ok and "'simple'" in why and "OpenAI's 80" in why
+    ok, why = card._shift_comparison(coll(image_size=64), {**full, "n": 120}, card.REAL_PATH)
+    assert not ok and "120 images, not the set's 30,000" in why and "64 px" in why
+    clf = coll(model="timm:resnet18.a1_in1k", group="standard", zero_shot=False, templates="")
+    assert card._shift_comparison(clf, {**full, "shift": "objectnet", "dataset": "objectnet",
+                                        "n": 18_574}, card.REAL_PATH)[0]
 
 
 @pytest.mark.slow
