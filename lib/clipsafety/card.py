@@ -65,7 +65,7 @@ from clipsafety.groups import (
     group_label,
 )
 
-__all__ = ["CARD_VERSION", "FULL_SIZES", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
+__all__ = ["CARD_VERSION", "FULL_SIZES", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
            "CardError", "Collected", "Landscape", "accuracy_values", "build", "calibration_values", "card_json",
            "checkpoint_key", "collect", "count_gflops", "factor_values", "gpu_cost", "measure",
            "ood_scores", "ood_values", "ordinal", "place", "provenance", "published_landscape",
@@ -102,29 +102,6 @@ REAL_PATH = {"id": "imagenet:val",
 #: the 16-way zero-shot head's record of a zero-shot CLIP on the stimuli
 CUE16 = "cue-conflict (16-way head)"
 
-#: where each real set comes from, as its authors publish it (nothing is downloaded here)
-GET = {
-    "imagenet:val": "ILSVRC2012_img_val.tar from https://image-net.org/download-images (free account); "
-                    "tar -xf it into DATA_ROOT/imagenet/val (flat is accepted)",
-    "imagenet:v2": "wget https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
-                   "imagenetv2-matched-frequency.tar.gz && tar -xzf imagenetv2-matched-frequency.tar.gz -C DATA_ROOT",
-    "imagenet:sketch": "kaggle datasets download -d wanghaohan/imagenetsketch (or the Google Drive link of "
-                       "github.com/HaohanWang/ImageNet-Sketch); unpack to DATA_ROOT/imagenet-sketch",
-    "imagenet:r": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar && tar -xf imagenet-r.tar -C DATA_ROOT",
-    "imagenet:a": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar && tar -xf imagenet-a.tar -C DATA_ROOT",
-    "imagenet:o": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-o.tar && tar -xf imagenet-o.tar -C DATA_ROOT",
-    "objectnet": "objectnet-1.0.zip from https://objectnet.dev/download.html (licence form); unzip into DATA_ROOT",
-    "ood:inaturalist": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/iNaturalist.tar.gz && "
-                       "tar -xzf iNaturalist.tar.gz -C DATA_ROOT",
-    "ood:sun": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/SUN.tar.gz && tar -xzf SUN.tar.gz -C DATA_ROOT",
-    "ood:places": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/Places.tar.gz && "
-                  "tar -xzf Places.tar.gz -C DATA_ROOT",
-    "ood:textures": "wget https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz && "
-                    "tar -xzf dtd-r1.0.1.tar.gz -C DATA_ROOT",
-    "ood:ninco": "wget https://zenodo.org/record/8013288/files/NINCO_all.tar.gz && tar -xzf NINCO_all.tar.gz -C DATA_ROOT",
-    "cue-conflict": "git clone https://github.com/rgeirhos/texture-vs-shape && cp -r "
-                    "texture-vs-shape/stimuli/style-transfer-preprocessed-512 DATA_ROOT/cue-conflict",
-}
 #: the sets' full sizes (images), for :func:`gpu_cost`
 FULL_SIZES = {"imagenet:val": 50_000, "imagenet:v2": 10_000, "imagenet:sketch": 50_889,
               "imagenet:r": 30_000, "imagenet:a": 7_500, "objectnet": 18_574, "imagenet:o": 2_000,
@@ -264,14 +241,12 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
     for d in _sets(path):
         try:
             spec = datasets.get_dataset(d) if zoo else datasets.get_dataset(d, data_root=root)
-        except (datasets.LayoutError, FileNotFoundError) as exc:
+        except datasets.DatasetNotFound as exc:
             out.missing[d] = _missing(d, f"not found under {root}", detail=str(exc))
             continue
-        if not zoo and _is_root_itself(spec, root, d):
-            # the registry also tries data_root itself (a root that *is* one dataset's folder);
-            # the card's root holds several sets, so a set found only there is not this set
-            out.missing[d] = _missing(d, f"no folder of its own under {root} (only {root} itself "
-                                         "matched its layout, and that folder holds the other sets)")
+        except (datasets.LayoutError, FileNotFoundError) as exc:
+            out.missing[d] = _missing(d, f"its folder under {root} does not have the expected layout",
+                                      detail=str(exc))
             continue
         try:
             out.records[d] = predict(loaded, spec, **kw)
@@ -290,31 +265,21 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
     return out
 
 
-def _is_root_itself(spec, root: str, dataset: str) -> bool:
-    """Whether ``spec`` was read from ``root`` itself rather than from one of the dataset's own
-    folders under it."""
-    from pathlib import Path
-
-    from clipsafety.datasets import dataset_info
-
-    where = getattr(spec, "root", None)
-    if where is None:
-        return False
-    base = Path(root).expanduser().resolve()
-    return Path(where).resolve() == base and base.name not in dataset_info(dataset).folders
-
-
 def _missing(dataset: str, reason: str, detail: str = "") -> dict:
+    """What to supply for a missing set: its folder under DATA_ROOT and how to get it, both
+    from the dataset registry (:func:`clipsafety.datasets.dataset_info`)."""
     from clipsafety.datasets import dataset_info
 
     try:
-        folders = list(dataset_info(dataset).folders)
+        entry = dataset_info(dataset)
     except (KeyError, ValueError):
-        folders = []
+        entry = None
+    folders = list(entry.folders) if entry is not None else []
     return {"dataset": dataset, "reason": reason,
             "layout": (f"DATA_ROOT/{folders[0]}" + (f" (also tried: {', '.join(folders[1:])})"
                                                       if len(folders) > 1 else "")) if folders else "",
-            "get": GET.get(dataset, "generated by clipsafety.synth (nothing to download)"),
+            "get": (entry.get if entry is not None and entry.get else
+                    "generated by clipsafety.synth (nothing to download)"),
             "detail": detail}
 
 

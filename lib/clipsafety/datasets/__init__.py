@@ -18,7 +18,11 @@ Conventions:
   (sorted WordNet ids, the standard 1000-way order); ImageNet-R/A subsets come from timm's
   ``imagenet_{r,a}_indices.txt``.
 - ``data_root`` (or ``$CLIPSAFETY_DATA_ROOT``) may be the folder that holds the dataset
-  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself.
+  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself, when it
+  carries one of the dataset's own folder names (``.../imagenet-r``, ``.../NINCO``). A
+  data_root of another name is never read as a dataset: a set whose folder is not under it
+  is a :class:`DatasetNotFound` naming the set, the folders tried, the layout expected and
+  how to get the data.
 - Sample ids are POSIX paths relative to the dataset folder.
 - OOD sets (ImageNet-O, iNaturalist, SUN, Places, Textures) have target ``-1``.
 - ObjectNet: targets index its 113 ImageNet-overlapping classes (``target_space``
@@ -166,13 +170,40 @@ def data_root(given=None) -> str:
     return str(given or os.environ.get(DATA_ROOT_ENV) or "")
 
 
-def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> list[str]:
+class DatasetNotFound(LayoutError):
+    """A real dataset whose folder is not under data_root: the message names the set, the
+    folders tried, the layout expected and how to get the data."""
+
+
+def _own_names(entry: DatasetEntry) -> list[str]:
+    """The folder names that make a data_root the dataset's own folder: the last part of each
+    folder tried (``imagenet/val`` -> ``val``)."""
+    return list(dict.fromkeys(f.rsplit("/", 1)[-1] for f in entry.folders))
+
+
+def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> tuple[Path, list[str]]:
+    """data_root and the folders to read ``dataset_id`` from: each of its folder names under data_root, and
+    data_root itself only when it carries one of those names (a root holding several sets is
+    never read as one of them)."""
     base = data_root(data_root_)
     if not base:
         raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
                           f"holds {entry.folders[0]}/) or set CLIPSAFETY_DATA_ROOT.")
     base = _expand(base, f"{dataset_id}: data_root", "data_root='/home/me/data'")
-    return [str(t) for t in [base / s for s in entry.folders] + [base]]
+    own = [base] if base.name in _own_names(entry) else []
+    return base, [str(t) for t in [base / s for s in entry.folders] + own]
+
+
+def _not_found(entry: DatasetEntry, dataset_id: str, root: str) -> DatasetNotFound:
+    folders = ", ".join(f"{root}/{f}" for f in entry.folders)
+    return DatasetNotFound(
+        f"{dataset_id}: not found under data_root {root}: none of {folders} exists, and "
+        f"{root} itself is read as {dataset_id} only when it is named "
+        f"{' or '.join(repr(n) for n in _own_names(entry))}. Expected layout: "
+        f"DATA_ROOT/{entry.folders[0]} = {entry.layout or 'see the appendix'}. "
+        + (f"To get it: {entry.get.replace('DATA_ROOT', root)}. " if entry.get else "")
+        + "Or point data_root at the folder that holds it (the book's appendix 'Datasets on "
+          "disk' shows each layout).")
 
 
 def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **kw) -> DatasetSpec:
@@ -192,7 +223,9 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
         spec = entry.builder(dataset_id)
         spec.annotations = entry.annotations
         return spec
-    tried = _resolve_root(entry, dataset_id, data_root)
+    base, tried = _resolve_root(entry, dataset_id, data_root)
+    if not any(Path(t).is_dir() for t in tried):
+        raise _not_found(entry, dataset_id, str(base))
     errors = []
     for cand in map(Path, tried):
         if cand.is_dir():
@@ -203,13 +236,14 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
                 continue
             spec.annotations = entry.annotations
             return spec
-    found = "; ".join(errors) if errors else "none of these folders exist"
-    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: {found}. "
-                      "See the book's appendix 'Datasets on disk' for each layout.")
+    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: "
+                      f"{'; '.join(errors)}. See the book's appendix 'Datasets on disk' for each "
+                      "layout" + (f"; to get the data: {entry.get}." if entry.get else "."))
 
 
 __all__ = [
     "ANNOTATIONS", "DATA_ROOT_ENV", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
+    "DatasetNotFound",
     "FolderSpec", "InvalidDatasetId", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
     "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
 ]
