@@ -286,17 +286,12 @@ def _missing(dataset: str, reason: str, detail: str = "") -> dict:
 # --------------------------------------------------------------------------- 2. measurements
 
 def _inputs(record):
-    """``(logits, targets, label_subset)`` of a record's labelled rows; a record whose targets
-    index another space (ObjectNet) is projected by its label map (each class the max of its
-    ImageNet columns, :func:`clipsafety.datasets.project_logits`)."""
-    t = np.asarray(record.targets)
-    keep = t >= 0
-    L, t = (record.logits, t) if keep.all() else (record.logits[keep], t[keep])
-    if record.label_space != record.target_space and record.manifest.get("label_map") is not None:
-        from clipsafety.datasets import project_logits
+    """``(logits, targets, label_subset)`` of a record's labelled rows: the calibration
+    study's reading (:func:`clipsafety.datasets.labelled_inputs`; ObjectNet projected through
+    its label map)."""
+    from clipsafety.datasets import labelled_inputs
 
-        return project_logits(np.asarray(L), record.manifest["label_map"]), t, None
-    return L, t, record.label_subset
+    return labelled_inputs(record)
 
 
 def _pct(x) -> float:
@@ -556,17 +551,13 @@ def ood_values(records: dict, path: dict, zero_shot: bool, n_boot: int = N_BOOT,
 
 
 def _bins(conf, correct, n_bins: int = 15) -> list[dict]:
-    """Reliability bins with :func:`metrics.ece`'s edges: ``(lo, hi]``, the first closed at 0."""
-    c, k = np.asarray(conf, float), np.asarray(correct, float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    b = np.searchsorted(edges[1:-1], c, side="left")
-    n = np.bincount(b, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.bincount(b, weights=k, minlength=n_bins) / n
-        cf = np.bincount(b, weights=c, minlength=n_bins) / n
-    return [{"lo": float(edges[i]), "hi": float(edges[i + 1]), "n": int(n[i]),
-             "accuracy": float(acc[i]) if n[i] else None, "confidence": float(cf[i]) if n[i] else None}
-            for i in range(n_bins)]
+    """Reliability bins (:func:`metrics.reliability`, the ECE's binning) as JSON rows; an empty
+    bin's accuracy and confidence are ``None``."""
+    r = metrics.reliability(conf, correct, n_bins)
+    return [{"lo": float(r["lo"][i]), "hi": float(r["hi"][i]), "n": int(r["n"][i]),
+             "accuracy": float(r["accuracy"][i]) if r["n"][i] else None,
+             "confidence": float(r["confidence"][i]) if r["n"][i] else None}
+            for i in range(len(r["n"]))]
 
 
 def calibration_values(records: dict, path: dict, n_boot: int = N_BOOT, seed: int = 0,

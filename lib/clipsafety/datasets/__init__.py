@@ -159,6 +159,35 @@ def dataset_info(dataset_id: str) -> DatasetEntry:
     return entry
 
 
+def labelled_inputs(record):
+    """``(logits, targets, label_subset)`` of a record's labelled rows, ready for the metrics.
+
+    Rows with target -1 (OOD) are dropped. A record whose targets index another space than its
+    logits (ObjectNet: 113 classes over ImageNet's 1000 columns) is projected with its
+    ``label_map`` (each class the max of its columns, :func:`project_logits`) and the subset is
+    then all classes; otherwise the record's ``label_subset`` is used (the metrics restrict the
+    logits to it before the softmax). A record whose spaces differ without a label map is an
+    error naming it. The calibration study and the safety card both read records through it.
+    """
+    import numpy as np
+
+    t = np.asarray(record.targets)
+    keep = t >= 0
+    L = record.logits if keep.all() else record.logits[keep]
+    t = t[keep]
+    m = record.manifest
+    if record.label_space != record.target_space:
+        if m.get("label_map") is None:
+            raise ValueError(
+                f"record of {m.get('model', {}).get('model_id', '?')!r} on "
+                f"{m.get('dataset', {}).get('dataset_id', '?')!r}: targets index "
+                f"{record.target_space!r} but the logits are over {record.label_space!r} and the "
+                "record has no label_map; expected a dataset whose targets are classes of the "
+                "model's label space, or one that declares a label map (as ObjectNet does).")
+        return project_logits(np.asarray(L), m["label_map"]), t, None
+    return L, t, record.label_subset
+
+
 DATA_ROOT_ENV = "CLIPSAFETY_DATA_ROOT"
 
 
@@ -245,5 +274,6 @@ __all__ = [
     "ANNOTATIONS", "DATA_ROOT_ENV", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
     "DatasetNotFound",
     "FolderSpec", "InvalidDatasetId", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
+    "labelled_inputs",
     "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
 ]

@@ -25,6 +25,7 @@ from .core import (
     nll,
     prepare,
     refuse_probabilities,
+    reliability,
     row_stats,
     softmax,
     stratified_split,
@@ -59,6 +60,6 @@ __all__ = [
     "bootstrap_ci", "brier", "check_logits", "check_n_bins", "check_n_boot", "confidences",
     "correlation", "cosines_from_logits", "ece", "ece_from_logits", "effective_robustness", "effective_robustness_ci", "energy",
     "fit_temperature", "fit_trend", "fpr_at_tpr", "inverse_transform", "max_logit", "mcm", "msp",
-    "nll", "prepare", "refuse_probabilities", "row_stats", "softmax", "stratified_split", "summary",
+    "nll", "prepare", "refuse_probabilities", "reliability", "row_stats", "softmax", "stratified_split", "summary",
     "summary_record", "transform", "trend_band", "trend_resamples",
 ]

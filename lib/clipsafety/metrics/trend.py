@@ -95,14 +95,20 @@ def _ols(tx: np.ndarray, ty: np.ndarray) -> tuple[float, float]:
     return slope, float(ym - slope * xm)
 
 
-def fit_trend(x_acc, y_acc, scale: str = "logit") -> Trend:
-    """Least-squares trend of y accuracy on x accuracy on the given scale (see module notes)."""
-    _check_scale(scale)
+def _models(x_acc, y_acc, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The x and y accuracies of at least 2 models, checked (``what``: "fit" / "resample")."""
     x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
     if x.shape != y.shape:
         raise ValueError(f"x_acc and y_acc must have the same shape, got {x.shape} and {y.shape}.")
     if x.size < 2:
-        raise ValueError(f"cannot fit a trend on {x.size} model(s); need at least 2.")
+        raise ValueError(f"cannot {what} a trend on {x.size} model(s); need at least 2.")
+    return x, y
+
+
+def fit_trend(x_acc, y_acc, scale: str = "logit") -> Trend:
+    """Least-squares trend of y accuracy on x accuracy on the given scale (see module notes)."""
+    _check_scale(scale)
+    x, y = _models(x_acc, y_acc, "fit")
     slope, intercept = _ols(transform(x, scale), transform(y, scale))
     return Trend(slope, intercept, scale, int(x.size))
 
@@ -134,11 +140,7 @@ def trend_resamples(x_acc, y_acc, scale: str = "logit", n_boot: int = 1000,
     from .stats import check_n_boot, resample_blocks
 
     n_boot = check_n_boot(n_boot)
-    x, y = _as_acc(x_acc, "x_acc"), _as_acc(y_acc, "y_acc")
-    if x.shape != y.shape:
-        raise ValueError(f"x_acc and y_acc must have the same shape, got {x.shape} and {y.shape}.")
-    if x.size < 2:
-        raise ValueError(f"cannot resample a trend of {x.size} model(s); need at least 2.")
+    x, y = _models(x_acc, y_acc, "resample")
     tx, ty = transform(x, scale), transform(y, scale)
     floor = 1e-12 * max(1.0, float(np.var(tx)) * x.size)
     slopes, inters = [], []
