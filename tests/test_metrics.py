@@ -337,6 +337,23 @@ def test_effective_robustness_ci_covers_a_known_effective_robustness():
     assert hits["fixed"] / 400 < 0.70, hits
 
 
+def test_reliability_bins_by_hand_and_their_ece():
+    rng = np.random.default_rng(4)
+    conf = np.r_[rng.uniform(0, 1, 300), [0.0, 1.0, 0.2, 0.4]]
+    correct = rng.uniform(size=conf.size) < conf
+    r = M.reliability(conf, correct, n_bins=5)
+    for b in range(5):
+        lo, hi = b / 5, (b + 1) / 5
+        m = (conf > lo) & (conf <= hi) if b else (conf >= 0) & (conf <= hi)
+        assert r["n"][b] == m.sum() and (r["lo"][b], r["hi"][b]) == pytest.approx((lo, hi))
+        assert r["accuracy"][b] == pytest.approx(correct[m].mean())
+        assert r["confidence"][b] == pytest.approx(conf[m].mean())
+    gap = np.abs(r["accuracy"] - r["confidence"])
+    assert np.sum(r["n"] * gap) / conf.size == pytest.approx(M.ece(conf, correct, 5), abs=1e-12)
+    empty = M.reliability([0.95, 0.99], [1, 0], n_bins=5)
+    assert empty["n"].tolist() == [0, 0, 0, 0, 2] and np.isnan(empty["accuracy"][0])
+
+
 # ----------------------------------------------------------------------------- statistics
 def test_bootstrap_ci_close_to_scipy_bootstrap():
     rng = np.random.default_rng(0)
