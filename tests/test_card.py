@@ -543,6 +543,16 @@ def test_a_real_model_without_data_names_the_folder_to_supply(tmp_path, monkeypa
     assert "--data-root" in err and "is not a folder" in err and not (tmp_path / "o").exists()
 
 
+def test_a_landscape_without_its_baseline_points_is_refused():
+    """A (table, fits) pair from before the joint interval: the card says what to pass
+    instead of making an interval that silently holds the line fixed."""
+    from clipsafety import card
+
+    coll = card.Collected(model=ZOO_MODEL, path="zoo", group="clip-zeroshot", zero_shot=True)
+    expect_error(lambda: card.measure(coll, (pd.DataFrame(), {})), card.CardError,
+                 ["expected a Landscape (table, fits, baselines)", "2 items", "zoo_landscape()"])
+
+
 def test_missing_folder_and_label_space_make_a_partial_card(tmp_path):
     """Sets that are not there, and one whose labels the head cannot read, are listed with
     what to supply; the card is made of the rest and says so."""
