@@ -36,7 +36,10 @@
 # positive and FPR at 95% ID recall, MCM for zero-shot CLIPs, MSP otherwise, with the other
 # scores beside. Calibration: ECE (15 bins) and the confidence gap before and after one
 # temperature fitted on a stratified half of the ID set and applied unchanged to the shifts.
-# Intervals: 95% bootstrap over images (stimuli for shape bias). Percentiles: percent of the
+# Intervals: 95% bootstrap over images (stimuli for shape bias); effective robustness's is a
+# joint bootstrap that also resamples the baseline models defining the line (the published
+# standard models, or the zoo's) and refits it, so the line's own uncertainty is in the
+# interval (the card keeps the fixed-line interval beside it). Percentiles: percent of the
 # landscape's models below, ties counted half.
 #
 # The same card comes from the command line, as a standalone page and a JSON file with every

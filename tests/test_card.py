@@ -100,8 +100,49 @@ def test_zoo_effective_robustness_against_a_numpy_logit_fit(zoo_card):
 
 
 @needs_zoo
+def test_zoo_effective_robustness_interval_resamples_the_line_and_the_images(zoo_card):
+    """The interval is the joint bootstrap, reproduced by hand: resample b draws the model's ID
+    images (seed 0), its shift images (seed 1) and the zoo's standard models (seed 2), refits
+    numpy's logit line on those models and reads it at the resampled ID accuracy. It is wider
+    than the interval with the line held fixed, and the point estimate is the same."""
+    coll, _, c, _ = zoo_card
+    ev = pd.read_csv(ROOT / "data" / "zoo" / "eval.csv").pivot_table(index="id", columns="dataset",
+                                                                      values="accuracy")
+    cat = pd.read_csv(ROOT / "data" / "zoo" / "catalog.csv").set_index("id")
+    std = ev.index[cat.loc[ev.index, "group"] == "standard"]
+    n_boot = c["n_boot"]
+
+    def resampled_acc(d, seed):
+        rec = coll.records[d]
+        sub = np.arange(rec.logits.shape[1]) if rec.label_subset is None else np.asarray(rec.label_subset)
+        correct = sub[rec.logits[:, sub].argmax(1)] == np.asarray(rec.targets)
+        rng = np.random.default_rng(seed)
+        return correct.mean(), np.array([correct[rng.integers(0, len(correct), len(correct))].mean()
+                                         for _ in range(n_boot)])
+
+    x, xb = resampled_acc("synth:id-test", 0)
+    ers = _values(c, "shift", metric="effective_robustness")
+    assert len(ers) == 5
+    for v in ers:
+        y, yb = resampled_acc(v["dataset"], 1)
+        bx, by = ev.loc[std, "synth:id-test"].to_numpy(), ev.loc[std, v["dataset"]].to_numpy()
+        assert v["n_baseline"] == len(std) == 17
+        s, i = np.polyfit(sp_logit(bx), sp_logit(by), 1)
+        assert v["value"] == pytest.approx(100 * (y - 1 / (1 + np.exp(-(s * sp_logit(x) + i)))), abs=1e-6)
+        fixed = yb - 1 / (1 + np.exp(-(s * sp_logit(xb) + i)))
+        draws = np.random.default_rng(2).integers(0, len(bx), (n_boot, len(bx)))
+        lines = np.array([np.polyfit(sp_logit(bx[d]), sp_logit(by[d]), 1) for d in draws])
+        joint = yb - 1 / (1 + np.exp(-(lines[:, 0] * sp_logit(xb) + lines[:, 1])))
+        assert (v["lo"], v["hi"]) == pytest.approx(tuple(100 * np.quantile(joint, [0.025, 0.975])), abs=1e-6)
+        assert (v["lo_fixed_line"], v["hi_fixed_line"]) == pytest.approx(
+            tuple(100 * np.quantile(fixed, [0.025, 0.975])), abs=1e-6)
+        assert v["hi"] - v["lo"] > v["hi_fixed_line"] - v["lo_fixed_line"], v["dataset"]
+        assert v["lo"] <= v["value"] <= v["hi"]
+
+
+@needs_zoo
 def test_zoo_percentiles_equal_scipy_percentileofscore(zoo_card):
-    _, (land, _), c, _ = zoo_card
+    _, (land, _, _), c, _ = zoo_card
     others = land[land["checkpoint"] != ZOO_MODEL]
     v = _one(c, "shift", metric="effective_robustness", dataset="synth:shift-sketch")
     clips = others[others["group"] == "clip-zeroshot"]["er_sketch"]
@@ -319,7 +360,10 @@ def _check_real_card(c, coll, root, zero_shot):
                       "ood": "partial", "calibration": "partial"}
     for m in c["missing"]:
         assert m["layout"].startswith("DATA_ROOT/") and m["get"] and m["reason"]
-    assert card.GET["imagenet:a"] in {m["get"] for m in c["missing"]}
+    from clipsafety.datasets import dataset_info
+
+    assert dataset_info("imagenet:a").get in {m["get"] for m in c["missing"]}
+    assert "zenodo" in next(m for m in c["missing"] if m["dataset"] == "ood:ninco")["get"]
     rid = coll.records["imagenet:val"]
     acc = _one(c, "shift", metric="accuracy", dataset="imagenet:val")
     assert acc["value"] == pytest.approx(100 * (rid.logits.argmax(1) == rid.targets).mean())
@@ -331,13 +375,29 @@ def _check_real_card(c, coll, root, zero_shot):
     pos = np.searchsorted(sub, rr.targets)
     assert acc_r["value"] == pytest.approx(100 * (rr.logits[:, sub].argmax(1) == pos).mean())
     # effective robustness against the published line, placed among the published models
-    table, fits = card.published_landscape()
+    table, fits, _ = card.published_landscape()
     er = _one(c, "shift", metric="effective_robustness", dataset="imagenet:r")
     x = acc["value"] / 100
     assert er["value"] == pytest.approx(acc_r["value"] - 100 * float(fits["r"].predict(np.array([x]))[0]))
     clips = table[table["group"] == "clip-zeroshot"]["er_r"].dropna()
     assert er["placement"]["kinds"]["zero-shot CLIPs"]["percentile"] == pytest.approx(
         percentileofscore(clips, er["value"], kind="mean"))
+    assert er["lo"] <= er["lo_fixed_line"] and er["hi_fixed_line"] <= er["hi"]
+    # the raw accuracy on ImageNet-R, placed among the published accuracies on ImageNet-R
+    assert acc_r["placement"]["column"] == "acc_r"
+    for kind, groups in card.KINDS_PLACED.items():
+        published = table[table["group"].isin(groups)]["acc_r"].dropna()
+        assert acc_r["placement"]["kinds"][kind]["n"] == len(published) > 10, kind
+        assert acc_r["placement"]["kinds"][kind]["percentile"] == pytest.approx(
+            percentileofscore(published, acc_r["value"], kind="mean")), kind
+    dist = (table["acc_r"] - acc_r["value"]).abs().dropna().sort_values()
+    near = acc_r["placement"]["nearest"]
+    assert len(near) == 3 and [abs(n["value"] - acc_r["value"]) for n in near] == pytest.approx(
+        dist.iloc[:3].tolist())
+    assert near[0]["checkpoint"] in set(table.loc[dist.index[dist == dist.iloc[0]], "checkpoint"])
+    # like for like: the fixture has a handful of ImageNet-R's 30,000 images, at 64 px
+    assert acc_r["like_for_like"] is False
+    assert "not the set's 30,000" in acc_r["comparison"] and "64 px" in acc_r["comparison"]
     # the confidence gap on ID against C-OOD's published gaps
     gap = _one(c, "calibration", metric="conf_gap", dataset="imagenet:val", when="before")
     gaps = table[table["group"].isin(["standard", "more-data", "other-robust"])]["conf_gap"].dropna()
@@ -373,6 +433,47 @@ def _check_real_card(c, coll, root, zero_shot):
     if not zero_shot:  # timm's model card: ResNet-18 is 1.8 GMACs at 224 px, 2 FLOPs per MAC
         assert cost["shift"]["gflops_per_image"] == pytest.approx(3.64, rel=0.03)
     assert metrics.accuracy(rid.logits, rid.targets) == pytest.approx(acc["value"] / 100)
+
+
+def test_published_landscape_holds_each_shifts_raw_accuracy_from_the_files():
+    """The column a real card's shift accuracy is placed in is the published accuracy itself,
+    read here straight from each project's file (percent)."""
+    from clipsafety import card, external
+
+    table = card.published_landscape().table.set_index("checkpoint")
+    oc = pd.read_csv(external.fetch("mlfoundations/open_clip/docs/openclip_results.csv"))
+    row = oc[(oc["name"] == "ViT-B-32") & (oc["pretrained"] == "openai")].iloc[0]
+    assert table.loc["openai/ViT-B-32", "acc_r"] == pytest.approx(100 * row["ImageNet-R"])
+    assert table.loc["openai/ViT-B-32", "acc_objectnet"] == pytest.approx(100 * row["ObjectNet"])
+    tb = pd.read_csv(external.fetch("modestyachts/imagenet-testbed/robustness_top1s.csv")).set_index("model")
+    assert table.loc["testbed/resnet50", "acc_a"] == pytest.approx(tb.loc["resnet50", "imagenet-a"])
+    assert table.loc["testbed/resnet50", "acc_objectnet"] == pytest.approx(
+        tb.loc["resnet50", "objectnet-1.0-beta"])
+    tr = pd.read_csv(external.fetch("huggingface/pytorch-image-models/results/results-imagenet-r.csv"))
+    name = "vit_base_patch16_224.augreg_in1k"  # one image size in timm's files
+    assert (tr["model"] == name).sum() == 1
+    assert table.loc[f"timm/{name}", "acc_r"] == pytest.approx(tr.loc[tr["model"] == name, "top1"].iloc[0])
+    assert table.loc["openai/ViT-B-32", "group"] == "clip-zeroshot"
+
+
+def test_a_shift_comparison_is_like_for_like_only_on_the_full_set_with_the_published_head():
+    from clipsafety import card
+
+    def coll(**kw):
+        base = dict(model="openclip:ViT-B-32@openai", path="real", group="clip-zeroshot",
+                    zero_shot=True, templates="openai")
+        return card.Collected(**{**base, **kw})
+
+    full = {"metric": "accuracy", "shift": "r", "dataset": "imagenet:r", "n": 30_000}
+    ok, why = card._shift_comparison(coll(), full, card.REAL_PATH)
+    assert ok and "ImageNet-R" in why and "not like for like" not in why
+    ok, why = card._shift_comparison(coll(templates="simple"), full, card.REAL_PATH)
+    assert not ok and "'simple'" in why and "OpenAI's 80" in why
+    ok, why = card._shift_comparison(coll(image_size=64), {**full, "n": 120}, card.REAL_PATH)
+    assert not ok and "120 images, not the set's 30,000" in why and "64 px" in why
+    clf = coll(model="timm:resnet18.a1_in1k", group="standard", zero_shot=False, templates="")
+    assert card._shift_comparison(clf, {**full, "shift": "objectnet", "dataset": "objectnet",
+                                        "n": 18_574}, card.REAL_PATH)[0]
 
 
 @pytest.mark.slow
@@ -440,6 +541,16 @@ def test_a_real_model_without_data_names_the_folder_to_supply(tmp_path, monkeypa
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "--data-root" in err and "is not a folder" in err and not (tmp_path / "o").exists()
+
+
+def test_a_landscape_without_its_baseline_points_is_refused():
+    """A (table, fits) pair from before the joint interval: the card says what to pass
+    instead of making an interval that silently holds the line fixed."""
+    from clipsafety import card
+
+    coll = card.Collected(model=ZOO_MODEL, path="zoo", group="clip-zeroshot", zero_shot=True)
+    expect_error(lambda: card.measure(coll, (pd.DataFrame(), {})), card.CardError,
+                 ["expected a Landscape (table, fits, baselines)", "2 items", "zoo_landscape()"])
 
 
 def test_missing_folder_and_label_space_make_a_partial_card(tmp_path):
@@ -531,7 +642,7 @@ def test_zoo_factor_mean_is_placed_among_the_factors_chapters_per_model_table(tm
     cat = pd.read_csv(ROOT / "data" / "zoo" / "catalog.csv")
     per = pd.DataFrame({"model": "zoo:" + cat["id"], "factor_mean": rng.uniform(0.2, 0.8, len(cat))})
     outputs.record("factors", None, per_model=per)
-    table, _ = card.zoo_landscape()
+    table = card.zoo_landscape().table
     got = table.set_index("checkpoint")["factor_mean"]
     np.testing.assert_allclose(got[per["model"]].to_numpy(), 100 * per["factor_mean"].to_numpy())
     placed = card.place(55.0, "factor_mean", table, exclude="zoo:clip-resnet-wit-100k")

@@ -271,6 +271,44 @@ def test_registering_a_real_dataset_is_one_decorator(tmp_path):
     assert "test:mine" not in D.list_datasets()
 
 
+def test_a_set_missing_under_data_root_is_an_error_never_the_root_itself(tmp_path):
+    """A data root that holds other sets but no NINCO/ folder: ood:ninco is a DatasetNotFound
+    naming the set, the folders tried, the layout and the download command (the root itself,
+    whose class-like folders NINCO's builder would read, is not tried). The root is read as
+    the set only when it carries one of the set's own folder names."""
+    from fixtures_real import _save
+
+    root = tmp_path / "data"
+    make_imagenet_val(root, classes=(0, 1), per_class=1)
+    make_ood(root, "iNaturalist", n=2)
+    with pytest.raises(D.DatasetNotFound) as e:
+        D.get_dataset("ood:ninco", data_root=root)
+    msg = str(e.value)
+    for part in ("ood:ninco", f"{root}/NINCO/NINCO_OOD_classes", f"{root}/NINCO_OOD_classes",
+                 "<root>/<NINCO class>/*.jpg", "named 'NINCO_OOD_classes' or 'NINCO'",
+                 f"tar -xzf NINCO_all.tar.gz -C {root}", "zenodo.org"):
+        assert part in msg, part
+    assert isinstance(e.value, D.LayoutError)  # callers that catch LayoutError still do
+    assert "zenodo.org" in D.dataset_info("ood:ninco").get
+    # the same class folders, under a folder of NINCO's own name: read as NINCO
+    own = tmp_path / "NINCO"
+    for c in ("amphiuma_means", "caracal_caracal"):
+        _save(own / c / "a.jpg", seed=1)
+    spec = D.get_dataset("ood:ninco", data_root=own)
+    assert sorted(spec.meta()["subclass"]) == ["amphiuma_means", "caracal_caracal"]
+    assert (spec.targets == -1).all()
+    # ... and under any other name: not NINCO
+    other = tmp_path / "mine"
+    own.rename(other)
+    with pytest.raises(D.DatasetNotFound, match="ood:ninco: not found under data_root"):
+        D.get_dataset("ood:ninco", data_root=other)
+    # every real set carries its layout and how to get it
+    for d in D.list_datasets(include_synth=False):
+        entry = D.dataset_info(d)
+        if entry.source == "real":
+            assert entry.layout.startswith("<root>/") and "DATA_ROOT" in entry.get, d
+
+
 def test_missing_data_root_names_the_first_folder(monkeypatch):
     monkeypatch.delenv("CLIPSAFETY_DATA_ROOT", raising=False)
     with pytest.raises(D.LayoutError, match="holds imagenet-sketch/sketch/"):

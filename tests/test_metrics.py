@@ -269,6 +269,91 @@ def test_trend_band_brackets_fit():
     np.testing.assert_array_equal(hi, hi2)  # seeded: reproducible
 
 
+def test_trend_resamples_refit_numpy_on_the_same_draws():
+    """Each resample's line is numpy's least squares on the logit of the models drawn by
+    ``default_rng(seed).integers(0, n, (n_boot, n))``; the band is built on those lines."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.5, 0.85, 12)
+    y = np.clip(x * 0.8 - 0.05 + rng.normal(0, 0.02, 12), 0, 1)
+    slopes, inters = M.trend_resamples(x, y, n_boot=50, seed=3)
+    draws = np.random.default_rng(3).integers(0, 12, (50, 12))
+    ref = np.array([np.polyfit(special.logit(x[i]), special.logit(y[i]), 1) for i in draws])
+    np.testing.assert_allclose(slopes, ref[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(inters, ref[:, 1], rtol=1e-9, atol=1e-12)
+    grid = np.array([0.6, 0.7])
+    lo, _, hi = M.trend_band(x, y, grid, n_boot=50, seed=3)
+    pred = special.expit(ref[:, :1] * special.logit(grid) + ref[:, 1:])
+    np.testing.assert_allclose(lo, np.quantile(pred, 0.025, axis=0), rtol=1e-9)
+    np.testing.assert_allclose(hi, np.quantile(pred, 0.975, axis=0), rtol=1e-9)
+
+
+def _er_world(rng, nb=20, n_img=2000, n_boot=300, sd=0.25, p=0.85, er_true=0.06):
+    """A model above a known line: baseline models scattered (sd, logit) around
+    ``logit(y) = 0.9 logit(x) - 0.8``, the model's ID and shift images drawn as coin flips of
+    its true accuracies, and the image resamples of both."""
+    bx = special.expit(rng.uniform(-0.5, 1.0, nb))
+    by = special.expit(0.9 * special.logit(bx) - 0.8 + rng.normal(0, sd, nb))
+    q = special.expit(0.9 * special.logit(p) - 0.8) + er_true
+    cid, cs = rng.random(n_img) < p, rng.random(n_img) < q
+    xb = cid[rng.integers(0, n_img, (n_boot, n_img))].mean(1)
+    yb = cs[rng.integers(0, n_img, (n_boot, n_img))].mean(1)
+    return cid.mean(), cs.mean(), xb, yb, bx, by
+
+
+def test_effective_robustness_ci_joint_widens_the_fixed_line_and_keeps_the_point():
+    x, y, xb, yb, bx, by = _er_world(np.random.default_rng(0))
+    er, lo, hi = M.effective_robustness_ci(x, y, xb, yb, bx, by, seed=5)
+    er_f, flo, fhi = M.effective_robustness_ci(x, y, xb, yb, bx, by, seed=5, line="fixed")
+    # the point: shift accuracy minus numpy's logit line at the ID accuracy, whatever the line mode
+    s, i = np.polyfit(special.logit(bx), special.logit(by), 1)
+    assert er == er_f == pytest.approx(y - special.expit(s * special.logit(x) + i), abs=1e-12)
+    # fixed line: the images' resamples against that one line
+    fixed = yb - special.expit(s * special.logit(xb) + i)
+    assert (flo, fhi) == pytest.approx(tuple(np.quantile(fixed, [0.025, 0.975])), abs=1e-12)
+    # joint: resample b refits the line on draw b of the baseline models
+    draws = np.random.default_rng(5).integers(0, len(bx), (len(xb), len(bx)))
+    lines = np.array([np.polyfit(special.logit(bx[d]), special.logit(by[d]), 1) for d in draws])
+    joint = yb - special.expit(lines[:, 0] * special.logit(xb) + lines[:, 1])
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(joint, [0.025, 0.975])), abs=1e-12)
+    assert hi - lo > 1.5 * (fhi - flo) and lo < flo and hi > fhi
+    with pytest.raises(ValueError, match="line='sideways'"):
+        M.effective_robustness_ci(x, y, xb, yb, bx, by, line="sideways")
+    with pytest.raises(ValueError, match="one pair per resample"):
+        M.effective_robustness_ci(x, y, xb, yb[:-1], bx, by)
+
+
+def test_effective_robustness_ci_covers_a_known_effective_robustness():
+    """400 worlds whose true effective robustness is 6 points above the population line: the
+    joint interval covers it about 95% of the time; holding the line fixed covers it less than
+    70% of the time (the line's own uncertainty is most of the error here)."""
+    rng = np.random.default_rng(0)
+    hits = {"resampled": 0, "fixed": 0}
+    for r in range(400):
+        x, y, xb, yb, bx, by = _er_world(rng)
+        for line in hits:
+            _, lo, hi = M.effective_robustness_ci(x, y, xb, yb, bx, by, seed=r, line=line)
+            hits[line] += lo <= 0.06 <= hi
+    assert 0.90 <= hits["resampled"] / 400 <= 0.985, hits
+    assert hits["fixed"] / 400 < 0.70, hits
+
+
+def test_reliability_bins_by_hand_and_their_ece():
+    rng = np.random.default_rng(4)
+    conf = np.r_[rng.uniform(0, 1, 300), [0.0, 1.0, 0.2, 0.4]]
+    correct = rng.uniform(size=conf.size) < conf
+    r = M.reliability(conf, correct, n_bins=5)
+    for b in range(5):
+        lo, hi = b / 5, (b + 1) / 5
+        m = (conf > lo) & (conf <= hi) if b else (conf >= 0) & (conf <= hi)
+        assert r["n"][b] == m.sum() and (r["lo"][b], r["hi"][b]) == pytest.approx((lo, hi))
+        assert r["accuracy"][b] == pytest.approx(correct[m].mean())
+        assert r["confidence"][b] == pytest.approx(conf[m].mean())
+    gap = np.abs(r["accuracy"] - r["confidence"])
+    assert np.sum(r["n"] * gap) / conf.size == pytest.approx(M.ece(conf, correct, 5), abs=1e-12)
+    empty = M.reliability([0.95, 0.99], [1, 0], n_bins=5)
+    assert empty["n"].tolist() == [0, 0, 0, 0, 2] and np.isnan(empty["accuracy"][0])
+
+
 # ----------------------------------------------------------------------------- statistics
 def test_bootstrap_ci_close_to_scipy_bootstrap():
     rng = np.random.default_rng(0)

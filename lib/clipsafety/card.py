@@ -32,8 +32,14 @@ Three steps, each usable alone:
 :mod:`clipsafety.card_html` write the files. Units in the card: accuracies, AUROC, FPR, shape
 bias, cue share and ECE in percent; effective robustness and confidence gaps in points.
 Intervals are 95 % percentile bootstraps over images (stimuli for shape bias), ``n_boot``
-resamples; the baseline line of effective robustness is held fixed (its own uncertainty is
-not in the interval).
+resamples. Effective robustness's interval is a joint bootstrap of both of its sides
+(:func:`clipsafety.metrics.effective_robustness_ci`): each resample draws the model's ID and
+shift images with replacement *and* the baseline models that define the line (the published
+standard models of timm and imagenet-testbed on that shift for a real model, the zoo's
+standard models for a zoo model), refits the line on them and reads it at the resampled ID
+accuracy; the point estimate is the fit on all of them. The interval with the line held
+fixed (the images' uncertainty alone) is kept beside it (``lo_fixed_line``,
+``hi_fixed_line``).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -58,8 +65,8 @@ from clipsafety.groups import (
     group_label,
 )
 
-__all__ = ["CARD_VERSION", "FULL_SIZES", "GET", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
-           "CardError", "Collected", "accuracy_values", "build", "calibration_values", "card_json",
+__all__ = ["CARD_VERSION", "FULL_SIZES", "KINDS_PLACED", "PROPERTIES", "REAL_PATH", "ZOO_PATH",
+           "CardError", "Collected", "Landscape", "accuracy_values", "build", "calibration_values", "card_json",
            "checkpoint_key", "collect", "count_gflops", "factor_values", "gpu_cost", "measure",
            "ood_scores", "ood_values", "ordinal", "place", "provenance", "published_landscape",
            "shape_values", "summary_lines", "zoo_landscape"]
@@ -95,29 +102,6 @@ REAL_PATH = {"id": "imagenet:val",
 #: the 16-way zero-shot head's record of a zero-shot CLIP on the stimuli
 CUE16 = "cue-conflict (16-way head)"
 
-#: where each real set comes from, as its authors publish it (nothing is downloaded here)
-GET = {
-    "imagenet:val": "ILSVRC2012_img_val.tar from https://image-net.org/download-images (free account); "
-                    "tar -xf it into DATA_ROOT/imagenet/val (flat is accepted)",
-    "imagenet:v2": "wget https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
-                   "imagenetv2-matched-frequency.tar.gz && tar -xzf imagenetv2-matched-frequency.tar.gz -C DATA_ROOT",
-    "imagenet:sketch": "kaggle datasets download -d wanghaohan/imagenetsketch (or the Google Drive link of "
-                       "github.com/HaohanWang/ImageNet-Sketch); unpack to DATA_ROOT/imagenet-sketch",
-    "imagenet:r": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar && tar -xf imagenet-r.tar -C DATA_ROOT",
-    "imagenet:a": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar && tar -xf imagenet-a.tar -C DATA_ROOT",
-    "imagenet:o": "wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-o.tar && tar -xf imagenet-o.tar -C DATA_ROOT",
-    "objectnet": "objectnet-1.0.zip from https://objectnet.dev/download.html (licence form); unzip into DATA_ROOT",
-    "ood:inaturalist": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/iNaturalist.tar.gz && "
-                       "tar -xzf iNaturalist.tar.gz -C DATA_ROOT",
-    "ood:sun": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/SUN.tar.gz && tar -xzf SUN.tar.gz -C DATA_ROOT",
-    "ood:places": "wget http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/Places.tar.gz && "
-                  "tar -xzf Places.tar.gz -C DATA_ROOT",
-    "ood:textures": "wget https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz && "
-                    "tar -xzf dtd-r1.0.1.tar.gz -C DATA_ROOT",
-    "ood:ninco": "wget https://zenodo.org/record/8013288/files/NINCO_all.tar.gz && tar -xzf NINCO_all.tar.gz -C DATA_ROOT",
-    "cue-conflict": "git clone https://github.com/rgeirhos/texture-vs-shape && cp -r "
-                    "texture-vs-shape/stimuli/style-transfer-preprocessed-512 DATA_ROOT/cue-conflict",
-}
 #: the sets' full sizes (images), for :func:`gpu_cost`
 FULL_SIZES = {"imagenet:val": 50_000, "imagenet:v2": 10_000, "imagenet:sketch": 50_889,
               "imagenet:r": 30_000, "imagenet:a": 7_500, "objectnet": 18_574, "imagenet:o": 2_000,
@@ -141,8 +125,10 @@ class CardError(ValueError):
 class Collected:
     """What :func:`collect` found: ``records`` {set: PredictionRecord}, ``missing`` {set:
     {"reason", "layout", "get"}}, the model's ``group``, whether it is a zero-shot CLIP, the
-    path (``zoo`` / ``real``), seconds spent, and ``image_gflops`` (forward cost of one image,
-    for :func:`gpu_cost`; NaN when unknown)."""
+    path (``zoo`` / ``real``), seconds spent, ``image_gflops`` (forward cost of one image,
+    for :func:`gpu_cost`; NaN when unknown), and the head the records were made with:
+    ``templates`` (a zero-shot CLIP's template set, ``""`` for a classifier) and
+    ``image_size`` (``None``: the model's own resolution)."""
 
     model: str
     path: str
@@ -153,6 +139,8 @@ class Collected:
     seconds: float = 0.0
     image_gflops: float = float("nan")
     data_root: str = ""
+    templates: str = ""
+    image_size: int | None = None
 
 
 def _sets(path: dict) -> list[str]:
@@ -248,18 +236,17 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
     loaded = load(model, device=dev, **head)
     zero_shot = (loaded.logit_policy or {}).get("kind") == "clip"
     out = Collected(model=model, path="zoo" if zoo else "real", group=group, zero_shot=zero_shot,
-                    data_root=root)
+                    data_root=root, image_size=image_size,
+                    templates=str((loaded.manifest.get("head") or {}).get("templates", "")) if zero_shot else "")
     for d in _sets(path):
         try:
             spec = datasets.get_dataset(d) if zoo else datasets.get_dataset(d, data_root=root)
-        except (datasets.LayoutError, FileNotFoundError) as exc:
+        except datasets.DatasetNotFound as exc:
             out.missing[d] = _missing(d, f"not found under {root}", detail=str(exc))
             continue
-        if not zoo and _is_root_itself(spec, root, d):
-            # the registry also tries data_root itself (a root that *is* one dataset's folder);
-            # the card's root holds several sets, so a set found only there is not this set
-            out.missing[d] = _missing(d, f"no folder of its own under {root} (only {root} itself "
-                                         "matched its layout, and that folder holds the other sets)")
+        except (datasets.LayoutError, FileNotFoundError) as exc:
+            out.missing[d] = _missing(d, f"its folder under {root} does not have the expected layout",
+                                      detail=str(exc))
             continue
         try:
             out.records[d] = predict(loaded, spec, **kw)
@@ -278,48 +265,33 @@ def collect(model: str, *, data_root: str = "", store=None, device: str = "auto"
     return out
 
 
-def _is_root_itself(spec, root: str, dataset: str) -> bool:
-    """Whether ``spec`` was read from ``root`` itself rather than from one of the dataset's own
-    folders under it."""
-    from pathlib import Path
-
-    from clipsafety.datasets import dataset_info
-
-    where = getattr(spec, "root", None)
-    if where is None:
-        return False
-    base = Path(root).expanduser().resolve()
-    return Path(where).resolve() == base and base.name not in dataset_info(dataset).folders
-
-
 def _missing(dataset: str, reason: str, detail: str = "") -> dict:
+    """What to supply for a missing set: its folder under DATA_ROOT and how to get it, both
+    from the dataset registry (:func:`clipsafety.datasets.dataset_info`)."""
     from clipsafety.datasets import dataset_info
 
     try:
-        folders = list(dataset_info(dataset).folders)
+        entry = dataset_info(dataset)
     except (KeyError, ValueError):
-        folders = []
+        entry = None
+    folders = list(entry.folders) if entry is not None else []
     return {"dataset": dataset, "reason": reason,
             "layout": (f"DATA_ROOT/{folders[0]}" + (f" (also tried: {', '.join(folders[1:])})"
                                                       if len(folders) > 1 else "")) if folders else "",
-            "get": GET.get(dataset, "generated by clipsafety.synth (nothing to download)"),
+            "get": (entry.get if entry is not None and entry.get else
+                    "generated by clipsafety.synth (nothing to download)"),
             "detail": detail}
 
 
 # --------------------------------------------------------------------------- 2. measurements
 
 def _inputs(record):
-    """``(logits, targets, label_subset)`` of a record's labelled rows; a record whose targets
-    index another space (ObjectNet) is projected by its label map (each class the max of its
-    ImageNet columns, :func:`clipsafety.datasets.project_logits`)."""
-    t = np.asarray(record.targets)
-    keep = t >= 0
-    L, t = (record.logits, t) if keep.all() else (record.logits[keep], t[keep])
-    if record.label_space != record.target_space and record.manifest.get("label_map") is not None:
-        from clipsafety.datasets import project_logits
+    """``(logits, targets, label_subset)`` of a record's labelled rows: the calibration
+    study's reading (:func:`clipsafety.datasets.labelled_inputs`; ObjectNet projected through
+    its label map)."""
+    from clipsafety.datasets import labelled_inputs
 
-        return project_logits(np.asarray(L), record.manifest["label_map"]), t, None
-    return L, t, record.label_subset
+    return labelled_inputs(record)
 
 
 def _pct(x) -> float:
@@ -347,14 +319,24 @@ def _value(metric: str, label: str, dataset: str, value: float, lo: float, hi: f
             "hi": hi, "unit": unit, "n": int(n), **extra}
 
 
-def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT, seed: int = 0) -> list[dict]:
+def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT, seed: int = 0,
+                    baselines: dict | None = None) -> list[dict]:
     """Top-1 accuracy on the ID set and each shift (on the set's label subset), and effective
-    robustness per shift against ``fits`` ({shift: :class:`metrics.Trend`}), with intervals: a
-    joint bootstrap over the ID and the shift images (the line held fixed)."""
+    robustness per shift against ``fits`` ({shift: :class:`metrics.Trend`}), with intervals.
+
+    Accuracy: the set's images resampled (ID: ``seed``, each shift: ``seed + 1``). Effective
+    robustness: a joint bootstrap (:func:`metrics.effective_robustness_ci`) that pairs those
+    image resamples with resamples of the baseline models that define the line (``baselines``
+    {shift: (x, y)}, fractions, the points ``fits`` were fitted on; ``seed + 2``), so that the
+    interval carries the line's uncertainty as well as the images'; ``lo_fixed_line`` /
+    ``hi_fixed_line``: the interval with the line held fixed, for comparison. A shift whose
+    baseline points are not given has no interval (NaN), never a fixed-line one passed off
+    as the joint one."""
     out = []
     idr = records.get(path["id"])
     if idr is None:
         return out
+    baselines = baselines or {}
     L, t, sub = _inputs(idr)
     _, c_id = metrics.confidences(L, t, sub)
     c_id = np.asarray(c_id, dtype=float)
@@ -373,12 +355,24 @@ def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT,
         out.append(_value("accuracy", "Top-1 accuracy", d, _pct(c.mean()), *map(_pct, _interval(boots)),
                           "%", len(c), shift=shift))
         trend = fits.get(shift)
-        if trend is not None:
-            er = c.mean() - float(trend.predict(np.array([acc_id]))[0])
-            er_b = boots - trend.predict(np.clip(boots_id, 1e-6, 1 - 1e-6))
-            out.append(_value("effective_robustness", "Effective robustness", d, _pct(er),
-                              *map(_pct, _interval(er_b)), "points", len(c), shift=shift,
-                              x_accuracy=_pct(acc_id)))
+        if trend is None:
+            continue
+        er = float(c.mean() - trend.predict(np.array([acc_id]))[0])
+        lo = hi = flo = fhi = float("nan")
+        base = baselines.get(shift)
+        if base is not None and n_boot:
+            bx, by = base
+            _, flo, fhi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
+                                                          trend.scale, seed + 2, LEVEL, line="fixed")
+            _, lo, hi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
+                                                        trend.scale, seed + 2, LEVEL)
+        out.append(_value("effective_robustness", "Effective robustness", d, _pct(er), _pct(lo),
+                          _pct(hi), "points", len(c), shift=shift, x_accuracy=_pct(acc_id),
+                          lo_fixed_line=_pct(flo), hi_fixed_line=_pct(fhi),
+                          n_baseline=int(len(base[0])) if base is not None else 0,
+                          interval=("joint bootstrap: the model's images and the baseline models "
+                                    "that define the line" if base is not None else
+                                    "no interval: the baseline models' points are not given")))
     return out
 
 
@@ -557,17 +551,13 @@ def ood_values(records: dict, path: dict, zero_shot: bool, n_boot: int = N_BOOT,
 
 
 def _bins(conf, correct, n_bins: int = 15) -> list[dict]:
-    """Reliability bins with :func:`metrics.ece`'s edges: ``(lo, hi]``, the first closed at 0."""
-    c, k = np.asarray(conf, float), np.asarray(correct, float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    b = np.searchsorted(edges[1:-1], c, side="left")
-    n = np.bincount(b, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.bincount(b, weights=k, minlength=n_bins) / n
-        cf = np.bincount(b, weights=c, minlength=n_bins) / n
-    return [{"lo": float(edges[i]), "hi": float(edges[i + 1]), "n": int(n[i]),
-             "accuracy": float(acc[i]) if n[i] else None, "confidence": float(cf[i]) if n[i] else None}
-            for i in range(n_bins)]
+    """Reliability bins (:func:`metrics.reliability`, the ECE's binning) as JSON rows; an empty
+    bin's accuracy and confidence are ``None``."""
+    r = metrics.reliability(conf, correct, n_bins)
+    return [{"lo": float(r["lo"][i]), "hi": float(r["hi"][i]), "n": int(r["n"][i]),
+             "accuracy": float(r["accuracy"][i]) if r["n"][i] else None,
+             "confidence": float(r["confidence"][i]) if r["n"][i] else None}
+            for i in range(len(r["n"]))]
 
 
 def calibration_values(records: dict, path: dict, n_boot: int = N_BOOT, seed: int = 0,
@@ -610,32 +600,43 @@ def calibration_values(records: dict, path: dict, n_boot: int = N_BOOT, seed: in
 
 # --------------------------------------------------------------------------- 3. landscapes
 
+class Landscape(NamedTuple):
+    """What a card is placed on: ``table`` (one row per model, the columns :func:`place`
+    reads), ``fits`` ({shift: :class:`metrics.Trend`}, the baseline line of each shift) and
+    ``baselines`` ({shift: (x, y)}: the ID and shift accuracies, fractions, of the baseline
+    models each line was fitted on, which effective robustness's interval resamples)."""
+
+    table: pd.DataFrame
+    fits: dict
+    baselines: dict
+
+
 def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet-testbed"),
-                        baseline_sources: Sequence[str] = ("timm", "imagenet-testbed"),
-                        scale: str = "logit") -> tuple[pd.DataFrame, dict]:
-    """The published landscape a real card is placed on: ``(table, fits)``. ``fits``: per
-    shift the line of the standard ImageNet models of ``baseline_sources`` (the landscape
-    chapter's baseline; :func:`metrics.fit_trend`, ``scale``); ``table``: the per-model table
-    (:func:`clipsafety.published_models.table`) with each model's effective robustness against
-    those lines. Published files are read, nothing is inferred."""
+                        baseline_sources: Sequence[str] | None = None,
+                        scale: str = "logit") -> Landscape:
+    """The published landscape a real card is placed on (:class:`Landscape`). ``fits``: per
+    shift the line of the standard ImageNet models of ``baseline_sources`` (default timm and
+    imagenet-testbed: :func:`clipsafety.published.baseline_lines`, the landscape chapter's
+    line, ``scale``); ``table``: the per-model table (:func:`clipsafety.published_models.table`)
+    with each model's raw accuracy (``acc_<shift>``, percent) and effective robustness
+    (``er_<shift>``, points) per shift. Published files are read, nothing is inferred."""
     from clipsafety import published_models as M
-    from clipsafety.published import landscape_long
+    from clipsafety.published import (
+        BASELINE_SOURCES,
+        baseline_lines,
+        effective_robustness_table,
+        landscape_long,
+    )
 
     long = landscape_long(list(sources))
     long = long[long["group"] != "excluded"]
-    fits, parts = {}, []
+    lines = baseline_lines(long, (BASELINE,), baseline_sources or BASELINE_SOURCES, scale)
+    fits, baselines, parts = {}, {}, []
     for shift, df in long.groupby("shift", sort=False):
-        base = (df["group"] == BASELINE) & df["source"].isin(baseline_sources)
-        if base.sum() < 3:
-            continue
-        fits[shift] = metrics.fit_trend(df.loc[base, "imagenet"], df.loc[base, "shift_acc"], scale)
+        fits[shift], base = lines[shift]
+        baselines[shift] = (df["imagenet"].to_numpy()[base], df["shift_acc"].to_numpy()[base])
         parts.append(df.assign(eff_rob=df["shift_acc"] - fits[shift].predict(df["imagenet"].to_numpy())))
-    pts = pd.concat(parts, ignore_index=True)
-    wide = pts.pivot_table(index=["source", "model", "group", "imagenet"], columns="shift",
-                           values="eff_rob", aggfunc="first")
-    wide.columns = [f"ER {c}" for c in wide.columns]
-    wide["ER mean"] = wide.mean(axis=1)
-    er = wide.reset_index()
+    er = effective_robustness_table(pd.concat(parts, ignore_index=True), accuracies=True)
     table = M.table(effective_robustness=er)
     # ImageNet-X's per-model factor accuracies join the table where the models chapter recorded
     # them (its table takes the factors study's tables, which sit above this library)
@@ -646,11 +647,11 @@ def published_landscape(sources: Sequence[str] = ("timm", "open_clip", "imagenet
     if "factor_mean" in recorded and recorded["factor_mean"].notna().any():
         table["factor_mean"] = table["checkpoint"].map(
             recorded.drop_duplicates("checkpoint").set_index("checkpoint")["factor_mean"])
-    return table, fits
+    return Landscape(table, fits, baselines)
 
 
-def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
-    """The zoo a zoo card is placed on: ``(table, fits)``, one row per zoo model (``checkpoint``
+def zoo_landscape(scale: str = "logit") -> Landscape:
+    """The zoo a zoo card is placed on (:class:`Landscape`): ``table`` one row per zoo model (``checkpoint``
     = its id, ``group``) with ``imagenet`` (ID test accuracy), ``er_<shift>`` / ``er_mean``
     against the line of the zoo's standard models (``data/zoo/eval.csv``), and, where the
     chapters have recorded them (:mod:`clipsafety.outputs`), ``ece_before`` / ``ece_after`` on
@@ -667,12 +668,13 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
     t["group"] = t["checkpoint"].str.removeprefix("zoo:").map(cat.set_index("id")["group"])
     base = (t["group"] == BASELINE).to_numpy()
     x = wide[ZOO_PATH["id"]].to_numpy()
-    fits = {}
+    fits, baselines = {}, {}
     for d, shift in ZOO_PATH["shifts"].items():
         if d not in wide:
             continue
         y = wide[d].to_numpy()
         fits[shift] = metrics.fit_trend(x[base], y[base], scale)
+        baselines[shift] = (x[base], y[base])
         t[f"er_{shift}"] = 100 * (y - fits[shift].predict(x))
         t[f"acc_{shift}"] = 100 * y
     t["er_mean"] = t[[c for c in t if c.startswith("er_")]].mean(axis=1)
@@ -699,7 +701,7 @@ def zoo_landscape(scale: str = "logit") -> tuple[pd.DataFrame, dict]:
     join("shape_bias", "shape", ["shape_bias", "cue_share"])
     join("factors", "per_model", ["factor_mean"])
     t.attrs["sources"] = sources
-    return t, fits
+    return Landscape(t, fits, baselines)
 
 
 def _kinds_of(t: pd.DataFrame) -> dict:
@@ -745,17 +747,22 @@ def _missing_for(property_id: str, path: dict, coll_missing: dict, zero_shot: bo
     return [coll_missing[d] for d in need if d in coll_missing]
 
 
-def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
+def measure(coll: Collected, landscape: Landscape | None = None,
             n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """The card of ``coll`` (:func:`collect`) as a JSON-ready dict: per property its values
-    (each with interval, unit, n and dataset), their placement on ``landscape`` (default: the
-    published landscape for a real model, the zoo for a zoo model), whether each comparison is
-    like for like, what is missing and what to supply; then :func:`summary_lines` and the
-    provenance of every record."""
+    (each with interval, unit, n and dataset), their placement on ``landscape`` (a
+    :class:`Landscape`; default: the published landscape for a real model, the zoo for a zoo
+    model), whether each comparison is like for like, what is missing and what to supply;
+    then :func:`summary_lines` and the provenance of every record."""
     path = ZOO_PATH if coll.path == "zoo" else REAL_PATH
     if landscape is None:
         landscape = zoo_landscape() if coll.path == "zoo" else published_landscape()
-    table, fits = landscape
+    if not isinstance(landscape, tuple) or len(landscape) != 3:
+        raise CardError(f"landscape: expected a Landscape (table, fits, baselines) from "
+                        f"published_landscape() or zoo_landscape(), got a {type(landscape).__name__}"
+                        + (f" of {len(landscape)} items" if isinstance(landscape, tuple) else "")
+                        + "; the baselines are what effective robustness's interval resamples.")
+    table, fits, baselines = landscape
     # the card's own checkpoint is left out of the landscape it is placed on
     own = coll.model if coll.path == "zoo" else checkpoint_key(coll.model)
     missing = dict(coll.missing)
@@ -763,7 +770,7 @@ def measure(coll: Collected, landscape: tuple[pd.DataFrame, dict] | None = None,
     props = {}
 
     # shift
-    vals = accuracy_values(R, path, fits, n_boot, seed)
+    vals = accuracy_values(R, path, fits, n_boot, seed, baselines=baselines)
     for v in vals:
         col = ("imagenet" if v["shift"] == "id" else f"acc_{v['shift']}") if v["metric"] == "accuracy" \
             else f"er_{v['shift']}"
@@ -910,20 +917,37 @@ def _published_row(table: pd.DataFrame, key: str) -> dict | None:
 
 
 def _shift_comparison(coll: Collected, v: dict, path: dict) -> tuple[bool, str]:
+    """Whether a shift value is like for like with the landscape it is placed on, and why:
+    the same set and split (every image of the published set) and the same head (a zero-shot
+    CLIP with OpenAI's 80 templates, as open_clip publishes; a classifier with its own head;
+    both at the model's own resolution)."""
     if coll.path == "zoo":
         return True, ("the zoo's models on the same world sets; the line of the zoo's standard models "
                       "(logit scale)")
-    if v["shift"] == "id":
-        ok = v["n"] >= 50_000 * 0.99
-        return ok, ("published ImageNet top-1 (timm, open_clip, imagenet-testbed)"
-                    + ("" if ok else f"; not like for like: {v['n']:,} images, not ImageNet val's 50,000"))
     from clipsafety.published import SHIFTS
 
-    full = FULL_SIZES.get(v["dataset"], 0)
-    ok = v["n"] >= 0.99 * full
-    return ok, (f"published accuracies on {SHIFTS.get(v['shift'], v['shift'])}, the same label subset; "
-                "the line of the standard ImageNet models of timm and imagenet-testbed (logit scale)"
-                + ("" if ok else f"; not like for like: {v['n']:,} images, not the set's {full:,}"))
+    why = []
+    full = 50_000 if v["shift"] == "id" else FULL_SIZES.get(v["dataset"], 0)
+    if v["n"] < 0.99 * full:
+        why.append(f"{v['n']:,} images, not the set's {full:,}")
+    if coll.zero_shot and coll.templates != "openai":
+        why.append(f"the zero-shot head's templates are {coll.templates or 'not recorded'!r}, not "
+                   "OpenAI's 80 (open_clip's published numbers)")
+    if coll.image_size:
+        why.append(f"images at {coll.image_size} px, not the model's own resolution")
+    head = ("zero-shot heads with OpenAI's 80 templates (open_clip), 1000-class heads (timm, "
+            "imagenet-testbed)")
+    if v["shift"] == "id":
+        what = f"published ImageNet top-1 (timm, open_clip, imagenet-testbed; {head})"
+    elif v["metric"] == "accuracy":
+        what = (f"published accuracies on {SHIFTS.get(v['shift'], v['shift'])}, the same label "
+                f"subset ({head})" + ("; imagenet-testbed's ObjectNet numbers are on its 1.0 beta "
+                                      "release" if v["shift"] == "objectnet" else ""))
+    else:
+        what = (f"published effective robustness on {SHIFTS.get(v['shift'], v['shift'])}; the line "
+                "of the standard ImageNet models of timm and imagenet-testbed (logit scale), its "
+                "uncertainty in the interval")
+    return not why, what + ("; not like for like: " + "; ".join(why) if why else "")
 
 
 #: the upstream repositories the published landscape reads (:func:`published_landscape`)

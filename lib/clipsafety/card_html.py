@@ -235,7 +235,8 @@ def fragment(card: dict, standalone: bool = True) -> str:
                f"<th>Label space</th></tr></thead><tbody>{rows}</tbody></table>"
                f"<p class='small'>Versions: {_e(', '.join(f'{k} {v}' for k, v in prov['versions'].items()))}. "
                f"Intervals: 95% bootstrap, {card['n_boot']} resamples over images (stimuli for shape "
-               "bias; the effective-robustness line held fixed; factors: Wilson).</p></div>")
+               "bias; effective robustness: a joint bootstrap of the model's images and the baseline models "
+               "that define the line, so the line's uncertainty is in it; factors: Wilson).</p></div>")
     h = "h2" if standalone else "h3"
     return "".join(out).replace("<{H}>", f"<{h}>").replace("</{H}>", f"</{h}>")
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from clipsafety import external
-from clipsafety.groups import CLIP_ZEROSHOT, testbed_group, timm_group
+from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, testbed_group, timm_group
 
 TIMM = "huggingface/pytorch-image-models/results/results-{}.csv"
 TIMM_FILES = {
@@ -157,3 +157,50 @@ def landscape_long(sources=("timm", "open_clip", "imagenet-testbed")) -> pd.Data
     long = pd.concat(frames, ignore_index=True)
     long = long[np.isfinite(long["imagenet"]) & np.isfinite(long["shift_acc"])]
     return long.reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------------------------
+# the landscape's lines (the landscape study and the safety card both read these)
+
+#: the published sources whose standard models define the landscape's line
+BASELINE_SOURCES = ("timm", "imagenet-testbed")
+
+
+def baseline_lines(long: pd.DataFrame, baseline_groups=(BASELINE,),
+                   baseline_sources=BASELINE_SOURCES, scale: str = "logit") -> dict:
+    """Per shift of ``long`` (:func:`landscape_long`, in its shift order) the baseline line:
+    ``{shift: (trend, is_baseline)}``, ``trend`` the :func:`clipsafety.metrics.fit_trend` of the
+    shift accuracy on ImageNet accuracy of the models in ``baseline_groups`` from
+    ``baseline_sources`` (scale ``scale``), ``is_baseline`` the boolean mask of those rows of
+    the shift (in the order of ``long``'s rows of that shift). A shift with fewer than 3
+    baseline models is an error naming it and what to add."""
+    from clipsafety.metrics import fit_trend
+
+    out = {}
+    for shift, df in long.groupby("shift", sort=False):
+        base = (df["group"].isin(baseline_groups) & df["source"].isin(baseline_sources)).to_numpy()
+        if base.sum() < 3:
+            raise ValueError(
+                f"shift {shift!r}: only {int(base.sum())} baseline models from "
+                f"{list(baseline_sources)} in groups {list(baseline_groups)}; need at least 3. "
+                "Add a baseline source that reports this shift.")
+        out[shift] = (fit_trend(df["imagenet"].to_numpy()[base], df["shift_acc"].to_numpy()[base],
+                                scale), base)
+    return out
+
+
+def effective_robustness_table(points: pd.DataFrame, groups=None,
+                               accuracies: bool = False) -> pd.DataFrame:
+    """One row per model of ``points`` (``source, model, group, imagenet, shift, eff_rob``
+    and ``shift_acc``): ImageNet accuracy and effective robustness per shift (``ER <shift>``)
+    and their mean (``ER mean``), fractions, most effectively robust first; ``accuracies``:
+    also the raw shift accuracies (``ACC <shift>``). ``groups``: only those groups."""
+    df = points if groups is None else points[points["group"].isin(groups)]
+    idx = ["source", "model", "group", "imagenet"]
+    wide = df.pivot_table(index=idx, columns="shift", values="eff_rob", aggfunc="first")
+    wide.columns = [f"ER {c}" for c in wide.columns]
+    wide["ER mean"] = wide.mean(axis=1)
+    if accuracies:
+        acc = df.pivot_table(index=idx, columns="shift", values="shift_acc", aggfunc="first")
+        wide = wide.join(acc.rename(columns=lambda c: f"ACC {c}"))
+    return wide.reset_index().sort_values("ER mean", ascending=False, ignore_index=True)

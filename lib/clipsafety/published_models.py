@@ -522,6 +522,11 @@ for _c, _h, _u, _t in [
     ("er_a", "Eff. robustness ImageNet-A", "points", "as above"),
     ("er_objectnet", "Eff. robustness ObjectNet", "points", "as above"),
     ("er_mean", "Eff. robustness, mean of shifts", "points", "mean over the shifts the model has"),
+    ("acc_v2", "ImageNet-V2 top-1", "%", "published accuracy on the shift (matched frequency, 1000 classes)"),
+    ("acc_sketch", "ImageNet-Sketch top-1", "%", "as above (1000 classes)"),
+    ("acc_r", "ImageNet-R top-1", "%", "as above (its 200 classes)"),
+    ("acc_a", "ImageNet-A top-1", "%", "as above (its 200 classes)"),
+    ("acc_objectnet", "ObjectNet top-1", "%", "as above (its 113 ImageNet classes)"),
     ("shape_bias", "Shape bias", "%", "cue-conflict, shape / (shape + texture)"),
     ("cue_share", "Cue share", "%", "cue-conflict answers naming shape or texture"),
     ("shape_head", "Shape head", "", "16-way zero-shot or 1000-class mapped"),
@@ -551,8 +556,9 @@ PERCENTILE_METRICS = ("er_mean", "shape_bias", "cood_auroc", "conf_gap")
 
 def landscape_models(er: pd.DataFrame) -> pd.DataFrame:
     """The landscape study's ``effective_robustness_table`` (one row per published model:
-    source, model, group, imagenet, ``ER <shift>`` and ``ER mean``, fractions) keyed by
-    checkpoint, in points: ``checkpoint, group, imagenet, er_<shift>, er_mean, source``
+    source, model, group, imagenet, ``ER <shift>`` and ``ER mean``, and with
+    ``accuracies=True`` the raw ``ACC <shift>``, fractions) keyed by checkpoint, in points:
+    ``checkpoint, group, imagenet, er_<shift>, er_mean, acc_<shift>, source``
     (``openclip:ARCH@TAG`` -> ``TAG/ARCH``, ``timm:NAME`` -> ``timm/NAME``, imagenet-testbed's
     ``testbed/NAME``, its CLIPs by :data:`IMAGENETX_CHECKPOINTS`); a model listed at several
     image sizes keeps its first row."""
@@ -575,7 +581,8 @@ def landscape_models(er: pd.DataFrame) -> pd.DataFrame:
     er["checkpoint"] = ck
     er = er.drop_duplicates("checkpoint")
     er = er.rename(columns={c: "er_" + c.removeprefix("ER ") for c in er if c.startswith("ER ")})
-    num = [c for c in er if c.startswith("er_")]
+    er = er.rename(columns={c: "acc_" + c.removeprefix("ACC ") for c in er if c.startswith("ACC ")})
+    num = [c for c in er if c.startswith(("er_", "acc_"))]
     er[num] = 100 * er[num]
     er["imagenet"] = 100 * er["imagenet"]
     return er[["checkpoint", "group", "imagenet", *num, "source"]].reset_index(drop=True)
@@ -656,7 +663,7 @@ def table(effective_robustness: pd.DataFrame | None = None,
     for s in (cood["id_acc"] * 100, ni["id_acc"] * 100, fac_mean["fac_overall"] * 100):
         imagenet = imagenet.fillna(s.reindex(allk))
     t["imagenet"] = imagenet
-    for c in [c for c in L if c.startswith("er_")]:
+    for c in [c for c in L if c.startswith(("er_", "acc_"))]:
         t[c] = L[c].reindex(allk)
     t["shape_bias"] = 100 * prim["shape_bias"].reindex(allk)
     t["cue_share"] = 100 * prim["cue_share"].reindex(allk)

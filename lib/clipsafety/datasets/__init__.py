@@ -18,7 +18,11 @@ Conventions:
   (sorted WordNet ids, the standard 1000-way order); ImageNet-R/A subsets come from timm's
   ``imagenet_{r,a}_indices.txt``.
 - ``data_root`` (or ``$CLIPSAFETY_DATA_ROOT``) may be the folder that holds the dataset
-  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself.
+  folders (``imagenet-r/``, ``objectnet-1.0/``, ...) or the dataset folder itself, when it
+  carries one of the dataset's own folder names (``.../imagenet-r``, ``.../NINCO``). A
+  data_root of another name is never read as a dataset: a set whose folder is not under it
+  is a :class:`DatasetNotFound` naming the set, the folders tried, the layout expected and
+  how to get the data.
 - Sample ids are POSIX paths relative to the dataset folder.
 - OOD sets (ImageNet-O, iNaturalist, SUN, Places, Textures) have target ``-1``.
 - ObjectNet: targets index its 113 ImageNet-overlapping classes (``target_space``
@@ -155,6 +159,35 @@ def dataset_info(dataset_id: str) -> DatasetEntry:
     return entry
 
 
+def labelled_inputs(record):
+    """``(logits, targets, label_subset)`` of a record's labelled rows, ready for the metrics.
+
+    Rows with target -1 (OOD) are dropped. A record whose targets index another space than its
+    logits (ObjectNet: 113 classes over ImageNet's 1000 columns) is projected with its
+    ``label_map`` (each class the max of its columns, :func:`project_logits`) and the subset is
+    then all classes; otherwise the record's ``label_subset`` is used (the metrics restrict the
+    logits to it before the softmax). A record whose spaces differ without a label map is an
+    error naming it. The calibration study and the safety card both read records through it.
+    """
+    import numpy as np
+
+    t = np.asarray(record.targets)
+    keep = t >= 0
+    L = record.logits if keep.all() else record.logits[keep]
+    t = t[keep]
+    m = record.manifest
+    if record.label_space != record.target_space:
+        if m.get("label_map") is None:
+            raise ValueError(
+                f"record of {m.get('model', {}).get('model_id', '?')!r} on "
+                f"{m.get('dataset', {}).get('dataset_id', '?')!r}: targets index "
+                f"{record.target_space!r} but the logits are over {record.label_space!r} and the "
+                "record has no label_map; expected a dataset whose targets are classes of the "
+                "model's label space, or one that declares a label map (as ObjectNet does).")
+        return project_logits(np.asarray(L), m["label_map"]), t, None
+    return L, t, record.label_subset
+
+
 DATA_ROOT_ENV = "CLIPSAFETY_DATA_ROOT"
 
 
@@ -166,13 +199,40 @@ def data_root(given=None) -> str:
     return str(given or os.environ.get(DATA_ROOT_ENV) or "")
 
 
-def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> list[str]:
+class DatasetNotFound(LayoutError):
+    """A real dataset whose folder is not under data_root: the message names the set, the
+    folders tried, the layout expected and how to get the data."""
+
+
+def _own_names(entry: DatasetEntry) -> list[str]:
+    """The folder names that make a data_root the dataset's own folder: the last part of each
+    folder tried (``imagenet/val`` -> ``val``)."""
+    return list(dict.fromkeys(f.rsplit("/", 1)[-1] for f in entry.folders))
+
+
+def _resolve_root(entry: DatasetEntry, dataset_id: str, data_root_) -> tuple[Path, list[str]]:
+    """data_root and the folders to read ``dataset_id`` from: each of its folder names under data_root, and
+    data_root itself only when it carries one of those names (a root holding several sets is
+    never read as one of them)."""
     base = data_root(data_root_)
     if not base:
         raise LayoutError(f"{dataset_id}: no data_root given; pass data_root=... (the folder that "
                           f"holds {entry.folders[0]}/) or set CLIPSAFETY_DATA_ROOT.")
     base = _expand(base, f"{dataset_id}: data_root", "data_root='/home/me/data'")
-    return [str(t) for t in [base / s for s in entry.folders] + [base]]
+    own = [base] if base.name in _own_names(entry) else []
+    return base, [str(t) for t in [base / s for s in entry.folders] + own]
+
+
+def _not_found(entry: DatasetEntry, dataset_id: str, root: str) -> DatasetNotFound:
+    folders = ", ".join(f"{root}/{f}" for f in entry.folders)
+    return DatasetNotFound(
+        f"{dataset_id}: not found under data_root {root}: none of {folders} exists, and "
+        f"{root} itself is read as {dataset_id} only when it is named "
+        f"{' or '.join(repr(n) for n in _own_names(entry))}. Expected layout: "
+        f"DATA_ROOT/{entry.folders[0]} = {entry.layout or 'see the appendix'}. "
+        + (f"To get it: {entry.get.replace('DATA_ROOT', root)}. " if entry.get else "")
+        + "Or point data_root at the folder that holds it (the book's appendix 'Datasets on "
+          "disk' shows each layout).")
 
 
 def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **kw) -> DatasetSpec:
@@ -192,7 +252,9 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
         spec = entry.builder(dataset_id)
         spec.annotations = entry.annotations
         return spec
-    tried = _resolve_root(entry, dataset_id, data_root)
+    base, tried = _resolve_root(entry, dataset_id, data_root)
+    if not any(Path(t).is_dir() for t in tried):
+        raise _not_found(entry, dataset_id, str(base))
     errors = []
     for cand in map(Path, tried):
         if cand.is_dir():
@@ -203,13 +265,15 @@ def get_dataset(dataset_id: str, data_root: str | os.PathLike | None = None, **k
                 continue
             spec.annotations = entry.annotations
             return spec
-    found = "; ".join(errors) if errors else "none of these folders exist"
-    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: {found}. "
-                      "See the book's appendix 'Datasets on disk' for each layout.")
+    raise LayoutError(f"{dataset_id}: no folder with the expected layout among {tried}: "
+                      f"{'; '.join(errors)}. See the book's appendix 'Datasets on disk' for each "
+                      "layout" + (f"; to get the data: {entry.get}." if entry.get else "."))
 
 
 __all__ = [
     "ANNOTATIONS", "DATA_ROOT_ENV", "IMAGE_EXTS", "KINDS", "OBJECTNET_BORDER", "REGISTRY", "BadImage", "DatasetEntry",
+    "DatasetNotFound",
     "FolderSpec", "InvalidDatasetId", "LayoutError", "UnknownDataset", "data_root", "dataset_info", "get_dataset", "imagenet_synsets",
+    "labelled_inputs",
     "list_datasets", "load_rgb", "project_logits", "register", "subset_indices", "wnid_to_index",
 ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsafety.datasets.registry import register
+from clipsafety.datasets.registry import layout_of, register
 from clipsafety.heads import imagenet_classnames, normalized_classname
 from clipsafety.records import DatasetSpec
 from clipsafety.shape import CUE_CONFLICT_CLASSES, parse_cue_conflict_name
@@ -269,9 +269,12 @@ def _imagenet_x_meta(ids: list[str]):
 
 @register("imagenet:val", folders=("imagenet/val", "ILSVRC2012_img_val", "val"),
           description="ImageNet-1k validation (50,000)", kind="id", label_space="imagenet-1k",
-          annotations="imagenet-x")
+          annotations="imagenet-x",
+          layout="<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (or all files flat in <root>)",
+          get=("ILSVRC2012_img_val.tar from https://image-net.org/download-images (free account); "
+               "tar -xf it into DATA_ROOT/imagenet/val (flat is accepted)"))
 def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
-    layout = "<root>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG (or all files flat in <root>)"
+    layout = layout_of(dataset_id)
     if any(p.is_dir() for p in root.iterdir()):
         files, targets = _wnid_folders(dataset_id, root, None, layout)
     else:
@@ -292,9 +295,11 @@ def _imagenet_val(dataset_id: str, root: Path) -> FolderSpec:
 
 @register("imagenet:v2", folders=("imagenetv2-matched-frequency-format-val", "imagenet-v2"),
           description="ImageNet-V2 matched-frequency (10,000)", kind="shift",
-          label_space="imagenet-1k")
+          label_space="imagenet-1k", layout="<root>/<class index 0..999>/<hash>.jpeg",
+          get=("wget https://huggingface.co/datasets/vaishaal/ImageNetV2/resolve/main/"
+               "imagenetv2-matched-frequency.tar.gz && tar -xzf imagenetv2-matched-frequency.tar.gz -C DATA_ROOT"))
 def _imagenet_v2(dataset_id: str, root: Path) -> FolderSpec:
-    layout = "<root>/<class index 0..999>/<hash>.jpeg"
+    layout = layout_of(dataset_id)
     subs = _subdirs(root)
     bad = [s for s in subs if not (s.isdigit() and 0 <= int(s) < 1000)]
     if not subs or bad:
@@ -310,8 +315,9 @@ def _imagenet_v2(dataset_id: str, root: Path) -> FolderSpec:
                       classes=imagenet_classnames(), layout=layout)
 
 
-def _wnid_dataset(which: str | None, layout: str):
+def _wnid_dataset(which: str | None):
     def build(dataset_id: str, root: Path) -> FolderSpec:
+        layout = layout_of(dataset_id)
         subset = subset_indices(which) if which else None
         allowed = {imagenet_synsets()[i] for i in subset} if subset else None
         files, targets = _wnid_folders(dataset_id, root, allowed, layout)
@@ -321,24 +327,30 @@ def _wnid_dataset(which: str | None, layout: str):
 
 
 register("imagenet:sketch", folders=("imagenet-sketch/sketch", "sketch", "imagenet-sketch"),
-         description="ImageNet-Sketch (50,889)", kind="shift", label_space="imagenet-1k")(
-    _wnid_dataset(None, "<root>/<wnid>/*.JPEG"))
+         description="ImageNet-Sketch (50,889)", kind="shift", label_space="imagenet-1k",
+         layout="<root>/<wnid>/*.JPEG",
+         get=("kaggle datasets download -d wanghaohan/imagenetsketch (or the Google Drive link of "
+               "github.com/HaohanWang/ImageNet-Sketch); unpack to DATA_ROOT/imagenet-sketch"))(_wnid_dataset(None))
 register("imagenet:r", folders=("imagenet-r",), description="ImageNet-R, 200 classes (30,000)",
-         kind="shift", label_space="imagenet-1k")(
-    _wnid_dataset("r", "<root>/<wnid of the 200 ImageNet-R classes>/*.jpg"))
+         kind="shift", label_space="imagenet-1k",
+         layout="<root>/<wnid of the 200 ImageNet-R classes>/*.jpg",
+         get="wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-r.tar && tar -xf imagenet-r.tar -C DATA_ROOT")(_wnid_dataset("r"))
 register("imagenet:a", folders=("imagenet-a",), description="ImageNet-A, 200 classes (7,500)",
-         kind="shift", label_space="imagenet-1k")(
-    _wnid_dataset("a", "<root>/<wnid of the 200 ImageNet-A classes>/*.jpg"))
+         kind="shift", label_space="imagenet-1k",
+         layout="<root>/<wnid of the 200 ImageNet-A classes>/*.jpg",
+         get="wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-a.tar && tar -xf imagenet-a.tar -C DATA_ROOT")(_wnid_dataset("a"))
 
 
 @register("objectnet", folders=("objectnet-1.0",),
           description="ObjectNet, 113 ImageNet-overlapping classes", kind="shift",
-          label_space="imagenet-1k", target_space="objectnet-113")
+          label_space="imagenet-1k", target_space="objectnet-113",
+          layout=("<root>/images/<objectnet folder>/*.png and <root>/mappings/{folder_to_objectnet_label.json,"
+                  " objectnet_to_imagenet_1k.json, pytorch_to_imagenet_2012_id.json, imagenet_to_label_2012_v2}"),
+          get="objectnet-1.0.zip from https://objectnet.dev/download.html (licence form); unzip into DATA_ROOT")
 def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
-    layout = ("<root>/images/<objectnet folder>/*.png and <root>/mappings/{folder_to_objectnet_label.json,"
-              " objectnet_to_imagenet_1k.json, pytorch_to_imagenet_2012_id.json, imagenet_to_label_2012_v2}")
+    layout = layout_of(dataset_id)
     m = root / "mappings"
     need = ["folder_to_objectnet_label.json", "objectnet_to_imagenet_1k.json",
             "pytorch_to_imagenet_2012_id.json", "imagenet_to_label_2012_v2"]
@@ -380,11 +392,13 @@ def _objectnet(dataset_id: str, root: Path) -> FolderSpec:
 
 
 @register("imagenet:o", folders=("imagenet-o",), description="ImageNet-O (OOD, 2,000)",
-          kind="ood", label_space="imagenet-1k")
+          kind="ood", label_space="imagenet-1k",
+          layout="<root>/<wnid>/*.jpg (all samples are OOD: target -1)",
+          get="wget https://people.eecs.berkeley.edu/~hendrycks/imagenet-o.tar && tar -xf imagenet-o.tar -C DATA_ROOT")
 def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
-    layout = "<root>/<wnid>/*.jpg (all samples are OOD: target -1)"
+    layout = layout_of(dataset_id)
     files, wn = _wnid_folders(dataset_id, root, None, layout)
     meta = pd.DataFrame({"id": [_sample_id(f, root) for f in files],
                          "nearest_class": wn})
@@ -395,7 +409,7 @@ def _imagenet_o(dataset_id: str, root: Path) -> FolderSpec:
 def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
-    layout = "<root>/images/**/*.jpg, or *.jpg directly in <root> (all samples are OOD: target -1)"
+    layout = layout_of(dataset_id)
     img_dir = root / "images"
     if img_dir.is_dir():
         files = _list_images(img_dir)
@@ -410,26 +424,36 @@ def _ood_images(dataset_id: str, root: Path) -> FolderSpec:
                       classes=imagenet_classnames(), layout=layout, meta=meta)
 
 
-for _id, _folders, _desc in (
-        ("ood:inaturalist", ("iNaturalist",), "iNaturalist OOD subset of Huang & Li 2021 (10,000)"),
-        ("ood:sun", ("SUN",), "SUN OOD subset of Huang & Li 2021 (10,000)"),
-        ("ood:places", ("Places",), "Places OOD subset of Huang & Li 2021 (10,000)"),
-        ("ood:textures", ("dtd", "Textures"), "Describable Textures (5,640)")):
-    register(_id, folders=_folders, description=_desc, kind="ood", label_space="imagenet-1k")(
-        _ood_images)
+#: the curated OOD sets of MCM (Huang & Li 2021's iNaturalist, SUN, Places; DTD)
+_MOS = "http://pages.cs.wisc.edu/~huangrui/imagenet_ood_dataset/"
+for _id, _folders, _desc, _get in (
+        ("ood:inaturalist", ("iNaturalist",), "iNaturalist OOD subset of Huang & Li 2021 (10,000)",
+         f"wget {_MOS}iNaturalist.tar.gz && tar -xzf iNaturalist.tar.gz -C DATA_ROOT"),
+        ("ood:sun", ("SUN",), "SUN OOD subset of Huang & Li 2021 (10,000)",
+         f"wget {_MOS}SUN.tar.gz && tar -xzf SUN.tar.gz -C DATA_ROOT"),
+        ("ood:places", ("Places",), "Places OOD subset of Huang & Li 2021 (10,000)",
+         f"wget {_MOS}Places.tar.gz && tar -xzf Places.tar.gz -C DATA_ROOT"),
+        ("ood:textures", ("dtd", "Textures"), "Describable Textures (5,640)",
+         "wget https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz && "
+         "tar -xzf dtd-r1.0.1.tar.gz -C DATA_ROOT")):
+    register(_id, folders=_folders, description=_desc, kind="ood", label_space="imagenet-1k",
+             layout="<root>/images/**/*.jpg, or *.jpg directly in <root> (all samples are OOD: target -1)",
+             get=_get)(_ood_images)
 
 
 
 
 @register("ood:ninco", folders=("NINCO/NINCO_OOD_classes", "NINCO_OOD_classes", "NINCO"),
           description="NINCO, 64 OOD classes without ImageNet-1k objects (Bitterwolf et al. 2023, 5,879)",
-          kind="ood", label_space="imagenet-1k")
+          kind="ood", label_space="imagenet-1k",
+          layout="<root>/<NINCO class>/*.jpg (the release's NINCO_OOD_classes folder)",
+          get="wget https://zenodo.org/record/8013288/files/NINCO_all.tar.gz && tar -xzf NINCO_all.tar.gz -C DATA_ROOT")
 def _ninco(dataset_id: str, root: Path) -> FolderSpec:
     """NINCO's OOD classes: ``<root>/<class>/*.jpg`` (the release's ``NINCO_OOD_classes``
     folder); every sample is OOD (target -1) and ``meta.subclass`` names its NINCO class."""
     import pandas as pd
 
-    layout = "<root>/<NINCO class>/*.jpg (the release's NINCO_OOD_classes folder)"
+    layout = layout_of(dataset_id)
     subs = _subdirs(root)
     files = [f for s in subs for f in _list_images(root / s)]
     if not files:
@@ -443,11 +467,14 @@ def _ninco(dataset_id: str, root: Path) -> FolderSpec:
 
 @register("cue-conflict", folders=("cue-conflict", "style-transfer-preprocessed-512"),
           description="Geirhos et al. cue-conflict stimuli (1,280)", kind="cue-conflict",
-          label_space="cue-conflict-16", annotations="cue-conflict")
+          label_space="cue-conflict-16", annotations="cue-conflict",
+          layout="<root>/<shape class>/<shape><n>-<texture><m>.png (16 class folders)",
+          get=("git clone https://github.com/rgeirhos/texture-vs-shape && cp -r "
+               "texture-vs-shape/stimuli/style-transfer-preprocessed-512 DATA_ROOT/cue-conflict"))
 def _cue_conflict(dataset_id: str, root: Path) -> FolderSpec:
     import pandas as pd
 
-    layout = "<root>/<shape class>/<shape><n>-<texture><m>.png (16 class folders)"
+    layout = layout_of(dataset_id)
     subs = _subdirs(root)
     bad = [s for s in subs if s not in CUE_CONFLICT_CLASSES]
     if not subs or bad:

@@ -47,7 +47,10 @@ class DatasetEntry:
     for ``folder:PATH``). target_space: the space the targets index (default: the label
     space). annotations: one of :data:`ANNOTATIONS`. folders: names tried under data_root
     (real sets). source: one of :data:`SOURCES`. pattern: a regular expression for a family
-    of ids (``folder:<path>``). listed: shown by ``list_datasets``.
+    of ids (``folder:<path>``). listed: shown by ``list_datasets``. layout: the folder's
+    layout (``<root>/<wnid>/*.jpg``; the builder's messages and the spec's manifest read it).
+    get: how to get the data, as its authors publish it (a download command with
+    ``DATA_ROOT`` for the data folder; nothing is downloaded here).
     """
 
     id: str
@@ -61,6 +64,8 @@ class DatasetEntry:
     source: str = "real"
     pattern: str | None = None
     listed: bool = True
+    layout: str = ""
+    get: str = ""
 
     def __post_init__(self):
         for name, value, allowed in (("kind", self.kind, KINDS), ("annotations", self.annotations, ANNOTATIONS),
@@ -93,7 +98,8 @@ def add(entry: DatasetEntry) -> DatasetEntry:
 
 
 def register(dataset_id: str, *, folders, description: str, kind: str, label_space: str | None,
-             target_space: str | None = None, annotations: str | None = None):
+             target_space: str | None = None, annotations: str | None = None, layout: str = "",
+             get: str = ""):
     """Decorator registering a real dataset's builder ``(dataset_id, root) -> DatasetSpec``::
 
         @register("imagenet:v2", folders=("imagenet-v2",), description="...", kind="shift",
@@ -101,12 +107,19 @@ def register(dataset_id: str, *, folders, description: str, kind: str, label_spa
         def _imagenet_v2(dataset_id, root): ...
 
     The function is returned unchanged, so one builder can be registered under several ids.
+    ``layout`` (the folder's layout, which the builder reads back with :func:`layout_of`) and
+    ``get`` (where the data comes from) go into the error of a set that is not there.
     """
     def deco(builder):
         add(DatasetEntry(dataset_id, builder, description, kind, label_space, target_space,
-                         annotations, tuple(folders), "real"))
+                         annotations, tuple(folders), "real", layout=layout, get=get))
         return builder
     return deco
+
+
+def layout_of(dataset_id: str) -> str:
+    """The registered layout of a real dataset id (its builder's messages read it)."""
+    return REGISTRY[dataset_id].layout
 
 
 def lookup(dataset_id: str, known: list[str]) -> DatasetEntry:

@@ -25,6 +25,7 @@ from .core import (
     nll,
     prepare,
     refuse_probabilities,
+    reliability,
     row_stats,
     softmax,
     stratified_split,
@@ -46,17 +47,19 @@ from .trend import (
     SCALES,
     Trend,
     effective_robustness,
+    effective_robustness_ci,
     fit_trend,
     inverse_transform,
     transform,
     trend_band,
+    trend_resamples,
 )
 
 __all__ = [
     "SCALES", "Trend", "accuracy", "adaptive_ece", "apply_temperature", "aupr_in", "aupr_out", "auroc",
     "bootstrap_ci", "brier", "check_logits", "check_n_bins", "check_n_boot", "confidences",
-    "correlation", "cosines_from_logits", "ece", "ece_from_logits", "effective_robustness", "energy",
+    "correlation", "cosines_from_logits", "ece", "ece_from_logits", "effective_robustness", "effective_robustness_ci", "energy",
     "fit_temperature", "fit_trend", "fpr_at_tpr", "inverse_transform", "max_logit", "mcm", "msp",
-    "nll", "prepare", "refuse_probabilities", "row_stats", "softmax", "stratified_split", "summary",
-    "summary_record", "transform", "trend_band",
+    "nll", "prepare", "refuse_probabilities", "reliability", "row_stats", "softmax", "stratified_split", "summary",
+    "summary_record", "transform", "trend_band", "trend_resamples",
 ]

@@ -323,13 +323,29 @@ def ece(confidence, correct, n_bins: int = 15) -> float:
     torchmetrics' ``MulticlassCalibrationError`` uses ``[lo, hi)`` bins and puts confidence 1.0 in an
     extra bin; the two agree when no confidence lies exactly on an inner edge or at 1.0.
     """
+    _, n, sc, sk = _bin_sums(confidence, correct, n_bins)
+    return float(np.sum(np.abs(sk - sc)) / n.sum())
+
+
+def _bin_sums(confidence, correct, n_bins: int) -> tuple[np.ndarray, ...]:
+    """``(edges, n, sum of confidence, sum of correct)`` per equal-width bin ``(lo, hi]``, the
+    first closed at 0: the one binning of :func:`ece` and :func:`reliability`."""
     n_bins = check_n_bins(n_bins)
     c, k = _conf_correct(confidence, correct)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     b = np.searchsorted(edges[1:-1], c, side="left")
-    sc = np.bincount(b, weights=c, minlength=n_bins)
-    sk = np.bincount(b, weights=k, minlength=n_bins)
-    return float(np.sum(np.abs(sk - sc)) / c.size)
+    return (edges, np.bincount(b, minlength=n_bins), np.bincount(b, weights=c, minlength=n_bins),
+            np.bincount(b, weights=k, minlength=n_bins))
+
+
+def reliability(confidence, correct, n_bins: int = 15) -> dict[str, np.ndarray]:
+    """Reliability-diagram bins with :func:`ece`'s binning (``n_bins`` equal-width bins
+    ``(lo, hi]``, the first closed at 0): arrays ``lo``, ``hi``, ``n``, ``accuracy`` and
+    ``confidence`` (means in the bin; NaN for an empty bin). ``sum(n * |accuracy -
+    confidence|) / N`` over non-empty bins is the ECE."""
+    edges, n, sc, sk = _bin_sums(confidence, correct, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"lo": edges[:-1], "hi": edges[1:], "n": n, "accuracy": sk / n, "confidence": sc / n}
 
 
 def adaptive_ece(confidence, correct, n_bins: int = 15) -> float:
@@ -505,5 +521,5 @@ def stratified_split(targets, frac: float = 0.5, seed: int = 0) -> tuple[np.ndar
 __all__: Sequence[str] = (
     "MAX_BINS", "PROB_SUM_TOL", "accuracy", "adaptive_ece", "apply_temperature", "brier", "check_logits",
     "check_n_bins", "confidences", "ece", "ece_from_logits", "fit_temperature", "nll", "prepare",
-    "refuse_probabilities", "row_stats", "softmax", "stratified_split",
+    "refuse_probabilities", "reliability", "row_stats", "softmax", "stratified_split",
 )

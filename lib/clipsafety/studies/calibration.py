@@ -108,32 +108,12 @@ def collect_sets(run, datasets: Sequence[str], load: Callable | None = None,
 
 
 def calibration_inputs(record):
-    """``(logits, targets, label_subset)`` of a record's ID rows, ready for the metrics.
+    """``(logits, targets, label_subset)`` of a record's ID rows, ready for the metrics:
+    :func:`clipsafety.datasets.labelled_inputs` (OOD rows dropped; ObjectNet projected through
+    its label map; spaces that differ without one are an error naming the record)."""
+    from clipsafety.datasets import labelled_inputs
 
-    Rows with target -1 (OOD) are dropped. A record whose targets index another space than its
-    logits (ObjectNet: 113 classes over ImageNet's 1000 columns) is projected with its
-    ``label_map`` (each class the max of its columns, :func:`clipsafety.datasets.project_logits`)
-    and the subset is then all classes; otherwise the record's ``label_subset`` is used (the
-    metrics restrict the logits to it before the softmax). A record whose spaces differ
-    without a label map is an error naming it.
-    """
-    t = np.asarray(record.targets)
-    keep = t >= 0
-    L = record.logits if keep.all() else record.logits[keep]
-    t = t[keep]
-    m = record.manifest
-    if record.label_space != record.target_space:
-        if m.get("label_map") is None:
-            raise ValueError(
-                f"record of {m.get('model', {}).get('model_id', '?')!r} on "
-                f"{m.get('dataset', {}).get('dataset_id', '?')!r}: targets index "
-                f"{record.target_space!r} but the logits are over {record.label_space!r} and the "
-                "record has no label_map; expected a dataset whose targets are classes of the "
-                "model's label space, or one that declares a label map (as ObjectNet does).")
-        from clipsafety.datasets import project_logits
-
-        return project_logits(np.asarray(L), m["label_map"]), t, None
-    return L, t, record.label_subset
+    return labelled_inputs(record)
 
 
 def temperature_split(targets, frac: float = FIT_FRACTION, seed: int = 0):
@@ -274,27 +254,14 @@ def calibration_long(table: pd.DataFrame, metric_names: Sequence[str] = METRICS)
 # --------------------------------------------------------------------------- reliability
 
 def reliability_bins(confidence, correct, n_bins: int = 15) -> pd.DataFrame:
-    """Reliability-diagram bins with :func:`metrics.ece`'s binning: ``n_bins`` equal-width bins
-    ``(lo, hi]``, the first closed at 0. Columns: bin, lo, hi, n, share (n / N), accuracy,
-    confidence (mean in the bin; NaN for an empty bin), gap (accuracy - confidence).
-    ``sum(share * |gap|)`` over non-empty bins is the ECE."""
-    c = np.asarray(confidence, dtype=np.float64)
-    k = np.asarray(correct).astype(np.float64)
-    if c.ndim != 1 or c.shape != k.shape or c.size == 0:
-        raise ValueError(f"confidence and correct must be non-empty 1-D arrays of equal length, "
-                         f"got {c.shape} and {k.shape}.")
-    if not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 1:
-        raise ValueError("confidence must hold finite probabilities in [0, 1].")
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    b = np.searchsorted(edges[1:-1], c, side="left")
-    n = np.bincount(b, minlength=n_bins)
-    sc = np.bincount(b, weights=c, minlength=n_bins)
-    sk = np.bincount(b, weights=k, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        acc, conf = sk / n, sc / n
-    return pd.DataFrame({"bin": np.arange(n_bins), "lo": edges[:-1], "hi": edges[1:], "n": n,
-                         "share": n / c.size, "accuracy": acc, "confidence": conf,
-                         "gap": acc - conf})
+    """Reliability-diagram bins (:func:`metrics.reliability`, :func:`metrics.ece`'s binning:
+    ``n_bins`` equal-width bins ``(lo, hi]``, the first closed at 0) as a table. Columns: bin,
+    lo, hi, n, share (n / N), accuracy, confidence (mean in the bin; NaN for an empty bin),
+    gap (accuracy - confidence). ``sum(share * |gap|)`` over non-empty bins is the ECE."""
+    r = metrics.reliability(confidence, correct, n_bins)
+    return pd.DataFrame({"bin": np.arange(len(r["n"])), "lo": r["lo"], "hi": r["hi"], "n": r["n"],
+                         "share": r["n"] / r["n"].sum(), "accuracy": r["accuracy"],
+                         "confidence": r["confidence"], "gap": r["accuracy"] - r["confidence"]})
 
 
 def reliability_of_record(record, temperature: float = 1.0, n_bins: int = 15,

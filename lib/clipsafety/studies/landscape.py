@@ -22,8 +22,8 @@ from clipsafety import claims
 from clipsafety import rules as _R
 from clipsafety.claims import Claim
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, FT_GROUPS, group_label
-from clipsafety.metrics import bootstrap_ci, effective_robustness, fit_trend, trend_band
-from clipsafety.published import SHIFTS
+from clipsafety.metrics import bootstrap_ci, trend_band
+from clipsafety.published import SHIFTS, baseline_lines, effective_robustness_table
 from clipsafety.rules import Exercise
 
 __all__ = ["CLAIMS", "analogue_names", "analogues_of", "assess_landscape_claims",
@@ -60,40 +60,23 @@ def fit_landscape(long: pd.DataFrame, baseline_groups=(BASELINE,),
     fits: per shift ``slope, intercept, n_baseline, scale``.
     """
     pts, bands, fits = [], [], []
+    lines = baseline_lines(long, baseline_groups, baseline_sources, scale)
     for shift, df in long.groupby("shift", sort=False):
         df = df.copy()
-        base = df["group"].isin(baseline_groups) & df["source"].isin(baseline_sources)
-        if base.sum() < 3:
-            raise ValueError(
-                f"shift {shift!r}: only {int(base.sum())} baseline models from "
-                f"{list(baseline_sources)} in groups {list(baseline_groups)}; need at least 3. "
-                "Add a baseline source that reports this shift."
-            )
+        trend, base = lines[shift]
         x, y = df["imagenet"].to_numpy(), df["shift_acc"].to_numpy()
-        trend = fit_trend(x[base.to_numpy()], y[base.to_numpy()], scale)
-        df["baseline"] = base.to_numpy()
+        df["baseline"] = base
         df["predicted"] = trend.predict(x)
-        df["eff_rob"] = effective_robustness(x, y, base.to_numpy(), scale)
+        df["eff_rob"] = y - df["predicted"].to_numpy()
         pts.append(df)
         lo_x, hi_x = np.quantile(x, [0.0, 1.0])
         grid = np.linspace(max(lo_x, 0.02), min(hi_x, 0.98), grid_points)
-        lo, mid, hi = trend_band(x[base.to_numpy()], y[base.to_numpy()], grid, scale=scale,
-                                 n_boot=n_boot, seed=seed)
+        lo, mid, hi = trend_band(x[base], y[base], grid, scale=scale, n_boot=n_boot, seed=seed)
         bands.append(pd.DataFrame({"shift": shift, "x": grid, "lo": lo, "mid": mid, "hi": hi}))
         fits.append({"shift": shift, "slope": trend.slope, "intercept": trend.intercept,
                      "n_baseline": trend.n, "scale": scale})
     return (pd.concat(pts, ignore_index=True), pd.concat(bands, ignore_index=True),
             pd.DataFrame(fits))
-
-
-def effective_robustness_table(points: pd.DataFrame, groups=None) -> pd.DataFrame:
-    """One row per model: ImageNet accuracy and effective robustness per shift (+ mean)."""
-    df = points if groups is None else points[points["group"].isin(groups)]
-    idx = ["source", "model", "group", "imagenet"]
-    wide = df.pivot_table(index=idx, columns="shift", values="eff_rob", aggfunc="first")
-    wide.columns = [f"ER {c}" for c in wide.columns]
-    wide["ER mean"] = wide.mean(axis=1)
-    return wide.reset_index().sort_values("ER mean", ascending=False, ignore_index=True)
 
 
 def fit_table(fits: pd.DataFrame) -> pd.DataFrame:
