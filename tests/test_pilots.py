@@ -134,3 +134,35 @@ def test_appendix_reads_the_pilot_tables():
     # an accuracy loss beyond the allowance does not count as reaching the range
     assert "none puts" in " ".join(W.regime_sentences(committed, None, trained.assign(
         id_accuracy=[0.5, 0.40]), clip_range=(-5, 3)))
+
+
+def _pilot_table(name):
+    path = P.PILOT_DIR / name
+    if not path.exists():
+        pytest.skip(f"{path} not measured (make zoo-pilots)")
+    return pd.read_csv(path)
+
+
+def test_committed_pilot_table_matches_the_zoo_it_measured():
+    """The regime table is of the committed zoo: every model but the reference, each ID
+    accuracy equal to the one ``make zoo`` recorded in eval.csv (a retrained zoo makes it stale)."""
+    committed = _pilot_table("committed.csv")
+    cat = pd.read_csv(P.ZOO_DIR / "catalog.csv")
+    ev = pd.read_csv(P.ZOO_DIR / "eval.csv")
+    acc = ev[ev["dataset"] == "synth:id-test"].set_index("id")["accuracy"]
+    assert set(committed["model"]) == set(cat.loc[cat["group"] != "reference", "id"])
+    assert np.allclose(committed["id_accuracy"], committed["model"].map(acc), atol=1e-9)
+    clips = committed[committed["kind"] == "clip"]
+    assert len(clips) == (cat["kind"] == "clip").sum()
+    assert clips[["logit_scale", "contrastive_optimal_scale", "scale_for_zero_gap"]].notna().all().all()
+
+
+def test_each_pilots_control_reproduces_the_committed_model():
+    """The ``base`` pilot retrains the zoo's own recipe: its accuracy equals the committed
+    model's, so each pilot's change is measured against the zoo, not a drifted baseline."""
+    trained = _pilot_table("trained.csv")
+    ev = pd.read_csv(P.ZOO_DIR / "eval.csv")
+    acc = ev[ev["dataset"] == "synth:id-test"].set_index("id")["accuracy"]
+    base = trained[trained["variant"] == "base"]
+    assert set(base["model"]) == set(P.CLIP_PILOT_MODELS) | set(P.SUP_PILOT_MODELS)
+    assert np.allclose(base["id_accuracy"], base["model"].map(acc), atol=0.005)
