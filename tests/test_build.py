@@ -193,11 +193,12 @@ def test_an_openclip_store_hit_builds_no_model(tmp_path, tiny_archs, monkeypatch
     folder = make_wnid_dataset(tmp_path, "wnid", [1, 2, 3], per_class=2)
     ckpt = _checkpoint(tmp_path / "s.safetensors", siglip, 3, half_scale=True)
     ids = (f"openclip:{clip}@random", f"openclip:{siglip}@{ckpt}")
-    first = {mid: predict(mid, f"folder:{folder}", store=tmp_path / "s", progress=False) for mid in ids}
+    kw = dict(store=tmp_path / "s", templates="single", progress=False)  # a 1000-class head, one prompt each
+    first = {mid: predict(mid, f"folder:{folder}", **kw) for mid in ids}
     assert not any(r.cache_hit for r in first.values())
     for mid in ids:
         with no_build():
-            hit = predict(mid, f"folder:{folder}", store=tmp_path / "s", progress=False)
+            hit = predict(mid, f"folder:{folder}", **kw)
         assert hit.cache_hit and hit.manifest["key"] == first[mid].manifest["key"]
         assert np.array_equal(hit.logits, first[mid].logits)
 
@@ -284,5 +285,6 @@ def test_dropping_the_text_tower_keeps_the_logits(tmp_path, tiny_archs, monkeypa
     real = heads.drop_text_tower
     monkeypatch.setattr(heads, "drop_text_tower", lambda c: (dropped.append(c), real(c)))
     folder = make_wnid_dataset(tmp_path, "wnid", [1, 2], per_class=1)
-    predict(f"openclip:{tiny_archs[0]}@random", f"folder:{folder}", store=tmp_path / "s", progress=False)
+    predict(f"openclip:{tiny_archs[0]}@random", f"folder:{folder}", store=tmp_path / "s",
+            templates="single", progress=False)
     assert len(dropped) == 1
