@@ -237,6 +237,30 @@ def _trimmed_text(clip, tokenizer):
     return _Text(), tok
 
 
+def logit_policy(model_scale: torch.Tensor, model_bias: torch.Tensor | None,
+                 logit_scale: float | None = None) -> dict:
+    """A head's logit policy: ``logit_scale=None``: the model's own ``exp(logit_scale)``
+    (``model_scale``, a float32 tensor of one value as the model holds it) and its
+    ``logit_bias`` (``None`` where it has none); a float: that fixed scale and no bias."""
+    if logit_scale is not None:
+        return {"kind": "clip-fixed", "scale": float(logit_scale), "bias": None}
+    scale = float(model_scale.detach().exp().reshape(-1)[0].item())
+    bias = None if model_bias is None else float(model_bias.detach().reshape(-1)[0].item())
+    return {"kind": "clip", "scale": scale, "bias": bias}
+
+
+def drop_text_tower(clip: nn.Module) -> None:
+    """Remove from an open_clip model everything but its image tower (``visual``) and its logit
+    scale and bias: what ``encode_image`` of ``CLIP``, ``CustomTextCLIP`` and ``CoCa`` uses.
+    For image inference once a head's text embeddings are built (the text tower of
+    ViT-B-32 is 40% of its weights)."""
+    keep = {"visual", "logit_scale", "logit_bias"}
+    for name in [*clip._modules, *clip._parameters, *clip._buffers]:
+        if name not in keep:
+            delattr(clip, name)
+    clip.text_tower_dropped = True
+
+
 class ZeroShotHead(nn.Module):
     """A CLIP image tower plus a zero-shot text head: images ``[B,3,H,W]`` -> logits ``[B,C]``.
 
@@ -257,14 +281,8 @@ class ZeroShotHead(nn.Module):
         self.tokenizer = tokenizer
         self.classnames = list(classnames)
         self.templates = list(templates)
-        if logit_scale is None:
-            scale = float(clip_model.logit_scale.exp().item())
-            bias = getattr(clip_model, "logit_bias", None)
-            bias = None if bias is None else float(bias.detach().reshape(-1)[0].item())
-            kind = "clip"
-        else:
-            scale, bias, kind = float(logit_scale), None, "clip-fixed"
-        self.logit_policy = {"kind": kind, "scale": scale, "bias": bias}
+        self.logit_policy = logit_policy(clip_model.logit_scale, getattr(clip_model, "logit_bias", None),
+                                         logit_scale)
         self.register_buffer("weights", torch.empty(0), persistent=False)
 
     @torch.no_grad()
@@ -277,6 +295,9 @@ class ZeroShotHead(nn.Module):
 
                 self.weights = load_file(cached)["weights"]
                 return self.weights
+            if getattr(self.clip, "text_tower_dropped", False):
+                raise RuntimeError("this CLIP model's text tower was dropped after its head was "
+                                   "built; load the model again to build another head.")
             from open_clip import build_zero_shot_classifier
 
             if progress:
@@ -296,6 +317,14 @@ class ZeroShotHead(nn.Module):
             if cached is not None:
                 _save_atomic(cached, self.weights.cpu().contiguous())
         return self.weights
+
+    def image_only(self, progress: bool = False) -> ZeroShotHead:
+        """Build the head (or read it from the cache), then drop the text tower of the CLIP
+        model (:func:`drop_text_tower`): for image inference by the model's sole owner
+        (:func:`clipsafety.predict` on a model it loaded); another head cannot be built on it."""
+        self.build(progress=progress)
+        drop_text_tower(self.clip)
+        return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         w = self.build()

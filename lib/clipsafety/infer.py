@@ -354,6 +354,8 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         module = module.to(memory_format=torch.channels_last)
     if hasattr(module, "build"):
         module.build(progress=progress)
+    if not isinstance(model, LoadedModel) and hasattr(module, "image_only"):
+        module.image_only()  # the model is ours alone: its text tower is not needed any more
 
     t0 = time.perf_counter()
     bar = tqdm(total=n, initial=n - len(todo), unit="img", unit_scale=True, disable=not progress,

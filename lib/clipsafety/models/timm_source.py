@@ -69,7 +69,7 @@ def _load_timm(spec: ModelSpec, device, image_size, describe: bool = False):
         path = hub.checkpoint_path(model_id, tag, "a timm state dict (.pth/.safetensors)")
         weights = {"source": "checkpoint", "file": path.name, "sha256": hub.file_sha256(path)}
         with hub._checkpoint_errors(model_id, path, base):
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kw)
+            model = build_pretrained(name, pretrained_cfg_overlay={"file": str(path)}, **kw)
         hub.check_loaded_weights(model_id, path, model)
     elif tag is not None:
         raise UnknownModel(f"{model_id}: after '@' expected 'random' or a checkpoint path; timm "
@@ -81,13 +81,31 @@ def _load_timm(spec: ModelSpec, device, image_size, describe: bool = False):
         weights = {"source": "timm", "name": name,
                    "hf_hub_id": getattr(pcfg, "hf_hub_id", None) if pcfg else None}
         try:
-            model = timm.create_model(name, pretrained=True, **kw)
+            model = build_pretrained(name, **kw)
         except Exception as e:
             raise hub._unavailable(model_id, "timm", name, e, online) from e
         weights["pretrained_cfg"] = {k: v for k, v in model.pretrained_cfg.items()
                                      if k in ("hf_hub_id", "tag", "url", "file")}
     model = model.to(device).eval()
     return _loaded(spec, base, model, weights, image_size)
+
+
+def build_pretrained(name: str, **kw):
+    """``timm.create_model(name, pretrained=True, **kw)`` (timm's pretrained weights, or a file
+    through ``pretrained_cfg_overlay``) built without the random initialisation the weights
+    replace (:mod:`clipsafety.models._build`); the ordinary build where that leaves a tensor
+    unloaded (a classifier of another size than the checkpoint's)."""
+    import timm
+
+    from clipsafety.models._build import NotMaterialised, materialised, weights_without_init
+
+    with weights_without_init() as kept:
+        model = timm.create_model(name, pretrained=True, **kw)
+    try:
+        materialised(model, kept)
+    except NotMaterialised:
+        model = timm.create_model(name, pretrained=True, **kw)
+    return model
 
 
 def _loaded(spec: ModelSpec, base: str, model, weights: dict, image_size) -> LoadedModel:

@@ -1,0 +1,290 @@
+"""Issue 30 (speed), item 2: open_clip store keys without a build; builds without a throwaway
+initialisation; the text tower dropped once a head is built.
+
+1. An open_clip id is described from its spec, the configs open_clip ships and its weights'
+   digest (``@random``: the seed; a checkpoint: its sha256 and its logit scale and bias read
+   alone): the described manifest is the built model's (random and checkpoint weights, a
+   SigLIP-like bias, a fixed scale, an image size, other class names); the preprocessing
+   configuration equals what ``open_clip.create_model`` sets for every architecture family;
+   a store hit constructs no open_clip model or head; keys differ with the weights and the
+   preprocessing and agree across processes.
+2. A model from a checkpoint (timm, open_clip) built with its parameters on the meta device
+   and the checkpoint assigned is the ordinary build bit for bit (state dict, logits), also
+   where the build falls back (a buffer computed from a parameter).
+3. The text tower dropped after the head is built leaves the logits unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fixtures_real import make_wnid_dataset
+
+torch.set_num_threads(2)
+
+TINY = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8,
+                                        "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}}
+
+
+@pytest.fixture(scope="module")
+def tiny_archs(tmp_path_factory):
+    """Two tiny open_clip configs: a CLIP and a SigLIP-like one (a logit bias, another scale)."""
+    import open_clip
+
+    d = tmp_path_factory.mktemp("configs")
+    (d / "cs-tiny-clip.json").write_text(json.dumps(TINY))
+    (d / "cs-tiny-biased.json").write_text(json.dumps({**TINY, "init_logit_bias": -10,
+                                                       "init_logit_scale": 2.302585}))
+    for f in d.iterdir():
+        open_clip.add_model_config(f)
+    return "cs-tiny-clip", "cs-tiny-biased"
+
+
+def _checkpoint(path: Path, arch: str, seed: int, half_scale: bool = False) -> str:
+    """A random state dict of ``arch`` standing in for pretrained weights (some tensors float16,
+    as real checkpoints are), saved as .pt or .safetensors by the name's suffix."""
+    import open_clip
+
+    torch.manual_seed(seed)
+    sd = open_clip.create_model(arch).state_dict()
+    sd = {k: (v.half() if half_scale and (k == "logit_scale" or k.startswith("visual.conv1")) else v)
+          for k, v in sd.items()}
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    else:
+        torch.save(sd, path)
+    return str(path)
+
+
+@contextlib.contextmanager
+def no_build():
+    """Inside: building an open_clip model (its factory, or any module that registers a
+    parameter: a tower, a layer, a zero-shot head) or loading a model raises."""
+    import clipsafety.models as models
+    import open_clip
+    import open_clip.factory as factory
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    def refuse(*a, **k):
+        raise AssertionError("built a model")
+
+    def on_param(module, name, param):
+        raise AssertionError(f"built a {type(module).__name__} (parameter {name})")
+
+    with pytest.MonkeyPatch.context() as m:
+        for mod, name in ((open_clip, "create_model"), (open_clip, "create_model_and_transforms"),
+                          (factory, "create_model"), (factory, "create_model_and_transforms"),
+                          (models, "load")):
+            m.setattr(mod, name, refuse)
+        handle = register_module_parameter_registration_hook(on_param)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+
+# ------------------------------------------------------------------ 1. keys without a build
+def test_described_openclip_manifest_is_the_built_models(tmp_path, tiny_archs, monkeypatch):
+    import clipsafety.models as models
+
+    clip, siglip = tiny_archs
+    pt = _checkpoint(tmp_path / "a.pt", clip, 1, half_scale=True)
+    st = _checkpoint(tmp_path / "b.safetensors", siglip, 2, half_scale=True)
+    cases = [(f"openclip:{clip}@random", {}), (f"openclip:{siglip}@random", {}),
+             (f"openclip:{clip}@random", {"logit_scale": 100.0}),
+             (f"openclip:{clip}@random", {"image_size": 48, "templates": "single"}),
+             (f"openclip:{clip}@{pt}", {"classnames": ["cat", "dog"]}),
+             (f"openclip:{siglip}@{st}", {}), ("openclip:ViT-B-32@random", {"image_size": 64}),
+             ("openclip:RN50@random", {"image_size": 64})]
+    told = {}
+    with no_build():
+        for i, (mid, kw) in enumerate(cases):
+            told[i] = models.describe(mid, **kw)
+            assert told[i] is not None and told[i].module is None, mid
+    for i, (mid, kw) in enumerate(cases):
+        built = models.load(mid, **kw)
+        assert (told[i].manifest, told[i].label_space, told[i].classes, told[i].logit_policy) == (
+            built.manifest, built.label_space, built.classes, built.logit_policy), (mid, kw)
+        assert repr(told[i].transform) == repr(built.transform)
+    policies = {told[i].manifest["logit_policy"]["bias"] for i in (0, 1)}
+    assert policies == {None, -10.0}  # the SigLIP-like config's bias is read from its config
+    assert told[5].manifest["logit_policy"]["bias"] == pytest.approx(-10.0)  # and from its file
+
+
+@pytest.mark.parametrize("arch", ["ViT-B-32", "RN50x4", "ViT-B-16-SigLIP", "convnext_base",
+                                  "coca_ViT-B-32", "EVA02-B-16", "ViTamin-S", "MobileCLIP-S1"])
+def test_preprocessing_config_is_the_one_create_model_sets(arch):
+    """Every architecture family: ours from the configs equals the model's (built on meta)."""
+    import open_clip
+    from clipsafety.models.openclip import _model_class, logit_params, preprocess_cfg
+
+    built = {}
+    for size in (None, 96):
+        kw = {"force_image_size": size} if size else {}
+        with torch.device("meta"):
+            m = open_clip.create_model(arch, device="meta", pretrained_image=False,
+                                       pretrained_text=False, **kw)
+        assert preprocess_cfg(arch, None, size) == m.visual.preprocess_cfg, (arch, size)
+        built[size] = m
+    base = built[None]
+    cfg = open_clip.get_model_config(arch)
+    assert type(m) is _model_class(cfg)
+    assert (logit_params(arch)[1] is None) == (m.logit_bias is None)
+    for tag in open_clip.list_pretrained_tags_by_model(arch)[:2]:  # a tag's entries merged in
+        want = open_clip.transform.merge_preprocess_dict(
+            {**base.visual.preprocess_cfg}, open_clip.get_pretrained_cfg(arch, tag))
+        assert preprocess_cfg(arch, tag) == {**want, "size": base.visual.preprocess_cfg["size"]}
+
+
+def _key(mid: str, ds, **kw) -> str:
+    from clipsafety.infer import key_manifest, resolve_classnames
+    from clipsafety.models import describe
+    from clipsafety.store import manifest_key
+
+    told = describe(mid, classnames=resolve_classnames(None, ds), **kw)
+    return manifest_key(key_manifest(told, ds, "fp32"))
+
+
+def test_keys_differ_with_weights_and_preprocessing_and_agree_across_processes(tmp_path, tiny_archs):
+    from clipsafety.datasets import get_dataset
+
+    clip, _ = tiny_archs
+    ds = get_dataset(f"folder:{make_wnid_dataset(tmp_path, 'wnid', [1, 2], per_class=1)}")
+    a = _checkpoint(tmp_path / "a.pt", clip, 1)
+    b = _checkpoint(tmp_path / "b.pt", clip, 2)
+    keys = {"random": _key(f"openclip:{clip}@random", ds), "a": _key(f"openclip:{clip}@{a}", ds),
+            "b": _key(f"openclip:{clip}@{b}", ds),
+            "a48": _key(f"openclip:{clip}@{a}", ds, image_size=48),
+            "vitb32": _key("openclip:ViT-B-32@random", ds)}
+    assert len(set(keys.values())) == len(keys), keys
+    assert _key(f"openclip:{clip}@{a}", ds) == keys["a"]
+    folder, a_id = f"folder:{tmp_path / 'wnid'}", f"openclip:{clip}@{a}"
+    code = ("import json, open_clip, sys; sys.path.insert(0, 'tests');"
+            f"[open_clip.add_model_config(p) for p in {[str(p) for p in _config_files()]}];"
+            "from clipsafety.datasets import get_dataset; from test_build import _key;"
+            f"ds = get_dataset({folder!r});"
+            f"print(json.dumps([_key({a_id!r}, ds), _key('openclip:ViT-B-32@random', ds)]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[1])
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [keys["a"], keys["vitb32"]]
+
+
+def _config_files():
+    import open_clip.factory as f
+
+    return [p for p in f._MODEL_CONFIG_PATHS if Path(p).is_file()]
+
+
+def test_an_openclip_store_hit_builds_no_model(tmp_path, tiny_archs, monkeypatch):
+    from clipsafety.infer import predict
+
+    monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path / "cache"))
+    clip, siglip = tiny_archs
+    folder = make_wnid_dataset(tmp_path, "wnid", [1, 2, 3], per_class=2)
+    ckpt = _checkpoint(tmp_path / "s.safetensors", siglip, 3, half_scale=True)
+    ids = (f"openclip:{clip}@random", f"openclip:{siglip}@{ckpt}")
+    kw = dict(store=tmp_path / "s", templates="single", progress=False)  # a 1000-class head, one prompt each
+    first = {mid: predict(mid, f"folder:{folder}", **kw) for mid in ids}
+    assert not any(r.cache_hit for r in first.values())
+    for mid in ids:
+        with no_build():
+            hit = predict(mid, f"folder:{folder}", **kw)
+        assert hit.cache_hit and hit.manifest["key"] == first[mid].manifest["key"]
+        assert np.array_equal(hit.logits, first[mid].logits)
+
+
+# ------------------------------------------------------------------ 2. builds without init
+def test_timm_checkpoint_built_without_init_is_the_ordinary_build(tmp_path):
+    import timm
+    from clipsafety.models._build import STATS
+    from clipsafety.models.timm_source import build_pretrained
+
+    x = torch.randn(2, 3, 64, 64)
+    for name, path in (("resnet18", "r18.pth"), ("vit_tiny_patch16_224", "vit.safetensors"),
+                       ("swin_tiny_patch4_window7_224", "swin.pth")):
+        torch.manual_seed(0)
+        sd = {k: v.half() if k.endswith("weight") and v.ndim == 4 else v
+              for k, v in timm.create_model(name).state_dict().items()}
+        f = tmp_path / path
+        if f.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in sd.items()}, str(f))
+        else:
+            torch.save(sd, f)
+        kw = {"pretrained_cfg_overlay": {"file": str(f)}}
+        if "resnet" not in name:
+            kw["img_size"] = 64
+        before = dict(STATS)
+        fast = build_pretrained(name, **kw).eval()
+        slow = timm.create_model(name, pretrained=True, **kw).eval()
+        how = "initialised" if STATS["initialised"] > before["initialised"] else "assigned"
+        assert how == ("initialised" if name.startswith("swin") else "assigned"), name
+        a, b = fast.state_dict(), slow.state_dict()
+        assert list(a) == list(b)
+        assert all(a[k].dtype == b[k].dtype and a[k].stride() == b[k].stride()
+                   and torch.equal(a[k], b[k]) for k in b), name
+        with torch.no_grad():
+            assert torch.equal(fast(x), slow(x)), name
+
+
+def test_openclip_checkpoint_built_without_init_is_the_ordinary_build(tmp_path, tiny_archs):
+    import open_clip
+    from clipsafety.models._build import STATS
+    from clipsafety.models.openclip import build_from_checkpoint
+
+    x = torch.randn(2, 3, 32, 32)
+    text = open_clip.get_tokenizer(tiny_archs[0])(["a photo of a cat", "a dog"])
+    for arch, name in zip(tiny_archs, ("a.pt", "b.safetensors")):
+        f = _checkpoint(tmp_path / name, arch, 5, half_scale=True)
+        before = STATS["assigned"]
+        fast, pf = build_from_checkpoint(arch, f)
+        assert STATS["assigned"] == before + 1
+        slow, _, ps = open_clip.create_model_and_transforms(arch, pretrained=f)
+        fast.eval(), slow.eval()
+        assert repr(pf) == repr(ps)
+        a, b = fast.state_dict(), slow.state_dict()
+        assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in b) and list(a) == list(b)
+        assert torch.equal(fast.attn_mask, slow.attn_mask)  # a buffer the checkpoint does not hold
+        with torch.no_grad():
+            assert torch.equal(fast.encode_image(x), slow.encode_image(x))
+            assert torch.equal(fast.encode_text(text), slow.encode_text(text))
+
+
+# ------------------------------------------------------------------ 3. the text tower
+def test_dropping_the_text_tower_keeps_the_logits(tmp_path, tiny_archs, monkeypatch):
+    import clipsafety.heads as heads
+    import clipsafety.models as models
+    from clipsafety.infer import predict
+
+    monkeypatch.setenv("CLIPSAFETY_HEAD_CACHE", "0")
+    m = models.load(f"openclip:{tiny_archs[0]}@random", classnames=["cat", "dog", "bird"])
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        before = m.module(x)
+        n_before = sum(p.numel() for p in m.module.parameters())
+        m.module.image_only()
+        after = m.module(x)
+    assert torch.equal(before, after)
+    assert not hasattr(m.module.clip, "transformer") and not hasattr(m.module.clip, "token_embedding")
+    assert sum(p.numel() for p in m.module.parameters()) < 0.5 * n_before
+    with pytest.raises(RuntimeError, match="text tower was dropped"):
+        models.with_head(m, templates="single").module.build()
+
+    dropped = []
+    real = heads.drop_text_tower
+    monkeypatch.setattr(heads, "drop_text_tower", lambda c: (dropped.append(c), real(c)))
+    folder = make_wnid_dataset(tmp_path, "wnid", [1, 2], per_class=1)
+    predict(f"openclip:{tiny_archs[0]}@random", f"folder:{folder}", store=tmp_path / "s",
+            templates="single", progress=False)
+    assert len(dropped) == 1
