@@ -477,7 +477,7 @@ if (pilot_dir / "committed.csv").exists():
                          "the real ranges are left out."))
     regime = study.regime_by_group(committed, gap_ranges)
     pts = ["gap_median", "gap_min", "gap_max", "real_lo", "real_hi"]
-    shown(regime.assign(group=regime["group"].map(group_label), **{c: regime[c] / 100 for c in pts}),
+    display(shown(regime.assign(group=regime["group"].map(group_label), **{c: regime[c] / 100 for c in pts}),
           {"group": "Group", "models": ("Models", "count"),
            "gap_median": ("Median ID gap", "points", 1),
            "gap_min": ("Lowest gap", "points", 1),
@@ -490,12 +490,12 @@ if (pilot_dir / "committed.csv").exists():
            "logit_scale": ("Median learned scale", "ratio", 1, "not a zero-shot CLIP"),
            "contrastive_optimal_scale": ("Median contrastive-optimal scale", "ratio", 1, "not a zero-shot CLIP"),
            "scale_for_zero_gap": ("Median scale for a zero gap", "ratio", 1, "not a zero-shot CLIP")},
-          "The zoo's ID confidence regime per group, against C-OOD's real range.")
+          "The zoo's ID confidence regime per group, against C-OOD's real range."))
     display(Markdown("\n\n".join(study.regime_sentences(
         committed, batch_opt, trained, clip_range=gap_ranges.get(CLIP_ZEROSHOT)))))
     if trained is not None and len(trained):
         eff = study.pilot_effects(trained)
-        shown(eff.assign(**{c: eff[c] / 100 for c in
+        display(shown(eff.assign(**{c: eff[c] / 100 for c in
                              ("gap_points", "base_gap", "gap_change", "accuracy_change")}), {"model": "Retrained as", "variant": "Recipe change",
                     "samples_seen": ("Samples seen", "count"),
                     "id_accuracy": ("ID accuracy", "percent"),
@@ -504,8 +504,10 @@ if (pilot_dir / "committed.csv").exists():
                     "gap_change": ("Gap change", "points", 1),
                     "accuracy_change": ("Accuracy change", "points", 1),
                     "logit_scale": ("Final logit scale", "ratio", 1, "not a CLIP"),
-                    "train_seconds": ("Training (s)", "number", 0)},
-              "The training pilots, each against the zoo's recipe retrained as a control.")
+                    "id_confidence": ("Mean ID confidence", "percent"),
+                    "train_seconds": ("Training (s)", "count")},
+              "The training pilots, each against the zoo's recipe retrained as a control.",
+              download="zoo-confidence-pilots"))
 else:
     display(Markdown("The pilots' tables are not in `data/zoo/pilots/`; "
                      "`python -m clipsafety.zoo.pilots committed batch trained` measures them "

@@ -128,12 +128,14 @@ def test_appendix_reads_the_pilot_tables():
     assert eff.loc[0, "gap_change"] == 6.0 and eff.loc[0, "accuracy_change"] == pytest.approx(5.0)
     text = " ".join(W.regime_sentences(committed, None, trained))
     assert "100% of them sit within 15%" in text and "gap -10.0 → -4.0" in text
-    assert "none puts" in " ".join(W.regime_sentences(committed, None, trained, clip_range=(-1, 3)))
+    miss = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-1, 3)))
+    assert "no CLIP pilot (0 of 1)" in miss and "No recipe change puts at least 75%" in miss
     hit = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-5, 3)))
-    assert "1 put their model inside" in hit and "m with *x*" in hit
+    assert "m with *x* (1 of 1)" in hit and "The recipe change(s) *x* put" in hit
     # an accuracy loss beyond the allowance does not count as reaching the range
-    assert "none puts" in " ".join(W.regime_sentences(committed, None, trained.assign(
-        id_accuracy=[0.5, 0.40]), clip_range=(-5, 3)))
+    lost = " ".join(W.regime_sentences(committed, None, trained.assign(id_accuracy=[0.5, 0.40]),
+                                       clip_range=(-5, 3)))
+    assert "no CLIP pilot (0 of 1)" in lost
 
 
 def _pilot_table(name):
@@ -166,3 +168,14 @@ def test_each_pilots_control_reproduces_the_committed_model():
     base = trained[trained["variant"] == "base"]
     assert set(base["model"]) == set(P.CLIP_PILOT_MODELS) | set(P.SUP_PILOT_MODELS)
     assert np.allclose(base["id_accuracy"], base["model"].map(acc), atol=0.005)
+
+
+def test_best_single_scale_is_the_brute_force_maximum():
+    rng = np.random.default_rng(7)
+    lo = rng.uniform(10, 60, 30)
+    hi = lo * rng.uniform(1.05, 1.6, 30)
+    s, n = P.best_single_scale(lo, hi)
+    grid = np.geomspace(5, 200, 20000)
+    brute = max(int(((lo <= g) & (g <= hi)).sum()) for g in grid)
+    assert n == brute and ((lo <= s) & (s <= hi)).sum() == n
+    assert P.best_single_scale([np.nan], [np.nan]) [1] == 0

@@ -36,6 +36,21 @@ import numpy as np
 from clipsafety.zoo.core import ZOO_DIR
 
 PILOT_DIR = ZOO_DIR / "pilots"
+#: the batch of OpenAI's CLIP training (Radford et al. 2021, section 2.5)
+REAL_CLIP_BATCH = 32_768
+
+
+def _open_clip_init_scale() -> float:
+    """open_clip's initial logit scale (``CLIP(init_logit_scale=log(1/0.07))``), read from
+    its signature."""
+    import inspect
+
+    from open_clip.model import CLIP
+
+    return math.exp(inspect.signature(CLIP.__init__).parameters["init_logit_scale"].default)
+
+
+OPEN_CLIP_INIT_SCALE = _open_clip_init_scale()
 ID_SET = "id-test"
 #: the pilots' plan entries: one per tower, on the 10k sets (the cheapest to train)
 CLIP_PILOT_MODELS = ("clip-convnext-wit-10k", "clip-vit-wit-10k", "clip-resnet-wit-10k")
@@ -53,6 +68,20 @@ SUP_VARIANTS = {"base": {}, "4x samples seen": {"budget": 4}, "label smoothing 0
 
 
 # ---------------------------------------------------------------------------- pure measures
+def best_single_scale(lo_scales, hi_scales) -> tuple[float, int]:
+    """The one zero-shot scale that puts the most models inside a range, given each model's
+    interval of scales ``[lo_scales[i], hi_scales[i]]`` that does so: ``(scale, count)`` (an
+    interval endpoint, where the count of covering intervals is largest)."""
+    lo, hi = np.asarray(lo_scales, float), np.asarray(hi_scales, float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    lo, hi = lo[ok], hi[ok]
+    if not lo.size:
+        return float("nan"), 0
+    counts = [(int(((lo <= c) & (c <= hi)).sum()), c) for c in np.concatenate([lo, hi])]
+    n, c = max(counts)
+    return float(c), n
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(1, keepdims=True)
     e = np.exp(z)
@@ -173,9 +202,26 @@ def _temperature(logits, targets) -> float:
     return float(metrics.fit_temperature(logits, targets))
 
 
-def committed(ids=None, n_batches: int = 20, data=None) -> list[dict]:
+def real_clip_range() -> tuple[float, float] | None:
+    """The real zero-shot CLIPs' ID gap range (points), from C-OOD's published file
+    (:func:`clipsafety.premises.real_gap_ranges`); ``None`` where the file is unavailable."""
+    try:
+        from clipsafety import premises
+        from clipsafety.groups import CLIP_ZEROSHOT
+        from clipsafety.published_models import cood_models
+
+        lo, hi = premises.real_gap_ranges(cood_models("softmax"),
+                                          {CLIP_ZEROSHOT: CLIP_ZEROSHOT})[CLIP_ZEROSHOT][:2]
+        return float(lo), float(hi)
+    except Exception:  # noqa: BLE001 - offline without a mirror: the columns are left out
+        return None
+
+
+def committed(ids=None, n_batches: int = 20, data=None, real_range=None) -> list[dict]:
     """One row per committed zoo model (``ids``: default all but the reference): the ID regime
-    and, for a zero-shot CLIP, its scales (module docstring)."""
+    and, for a zero-shot CLIP, its scales (module docstring). With ``real_range`` (``(lo, hi)``
+    points), also the zero-shot scales at which its gap would equal ``lo`` and ``hi``: any
+    scale between them puts the model inside the real range."""
     from clipsafety.zoo import train as T
     from clipsafety.zoo.core import load
 
@@ -204,6 +250,10 @@ def committed(ids=None, n_batches: int = 20, data=None) -> list[dict]:
                            [(m & ~np.eye(len(m), dtype=bool)).sum() / (len(m) * (len(m) - 1))
                             for m in sames])),
                        scale_for_zero_gap=scale_for_gap(L / s, y))
+            if real_range is not None:
+                row.update(real_lo=real_range[0], real_hi=real_range[1],
+                           scale_for_real_lo=scale_for_gap(L / s, y, real_range[0]),
+                           scale_for_real_hi=scale_for_gap(L / s, y, real_range[1]))
         rows.append(row)
         print(f"   {zid}: gap {gap:+.1f} points", flush=True)
     return rows
@@ -324,7 +374,7 @@ def main(argv=None) -> int:
     out = Path(a.out)
     data = T._Data()
     if "committed" in a.what:
-        _write(committed(data=data), out / "committed.csv")
+        _write(committed(data=data, real_range=real_clip_range()), out / "committed.csv")
     if "batch" in a.what:
         _write(batch_sizes(data=data), out / "batch.csv")
     if "trained" in a.what:

@@ -31,6 +31,8 @@ from clipsafety.store import canonical_json
 from clipsafety.synth.datasets import eval_sets
 from clipsafety.zoo.plan import FT2_BUDGET, PLAN, source_of
 
+#: open_clip's cap on the learned logit scale (its training clamps ``logit_scale`` to log 100)
+LOGIT_SCALE_CAP = 100.0
 #: the sets every model is evaluated on: the ``in_zoo_eval`` rows of the synthetic table
 EVAL_SETS = eval_sets()
 
@@ -175,7 +177,7 @@ def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr
 
     def clamp():
         with torch.no_grad():
-            clip.logit_scale.clamp_(0, math.log(100))
+            clip.logit_scale.clamp_(0, math.log(LOGIT_SCALE_CAP))
 
     return _optimise(clip, len(images), samples_seen, seed, lr, batch, loss_of_batch,
                      after_step=clamp, desc=desc, progress=progress, scale_lr_mult=scale_lr_mult)
