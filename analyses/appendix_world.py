@@ -492,7 +492,8 @@ if (pilot_dir / "committed.csv").exists():
            "scale_for_zero_gap": ("Median scale for a zero gap", "ratio", 1, "not a zero-shot CLIP")},
           "The zoo's ID confidence regime per group, against C-OOD's real range."))
     display(Markdown("\n\n".join(study.regime_sentences(
-        committed, batch_opt, trained, clip_range=gap_ranges.get(CLIP_ZEROSHOT)))))
+        committed, batch_opt, trained, clip_range=gap_ranges.get(CLIP_ZEROSHOT),
+        catalog=pd.read_csv(zoo_dir() / "catalog.csv")))))
     if trained is not None and len(trained):
         eff = study.pilot_effects(trained)
         display(shown(eff.assign(**{c: eff[c] / 100 for c in

@@ -128,6 +128,7 @@ def test_appendix_reads_the_pilot_tables():
     assert eff.loc[0, "gap_change"] == 6.0 and eff.loc[0, "accuracy_change"] == pytest.approx(5.0)
     text = " ".join(W.regime_sentences(committed, None, trained))
     assert "100% of them sit within 15%" in text and "gap -10.0 → -4.0" in text
+    assert "*x* moves the gap most (a median +6.0 points)" in text
     miss = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-1, 3)))
     assert "no CLIP pilot (0 of 1)" in miss and "No recipe change puts at least 75%" in miss
     hit = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-5, 3)))
@@ -179,3 +180,11 @@ def test_best_single_scale_is_the_brute_force_maximum():
     brute = max(int(((lo <= g) & (g <= hi)).sum()) for g in grid)
     assert n == brute and ((lo <= s) & (s <= hi)).sum() == n
     assert P.best_single_scale([np.nan], [np.nan]) [1] == 0
+
+
+def test_retrain_cost_counts_the_clips_budget_and_their_fine_tunes():
+    from clipsafety.studies import appendix_world as W
+
+    cat = pd.DataFrame({"kind": ["clip", "clip", "ft", "ft2", "sup"],
+                        "train_seconds": [10.0, 20.0, 5.0, 7.0, 100.0]})
+    assert W.retrain_seconds(cat, 4) == 4 * 30 + 12

@@ -40,7 +40,7 @@ __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING
            "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
            "paired_er_difference", "real_signature", "signature", "signature_table",
-           "regime_by_group", "pilot_effects", "regime_sentences", "source_knobs", "zoo_points"]
+           "regime_by_group", "pilot_effects", "regime_sentences", "retrain_seconds", "source_knobs", "zoo_points"]
 
 ID_SET = "synth:id-test"
 #: the natural-shift analogues of the world and the real shift each stands for
@@ -522,9 +522,23 @@ def pilot_effects(trained: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+#: the CLIP pilots that multiply a CLIP's training budget, and by how much
+CLIP_BUDGET_FACTORS = {"4x samples seen": 4}
+
+
+def retrain_seconds(catalog: pd.DataFrame, clip_factor: float) -> float:
+    """Single-core seconds to retrain every zero-shot CLIP of ``catalog`` (its measured
+    ``train_seconds``) with ``clip_factor`` times its budget, plus the fine-tunes built on them
+    (a changed parent changes their spec) at their own measured times."""
+    t = catalog["train_seconds"].astype(float)
+    return float(clip_factor * t[catalog["kind"] == "clip"].sum()
+                 + t[catalog["kind"].isin(["ft", "ft2"])].sum())
+
+
 def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                      trained: pd.DataFrame | None, tolerance: float = 0.15,
-                     clip_range: tuple | None = None, max_accuracy_loss: float = 5.0) -> list[str]:
+                     clip_range: tuple | None = None, max_accuracy_loss: float = 5.0,
+                     catalog: pd.DataFrame | None = None) -> list[str]:
     """What the confidence pilots show, in words computed from their tables: whether the CLIPs'
     learned scale sits at its contrastive optimum (within ``tolerance``, relative), how batch
     size and same-category negatives move that optimum, the scale a zero gap would need, and
@@ -573,14 +587,26 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                    f"at {REAL_CLIP_BATCH:,} and its scale reaches the cap of {LOGIT_SCALE_CAP:g}).")
     if trained is not None and len(trained):
         eff = pilot_effects(trained)
-        for v, part in eff.groupby("variant", sort=False):
+        kind = np.where(eff["logit_scale"].notna(), "CLIP", "Supervised")
+        for (k, v), part in eff.groupby([kind, eff["variant"]], sort=False):
             scale = (f"; final scale {part['logit_scale'].min():.1f} to {part['logit_scale'].max():.1f}"
                      if part["logit_scale"].notna().any() else "")
-            out.append(f"Pilot *{v}* ({len(part)} models): gap {part['base_gap'].median():+.1f} → "
-                       f"{part['gap_points'].median():+.1f} points (median change "
+            out.append(f"{k} pilot *{v}* ({len(part)} models): gap "
+                       f"{part['base_gap'].median():+.1f} → "
+                       f"{part['gap_points'].median():+.1f} points (medians; pilots "
+                       f"{part['gap_points'].min():+.1f} to {part['gap_points'].max():+.1f}; change "
                        f"{part['gap_change'].median():+.1f}), accuracy change "
                        f"{part['accuracy_change'].median():+.1f} points{scale}.")
         clip_eff = eff[eff["logit_scale"].notna()]
+        if len(clip_eff):
+            moves = clip_eff.groupby("variant", sort=False)["gap_change"].median()
+            top = moves.idxmax()
+            part = clip_eff[clip_eff["variant"] == top]
+            out.append(f"Among the CLIP pilots, *{top}* moves the gap most (a median "
+                       f"{moves.max():+.1f} points), but by {part['gap_change'].min():+.1f} to "
+                       f"{part['gap_change'].max():+.1f} points across its "
+                       f"{len(part)} towers, to gaps of {part['gap_points'].min():+.1f} to "
+                       f"{part['gap_points'].max():+.1f}.")
         if clip_range is not None and len(clip_eff):
             from clipsafety.premises import REGIME_SHARE
 
@@ -603,6 +629,17 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                 + (", so the zoo keeps its recipe and the calibration, prompt and curation "
                    "chapters' world rows read *premise not met*." if reached.empty else
                    ": a retrained zoo with it is the next step."))
+            if catalog is not None and not reached.empty:
+                for v in reached.index:
+                    factor = CLIP_BUDGET_FACTORS.get(v)
+                    if factor:
+                        sec = retrain_seconds(catalog, factor)
+                        out.append(
+                            f"*{v}* for every zoo CLIP (and a retrain of the fine-tunes built on "
+                            f"them) costs about {sec / 60:.0f} minutes of one core at the "
+                            f"committed zoo's measured training times, {sec / 120:.0f} minutes with "
+                            "`make zoo`'s 2 workers; the zoo's CLIPs keep their recipe until that "
+                            "retrain is run, so their calibration rows still read *premise not met*.")
     return out
 
 

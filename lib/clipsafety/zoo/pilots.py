@@ -63,6 +63,7 @@ CLIP_VARIANTS = {
     "scale fixed at 100": {"scale_init": 100.0, "scale_fixed": True},
     "scale fixed at 30": {"scale_init": 30.0, "scale_fixed": True},
     "no same-category negatives": {"masked": True},
+    "4x samples seen": {"budget": 4},
 }
 SUP_VARIANTS = {"base": {}, "4x samples seen": {"budget": 4}, "label smoothing 0.1": {"smoothing": 0.1}}
 
@@ -298,13 +299,13 @@ def train_variant(zid: str, variant: str, data=None) -> dict:
         _, imgs, lab, _ = data.get(spec["train_set"])
         clip = T.build_clip_seeded(clip_config(spec["arch"], vocab_size=len(VOCAB)), spec["seed"])
         masked = knobs.pop("masked", False)
-        T.train_clip(clip, imgs, data.tokens(spec["train_set"]), spec["samples_seen"], spec["seed"],
+        seen = spec["samples_seen"] * knobs.pop("budget", 1)
+        T.train_clip(clip, imgs, data.tokens(spec["train_set"]), seen, spec["seed"],
                      lr=spec["lr"], batch=spec["batch"], progress=False,
                      labels=lab if masked else None, **knobs)
         clip.eval()
         L = _logits(_zero_shot_module(clip), X)
         extra = {"logit_scale": float(clip.logit_scale.detach().exp())}
-        seen = spec["samples_seen"]
     else:
         knobs = SUP_VARIANTS[variant]
         _, imgs, lab, _ = data.get(spec["train_set"])
@@ -365,6 +366,8 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="*", default=None,
                     help="train only these pilots (names of CLIP_VARIANTS / SUP_VARIANTS); their "
                          "rows replace the same (model, variant) rows of trained.csv")
+    ap.add_argument("--models", nargs="*", default=None,
+                    help="train pilots only of these plan entries (default: every pilot model)")
     a = ap.parse_args(argv)
     import torch
 
@@ -385,10 +388,13 @@ def main(argv=None) -> int:
         path = out / "trained.csv"
         kept = []
         if a.variants and path.exists():
-            kept = [r for r in csv.DictReader(open(path)) if r["variant"] not in a.variants]
+            kept = [r for r in csv.DictReader(open(path))
+                    if r["variant"] not in a.variants or (a.models and r["model"] not in a.models)]
         rows = []
         for models, variants in ((CLIP_PILOT_MODELS, CLIP_VARIANTS), (SUP_PILOT_MODELS, SUP_VARIANTS)):
             for zid in models:
+                if a.models and zid not in a.models:
+                    continue
                 rows += [train_variant(zid, v, data) for v in variants
                          if a.variants is None or v in a.variants]
                 _write(_ordered(kept + rows), path)
