@@ -130,6 +130,11 @@ def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor
     error bars, percent points); ``summary`` from :func:`clipsafety.summaries.group_summary`."""
     alt = _alt()
     d = plots.with_group_labels(_pct(summary.dropna(subset=["mean"]), ["mean", "lo", "hi"]))
+    if d.empty:
+        return plots.not_drawn_note(
+            f"The chart of {title}", "no group has an effective robustness in this run (the "
+            "baseline group needs at least two models of different accuracy for its trend; "
+            "see the models per group above)")
     groups = _groups_in(summary)
     enc = plots.group_encodings(groups)
     sel = _legend_selection()
@@ -162,6 +167,11 @@ def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
     (diverging around 0); tooltips name model, group and value."""
     alt = _alt()
     d = plots.with_group_labels(_pct(long.dropna(subset=[value]), [value]))
+    if d.empty or not (d[value].abs() > 1e-9).any():
+        return plots.not_drawn_note(
+            f"The heatmap of {title}", "no model has a non-zero effective robustness in this "
+            "run (the baseline group needs at least two models of different accuracy for its "
+            "trend; see the models per group above)")
     order = [group_label(g) for g in GROUPS]
     d["_g"] = d["group_label"].map({g: i for i, g in enumerate(order)}).fillna(len(order))
     models = list(d.sort_values(["_g", "model"])["model"].drop_duplicates())

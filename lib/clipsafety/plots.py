@@ -212,6 +212,16 @@ def trend_band(grid_df, x: str = "x", lo: str = "lo", mid: str = "mid", hi: str 
     return band + line
 
 
+def not_drawn_note(what: str, why: str):
+    """A Markdown note that stands in place of a chart with nothing to draw (a rerun on too
+    few models of a group, a statistic that is undefined): ``what`` is not drawn, ``why``
+    says why in words; never an empty chart or a legend of a zero-width range."""
+    from IPython.display import Markdown
+
+    text = " ".join(f"{what} is not drawn: {why}".split()).replace("`", "'")
+    return Markdown(f"```{{note}}\n{text[0].upper() + text[1:]}\n```")
+
+
 def unavailable_note(exc: Exception, what: str = "This panel"):
     """A Markdown note that stands in place of a panel whose published data is unavailable.
 

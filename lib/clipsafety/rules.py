@@ -25,12 +25,21 @@ Rule = Callable[[object, dict], "str | None"]
 
 @dataclass(frozen=True)
 class Exercise:
-    """A workshop task: what to do, the parameters it changes (Python values, written as
-    YAML on the command line), what to look for."""
+    """A workshop task: what to do, the one parameter it changes against the chapter's
+    defaults (Python values, written as YAML on the command line), what to look for.
+
+    An exercise is a controlled experiment: ``params`` holds exactly one parameter (a test
+    checks it differs from the default), and its page compares itself with the book's run at
+    the defaults (:func:`clipsafety.pages.comparison`). ``measures``: what the exercise asks
+    about, as a function of a chapter's recorded outputs (the JSON payload of
+    :func:`clipsafety.outputs.record`) returning ``{quantity in words: value}``; computed on
+    both runs for the before/after table. Without it, a chapter that judges claims compares
+    each claim's verdict and estimate."""
 
     task: str
     params: dict
     look_for: str
+    measures: Callable[[dict], dict] | None = None
 
 
 #: a handful of zoo models spanning the groups (seconds per chapter on a laptop)

@@ -978,15 +978,14 @@ PARAMETER_RULES = {
     "published": _R.choice(True, False),
 }
 
-_FEW = _R.FEW_ZOO_MODELS
 EXERCISES = [
     Exercise("Use fewer bins for ECE and the reliability diagrams.",
-             {"models": _FEW, "n_bins": 10},
+             {"n_bins": 10},
              "how much ECE depends on the binning"),
     Exercise("Fit the temperature on a fifth of each ID class.",
-             {"models": _FEW, "fit_fraction": 0.2},
+             {"fit_fraction": 0.2},
              "whether the temperature still transfers to the shifts"),
     Exercise("Ask for a stricter transfer.",
-             {"models": _FEW, "transfer_margin": 0.01},
+             {"transfer_margin": 0.01},
              "the transfer claim's verdict"),
 ]
