@@ -157,20 +157,34 @@ def _defaults(chapter: str) -> dict:
         return {}
 
 
+#: what the before/after table's "changed" column says
+CHANGED, SAME, ONLY_BEFORE, ONLY_AFTER = "yes", "no", "only in the book's run", "only in this run"
+
+
 def comparison_table(before: dict, after: dict, measures=None):
-    """``DataFrame`` (quantity, default run, this run, changed): ``measures`` (a function of a
+    """``DataFrame`` (quantity, before, after, changed): ``measures`` (a function of a
     recorded payload, default: :func:`claim_measures`, else :func:`scalar_measures`) computed
-    on the two recorded payloads."""
+    on the book's recorded payload (``before``) and this run's (``after``). Quantities that
+    changed come first; a claim not testable in either run is left out (it says nothing about
+    the knob)."""
     import pandas as pd
+
+    from clipsafety.claims import NOT_TESTABLE
 
     if measures is None:
         measures = claim_measures if (before.get("claims") or after.get("claims")) \
             else scalar_measures
     b, a = measures(before), measures(after)
     keys = list(b) + [k for k in a if k not in b]
-    rows = [{"quantity": k, "before": _shown(b.get(k)), "after": _shown(a.get(k))} for k in keys]
-    for r in rows:
-        r["changed"] = "yes" if r["before"] != r["after"] else "no"
+    rows = []
+    for k in keys:
+        x, y = _shown(b.get(k)), _shown(a.get(k))
+        if x == y == NOT_TESTABLE:
+            continue
+        changed = (ONLY_AFTER if k not in b else ONLY_BEFORE if k not in a
+                   else CHANGED if x != y else SAME)
+        rows.append({"quantity": k, "before": x, "after": y, "changed": changed})
+    rows.sort(key=lambda r: r["changed"] == SAME)
     return pd.DataFrame(rows, columns=["quantity", "before", "after", "changed"])
 
 
@@ -198,7 +212,8 @@ def comparison(chapter: str, after: dict | None = None, before: dict | None = No
     ex = _exercise_for(chapter, run["changed"])
     head = ('<div class="admonition clipsafety-comparison"><p class="admonition-title">'
             "This run against the book's run</p>")
-    what = (f"<p>Exercise: {_cell(ex.task)} Look at {_cell(ex.look_for)}.</p>" if ex else "")
+    what = (f"<p>Exercise: {_cell(ex.task)} What to look at: {_cell(ex.look_for)}.</p>"
+            if ex else "")
     if before is None:
         return (head + what + "<p>No record of the book's run of this chapter to compare with: "
                 f"run <code>make chapter NAME={_cell(chapter)}</code> (its defaults) first, then "
@@ -215,7 +230,7 @@ def comparison(chapter: str, after: dict | None = None, before: dict | None = No
     if table.empty:
         body = "<p>Neither run recorded a quantity to compare.</p>"
     else:
-        moved = int((table["changed"] == "yes").sum())
+        moved = int((table["changed"] != SAME).sum())
         body = readable.table(
             table, {"quantity": "Quantity", "before": "The book's run",
                     "after": "This run", "changed": "Changed"},
