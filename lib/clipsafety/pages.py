@@ -102,7 +102,7 @@ def _shown(v) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "–"
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return format_value(v, Column("", "number"))
+        return format_value(v, Column("", "number", digits=4))
     return str(v)
 
 

@@ -42,6 +42,33 @@ class Exercise:
     measures: Callable[[dict], dict] | None = None
 
 
+def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool = True) -> Callable:
+    """An :attr:`Exercise.measures`: the mean of each column of the recorded table ``table``
+    (``columns``: ``{column: what it is, in words with its unit}``) per model group (only
+    ``groups`` when given), and with ``claims`` each claim's verdict and estimate
+    (:func:`clipsafety.pages.claim_measures`). A table that was not recorded gives nothing."""
+    def measure(payload: dict) -> dict:
+        import pandas as pd
+
+        from clipsafety.groups import group_label
+        from clipsafety.pages import claim_measures
+
+        rows = (payload.get("tables") or {}).get(table) or []
+        df = pd.DataFrame(rows)
+        out = {}
+        if len(df) and "group" in df:
+            for g, part in df.groupby("group", sort=False):
+                if groups and g not in groups:
+                    continue
+                for col, label in columns.items():
+                    if col in part and part[col].notna().any():
+                        n = int(part[col].notna().sum())
+                        out[f"{label}, mean of {n} {group_label(g)} model{'s' if n != 1 else ''}"] = \
+                            float(pd.to_numeric(part[col], errors="coerce").mean())
+        return {**out, **(claim_measures(payload) if claims else {})}
+    return measure
+
+
 #: a handful of zoo models spanning the groups (seconds per chapter on a laptop)
 FEW_ZOO_MODELS = ["zoo:clip-resnet-wit-100k", "zoo:clip-resnet-laion-100k",
                   "zoo:ft-resnet-wit-100k", "zoo:sup-resnet-labelled-10k",
@@ -350,7 +377,7 @@ LIVE = {
 }
 
 __all__ = ["BATCH_SIZE", "ECE_MARGIN", "FEW_ZOO_MODELS", "LIVE", "N_BINS", "N_BOOT", "SCALES",
-           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models",
+           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models", "group_means",
            "dataset", "datasets", "device", "folder", "fraction", "from_check", "groups",
            "int_range", "ints", "max_items", "models", "number_range", "open_fraction", "optional_models",
            "positive_float", "real_models", "shown", "subset", "templates", "zoo_clip"]
