@@ -62,9 +62,30 @@ def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool =
                     continue
                 for col, label in columns.items():
                     if col in part and part[col].notna().any():
-                        n = int(part[col].notna().sum())
-                        out[f"{label}, mean of {n} {group_label(g)} model{'s' if n != 1 else ''}"] = \
+                        have = part[part[col].notna()]
+                        n = int(have["model"].nunique()) if "model" in have else len(have)
+                        out[f"{label}: {group_label(g)}, mean of {n} model{'s' if n != 1 else ''}"] = \
                             float(pd.to_numeric(part[col], errors="coerce").mean())
+        return {**out, **(claim_measures(payload) if claims else {})}
+    return measure
+
+
+def table_values(table: str, keys: tuple, columns: dict, *, claims: bool = False,
+                 factor: float = 1.0) -> Callable:
+    """An :attr:`Exercise.measures`: each row's ``columns`` of the recorded table ``table``
+    (``{column: what it is, in words with its unit}``), named by the row's ``keys`` (a
+    snake_case value read as words), times ``factor`` (100: a fraction shown in percent), and
+    with ``claims`` each claim's verdict and estimate."""
+    def measure(payload: dict) -> dict:
+        from clipsafety.pages import claim_measures
+
+        out = {}
+        for r in (payload.get("tables") or {}).get(table) or []:
+            name = ", ".join(str(r.get(k)).replace("_", " ") for k in keys)
+            for col, label in columns.items():
+                v = r.get(col)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[f"{label}: {name}"] = factor * float(v)
         return {**out, **(claim_measures(payload) if claims else {})}
     return measure
 
@@ -377,7 +398,7 @@ LIVE = {
 }
 
 __all__ = ["BATCH_SIZE", "ECE_MARGIN", "FEW_ZOO_MODELS", "LIVE", "N_BINS", "N_BOOT", "SCALES",
-           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models", "group_means",
+           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models", "group_means", "table_values",
            "dataset", "datasets", "device", "folder", "fraction", "from_check", "groups",
            "int_range", "ints", "max_items", "models", "number_range", "open_fraction", "optional_models",
            "positive_float", "real_models", "shown", "subset", "templates", "zoo_clip"]

@@ -978,14 +978,20 @@ PARAMETER_RULES = {
     "published": _R.choice(True, False),
 }
 
+#: what the calibration exercises compare: each group's mean ECE before and after the ID
+#: temperature (over its models and the test conditions), and each claim's verdict
+_CALIBRATION_MEASURES = _R.group_means(
+    "table", {"ece_before": "ECE before scaling (mean over the test conditions)",
+              "ece_after": "ECE with the ID temperature (mean over the test conditions)"})
+
 EXERCISES = [
     Exercise("Use fewer bins for ECE and the reliability diagrams.",
              {"n_bins": 10},
-             "how much ECE depends on the binning"),
+             "how much ECE depends on the binning", _CALIBRATION_MEASURES),
     Exercise("Fit the temperature on a fifth of each ID class.",
              {"fit_fraction": 0.2},
-             "whether the temperature still transfers to the shifts"),
+             "whether the temperature still transfers to the shifts", _CALIBRATION_MEASURES),
     Exercise("Ask for a stricter transfer.",
              {"transfer_margin": 0.01},
-             "the transfer claim's verdict"),
+             "the transfer claim's verdict", _CALIBRATION_MEASURES),
 ]
