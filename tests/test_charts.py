@@ -348,3 +348,22 @@ def test_chart_titles_legends_and_panels_are_words_not_field_names(line_points):
         x="overall_acc:Q")
     assert readable.chart_problems(bare.to_dict(), lambda key: None) == [
         "variable names in axis title (the field's name): overall_acc"]
+
+
+def test_a_chart_with_nothing_to_draw_says_why_in_words():
+    """A rerun whose baseline group has too few models leaves every effective robustness
+    undefined: the group chart and the heatmap are a note that says so, not an empty chart
+    with a legend of a zero-width range (Vega's "infinite extent")."""
+    summary = pd.DataFrame({"factor": ["pose", "partial_view"], "group": ["standard"] * 2,
+                            "n_models": [1, 1], "mean": [np.nan] * 2, "lo": [np.nan] * 2,
+                            "hi": [np.nan] * 2})
+    long = pd.DataFrame({"model": ["a", "b"], "group": ["standard", "clip-zeroshot"],
+                         "factor": ["pose"] * 2, "eff_rob": [np.nan, np.nan]})
+    for note in (charts.effective_robustness_by_group(summary),
+                 charts.effective_robustness_heatmap(long),
+                 charts.effective_robustness_heatmap(long.assign(eff_rob=0.0))):
+        text = note.data
+        assert text.startswith("```{note}\nThe ") and "is not drawn" in text
+        assert "at least two models" in text and "±" not in text
+    drawn = charts.effective_robustness_heatmap(long.assign(eff_rob=[0.02, -0.01])).to_dict()
+    assert drawn["encoding"]["color"]["scale"]["domain"] == pytest.approx([-1.98, 1.98])
