@@ -90,12 +90,6 @@ def table_values(table: str, keys: tuple, columns: dict, *, claims: bool = False
     return measure
 
 
-#: a handful of zoo models spanning the groups (seconds per chapter on a laptop)
-FEW_ZOO_MODELS = ["zoo:clip-resnet-wit-100k", "zoo:clip-resnet-laion-100k",
-                  "zoo:ft-resnet-wit-100k", "zoo:sup-resnet-labelled-10k",
-                  "zoo:sup-vit-labelled-100k"]
-
-
 #: characters of a value a message echoes (the rest is cut with an ellipsis)
 SHOWN_CHARS = 200
 
@@ -397,7 +391,7 @@ LIVE = {
     "batch_size": BATCH_SIZE, "templates": templates, "seed": SEED, "n_boot": N_BOOT,
 }
 
-__all__ = ["BATCH_SIZE", "ECE_MARGIN", "FEW_ZOO_MODELS", "LIVE", "N_BINS", "N_BOOT", "SCALES",
+__all__ = ["BATCH_SIZE", "ECE_MARGIN", "LIVE", "N_BINS", "N_BOOT", "SCALES",
            "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models", "group_means", "table_values",
            "dataset", "datasets", "device", "folder", "fraction", "from_check", "groups",
            "int_range", "ints", "max_items", "models", "number_range", "open_fraction", "optional_models",
