@@ -102,6 +102,36 @@ def test_an_exercise_compares_what_it_measures(monkeypatch):
         {"quantity": "n", "before": "3", "after": "3", "changed": "no"}]
 
 
+def test_the_studies_measures_read_the_recorded_tables():
+    """The measures the exercises declare (rules.group_means, rules.table_values, the card's)
+    compute their numbers from a recorded payload."""
+    from clipsafety import rules
+    from clipsafety.studies import card as card_study
+
+    payload = {"claims": [], "tables": {
+        "averages": [{"model": "a", "group": "clip-zeroshot", "auroc": 0.8},
+                     {"model": "b", "group": "clip-zeroshot", "auroc": 0.6},
+                     {"model": "c", "group": "standard", "auroc": 0.7}],
+        "signature": [{"shift": "synth_r", "mean": 0.0123}]}}
+    means = rules.group_means("averages", {"auroc": "AUROC"}, claims=False)(payload)
+    assert means == {"AUROC: zero-shot CLIP, mean of 2 models": pytest.approx(0.7),
+                     "AUROC: standard ImageNet, mean of 1 model": pytest.approx(0.7)}
+    payload["tables"]["averages"][0]["auroc"] = 0.9
+    assert rules.group_means("averages", {"auroc": "AUROC"}, claims=False)(payload)[
+        "AUROC: zero-shot CLIP, mean of 2 models"] == pytest.approx(0.75)
+    values = rules.table_values("signature", ("shift",), {"mean": "ER (points)"}, factor=100)(payload)
+    assert values == {"ER (points): synth r": pytest.approx(1.23)}
+    assert rules.group_means("missing", {"x": "x"}, claims=False)(payload) == {}
+    card = {"tables": {"card": {"model": "zoo:m", "properties": [{"id": "shape", "title": "Shape bias",
+            "values": [{"label": "shape bias", "dataset": "synth:cue-conflict", "value": 0.4321,
+                        "lo": 0.41, "hi": 0.45, "unit": "fraction",
+                        "placement": {"kinds": {"zero-shot CLIP": {"percentile": 62.5, "n": 24}}}}]}]}}}
+    assert card_study.card_measures(card) == {
+        "model": "zoo:m",
+        "Shape bias: shape bias (synth:cue-conflict)": "0.4321 [0.41, 0.45] fraction",
+        "Shape bias: shape bias (synth:cue-conflict): percentile among 24 zero-shot CLIP": 62.5}
+
+
 def test_the_run_the_kernel_is_told_and_bad_values(monkeypatch):
     monkeypatch.delenv(outputs.RUN_ENV, raising=False)
     assert outputs.this_run() == {"changed": {}, "rerun": False, "defaults": {}}
