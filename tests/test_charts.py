@@ -329,6 +329,8 @@ def _snake_charts(line_points):
         "versus_accuracy": charts.versus_accuracy(per_set, "id_acc", "ece_15"),
         "strip_by_group": charts.strip_by_group(per_set.assign(shape_bias=0.3)),
         "interval_points": charts.interval_points(corr, "template_set", ["spearman_r"]),
+        "versus_accuracy_with_line": charts.versus_accuracy_with_line(
+            per_set, "id_acc", "ece_15", ["standard"]),
     }
 
 
@@ -339,7 +341,7 @@ def test_chart_titles_legends_and_panels_are_words_not_field_names(line_points):
     from clipsafety import readable
 
     built = _snake_charts(line_points)
-    assert len(built) == 14
+    assert len(built) == 15
     found = {name: readable.chart_problems(chart.to_dict(), lambda key: None)
              for name, chart in built.items()}
     assert {k: v for k, v in found.items() if v} == {}

@@ -905,5 +905,7 @@ def versus_accuracy_with_line(df: pd.DataFrame, x: str, y: str, reference: Seque
     line = alt.Chart(pts.data).transform_filter(  # the points' own data (embedded once)
         alt.FieldOneOfPredicate(field="group", oneOf=list(reference))).transform_regression(
         x, y).transform_calculate(line=json.dumps(line_label or "reference line")).mark_line(
-        strokeDash=[6, 4], color="#444").encode(x=f"{x}:Q", y=f"{y}:Q", tooltip=["line:N"])
+        strokeDash=[6, 4], color="#444").encode(x=alt.X(f"{x}:Q", title=x_title),
+                                                 y=alt.Y(f"{y}:Q", title=y_title or words(y)),
+                                                 tooltip=["line:N"])
     return alt.layer(pts, line)
