@@ -256,8 +256,10 @@ def try_it(chapter: str):
                      f"</p><pre>{_cell(command(chapter, ex.params))}</pre></li>")
     examples = [command(chapter, ex.params) for ex in exercises]
     return HTML(compared + '<section class="clipsafety-try-it"><h2>Try it</h2>'
-                "<p>Exercises for a laptop (each runs in minutes on the zoo) from the "
-                "repository's root; the command re-executes this chapter and rebuilds the site."
+                "<p>Exercises for a laptop, run from the repository's root. Each changes one "
+                "parameter against this chapter's defaults, on the same models; the command "
+                "re-executes the chapter and rebuilds the site, and the rerun's page compares "
+                "itself with the book's run (the book's record is kept)."
                 f"</p><ol>{''.join(items)}</ol>" + rerun_box(chapter, examples) + "</section>")
 
 
