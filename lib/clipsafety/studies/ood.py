@@ -703,7 +703,7 @@ PARAMETER_RULES = {
 #: what the OOD exercises compare: each group's mean AUROC and FPR at 95% over the OOD sets,
 #: and each claim's verdict
 _OOD_MEASURES = _R.group_means("averages", {"auroc": "AUROC (mean over the OOD sets)",
-                                            "fpr95": "FPR at 95% (mean over the OOD sets)"})
+                                            "fpr95": "FPR at 95% (fraction, mean over the OOD sets)"})
 
 EXERCISES = [
     Exercise("Score zero-shot CLIP with the energy score instead of MCM.",
