@@ -234,7 +234,7 @@ def comparison(chapter: str, after: dict | None = None, before: dict | None = No
         body = readable.table(
             table, {"quantity": "Quantity", "before": "The book's run",
                     "after": "This run", "changed": "Changed"},
-            caption=f"{moved} of {len(table)} quantities changed.", fold=40).html
+            caption=f"{moved} of {len(table)} quantities changed.").html
     return (head + what + f"<p>This run differs from the book's recorded run in: {differs}. "
             "Every number below is computed from the two runs' recorded outputs; the book's "
             "record is left as it is.</p>" + body + "</div>")
