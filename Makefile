@@ -3,7 +3,8 @@
 #                             (BOOK_JOBS=N chapters at once, each with cores/N torch threads;
 #                             default one per core, at most 4: fastest in bench/bench_jobs.py)
 #   make test                 set up .venv, run the test suite
-#   make test-full            the suite plus each chapter at its defaults over the whole zoo
+#   make test-full            the suite plus each chapter at its defaults over the whole zoo,
+#                             and every Try-it exercise against it (tests/test_exercises.py)
 #   make chapter NAME=landscape PARAMS='-p key value'   re-execute one chapter, rebuild the site
 #   make venv-cpu             the same .venv with PyTorch's CPU-only wheels (workshop laptops)
 #   make zoo                  retrain the tiny model zoo from seeds (the book only loads it)
@@ -85,7 +86,8 @@ chapter: venv
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# also the chapters at their defaults over the whole zoo (tens of minutes on a cold store)
+# also the chapters at their defaults over the whole zoo, and every exercise against them
+# (tens of minutes on a cold store)
 test-full: venv
 	CLIPSAFETY_FULL_TESTS=1 $(PY) -m pytest $(PYTEST_ARGS)
 

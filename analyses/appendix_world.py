@@ -538,7 +538,7 @@ else:
     display(Markdown("No chapter has recorded a world verdict yet (`make book` runs them first)."))
 
 # %%
-outputs.record("appendix_world", None, contract=contract, ranges=ranges,
+outputs.record("appendix_world", None, contract=contract, ranges=ranges, frequencies=freq,
                signature=sig_table, erosion=erosion, ablation=ablation,
                ablation_pairs=div_diffs, objective_pairs=obj_diffs, false_negatives=fneg,
                ood_by_group=ood_by_group, calibration_by_group=cal_by_group,

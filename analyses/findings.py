@@ -50,7 +50,7 @@
 chapters: str | list = "all"  # which chapters' claims to show: all, or a list of chapter names
 
 # %%
-from clipsafety import charts, pages, plots
+from clipsafety import charts, claims, outputs, pages, plots
 from clipsafety.studies import findings as study
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
@@ -95,4 +95,9 @@ display(Markdown(study.chapters_status(found)))
 # it with other parameters.
 
 # %%
+counts = claims.tally(claims_all) if len(claims_all) else dict.fromkeys(claims.VERDICTS, 0)
+outputs.record("findings", None, **{"chapters shown": len(found),
+                                    "claims shown": int(claims_all["claim_id"].nunique())
+                                    if len(claims_all) else 0},
+               **{f"verdicts {v}": n for v, n in counts.items()})
 display(pages.try_it("findings"))

@@ -267,3 +267,105 @@ def test_mean_points_and_stage_lines_encode_their_columns():
     assert (enc["detail"]["field"], enc["shape"]["field"], enc["color"]["field"]) == (
         "model", "stage", "source")
     assert spec["width"] + charts.AXIS <= charts.TEXT_WIDTH
+
+
+# ----------------------------------------------------------------------------- words, not fields
+
+def _snake_charts(line_points):
+    """Every builder the chapters call, fed tables whose columns and values are snake_case
+    names (``overall_acc``, ``partial_view``), without titles where a caller may leave one
+    out: what a reader sees must still be words."""
+    from clipsafety import readable  # noqa: F401  (the audit below)
+
+    groups = ["standard", "clip-zeroshot", "standard", "clip-zeroshot"]
+    long = pd.DataFrame({"model": ["a", "b", "c", "d"] * 2, "group": groups * 2,
+                         "factor": ["partial_view"] * 4 + ["pose"] * 4,
+                         "factor_acc": [0.4, 0.5, 0.6, 0.7] * 2,
+                         "overall_acc": [0.5, 0.6, 0.7, 0.8] * 2,
+                         "eff_rob": [0.0, 0.05, -0.01, 0.1] * 2})
+    grid = pd.DataFrame({"factor": ["partial_view"] * 2, "x": [0.5, 0.8], "lo": [0.3, 0.6],
+                         "mid": [0.4, 0.7], "hi": [0.5, 0.8]})
+    summary = pd.DataFrame({"factor": ["partial_view", "pose"] * 2,
+                            "group": ["standard", "standard", "clip-zeroshot", "clip-zeroshot"],
+                            "n_models": [2] * 4, "mean": [0.0, 0.01, 0.05, 0.1],
+                            "lo": [-0.01, 0.0, 0.02, 0.05], "hi": [0.01, 0.02, 0.08, 0.15]})
+    medians = pd.DataFrame({"shift": ["r", "r", "a", "a"], "group": ["standard", "clip-zeroshot"] * 2,
+                            "median": [-0.005, 0.25, 0.005, 0.3333], "n": [2, 1, 2, 1]})
+    bands = pd.DataFrame({"shift": ["r", "r", "a", "a"], "x": [0.6, 0.9, 0.6, 0.9],
+                          "lo": [0.2, 0.4, 0.0, 0.1], "mid": [0.3, 0.5, 0.05, 0.2],
+                          "hi": [0.4, 0.6, 0.1, 0.3]})
+    per_set = pd.DataFrame({"model": ["a", "b", "c", "d"], "group": groups,
+                            "ood_set": ["synth_textures", "synth_textures", "open_set", "open_set"],
+                            "id_acc": [0.5, 0.6, 0.7, 0.8], "auroc_mcm": [0.7, 0.8, 0.75, 0.9],
+                            "fpr_at_95": [0.5, 0.4, 0.45, 0.3],
+                            "train_source": ["wit_like", None, "laion_like", "wit_like"],
+                            "score_name": ["max_logit", "msp"] * 2,
+                            "template_set": ["single_template", "openai"] * 2,
+                            "ece_15": [0.02, 0.05, 0.03, 0.08]})
+    bins = pd.DataFrame({"model": ["zoo:clip-a"] * 2 + ["zoo:sup-b"] * 2,
+                         "shift_name": ["id_test"] * 4, "lo": [0.0, 0.5] * 2, "hi": [0.5, 1.0] * 2,
+                         "n": [10, 20] * 2, "share": [0.33, 0.67] * 2,
+                         "accuracy": [0.3, 0.8, 0.2, 0.9], "confidence": [0.3, 0.7, 0.4, 0.8]})
+    freq = pd.DataFrame({"factor": ["partial_view", "pose"] * 2, "share_of_images": [0.1, 0.2, 0.15, 0.25],
+                         "data_source": ["synth_world"] * 2 + ["imagenet_x"] * 2})
+    corr = pd.DataFrame({"template_set": ["single_template", "openai"], "spearman_r": [0.3, 0.5],
+                         "spearman_r_lo": [0.1, 0.2], "spearman_r_hi": [0.5, 0.7]})
+    names = {"r": "ImageNet-R", "a": "ImageNet-A"}
+    return {
+        "factor_trends": charts.factor_trends(long, grid, ["partial_view", "pose"]),
+        "effective_robustness_by_group": charts.effective_robustness_by_group(summary),
+        "effective_robustness_heatmap": charts.effective_robustness_heatmap(long),
+        "effective_robustness_ticks": charts.effective_robustness_ticks(line_points, medians,
+                                                                        ["r", "a"], names),
+        "accuracy_on_the_line": charts.accuracy_on_the_line(line_points, bands, ["r", "a"], names),
+        "scatter_panels": charts.scatter_panels(per_set, "id_acc", "auroc_mcm", "ood_set"),
+        "reliability_diagram": charts.reliability_diagram(bins, panel="shift_name"),
+        "grouped_bars": charts.grouped_bars(freq, "share_of_images", "factor", "data_source"),
+        "score_comparison": charts.score_comparison(per_set, "ood_set", "auroc_mcm", "score_name"),
+        "metric_panels": charts.metric_panels(per_set, "ood_set", ["synth_textures", "open_set"],
+                                              "id_acc", ["auroc_mcm", "fpr_at_95"],
+                                              marker="train_source"),
+        "points_by_category": charts.points_by_category(per_set, "template_set", "ece_15", "model"),
+        "versus_accuracy": charts.versus_accuracy(per_set, "id_acc", "ece_15"),
+        "strip_by_group": charts.strip_by_group(per_set.assign(shape_bias=0.3)),
+        "interval_points": charts.interval_points(corr, "template_set", ["spearman_r"]),
+        "versus_accuracy_with_line": charts.versus_accuracy_with_line(
+            per_set, "id_acc", "ece_15", ["standard"]),
+    }
+
+
+def test_chart_titles_legends_and_panels_are_words_not_field_names(line_points):
+    """The audit of the built site (:func:`clipsafety.readable.chart_problems`) finds no
+    snake_case name in any title, axis title, legend or panel header of the chart specs the
+    builders produce."""
+    from clipsafety import readable
+
+    built = _snake_charts(line_points)
+    assert len(built) == 15
+    found = {name: readable.chart_problems(chart.to_dict(), lambda key: None)
+             for name, chart in built.items()}
+    assert {k: v for k, v in found.items() if v} == {}
+    # the audit itself sees a field name where a builder would show one
+    bare = charts._alt().Chart(pd.DataFrame({"overall_acc": [1.0]})).mark_point().encode(
+        x="overall_acc:Q")
+    assert readable.chart_problems(bare.to_dict(), lambda key: None) == [
+        "variable names in axis title (the field's name): overall_acc"]
+
+
+def test_a_chart_with_nothing_to_draw_says_why_in_words():
+    """A rerun whose baseline group has too few models leaves every effective robustness
+    undefined: the group chart and the heatmap are a note that says so, not an empty chart
+    with a legend of a zero-width range (Vega's "infinite extent")."""
+    summary = pd.DataFrame({"factor": ["pose", "partial_view"], "group": ["standard"] * 2,
+                            "n_models": [1, 1], "mean": [np.nan] * 2, "lo": [np.nan] * 2,
+                            "hi": [np.nan] * 2})
+    long = pd.DataFrame({"model": ["a", "b"], "group": ["standard", "clip-zeroshot"],
+                         "factor": ["pose"] * 2, "eff_rob": [np.nan, np.nan]})
+    for note in (charts.effective_robustness_by_group(summary),
+                 charts.effective_robustness_heatmap(long),
+                 charts.effective_robustness_heatmap(long.assign(eff_rob=0.0))):
+        text = note.data
+        assert text.startswith("```{note}\nThe ") and "is not drawn" in text
+        assert "at least two models" in text and "±" not in text
+    drawn = charts.effective_robustness_heatmap(long.assign(eff_rob=[0.02, -0.01])).to_dict()
+    assert drawn["encoding"]["color"]["scale"]["domain"] == pytest.approx([-1.98, 1.98])

@@ -40,6 +40,11 @@ def _key(lines: Sequence[str], title: str = ""):
                               limit=TEXT_WIDTH, subtitleFontSize=11)
 
 
+def words(name) -> str:
+    """A name of the data (a factor, a set, a column) as a reader reads it (:func:`clipsafety.plots.words`)."""
+    return plots.words(name)
+
+
 def panel_width(columns: int, axis: int = AXIS, budget: int = TEXT_WIDTH) -> int:
     """The plot width of each of ``columns`` panels side by side within ``budget``."""
     return max(60, (budget - columns * (axis + 10)) // max(1, columns))
@@ -92,12 +97,12 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
             continue
         tooltip = [alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
                    alt.Tooltip("overall_acc:Q", format=".1f", title="overall acc (%)"),
-                   alt.Tooltip("factor_acc:Q", format=".1f", title=f"{f} acc (%)")]
+                   alt.Tooltip("factor_acc:Q", format=".1f", title=f"{words(f)} acc (%)")]
         if "eff_rob" in d:
             tooltip.append(alt.Tooltip("eff_rob:Q", format="+.1f", title="eff. robustness (pts)"))
+        x_title, y_title = "overall accuracy (%)", f"{words(f)} accuracy (%)"
         pts = plots.scatter_by_group(d, "overall_acc", "factor_acc", tooltip,
-                                     x_title="overall accuracy (%)", y_title=f"{f} accuracy (%)",
-                                     groups=groups, size=45)
+                                     x_title=x_title, y_title=y_title, groups=groups, size=45)
         pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)))
         if not panels:  # define the legend selection once; the other panels use it
             pts = pts.add_params(sel)
@@ -109,8 +114,9 @@ def factor_trends(long: pd.DataFrame, grid: pd.DataFrame, factors: Sequence[str]
             hl = d[d["group"] == highlight]
             layers.append(alt.Chart(hl).mark_point(size=140, color="black", filled=False,
                                                    strokeWidth=1.5)
-                          .encode(x="overall_acc:Q", y="factor_acc:Q", tooltip=tooltip))
-        panels.append(alt.layer(*layers).properties(title=_title(f, width), width=width,
+                          .encode(x=alt.X("overall_acc:Q", title=x_title),
+                                  y=alt.Y("factor_acc:Q", title=y_title), tooltip=tooltip))
+        panels.append(alt.layer(*layers).properties(title=_title(words(f), width), width=width,
                                                     height=height))
     if not panels:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no factor data")
@@ -130,12 +136,18 @@ def effective_robustness_by_group(summary: pd.DataFrame, category: str = "factor
     error bars, percent points); ``summary`` from :func:`clipsafety.summaries.group_summary`."""
     alt = _alt()
     d = plots.with_group_labels(_pct(summary.dropna(subset=["mean"]), ["mean", "lo", "hi"]))
+    d[category] = d[category].map(words)
+    if d.empty:
+        return plots.not_drawn_note(
+            f"The chart of {title}", "no group has an effective robustness in this run (the "
+            "baseline group needs at least two models of different accuracy for its trend; "
+            "see the models per group above)")
     groups = _groups_in(summary)
     enc = plots.group_encodings(groups)
     sel = _legend_selection()
-    order = list(summary[category].drop_duplicates())
+    order = [words(c) for c in summary[category].drop_duplicates()]
     base = alt.Chart(d).encode(
-        x=alt.X(f"{category}:N", sort=order, title=category, axis=alt.Axis(labelAngle=-40)),
+        x=alt.X(f"{category}:N", sort=order, title=words(category), axis=alt.Axis(labelAngle=-40)),
         xOffset=alt.XOffset("group_label:N"),
         color=enc["color"],
         opacity=alt.condition(sel, alt.value(1.0), alt.value(0.15)),
@@ -162,6 +174,12 @@ def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
     (diverging around 0); tooltips name model, group and value."""
     alt = _alt()
     d = plots.with_group_labels(_pct(long.dropna(subset=[value]), [value]))
+    d[category] = d[category].map(words)
+    if d.empty or not (d[value].abs() > 1e-9).any():
+        return plots.not_drawn_note(
+            f"The heatmap of {title}", "no model has a non-zero effective robustness in this "
+            "run (the baseline group needs at least two models of different accuracy for its "
+            "trend; see the models per group above)")
     order = [group_label(g) for g in GROUPS]
     d["_g"] = d["group_label"].map({g: i for i, g in enumerate(order)}).fillna(len(order))
     models = list(d.sort_values(["_g", "model"])["model"].drop_duplicates())
@@ -169,7 +187,8 @@ def effective_robustness_heatmap(long: pd.DataFrame, value: str = "eff_rob",
     # colours are clamped at the 98th percentile of |value| (the legend's ends mean "this or
     # beyond"); a model without a value for a category leaves its cell empty (white)
     return alt.Chart(d.drop(columns="_g")).mark_rect().encode(
-        x=alt.X(f"{category}:N", sort=list(long[category].drop_duplicates()), title=category),
+        x=alt.X(f"{category}:N", sort=[words(c) for c in long[category].drop_duplicates()],
+                title=words(category)),
         y=alt.Y("model:N", sort=models, title=None, axis=alt.Axis(labelFontSize=8)),
         color=alt.Color(f"{value}:Q", title=f"eff. rob. (pts; clamped at ±{lim:.1f})",
                         scale=alt.Scale(scheme="redblue", domain=[-lim, lim], reverse=True,
@@ -273,13 +292,13 @@ def trend_panels(points: pd.DataFrame, bands: pd.DataFrame, panel: str, panels: 
     points = points[points[panel].isin(list(panels))]
     charts = []
     for value in panels:
-        yt = y_title(value) if callable(y_title) else (y_title or y)
+        yt = y_title(value) if callable(y_title) else (y_title or words(y))
         scatter = plots.scatter_by_group(points, x, y, size=size, tooltip=tooltip,
                                          x_title=x_title, y_title=yt, groups=groups
                                          ).transform_filter(alt.datum[panel] == value)
         band = plots.trend_band(bands[bands[panel] == value])
         charts.append((band + scatter).properties(width=width, height=height,
-                                                   title=_title((titles or {}).get(value, value),
+                                                   title=_title((titles or {}).get(value, words(value)),
                                                                 width)))
     rows = [alt.hconcat(*charts[i:i + columns]) for i in range(0, len(charts), columns)]
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
@@ -296,7 +315,7 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
     data = plots.with_group_labels(points[points[panel].isin(list(panels))])
     med = alt.Chart(plots.with_group_labels(medians)).mark_tick(
         thickness=4, size=18, color="black").encode(
-        x=f"{median}:Q", y="group_label:N",
+        x=alt.X(f"{median}:Q", title=x_title), y=alt.Y("group_label:N", title=None),
         tooltip=["group_label", alt.Tooltip(f"{median}:Q", format="+.2f", title="median"), "n"])
     zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
     layers = []
@@ -306,7 +325,7 @@ def ticks_with_median(points: pd.DataFrame, medians: pd.DataFrame, panel: str,
             color=enc["color"], tooltip=tooltip).transform_filter(alt.datum[panel] == v)
         layers.append(alt.layer(ticks, med.transform_filter(alt.datum[panel] == v), zero)
                       .properties(width=width, height=height,
-                                  title=_title((titles or {}).get(v, v), width)))
+                                  title=_title((titles or {}).get(v, words(v)), width)))
     return alt.vconcat(*layers)
 
 
@@ -339,7 +358,7 @@ def scatter_by_category(df: pd.DataFrame, x: str, y: str, category: str, size: s
     smallest = float(d.loc[known, size].min()) if known.any() else 1.0
     size_scale = alt.Scale(domain=[smallest, float(d[size].max()) if known.any() else 1.0])
     filled = alt.Chart(d[known]).mark_point(filled=True, opacity=0.8).encode(
-        size=alt.Size(f"{size}:Q", title=size_title or size, scale=size_scale), **enc)
+        size=alt.Size(f"{size}:Q", title=size_title or words(size), scale=size_scale), **enc)
     layers = [filled]
     key = f"filled marker: sized by {size_title or size}"
     if (~known).any():
@@ -365,7 +384,7 @@ def level_curves(df: pd.DataFrame, panel: str, x: str, y: str, series: str, orde
     base = alt.Chart(d).encode(
         x=alt.X(f"{x}:N", sort=alt.EncodingSortField(order, op="min"), title=None,
                 axis=alt.Axis(labelAngle=-45, labelFontSize=8)),
-        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y(f"{y}:Q", title=y_title or words(y), scale=alt.Scale(domain=[0, 1])),
         color=enc["color"], detail=f"{series}:N",
         opacity=alt.condition(sel, alt.value(0.9), alt.value(0.08)),
         strokeWidth=alt.condition(alt.datum._hl, alt.value(2.5), alt.value(0.7)),
@@ -388,7 +407,7 @@ def points_by_category(df: pd.DataFrame, category: str, value: str, series: str,
     enc = plots.group_encodings(_groups_in(df))
     return alt.Chart(d).mark_point(filled=True).encode(
         x=alt.X(f"{category}:N", title=None, axis=alt.Axis(labelAngle=-45)),
-        y=alt.Y(f"{value}:Q", title=x_title or value),
+        y=alt.Y(f"{value}:Q", title=x_title or words(value)),
         size=alt.condition(alt.datum._hl, alt.value(120), alt.value(30)),
         opacity=alt.condition(sel, alt.value(0.85), alt.value(0.08)),
         tooltip=[alt.Tooltip(f"{series}:N"), alt.Tooltip("group_label:N", title="group"),
@@ -415,7 +434,7 @@ def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
     width = width or panel_width(columns)
     d = plots.with_group_labels(_pct(df, [x]))
     if marker:
-        d[marker] = d[marker].fillna("unknown").astype(str)
+        d[marker] = d[marker].fillna("unknown").astype(str).map(words)
     keep = ["model", "group", "group_label", panel, x, *metrics] + ([marker] if marker else [])
     d = d[[c for c in dict.fromkeys(keep) if c in d]]
     sel = _legend_selection()
@@ -423,12 +442,12 @@ def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
     panels = list(panels)
     rows = []
     for m in metrics:
-        mt = (titles or {}).get(m, m)
+        mt = (titles or {}).get(m, words(m))
         for start in range(0, len(panels), columns):
             cells = []
             for i, v in enumerate(panels[start:start + columns]):
                 enc = dict(
-                    x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
+                    x=alt.X(f"{x}:Q", title=x_title or words(x), scale=alt.Scale(zero=False)),
                     y=alt.Y(f"{m}:Q", title=mt if i == 0 else None, scale=alt.Scale(zero=False)),
                     color=colour, opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)),
                     tooltip=[alt.Tooltip("model:N"), alt.Tooltip("group_label:N", title="group"),
@@ -436,10 +455,10 @@ def metric_panels(df: pd.DataFrame, panel: str, panels: Sequence[str], x: str,
                              alt.Tooltip(f"{m}:Q", format=".3f")]
                     + ([alt.Tooltip(f"{marker}:N")] if marker else []))
                 if marker:
-                    enc["shape"] = alt.Shape(f"{marker}:N", title=marker)
+                    enc["shape"] = alt.Shape(f"{marker}:N", title=words(marker))
                 cells.append(alt.Chart(d[d[panel] == v]).mark_point(filled=True, size=45)
                              .encode(**enc).add_params(sel)
-                             .properties(width=width, height=height, title=_title(v, width)))
+                             .properties(width=width, height=height, title=_title(words(v), width)))
             rows.append(alt.hconcat(*cells))
     return alt.vconcat(*rows).resolve_scale(color="shared", shape="shared")
 
@@ -449,7 +468,7 @@ def interval_points(df: pd.DataFrame, category: str, estimates: Sequence[str], t
     """Estimates with their intervals (columns ``<e>``, ``<e>_lo``, ``<e>_hi``), one row per
     value of ``category``, one colour per estimate, and a dashed zero line."""
     alt = _alt()
-    long = pd.concat([pd.DataFrame({category: df[category].astype(str), "estimate": e,
+    long = pd.concat([pd.DataFrame({category: df[category].astype(str), "estimate": words(e),
                                     "value": df[e], "lo": df[f"{e}_lo"], "hi": df[f"{e}_hi"]})
                       for e in estimates], ignore_index=True)
     base = alt.Chart(long).encode(y=alt.Y(f"{category}:N", title=None),
@@ -469,12 +488,14 @@ def score_comparison(df: pd.DataFrame, category: str, value: str, series: str, t
     tick: e.g. two OOD scores of the same models on every OOD set."""
     alt = _alt()
     d = df[["model", category, value, series]].copy()
+    d[series] = d[series].map(words)
     base = alt.Chart(d).encode(x=alt.X(f"{category}:N", title=None), xOffset=f"{series}:N",
                                color=alt.Color(f"{series}:N", title="score"))
     pts = base.mark_point(opacity=0.5, size=30).encode(
-        y=alt.Y(f"{value}:Q", title=value, scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{value}:Q", title=words(value), scale=alt.Scale(zero=False)),
         tooltip=["model:N", f"{series}:N", alt.Tooltip(f"{value}:Q", format=".3f")])
-    mean = base.mark_tick(thickness=3, size=16).encode(y=f"mean({value}):Q")
+    mean = base.mark_tick(thickness=3, size=16).encode(
+        y=alt.Y(f"mean({value}):Q", title=words(value)))
     return alt.layer(pts, mean).properties(width=width, height=height, title=title)
 
 
@@ -542,8 +563,8 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
         p = d[d[panel] == v]
         if p.empty:
             continue
-        pts = plots.scatter_by_group(p, x, y, tooltip, x_title=x_title or x,
-                                     y_title=y_title or y, groups=groups, size=40)
+        pts = plots.scatter_by_group(p, x, y, tooltip, x_title=x_title or words(x),
+                                     y_title=y_title or words(y), groups=groups, size=40)
         pts = pts.encode(opacity=alt.condition(sel, alt.value(0.85), alt.value(0.1)))
         if not charts:
             pts = pts.add_params(sel)
@@ -553,9 +574,10 @@ def scatter_panels(df: pd.DataFrame, x: str, y: str, panel: str, panels: Sequenc
         if len(ringed):
             layers.append(alt.Chart(ringed).mark_point(
                 size=110, color="black", filled=False, strokeWidth=1.2).encode(
-                x=f"{x}:Q", y=f"{y}:Q", tooltip=tooltip))
-        charts.append(alt.layer(*layers).properties(title=_title((titles or {}).get(v, v), width),
-                                                    width=width, height=height))
+                x=alt.X(f"{x}:Q", title=x_title or words(x)),
+                y=alt.Y(f"{y}:Q", title=y_title or words(y)), tooltip=tooltip))
+        charts.append(alt.layer(*layers).properties(
+            title=_title((titles or {}).get(v, words(v)), width), width=width, height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title=f"no data ({title})")
     key = ["colour and marker: model group (click the legend to pick one)"]
@@ -587,13 +609,14 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
                alt.Tooltip("accuracy:Q", format=".3f"),
                alt.Tooltip("confidence:Q", format=".3f", title="mean confidence")]
     sel = alt.selection_point(fields=[series], bind="legend")
-    colour = alt.Color(f"{series}:N", title=series)
+    colour = alt.Color(f"{series}:N", title=words(series))
     charts = []
     for v in d[facet].drop_duplicates():
         p = d[d[facet] == v]
         bars = alt.Chart(p).mark_bar(opacity=0.35).encode(
-            x=alt.X("lo:Q", title="confidence", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
-            y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
+            x=alt.X("lo:Q", title="confidence (max. softmax probability)",
+                    scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
+            y=alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(domain=[0, 1])),
             color=colour, tooltip=tooltip,
             opacity=alt.condition(sel, alt.value(0.45), alt.value(0.05)))
         dots = alt.Chart(p).mark_point(filled=True, size=25).encode(
@@ -601,7 +624,7 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
             opacity=alt.condition(sel, alt.value(1.0), alt.value(0.1)))
         if not charts:
             bars = bars.add_params(sel)
-        charts.append(alt.layer(diag, bars, dots).properties(title=_title(v, width), width=width,
+        charts.append(alt.layer(diag, bars, dots).properties(title=_title(words(v), width), width=width,
                                                              height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")
@@ -637,10 +660,12 @@ def grouped_bars(df: pd.DataFrame, value: str, category: str, series: str,
                  sort: Sequence[str] | None = None, x_title: str = ""):
     """Horizontal bars of ``value`` per ``category``, one bar per ``series`` side by side."""
     alt = _alt()
+    df = df.assign(**{series: df[series].map(words)})
     return alt.Chart(df).mark_bar().encode(
-        x=alt.X(f"{value}:Q", title=x_title or value),
-        y=alt.Y(f"{category}:N", sort=list(sort) if sort is not None else "ascending"),
-        color=alt.Color(f"{series}:N"), yOffset=f"{series}:N",
+        x=alt.X(f"{value}:Q", title=x_title or words(value)),
+        y=alt.Y(f"{category}:N", sort=list(sort) if sort is not None else "ascending",
+                title=words(category)),
+        color=alt.Color(f"{series}:N", title=words(series)), yOffset=f"{series}:N",
         tooltip=[series, category, alt.Tooltip(f"{value}:Q", format=".3f")])
 
 
@@ -746,8 +771,8 @@ def faceted_scatter(long: pd.DataFrame, x: str, y: str, series: str, row: str, c
     alt = _alt()
     sel = alt.selection_point(fields=[series], bind="legend")
     return alt.Chart(long).mark_point(filled=True, size=70).encode(
-        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", title=y_title or y),
+        x=alt.X(f"{x}:Q", title=x_title or words(x), scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title or words(y)),
         color=alt.Color(f"{series}:N", legend=alt.Legend(orient="bottom")),
         shape=alt.Shape(f"{series}:N", legend=alt.Legend(orient="bottom")),
         opacity=alt.condition(sel, alt.value(0.9), alt.value(0.12)),
@@ -768,8 +793,8 @@ def faceted_lines(long: pd.DataFrame, x: str, series: str, facet: str = "measure
     highlights it, the others fade to ``faded``. ``log_x``: a log x axis; ``x_format``: the
     x value's format in the tooltip."""
     alt = _alt()
-    xenc = alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(type="log")) if log_x else alt.X(
-        f"{x}:Q", title=x_title or x)
+    xenc = alt.X(f"{x}:Q", title=x_title or words(x), scale=alt.Scale(type="log")) if log_x else alt.X(
+        f"{x}:Q", title=x_title or words(x))
     sel = alt.selection_point(fields=[series], bind="legend")
     return alt.Chart(long).mark_line(point=True).encode(
         x=xenc, y=alt.Y(f"{value}:Q", title=None, scale=alt.Scale(zero=False)),
@@ -791,7 +816,7 @@ def interval_facets(table: pd.DataFrame, category: str, value: str, facet: str,
     alt = _alt()
     base = alt.Chart(table).encode(y=alt.Y(f"{category}:N", title=None),
                                    color=alt.Color(f"{category}:N", legend=None))
-    rule = base.mark_rule().encode(x=alt.X("lo:Q", title=x_title or value), x2="hi:Q")
+    rule = base.mark_rule().encode(x=alt.X("lo:Q", title=x_title or words(value)), x2="hi:Q")
     pts = base.mark_point(filled=True, size=60).encode(
         x=f"{value}:Q", tooltip=[f"{facet}:N", f"{category}:N",
                                  alt.Tooltip(f"{value}:Q", format="+.4f"),
@@ -819,8 +844,8 @@ def path_panels(table: pd.DataFrame, x: str, y: str, series: str, panel: str,
     sel = alt.selection_point(fields=[series], bind="legend")
     sort = list(series_order) if series_order is not None else alt.Undefined
     base = alt.Chart(d).encode(
-        x=alt.X("x:Q", title=x_title or x, scale=alt.Scale(zero=False)),
-        y=alt.Y("y:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+        x=alt.X("x:Q", title=x_title or words(x), scale=alt.Scale(zero=False)),
+        y=alt.Y("y:Q", title=y_title or words(y), scale=alt.Scale(zero=False)),
         tooltip=[f"{panel}:N", f"{label}:N", *(alt.Tooltip(f"{c}:Q", format=".3f")
                                                for c in values),
                  alt.Tooltip("y:Q", format=".3f")])
@@ -842,7 +867,7 @@ def mean_points(long: pd.DataFrame, category: str, value: str, series: str, y_ti
     alt = _alt()
     return alt.Chart(long).mark_point(filled=True, size=60).encode(
         x=alt.X(f"{category}:N", title=None, sort=None, axis=alt.Axis(labelAngle=-40)),
-        y=alt.Y(f"mean({value}):Q", scale=alt.Scale(zero=False), title=y_title or value),
+        y=alt.Y(f"mean({value}):Q", scale=alt.Scale(zero=False), title=y_title or words(value)),
         color=f"{series}:N", xOffset=f"{series}:N",
         tooltip=[f"{category}:N", f"{series}:N",
                  alt.Tooltip(f"mean({value}):Q", format=".3f")]).properties(
@@ -857,8 +882,8 @@ def stage_lines(long: pd.DataFrame, x: str, y: str, pair: str, colour: str, stag
     pair, the nominal ``extra`` columns, stage and both values."""
     alt = _alt()
     return alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+        x=alt.X(f"{x}:Q", title=x_title or words(x), scale=alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", title=y_title or words(y), scale=alt.Scale(zero=False)),
         detail=f"{pair}:N", color=f"{colour}:N", shape=f"{stage}:N",
         tooltip=[f"{colour}:N", f"{pair}:N", *(f"{c}:N" for c in extra), f"{stage}:N",
                  alt.Tooltip(f"{x}:Q", format=".1f"), alt.Tooltip(f"{y}:Q", format=".3f")]
@@ -875,10 +900,12 @@ def versus_accuracy_with_line(df: pd.DataFrame, x: str, y: str, reference: Seque
     import json
 
     alt = _alt()
-    pts = versus_accuracy(df, x, y, x_title=x_title, y_title=y_title or y, title=title,
+    pts = versus_accuracy(df, x, y, x_title=x_title, y_title=y_title or words(y), title=title,
                           tooltip_extra=tooltip_extra)
     line = alt.Chart(pts.data).transform_filter(  # the points' own data (embedded once)
         alt.FieldOneOfPredicate(field="group", oneOf=list(reference))).transform_regression(
         x, y).transform_calculate(line=json.dumps(line_label or "reference line")).mark_line(
-        strokeDash=[6, 4], color="#444").encode(x=f"{x}:Q", y=f"{y}:Q", tooltip=["line:N"])
+        strokeDash=[6, 4], color="#444").encode(x=alt.X(f"{x}:Q", title=x_title),
+                                                 y=alt.Y(f"{y}:Q", title=y_title or words(y)),
+                                                 tooltip=["line:N"])
     return alt.layer(pts, line)

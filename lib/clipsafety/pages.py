@@ -12,6 +12,11 @@ ending (claims, recorded outputs) and the "Try it" section it closes with.
   parameters as :func:`clipsafety.contents.parameters` parses them (name, type, default, help)
   and example commands. A test parses every exercise's command and checks its values against
   the chapter's rules.
+- :func:`comparison`: on a page rerun with non-default parameters (an exercise), the
+  before/after table: what the exercise asks about (its ``measures``, else each claim's
+  verdict and estimate) computed from the book's recorded run and from this run's record,
+  with the parameters that differ between the two. :func:`try_it` shows it first, so it sits
+  right after the verdicts.
 """
 
 from __future__ import annotations
@@ -90,12 +95,159 @@ def rerun_box(chapter: str, examples: list[str] = ()) -> str:
         "<p>Example commands:</p><pre>" + _cell("\n".join(cmds)) + "</pre></div>")
 
 
+def _shown(v) -> str:
+    """A measured value as the before/after table shows it."""
+    from clipsafety.readable import Column, format_value
+
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return format_value(v, Column("", "number", digits=4))
+    return str(v)
+
+
+def claim_measures(payload: dict) -> dict:
+    """Each claim's verdict and estimate per kind of evidence, from a recorded payload
+    (:func:`clipsafety.outputs.record`): ``{"<claim> (<evidence>)": "<verdict>, <estimate>
+    <scale>"}``, one verdict per claim and kind (:func:`clipsafety.claims.by_kind`)."""
+    import pandas as pd
+
+    from clipsafety import claims
+
+    rows = payload.get("claims") or []
+    if not rows:
+        return {}
+    per = claims.by_kind(pd.DataFrame(rows))
+    short = {claims.PUBLISHED: "published results", claims.REAL: "real models run here",
+             claims.WORLD: "synthetic world"}
+    out = {}
+    for r in per.itertuples():
+        scale = str(r.scale or "")
+        est, lo, hi = (claims.fmt(v, scale) for v in (r.estimate, r.lo, r.hi))
+        if est != "–":
+            est += (f" [{lo}, {hi}]" if "–" not in (lo, hi) else "") + (f" {scale}" if scale else "")
+        out[f"{r.claim} ({short.get(r.evidence_kind, r.evidence_kind)})"] = (
+            f"{r.label}, {est}" if est != "–" else str(r.label))
+    return out
+
+
+def scalar_measures(payload: dict) -> dict:
+    """The recorded tables that are single numbers or words (``{name: value}``): what a
+    rerun compares when its chapter judges no claims and its exercise names no measures."""
+    return {k: v for k, v in (payload.get("tables") or {}).items()
+            if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+
+
+def _exercise_for(chapter: str, changed: dict):
+    from clipsafety import contents
+
+    try:
+        exercises = contents.exercises(chapter)
+    except Exception:  # a chapter without a study (a test's tiny book)
+        return None
+    return next((ex for ex in exercises if ex.params == changed), None)
+
+
+def _defaults(chapter: str) -> dict:
+    from clipsafety import contents
+
+    try:
+        return {k: v["default"] for k, v in contents.parameters(chapter).items()}
+    except KeyError:  # a chapter outside the book's analyses (a test's tiny book)
+        return {}
+
+
+#: what the before/after table's "changed" column says
+CHANGED, SAME, ONLY_BEFORE, ONLY_AFTER = "yes", "no", "only in the book's run", "only in this run"
+
+
+def comparison_table(before: dict, after: dict, measures=None):
+    """``DataFrame`` (quantity, before, after, changed): ``measures`` (a function of a
+    recorded payload, default: :func:`claim_measures`, else :func:`scalar_measures`) computed
+    on the book's recorded payload (``before``) and this run's (``after``). Quantities that
+    changed come first; a claim not testable in either run is left out (it says nothing about
+    the knob)."""
+    import pandas as pd
+
+    from clipsafety.claims import NOT_TESTABLE
+
+    if measures is None:
+        measures = claim_measures if (before.get("claims") or after.get("claims")) \
+            else scalar_measures
+    b, a = measures(before), measures(after)
+    keys = list(b) + [k for k in a if k not in b]
+    rows = []
+    for k in keys:
+        x, y = _shown(b.get(k)), _shown(a.get(k))
+        if x == y == NOT_TESTABLE:
+            continue
+        changed = (ONLY_AFTER if k not in b else ONLY_BEFORE if k not in a
+                   else CHANGED if x != y else SAME)
+        rows.append({"quantity": k, "before": x, "after": y, "changed": changed})
+    rows.sort(key=lambda r: r["changed"] == SAME)
+    return pd.DataFrame(rows, columns=["quantity", "before", "after", "changed"])
+
+
+def comparison(chapter: str, after: dict | None = None, before: dict | None = None) -> str:
+    """HTML: on a rerun with non-default parameters (:func:`clipsafety.outputs.this_run`),
+    this run against the book's recorded run of ``chapter``: the parameters that differ and
+    the before/after table (:func:`comparison_table`, with the matching exercise's
+    ``measures``). ``after`` / ``before``: the two recorded payloads (default: this run's
+    record, :func:`clipsafety.outputs.recorded`, and the book's, :func:`clipsafety.outputs.read`).
+    ``""`` on the book's own run, or when nothing was recorded (a chapter run by hand)."""
+    import json
+
+    from clipsafety import outputs, readable
+
+    run = outputs.this_run()
+    if not run["rerun"]:
+        return ""
+    if after is None:
+        where = outputs.recorded(chapter)
+        if where is None or not where.is_file():
+            return ""
+        after = json.loads(where.read_text())
+    if before is None:
+        before = outputs.read([chapter])[chapter]
+    ex = _exercise_for(chapter, run["changed"])
+    head = ('<div class="admonition clipsafety-comparison"><p class="admonition-title">'
+            "This run against the book's run</p>")
+    what = (f"<p>Exercise: {_cell(ex.task)} What to look at: {_cell(ex.look_for)}.</p>"
+            if ex else "")
+    if before is None:
+        return (head + what + "<p>No record of the book's run of this chapter to compare with: "
+                f"run <code>make chapter NAME={_cell(chapter)}</code> (its defaults) first, then "
+                "this command again.</p></div>")
+    defaults = run["defaults"] or _defaults(chapter)
+    b_params, a_params = before.get("params") or {}, after.get("params") or {}
+    keys = list(a_params) + [k for k in b_params if k not in a_params]
+    diff = [(k, b_params.get(k, defaults.get(k, "its default")),
+             a_params.get(k, defaults.get(k, "its default")))
+            for k in keys if b_params.get(k, defaults.get(k)) != a_params.get(k, defaults.get(k))]
+    differs = "; ".join(f"<code>{_cell(k)}</code>: <code>{_cell(repr(x))}</code> → "
+                        f"<code>{_cell(repr(y))}</code>" for k, x, y in diff) or "nothing"
+    table = comparison_table(before, after, ex.measures if ex else None)
+    if table.empty:
+        body = "<p>Neither run recorded a quantity to compare.</p>"
+    else:
+        moved = int((table["changed"] != SAME).sum())
+        body = readable.table(
+            table, {"quantity": "Quantity", "before": "The book's run",
+                    "after": "This run", "changed": "Changed"},
+            caption=f"{moved} of {len(table)} quantities changed.").html
+    return (head + what + f"<p>This run differs from the book's recorded run in: {differs}. "
+            "Every number below is computed from the two runs' recorded outputs; the book's "
+            "record is left as it is.</p>" + body + "</div>")
+
+
 def try_it(chapter: str):
-    """The "Try it" section that ends ``chapter``: its exercises and its rerun box."""
+    """The "Try it" section that ends ``chapter``: its exercises and its rerun box, preceded
+    on a rerun with non-default parameters by :func:`comparison`."""
     from IPython.display import HTML
 
     from clipsafety import contents
 
+    compared = comparison(chapter)
     exercises = contents.exercises(chapter)
     items = []
     for ex in exercises:
@@ -103,9 +255,11 @@ def try_it(chapter: str):
         items.append(f"<li><p>{_cell(ex.task)} Changes {changed}; look at {_cell(ex.look_for)}."
                      f"</p><pre>{_cell(command(chapter, ex.params))}</pre></li>")
     examples = [command(chapter, ex.params) for ex in exercises]
-    return HTML('<section class="clipsafety-try-it"><h2>Try it</h2>'
-                "<p>Exercises for a laptop (each runs in minutes on the zoo) from the "
-                "repository's root; the command re-executes this chapter and rebuilds the site."
+    return HTML(compared + '<section class="clipsafety-try-it"><h2>Try it</h2>'
+                "<p>Exercises for a laptop, run from the repository's root. Each changes one "
+                "parameter against this chapter's defaults, on the same models; the command "
+                "re-executes the chapter and rebuilds the site, and the rerun's page compares "
+                "itself with the book's run (the book's record is kept)."
                 f"</p><ol>{''.join(items)}</ol>" + rerun_box(chapter, examples) + "</section>")
 
 

@@ -175,6 +175,13 @@ def group_encodings(groups=None):
     }
 
 
+def words(name) -> str:
+    """A name of the data (a factor, a set, a column) as a reader reads it: ``partial_view``
+    -> ``partial view``. The fallback of a chart's title where its caller gives none; a
+    caller gives words with units."""
+    return str(name).replace("_", " ")
+
+
 def with_group_labels(df, column: str = "group"):
     """A copy of ``df`` with a ``group_label`` column (chart label of each group id)."""
     out = df.copy()
@@ -193,8 +200,8 @@ def scatter_by_group(df, x: str, y: str, tooltip: list[str], x_title=None, y_tit
         alt.Chart(df)
         .mark_point(filled=True, size=size, opacity=0.8)
         .encode(
-            x=alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(zero=False)),
-            y=alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False)),
+            x=alt.X(f"{x}:Q", title=x_title or words(x), scale=alt.Scale(zero=False)),
+            y=alt.Y(f"{y}:Q", title=y_title or words(y), scale=alt.Scale(zero=False)),
             tooltip=tooltip,
             **enc,
         )
@@ -210,6 +217,16 @@ def trend_band(grid_df, x: str = "x", lo: str = "lo", mid: str = "mid", hi: str 
     band = base.mark_area(opacity=0.2, color=colour).encode(x=f"{x}:Q", y=f"{lo}:Q", y2=f"{hi}:Q")
     line = base.mark_line(color=colour).encode(x=f"{x}:Q", y=f"{mid}:Q")
     return band + line
+
+
+def not_drawn_note(what: str, why: str):
+    """A Markdown note that stands in place of a chart with nothing to draw (a rerun on too
+    few models of a group, a statistic that is undefined): ``what`` is not drawn, ``why``
+    says why in words; never an empty chart or a legend of a zero-width range."""
+    from IPython.display import Markdown
+
+    text = " ".join(f"{what} is not drawn: {why}".split()).replace("`", "'")
+    return Markdown(f"```{{note}}\n{text[0].upper() + text[1:]}\n```")
 
 
 def unavailable_note(exc: Exception, what: str = "This panel"):

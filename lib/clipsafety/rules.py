@@ -25,18 +25,69 @@ Rule = Callable[[object, dict], "str | None"]
 
 @dataclass(frozen=True)
 class Exercise:
-    """A workshop task: what to do, the parameters it changes (Python values, written as
-    YAML on the command line), what to look for."""
+    """A workshop task: what to do, the one parameter it changes against the chapter's
+    defaults (Python values, written as YAML on the command line), what to look for.
+
+    An exercise is a controlled experiment: ``params`` holds exactly one parameter (a test
+    checks it differs from the default), and its page compares itself with the book's run at
+    the defaults (:func:`clipsafety.pages.comparison`). ``measures``: what the exercise asks
+    about, as a function of a chapter's recorded outputs (the JSON payload of
+    :func:`clipsafety.outputs.record`) returning ``{quantity in words: value}``; computed on
+    both runs for the before/after table. Without it, a chapter that judges claims compares
+    each claim's verdict and estimate."""
 
     task: str
     params: dict
     look_for: str
+    measures: Callable[[dict], dict] | None = None
 
 
-#: a handful of zoo models spanning the groups (seconds per chapter on a laptop)
-FEW_ZOO_MODELS = ["zoo:clip-resnet-wit-100k", "zoo:clip-resnet-laion-100k",
-                  "zoo:ft-resnet-wit-100k", "zoo:sup-resnet-labelled-10k",
-                  "zoo:sup-vit-labelled-100k"]
+def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool = True) -> Callable:
+    """An :attr:`Exercise.measures`: the mean of each column of the recorded table ``table``
+    (``columns``: ``{column: what it is, in words with its unit}``) per model group (only
+    ``groups`` when given), and with ``claims`` each claim's verdict and estimate
+    (:func:`clipsafety.pages.claim_measures`). A table that was not recorded gives nothing."""
+    def measure(payload: dict) -> dict:
+        import pandas as pd
+
+        from clipsafety.groups import group_label
+        from clipsafety.pages import claim_measures
+
+        rows = (payload.get("tables") or {}).get(table) or []
+        df = pd.DataFrame(rows)
+        out = {}
+        if len(df) and "group" in df:
+            for g, part in df.groupby("group", sort=False):
+                if groups and g not in groups:
+                    continue
+                for col, label in columns.items():
+                    if col in part and part[col].notna().any():
+                        have = part[part[col].notna()]
+                        n = int(have["model"].nunique()) if "model" in have else len(have)
+                        out[f"{label}: {group_label(g)}, mean of {n} model{'s' if n != 1 else ''}"] = \
+                            float(pd.to_numeric(part[col], errors="coerce").mean())
+        return {**out, **(claim_measures(payload) if claims else {})}
+    return measure
+
+
+def table_values(table: str, keys: tuple, columns: dict, *, claims: bool = False,
+                 factor: float = 1.0) -> Callable:
+    """An :attr:`Exercise.measures`: each row's ``columns`` of the recorded table ``table``
+    (``{column: what it is, in words with its unit}``), named by the row's ``keys`` (a
+    snake_case value read as words), times ``factor`` (100: a fraction shown in percent), and
+    with ``claims`` each claim's verdict and estimate."""
+    def measure(payload: dict) -> dict:
+        from clipsafety.pages import claim_measures
+
+        out = {}
+        for r in (payload.get("tables") or {}).get(table) or []:
+            name = ", ".join(str(r.get(k)).replace("_", " ") for k in keys)
+            for col, label in columns.items():
+                v = r.get(col)
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    out[f"{label}: {name}"] = factor * float(v)
+        return {**out, **(claim_measures(payload) if claims else {})}
+    return measure
 
 
 #: characters of a value a message echoes (the rest is cut with an ellipsis)
@@ -340,8 +391,8 @@ LIVE = {
     "batch_size": BATCH_SIZE, "templates": templates, "seed": SEED, "n_boot": N_BOOT,
 }
 
-__all__ = ["BATCH_SIZE", "ECE_MARGIN", "FEW_ZOO_MODELS", "LIVE", "N_BINS", "N_BOOT", "SCALES",
-           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models",
+__all__ = ["BATCH_SIZE", "ECE_MARGIN", "LIVE", "N_BINS", "N_BOOT", "SCALES",
+           "SEED", "SHOWN_CHARS", "Exercise", "Rule", "as_list", "choice", "clip_models", "group_means", "table_values",
            "dataset", "datasets", "device", "folder", "fraction", "from_check", "groups",
            "int_range", "ints", "max_items", "models", "number_range", "open_fraction", "optional_models",
            "positive_float", "real_models", "shown", "subset", "templates", "zoo_clip"]

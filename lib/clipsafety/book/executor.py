@@ -26,8 +26,13 @@ from clipsafety.book.toc import Chapter, chapters, get_chapter
 
 
 def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
-            index: str = "") -> tuple[str, float]:
-    """Execute one chapter unless its key is cached. Returns (status, seconds)."""
+            index: str = "", rerun: bool | None = None) -> tuple[str, float]:
+    """Execute one chapter unless its key is cached. Returns (status, seconds).
+
+    ``rerun``: whether this run is a rerun of one chapter (its outputs recorded beside the
+    book's record, never over it: :func:`clipsafety.outputs.record`) or the book's run of it;
+    ``None``: a rerun exactly when ``params`` differ from the chapter's defaults. A build of the
+    whole book (:func:`build`, overrides or not) is the book's run."""
     import nbformat
     import papermill as pm
 
@@ -53,6 +58,11 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
 
         nbformat.write(parameterize_notebook(chapter.notebook(), params, kernel_name="python3",
                                              language="python"), src)
+        defaults = {k: v["default"] for k, v in chapter.parameters().items()}
+        changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+        saved = os.environ.get(outputs.RUN_ENV)
+        os.environ[outputs.RUN_ENV] = outputs.run_env(
+            changed, bool(changed) if rerun is None else rerun, defaults)
         try:
             pm.execute_notebook(
                 str(src), str(dst), parameters=None, kernel_name="python3",
@@ -75,6 +85,11 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
                 shutil.copyfile(dst, keep)
                 print(f"    the failed run is saved as {os.path.relpath(keep)}", flush=True)
             return "failed", seconds
+        finally:
+            if saved is None:
+                os.environ.pop(outputs.RUN_ENV, None)
+            else:
+                os.environ[outputs.RUN_ENV] = saved
         _hide_code(dst)
         os.replace(dst, out_nb)
     seconds = time.time() - t0
@@ -151,7 +166,7 @@ def _execute_job(job: tuple) -> tuple[str, str]:
     """One chapter of a parallel build (a worker process): ``(name, status)``."""
     ch, params, env, force, index = job
     try:
-        return ch.name, execute(ch, params, env, force=force, index=index)[0]
+        return ch.name, execute(ch, params, env, force=force, index=index, rerun=False)[0]
     except KeyboardInterrupt:  # a worker of a parallel build: one line (execute's), no traceback
         return ch.name, "interrupted"
 

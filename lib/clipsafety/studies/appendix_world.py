@@ -658,9 +658,17 @@ PARAMETER_RULES = {
 }
 
 EXERCISES = [
-    Exercise("Show four example images per set.", {"n_examples": 4},
-             "the images of each shift and OOD set"),
+    Exercise("Fit the standard models' trend on the probit scale instead of logit.",
+             {"scale": "probit"},
+             "whether zero-shot CLIP's effective robustness on each natural-shift analogue "
+             "depends on the scale",
+             _R.table_values("signature", ("shift",), {
+                 "mean": "zero-shot CLIP's mean effective robustness (points)",
+                 "mean_inside": "the same, models inside the standard models' range (points)"},
+                 factor=100)),
     Exercise("Estimate the factor frequencies from fewer samples.",
              {"n_factor_samples": 500},
-             "how noisy the frequencies become"),
+             "how noisy the frequencies become",
+             _R.table_values("frequencies", ("factor", "source"),
+                             {"share": "share of samples with the factor (%)"}, factor=100)),
 ]

@@ -945,15 +945,22 @@ PARAMETER_RULES = {
     "published": _R.choice(True, False),
 }
 
-_FEW = _R.FEW_ZOO_MODELS
+#: what the calibration exercises compare: each group's mean ECE before and after the ID
+#: temperature (over its models and the test conditions), and each claim's verdict
+_CALIBRATION_MEASURES = _R.group_means(
+    "table", {"ece_before": "ECE before scaling (fraction, mean over the test conditions)",
+              "ece_after": "ECE with the ID temperature (fraction, mean over the test conditions)"})
+
 EXERCISES = [
     Exercise("Use fewer bins for ECE and the reliability diagrams.",
-             {"models": _FEW, "n_bins": 10},
-             "how much ECE depends on the binning"),
+             {"n_bins": 10},
+             "how much ECE depends on the binning", _CALIBRATION_MEASURES),
     Exercise("Fit the temperature on a fifth of each ID class.",
-             {"models": _FEW, "fit_fraction": 0.2},
-             "whether the temperature still transfers to the shifts"),
-    Exercise("Ask for a stricter transfer.",
-             {"models": _FEW, "transfer_margin": 0.01},
-             "the transfer claim's verdict"),
+             {"fit_fraction": 0.2},
+             "whether the temperature still transfers to the shifts", _CALIBRATION_MEASURES),
+    Exercise("Compare zero-shot CLIP with the ImageNet models trained on more data instead of "
+             "the standard ones.",
+             {"reference_group": "more-data"},
+             "which calibration verdicts depend on the group CLIP is compared with",
+             _CALIBRATION_MEASURES),
 ]

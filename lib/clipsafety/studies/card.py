@@ -14,7 +14,7 @@ import pandas as pd
 from clipsafety import rules as _R
 from clipsafety.rules import Exercise
 
-__all__ = ["ABOUT", "DEFAULT_MODEL", "EXERCISES", "PARAMETER_RULES", "missing_table",
+__all__ = ["ABOUT", "DEFAULT_MODEL", "EXERCISES", "card_measures", "PARAMETER_RULES", "missing_table",
            "reliability_frame", "status_table", "summary_markdown"]
 
 ABOUT = ("one model's safety card: effective robustness, factors, shape bias, OOD detection and "
@@ -37,13 +37,42 @@ PARAMETER_RULES = {
     "n_boot": _R.N_BOOT, "seed": _R.SEED, "out": _R.folder("store"),
 }
 
+def card_measures(payload: dict) -> dict:
+    """What the card exercises compare (:attr:`clipsafety.rules.Exercise.measures`), read
+    from the recorded card: the model, each measured value with its interval and unit, and its
+    percentile among the zoo models of each kind it is placed on."""
+    card = (payload.get("tables") or {}).get("card") or {}
+    out = {"model": card["model"]} if card.get("model") else {}
+
+    def num(x) -> str:
+        return f"{x:.4g}".replace("-", "−")
+
+    for prop in card.get("properties") or []:
+        for v in prop.get("values") or []:
+            value = v.get("value")
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            name = f"{prop.get('title') or prop.get('id')}: {v.get('label')} ({v.get('dataset')})"
+            lo, hi = v.get("lo"), v.get("hi")
+            text = num(value) + (f" [{num(lo)}, {num(hi)}]" if isinstance(lo, (int, float))
+                                 and isinstance(hi, (int, float)) else "")
+            out[name] = f"{text} {v.get('unit') or ''}".strip()
+            for kind, place in ((v.get("placement") or {}).get("kinds") or {}).items():
+                pct = place.get("percentile") if isinstance(place, dict) else None
+                if isinstance(pct, (int, float)):
+                    out[f"{name}: percentile among {place.get('n')} {kind}"] = float(pct)
+    return out
+
+
 EXERCISES = [
     Exercise("Make the card of this CLIP's fine-tuned twin.", {"model": "zoo:ft-resnet-wit-100k"},
-             "its shape bias and OOD detection percentiles against the zero-shot CLIP's"),
+             "its shape bias and OOD detection percentiles against the zero-shot CLIP's",
+             card_measures),
     Exercise("Make the card of a supervised zoo model.", {"model": "zoo:sup-resnet-labelled-10k"},
-             "the natural OOD score (MSP instead of MCM) and where its calibration sits"),
+             "the natural OOD score (MSP instead of MCM) and where its calibration sits",
+             card_measures),
     Exercise("Halve the bootstrap resamples.", {"n_boot": 100},
-             "how much the intervals move"),
+             "how much the intervals move", card_measures),
 ]
 
 

@@ -593,14 +593,12 @@ PARAMETER_RULES = {
 }
 
 EXERCISES = [
-    Exercise("A stricter alignment filter, with CLIPs trained long enough to learn.",
-             {"curations": ["random", "alignment"], "keep_fractions": [0.5, 0.3, 0.25],
-              "sizes": [2000, 5000],
-              "budget": 60000},
+    Exercise("Sweep the alignment filter's threshold: keep half, then three quarters of the pool.",
+             {"keep_fractions": [0.5, 0.75]},
              "whether the residuals move with the filter's threshold"),
     Exercise("Train every CLIP longer.", {"budget": 60000},
              "whether the verdicts hold when every CLIP learns more"),
-    Exercise("Train ViT CLIPs on three sizes.",
-             {"arch": "vit", "budget": 60000, "sizes": [2000, 4000, 6000], "pool_size": 30000},
+    Exercise("Train ViT CLIPs instead of ConvNeXt ones.",
+             {"arch": "vit"},
              "whether the curation effect depends on the image tower"),
 ]

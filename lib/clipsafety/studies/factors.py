@@ -39,7 +39,7 @@ from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
 from clipsafety.summaries import bootstrap_difference, compare_to_groups
 
-__all__ = ["CLAIMS", "HOME", "JOURNAL_WEAKER", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS",
+__all__ = ["CLAIMS", "HOME", "JOURNAL_WEAKER", "factor_measures", "PAPER_FACTOR_DIRECTIONS", "PUBLISHED_COLLECTIONS",
            "SCALES", "SOURCE_DIRECTIONS", "agreement_table", "assess_across_scales",
            "assess_factor_claims", "built_in_factors", "clip_differences", "clip_vs_imagenet",
            "decision_effective_robustness", "decision_side_table", "degenerate_factors",
@@ -865,15 +865,28 @@ PARAMETER_RULES = {
     "published": _R.subset(lambda: tuple(PUBLISHED_COLLECTIONS), "collection(s)"),
 }
 
-_FEW = _R.FEW_ZOO_MODELS
+def factor_measures(payload: dict) -> dict:
+    """What the factor exercises compare (:attr:`clipsafety.rules.Exercise.measures`): per
+    factor, zero-shot CLIP's mean factor-level effective robustness in points (the recorded
+    ``live_summary``), then each claim's verdict and estimate."""
+    from clipsafety.pages import claim_measures
+
+    out = {}
+    for r in (payload.get("tables") or {}).get("live_summary") or []:
+        if r.get("group") == CLIP_ZEROSHOT and r.get("mean") is not None:
+            out[f"{str(r['factor']).replace('_', ' ')}: zero-shot CLIP's mean effective "
+                f"robustness (points, {r.get('n_models')} models)"] = 100 * float(r["mean"])
+    return {**out, **claim_measures(payload)}
+
+
 EXERCISES = [
-    Exercise("Run the chapter on five zoo models, with one prompt template.",
-             {"models": _FEW, "templates": "single"},
-             "which factors keep their sign when the prompts change"),
+    Exercise("Give zero-shot CLIP one prompt template instead of 80.",
+             {"templates": "single"},
+             "which factors keep their sign when the prompts change", factor_measures),
     Exercise("Use every ImageNet-X factor, not the paper's ten.",
-             {"models": _FEW, "factors": "all"},
-             "the factors the paper left out"),
+             {"factors": "all"},
+             "the factors the paper left out", factor_measures),
     Exercise("Fit the trends on a linear scale.",
-             {"models": _FEW, "scale": "linear"},
-             "whether the factor-level effective robustness keeps its sign"),
+             {"scale": "linear"},
+             "whether the factor-level effective robustness keeps its sign", factor_measures),
 ]

@@ -287,7 +287,7 @@ EXERCISES = [
     Exercise("Show only the claims of the sections of the paper.",
              {"chapters": ["factors", "shape_bias", "ood", "calibration"]},
              "the landscape's premise leaves the matrix; the counts below it change"),
-    Exercise("After one of the exercises of another chapter, rebuild this page alone.",
-             {"chapters": "all"},
-             "which verdicts moved: this page reads the outputs each chapter last recorded"),
+    Exercise("Show only the chapters of the paper's open questions.",
+             {"chapters": ["prompts", "finetuning", "curation"]},
+             "the book's own hypotheses and how many of them the world reproduces"),
 ]

@@ -590,6 +590,6 @@ EXERCISES = [
              {"parents": ["zoo:clip-convnext-laion-100k"]},
              "whether the recipes rank the same for another training source"),
     Exercise("Judge the claims with the energy score.",
-             {"score": "energy", "alphas": [0, 0.1, 0.3, 0.5, 0.7, 1]},
+             {"score": "energy"},
              "which verdicts depend on the detection score"),
 ]

@@ -19,7 +19,7 @@ from clipsafety.published_models import TABLE_COLUMNS
 from clipsafety.rules import Exercise
 
 __all__ = ["ABOUT", "EVIDENCE", "EXERCISES", "PARAMETER_RULES", "coverage", "duplicates",
-           "headers", "shown_columns", "titles"]
+           "headers", "model_measures", "shown_columns", "titles"]
 
 #: kinds of evidence, the table's column that says a model has it
 EVIDENCE = {
@@ -89,10 +89,28 @@ PARAMETER_RULES = {
     "show": _R.ints(10, "rows drawn before 'show all' is pressed", hi=5000),
 }
 
+def model_measures(payload: dict) -> dict:
+    """What the models exercises compare (:attr:`clipsafety.rules.Exercise.measures`): each
+    kind's mean effective robustness over the shifts, and the three zero-shot CLIPs that lead
+    on it (the recorded ``models`` table)."""
+    from clipsafety.groups import CLIP_ZEROSHOT
+
+    out = _R.group_means("models", {"er_mean": "effective robustness, mean of the shifts (points)"},
+                         claims=False)(payload)
+    t = pd.DataFrame((payload.get("tables") or {}).get("models") or [])
+    if len(t) and {"group", "er_mean", "checkpoint"} <= set(t.columns):
+        zs = t[t["group"] == CLIP_ZEROSHOT].dropna(subset=["er_mean"])
+        top = zs.sort_values("er_mean", ascending=False, kind="stable").head(3)
+        if len(top):
+            out["the zero-shot CLIPs leading on mean effective robustness"] = ", ".join(
+                top["checkpoint"].astype(str))
+    return out
+
+
 EXERCISES = [
     Exercise("Fit the landscape line on the probit scale.", {"scale": "probit"},
-             "how each model's effective robustness and its percentile move"),
+             "how each model's effective robustness and its percentile move", model_measures),
     Exercise("Keep only the natural shifts in the effective-robustness columns.",
              {"shifts": ["r", "a", "objectnet"]},
-             "which CLIPs lead on the mean of the natural shifts"),
+             "which CLIPs lead on the mean of the natural shifts", model_measures),
 ]

@@ -700,15 +700,21 @@ PARAMETER_RULES = {
     "published": _R.subset(("ninco", "cood"), "published result(s)"),
 }
 
-_FEW = _R.FEW_ZOO_MODELS
+#: what the OOD exercises compare: each group's mean AUROC and FPR at 95% over the OOD sets,
+#: and each claim's verdict
+_OOD_MEASURES = _R.group_means("averages", {"auroc": "AUROC (mean over the OOD sets)",
+                                            "fpr95": "FPR at 95% (fraction, mean over the OOD sets)"})
+
 EXERCISES = [
     Exercise("Score zero-shot CLIP with the energy score instead of MCM.",
-             {"models": _FEW, "clip_score": "energy"},
-             "whether the OOD claims depend on the score"),
+             {"clip_score": "energy"},
+             "whether the OOD claims depend on the score", _OOD_MEASURES),
     Exercise("Sharpen MCM's softmax.",
-             {"models": _FEW, "temperature": 0.01},
-             "AUROC and FPR at 95% of zero-shot CLIP against the default temperature"),
+             {"temperature": 0.01},
+             "AUROC and FPR at 95% of zero-shot CLIP against the default temperature",
+             _OOD_MEASURES),
     Exercise("Count FPR the way OpenOOD does.",
-             {"models": _FEW, "fpr_convention": "ood-recall"},
-             "which numbers change with the convention, and which verdicts do not"),
+             {"fpr_convention": "ood-recall"},
+             "which numbers change with the convention, and which verdicts do not",
+             _OOD_MEASURES),
 ]

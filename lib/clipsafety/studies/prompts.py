@@ -34,7 +34,7 @@ from clipsafety import rules as _R
 from clipsafety.rules import Exercise
 from clipsafety.summaries import bootstrap_mean
 
-__all__ = ["CLAIMS", "KINDS", "PUBLISHED_UNTESTABLE", "TEMPLATE_SETS", "TUNED_ARMS", "TUNING_LR",
+__all__ = ["CLAIMS", "KINDS", "subset_measures", "tuned_measures", "PUBLISHED_UNTESTABLE", "TEMPLATE_SETS", "TUNED_ARMS", "TUNING_LR",
            "CONFIDENCE_CLAIMS", "VALUES", "arm_means", "assess_prompt_claims", "assess_published_ece",
            "check_vocabulary", "ece_before_after", "ensemble_gain", "evaluate_head", "groups_of",
            "head_evaluator", "metric_long", "named_heads", "prompt_ece_spread",
@@ -589,12 +589,50 @@ PARAMETER_RULES = {
     "ece_margin": _R.ECE_MARGIN, "published": _R.choice(True, False),
 }
 
+def tuned_measures(payload: dict) -> dict:
+    """What the tuning exercises compare (:attr:`clipsafety.rules.Exercise.measures`): per
+    tuned arm (CoOp, CoOp + C-TPT), the mean ID accuracy and ECE of its CLIPs in percent (the
+    recorded ``tuned`` table), then each claim's verdict and estimate."""
+    from clipsafety.pages import claim_measures
+
+    t = pd.DataFrame((payload.get("tables") or {}).get("tuned") or [])
+    out = {}
+    if len(t) and {"arm", "acc_id", "ece_before"} <= set(t.columns):
+        for arm, part in t.groupby("arm", sort=False):
+            n = part["model"].nunique() if "model" in part else len(part)
+            out[f"{arm}: ID accuracy (%, mean of {n} CLIPs)"] = 100 * part["acc_id"].mean()
+            out[f"{arm}: ECE before scaling (%, mean of {n} CLIPs)"] = 100 * part["ece_before"].mean()
+    return {**out, **claim_measures(payload)}
+
+
+def subset_measures(payload: dict) -> dict:
+    """What the random-subset exercise compares: per subset size, the width of the middle 95%
+    of ECE and of ID accuracy over the random subsets (points, mean over the CLIPs) and the
+    draws per CLIP (the recorded ``subsets`` table), then each claim's verdict and estimate."""
+    from clipsafety.pages import claim_measures
+
+    t = pd.DataFrame((payload.get("tables") or {}).get("subsets") or [])
+    out = {}
+    if len(t) and {"size", "model", "ece_before", "acc_id"} <= set(t.columns):
+        for size, part in t.groupby("size"):
+            tpl = f"{size} template{'s' if size != 1 else ''}"
+            by_model = part.groupby("model")
+            n = by_model.ngroups
+            for col, what in (("ece_before", "ECE before scaling"), ("acc_id", "ID accuracy")):
+                width = by_model[col].quantile(0.975) - by_model[col].quantile(0.025)
+                out[f"{what}, middle 95% over subsets of {tpl} (points, mean of "
+                    f"{n} CLIPs)"] = 100 * float(width.mean())
+            out[f"random subsets of {tpl} per CLIP"] = float(by_model.size().median())
+    return {**out, **claim_measures(payload)}
+
+
 EXERCISES = [
     Exercise("Tune the prompts longer.", {"budget": 1000},
-             "whether CoOp's ECE gap over the hand-written template grows with the steps"),
+             "whether CoOp's ECE gap over the hand-written template grows with the steps",
+             tuned_measures),
     Exercise("Weigh C-TPT's dispersion term more.", {"ctpt_lambda": 1.0},
-             "accuracy and ECE of CoOp + C-TPT (its ATFD rises by construction)"),
-    Exercise("Only the single, generic and misleading sets, with more random subsets.",
-             {"template_sets": ["single", "generic", "misleading"], "n_subsets": 50},
-             "how wide the intervals over template choice become"),
+             "accuracy and ECE of CoOp + C-TPT (its ATFD rises by construction)", tuned_measures),
+    Exercise("Draw more random template subsets of each size.",
+             {"n_subsets": 50},
+             "how wide the intervals over template choice become", subset_measures),
 ]
