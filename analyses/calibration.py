@@ -48,8 +48,6 @@ fit_fraction = 0.5  # share of each ID class the temperature is fitted on
 n_bins = 15  # bins of ECE, adaptive ECE and the reliability diagrams
 reliability_models: str | list = ""  # models whose reliability diagrams are drawn; empty = the most accurate of each group
 reference_group = "standard"  # the ImageNet group CLIP is compared with
-transfer_margin = 0.02  # largest excess ECE over the oracle temperature that still counts as transferred
-transfer_share = 0.75  # share of shifts that must count for the transfer claim
 published = True  # show the published evidence (C-OOD confidence gaps, ImageNet-X confidences, LeVine et al.'s ECEs)
 
 # %%

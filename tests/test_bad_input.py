@@ -177,8 +177,11 @@ def test_cli_long_errors_are_never_cut(env, capsys):
                                             "--data-root", "{tmp}/data", "--image-size", "32",
                                             "--out", "{tmp}/t.csv"], env), capsys)
     assert code == 1 and "error: LayoutError" in out and "Traceback" not in out + err
-    tail = "See the book's appendix 'Datasets on disk' for each layout."
-    assert tail in out  # the remedy, at the end of a ~500-character message
+    from clipsafety.datasets import REGISTRY
+
+    assert "See the book's appendix 'Datasets on disk' for each layout" in out
+    tail = f"to get the data: {REGISTRY['imagenet:a'].get}."
+    assert tail in out  # the remedy, at the end of a ~600-character message
     import pandas as pd
 
     row = pd.read_csv(env / "t.csv").iloc[0]

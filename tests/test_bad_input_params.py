@@ -245,7 +245,6 @@ CHAPTER_CASES = [
     ("factors", [("batch_size", "1000000000")], ["'batch_size'", "<= 4096"]),
     ("landscape", [("top_n", "1000000000")], ["'top_n'", "<= 1000"]),
     ("calibration", [("n_bins", "1000000")], ["'n_bins'", "<= 100"]),
-    ("calibration", [("transfer_margin", "5")], ["'transfer_margin'", "(0, 1]"]),
     ("prompts", [("n_subsets", "100000")], ["'n_subsets'", "<= 500"]),
     ("prompts", [("ece_margin", "1e9")], ["'ece_margin'", "(0, 1]"]),
     ("prompts", [("ctpt_lambda", "1.0e+300")], ["'ctpt_lambda'", "[0, 100]"]),

@@ -111,3 +111,21 @@ def test_every_claim_has_one_home_a_kind_and_a_test():
     assert set(t.loc[t["claim_id"].isin(["ood-ft-worse", "ood-2stage"]), "chapter"]) == {"ood"}
     md = contents.claims_markdown()
     assert all(c in md for c in t["claim"]) and md.index("The paper's claims") < md.index("extensions")
+
+
+def test_every_declared_parameter_is_read_by_its_chapter():
+    """A parameter a chapter declares but never reads is a dead knob in its rerun box (the
+    calibration chapter's transfer_margin was one): each name occurs outside the parameters
+    cell."""
+    import re
+
+    from clipsafety import contents
+
+    dead = {}
+    for name in contents.toc_chapters():
+        nb = contents.read_notebook(contents.source(name))
+        body = "\n".join(c.source for c in nb.cells if "parameters" not in c.metadata.get("tags", []))
+        unread = [p for p in contents.parameters(name) if not re.search(rf"\b{re.escape(p)}\b", body)]
+        if unread:
+            dead[name] = unread
+    assert not dead, f"declared but never read: {dead}"

@@ -138,6 +138,16 @@ def _like(v: dict) -> str:
             f'<br><span class="small">{_e(v.get("comparison", ""))}</span>')
 
 
+def _folded(table: str, n_rows: int, what: str) -> str:
+    """``table`` as it is, or behind a fold when it has more rows than a reader scans
+    (:data:`clipsafety.readable.FOLD_ROWS`), as the book's own tables are."""
+    from clipsafety.readable import FOLD_ROWS
+
+    if n_rows <= FOLD_ROWS:
+        return table
+    return f"<details><summary>{_e(what)}: {n_rows} rows (show the table)</summary>{table}</details>"
+
+
 def _value_rows(values: list, placed_only: bool = False) -> str:
     rows = []
     for v in values:
@@ -151,9 +161,9 @@ def _value_rows(values: list, placed_only: bool = False) -> str:
                     f"<td class='num'>[{_num(v['lo'])}, {_num(v['hi'])}]</td>"
                     f"<td class='num'>{v['n']:,}</td><td>{_placement_cell(v)}</td>"
                     f"<td>{_nearest_cell(v)}</td><td>{_like(v)}</td></tr>")
-    return ("<table><thead><tr><th>Measure</th><th>Data</th><th>Value</th><th>95% interval</th>"
-            "<th>n</th><th>Percentile among</th><th>Nearest models</th><th>Comparison</th></tr></thead>"
-            "<tbody>" + "".join(rows) + "</tbody></table>")
+    return _folded("<table><thead><tr><th>Measure</th><th>Data</th><th>Value</th><th>95% interval</th>"
+                   "<th>n</th><th>Percentile among</th><th>Nearest models</th><th>Comparison</th></tr></thead>"
+                   "<tbody>" + "".join(rows) + "</tbody></table>", len(rows), "Every measured value")
 
 
 def _missing_block(missing: list) -> str:
@@ -231,9 +241,11 @@ def fragment(card: dict, standalone: bool = True) -> str:
     rows = "".join(f"<tr><td><code>{_e(d)}</code></td><td class='num'>{r['n']:,}</td>"
                    f"<td><code>{_e(r['key'])}</code></td><td>{_e(r['label_space'])}</td></tr>"
                    for d, r in prov["records"].items())
-    out.append("<{H}>Provenance</{H}><table><thead><tr><th>Set</th><th>Images</th><th>Store key</th>"
-               f"<th>Label space</th></tr></thead><tbody>{rows}</tbody></table>"
-               f"<p class='small'>Versions: {_e(', '.join(f'{k} {v}' for k, v in prov['versions'].items()))}. "
+    out.append("<{H}>Provenance</{H}>"
+               + _folded("<table><thead><tr><th>Set</th><th>Images</th><th>Store key</th>"
+                         f"<th>Label space</th></tr></thead><tbody>{rows}</tbody></table>",
+                         len(prov["records"]), "Prediction records read")
+               + f"<p class='small'>Versions: {_e(', '.join(f'{k} {v}' for k, v in prov['versions'].items()))}. "
                f"Intervals: 95% bootstrap, {card['n_boot']} resamples over images (stimuli for shape "
                "bias; effective robustness: a joint bootstrap of the model's images and the baseline models "
                "that define the line, so the line's uncertainty is in it; factors: Wilson).</p></div>")

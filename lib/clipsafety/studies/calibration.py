@@ -941,7 +941,6 @@ PARAMETER_RULES = {
     **_R.LIVE, "id_dataset": _R.dataset, "shifts": _R.datasets,
     "fit_fraction": _R.open_fraction, "n_bins": _R.N_BINS,
     "reliability_models": _R.optional_models, "reference_group": _R.groups,
-    "transfer_margin": _R.ECE_MARGIN, "transfer_share": _R.fraction,
     "published": _R.choice(True, False),
 }
 
