@@ -100,9 +100,13 @@ def write_provenance() -> Path:
         "",
         "## Packages",
         "",
-        "| package | version |",
+        f":::{{admonition}} The {len(vers)} packages the chapters ran with",
+        ":class: dropdown",
+        "",
+        "| Package | Version |",
         "|---|---|",
         *vers,
+        ":::",
         "",
     ])
     toc.CHAPTERS.mkdir(parents=True, exist_ok=True)
