@@ -614,9 +614,10 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
     for v in d[facet].drop_duplicates():
         p = d[d[facet] == v]
         bars = alt.Chart(p).mark_bar(opacity=0.35).encode(
-            x=alt.X("lo:Q", title="confidence (max. softmax probability)",
-                    scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
-            y=alt.Y("accuracy:Q", title="accuracy (fraction correct)", scale=alt.Scale(domain=[0, 1])),
+            # short axis titles: a longer one widens each of the side-by-side panels past the
+            # page (the chart's title and tooltips say what confidence and accuracy are)
+            x=alt.X("lo:Q", title="confidence", scale=alt.Scale(domain=[0, 1])), x2="hi:Q",
+            y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
             color=colour, tooltip=tooltip,
             opacity=alt.condition(sel, alt.value(0.45), alt.value(0.05)))
         dots = alt.Chart(p).mark_point(filled=True, size=25).encode(
@@ -628,7 +629,8 @@ def reliability_diagram(bins: pd.DataFrame, series: str = "model", panel: str | 
                                                              height=height))
     if not charts:
         return alt.Chart(pd.DataFrame()).mark_text().properties(title="no reliability bins")
-    return alt.concat(*charts, columns=columns).properties(title=title)
+    return alt.concat(*charts, columns=columns).properties(
+        title=title or "accuracy (fraction correct) against confidence (top-1 softmax probability), per bin")
 
 
 def image_grid(images: dict, size: int = 64, columns: int | None = None):
