@@ -143,6 +143,13 @@ def test_the_page_check_passes_readable_tables_and_catches_raw_ones(frame, monke
     assert any("id_acc" in p and "eff_rob" in p and "n_images" in p for p in raw), raw
     assert any("40 rows shown open" in p for p in raw), raw
     assert not any("rows shown open" in p for p in map(str, audit_html(frame.head(15).to_html())))
+    # a MyST dropdown admonition is collapsed: a long table inside it is folded, and the
+    # dropdown's end closes the fold for a table after it
+    long = frame[["model"]].to_html(index=False)
+    dropped = (f'<div class="dropdown admonition"><p>t</p><div>{long}</div></div>')
+    assert not any("rows shown open" in str(p) for p in audit_html(dropped))
+    after = [str(p) for p in audit_html(dropped + long)]
+    assert sum("rows shown open" in p for p in after) == 1, after
     matrix = frame[["model"]].to_html(index=False, classes="clipsafety-findings")
     assert audit_html(matrix) == []  # the findings matrix is the page, long by design
     # a named index (pandas writes its name on a second header row): an unnamed first column

@@ -282,6 +282,7 @@ class _Tables(HTMLParser):
         self._stack: list[list] = []
         self._open: list[bool] = []
         self._details = 0
+        self._divs: list[bool] = []  # each open <div>: a collapsed dropdown (a fold) or not
         self._cell: list[str] | None = None
         self._header = False
         self._skip = 0
@@ -291,6 +292,11 @@ class _Tables(HTMLParser):
             self._skip += 1
         elif tag == "details":
             self._details += 1
+        elif tag == "div":
+            # a MyST dropdown admonition is collapsed until opened: a fold like <details>
+            fold = "dropdown" in (dict(attrs).get("class") or "").split()
+            self._divs.append(fold)
+            self._details += fold
         elif tag == "table":
             self._stack.append([])
             # a table the page is made of (the findings matrix) counts as folded: it is read
@@ -312,6 +318,9 @@ class _Tables(HTMLParser):
             self._cell = None
         elif tag == "details":
             self._details = max(0, self._details - 1)
+        elif tag == "div" and self._divs:
+            if self._divs.pop():
+                self._details = max(0, self._details - 1)
         elif tag == "table" and self._stack:
             self.tables.append([r for r in self._stack.pop() if r])
             self.folded.append(self._open.pop())

@@ -255,11 +255,13 @@ class WorkshopTimings(_Markdown):
             return "No exercise has been timed yet.\n"
         with path.open(newline="") as f:
             rows = list(csv.DictReader(f))
-        out = ["| chapter | exercise | parameters | run time | measured |", "|---|---|---|---|---|"]
+        out = [f":::{{admonition}} The {len(rows)} timed exercises (show the table)",
+               ":class: dropdown", "",
+               "| Chapter | Exercise | Parameters | Run time | Measured |", "|---|---|---|---|---|"]
         for r in rows:
             out.append(f"| {{doc}}`/chapters/{r['chapter']}` | {r['task']} | `{r['params']}` | "
                        f"{_seconds(r['seconds'])} | {r['measured']} |")
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n:::\n"
 
 
 def _rerun_banner(app, doctree):
