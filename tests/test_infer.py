@@ -315,3 +315,33 @@ def test_a_model_with_constant_outputs_is_refused_and_nothing_is_stored(tmp_path
     records = store / "records"
     assert not records.exists() or not any(records.iterdir())
     assert not any((store / "partial").iterdir())
+
+
+def test_an_in_memory_set_is_transformed_once_for_the_models_that_share_its_transform(tmp_path, monkeypatch):
+    """The zoo's models share one array transform: predict transforms a synthetic set once per
+    process and reads views of it; the logits are those of the batch-by-batch path, bit for
+    bit, and a set too large for the cache is transformed batch by batch."""
+    from clipsafety import infer
+    from clipsafety.datasets import get_dataset
+    from clipsafety.zoo import core
+
+    spec = get_dataset("synth:id-test")
+    calls = []
+    real = core.array_transform
+
+    def counted(x):
+        calls.append(len(x))
+        return real(x)
+
+    monkeypatch.setattr(core, "array_transform", counted)
+    infer._ARRAY_CACHE.clear()
+    a = [infer.predict(f"zoo:{m}", spec, store=tmp_path / m, progress=False, batch_size=128)
+         for m in ("clip-convnext-wit-10k", "sup-vit-labelled-10k")]
+    n = len(a[0].logits)
+    assert calls == [n]  # once, for both models
+    monkeypatch.setattr(infer, "ARRAY_CACHE_BYTES", 0)
+    calls.clear()
+    b = infer.predict("zoo:clip-convnext-wit-10k", spec, store=tmp_path / "uncached",
+                      progress=False, batch_size=128)
+    assert len(calls) == -(-n // 128) and sum(calls) == n  # batch by batch
+    assert np.array_equal(a[0].logits, b.logits)

@@ -267,6 +267,43 @@ def describe_manifest(loaded: LoadedModel, spec: DatasetSpec) -> dict:
     return {"model_meta": meta, "annotations": getattr(spec, "annotations", None)}
 
 
+#: the largest transformed in-memory set kept for the next model (float32 bytes); a larger one
+#: (the curation pool) is transformed batch by batch as it is read
+ARRAY_CACHE_BYTES = 256 * 2 ** 20
+_ARRAY_CACHE: dict = {}
+
+
+def _transformed_arrays(spec, X: np.ndarray, batch_transform: Callable):
+    """The whole of an in-memory set (``X``, ``uint8 [N,H,W,3]``) through ``batch_transform``,
+    once per process for every model that shares that transform (the zoo's models share one
+    function, :func:`clipsafety.zoo.core.array_transform`), or ``None`` when the result would
+    exceed :data:`ARRAY_CACHE_BYTES`. Keyed by the set's id, its manifest and the transform
+    object itself (held by the entry, so its id is not reused); one set is kept, the chapters
+    evaluate every model on one set after another. An elementwise transform gives the same
+    values for the whole set as batch by batch, so the logits are the same bit for bit."""
+    import json
+
+    n = int(np.prod(X.shape))
+    if 4 * n > ARRAY_CACHE_BYTES or getattr(batch_transform, "per_batch", False):
+        return None
+    manifest = getattr(spec, "manifest", None)
+    manifest = manifest() if callable(manifest) else manifest
+    if manifest is None:
+        return None
+    try:
+        mkey = json.dumps(manifest, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    key = (getattr(spec, "dataset_id", None), mkey, X.shape, id(batch_transform))
+    hit = _ARRAY_CACHE.get(key)
+    if hit is not None and hit[0] is batch_transform:
+        return hit[1]
+    _ARRAY_CACHE.clear()
+    out = batch_transform(np.ascontiguousarray(X))
+    _ARRAY_CACHE[key] = (batch_transform, out)
+    return out
+
+
 def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=None, store=None,
             device: str = "auto", batch_size: int | None = None, num_workers: int | None = None,
             templates="openai", classnames=None, progress: bool = True, shard_size: int | None = None,
@@ -390,8 +427,17 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     if arrays is not None and batch_transform is not None:
         X, Y, IDS = arrays()
         IDS = np.asarray(IDS, dtype=str)
-        batches = ((batch_transform(np.ascontiguousarray(X[b])), np.asarray(Y[b], np.int64),
-                    b, IDS[b].tolist(), []) for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
+        Xt = _transformed_arrays(spec, X, batch_transform)
+
+        def rows(b):  # a contiguous run of the set is a view of the transformed set
+            if Xt is None:
+                return batch_transform(np.ascontiguousarray(X[b]))
+            if len(b) and b[-1] - b[0] + 1 == len(b):
+                return Xt[int(b[0]):int(b[-1]) + 1]
+            return Xt[torch.from_numpy(b)]
+
+        batches = ((rows(b), np.asarray(Y[b], np.int64), b, IDS[b].tolist(), [])
+                   for b in np.array_split(todo, max(1, -(-len(todo) // batch_size))))
         batches = (b for b in batches if len(b[2]))
     elif cache is not None:  # decoded and transformed once per preprocessing, memory-mapped
         batches = cache.open(num_workers=num_workers, progress=progress).batches(todo, batch_size)
