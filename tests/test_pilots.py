@@ -188,3 +188,22 @@ def test_retrain_cost_counts_the_clips_budget_and_their_fine_tunes():
     cat = pd.DataFrame({"kind": ["clip", "clip", "ft", "ft2", "sup"],
                         "train_seconds": [10.0, 20.0, 5.0, 7.0, 100.0]})
     assert W.retrain_seconds(cat, 4) == 4 * 30 + 12
+
+
+def test_the_budget_response_orders_each_towers_gap_by_samples_seen():
+    from clipsafety.studies import appendix_world as W
+
+    trained = pd.DataFrame({
+        "model": ["a"] * 3 + ["b"] * 3, "variant": ["4x samples seen", "base", "2x samples seen"] * 2,
+        "gap_points": [5.0, -10.0, -3.0, -1.0, -8.0, -9.0], "id_accuracy": [0.5] * 6,
+        "logit_scale": [14.0] * 6})
+    d = W.budget_response(trained)
+    assert d[d["model"] == "a"]["gap_points"].tolist() == [-10.0, -3.0, 5.0]
+    committed = pd.DataFrame({"model": ["a"], "group": ["clip-zeroshot"], "gap_points": [-10.0],
+                              "id_temperature": [0.8], "logit_scale": [np.nan]})
+    text = " ".join(W.regime_sentences(committed, None, trained))
+    assert "a: -10.0 → -3.0 → +5.0; b: -8.0 → -9.0 → -1.0" in text
+    assert "does not rise with training length on every tower" in text  # b dips at 2x
+    mono = " ".join(W.regime_sentences(committed, None, trained.assign(
+        gap_points=[5.0, -10.0, -3.0, -1.0, -9.0, -8.0])))
+    assert "rises with training length on every tower" in mono

@@ -40,7 +40,7 @@ __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING
            "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
            "paired_er_difference", "real_signature", "signature", "signature_table",
-           "regime_by_group", "pilot_effects", "regime_sentences", "retrain_seconds", "source_knobs", "zoo_points"]
+           "regime_by_group", "budget_response", "pilot_effects", "regime_sentences", "retrain_seconds", "source_knobs", "zoo_points"]
 
 ID_SET = "synth:id-test"
 #: the natural-shift analogues of the world and the real shift each stands for
@@ -522,8 +522,18 @@ def pilot_effects(trained: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def budget_response(trained: pd.DataFrame) -> pd.DataFrame:
+    """The CLIP pilots' ID gap against their training budget: the ``base`` run (factor 1) and
+    each pilot of :data:`CLIP_BUDGET_FACTORS`, per model, in order of the factor."""
+    d = trained[trained["logit_scale"].notna()]
+    factor = d["variant"].map({"base": 1, **CLIP_BUDGET_FACTORS})
+    d = d.assign(factor=factor).dropna(subset=["factor"])
+    return d.sort_values(["model", "factor"], kind="stable")[["model", "factor", "gap_points",
+                                                              "id_accuracy"]]
+
+
 #: the CLIP pilots that multiply a CLIP's training budget, and by how much
-CLIP_BUDGET_FACTORS = {"4x samples seen": 4}
+CLIP_BUDGET_FACTORS = {"2x samples seen": 2, "4x samples seen": 4}
 
 
 def retrain_seconds(catalog: pd.DataFrame, clip_factor: float) -> float:
@@ -598,6 +608,19 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                        f"{part['gap_change'].median():+.1f}), accuracy change "
                        f"{part['accuracy_change'].median():+.1f} points{scale}.")
         clip_eff = eff[eff["logit_scale"].notna()]
+        dose = budget_response(trained)
+        if len(dose) and dose["factor"].nunique() > 2:
+            per = "; ".join(
+                f"{m}: " + " → ".join(f"{g:+.1f}" for g in part["gap_points"])
+                for m, part in dose.groupby("model", sort=False))
+            mono = all(np.all(np.diff(part["gap_points"].to_numpy()) > 0)
+                       for _, part in dose.groupby("model"))
+            factors = ", ".join(f"{f:g}x" for f in sorted(dose["factor"].unique()))
+            out.append(f"Samples seen against the ID gap (points, at {factors} the zoo's budget): "
+                       f"{per}. "
+                       + ("The gap rises with training length on every tower, at a rate of its "
+                          "own: the training length per tower sets the regime." if mono else
+                          "The gap does not rise with training length on every tower."))
         if len(clip_eff):
             moves = clip_eff.groupby("variant", sort=False)["gap_change"].median()
             top = moves.idxmax()

@@ -63,6 +63,7 @@ CLIP_VARIANTS = {
     "scale fixed at 100": {"scale_init": 100.0, "scale_fixed": True},
     "scale fixed at 30": {"scale_init": 30.0, "scale_fixed": True},
     "no same-category negatives": {"masked": True},
+    "2x samples seen": {"budget": 2},
     "4x samples seen": {"budget": 4},
 }
 SUP_VARIANTS = {"base": {}, "4x samples seen": {"budget": 4}, "label smoothing 0.1": {"smoothing": 0.1}}
