@@ -129,6 +129,9 @@ def test_appendix_reads_the_pilot_tables():
     text = " ".join(W.regime_sentences(committed, None, trained))
     assert "100% of them sit within 15%" in text and "gap -10.0 → -4.0" in text
     assert "*x* moves the gap most (a median +6.0 points)" in text
+    # a pilot that breaks the model (accuracy -30 points) is not named as the lever
+    broke = trained.assign(id_accuracy=[0.5, 0.2])
+    assert "moves the gap most" not in " ".join(W.regime_sentences(committed, None, broke))
     miss = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-1, 3)))
     assert "no CLIP pilot (0 of 1)" in miss and "No recipe change puts at least 75%" in miss
     hit = " ".join(W.regime_sentences(committed, None, trained, clip_range=(-5, 3)))
@@ -167,7 +170,8 @@ def test_each_pilots_control_reproduces_the_committed_model():
     ev = pd.read_csv(P.ZOO_DIR / "eval.csv")
     acc = ev[ev["dataset"] == "synth:id-test"].set_index("id")["accuracy"]
     base = trained[trained["variant"] == "base"]
-    assert set(base["model"]) == set(P.CLIP_PILOT_MODELS) | set(P.SUP_PILOT_MODELS)
+    assert set(base["model"]) == (set(P.CLIP_PILOT_MODELS) | set(P.SUP_PILOT_MODELS)
+                                  | set(P.BUDGET_PILOT_MODELS))
     assert np.allclose(base["id_accuracy"], base["model"].map(acc), atol=0.005)
 
 
@@ -203,7 +207,8 @@ def test_the_budget_response_orders_each_towers_gap_by_samples_seen():
                               "id_temperature": [0.8], "logit_scale": [np.nan]})
     text = " ".join(W.regime_sentences(committed, None, trained))
     assert "a: -10.0 → -3.0 → +5.0; b: -8.0 → -9.0 → -1.0" in text
-    assert "does not rise with training length on every tower" in text  # b dips at 2x
-    mono = " ".join(W.regime_sentences(committed, None, trained.assign(
-        gap_points=[5.0, -10.0, -3.0, -1.0, -9.0, -8.0])))
-    assert "rises with training length on every tower" in mono
+    # both rise from 1x to 4x (+15, +7), b not at every step
+    assert "rises on all 2 models, by +7.0 to +15.0 points" in text and "(not at every step: b)" in text
+    flat = " ".join(W.regime_sentences(committed, None, trained.assign(
+        gap_points=[5.0, -10.0, -3.0, -9.0, -8.0, -9.5])))
+    assert "does not rise with training length on every model (b)" in flat

@@ -613,22 +613,32 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
             per = "; ".join(
                 f"{m}: " + " → ".join(f"{g:+.1f}" for g in part["gap_points"])
                 for m, part in dose.groupby("model", sort=False))
-            mono = all(np.all(np.diff(part["gap_points"].to_numpy()) > 0)
-                       for _, part in dose.groupby("model"))
+            g = {m: part["gap_points"].to_numpy() for m, part in dose.groupby("model", sort=False)}
+            rise = {m: v[-1] - v[0] for m, v in g.items()}
+            dips = [m for m, v in g.items() if np.any(np.diff(v) <= 0)]
             factors = ", ".join(f"{f:g}x" for f in sorted(dose["factor"].unique()))
-            out.append(f"Samples seen against the ID gap (points, at {factors} the zoo's budget): "
-                       f"{per}. "
-                       + ("The gap rises with training length on every tower, at a rate of its "
-                          "own: the training length per tower sets the regime." if mono else
-                          "The gap does not rise with training length on every tower."))
-        if len(clip_eff):
-            moves = clip_eff.groupby("variant", sort=False)["gap_change"].median()
+            top = max(dose["factor"])
+            out.append(
+                f"Samples seen against the ID gap (points, at {factors} the zoo's budget): {per}. "
+                + (f"From the zoo's budget to {top:g}x the gap rises on all {len(g)} models, by "
+                   f"{min(rise.values()):+.1f} to {max(rise.values()):+.1f} points: training length "
+                   "moves the regime, at a rate that depends on the tower and the training set"
+                   + (f" (not at every step: {', '.join(dips)})." if dips else ".")
+                   if all(r > 0 for r in rise.values()) else
+                   f"The gap does not rise with training length on every model "
+                   f"({', '.join(m for m, r in rise.items() if r <= 0)})."))
+        keeps = clip_eff.groupby("variant", sort=False)["accuracy_change"].median() \
+            >= -max_accuracy_loss
+        usable = clip_eff[clip_eff["variant"].map(keeps)]
+        if len(usable):
+            moves = usable.groupby("variant", sort=False)["gap_change"].median()
             top = moves.idxmax()
-            part = clip_eff[clip_eff["variant"] == top]
-            out.append(f"Among the CLIP pilots, *{top}* moves the gap most (a median "
+            part = usable[usable["variant"] == top]
+            out.append(f"Among the CLIP pilots that keep their accuracy (a median loss of at most "
+                       f"{max_accuracy_loss:g} points), *{top}* moves the gap most (a median "
                        f"{moves.max():+.1f} points), but by {part['gap_change'].min():+.1f} to "
                        f"{part['gap_change'].max():+.1f} points across its "
-                       f"{len(part)} towers, to gaps of {part['gap_points'].min():+.1f} to "
+                       f"{len(part)} models, to gaps of {part['gap_points'].min():+.1f} to "
                        f"{part['gap_points'].max():+.1f}.")
         if clip_range is not None and len(clip_eff):
             from clipsafety.premises import REGIME_SHARE

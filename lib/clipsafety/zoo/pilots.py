@@ -55,6 +55,9 @@ ID_SET = "id-test"
 #: the pilots' plan entries: one per tower, on the 10k sets (the cheapest to train)
 CLIP_PILOT_MODELS = ("clip-convnext-wit-10k", "clip-vit-wit-10k", "clip-resnet-wit-10k")
 SUP_PILOT_MODELS = ("sup-convnext-labelled-10k", "sup-vit-labelled-10k", "sup-resnet-labelled-10k")
+#: the training-length pilots on the 30k sets (fewer epochs at the zoo's budget than on 10k)
+BUDGET_PILOT_MODELS = ("clip-convnext-wit-30k", "clip-vit-wit-30k", "clip-resnet-wit-30k")
+BUDGET_VARIANTS = ("base", "2x samples seen", "4x samples seen")
 #: one recipe change each (``base`` is the zoo's recipe, retrained as a control)
 CLIP_VARIANTS = {
     "base": {},
@@ -345,7 +348,7 @@ def _write(rows: list[dict], path: Path) -> None:
 
 def _ordered(rows: list[dict]) -> list[dict]:
     """Pilot rows in the order of the pilot tables (model, then variant)."""
-    models = [*CLIP_PILOT_MODELS, *SUP_PILOT_MODELS]
+    models = [*CLIP_PILOT_MODELS, *BUDGET_PILOT_MODELS, *SUP_PILOT_MODELS]
     variants = [*CLIP_VARIANTS, *SUP_VARIANTS]
     return sorted(rows, key=lambda r: (models.index(r["model"]) if r["model"] in models else 99,
                                        variants.index(r["variant"]) if r["variant"] in variants else 99))
@@ -392,7 +395,8 @@ def main(argv=None) -> int:
             kept = [r for r in csv.DictReader(open(path))
                     if r["variant"] not in a.variants or (a.models and r["model"] not in a.models)]
         rows = []
-        for models, variants in ((CLIP_PILOT_MODELS, CLIP_VARIANTS), (SUP_PILOT_MODELS, SUP_VARIANTS)):
+        for models, variants in ((CLIP_PILOT_MODELS, CLIP_VARIANTS), (SUP_PILOT_MODELS, SUP_VARIANTS),
+                                 (BUDGET_PILOT_MODELS, BUDGET_VARIANTS)):
             for zid in models:
                 if a.models and zid not in a.models:
                     continue
