@@ -662,3 +662,14 @@ def test_standalone_page_draws_a_reliability_diagram_for_every_set(zoo_card):
     assert len(sets) >= 2 and page.count("Reliability diagram, ") == len(sets)
     assert all(f"Reliability diagram, {d}" in page for d in sets)
     assert page.index(f"Reliability diagram, {sets[0]}") < page.index("Reliability under shift")
+
+
+def test_one_coverage_rule_decides_like_for_like_everywhere():
+    """Factors, shape bias, calibration and the shifts share one rule: at least
+    card.FULL_SHARE of the published number's full set."""
+    from clipsafety import card
+
+    assert card.full_set(49_500, 50_000, "images") == (True, "")
+    ok, why = card.full_set(49_499, 50_000, "annotated images")
+    assert not ok and why == "; not like for like: the card's 49,499 annotated images, not the full 50,000"
+    assert card.full_set(1_188, 1_200, "trials")[0] and not card.full_set(1_187, 1_200, "trials")[0]

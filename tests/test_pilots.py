@@ -54,6 +54,15 @@ def test_contrastive_loss_equals_open_clip_and_the_masked_torch_loss():
     same = (labels[:, None] == labels[None, :]).numpy()
     masked = float(same_class_masked_loss(img, txt, torch.tensor(17.0, dtype=torch.float64), labels))
     assert P.contrastive_loss(sim, 17.0, same) == pytest.approx(masked, rel=1e-10)
+    # by hand: each row's (and column's) cross-entropy over its positive and its negatives of
+    # another category only
+    from scipy.special import logsumexp
+
+    L = 17.0 * sim
+    keep = ~same | np.eye(32, dtype=bool)
+    rows = np.mean([logsumexp(L[i][keep[i]]) - L[i, i] for i in range(32)])
+    cols = np.mean([logsumexp(L[:, i][keep[:, i]]) - L[i, i] for i in range(32)])
+    assert masked == pytest.approx((rows + cols) / 2, rel=1e-10)
     assert P.contrastive_loss(sim, 17.0, same) < P.contrastive_loss(sim, 17.0)  # fewer negatives
 
 

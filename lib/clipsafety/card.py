@@ -108,6 +108,20 @@ FULL_SIZES = {"imagenet:val": 50_000, "imagenet:v2": 10_000, "imagenet:sketch": 
               "ood:inaturalist": 10_000, "ood:sun": 10_000, "ood:places": 10_000,
               "ood:textures": 5_640, "ood:ninco": 5_879, "cue-conflict": 1_280}
 
+#: share of a set's images a card must have read for its number to compare like for like with
+#: a published number on the full set (a few unreadable images are tolerated)
+FULL_SHARE = 0.99
+
+
+def full_set(n: int, full: int, what: str) -> tuple[bool, str]:
+    """``(like for like, the comparison's suffix)``: whether ``n`` images (trials) cover the
+    published number's ``full`` (:data:`FULL_SHARE`), and if not, a suffix that says so,
+    ``what`` naming the card's images."""
+    if n >= FULL_SHARE * full:
+        return True, ""
+    return False, f"; not like for like: the card's {n:,} {what}, not the full {full:,}"
+
+
 #: the kinds a number is placed among: label -> groups
 KINDS_PLACED = {"zero-shot CLIPs": (CLIP_ZEROSHOT,),
                 "fine-tuned CLIPs": (CLIP_FT_DIRECT, CLIP_FT_2STAGE),
@@ -791,12 +805,10 @@ def measure(coll: Collected, landscape: Landscape | None = None,
         if v["metric"] == "factor_mean":
             v["placement"] = place(v["value"], "factor_mean", table, exclude=own)
             if coll.path == "real":
-                v["like_for_like"] = v["n"] >= 50_000 * 0.9
+                v["like_for_like"], short = full_set(v["n"], FULL_SIZES["imagenet:val"],
+                                                     "annotated images")
                 v["comparison"] = ("ImageNet-X's published per-model factor accuracies (ImageNet "
-                                   "val, the same 10 factors, top-factor annotations)"
-                                   + ("" if v["like_for_like"] else
-                                      f"; not like for like: the card's {v['n']:,} annotated "
-                                      "images are not the full 50,000"))
+                                   "val, the same 10 factors, top-factor annotations)" + short)
             else:
                 v["like_for_like"] = "factor_mean" in table and table["factor_mean"].notna().any()
                 v["comparison"] = ("the zoo's models on the same set and factors (the factors "
@@ -816,12 +828,9 @@ def measure(coll: Collected, landscape: Landscape | None = None,
             v["placement"] = place(v["value"], v["metric"], table, exclude=own,
                                    where=lambda t, h=same_head: t["shape_head"] == h)
             v["placement_all_heads"] = place(v["value"], v["metric"], table, exclude=own)
-            v["like_for_like"] = True
+            v["like_for_like"], short = full_set(v["n"], 1200, "trials")
             v["comparison"] = (f"published models read with the same head ({same_head}); the cue-conflict "
-                               "stimuli of Geirhos et al. as in model-vs-human"
-                               + ("" if v["n"] >= 1200 else f"; not like for like: {v['n']} trials, not 1,200"))
-            if v["n"] < 1200:
-                v["like_for_like"] = False
+                               "stimuli of Geirhos et al. as in model-vs-human" + short)
         else:
             v["placement"] = place(v["value"], v["metric"], table, exclude=own)
             v["like_for_like"] = bool(v["placement"]["kinds"])
@@ -870,12 +879,11 @@ def measure(coll: Collected, landscape: Landscape | None = None,
                                if v["like_for_like"] else "the zoo's calibration table is not recorded")
         elif coll.path == "real" and v["metric"] == "conf_gap" and v["when"] == "before":
             v["placement"] = place(v["value"], "conf_gap", table, exclude=own)
-            v["like_for_like"] = v["n"] >= 25_000 * 0.9
+            v["like_for_like"], short = full_set(v["n"], FULL_SIZES["imagenet:val"] // 2,
+                                                 "ID evaluation images (half of ImageNet val)")
             v["comparison"] = ("C-OOD's confidence gap (mean softmax confidence minus accuracy on ImageNet "
                                "val, T = 1; fine-tuned CLIPs whose score is not a softmax are left out)"
-                               + ("" if v["like_for_like"] else
-                                  f"; not like for like: the card's {v['n']:,} ID evaluation images, "
-                                  "not ImageNet val's"))
+                               + short)
     props["calibration"] = cv
 
     properties = []
@@ -927,8 +935,8 @@ def _shift_comparison(coll: Collected, v: dict, path: dict) -> tuple[bool, str]:
     from clipsafety.published import SHIFTS
 
     why = []
-    full = 50_000 if v["shift"] == "id" else FULL_SIZES.get(v["dataset"], 0)
-    if v["n"] < 0.99 * full:
+    full = FULL_SIZES["imagenet:val"] if v["shift"] == "id" else FULL_SIZES.get(v["dataset"], 0)
+    if not full_set(v["n"], full, "images")[0]:
         why.append(f"{v['n']:,} images, not the set's {full:,}")
     if coll.zero_shot and coll.templates != "openai":
         why.append(f"the zero-shot head's templates are {coll.templates or 'not recorded'!r}, not "

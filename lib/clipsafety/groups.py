@@ -235,6 +235,19 @@ FAMILIES: list[tuple[str, str]] = [
 ]
 
 
+def source_side(source) -> str | None:
+    """``"LAION"`` or ``"WIT"`` for a CLIP training source name (``LAION-400M``,
+    ``laion-like``; ``WIT``, ``wit-like``, ``openai``), None for any other (``wit-narrow``:
+    WIT-like captions on the labelled set's pictures, not WIT-like data). The two sides of the
+    paper's LAION-vs-WIT claims (factors and shape bias)."""
+    s = str(source).lower()
+    if s.startswith("laion"):
+        return "LAION"
+    if s in ("wit", "wit-like", "openai"):
+        return "WIT"
+    return None
+
+
 def family_of(name: str) -> str:
     """Architecture family of a model: an id (``timm:convnext_tiny.fb_in1k``), an open_clip or
     timm architecture, or a name in a published table.

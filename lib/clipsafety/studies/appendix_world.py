@@ -561,12 +561,12 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
     if len(clips):
         ratio = clips["logit_scale"] / clips["contrastive_optimal_scale"]
         at_opt = float((ratio.sub(1).abs() <= tolerance).mean())
-        from clipsafety.zoo.pilots import OPEN_CLIP_INIT_SCALE, best_single_scale
+        from clipsafety.zoo.pilots import best_single_scale, open_clip_init_scale
 
         out.append(
             f"The {len(clips)} zero-shot CLIPs learned logit scales of "
             f"{clips['logit_scale'].min():.1f} to {clips['logit_scale'].max():.1f} (open_clip starts "
-            f"at {OPEN_CLIP_INIT_SCALE:.1f}). Their own contrastive loss, on batches of 64 from their training "
+            f"at {open_clip_init_scale():.1f}). Their own contrastive loss, on batches of 64 from their training "
             f"set, is lowest at {clips['contrastive_optimal_scale'].min():.1f} to "
             f"{clips['contrastive_optimal_scale'].max():.1f}: {at_opt:.0%} of them sit within "
             f"{tolerance:.0%} of that optimum (median ratio {ratio.median():.2f}). "

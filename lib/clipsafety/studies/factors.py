@@ -48,7 +48,7 @@ __all__ = ["CLAIMS", "HOME", "JOURNAL_WEAKER", "factor_measures", "PAPER_FACTOR_
            "model_counts", "paper_claimed", "premises_of", "published_base_table",
            "published_clip_rows", "published_counts", "published_decision_factors",
            "published_factor_table", "published_pooled", "resolve_factors", "source_differences",
-           "source_side", "trend_grid", "verdicts_by_scale", "with_effective_robustness",
+           "trend_grid", "verdicts_by_scale", "with_effective_robustness",
            "world_nuisance_rates"]
 
 
@@ -316,18 +316,6 @@ def clip_vs_imagenet(er: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
     return pd.DataFrame(rows, columns=["item", "estimate", "lo", "hi", "n_clip", "n_imagenet"])
 
 
-def source_side(source) -> str | None:
-    """``"LAION"`` or ``"WIT"`` for a CLIP training source name (``LAION-400M``,
-    ``laion-like``; ``WIT``, ``wit-like``), None for any other (``wit-narrow``: WIT-like
-    captions on the labelled set's pictures, not WIT-like data)."""
-    s = str(source).lower()
-    if s.startswith("laion"):
-        return "LAION"
-    if s in ("wit", "wit-like", "openai"):
-        return "WIT"
-    return None
-
-
 def source_differences(er: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
                        level: float = 0.95) -> pd.DataFrame:
     """Per factor of :data:`SOURCE_DIRECTIONS`: the LAION CLIPs' mean factor accuracy minus
@@ -340,7 +328,7 @@ def source_differences(er: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
     from clipsafety.summaries import accuracy_controlled_difference
 
     clip = er[(er["group"] == CLIP_ZEROSHOT)].copy()
-    clip["side"] = clip["source"].map(source_side) if "source" in clip else None
+    clip["side"] = clip["source"].map(G.source_side) if "source" in clip else None
     rows = []
     for f, sign in SOURCE_DIRECTIONS.items():
         part = clip[(clip["factor"] == f) & clip["side"].notna()].assign(group=lambda d: d["side"])
@@ -544,10 +532,10 @@ def assess_factor_claims(er: pd.DataFrame, source: str, n_boot: int = 1000, seed
     for j in out:
         if j.claim.claim_id == "factors-source":
             fs = [f for f in SOURCE_DIRECTIONS if f in factors]
-            sided = er["group"].eq(CLIP_ZEROSHOT) & er["source"].map(source_side).notna()
+            sided = er["group"].eq(CLIP_ZEROSHOT) & er["source"].map(G.source_side).notna()
             prem = premises_of(factor_premises(er, fs, lambda p, m=sided: m.loc[p.index]),
                                times_chance)
-            sides = clip["source"].map(source_side)
+            sides = clip["source"].map(G.source_side)
             fixed, setting = built_in_factors(list(clip.loc[sides == "LAION", "source"]), fs,
                                               list(clip.loc[sides == "WIT", "source"]))
             needed = len(fs)

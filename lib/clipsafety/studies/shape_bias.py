@@ -29,6 +29,7 @@ from clipsafety.groups import (
     OTHER_ROBUST,
     STANDARD,
     group_label,
+    source_side,
 )
 from clipsafety.models import model_metadata
 from clipsafety.rules import Exercise
@@ -241,15 +242,6 @@ CLAIMS = {
 }
 
 
-def _side(source) -> str | None:
-    s = str(source).lower()
-    if s.startswith("laion"):
-        return "LAION"
-    if s in ("wit", "wit-like", "openai"):
-        return "WIT"
-    return None
-
-
 def group_differences(shape: pd.DataFrame, n_boot: int = 1000, seed: int = 0,
                       level: float = 0.95) -> pd.DataFrame:
     """Zero-shot CLIP's mean shape bias minus each group of :data:`OTHER_GROUPS` present in
@@ -340,7 +332,7 @@ def judge_shape_source(shape: pd.DataFrame, source: str, x: str = "id_acc", n_bo
     equal ``x`` (:func:`summaries.accuracy_controlled_difference`)."""
     c = CLAIMS["shape-source"]
     d = shape[(shape["group"] == CLIP_ZEROSHOT)].dropna(subset=["shape_bias"]).copy()
-    d["group"] = d["source"].map(_side) if "source" in d else None
+    d["group"] = d["source"].map(source_side) if "source" in d else None
     d = d[d["group"].notna()]
     n_l, n_w = int((d["group"] == "LAION").sum()), int((d["group"] == "WIT").sum())
     data = tuple(data) or tuple(sorted(map(str, d["model"])))
@@ -429,7 +421,7 @@ def assess_shape_claims(shape: pd.DataFrame, source: str, n_boot: int = 1000, se
     is_clip = d["group"] == CLIP_ZEROSHOT
     ft = d["group"].isin(FT_GROUPS)
     imnet = d["group"].isin([STANDARD, MORE_DATA])
-    side = d["source"].map(_side) if "source" in d else pd.Series(None, index=d.index)
+    side = d["source"].map(source_side) if "source" in d else pd.Series(None, index=d.index)
     sides = {
         "shape-clip": ({"zero-shot CLIP": is_clip, "ImageNet models": imnet, "fine-tuned CLIPs": ft},
                        (d.loc[is_clip, "source"],

@@ -40,7 +40,7 @@ PILOT_DIR = ZOO_DIR / "pilots"
 REAL_CLIP_BATCH = 32_768
 
 
-def _open_clip_init_scale() -> float:
+def open_clip_init_scale() -> float:
     """open_clip's initial logit scale (``CLIP(init_logit_scale=log(1/0.07))``), read from
     its signature."""
     import inspect
@@ -48,9 +48,6 @@ def _open_clip_init_scale() -> float:
     from open_clip.model import CLIP
 
     return math.exp(inspect.signature(CLIP.__init__).parameters["init_logit_scale"].default)
-
-
-OPEN_CLIP_INIT_SCALE = _open_clip_init_scale()
 ID_SET = "id-test"
 #: the pilots' plan entries: one per tower, on the 10k sets (the cheapest to train)
 CLIP_PILOT_MODELS = ("clip-convnext-wit-10k", "clip-vit-wit-10k", "clip-resnet-wit-10k")
@@ -122,20 +119,15 @@ def scale_for_gap(cosines: np.ndarray, targets: np.ndarray, gap: float = 0.0,
 
 
 def contrastive_loss(sim: np.ndarray, scale: float, same: np.ndarray | None = None) -> float:
-    """open_clip's symmetric ``ClipLoss`` of one batch from its cosine matrix ``sim [B, B]``
-    (image i, text j; the diagonal are the positives) at logit scale ``scale``; ``same``
-    (``[B, B]`` bool) drops those off-diagonal negatives."""
-    L = scale * np.asarray(sim, np.float64)
-    if same is not None:
-        L = np.where(same & ~np.eye(len(L), dtype=bool), -np.inf, L)
-    d = np.arange(len(L))
+    """The zoo's contrastive loss (:func:`clipsafety.zoo.train.symmetric_contrastive`, open_clip's
+    ``ClipLoss``) of one batch from its cosine matrix ``sim [B, B]`` at logit scale ``scale``;
+    ``same`` (``[B, B]`` bool) drops those off-diagonal negatives."""
+    import torch
 
-    def ce(M):
-        m = M.max(1, keepdims=True)
-        lse = (m[:, 0] + np.log(np.exp(M - m).sum(1)))
-        return float((lse - M[d, d]).mean())
+    from clipsafety.zoo.train import symmetric_contrastive
 
-    return (ce(L) + ce(L.T)) / 2
+    L = torch.as_tensor(scale * np.asarray(sim, np.float64))
+    return float(symmetric_contrastive(L, None if same is None else torch.as_tensor(same)))
 
 
 def contrastive_optimal_scale(sims: list[np.ndarray], sames: list[np.ndarray] | None = None,

@@ -130,18 +130,25 @@ def train_classifier(model, images: np.ndarray, labels: np.ndarray, samples_seen
                      desc=desc, progress=progress)
 
 
-def same_class_masked_loss(img_f, txt_f, scale, labels):
-    """The symmetric contrastive loss of open_clip's ``ClipLoss`` with the negatives that share
-    the positive's category left out (``labels``: the batch's categories): the batch then holds
-    no false negatives, as a web-scale batch of distinct captions nearly does."""
+def symmetric_contrastive(logits, exclude=None):
+    """open_clip's symmetric contrastive loss (``ClipLoss``) of one batch from its image-text
+    ``logits [B, B]`` (the diagonal are the positives); ``exclude`` (bool ``[B, B]``) leaves
+    those off-diagonal negatives out."""
     torch = _torch()
     import torch.nn.functional as F
 
-    logits = scale * img_f @ txt_f.T
-    same = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool)
-    logits = logits.masked_fill(same, torch.finfo(logits.dtype).min / 2)
-    target = torch.arange(len(labels))
+    if exclude is not None:
+        drop = exclude & ~torch.eye(len(logits), dtype=torch.bool)
+        logits = logits.masked_fill(drop, torch.finfo(logits.dtype).min / 2)
+    target = torch.arange(len(logits))
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def same_class_masked_loss(img_f, txt_f, scale, labels):
+    """The contrastive loss with the negatives that share the positive's category left out
+    (``labels``: the batch's categories): the batch then holds no false negatives, as a
+    web-scale batch of distinct captions nearly does."""
+    return symmetric_contrastive(scale * img_f @ txt_f.T, labels[:, None] == labels[None, :])
 
 
 def train_clip(clip, images: np.ndarray, texts, samples_seen: int, seed: int, lr: float = 2e-3,
