@@ -48,6 +48,7 @@ from clipsafety import published_models as pm
 from clipsafety.external import ExternalUnavailable
 from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, group_label
 from clipsafety.sortable import SortableTable
+from clipsafety.studies import factors, landscape, shape_bias
 from clipsafety.studies import models as study
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -55,7 +56,14 @@ from myst_nb import glue
 plots.setup()
 
 try:
-    table, forks = study.published_table(shifts, scale)
+    long = landscape.published_long(landscape.LANDSCAPE_SOURCES, shifts)
+    points, _, _ = landscape.fit_landscape(long, scale=scale, n_boot=100, grid_points=2)
+    er = landscape.effective_robustness_table(points)
+    forks = pd.concat([shape_bias.mvh_decisions(r, humans=False) for r in shape_bias.MVH_SOURCES],
+                      ignore_index=True)
+    factor_tables = [factors.published_factor_table(c) for c in factors.PUBLISHED_COLLECTIONS]
+    factor_tables.append(factors.published_decision_factors()[1])
+    table = pm.table(er, forks, factor_tables)
     shape = pm.shape_models(pm.shape_trials(forks))
     cood = pm.cood_models()
     have_data = True

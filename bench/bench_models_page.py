@@ -24,14 +24,24 @@ def main(argv=None) -> int:
     ap.add_argument("--target-kb", type=float, default=400.0)
     args = ap.parse_args(argv)
 
+    import pandas as pd
+    from clipsafety import published_models as pm
     from clipsafety.groups import group_label
     from clipsafety.plots import CHART_DATA_ENV
     from clipsafety.published import SHIFTS
     from clipsafety.sortable import sortable_table
+    from clipsafety.studies import factors, landscape, shape_bias
     from clipsafety.studies import models as study
 
     t0 = time.perf_counter()
-    t, _ = study.published_table(SHIFTS)
+    long = landscape.published_long(landscape.LANDSCAPE_SOURCES, list(SHIFTS))
+    points, _, _ = landscape.fit_landscape(long, n_boot=100, grid_points=2)
+    er = landscape.effective_robustness_table(points)
+    forks = pd.concat([shape_bias.mvh_decisions(r, humans=False) for r in shape_bias.MVH_SOURCES],
+                      ignore_index=True)
+    tables = [factors.published_factor_table(c) for c in factors.PUBLISHED_COLLECTIONS]
+    tables.append(factors.published_decision_factors()[1])
+    t = pm.table(er, forks, tables)
     built = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as d:

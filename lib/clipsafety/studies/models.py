@@ -19,7 +19,7 @@ from clipsafety.published_models import TABLE_COLUMNS
 from clipsafety.rules import Exercise
 
 __all__ = ["ABOUT", "EVIDENCE", "EXERCISES", "PARAMETER_RULES", "coverage", "duplicates",
-           "headers", "model_measures", "published_table", "shown_columns", "titles"]
+           "headers", "model_measures", "shown_columns", "titles"]
 
 #: kinds of evidence, the table's column that says a model has it
 EVIDENCE = {
@@ -60,25 +60,6 @@ def duplicates(shape: pd.DataFrame) -> pd.DataFrame:
                      "counted": f"{p['source']} ({p['head']}"
                                 + (f", prompt {p['prompt']})" if p["prompt"] else ")")})
     return pd.DataFrame(rows)
-
-
-def published_table(shifts, scale: str = "logit") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``(per-model table, model-vs-human forks' decisions)``: the chapter's table
-    (:func:`clipsafety.published_models.table`) from the landscape chapter's effective
-    robustness on ``shifts`` (``scale``), the model-vs-human forks' cue-conflict decisions and
-    the factors chapter's published factor tables. Published files are read, nothing is
-    inferred; :class:`clipsafety.external.ExternalUnavailable` where a file is missing."""
-    from clipsafety import published_models as pm
-    from clipsafety.studies import factors, landscape, shape_bias
-
-    long = landscape.published_long(landscape.LANDSCAPE_SOURCES, list(shifts))
-    points, _, _ = landscape.fit_landscape(long, scale=scale, n_boot=100, grid_points=2)
-    er = landscape.effective_robustness_table(points)
-    forks = pd.concat([shape_bias.mvh_decisions(r, humans=False) for r in shape_bias.MVH_SOURCES],
-                      ignore_index=True)
-    factor_tables = [factors.published_factor_table(c) for c in factors.PUBLISHED_COLLECTIONS]
-    factor_tables.append(factors.published_decision_factors()[1])
-    return pm.table(er, forks, factor_tables), forks
 
 
 def shown_columns(t: pd.DataFrame) -> list[str]:
