@@ -288,3 +288,93 @@ def test_dropping_the_text_tower_keeps_the_logits(tmp_path, tiny_archs, monkeypa
     predict(f"openclip:{tiny_archs[0]}@random", f"folder:{folder}", store=tmp_path / "s",
             templates="single", progress=False)
     assert len(dropped) == 1
+
+
+def _read_keys(monkeypatch) -> list[str]:
+    """The names of the tensors read from safetensors files from here on."""
+    import safetensors
+
+    read: list[str] = []
+    real = safetensors.safe_open
+
+    class Recording:
+        def __init__(self, *a, **k):
+            self._f = real(*a, **k)
+
+        def __enter__(self):
+            self._f.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._f.__exit__(*exc)
+
+        def keys(self):
+            return self._f.keys()
+
+        def get_tensor(self, name):
+            read.append(name)
+            return self._f.get_tensor(name)
+
+    monkeypatch.setattr(safetensors, "safe_open", Recording)
+    return read
+
+
+def test_a_cached_head_builds_the_image_tower_alone(tmp_path, tiny_archs, monkeypatch):
+    """With the head's text embeddings on disk, a model for images is its image tower alone:
+    the text tower's tensors are never read, and manifest, transform and logits are the whole
+    model's (a CLIP and a SigLIP-like model, at its own and at another image size). A pickle
+    checkpoint, or a head not on disk, builds the whole model."""
+    import clipsafety.models as models
+    from clipsafety.models.openclip import IMAGE_KEYS, IMAGE_TOWER_STATS
+
+    monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path / "cache"))
+    names = ["cat", "dog", "bird"]
+    for arch, size in ((tiny_archs[0], None), (tiny_archs[1], 48)):
+        ckpt = _checkpoint(tmp_path / f"{arch}.safetensors", arch, 7, half_scale=True)
+        kw = dict(classnames=names, templates="simple", image_size=size)
+        x = torch.randn(2, 3, size or 32, size or 32)
+        mid = f"openclip:{arch}@{ckpt}"
+        declined = IMAGE_TOWER_STATS["declined"]
+        whole = models.load_for_images(mid, **kw)  # no head on disk yet: the whole model
+        assert hasattr(whole.module.clip, "transformer")
+        assert IMAGE_TOWER_STATS["declined"] == declined  # not even tried
+        with torch.no_grad():
+            expected = whole.module(x)  # builds the head and writes it to the cache
+        read = _read_keys(monkeypatch)
+        built = IMAGE_TOWER_STATS["built"]
+        alone = models.load_for_images(mid, **kw)
+        monkeypatch.undo()
+        monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path / "cache"))
+        assert IMAGE_TOWER_STATS["built"] == built + 1
+        assert read and all(k.startswith(IMAGE_KEYS) for k in read), read
+        clip = alone.module.clip
+        assert {n.split(".")[0] for n, _ in clip.named_parameters()} <= {"visual", "logit_scale", "logit_bias"}
+        assert alone.manifest == whole.manifest and repr(alone.transform) == repr(whole.transform)
+        assert alone.logit_policy == whole.logit_policy
+        with torch.no_grad():
+            assert torch.equal(alone.module(x), expected), arch
+        assert alone.module.clip.visual.state_dict().keys() == whole.module.clip.visual.state_dict().keys()
+
+    pickle = _checkpoint(tmp_path / "c.pt", tiny_archs[0], 7)
+    mid = f"openclip:{tiny_archs[0]}@{pickle}"
+    with torch.no_grad():
+        models.load_for_images(mid, classnames=names, templates="simple").module(torch.randn(1, 3, 32, 32))
+    declined = IMAGE_TOWER_STATS["declined"]
+    again = models.load_for_images(mid, classnames=names, templates="simple")
+    assert IMAGE_TOWER_STATS["declined"] == declined + 1 and hasattr(again.module.clip, "transformer")
+
+
+def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tiny_archs, monkeypatch):
+    from clipsafety.infer import predict
+    from clipsafety.models.openclip import IMAGE_TOWER_STATS
+
+    monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path / "cache"))
+    folder = make_wnid_dataset(tmp_path, "wnid", [1, 2, 3], per_class=2)
+    ckpt = _checkpoint(tmp_path / "m.safetensors", tiny_archs[0], 9)
+    mid, kw = f"openclip:{tiny_archs[0]}@{ckpt}", dict(templates="single", progress=False)
+    first = predict(mid, f"folder:{folder}", store=tmp_path / "s1", **kw)  # builds and caches the head
+    built = IMAGE_TOWER_STATS["built"]
+    other = predict(mid, f"folder:{folder}", store=tmp_path / "s2", **kw)  # a miss in another store
+    assert IMAGE_TOWER_STATS["built"] == built + 1 and not other.cache_hit
+    assert other.manifest["key"] == first.manifest["key"]
+    assert np.array_equal(other.logits, first.logits)

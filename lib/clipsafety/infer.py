@@ -327,7 +327,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     from tqdm.auto import tqdm
 
     from clipsafety.datasets import get_dataset
-    from clipsafety.models import describe, load
+    from clipsafety.models import describe, load_for_images
     from clipsafety.records import check_label_spaces
     from clipsafety.store import Store, manifest_key
 
@@ -347,7 +347,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         # a stored record is then read without building the model (clipsafety.models.describe)
         loaded = None if recompute else describe(model, **head_kw)
         if loaded is None:
-            loaded = load(model, device=device, **head_kw)
+            loaded = load_for_images(model, device=device, **head_kw)
     # a head over some of the dataset's own class names (a prompt or label-set ablation) can be
     # mapped by name later, so it is stored; metrics on it are refused until it is mapped
     ablation = (str(loaded.label_space).startswith("custom-") and bool(loaded.classes)
@@ -368,7 +368,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
             return rec
 
     if loaded.module is None:  # described, not built: a miss, so build it now
-        loaded = load(model, device=device, **head_kw)
+        loaded = load_for_images(model, device=device, **head_kw)
         built = key_manifest(loaded, spec, precision)
         if manifest_key(built) != key:
             raise RuntimeError(f"{loaded.model_id}: the store key described from its weights' "

@@ -66,6 +66,7 @@ from clipsafety.models._registry import (
     get_source,
     is_known_id,
     load,
+    load_for_images,
     model_metadata,
     model_spec,
     parse_model_id,
@@ -89,6 +90,6 @@ from clipsafety.models.openclip import with_head  # noqa: E402  (after the sourc
 
 __all__ = ["META_FIELDS", "InvalidCheckpoint", "SOURCES", "ModelSource", "ModelSpec", "TemplateSetError",
            "UnknownModel", "WeightsUnavailable", "candidate_ids", "describe", "describe_transform",
-           "file_sha256", "get_source", "hub_online", "is_known_id", "load", "model_metadata",
+           "file_sha256", "get_source", "hub_online", "is_known_id", "load", "load_for_images", "model_metadata",
            "model_spec", "parse_model_id", "register_source", "registry_table", "suggest",
            "unregister_source", "with_head"]

@@ -101,6 +101,12 @@ class ModelSource:
         """Whether the spec names something that exists (no weights loaded or fetched)."""
         raise NotImplementedError
 
+    def load_for_images(self, spec: ModelSpec, device: str = "cpu", **head) -> LoadedModel:
+        """:meth:`load` for image inference alone, by the model's sole owner
+        (:func:`clipsafety.predict`): a source may leave out what images do not use (a CLIP
+        text tower once its head is on disk). The default is :meth:`load`."""
+        return self.load(spec, device, **head)
+
     def describe(self, spec: ModelSpec, *, classnames=None, templates="openai",
                  logit_scale: float | None = None, image_size: int | None = None) -> LoadedModel | None:
         """What :meth:`load` would return, without its module (``module=None``): manifest,
@@ -232,11 +238,23 @@ def load(model_id: str | ModelSpec | LoadedModel, device: str = "cpu", *,
     spec = model_spec(model_id)
     loaded = SOURCES[spec.source].load(spec, device, classnames=classnames, templates=templates,
                                        logit_scale=logit_scale, image_size=image_size)
+    return _checked(loaded, spec)
+
+
+def _checked(loaded, spec: ModelSpec) -> LoadedModel:
     if not isinstance(loaded, LoadedModel):
         raise TypeError(f"model source {spec.source!r} returned {type(loaded).__name__} for "
                         f"{spec.id!r}; a source's load must return a clipsafety LoadedModel.")
     loaded.spec = spec
     return loaded
+
+
+def load_for_images(model_id: str | ModelSpec, device: str = "cpu", **head) -> LoadedModel:
+    """:func:`load` for image inference alone (:meth:`ModelSource.load_for_images`): the same
+    logits, manifest and store key; another head cannot be built on it."""
+    spec = model_spec(model_id)
+    loaded = SOURCES[spec.source].load_for_images(spec, device, **head)
+    return _checked(loaded, spec)
 
 
 def describe(model_id: str | ModelSpec, *, classnames: str | Sequence[str] | None = None,

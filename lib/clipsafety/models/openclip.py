@@ -50,6 +50,17 @@ class OpenCLIPSource(ModelSource):
                  image_size=None) -> LoadedModel | None:
         return _describe_openclip(spec, classnames, templates, logit_scale, image_size)
 
+    def load_for_images(self, spec: ModelSpec, device: str = "cpu", *, classnames=None,
+                        templates="openai", logit_scale=None, image_size=None) -> LoadedModel:
+        """The image tower alone where the head's text embeddings are on disk and the weights
+        can be read tensor by tensor (:func:`_load_image_tower`); else :meth:`load` (predict
+        drops the text tower once the head is built)."""
+        got = _load_image_tower(spec, device, classnames, templates, logit_scale, image_size)
+        if got is not None:
+            return got
+        return self.load(spec, device, classnames=classnames, templates=templates,
+                         logit_scale=logit_scale, image_size=image_size)
+
 
 def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, image_size):
     model_id, arch, tag = spec.id, spec.name, spec.tag
@@ -171,6 +182,116 @@ def build_from_checkpoint(arch: str, pretrained: str, **kw):
     except NotMaterialised:
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, **kw)
     return model, preprocess
+
+
+#: image-tower-only builds (:func:`build_image_tower`) by outcome: ``"built"``, ``"declined"``
+#: (a checkpoint it cannot read tensor by tensor: the whole model is built)
+IMAGE_TOWER_STATS = {"built": 0, "declined": 0}
+#: what :func:`clipsafety.heads.drop_text_tower` keeps: all that ``encode_image`` uses
+IMAGE_KEYS = ("visual.", "logit_scale", "logit_bias")
+
+
+def build_image_tower(arch: str, checkpoint, **kw):
+    """The model ``open_clip.create_model(arch, pretrained=checkpoint)`` builds, with only its
+    image tower and its logit scale and bias (:func:`clipsafety.heads.drop_text_tower`), built
+    without initialisation and without reading the text tower's tensors from the file: for
+    image inference once the zero-shot head's text embeddings are on disk.
+
+    Only for a ``.safetensors`` file in open_clip's own layout (``visual.*`` keys and a
+    ``logit_scale``), read tensor by tensor; the tensors then get what open_clip's
+    ``load_checkpoint`` does to them (a scalar logit scale or bias reshaped, a missing bias
+    loaded as 0, the image position embedding resized to ``force_image_size``) and a strict
+    load. ``None`` for any other file (a ``.pt``/``.bin`` pickle is read whole anyway, a
+    third-party layout needs open_clip's conversions): the caller builds the whole model."""
+    import open_clip
+    import torch
+    from open_clip.model import resize_pos_embed
+
+    from clipsafety.heads import drop_text_tower
+    from clipsafety.models._build import NotMaterialised, materialised, weights_without_init
+
+    if not str(checkpoint).endswith(".safetensors"):
+        IMAGE_TOWER_STATS["declined"] += 1
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), "pt") as f:
+        names = {k.removeprefix("module."): k for k in f.keys()}
+        if "logit_scale" not in names or not any(k.startswith("visual.") for k in names):
+            IMAGE_TOWER_STATS["declined"] += 1
+            return None
+        sd = {k: f.get_tensor(full) for k, full in names.items() if k.startswith(IMAGE_KEYS)}
+    with weights_without_init() as kept:
+        model = open_clip.create_model(arch, pretrained=None, device="meta", **kw)
+    drop_text_tower(model)
+    for name in ("logit_scale", "logit_bias"):
+        own = getattr(model, name, None)
+        if own is not None and name in sd and sd[name].ndim != own.ndim:
+            sd[name] = sd[name].reshape(own.shape)
+    if getattr(model, "logit_bias", None) is not None and "logit_bias" not in sd:
+        sd["logit_bias"] = torch.zeros_like(sd["logit_scale"])
+    resize_pos_embed(sd, model)
+    model.load_state_dict(sd, strict=True)
+    try:
+        materialised(model, kept)
+    except NotMaterialised:
+        IMAGE_TOWER_STATS["declined"] += 1
+        return None
+    IMAGE_TOWER_STATS["built"] += 1
+    return model
+
+
+def _load_image_tower(spec: ModelSpec, device, classnames, templates, logit_scale, image_size):
+    """:func:`_load_openclip`'s model for image inference, its image tower alone
+    (:func:`build_image_tower`), where the head's text embeddings are in the head cache
+    (:func:`clipsafety.heads.head_cache_path`) and the weights are a ``.safetensors`` file in
+    open_clip's layout (a checkpoint, or a pretrained tag in the local Hugging Face cache);
+    else ``None``. Same manifest, logit policy and logits as the whole model's; another head
+    cannot be built on it."""
+    import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    from clipsafety.heads import (
+        ZeroShotHead,
+        head_cache_key,
+        head_cache_path,
+        head_spec,
+        resolve_classnames,
+        resolve_templates,
+    )
+
+    model_id, arch, tag = spec.id, spec.name, spec.tag
+    if tag in (None, "random") or arch not in open_clip.list_models():
+        return None  # @random: the text tower's initialisation is part of its weights
+    names, label_space = resolve_classnames(classnames)
+    tmpl, tmpl_name = resolve_templates(templates, model_id)
+    weights, path = _weights(spec)
+    key = head_cache_key(weights, arch, {**head_spec(names, tmpl), "image_size": image_size})
+    cached = head_cache_path(key)
+    if cached is None or not cached.is_file():
+        return None
+    file = path if path is not None else _cached_pretrained_file(arch, tag)
+    if file is None:
+        return None
+    kw = {"force_image_size": image_size} if image_size else {}
+    try:
+        clip = build_image_tower(arch, file, **kw)
+    except Exception:  # noqa: BLE001 - the whole build reads it again and says what is wrong
+        return None
+    if clip is None:
+        return None
+    if path is not None:
+        hub.check_loaded_weights(model_id, path, clip)
+    clip = clip.to(device).eval()
+    preprocess = image_transform_v2(PreprocessCfg(**preprocess_cfg(arch, tag, image_size)), is_train=False)
+    head = ZeroShotHead(clip, None, names, tmpl, logit_scale=logit_scale, cache_key=key)
+    base = {"model_id": model_id, "family": "openclip", "arch": arch, "weights": weights,
+            "preprocessing": hub.describe_transform(preprocess)}
+    manifest = _head_manifest(base, label_space, tmpl_name, names, tmpl, head.logit_policy)
+    return LoadedModel(model_id=model_id, module=head, transform=preprocess, classes=names,
+                       logit_policy=head.logit_policy, manifest=manifest, label_space=label_space,
+                       extra={"tokenizer": None, "arch": arch, "clip": clip, "image_size": image_size,
+                              "templates": tmpl}, spec=spec)
 
 
 def preprocess_cfg(arch: str, tag: str | None = None, image_size: int | None = None) -> dict:
