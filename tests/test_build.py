@@ -378,3 +378,31 @@ def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tin
     assert IMAGE_TOWER_STATS["built"] == built + 1 and not other.cache_hit
     assert other.manifest["key"] == first.manifest["key"]
     assert np.array_equal(other.logits, first.logits)
+
+
+def test_an_engine_worker_keeps_no_text_tower(tmp_path, tiny_archs, monkeypatch):
+    """The local engine's cached model (as each Ray worker's) drops its text tower once the
+    head is built, and builds the image tower alone when the head is on disk; same records."""
+    from clipsafety import engines
+    from clipsafety.models.openclip import IMAGE_TOWER_STATS
+    from clipsafety.store import Store
+
+    monkeypatch.setenv("CLIPSAFETY_CACHE", str(tmp_path / "cache"))
+    folder = make_wnid_dataset(tmp_path, "wnid", [1, 2], per_class=2)
+    ckpt = _checkpoint(tmp_path / "e.safetensors", tiny_archs[0], 11)
+    mid, ds = f"openclip:{tiny_archs[0]}@{ckpt}", f"folder:{folder}"
+    opts = engines.EvalOptions(templates="single", device="cpu")
+    monkeypatch.setattr(engines, "_MODELS", type(engines._MODELS)())
+    records = []
+    for i in range(2):
+        engines._MODELS.clear()
+        built = IMAGE_TOWER_STATS["built"]
+        run = engines.run_matrix([mid], [ds], opts, engine="local", store=tmp_path / f"s{i}", progress=False)
+        assert [r["status"] for r in run.rows] == ["computed"]
+        assert IMAGE_TOWER_STATS["built"] == built + i  # the second run finds the head on disk
+        (held,) = engines._MODELS.values()
+        assert not hasattr(held.module.clip, "transformer") and not hasattr(held.module.clip, "token_embedding")
+        store = Store(tmp_path / f"s{i}")
+        (key,) = store.keys()
+        records.append((key, (store.record_dir(key) / "arrays.safetensors").read_bytes()))
+    assert records[0] == records[1]

@@ -242,7 +242,7 @@ def _dataset(dataset_id: str, options: EvalOptions):
 def _model(model_id: str, spec, options: EvalOptions, device: str):
     """The loaded model, from this process's cache when it holds it (same head)."""
     from clipsafety.infer import resolve_classnames
-    from clipsafety.models import load
+    from clipsafety.models import load_for_images
 
     classnames = resolve_classnames(options.classnames, spec)
     head = (getattr(classnames, "label_space", None), tuple(classnames)) \
@@ -251,8 +251,12 @@ def _model(model_id: str, spec, options: EvalOptions, device: str):
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key], True
-    loaded = load(model_id, device=device, classnames=classnames, templates=options.templates,
-                  image_size=options.image_size)
+    # the worker's own model, for images alone: the image tower where the head is on disk,
+    # else the whole model, whose text tower goes once the head is built
+    loaded = load_for_images(model_id, device=device, classnames=classnames,
+                             templates=options.templates, image_size=options.image_size)
+    if hasattr(loaded.module, "image_only"):
+        loaded.module.image_only()
     LOADS["models"] += 1
     _MODELS[key] = loaded
     while len(_MODELS) > MODEL_CACHE_SIZE:
