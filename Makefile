@@ -94,7 +94,7 @@ test-full: venv
 zoo: venv
 	$(PY) -m clipsafety.zoo.train $(ZOO_ARGS)
 
-# the confidence regime of the committed zoo and one-change training pilots (about 50 min of one core)
+# the confidence regime of the committed zoo and its training pilots (about 75 min of one core)
 zoo-pilots: venv
 	$(PY) -m clipsafety.zoo.pilots committed batch trained
 

@@ -221,3 +221,24 @@ def test_the_budget_response_orders_each_towers_gap_by_samples_seen():
     flat = " ".join(W.regime_sentences(committed, None, trained.assign(
         gap_points=[5.0, -10.0, -3.0, -9.0, -8.0, -9.5])))
     assert "does not rise with training length on every model (b)" in flat
+
+
+def test_a_rule_per_tower_needs_one_recipe_inside_the_range_on_all_its_models():
+    from clipsafety.studies import appendix_world as W
+
+    trained = pd.DataFrame({
+        "model": ["clip-vit-wit-10k"] * 3 + ["clip-vit-wit-30k"] * 3 + ["clip-resnet-wit-10k"] * 2,
+        "variant": ["base", "x", "y", "base", "x", "y", "base", "x"],
+        "gap_points": [-10.0, 1.0, 2.0, -12.0, 3.0, -8.0, -5.0, 9.0],
+        "id_accuracy": [0.5, 0.6, 0.52, 0.5, 0.55, 0.5, 0.4, 0.4],
+        "logit_scale": [14.0] * 8})
+    r = W.recipes_in_range(trained, -1.0, 5.8)
+    assert r["inside"].tolist() == [False, True, True, False, True, False, False, False]
+    assert r.loc[1, "accuracy_change"] == pytest.approx(10.0) and r.loc[7, "tower"] == "resnet"
+    text = W.tower_rule_sentence(r, -1.0, 5.8)
+    assert "vit: a rule, *x*" in text  # x puts both ViTs in range, y only one
+    assert "resnet: no recipe for all its models (in range: clip-resnet-wit-10k: none)" in text
+    assert "The 3 pilots inside the range changed their model's ID accuracy by +2.0 to +10.0" in text
+    # a recipe piloted on only some of a tower's models is no rule for the tower
+    part = W.recipes_in_range(trained.drop(index=4), -1.0, 5.8)
+    assert "vit: no recipe for all its models" in W.tower_rule_sentence(part, -1.0, 5.8)

@@ -40,7 +40,8 @@ __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING
            "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
            "paired_er_difference", "real_signature", "signature", "signature_table",
-           "regime_by_group", "budget_response", "pilot_effects", "regime_sentences", "retrain_seconds", "source_knobs", "zoo_points"]
+           "regime_by_group", "budget_response", "pilot_effects", "recipes_in_range", "regime_sentences",
+           "retrain_seconds", "source_knobs", "tower_of", "tower_rule_sentence", "zoo_points"]
 
 ID_SET = "synth:id-test"
 #: the natural-shift analogues of the world and the real shift each stands for
@@ -536,6 +537,53 @@ def budget_response(trained: pd.DataFrame) -> pd.DataFrame:
 CLIP_BUDGET_FACTORS = {"2x samples seen": 2, "4x samples seen": 4}
 
 
+def tower_of(model_id: str) -> str:
+    """The tower family of a zoo plan entry (``clip-vit-wit-10k`` -> ``vit``); an id the plan
+    does not hold is its own tower."""
+    from clipsafety.zoo.plan import PLAN
+
+    return next((m["family"] for m in PLAN if m["id"] == model_id), model_id)
+
+
+def recipes_in_range(trained: pd.DataFrame, lo: float, hi: float) -> pd.DataFrame:
+    """Per CLIP pilot model and recipe (the zoo's own, ``base``, included): whether its ID gap
+    lies inside ``[lo, hi]`` (points) and its ID accuracy change against ``base`` (points);
+    with the model's tower. The question behind it: is there a recipe, per tower, that puts
+    every piloted model of the tower in range (a rule), and at what cost to accuracy."""
+    d = trained[trained["logit_scale"].notna()].copy()
+    base = d[d["variant"] == "base"].set_index("model")["id_accuracy"]
+    d["tower"] = d["model"].map(tower_of)
+    d["inside"] = (d["gap_points"] >= lo) & (d["gap_points"] <= hi)
+    d["accuracy_change"] = 100 * (d["id_accuracy"] - d["model"].map(base))
+    return d[["tower", "model", "variant", "gap_points", "inside", "accuracy_change"]].reset_index(drop=True)
+
+
+def tower_rule_sentence(table: pd.DataFrame, lo: float, hi: float) -> str:
+    """In words, from :func:`recipes_in_range`: per tower, the recipes (of those piloted on all
+    its models) that put every piloted model in range, else which model each recipe misses;
+    and the accuracy change of the pilots inside the range."""
+    parts = []
+    for tower, part in table.groupby("tower", sort=False):
+        models = list(dict.fromkeys(part["model"]))
+        common = [v for v, g in part.groupby("variant", sort=False) if set(g["model"]) == set(models)]
+        rules = [v for v in common if part[part["variant"] == v]["inside"].all()]
+        per_model = "; ".join(
+            f"{m}: " + (", ".join(f"*{v}* ({g:+.1f})" for v, g in
+                                  part[(part["model"] == m) & part["inside"]][["variant", "gap_points"]]
+                                  .itertuples(index=False)) or "none")
+            for m in models)
+        parts.append(f"{tower}: " + (("a rule, " + ", ".join(f"*{v}*" for v in rules)) if rules
+                                     else "no recipe for all its models") + f" (in range: {per_model})")
+    inside = table[table["inside"] & (table["variant"] != "base")]
+    acc = ("" if inside.empty else
+           f" The {len(inside)} pilots inside the range changed their model's ID accuracy by "
+           f"{inside['accuracy_change'].min():+.1f} to {inside['accuracy_change'].max():+.1f} "
+           f"points (median {inside['accuracy_change'].median():+.1f}), where the zoo's accuracies "
+           "are to be kept.")
+    return (f"Per tower, the recipes that put each piloted CLIP inside the real zero-shot range "
+            f"({lo:+.1f} to {hi:+.1f} points; its gap in brackets): " + "; ".join(parts) + "." + acc)
+
+
 def retrain_seconds(catalog: pd.DataFrame, clip_factor: float) -> float:
     """Single-core seconds to retrain every zero-shot CLIP of ``catalog`` (its measured
     ``train_seconds``) with ``clip_factor`` times its budget, plus the fine-tunes built on them
@@ -634,7 +682,7 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
             moves = usable.groupby("variant", sort=False)["gap_change"].median()
             top = moves.idxmax()
             part = usable[usable["variant"] == top]
-            out.append(f"Among the CLIP pilots that keep their accuracy (a median loss of at most "
+            out.append(f"Among the CLIP pilots that do not cost accuracy (a median loss of at most "
                        f"{max_accuracy_loss:g} points), *{top}* moves the gap most (a median "
                        f"{moves.max():+.1f} points), but by {part['gap_change'].min():+.1f} to "
                        f"{part['gap_change'].max():+.1f} points across its "
@@ -644,6 +692,7 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
             from clipsafety.premises import REGIME_SHARE
 
             lo, hi = clip_range[:2]
+            out.append(tower_rule_sentence(recipes_in_range(trained, lo, hi), lo, hi))
             ok = clip_eff.assign(inside=(clip_eff["gap_points"] >= lo) & (clip_eff["gap_points"] <= hi)
                                  & (clip_eff["accuracy_change"] >= -max_accuracy_loss))
             share = ok.groupby("variant", sort=False)["inside"].mean()
