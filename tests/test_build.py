@@ -372,12 +372,19 @@ def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tin
     folder = make_wnid_dataset(tmp_path, "wnid", [1, 2, 3], per_class=2)
     ckpt = _checkpoint(tmp_path / "m.safetensors", tiny_archs[0], 9)
     mid, kw = f"openclip:{tiny_archs[0]}@{ckpt}", dict(templates="single", progress=False)
+    import clipsafety.models._hub as hub
+
+    hashed = []
+    real_sha = hub.sha256_file
+    monkeypatch.setattr(hub, "sha256_file", lambda p: (hashed.append(p), real_sha(p))[1])
     first = predict(mid, f"folder:{folder}", store=tmp_path / "s1", **kw)  # builds and caches the head
     built = IMAGE_TOWER_STATS["built"]
     other = predict(mid, f"folder:{folder}", store=tmp_path / "s2", **kw)  # a miss in another store
     assert IMAGE_TOWER_STATS["built"] == built + 1 and not other.cache_hit
     assert other.manifest["key"] == first.manifest["key"]
     assert np.array_equal(other.logits, first.logits)
+    # described, then built, twice over: the checkpoint is hashed once in the process
+    assert len(hashed) == 1
 
 
 def test_an_engine_worker_keeps_no_text_tower(tmp_path, tiny_archs, monkeypatch):

@@ -110,13 +110,7 @@ def with_head(loaded: LoadedModel, classnames: str | Sequence[str] | None = None
     For prompt and label-space ablations: ``with_head(m, templates="simple")``. The head is
     built lazily; the manifest (and so the store key) records names, templates and policy.
     The spec (and so the catalog metadata) is kept."""
-    from clipsafety.heads import (
-        ZeroShotHead,
-        head_cache_key,
-        head_spec,
-        resolve_classnames,
-        resolve_templates,
-    )
+    from clipsafety.heads import ZeroShotHead, resolve_classnames, resolve_templates
 
     clip = loaded.extra.get("clip")
     if clip is None:
@@ -125,14 +119,21 @@ def with_head(loaded: LoadedModel, classnames: str | Sequence[str] | None = None
     names, label_space = resolve_classnames(classnames)
     tmpl, tmpl_name = resolve_templates(templates, loaded.model_id)
     tokenizer = loaded.extra["tokenizer"]
-    key = head_cache_key(loaded.manifest.get("weights", {}), loaded.extra.get("arch", ""),
-                         {**head_spec(names, tmpl), "image_size": loaded.extra.get("image_size")})
+    key = _head_key(loaded.manifest.get("weights", {}), loaded.extra.get("arch", ""), names, tmpl,
+                    loaded.extra.get("image_size"))
     head = ZeroShotHead(clip, tokenizer, names, tmpl, logit_scale=logit_scale, cache_key=key)
     manifest = _head_manifest(loaded.manifest, label_space, tmpl_name, names, tmpl, head.logit_policy)
     return LoadedModel(model_id=loaded.model_id, module=head, transform=loaded.transform,
                        classes=names, logit_policy=head.logit_policy, manifest=manifest,
                        label_space=label_space,
                        extra={**loaded.extra, "templates": tmpl}, spec=loaded.spec)
+
+
+def _head_key(weights: dict, arch: str, names, tmpl, image_size) -> str | None:
+    """The head cache key (:func:`clipsafety.heads.head_cache_key`) of a zero-shot head."""
+    from clipsafety.heads import head_cache_key, head_spec
+
+    return head_cache_key(weights, arch, {**head_spec(names, tmpl), "image_size": image_size})
 
 
 def _head_manifest(model_manifest: dict, label_space: str, tmpl_name: str, names, tmpl, policy: dict) -> dict:
@@ -246,52 +247,39 @@ def _load_image_tower(spec: ModelSpec, device, classnames, templates, logit_scal
     (:func:`build_image_tower`), where the head's text embeddings are in the head cache
     (:func:`clipsafety.heads.head_cache_path`) and the weights are a ``.safetensors`` file in
     open_clip's layout (a checkpoint, or a pretrained tag in the local Hugging Face cache);
-    else ``None``. Same manifest, logit policy and logits as the whole model's; another head
-    cannot be built on it."""
-    import open_clip
-    from open_clip.transform import PreprocessCfg, image_transform_v2
+    else ``None``. Manifest, transform and logit policy are :func:`_describe_openclip`'s (the
+    whole model's, as the store-key tests check); another head cannot be built on it."""
+    import dataclasses
 
-    from clipsafety.heads import (
-        ZeroShotHead,
-        head_cache_key,
-        head_cache_path,
-        head_spec,
-        resolve_classnames,
-        resolve_templates,
-    )
+    from clipsafety.heads import ZeroShotHead, head_cache_path
 
-    model_id, arch, tag = spec.id, spec.name, spec.tag
-    if tag in (None, "random") or arch not in open_clip.list_models():
-        return None  # @random: the text tower's initialisation is part of its weights
-    names, label_space = resolve_classnames(classnames)
-    tmpl, tmpl_name = resolve_templates(templates, model_id)
-    weights, path = _weights(spec)
-    key = head_cache_key(weights, arch, {**head_spec(names, tmpl), "image_size": image_size})
+    if spec.tag == "random":
+        return None  # the text tower's initialisation is part of the weights
+    described = _describe_openclip(spec, classnames, templates, logit_scale, image_size)
+    if described is None:
+        return None
+    names, tmpl = described.classes, described.extra["templates"]
+    key = _head_key(described.manifest["weights"], spec.name, names, tmpl, image_size)
     cached = head_cache_path(key)
     if cached is None or not cached.is_file():
         return None
-    file = path if path is not None else _cached_pretrained_file(arch, tag)
+    path = _weights(spec)[1]
+    file = path if path is not None else _cached_pretrained_file(spec.name, spec.tag)
     if file is None:
         return None
     kw = {"force_image_size": image_size} if image_size else {}
     try:
-        clip = build_image_tower(arch, file, **kw)
+        clip = build_image_tower(spec.name, file, **kw)
     except Exception:  # noqa: BLE001 - the whole build reads it again and says what is wrong
         return None
     if clip is None:
         return None
     if path is not None:
-        hub.check_loaded_weights(model_id, path, clip)
+        hub.check_loaded_weights(spec.id, path, clip)
     clip = clip.to(device).eval()
-    preprocess = image_transform_v2(PreprocessCfg(**preprocess_cfg(arch, tag, image_size)), is_train=False)
     head = ZeroShotHead(clip, None, names, tmpl, logit_scale=logit_scale, cache_key=key)
-    base = {"model_id": model_id, "family": "openclip", "arch": arch, "weights": weights,
-            "preprocessing": hub.describe_transform(preprocess)}
-    manifest = _head_manifest(base, label_space, tmpl_name, names, tmpl, head.logit_policy)
-    return LoadedModel(model_id=model_id, module=head, transform=preprocess, classes=names,
-                       logit_policy=head.logit_policy, manifest=manifest, label_space=label_space,
-                       extra={"tokenizer": None, "arch": arch, "clip": clip, "image_size": image_size,
-                              "templates": tmpl}, spec=spec)
+    return dataclasses.replace(described, module=head,
+                               extra={**described.extra, "tokenizer": None, "clip": clip})
 
 
 def preprocess_cfg(arch: str, tag: str | None = None, image_size: int | None = None) -> dict:
