@@ -95,9 +95,8 @@ display(Markdown(study.chapters_status(found)))
 # it with other parameters.
 
 # %%
-counts = claims.tally(claims_all) if len(claims_all) else dict.fromkeys(claims.VERDICTS, 0)
+counts = claims.tally(claims_all)
 outputs.record("findings", None, **{"chapters shown": len(found),
-                                    "claims shown": int(claims_all["claim_id"].nunique())
-                                    if len(claims_all) else 0},
+                                    "claims shown": int(claims_all["claim_id"].nunique())},
                **{f"verdicts {v}": n for v, n in counts.items()})
 display(pages.try_it("findings"))

@@ -30,6 +30,7 @@ unreachable (imports excluded).
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -39,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+#: predict calls per zoo model, the pipeline's figure the best of them
+CALLS = 3
 
 def make_jpegs(folder: Path, n: int, size=(500, 375)) -> None:
     """ImageNet-like JPEGs (average ImageNet size 500x375): smooth colour fields plus noise."""
@@ -190,7 +193,7 @@ def zoo_table(args) -> None:
             flops = flops_per_image(module, xs)
             bare = loop_images_per_s(module, xs, args.batch_size)
             stream, whole = [], []
-            for r in range(3):
+            for r in range(CALLS):
                 t = time.perf_counter()
                 rec = predict(mid, spec, store=Path(tmp) / f"{row['id']}-{r}",
                               batch_size=args.batch_size, progress=False, recompute=True)
@@ -202,10 +205,12 @@ def zoo_table(args) -> None:
             print(f"{row['arch']:<20} {row['id']:<28} {flops / 1e6:9.2f} {bare:10.0f} "
                   f"{100 * flops * bare / 1e9 / peak:6.1f}% {stream:9.0f} {stream / bare:9.3f} "
                   f"{whole:9.0f} {whole / bare:9.3f}", flush=True)
-    print("pipeline: predict's batches (array slicing, transform, forward, logits kept), its "
-          "images_per_second, best of 3 calls as the bare loop is best of 3 rounds (the set is "
-          "transformed once per process for the models that share the zoo's transform, as in a "
-          "chapter); end to end: the whole predict call (model load, record written "
+    rounds = inspect.signature(loop_images_per_s).parameters["rounds"].default
+    print("pipeline: predict's batches (views of the set transformed once per process, shared "
+          "by the models with the zoo's transform as in a chapter, so the best call does not "
+          f"transform; forward, logits kept), its images_per_second, best of {CALLS} calls as the "
+          f"bare loop is best of {rounds} rounds; end to end: the whole predict call (model "
+          "load, record written "
           "with its fsyncs): a fixed cost of about 0.1-0.2 s a record that the zoo's "
           "millisecond forwards do not hide")
     print("levers (on the bare loop; off in predict, the measurement is why):")

@@ -359,9 +359,9 @@ def test_a_cached_head_builds_the_image_tower_alone(tmp_path, tiny_archs, monkey
     mid = f"openclip:{tiny_archs[0]}@{pickle}"
     with torch.no_grad():
         models.load_for_images(mid, classnames=names, templates="simple").module(torch.randn(1, 3, 32, 32))
-    declined = IMAGE_TOWER_STATS["declined"]
+    built = IMAGE_TOWER_STATS["built"]
     again = models.load_for_images(mid, classnames=names, templates="simple")
-    assert IMAGE_TOWER_STATS["declined"] == declined + 1 and hasattr(again.module.clip, "transformer")
+    assert IMAGE_TOWER_STATS["built"] == built and hasattr(again.module.clip, "transformer")
 
 
 def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tiny_archs, monkeypatch):
@@ -372,11 +372,11 @@ def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tin
     folder = make_wnid_dataset(tmp_path, "wnid", [1, 2, 3], per_class=2)
     ckpt = _checkpoint(tmp_path / "m.safetensors", tiny_archs[0], 9)
     mid, kw = f"openclip:{tiny_archs[0]}@{ckpt}", dict(templates="single", progress=False)
-    import clipsafety.models._hub as hub
+    import clipsafety.files as files
 
     hashed = []
-    real_sha = hub.sha256_file
-    monkeypatch.setattr(hub, "sha256_file", lambda p: (hashed.append(p), real_sha(p))[1])
+    real_hash = files._hash_file
+    monkeypatch.setattr(files, "_hash_file", lambda p: (hashed.append(p), real_hash(p))[1])
     first = predict(mid, f"folder:{folder}", store=tmp_path / "s1", **kw)  # builds and caches the head
     built = IMAGE_TOWER_STATS["built"]
     other = predict(mid, f"folder:{folder}", store=tmp_path / "s2", **kw)  # a miss in another store
@@ -384,7 +384,7 @@ def test_predict_on_a_miss_with_a_cached_head_builds_no_text_tower(tmp_path, tin
     assert other.manifest["key"] == first.manifest["key"]
     assert np.array_equal(other.logits, first.logits)
     # described, then built, twice over: the checkpoint is hashed once in the process
-    assert len(hashed) == 1
+    assert [h for h in hashed if str(h).endswith("m.safetensors")] == [Path(ckpt).resolve()]
 
 
 def test_an_engine_worker_keeps_no_text_tower(tmp_path, tiny_archs, monkeypatch):
@@ -413,3 +413,14 @@ def test_an_engine_worker_keeps_no_text_tower(tmp_path, tiny_archs, monkeypatch)
         (key,) = store.keys()
         records.append((key, (store.record_dir(key) / "arrays.safetensors").read_bytes()))
     assert records[0] == records[1]
+    # a store hit builds no head, even with nothing on disk to read it from
+    import open_clip
+
+    encoded = []
+    real = open_clip.build_zero_shot_classifier
+    monkeypatch.setattr(open_clip, "build_zero_shot_classifier",
+                        lambda *a, **k: (encoded.append(1), real(*a, **k))[1])
+    monkeypatch.setenv("CLIPSAFETY_HEAD_CACHE", "0")
+    engines._MODELS.clear()
+    run = engines.run_matrix([mid], [ds], opts, engine="local", store=tmp_path / "s0", progress=False)
+    assert [r["status"] for r in run.rows] == ["cached"] and encoded == []

@@ -333,6 +333,7 @@ def test_an_in_memory_set_is_transformed_once_for_the_models_that_share_its_tran
         calls.append(len(x))
         return real(x)
 
+    counted.elementwise = real.elementwise
     monkeypatch.setattr(core, "array_transform", counted)
     infer._ARRAY_CACHE.clear()
     a = [infer.predict(f"zoo:{m}", spec, store=tmp_path / m, progress=False, batch_size=128)
@@ -345,3 +346,13 @@ def test_an_in_memory_set_is_transformed_once_for_the_models_that_share_its_tran
                       progress=False, batch_size=128)
     assert len(calls) == -(-n // 128) and sum(calls) == n  # batch by batch
     assert np.array_equal(a[0].logits, b.logits)
+    # a transform not marked elementwise (an image's output may depend on its batch) is never
+    # applied to the whole set at once
+    monkeypatch.undo()
+    counted.elementwise = False
+    monkeypatch.setattr(core, "array_transform", counted)
+    calls.clear()
+    infer._ARRAY_CACHE.clear()
+    infer.predict("zoo:clip-convnext-wit-10k", spec, store=tmp_path / "batchwise", progress=False,
+                  batch_size=128)
+    assert len(calls) == -(-n // 128)

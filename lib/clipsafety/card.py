@@ -376,10 +376,11 @@ def accuracy_values(records: dict, path: dict, fits: dict, n_boot: int = N_BOOT,
         base = baselines.get(shift)
         if base is not None and n_boot:
             bx, by = base
+            # the point and both intervals from the one line the baseline points define
             _, flo, fhi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
                                                           trend.scale, seed + 2, LEVEL, line="fixed")
-            _, lo, hi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
-                                                        trend.scale, seed + 2, LEVEL)
+            er, lo, hi = metrics.effective_robustness_ci(acc_id, c.mean(), boots_id, boots, bx, by,
+                                                         trend.scale, seed + 2, LEVEL)
         out.append(_value("effective_robustness", "Effective robustness", d, _pct(er), _pct(lo),
                           _pct(hi), "points", len(c), shift=shift, x_accuracy=_pct(acc_id),
                           lo_fixed_line=_pct(flo), hi_fixed_line=_pct(fhi),

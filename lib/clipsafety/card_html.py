@@ -139,13 +139,10 @@ def _like(v: dict) -> str:
 
 
 def _folded(table: str, n_rows: int, what: str) -> str:
-    """``table`` as it is, or behind a fold when it has more rows than a reader scans
-    (:data:`clipsafety.readable.FOLD_ROWS`), as the book's own tables are."""
-    from clipsafety.readable import FOLD_ROWS
+    """``table`` behind the book's own fold when it has more rows than a reader scans."""
+    from clipsafety.readable import folded
 
-    if n_rows <= FOLD_ROWS:
-        return table
-    return f"<details><summary>{_e(what)}: {n_rows} rows (show the table)</summary>{table}</details>"
+    return folded(table, n_rows, f"{_e(what)}: {n_rows} rows (show the table)")
 
 
 def _value_rows(values: list, placed_only: bool = False) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from clipsafety import plots, style
 from clipsafety.groups import CLIP_FT_DIRECT, CLIP_ZEROSHOT, GROUPS, group_label
+from clipsafety.plots import words
 from clipsafety.style import group_colour
 
 HIGHLIGHT = CLIP_ZEROSHOT
@@ -38,11 +39,6 @@ def _key(lines: Sequence[str], title: str = ""):
     """A grid's title with a subtitle that explains its encodings, one per line."""
     return _alt().TitleParams(text=title or " ", subtitle=list(lines), anchor="start",
                               limit=TEXT_WIDTH, subtitleFontSize=11)
-
-
-def words(name) -> str:
-    """A name of the data (a factor, a set, a column) as a reader reads it (:func:`clipsafety.plots.words`)."""
-    return plots.words(name)
 
 
 def panel_width(columns: int, axis: int = AXIS, budget: int = TEXT_WIDTH) -> int:
@@ -744,7 +740,7 @@ def effective_robustness_by_category(table: pd.DataFrame, category: str, size: s
     values shown, never dropped).
 
     ``table``: one row per model with ``x`` and ``y`` as fractions (e.g.
-    :func:`clipsafety.studies.landscape.effective_robustness_table`), shown in percent points
+    :func:`clipsafety.published.effective_robustness_table`), shown in percent points
     (columns ``<x>_pct``, ``<y>_pct``); ``size`` shown in billions (column ``<size>_b``).
     Models without ``y`` are left out. ``size_label``: the size's name in the tooltip."""
     alt = _alt()

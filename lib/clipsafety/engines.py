@@ -255,8 +255,6 @@ def _model(model_id: str, spec, options: EvalOptions, device: str):
     # else the whole model, whose text tower goes once the head is built
     loaded = load_for_images(model_id, device=device, classnames=classnames,
                              templates=options.templates, image_size=options.image_size)
-    if hasattr(loaded.module, "image_only"):
-        loaded.module.image_only()
     LOADS["models"] += 1
     _MODELS[key] = loaded
     while len(_MODELS) > MODEL_CACHE_SIZE:

@@ -284,6 +284,11 @@ class ZeroShotHead(nn.Module):
         self.logit_policy = logit_policy(clip_model.logit_scale, getattr(clip_model, "logit_bias", None),
                                          logit_scale)
         self.register_buffer("weights", torch.empty(0), persistent=False)
+        #: drop the CLIP's text tower once the head's embeddings are built or read: set by a
+        #: loader for image inference alone (:meth:`OpenCLIPSource.load_for_images`), so the
+        #: tower goes when the head is first needed and a model read from the store never
+        #: builds a head
+        self.drop_text_after_build = False
 
     @torch.no_grad()
     def build(self, progress: bool = False) -> torch.Tensor:
@@ -294,7 +299,7 @@ class ZeroShotHead(nn.Module):
                 from safetensors.torch import load_file
 
                 self.weights = load_file(cached)["weights"]
-                return self.weights
+                return self._built()
             if getattr(self.clip, "text_tower_dropped", False):
                 raise RuntimeError("this CLIP model's text tower was dropped after its head was "
                                    "built; load the model again to build another head.")
@@ -316,6 +321,12 @@ class ZeroShotHead(nn.Module):
             self.weights = w.float()
             if cached is not None:
                 _save_atomic(cached, self.weights.cpu().contiguous())
+            return self._built()
+        return self.weights
+
+    def _built(self) -> torch.Tensor:
+        if self.drop_text_after_build and not getattr(self.clip, "text_tower_dropped", False):
+            drop_text_tower(self.clip)
         return self.weights
 
     def image_only(self, progress: bool = False) -> ZeroShotHead:

@@ -18,6 +18,8 @@ The one place where models meet data. Conventions:
   ``extra["array_transform"]`` (a callable mapping a ``uint8`` numpy array ``[B,H,W,3]`` to
   the model's input, a float tensor ``[B,3,H',W']``, equivalent to applying ``transform`` per
   image), batches are sliced from the arrays without PIL or a DataLoader. :func:`normalize_batch_transform` builds one for plain to-tensor + normalise.
+  A transform marked ``elementwise = True`` (each image's output is its own) is applied to a
+  small set once per process and shared by every model with that transform.
 - Real image sets (folders of files) are decoded and transformed once per preprocessing into
   a memory-mapped cache that every model with that preprocessing reads
   (:mod:`clipsafety.datasets.tensor_cache`); a transform the cache cannot identify is applied
@@ -151,6 +153,7 @@ def normalize_batch_transform(mean: Sequence[float], std: Sequence[float]) -> Ca
         return (x - m.to(x.device)) / s.to(x.device)
 
     fn.description = f"uint8->float/255, normalize(mean={list(mean)}, std={list(std)})"
+    fn.elementwise = True  # each image's output is its own: a whole set may be transformed at once
     return fn
 
 
@@ -273,34 +276,25 @@ ARRAY_CACHE_BYTES = 256 * 2 ** 20
 _ARRAY_CACHE: dict = {}
 
 
-def _transformed_arrays(spec, X: np.ndarray, batch_transform: Callable):
+def _transformed_arrays(dataset_key: str, X: np.ndarray, batch_transform: Callable):
     """The whole of an in-memory set (``X``, ``uint8 [N,H,W,3]``) through ``batch_transform``,
     once per process for every model that shares that transform (the zoo's models share one
-    function, :func:`clipsafety.zoo.core.array_transform`), or ``None`` when the result would
-    exceed :data:`ARRAY_CACHE_BYTES`. Keyed by the set's id, its manifest and the transform
-    object itself (held by the entry, so its id is not reused); one set is kept, the chapters
-    evaluate every model on one set after another. An elementwise transform gives the same
-    values for the whole set as batch by batch, so the logits are the same bit for bit."""
-    import json
-
-    n = int(np.prod(X.shape))
-    if 4 * n > ARRAY_CACHE_BYTES or getattr(batch_transform, "per_batch", False):
+    function, :func:`clipsafety.zoo.core.array_transform`), or ``None``: for a transform not
+    marked ``elementwise = True`` (one image's output must not depend on the rest of its batch,
+    or the whole set at once would differ from batch by batch), and where the input or the
+    result exceeds :data:`ARRAY_CACHE_BYTES`. Keyed by the dataset's store key
+    (``dataset_key``) and the transform object (held by the entry, so its id is not reused);
+    one set is kept, the chapters evaluate every model on one set after another. The logits
+    are the same bit for bit as batch by batch."""
+    if not getattr(batch_transform, "elementwise", False) or 4 * X.size > ARRAY_CACHE_BYTES:
         return None
-    manifest = getattr(spec, "manifest", None)
-    manifest = manifest() if callable(manifest) else manifest
-    if manifest is None:
-        return None
-    try:
-        mkey = json.dumps(manifest, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        return None
-    key = (getattr(spec, "dataset_id", None), mkey, X.shape, id(batch_transform))
-    hit = _ARRAY_CACHE.get(key)
-    if hit is not None and hit[0] is batch_transform:
-        return hit[1]
+    key = (dataset_key, id(batch_transform))
+    if key in _ARRAY_CACHE:
+        return _ARRAY_CACHE[key][1]
     _ARRAY_CACHE.clear()
     out = batch_transform(np.ascontiguousarray(X))
-    _ARRAY_CACHE[key] = (batch_transform, out)
+    if out.element_size() * out.nelement() <= ARRAY_CACHE_BYTES:
+        _ARRAY_CACHE[key] = (batch_transform, out)
     return out
 
 
@@ -391,8 +385,6 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
         module = module.to(memory_format=torch.channels_last)
     if hasattr(module, "build"):
         module.build(progress=progress)
-    if not isinstance(model, LoadedModel) and hasattr(module, "image_only"):
-        module.image_only()  # the model is ours alone: its text tower is not needed any more
 
     t0 = time.perf_counter()
     bar = tqdm(total=n, initial=n - len(todo), unit="img", unit_scale=True, disable=not progress,
@@ -427,7 +419,7 @@ def predict(model: str | LoadedModel, dataset: str | DatasetSpec, *, data_root=N
     if arrays is not None and batch_transform is not None:
         X, Y, IDS = arrays()
         IDS = np.asarray(IDS, dtype=str)
-        Xt = _transformed_arrays(spec, X, batch_transform)
+        Xt = _transformed_arrays(manifest_key(kman["dataset"]), X, batch_transform)
 
         def rows(b):  # a contiguous run of the set is a view of the transformed set
             if Xt is None:

@@ -61,20 +61,10 @@ def _cell(text) -> str:
     return html.escape(str(text))
 
 
-def _fold_params(table: str, n: int) -> str:
-    """The parameters table, folded behind ``<details>`` when it is longer than a reader
-    scans (:data:`clipsafety.readable.FOLD_ROWS`)."""
-    from clipsafety.readable import FOLD_ROWS
-
-    if n <= FOLD_ROWS:
-        return table
-    return f"<details><summary>All {n} parameters</summary>{table}</details>"
-
-
 def rerun_box(chapter: str, examples: list[str] = ()) -> str:
     """The rerun box of ``chapter`` (HTML): every parameter with its type, default and help,
     as parsed from the chapter's parameters cell, and example commands."""
-    from clipsafety import contents
+    from clipsafety import contents, readable
 
     params = contents.parameters(chapter)
     rows = "".join(
@@ -88,10 +78,10 @@ def rerun_box(chapter: str, examples: list[str] = ()) -> str:
         "</p><p>Parameters (values are YAML: <code>3</code>, <code>0.5</code>, <code>true</code>, "
         "<code>[a, b]</code>); a wrong name or value stops before anything runs, and the page "
         "you see is kept.</p>"
-        + _fold_params(
+        + readable.folded(
             '<table class="table clipsafety-params"><thead><tr><th>parameter</th><th>type</th>'
             f"<th>default</th><th>meaning</th></tr></thead><tbody>{rows}</tbody></table>",
-            len(params)) +
+            len(params), f"All {len(params)} parameters") +
         "<p>Example commands:</p><pre>" + _cell("\n".join(cmds)) + "</pre></div>")
 
 

@@ -555,7 +555,7 @@ PERCENTILE_METRICS = ("er_mean", "shape_bias", "cood_auroc", "conf_gap")
 
 
 def landscape_models(er: pd.DataFrame) -> pd.DataFrame:
-    """The landscape study's ``effective_robustness_table`` (one row per published model:
+    """:func:`clipsafety.published.effective_robustness_table` (one row per published model:
     source, model, group, imagenet, ``ER <shift>`` and ``ER mean``, and with
     ``accuracies=True`` the raw ``ACC <shift>``, fractions) keyed by checkpoint, in points:
     ``checkpoint, group, imagenet, er_<shift>, er_mean, acc_<shift>, source``
@@ -566,7 +566,7 @@ def landscape_models(er: pd.DataFrame) -> pd.DataFrame:
     missing = sorted(need - set(er.columns))
     if missing:
         raise ValueError(f"effective-robustness table lacks columns {missing}; pass the "
-                         "landscape study's effective_robustness_table(points).")
+                         "clipsafety.published.effective_robustness_table(points).")
     er = er.copy()
     ck = []
     for m in er["model"]:
@@ -606,7 +606,7 @@ def table(effective_robustness: pd.DataFrame | None = None,
     within the model's group, among the models that have the metric).
 
     Evidence joined by checkpoint: effective robustness per shift (the landscape study's
-    ``effective_robustness_table``, :func:`landscape_models`), shape bias and cue share from
+    :func:`clipsafety.published.effective_robustness_table`, :func:`landscape_models`), shape bias and cue share from
     the primary cue-conflict row (:func:`shape_models`; vlm_shapebias and Beyond-INet always,
     the model-vs-human forks when ``fork_decisions`` is given), C-OOD's softmax AUROC and
     confidence gap (:func:`cood_models`; the gap empty where ``softmax_ok`` is False), NINCO's

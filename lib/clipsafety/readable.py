@@ -159,6 +159,14 @@ def _csv_link(csv: str, name: str) -> str:
     return f"{CHART_DATA_URL}{key}.csv"
 
 
+def folded(html: str, n_rows: int, summary: str, limit: int = FOLD_ROWS) -> str:
+    """``html`` as it is, or behind a fold (``<details>`` opened by ``summary``, HTML) when it
+    has more than ``limit`` rows: longer than a reader scans."""
+    if n_rows <= limit:
+        return html
+    return f'<details class="clipsafety-fold"><summary>{summary}</summary>{html}</details>'
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "table"
 
@@ -237,8 +245,7 @@ def table(df: pd.DataFrame, columns: Mapping[str, str | tuple | Column], caption
         href = _csv_link(csv, download or _slug(caption))
         name = html_lib.escape(f"{_slug(download or caption)}.csv", quote=True)
         what = html_lib.escape(caption.rstrip(".")) if caption else "The table"
-        html = (f'<details class="clipsafety-fold"><summary>{what}: {len(df)} rows '
-                f"(show the table)</summary>{html}</details>")
+        html = folded(html, len(df), f"{what}: {len(df)} rows (show the table)", fold)
         foot.append(f'<a href="{href}" download="{name}">Download the full table (CSV, '
                     f"{len(df)} rows)</a>")
     if foot:

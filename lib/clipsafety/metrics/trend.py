@@ -194,8 +194,9 @@ def effective_robustness_ci(x_acc: float, y_acc: float, x_boot, y_boot, base_x, 
     line on a resample of the baseline models (:func:`trend_resamples`, ``seed``), so the
     interval is the joint bootstrap ``y_boot[b] - line_b(x_boot[b])``; ``line="fixed"``
     holds the line at its fit on all baseline models (the images' uncertainty only). The
-    point estimate is the same for both. A resample whose baseline has no line (all x equal)
-    is dropped together with its image resample."""
+    point estimate is the same for both. Resamples whose baseline has no line (all x equal)
+    are dropped, and as many image resamples with them (the last ones: the draws are
+    independent, so which ones does not matter)."""
     from .stats import check_level
 
     if line not in LINE_MODES:

@@ -17,23 +17,16 @@ import socket
 import sys
 from pathlib import Path
 
-from clipsafety.external import sha256_file
+from clipsafety.files import content_digest
 from clipsafety.models._registry import InvalidCheckpoint, WeightsUnavailable
-
-#: checkpoint digests of this process, by file version (path, inode, size, mtime)
-_DIGESTS: dict[tuple, str] = {}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a checkpoint file, read once per process and file version (resolved path,
-    inode, size, modification time in ns): describing a model id, then loading it on a store
-    miss, hashes its file once (a ViT-B-32 checkpoint: 577 MiB, about 0.3 s)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_ino, st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        _DIGESTS[key] = sha256_file(p)
-    return _DIGESTS[key]
+    """sha256 of a checkpoint file, read once per file version (:func:`clipsafety.files.content_digest`:
+    kept in the process and in ``$CLIPSAFETY_CACHE``): describing a model id, then loading it
+    on a store miss, hashes its file once (a ViT-B-32 checkpoint: 577 MiB)."""
+    return content_digest(Path(path).resolve())
+
 
 HUB_HOST = ("huggingface.co", 443)
 _HUB_ONLINE: bool | None = None

@@ -53,13 +53,15 @@ class OpenCLIPSource(ModelSource):
     def load_for_images(self, spec: ModelSpec, device: str = "cpu", *, classnames=None,
                         templates="openai", logit_scale=None, image_size=None) -> LoadedModel:
         """The image tower alone where the head's text embeddings are on disk and the weights
-        can be read tensor by tensor (:func:`_load_image_tower`); else :meth:`load` (predict
-        drops the text tower once the head is built)."""
+        can be read tensor by tensor (:func:`_load_image_tower`); else :meth:`load`, whose head
+        drops the text tower once it is built (when the first images need it)."""
         got = _load_image_tower(spec, device, classnames, templates, logit_scale, image_size)
         if got is not None:
             return got
-        return self.load(spec, device, classnames=classnames, templates=templates,
-                         logit_scale=logit_scale, image_size=image_size)
+        got = self.load(spec, device, classnames=classnames, templates=templates,
+                        logit_scale=logit_scale, image_size=image_size)
+        got.module.drop_text_after_build = True
+        return got
 
 
 def _load_openclip(spec: ModelSpec, device, classnames, templates, logit_scale, image_size):
@@ -253,8 +255,12 @@ def _load_image_tower(spec: ModelSpec, device, classnames, templates, logit_scal
 
     from clipsafety.heads import ZeroShotHead, head_cache_path
 
-    if spec.tag == "random":
-        return None  # the text tower's initialisation is part of the weights
+    if spec.tag in (None, "random"):
+        return None  # @random: the text tower's initialisation is part of the weights
+    path = _weights(spec)[1]
+    file = path if path is not None else _cached_pretrained_file(spec.name, spec.tag)
+    if file is None or not str(file).endswith(".safetensors"):
+        return None  # build_image_tower reads only these
     described = _describe_openclip(spec, classnames, templates, logit_scale, image_size)
     if described is None:
         return None
@@ -262,10 +268,6 @@ def _load_image_tower(spec: ModelSpec, device, classnames, templates, logit_scal
     key = _head_key(described.manifest["weights"], spec.name, names, tmpl, image_size)
     cached = head_cache_path(key)
     if cached is None or not cached.is_file():
-        return None
-    path = _weights(spec)[1]
-    file = path if path is not None else _cached_pretrained_file(spec.name, spec.tag)
-    if file is None:
         return None
     kw = {"force_image_size": image_size} if image_size else {}
     try:

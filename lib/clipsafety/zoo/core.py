@@ -54,6 +54,9 @@ def array_transform(images: np.ndarray):
     return (x - MEAN) / STD
 
 
+array_transform.elementwise = True  # per image: predict may transform a whole set at once
+
+
 def pil_transform():
     """PIL RGB -> normalised ``[3, 32, 32]`` tensor (torchvision)."""
     from torchvision import transforms as T
