@@ -2,6 +2,7 @@
 verdicts, the recorded outputs' folder."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -116,16 +117,33 @@ def test_every_claim_has_one_home_a_kind_and_a_test():
 def test_every_declared_parameter_is_read_by_its_chapter():
     """A parameter a chapter declares but never reads is a dead knob in its rerun box (the
     calibration chapter's transfer_margin was one): each name occurs outside the parameters
-    cell."""
-    import re
+    cell: each name is loaded as a variable in a code cell (not only mentioned in prose or as a
+    keyword argument's name)."""
+    import ast
 
     from clipsafety import contents
 
     dead = {}
     for name in contents.toc_chapters():
         nb = contents.read_notebook(contents.source(name))
-        body = "\n".join(c.source for c in nb.cells if "parameters" not in c.metadata.get("tags", []))
-        unread = [p for p in contents.parameters(name) if not re.search(rf"\b{re.escape(p)}\b", body)]
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code"
+                         and "parameters" not in c.metadata.get("tags", []))
+        code = "\n".join(ln for ln in code.splitlines() if not ln.lstrip().startswith(("%", "!")))
+        loaded = {n.id for n in ast.walk(ast.parse(code))
+                  if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        unread = [p for p in contents.parameters(name) if p not in loaded]
         if unread:
             dead[name] = unread
     assert not dead, f"declared but never read: {dead}"
+
+
+def test_the_workshop_timings_are_of_the_exercises_the_chapters_declare():
+    """``book/workshop_timings.csv`` (read by the intro page) times every exercise, and only
+    those: an exercise added, changed or removed without being timed again fails here."""
+    from clipsafety import contents
+    from clipsafety.sphinx_ext import WORKSHOP_TIMINGS
+
+    timed = pd.read_csv(Path(__file__).resolve().parents[1] / "book" / WORKSHOP_TIMINGS)
+    declared = {(name, ex.task) for name in contents.toc_chapters() for ex in contents.exercises(name)}
+    assert set(zip(timed["chapter"], timed["task"])) == declared
+    assert len(timed) == len(declared) and (timed["seconds"] > 0).all()

@@ -120,7 +120,7 @@ def record(chapter: str, claims_table, **tables) -> None:
     payload = {"chapter": chapter, "params": run["changed"], "rerun": run["rerun"],
                "claims": _plain(claims_table),
                "tables": {k: _plain(v) for k, v in tables.items()}}
-    where = rerun_path(chapter, run["changed"]) if run["rerun"] else path(chapter)
+    where = recorded(chapter)
     where.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(where, json.dumps(payload, indent=1, default=str))
     return None

@@ -42,10 +42,10 @@ class Exercise:
     measures: Callable[[dict], dict] | None = None
 
 
-def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool = True) -> Callable:
+def group_means(table: str, columns: dict, *, claims: bool = True) -> Callable:
     """An :attr:`Exercise.measures`: the mean of each column of the recorded table ``table``
-    (``columns``: ``{column: what it is, in words with its unit}``) per model group (only
-    ``groups`` when given), and with ``claims`` each claim's verdict and estimate
+    (``columns``: ``{column: what it is, in words with its unit}``) per model group, and with
+    ``claims`` each claim's verdict and estimate
     (:func:`clipsafety.pages.claim_measures`). A table that was not recorded gives nothing."""
     def measure(payload: dict) -> dict:
         import pandas as pd
@@ -58,8 +58,6 @@ def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool =
         out = {}
         if len(df) and "group" in df:
             for g, part in df.groupby("group", sort=False):
-                if groups and g not in groups:
-                    continue
                 for col, label in columns.items():
                     if col in part and part[col].notna().any():
                         have = part[part[col].notna()]
@@ -70,23 +68,21 @@ def group_means(table: str, columns: dict, *, groups: tuple = (), claims: bool =
     return measure
 
 
-def table_values(table: str, keys: tuple, columns: dict, *, claims: bool = False,
-                 factor: float = 1.0) -> Callable:
+def table_values(table: str, keys: tuple, columns: dict, *, factor: float = 1.0) -> Callable:
     """An :attr:`Exercise.measures`: each row's ``columns`` of the recorded table ``table``
     (``{column: what it is, in words with its unit}``), named by the row's ``keys`` (a
-    snake_case value read as words), times ``factor`` (100: a fraction shown in percent), and
-    with ``claims`` each claim's verdict and estimate."""
+    snake_case value read as words), times ``factor`` (100: a fraction shown in percent)."""
     def measure(payload: dict) -> dict:
-        from clipsafety.pages import claim_measures
+        from clipsafety.plots import words
 
         out = {}
         for r in (payload.get("tables") or {}).get(table) or []:
-            name = ", ".join(str(r.get(k)).replace("_", " ") for k in keys)
+            name = ", ".join(words(r.get(k)) for k in keys)
             for col, label in columns.items():
                 v = r.get(col)
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     out[f"{label}: {name}"] = factor * float(v)
-        return {**out, **(claim_measures(payload) if claims else {})}
+        return out
     return measure
 
 

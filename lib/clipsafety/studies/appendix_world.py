@@ -37,7 +37,7 @@ from clipsafety.rules import Exercise
 
 __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING_SOURCES",
            "RAW_POOL", "WORLD_KNOBS", "accuracy_ranges", "calibration_medians", "condition_drops",
-           "contract", "curation_steps", "dataset_card", "factor_frequencies", "false_negative_share", "false_negative_table", "gap_by_set", "matched_pairs",
+           "contract", "curation_steps", "dataset_card", "factor_frequencies", "KEPT_ACCURACY_POINTS", "false_negative_share", "false_negative_table", "gap_by_set", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
            "paired_er_difference", "real_gap_summary", "real_signature", "signature", "signature_table",
            "regime_by_group", "budget_response", "pilot_effects", "recipes_in_range", "regime_sentences",
@@ -560,6 +560,10 @@ def budget_response(trained: pd.DataFrame) -> pd.DataFrame:
 CLIP_BUDGET_FACTORS = {"2x samples seen": 2, "4x samples seen": 4}
 
 
+#: a retrained zoo keeps a model's ID accuracy when it moves by at most this many points
+KEPT_ACCURACY_POINTS = 2.0
+
+
 def tower_of(model_id: str) -> str:
     """The tower family of a zoo plan entry (``clip-vit-wit-10k`` -> ``vit``); an id the plan
     does not hold is its own tower."""
@@ -581,7 +585,8 @@ def recipes_in_range(trained: pd.DataFrame, lo: float, hi: float) -> pd.DataFram
     return d[["tower", "model", "variant", "gap_points", "inside", "accuracy_change"]].reset_index(drop=True)
 
 
-def tower_rule_sentence(table: pd.DataFrame, lo: float, hi: float) -> str:
+def tower_rule_sentence(table: pd.DataFrame, lo: float, hi: float,
+                        kept_accuracy: float = KEPT_ACCURACY_POINTS) -> str:
     """In words, from :func:`recipes_in_range`: per tower, the recipes (of those piloted on all
     its models) that put every piloted model in range, else which model each recipe misses;
     and the accuracy change of the pilots inside the range."""
@@ -601,8 +606,9 @@ def tower_rule_sentence(table: pd.DataFrame, lo: float, hi: float) -> str:
     acc = ("" if inside.empty else
            f" The {len(inside)} pilots inside the range changed their model's ID accuracy by "
            f"{inside['accuracy_change'].min():+.1f} to {inside['accuracy_change'].max():+.1f} "
-           f"points (median {inside['accuracy_change'].median():+.1f}), where the zoo's accuracies "
-           "are to be kept.")
+           f"points (median {inside['accuracy_change'].median():+.1f}); "
+           f"{int((inside['accuracy_change'].abs() <= kept_accuracy).sum())} of them kept it "
+           f"within {kept_accuracy:g} points, as a retrained zoo must.")
     return (f"Per tower, the recipes that put each piloted CLIP inside the real zero-shot range "
             f"({lo:+.1f} to {hi:+.1f} points; its gap in brackets): " + "; ".join(parts) + "." + acc)
 
@@ -619,14 +625,19 @@ def retrain_seconds(catalog: pd.DataFrame, clip_factor: float) -> float:
 def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                      trained: pd.DataFrame | None, tolerance: float = 0.15,
                      clip_range: tuple | None = None, max_accuracy_loss: float = 5.0,
-                     catalog: pd.DataFrame | None = None) -> list[str]:
+                     catalog: pd.DataFrame | None = None,
+                     kept_accuracy: float = KEPT_ACCURACY_POINTS) -> list[str]:
     """What the confidence pilots show, in words computed from their tables: whether the CLIPs'
     learned scale sits at its contrastive optimum (within ``tolerance``, relative), how batch
     size and same-category negatives move that optimum, the scale a zero gap would need, and
     each training pilot's effect on the gap. With ``clip_range`` (the real zero-shot range,
-    ``(lo, hi, ...)`` in points), a last sentence names the CLIP pilots that put their model
-    inside it while losing at most ``max_accuracy_loss`` points of ID accuracy, or says none
-    did."""
+    ``(lo, hi, ...)`` in points), the last sentences say per tower which recipes put each
+    piloted CLIP inside it, and name the CLIP pilots that do so while keeping their model's ID
+    accuracy (within ``kept_accuracy`` points either way, as a retrained zoo must); whether the
+    world's calibration rows read *premise not met* is read from the committed zoo's CLIPs.
+    ``max_accuracy_loss`` (median, points) bounds the pilots considered as levers at all."""
+    from clipsafety.zoo.plan import CLIP_RECIPE
+
     out = []
     clips = committed.dropna(subset=["logit_scale"])
     if len(clips):
@@ -637,17 +648,19 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
         out.append(
             f"The {len(clips)} zero-shot CLIPs learned logit scales of "
             f"{clips['logit_scale'].min():.1f} to {clips['logit_scale'].max():.1f} (open_clip starts "
-            f"at {open_clip_init_scale():.1f}). Their own contrastive loss, on batches of 64 from their training "
+            f"at {open_clip_init_scale():.1f}). Their own contrastive loss, on batches of "
+            f"{CLIP_RECIPE['batch']} (the zoo's recipe) from their training "
             f"set, is lowest at {clips['contrastive_optimal_scale'].min():.1f} to "
             f"{clips['contrastive_optimal_scale'].max():.1f}: {at_opt:.0%} of them sit within "
             f"{tolerance:.0%} of that optimum (median ratio {ratio.median():.2f}). "
-            + ("The scale is learned; it is the contrastive objective on this world that "
-               "wants it small." if at_opt >= 0.75 else
+            + ("The scale is learned to that optimum: the contrastive objective on this world "
+               "sets it, not too short a training." if at_opt >= 0.75 else
                "The scale has not reached its contrastive optimum."))
         out.append(
             f"Without the negatives that share the positive's category "
             f"({clips['same_category_negative_share'].median():.0%} of a batch's pairs), the "
-            f"optimum rises only to a median {clips['contrastive_optimal_scale_no_same_category'].median():.1f}. "
+            f"optimum moves from a median {clips['contrastive_optimal_scale'].median():.1f} to "
+            f"{clips['contrastive_optimal_scale_no_same_category'].median():.1f}. "
             f"A zero ID gap would need a zero-shot scale of {clips['scale_for_zero_gap'].min():.0f} "
             f"to {clips['scale_for_zero_gap'].max():.0f} (median "
             f"{clips['scale_for_zero_gap'].median():.0f}), {clips['scale_for_zero_gap'].median() / clips['logit_scale'].median():.1f} "
@@ -663,7 +676,9 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
         from clipsafety.zoo.pilots import REAL_CLIP_BATCH
         from clipsafety.zoo.train import LOGIT_SCALE_CAP
 
-        out.append(f"Batch size barely moves the optimum: a median {w.iloc[0]:.1f} at batch "
+        rel = w.iloc[-1] / w.iloc[0] - 1
+        out.append(f"Batch size {'barely moves' if abs(rel) < 0.2 else 'moves'} the optimum "
+                   f"({rel:+.0%}): a median {w.iloc[0]:.1f} at batch "
                    f"{w.index[0]} and {w.iloc[-1]:.1f} at batch {w.index[-1]} (real CLIP trains "
                    f"at {REAL_CLIP_BATCH:,} and its scale reaches the cap of {LOGIT_SCALE_CAP:g}).")
     if trained is not None and len(trained):
@@ -705,8 +720,8 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
             moves = usable.groupby("variant", sort=False)["gap_change"].median()
             top = moves.idxmax()
             part = usable[usable["variant"] == top]
-            out.append(f"Among the CLIP pilots that do not cost accuracy (a median loss of at most "
-                       f"{max_accuracy_loss:g} points), *{top}* moves the gap most (a median "
+            out.append(f"Among the CLIP pilots that lose at most {max_accuracy_loss:g} points of "
+                       f"accuracy (median), *{top}* moves the gap most (a median "
                        f"{moves.max():+.1f} points), but by {part['gap_change'].min():+.1f} to "
                        f"{part['gap_change'].max():+.1f} points across its "
                        f"{len(part)} models, to gaps of {part['gap_points'].min():+.1f} to "
@@ -715,25 +730,30 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
             from clipsafety.premises import REGIME_SHARE
 
             lo, hi = clip_range[:2]
-            out.append(tower_rule_sentence(recipes_in_range(trained, lo, hi), lo, hi))
-            ok = clip_eff.assign(inside=(clip_eff["gap_points"] >= lo) & (clip_eff["gap_points"] <= hi)
-                                 & (clip_eff["accuracy_change"] >= -max_accuracy_loss))
+            out.append(tower_rule_sentence(recipes_in_range(trained, lo, hi), lo, hi, kept_accuracy))
+            inside = (clip_eff["gap_points"] >= lo) & (clip_eff["gap_points"] <= hi)
+            ok = clip_eff.assign(inside=inside & (clip_eff["accuracy_change"].abs() <= kept_accuracy))
             share = ok.groupby("variant", sort=False)["inside"].mean()
             hits = ok[ok["inside"]]
             reached = share[share >= REGIME_SHARE]
+            gaps = committed.loc[committed["logit_scale"].notna(), "gap_points"]
+            zoo_share = float(((gaps >= lo) & (gaps <= hi)).mean()) if len(gaps) else float("nan")
             out.append(
-                f"Inside the real zero-shot range ({lo:+.1f} to {hi:+.1f} points) while losing at "
-                f"most {max_accuracy_loss:g} points of ID accuracy: "
+                f"Inside the real zero-shot range ({lo:+.1f} to {hi:+.1f} points) with the model's "
+                f"ID accuracy kept (within {kept_accuracy:g} points): "
                 + ("no CLIP pilot" if hits.empty else
                    "; ".join(f"{r.model} with *{r.variant}*" for r in hits.itertuples()))
-                + f" ({len(hits)} of {len(clip_eff)}). "
+                + f" ({len(hits)} of {len(clip_eff)}; {int(inside.sum())} inside the range at all). "
                 + ("No recipe change puts " if reached.empty else
                    "The recipe change(s) " + ", ".join(f"*{v}*" for v in reached.index) + " put ")
-                + f"at least {REGIME_SHARE:.0%} of its pilot CLIPs there, the share the "
-                  "calibration premise asks of the zoo"
-                + (", so the zoo keeps its recipe and the calibration, prompt and curation "
-                   "chapters' world rows read *premise not met*." if reached.empty else
-                   ": a retrained zoo with it is the next step."))
+                + f"at least {REGIME_SHARE:.0%} of its pilot CLIPs there with their accuracy "
+                  "kept (the share the calibration premise asks of the zoo)"
+                + ("; a retrained zoo with it is the next step" if not reached.empty else
+                   ", so the zoo keeps its recipe")
+                + f". Of the committed zoo's {len(gaps)} zero-shot CLIPs, {zoo_share:.0%} lie in "
+                  "the range"
+                + (", so the calibration, prompt and curation chapters' world rows read "
+                   "*premise not met*." if zoo_share < REGIME_SHARE else "."))
             if catalog is not None and not reached.empty:
                 for v in reached.index:
                     factor = CLIP_BUDGET_FACTORS.get(v)
@@ -743,8 +763,7 @@ def regime_sentences(committed: pd.DataFrame, batch: pd.DataFrame | None,
                             f"*{v}* for every zoo CLIP (and a retrain of the fine-tunes built on "
                             f"them) costs about {sec / 60:.0f} minutes of one core at the "
                             f"committed zoo's measured training times, {sec / 120:.0f} minutes with "
-                            "`make zoo`'s 2 workers; the zoo's CLIPs keep their recipe until that "
-                            "retrain is run, so their calibration rows still read *premise not met*.")
+                            "`make zoo`'s 2 workers.")
     return out
 
 

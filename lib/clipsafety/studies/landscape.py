@@ -23,7 +23,12 @@ from clipsafety import rules as _R
 from clipsafety.claims import Claim
 from clipsafety.groups import BASELINE, CLIP_ZEROSHOT, FT_GROUPS, group_label
 from clipsafety.metrics import bootstrap_ci, trend_band
-from clipsafety.published import SHIFTS, baseline_lines, effective_robustness_table
+from clipsafety.published import (
+    BASELINE_SOURCES,
+    SHIFTS,
+    baseline_lines,
+    effective_robustness_table,
+)
 from clipsafety.rules import Exercise
 
 __all__ = ["CLAIMS", "analogue_names", "analogues_of", "assess_landscape_claims",
@@ -51,7 +56,7 @@ def source_counts(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_landscape(long: pd.DataFrame, baseline_groups=(BASELINE,),
-                  baseline_sources=("timm", "imagenet-testbed"), scale: str = "logit",
+                  baseline_sources=BASELINE_SOURCES, scale: str = "logit",
                   n_boot: int = 1000, seed: int = 0, grid_points: int = 60):
     """Fit every shift's baseline trend; return ``(points, bands, fits)``.
 

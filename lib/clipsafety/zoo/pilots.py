@@ -33,9 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from clipsafety.zoo.core import ZOO_DIR
+from clipsafety.zoo.core import zoo_dir
 
-PILOT_DIR = ZOO_DIR / "pilots"
+
+def pilot_dir() -> Path:
+    """``pilots/`` of the zoo this process reads (:func:`clipsafety.zoo.core.zoo_dir`)."""
+    return zoo_dir() / "pilots"
+
+
 #: the batch of OpenAI's CLIP training (Radford et al. 2021, section 2.5)
 REAL_CLIP_BATCH = 32_768
 
@@ -89,17 +94,13 @@ def best_single_scale(lo_scales, hi_scales) -> tuple[float, int]:
     return float(c), n
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
-
-
 def confidence_gap(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float, float]:
-    """``(accuracy, mean top-1 softmax confidence, gap in points)`` of ``logits [N, C]``."""
-    L = np.asarray(logits, np.float64)
-    acc = float((L.argmax(1) == np.asarray(targets)).mean())
-    conf = float(_softmax(L).max(1).mean())
+    """``(accuracy, mean top-1 softmax confidence, gap in points)`` of ``logits [N, C]``
+    (:func:`clipsafety.metrics.confidences`)."""
+    from clipsafety import metrics
+
+    conf, correct = metrics.confidences(np.asarray(logits, np.float64), np.asarray(targets))
+    acc, conf = float(np.mean(correct)), float(np.mean(conf))
     return acc, conf, 100.0 * (conf - acc)
 
 
@@ -112,10 +113,9 @@ def scale_for_gap(cosines: np.ndarray, targets: np.ndarray, gap: float = 0.0,
     from scipy.optimize import brentq
 
     C = np.asarray(cosines, np.float64)
-    acc = float((C.argmax(1) == np.asarray(targets)).mean())
 
     def f(log_s):
-        return 100.0 * (_softmax(math.exp(log_s) * C).max(1).mean() - acc) - gap
+        return confidence_gap(math.exp(log_s) * C, targets)[2] - gap
 
     a, b = math.log(lo), math.log(hi)
     if f(a) * f(b) > 0:
@@ -167,12 +167,11 @@ def _logits(module, images: np.ndarray) -> np.ndarray:
 
 
 def _clip_of(zoo_id: str):
-    from clipsafety.zoo.core import _read, build_clip
+    from clipsafety.zoo.core import _read
+    from clipsafety.zoo.train import _clip_from
 
     state, meta, _ = _read(zoo_id)
-    clip = build_clip(meta["clip_config"])
-    clip.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
-    return clip.eval()
+    return _clip_from(meta, state)[0]
 
 
 def _zero_shot_module(clip):
@@ -226,11 +225,12 @@ def committed(ids=None, n_batches: int = 20, data=None, real_range=None) -> list
     scale between them puts the model inside the real range."""
     from clipsafety.zoo import train as T
     from clipsafety.zoo.core import load
+    from clipsafety.zoo.plan import CLIP_RECIPE
 
     data = data or T._Data()
     X, y = _id_set()
     rows = []
-    cat = {r["id"]: r for r in csv.DictReader(open(ZOO_DIR / "catalog.csv"))}
+    cat = {r["id"]: r for r in csv.DictReader(open(zoo_dir() / "catalog.csv"))}
     for zid in ids or [i for i, r in cat.items() if r["group"] != "reference"]:
         zid = zid.removeprefix("zoo:")
         r = cat[zid]
@@ -244,7 +244,8 @@ def committed(ids=None, n_batches: int = 20, data=None, real_range=None) -> list
             clip = _clip_of(zid)
             s = float(clip.logit_scale.detach().exp())
             _, imgs, lab, _ = data.get(r["train_set"])
-            sims, sames = _batch_sims(clip, imgs, data.tokens(r["train_set"]), lab, 64, n_batches)
+            sims, sames = _batch_sims(clip, imgs, data.tokens(r["train_set"]), lab,
+                                      CLIP_RECIPE["batch"], n_batches)
             row.update(logit_scale=s,
                        contrastive_optimal_scale=contrastive_optimal_scale(sims),
                        contrastive_optimal_scale_no_same_category=contrastive_optimal_scale(sims, sames),
@@ -351,6 +352,13 @@ def _ordered(rows: list[dict]) -> list[dict]:
                                        variants.index(r["variant"]) if r["variant"] in variants else 99))
 
 
+def merged_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """The pilot table after a run: every ``new`` row, and each ``old`` row that no new row
+    replaces (same model and variant), in the pilot tables' order."""
+    fresh = {(r["model"], r["variant"]) for r in new}
+    return _ordered([r for r in old if (r["model"], r["variant"]) not in fresh] + list(new))
+
+
 def provenance() -> dict:
     import torch
 
@@ -360,9 +368,9 @@ def provenance() -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Measure the zoo's confidence regime (issue 28).")
-    ap.add_argument("what", nargs="*", default=["committed", "batch"],
-                    choices=["committed", "batch", "trained"])
-    ap.add_argument("--out", default=str(PILOT_DIR))
+    # no ``choices``: Python 3.11's argparse refuses an empty ``nargs="*"`` list against them
+    ap.add_argument("what", nargs="*", help="committed, batch and/or trained (default: committed batch)")
+    ap.add_argument("--out", default=None, help="default: the zoo's pilots/ folder")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variants", nargs="*", default=None,
                     help="train only these pilots (names of CLIP_VARIANTS / SUP_VARIANTS); their "
@@ -375,22 +383,23 @@ def main(argv=None) -> int:
     from clipsafety.zoo import train as T
 
     torch.set_num_threads(a.threads)
-    out = Path(a.out)
+    out = Path(a.out) if a.out else pilot_dir()
+    what = a.what or ["committed", "batch"]
+    if set(what) - {"committed", "batch", "trained"}:
+        ap.error(f"unknown measure(s) {sorted(set(what) - {'committed', 'batch', 'trained'})}; "
+                 "expected committed, batch or trained")
     data = T._Data()
-    if "committed" in a.what:
+    if "committed" in what:
         _write(committed(data=data, real_range=real_clip_range()), out / "committed.csv")
-    if "batch" in a.what:
+    if "batch" in what:
         _write(batch_sizes(data=data), out / "batch.csv")
-    if "trained" in a.what:
+    if "trained" in what:
         known = {**CLIP_VARIANTS, **SUP_VARIANTS}
         bad = sorted(set(a.variants or ()) - set(known))
         if bad:
             ap.error(f"unknown pilot(s) {bad}; expected some of {sorted(known)}")
         path = out / "trained.csv"
-        kept = []
-        if a.variants and path.exists():
-            kept = [r for r in csv.DictReader(open(path))
-                    if r["variant"] not in a.variants or (a.models and r["model"] not in a.models)]
+        old = list(csv.DictReader(open(path))) if path.exists() else []
         rows = []
         for models, variants in ((CLIP_PILOT_MODELS, CLIP_VARIANTS), (SUP_PILOT_MODELS, SUP_VARIANTS),
                                  (BUDGET_PILOT_MODELS, BUDGET_VARIANTS)):
@@ -399,7 +408,7 @@ def main(argv=None) -> int:
                     continue
                 rows += [train_variant(zid, v, data) for v in variants
                          if a.variants is None or v in a.variants]
-                _write(_ordered(kept + rows), path)
+                _write(merged_rows(old, rows), path)  # after each model: a stopped run keeps the rest
     print(f"wrote {out} ({provenance()})")
     return 0
 
