@@ -499,24 +499,26 @@ if (pilot_dir / "committed.csv").exists():
            "contrastive_optimal_scale": ("Median contrastive-optimal scale", "ratio", 1, "not a zero-shot CLIP"),
            "scale_for_zero_gap": ("Median scale for a zero gap", "ratio", 1, "not a zero-shot CLIP")},
           "The zoo's ID confidence regime per group, against C-OOD's real range."))
-    by_set = study.gap_by_set(cal)
-    by_set_pts = by_set.assign(**{c: by_set[c] / 100 for c in ("gap_median", "gap_min", "gap_max")})
+    by_set = cal_study.confidence_gaps(cal, per_set=True).reset_index()
+    by_set_pts = by_set.assign(**{c: by_set[c] / 100 for c in ("median_gap", "min_gap", "max_gap")})
     display(shown(by_set_pts.assign(group=by_set_pts["group"].map(group_label)),
           {"group": "Group", "dataset": "Set", "models": ("Models", "count"),
-           "gap_median": ("Median gap", "points", 1), "gap_min": ("Lowest gap", "points", 1),
-           "gap_max": ("Highest gap", "points", 1),
+           "confidence": ("Mean confidence", "percent"),
+           "median_gap": ("Median gap", "points", 1), "min_gap": ("Lowest gap", "points", 1),
+           "max_gap": ("Highest gap", "points", 1),
            "over_confident": ("Over-confident models", "percent"),
-           "accuracy": ("Median accuracy", "percent"),
+           "accuracy": ("Mean accuracy", "percent"),
            "temperature_median": ("Median ID temperature", "ratio", 2)},
           "The zoo's confidence gap per group and set, before scaling (the ID set's evaluation "
           "half; the temperature is fitted on its other half).", download="zoo-gap-per-set"))
     if px is not None:
-        px_gaps = study.real_gap_summary(px)
+        px_gaps = cal_study.confidence_gaps(
+            px.assign(is_id=True, mean_confidence_before=px["mean_confidence"]))
         display(Markdown("Real models, for comparison: ImageNet-X's published per-image "
                          "confidences on ImageNet validation give signed gaps of " + "; ".join(
-                             f"{group_label(r.group)}: {r.gap_min:+.1f} to {r.gap_max:+.1f} points "
-                             f"(median {r.gap_median:+.1f}, {r.models} models)"
-                             for r in px_gaps.itertuples()) + "."))
+                             f"{group_label(g)}: {r.min_gap:+.1f} to {r.max_gap:+.1f} points "
+                             f"(median {r.median_gap:+.1f}, {int(r.models)} models)"
+                             for g, r in px_gaps.iterrows()) + "."))
     display(Markdown("\n\n".join(study.regime_sentences(
         committed, batch_opt, trained, clip_range=gap_ranges.get(CLIP_ZEROSHOT),
         catalog=catalog))))

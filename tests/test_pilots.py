@@ -253,20 +253,20 @@ def test_a_rule_per_tower_needs_one_recipe_inside_the_range_on_all_its_models():
 
 
 def test_gap_per_group_and_set_by_hand():
-    from clipsafety.studies import appendix_world as W
+    from clipsafety.studies import calibration as C
 
     cal = pd.DataFrame({"model": ["a", "b", "a", "b", "c"], "group": ["g", "g", "g", "g", "h"],
-                        "dataset": ["id", "id", "s", "s", "id"],
+                        "dataset": ["id", "id", "s", "s", "id"], "is_id": [1, 1, 0, 0, 1],
                         "accuracy": [0.5, 0.6, 0.2, 0.3, 0.9],
                         "mean_confidence_before": [0.4, 0.65, 0.3, 0.25, 0.8],
-                        "T_id": [0.8, 1.2, 0.8, 1.2, 2.0]})
-    t = W.gap_by_set(cal).set_index(["group", "dataset"])
-    assert t.loc[("g", "id"), "gap_median"] == pytest.approx(np.median([-10.0, 5.0]))
-    assert t.loc[("g", "s"), "gap_min"] == pytest.approx(-5.0) and t.loc[("g", "s"), "gap_max"] == pytest.approx(10.0)
+                        "T_id": [0.8, 1.2, 0.8, 1.2, 2.0]}).astype({"is_id": bool})
+    t = C.confidence_gaps(cal, per_set=True)
+    assert t.loc[("g", "id"), "median_gap"] == pytest.approx(np.median([-10.0, 5.0]))
+    assert t.loc[("g", "s"), "min_gap"] == pytest.approx(-5.0) and t.loc[("g", "s"), "max_gap"] == pytest.approx(10.0)
     assert t.loc[("g", "id"), "over_confident"] == 0.5 and t.loc[("h", "id"), "temperature_median"] == 2.0
-    real = W.real_gap_summary(pd.DataFrame({"model": ["x", "y"], "group": ["g", "g"],
-                                            "accuracy": [0.7, 0.8], "mean_confidence": [0.75, 0.7]}))
-    assert real.loc[0, "gap_min"] == pytest.approx(-10.0) and real.loc[0, "gap_max"] == pytest.approx(5.0)
+    idonly = C.confidence_gaps(cal)  # the ID rows per group, as the calibration chapter shows
+    assert list(idonly.index) == ["g", "h"] and idonly.loc["g", "median_gap"] == pytest.approx(-2.5)
+
 
 
 def test_a_pilot_run_replaces_only_the_rows_it_trains():

@@ -37,9 +37,9 @@ from clipsafety.rules import Exercise
 
 __all__ = ["ID_SET", "NATURAL_SHIFTS", "NOTABLE_DROP", "OTHER_SHIFTS", "TRAINING_SOURCES",
            "RAW_POOL", "WORLD_KNOBS", "accuracy_ranges", "calibration_medians", "condition_drops",
-           "contract", "curation_steps", "dataset_card", "factor_frequencies", "KEPT_ACCURACY_POINTS", "false_negative_share", "false_negative_table", "gap_by_set", "matched_pairs",
+           "contract", "curation_steps", "dataset_card", "factor_frequencies", "KEPT_ACCURACY_POINTS", "false_negative_share", "false_negative_table", "matched_pairs",
            "notable_drops", "ood_medians", "pair_differences", "pair_summary", "pair_table",
-           "paired_er_difference", "real_gap_summary", "real_signature", "signature", "signature_table",
+           "paired_er_difference", "real_signature", "signature", "signature_table",
            "regime_by_group", "budget_response", "pilot_effects", "recipes_in_range", "regime_sentences",
            "retrain_seconds", "source_knobs", "tower_of", "tower_rule_sentence", "zoo_points"]
 
@@ -510,29 +510,6 @@ def regime_by_group(committed: pd.DataFrame, ranges: Mapping[str, tuple]) -> pd.
             row[c] = float(part[c].median()) if c in part and part[c].notna().any() else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def gap_by_set(cal: pd.DataFrame) -> pd.DataFrame:
-    """Per (group, set) of a calibration table (:func:`clipsafety.studies.calibration.calibration_table`,
-    before scaling): models, the median, lowest and highest signed confidence gap (mean top-1
-    confidence minus accuracy, points; negative = under-confident), the share of over-confident
-    models, the median accuracy and the median ID temperature ``T_id`` of those models."""
-    d = cal.assign(gap=100 * (cal["mean_confidence_before"] - cal["accuracy"]))
-    out = (d.groupby(["group", "dataset"], sort=False)
-           .agg(models=("model", "nunique"), gap_median=("gap", "median"), gap_min=("gap", "min"),
-                gap_max=("gap", "max"), over_confident=("gap", lambda g: float((g > 0).mean())),
-                accuracy=("accuracy", "median"), temperature_median=("T_id", "median")))
-    return out.reset_index()
-
-
-def real_gap_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per group of a published table with ``accuracy`` and ``mean_confidence`` (fractions; e.g.
-    :func:`clipsafety.studies.calibration.published_imagenetx_table`): models and the median,
-    lowest and highest signed gap in points."""
-    d = table.assign(gap=100 * (table["mean_confidence"] - table["accuracy"]))
-    return (d.groupby("group", sort=False)
-            .agg(models=("model", "nunique"), gap_median=("gap", "median"), gap_min=("gap", "min"),
-                 gap_max=("gap", "max")).reset_index())
 
 
 def pilot_effects(trained: pd.DataFrame) -> pd.DataFrame:

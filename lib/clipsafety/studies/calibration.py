@@ -474,16 +474,22 @@ def chance_premise(ok: pd.DataFrame, factor: float = MIN_ABOVE_CHANCE) -> claims
         f"at least one condition with accuracy >= {factor:g}x chance")
 
 
-def confidence_gaps(table: pd.DataFrame) -> pd.DataFrame:
-    """Per group, on the ID rows of a :func:`calibration_table`: models, mean accuracy, mean
-    confidence before scaling and the median gap ``100 * (confidence - accuracy)`` (points;
-    negative = under-confident)."""
-    idt = table[table["is_id"]].assign(
-        gap=lambda t: 100 * (t["mean_confidence_before"] - t["accuracy"]))
-    return idt.groupby("group").agg(models=("model", "nunique"), accuracy=("accuracy", "mean"),
-                                    confidence=("mean_confidence_before", "mean"),
-                                    median_gap=("gap", "median"), min_gap=("gap", "min"),
-                                    max_gap=("gap", "max"))
+def confidence_gaps(table: pd.DataFrame, per_set: bool = False) -> pd.DataFrame:
+    """Per group, on the ID rows of a :func:`calibration_table` (``per_set``: per group and
+    test condition, every row): models, mean accuracy, mean confidence before scaling, the
+    median, lowest and highest gap ``100 * (confidence - accuracy)`` (points; negative =
+    under-confident), the share of over-confident models and, where the table has it, the
+    median ID temperature ``T_id``. A published table of per-model ``accuracy`` and
+    ``mean_confidence_before`` (``is_id`` True) reads the same way."""
+    rows = table if per_set else table[table["is_id"]]
+    t = rows.assign(gap=100 * (rows["mean_confidence_before"] - rows["accuracy"]))
+    agg = dict(models=("model", "nunique"), accuracy=("accuracy", "mean"),
+               confidence=("mean_confidence_before", "mean"), median_gap=("gap", "median"),
+               min_gap=("gap", "min"), max_gap=("gap", "max"),
+               over_confident=("gap", lambda g: float((g > 0).mean())))
+    if "T_id" in t:
+        agg["temperature_median"] = ("T_id", "median")
+    return t.groupby(["group", "dataset"] if per_set else "group", sort=not per_set).agg(**agg)
 
 
 def regime_premise(table: pd.DataFrame, real: pd.DataFrame | None,
