@@ -80,7 +80,7 @@ def write_state(chapter: Chapter, key: str, params: dict, seconds: float) -> Non
         "key": key, "params": params, "seconds": seconds,
         "recorded_outputs": outputs.path(chapter.name).exists(),
         "executed_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "defaults": {k: v["default"] for k, v in chapter.parameters().items()},
+        "defaults": chapter.defaults(),
     }, indent=1, default=str))
 
 

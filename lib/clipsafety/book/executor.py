@@ -58,7 +58,7 @@ def execute(chapter: Chapter, params: dict, env: dict, force: bool = False,
 
         nbformat.write(parameterize_notebook(chapter.notebook(), params, kernel_name="python3",
                                              language="python"), src)
-        defaults = {k: v["default"] for k, v in chapter.parameters().items()}
+        defaults = chapter.defaults()
         changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
         saved = os.environ.get(outputs.RUN_ENV)
         os.environ[outputs.RUN_ENV] = outputs.run_env(
@@ -262,8 +262,7 @@ def check_chapter_params(name: str, pairs: list[tuple[str, str]]) -> tuple[Chapt
     and value checked; raises :class:`~clipsafety.errors.ParameterError` before any work."""
     ch = get_chapter(name)
     given = validate_params(ch, parse_cli_params(pairs))
-    params = {k: v["default"] for k, v in ch.parameters().items()}
-    params.update(given)
+    params = {**ch.defaults(), **given}
     return ch, params
 
 

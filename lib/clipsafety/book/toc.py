@@ -45,6 +45,10 @@ class Chapter:
         """
         return contents.declared_parameters(self.source)
 
+    def defaults(self) -> dict:
+        """Each declared parameter's default value (the book's own run)."""
+        return {k: v["default"] for k, v in self.parameters().items()}
+
 
 def chapters() -> list[Chapter]:
     """All chapters: the table of contents' order first, then any other analyses/*.py."""
